@@ -1,0 +1,1 @@
+"""Packet sources: each yields raw batches (bytes, meta) for the decoder."""

@@ -1,0 +1,149 @@
+"""`wirewatch read | config`: argument parsing only; the work is in engine and friends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .blocklist import BlocklistError
+from .capture.pcapfile import CaptureError, read_batches
+from .config import Config, ConfigError, Override, describe, load, parse_assignment
+from .engine import Engine
+from .progress import Progress
+from .sinks.console import ConsoleSink
+from .sinks.jsonl import JsonlSink
+
+EXIT_USAGE = 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration")
+    g.add_argument("--config", metavar="FILE", help="TOML config file")
+    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="set any config key, e.g. --set detect.port_scan.threshold=30 (repeatable)")
+    g.add_argument("-i", "--interface", help="interface name (recorded as in_iface)")
+    g.add_argument("--time-window", type=float, metavar="SECONDS", help="default detection window")
+    g.add_argument("--scan-threshold", type=int, metavar="N", help="distinct ports that make a port scan")
+    g.add_argument("--traffic-threshold", type=int, metavar="N", help="packets per window that make a traffic burst")
+    g.add_argument("--cooldown", type=float, metavar="SECONDS", help="suppress repeats of an alert for this long")
+    g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
+    g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
+    g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
+
+
+FLAG_KEYS = {
+    "interface": ("general", "interface"),
+    "time_window": ("general", "time_window"),
+    "scan_threshold": ("detect.port_scan", "threshold"),
+    "traffic_threshold": ("detect.traffic_burst", "threshold"),
+    "cooldown": ("alerts", "cooldown"),
+    "logfile": ("output", "logfile"),
+    "suspicious_ports": ("detect.suspicious_port", "ports"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wirewatch", description="Network intrusion detection on packet time.")
+    parser.add_argument("--version", action="version", version=f"wirewatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    read = sub.add_parser("read", help="analyse pcap/pcapng files")
+    read.add_argument("files", nargs="+", metavar="FILE")
+    read.add_argument("--format", choices=("text", "json"), default="text", help="summary format (default text)")
+    read.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
+    read.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _common(read)
+    cfg = sub.add_parser("config", help="print the configuration in effect, with help")
+    _common(cfg)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    cli: list[Override] = []
+    for attr, (section, key) in FLAG_KEYS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            cli.append((section, key, value if not isinstance(value, str) or attr != "suspicious_ports" else value,
+                        f"--{attr.replace('_', '-')}"))
+    if args.blacklist:
+        cli.append(("detect.blacklist", "files", list(args.blacklist), "--blacklist"))
+    cli += [parse_assignment(s) for s in args.set]
+    return load(args.config, cli)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        if args.command == "config":
+            print(describe(cfg))
+            return 0
+        return cmd_read(args, cfg)
+    except (ConfigError, BlocklistError) as exc:
+        print(f"wirewatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
+    sinks: list[Any] = []
+    if cfg.output.console and not args.quiet:
+        sinks.append(ConsoleSink())
+    if cfg.output.logfile:
+        try:
+            sinks.append(JsonlSink(cfg.output.logfile))
+        except OSError as exc:
+            print(f"wirewatch: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    engine = Engine(cfg, sinks)
+    status = 0
+    files = []
+    for path in args.files:
+        progress = Progress(path, enabled=not args.no_progress)
+        try:
+            for raw in read_batches(path, cfg.general.batch_size):
+                engine.feed(raw)
+                progress.update(raw)
+            files.append({"file": path, "ok": True})
+        except CaptureError as exc:
+            print(f"wirewatch: {exc}", file=sys.stderr)
+            files.append({"file": path, "ok": False, "error": str(exc)})
+            status = EXIT_USAGE
+        finally:
+            progress.close()
+    engine.close()
+    summary = {"files": files, **engine.summary()}
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render_summary(summary), file=sys.stderr if not args.quiet else sys.stdout)
+    return status
+
+
+def render_summary(s: dict[str, Any]) -> str:
+    lines = ["", "== wirewatch summary =="]
+    lines.append(f"packets {s['packets']:,}  bytes {s['bytes']:,}  capture {s['capture_duration_s']:.3f} s  "
+                 f"analysed in {s['wall_s']:.3f} s ({s['packets_per_s']:,} packets/s)")
+    errs = ", ".join(f"{k} {v}" for k, v in s["decode_errors"].items()) or "none"
+    lines.append(f"decode errors: {errs}; non-IP frames: {s['non_ip_frames']}")
+    alerts = ", ".join(f"{k} {v}" for k, v in s["alerts"].items()) or "none"
+    lines.append(f"alerts: {alerts}")
+    if s["suppressed"]:
+        lines.append("suppressed duplicates: " + ", ".join(f"{k} {v}" for k, v in s["suppressed"].items()))
+    lines.append("top sources: " + ", ".join(f"{t['src_ip']} ({t['packets']:,} pkts)" for t in s["top_sources"][:5]))
+    evicted = {k: v for k, v in s["detector_state"].items() if k.endswith("evicted") and v}
+    if evicted:
+        lines.append("state evictions: " + ", ".join(f"{k} {v:,}" for k, v in evicted.items()))
+    for f in s["files"]:
+        if not f["ok"]:
+            lines.append(f"FAILED: {f['error']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Configuration: dataclass defaults -> TOML file -> WIREWATCH_* environment -> CLI flags.
+
+Everything is validated once into a frozen Config; a bad key or value raises ConfigError
+naming the key, the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .detect.blacklist import BlacklistConfig
+from .detect.distributed_scan import DistributedScanConfig
+from .detect.failed_handshake import FailedHandshakeConfig
+from .detect.host_sweep import HostSweepConfig
+from .detect.port_scan import PortScanConfig
+from .detect.suspicious_port import SuspiciousPortConfig
+from .detect.syn_flood import SynFloodConfig
+from .detect.traffic_burst import TrafficBurstConfig
+from .detect.unusual_protocol import UnusualProtocolConfig
+from .settings import setting
+
+ENV_PREFIX = "WIREWATCH_"
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message is one line naming key, value and source."""
+
+
+@dataclass(frozen=True)
+class GeneralConfig:
+    time_window: float = setting(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
+    interface: str = setting("", "Interface name reported as in_iface (-i/--interface).")
+    batch_size: int = setting(4096, "Packets per capture read (2k-8k is fastest).", 1, 1_000_000)
+    expire_interval: float = setting(1.0, "Seconds of packet time between state expiry sweeps.", 0.01)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    cooldown: float = setting(30.0, "Seconds of packet time during which a repeat of the same alert "
+                                    "is suppressed and counted (--cooldown).", 0)
+    max_identifiers: int = setting(100_000, "Cap on distinct alert identifiers remembered for dedup.", 16)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    logfile: str = setting("alerts.json", "JSON-lines alert log, EVE field names; appended to (--logfile). "
+                                          "Empty = no log.")
+    console: bool = setting(True, "Print [ALERT] lines on stdout.")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    port_scan: PortScanConfig = dataclasses.field(default_factory=PortScanConfig)
+    host_sweep: HostSweepConfig = dataclasses.field(default_factory=HostSweepConfig)
+    distributed_scan: DistributedScanConfig = dataclasses.field(default_factory=DistributedScanConfig)
+    syn_flood: SynFloodConfig = dataclasses.field(default_factory=SynFloodConfig)
+    failed_handshake: FailedHandshakeConfig = dataclasses.field(default_factory=FailedHandshakeConfig)
+    unusual_protocol: UnusualProtocolConfig = dataclasses.field(default_factory=UnusualProtocolConfig)
+    traffic_burst: TrafficBurstConfig = dataclasses.field(default_factory=TrafficBurstConfig)
+    blacklist: BlacklistConfig = dataclasses.field(default_factory=BlacklistConfig)
+    suspicious_port: SuspiciousPortConfig = dataclasses.field(default_factory=SuspiciousPortConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    general: GeneralConfig = dataclasses.field(default_factory=GeneralConfig)
+    alerts: AlertsConfig = dataclasses.field(default_factory=AlertsConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    detect: DetectConfig = dataclasses.field(default_factory=DetectConfig)
+
+
+def sections() -> dict[str, type]:
+    """Dotted section name -> its dataclass, e.g. 'detect.port_scan' -> PortScanConfig."""
+    out: dict[str, type] = {}
+    for f in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[f.name]
+        if f.name == "detect":
+            for d in dataclasses.fields(cls):
+                out[f"detect.{d.name}"] = typing.get_type_hints(cls)[d.name]
+        else:
+            out[f.name] = cls
+    return out
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Convert one raw value to the declared type or raise ConfigError."""
+    if isinstance(value, str) and kind is not str:
+        value = _parse_text(value, kind)
+    origin = typing.get_origin(kind)
+    if origin is list:
+        (elem,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            value = [value]
+        return [_coerce(v, elem, where) for v in value]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string")
+    raise ConfigError(f"{where}: unsupported setting type {kind}")
+
+
+def _parse_text(text: str, kind: Any) -> Any:
+    """Text from the environment or --set: TOML syntax, or comma-separated for lists."""
+    text = text.strip()
+    if typing.get_origin(kind) is list and not text.startswith("["):
+        return [t.strip() for t in text.split(",") if t.strip()]
+    if kind is bool and text.lower() in ("yes", "on", "1", "no", "off", "0"):
+        return text.lower() in ("yes", "on", "1")
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _check_bounds(value: Any, f: dataclasses.Field, where: str) -> None:
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if lo is not None and v < lo:
+                raise ConfigError(f"{where}: must be at least {lo}")
+            if hi is not None and v > hi:
+                raise ConfigError(f"{where}: must be at most {hi}")
+
+
+Override = tuple[str, str, Any, str]  # (section, key, raw value, source)
+
+
+def _flatten_toml(data: Mapping[str, Any], source: str) -> list[Override]:
+    known = sections()
+    out: list[Override] = []
+
+    def walk(prefix: str, node: Mapping[str, Any]) -> None:
+        for k, v in node.items():
+            path = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict):
+                if path in known or path == "detect":
+                    walk(path, v)
+                else:
+                    raise ConfigError(f"{source}: unknown section [{path}]")
+            else:
+                if prefix not in known:
+                    raise ConfigError(f"{source}: unknown key {path}")
+                out.append((prefix, k, v, source))
+
+    walk("", data)
+    return out
+
+
+def load_file(path: str) -> list[Override]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return _flatten_toml(data, path)
+
+
+def from_environment(environ: Mapping[str, str]) -> list[Override]:
+    """WIREWATCH_SECTION__KEY=value, e.g. WIREWATCH_DETECT__PORT_SCAN__THRESHOLD=30."""
+    out: list[Override] = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        out.append((".".join(parts[:-1]), parts[-1], value, f"environment {name}"))
+    return out
+
+
+def parse_assignment(text: str, source: str = "--set") -> Override:
+    if "=" not in text:
+        raise ConfigError(f"{source} {text!r}: expected section.key=value")
+    path, value = text.split("=", 1)
+    path = path.strip()
+    if "." not in path:
+        raise ConfigError(f"{source} {text!r}: expected section.key=value")
+    section, key = path.rsplit(".", 1)
+    return section, key, value, source
+
+
+def build(overrides: Iterable[Override] = ()) -> Config:
+    """Apply overrides (later wins) to the defaults and validate everything."""
+    known = sections()
+    values: dict[str, dict[str, Any]] = {name: {} for name in known}
+    for section, key, raw, source in overrides:
+        if section not in known:
+            raise ConfigError(f"{source}: unknown section {section!r} (for key {section}.{key})")
+        cls = known[section]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key {section}.{key}")
+        where = f"{source}: {section}.{key} = {raw!r}"
+        value = _coerce(raw, typing.get_type_hints(cls)[key], where)
+        _check_bounds(value, fields[key], where)
+        values[section][key] = value
+    top = {}
+    for f in dataclasses.fields(Config):
+        if f.name == "detect":
+            top["detect"] = DetectConfig(**{d.name: known[f"detect.{d.name}"](**values[f"detect.{d.name}"])
+                                            for d in dataclasses.fields(DetectConfig)})
+        else:
+            top[f.name] = known[f.name](**values[f.name])
+    return Config(**top)
+
+
+def load(config_file: str | None = None, cli: Iterable[Override] = (),
+         environ: Mapping[str, str] | None = None) -> Config:
+    layers: list[Override] = []
+    if config_file:
+        layers += load_file(config_file)
+    layers += from_environment(os.environ if environ is None else environ)
+    layers += list(cli)
+    return build(layers)
+
+
+def describe(cfg: Config) -> str:
+    """The values in effect, as TOML with each key's help as a comment."""
+    lines: list[str] = []
+    for name in sections():
+        obj: Any = cfg
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(obj):
+            lines.append(f"# {f.metadata.get('help', '')}")
+            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)

@@ -1,0 +1,44 @@
+"""The Detector protocol and the Finding a detector reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..decode import PacketBatch
+
+
+@dataclass
+class Finding:
+    """What crossed a threshold, with the evidence an analyst needs to trust it.
+
+    `identifier` defines "the same alert" for deduplication (e.g. the scanner's address);
+    `ts` is the packet time of the last packet that contributed.
+    """
+
+    type: str
+    identifier: tuple[Any, ...]
+    ts: float
+    message: str
+    src_ip: str | None = None
+    dest_ip: str | None = None
+    src_port: int | None = None
+    dest_port: int | None = None
+    proto: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    name: str
+    signature: str
+    category: str
+    severity: int
+
+    def observe(self, batch: PacketBatch) -> list[Finding]:
+        """Update state from this batch's columns; return findings that crossed a threshold."""
+
+    def expire(self, now: float) -> None:
+        """Forget state older than the window (packet time)."""
+
+    def stats(self) -> dict[str, int]:
+        """Entries held, entries evicted: exported in the summary and as metrics."""

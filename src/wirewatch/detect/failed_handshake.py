@@ -1,0 +1,92 @@
+"""failed_handshake: one source keeps opening TCP connections that fail.
+
+Failures are attempts answered by RST, by ICMP unreachable, or not answered within
+`timeout` seconds; the pattern is many failures to one or a few ports (brute force,
+a retrying client), as opposed to a scan's breadth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decode import PacketBatch
+from ..settings import setting
+from .base import Finding
+from .handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeTracker
+from .report import due, dst_of, src_of, times
+from .table import hash_cols
+from .window import DistinctCounter
+
+SAMPLE = 10
+
+
+@dataclass(frozen=True)
+class FailedHandshakeConfig:
+    enabled: bool = setting(True, "Detect repeated failed TCP handshakes from one source.")
+    threshold: int = setting(8, "Failed handshakes from one source to one host within the window.", 1)
+    max_ports: int = setting(5, "Fire only if the failures hit at most this many ports (else it is a scan).", 1)
+    window: float = setting(60.0, "Window in seconds.", 1)
+    timeout: float = setting(3.0, "Seconds without an answer after which an attempt has failed.", 0.1)
+    max_attempts: int = setting(1_000_000, "Cap on handshakes in progress tracked.", 16)
+    max_sources: int = setting(200_000, "Cap on (source, host) pairs tracked.", 16)
+
+
+class FailedHandshake:
+    name = "failed_handshake"
+
+    def __init__(self, cfg: FailedHandshakeConfig, tracker: HandshakeTracker):
+        self.cfg = cfg
+        self.tracker = tracker
+        labels = {"src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64}
+        self.failures = DistinctCounter(cfg.window, cfg.max_sources, cfg.max_sources * 4, labels,
+                                        {"port": np.int64, "rst": np.int64, "icmp": np.int64, "timeout": np.int64})
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        ev = self.tracker.observe(b)
+        fail = np.flatnonzero(ev.outcome != COMPLETED)
+        if not fail.size:
+            return []
+        keys = hash_cols(ev.src_hi[fail], ev.src_lo[fail], ev.dst_hi[fail], ev.dst_lo[fail])
+        ports = ev.dport[fail].astype(np.int64)
+        labels = {"src_hi": ev.src_hi[fail], "src_lo": ev.src_lo[fail], "dst_hi": ev.dst_hi[fail], "dst_lo": ev.dst_lo[fail]}
+        touched = self.failures.observe(keys, ports, ev.ts[fail], labels, {"port": ports})
+        self._count_reasons(keys, ports, ev.outcome[fail])
+        g = self.failures.groups
+        totals = g.cols["hits"][touched]
+        hot = touched[(totals >= self.cfg.threshold) & (g.cols["distinct"][touched] <= self.cfg.max_ports)]
+        now = float(ev.ts[fail].max())
+        return [self._finding(int(s)) for s in due(g, hot, now, self.cfg.window)]
+
+    def _count_reasons(self, keys: np.ndarray, ports: np.ndarray, outcome: np.ndarray) -> None:
+        items = self.failures.items
+        slots = items.find(hash_cols(keys, ports))
+        for code, col in ((FAILED_RST, "rst"), (FAILED_ICMP, "icmp"), (FAILED_TIMEOUT, "timeout")):
+            sel = (slots >= 0) & (outcome == code)
+            np.add.at(items.cols[col], slots[sel], 1)
+
+    def _finding(self, slot: int) -> Finding:
+        c = self.failures
+        g = c.groups
+        items = c.items_of(int(g.keys[slot]))
+        ic = c.items.cols
+        src, dst = src_of(g, slot), dst_of(g, slot)
+        ports = sorted(int(p) for p in ic["port"][items])
+        total = int(ic["hits"][items].sum())
+        return Finding(
+            type=self.name, identifier=(src, dst), ts=float(g.last_seen[slot]),
+            message=f"Repeated failed TCP handshakes from {src} to {dst} (ports {', '.join(map(str, ports[:SAMPLE]))})",
+            src_ip=src, dest_ip=dst, dest_port=ports[0] if len(ports) == 1 else None, proto="TCP",
+            evidence={"failed_handshakes": total, "window_s": self.cfg.window, "threshold": self.cfg.threshold,
+                      "distinct_ports": len(ports), "max_ports": self.cfg.max_ports, "ports": ports[:SAMPLE],
+                      "answered_rst": int(ic["rst"][items].sum()), "icmp_unreachable": int(ic["icmp"][items].sum()),
+                      "unanswered": int(ic["timeout"][items].sum()), "timeout_s": self.cfg.timeout,
+                      **times(g.cols["first_seen"][slot], g.last_seen[slot])},
+        )
+
+    def expire(self, now: float) -> None:
+        self.failures.expire(now)
+
+    def stats(self) -> dict[str, int]:
+        return {**self.failures.stats("failed_handshake"), **self.tracker.stats()}

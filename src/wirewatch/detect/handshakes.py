@@ -1,0 +1,154 @@
+"""TCP handshake tracking shared by syn_flood and failed_handshake.
+
+One entry per attempted connection (initiator src, dst, sport, dport), in a bounded
+KeyTable. Per batch, in order: SYNs open entries, SYN-ACKs mark them answered, the
+initiator's ACK completes them, a responder's RST or an ICMP unreachable fails them;
+once a second (packet time) attempts older than `timeout` with no answer fail by timeout.
+Each batch's outcomes come back as events; the tracker caches them so two detectors can
+share one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
+from .packets import icmp_unreachable, tcp_rows
+from .table import KeyTable, hash_cols
+from .window import unique_last
+
+SYN_SENT, ANSWERED, DONE = 1, 2, 3
+COMPLETED, FAILED_RST, FAILED_ICMP, FAILED_TIMEOUT = 0, 1, 2, 3
+OUTCOMES = ("completed", "rst", "icmp_unreachable", "timeout")
+SWEEP_INTERVAL = 1.0
+
+
+@dataclass
+class HandshakeEvents:
+    """Outcomes decided in one batch (or sweep); rows are attempts."""
+
+    outcome: np.ndarray  # int8: COMPLETED / FAILED_*
+    ts: np.ndarray
+    src_hi: np.ndarray
+    src_lo: np.ndarray
+    dst_hi: np.ndarray
+    dst_lo: np.ndarray
+    dport: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.outcome)
+
+
+_EMPTY = {"state": (np.int8, 1), "syn_ts": (np.float64, 1), "src_hi": (np.uint64, 1), "src_lo": (np.uint64, 1),
+          "dst_hi": (np.uint64, 1), "dst_lo": (np.uint64, 1), "dport": (np.int64, 1)}
+
+
+class HandshakeTracker:
+    def __init__(self, timeout: float, capacity: int):
+        self.timeout = float(timeout)
+        self.table = KeyTable(capacity, _EMPTY)
+        self.next_sweep = 0.0
+        self._cache: tuple[int, HandshakeEvents] | None = None
+        self.counts = {name: 0 for name in OUTCOMES}
+        self._pending_removal: np.ndarray | None = None
+
+    def observe(self, b: PacketBatch) -> HandshakeEvents:
+        if self._cache is not None and self._cache[0] == id(b):
+            return self._cache[1]
+        events = self._process(b)
+        self._cache = (id(b), events)
+        return events
+
+    def _process(self, b: PacketBatch) -> HandshakeEvents:
+        t = self.table
+        tcp = tcp_rows(b) & b.flags_ok
+        f = b.tcp_flags
+        parts: list[tuple[np.ndarray, int]] = []
+        syn = np.flatnonzero(tcp & ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN))
+        if syn.size:
+            keys = hash_cols(b.src_hi[syn], b.src_lo[syn], b.dst_hi[syn], b.dst_lo[syn], b.sport[syn], b.dport[syn])
+            uk, last, _ = unique_last(keys)
+            rows = syn[last]
+            slots, new, _ = t.upsert(uk, b.ts[rows])
+            ok = slots >= 0
+            restart = ok & (new | (t.cols["state"][np.maximum(slots, 0)] == DONE))
+            s, r = slots[restart], rows[restart]
+            t.cols["state"][s] = SYN_SENT
+            t.cols["syn_ts"][s] = b.ts[r]
+            for name, col in (("src_hi", b.src_hi), ("src_lo", b.src_lo), ("dst_hi", b.dst_hi),
+                              ("dst_lo", b.dst_lo), ("dport", b.dport)):
+                t.cols[name][s] = col[r]
+        # replies are keyed back onto the initiator's tuple
+        synack = np.flatnonzero(tcp & ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK)))
+        self._transition(self._reverse(b, synack), (SYN_SENT,), ANSWERED)
+        ack = np.flatnonzero(tcp & ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_ACK))
+        done = self._transition(self._forward(b, ack), (ANSWERED,), DONE)
+        parts.append((done, COMPLETED))
+        rst = np.flatnonzero(tcp & ((f & TCP_RST) != 0))
+        parts.append((self._transition(self._reverse(b, rst), (SYN_SENT, ANSWERED), DONE), FAILED_RST))
+        un = np.flatnonzero(icmp_unreachable(b) & (b.inner_proto == 6))
+        ukeys = hash_cols(b.dst_hi[un], b.dst_lo[un], b.inner_dst_hi[un], b.inner_dst_lo[un],
+                          b.inner_sport[un], b.inner_dport[un])
+        parts.append((self._transition((ukeys, b.ts[un]), (SYN_SENT, ANSWERED), DONE), FAILED_ICMP))
+        now = float(b.ts.max()) if len(b) else 0.0
+        if now >= self.next_sweep:
+            parts.append((self._sweep(now), FAILED_TIMEOUT))
+            self.next_sweep = now + SWEEP_INTERVAL
+        return self._events(parts)
+
+    @staticmethod
+    def _forward(b: PacketBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows],
+                         b.sport[rows], b.dport[rows]), b.ts[rows]
+
+    @staticmethod
+    def _reverse(b: PacketBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return hash_cols(b.dst_hi[rows], b.dst_lo[rows], b.src_hi[rows], b.src_lo[rows],
+                         b.dport[rows], b.sport[rows]), b.ts[rows]
+
+    def _transition(self, keyed: tuple[np.ndarray, np.ndarray], from_states: tuple[int, ...], to: int) -> np.ndarray:
+        """Move matching attempts to state `to`; return the slots that moved."""
+        keys, ts = keyed
+        if not len(keys):
+            return np.zeros(0, np.int64)
+        uk, last, _ = unique_last(keys)
+        slots = self.table.find(uk)
+        slots = slots[slots >= 0]
+        moved = slots[np.isin(self.table.cols["state"][slots], from_states)]
+        self.table.cols["state"][moved] = to
+        self.table.last_seen[moved] = np.maximum(self.table.last_seen[moved], ts.max())
+        return moved
+
+    def _sweep(self, now: float) -> np.ndarray:
+        """Attempts with no answer after `timeout` fail; finished and stale entries go."""
+        t = self.table
+        occ = t.occupied()
+        state = t.cols["state"][occ]
+        age = now - t.cols["syn_ts"][occ]
+        timed_out = occ[(state == SYN_SENT) & (age > self.timeout)]
+        t.cols["state"][timed_out] = DONE
+        t.last_seen[timed_out] = t.cols["syn_ts"][timed_out] + self.timeout
+        # keep answered-but-unfinished (half-open) attempts a while; drop everything done
+        self._pending_removal = occ[(state == DONE) | ((state == ANSWERED) & (age > self.timeout))]
+        return timed_out
+
+    def _events(self, parts: list[tuple[np.ndarray, int]]) -> HandshakeEvents:
+        t = self.table
+        slots = np.concatenate([s for s, _ in parts]) if parts else np.zeros(0, np.int64)
+        outcome = np.concatenate([np.full(len(s), o, np.int8) for s, o in parts]) if parts else np.zeros(0, np.int8)
+        for o, name in enumerate(OUTCOMES):
+            self.counts[name] += int(np.count_nonzero(outcome == o))
+        ev = HandshakeEvents(outcome, t.last_seen[slots].copy(), *(t.cols[c][slots].copy() for c in
+                             ("src_hi", "src_lo", "dst_hi", "dst_lo", "dport")))
+        ev.ts[outcome == FAILED_TIMEOUT] = t.last_seen[slots[outcome == FAILED_TIMEOUT]]
+        removal = self._pending_removal
+        if removal is not None and len(removal):
+            t.remove(removal)
+        self._pending_removal = None
+        return ev
+
+    def stats(self) -> dict[str, int]:
+        return {"handshakes_tracked": self.table.size, "handshakes_evicted": self.table.evicted,
+                **{f"handshakes_{k}": v for k, v in self.counts.items()}}

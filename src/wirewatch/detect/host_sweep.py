@@ -1,0 +1,89 @@
+"""host_sweep: one source probes many distinct hosts on the same service.
+
+A service is (protocol, port) for TCP SYNs and UDP, or the ICMP request type (echo,
+timestamp) for ping sweeps, so `nmap -sn` and `nmap -p22 10.0.0.0/24` are both found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..addr import addr_str
+from ..decode import PacketBatch
+from ..settings import setting
+from .base import Finding
+from .packets import ADDR_LABELS, addr_labels, icmp_request, proto_name, service, syn_only, udp_initiator
+from .report import due, src_of, times
+from .table import hash_cols
+from .window import DistinctCounter
+
+SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class HostSweepConfig:
+    enabled: bool = setting(True, "Detect one source probing many hosts on one service.")
+    threshold: int = setting(15, "Distinct hosts probed on one service within the window.", 2)
+    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    max_sources: int = setting(200_000, "Cap on (source, service) pairs tracked.", 16)
+    max_targets: int = setting(1_000_000, "Cap on (source, service, host) triples tracked.", 16)
+
+
+class HostSweep:
+    name = "host_sweep"
+
+    def __init__(self, cfg: HostSweepConfig, window: float):
+        self.cfg = cfg
+        self.window = cfg.window or window
+        labels = {**ADDR_LABELS, "service": np.int64}
+        self.counter = DistinctCounter(self.window, cfg.max_sources, cfg.max_targets, labels,
+                                       {"host_hi": np.uint64, "host_lo": np.uint64})
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        rows = np.flatnonzero(syn_only(b) | udp_initiator(b) | icmp_request(b))
+        if not rows.size:
+            return []
+        p = b.select(rows)
+        svc = service(p)
+        keys = hash_cols(p.src_hi, p.src_lo, svc)
+        host = hash_cols(p.dst_hi, p.dst_lo)
+        touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
+                                       {"host_hi": p.dst_hi, "host_lo": p.dst_lo})
+        g = self.counter.groups
+        hot = touched[g.cols["distinct"][touched] >= self.cfg.threshold]
+        return [self._finding(s) for s in due(g, hot, float(p.ts.max()), self.window)]
+
+    def _finding(self, slot: int) -> Finding:
+        c = self.counter
+        g = c.groups
+        svc = int(g.cols["service"][slot])
+        proto, port = svc // 65536, svc % 65536
+        items = c.items_of(int(g.keys[slot]))
+        hosts = sorted((addr_str(h, l) for h, l in zip(c.items.cols["host_hi"][items], c.items.cols["host_lo"][items])),
+                       key=_addr_sort)
+        src = src_of(g, slot)
+        is_icmp = proto in (1, 58)
+        what = f"ICMP type {port}" if is_icmp else f"{proto_name(proto)} port {port}"
+        return Finding(
+            type=self.name, identifier=(src, svc), ts=float(g.last_seen[slot]),
+            message=f"Possible host sweep from {src} ({what})",
+            src_ip=src, dest_port=None if is_icmp else port, proto=proto_name(proto),
+            evidence={"distinct_hosts": int(g.cols["distinct"][slot]), "window_s": self.window,
+                      "threshold": self.cfg.threshold, "service": what,
+                      "probes": int(c.items.cols["hits"][items].sum()),
+                      **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_hosts": hosts[:SAMPLE]},
+        )
+
+    def expire(self, now: float) -> None:
+        self.counter.expire(now)
+
+    def stats(self) -> dict[str, int]:
+        return self.counter.stats("host_sweep")
+
+
+def _addr_sort(text: str) -> tuple[int, str]:
+    import ipaddress
+    ip = ipaddress.ip_address(text)
+    return ip.version, f"{int(ip):040d}"

@@ -1,0 +1,90 @@
+"""Row masks and keys over a PacketBatch that several detectors share.
+
+Naming what a packet *is* (a probe, a reply, a request) in one place keeps the
+detectors short and consistent with each other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..decode import (FRAG_FIRST, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
+                      TCP_RST, TCP_SYN, PacketBatch)
+from .table import hash_cols
+
+PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
+               51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}
+
+
+def proto_name(proto: int) -> str:
+    return PROTO_NAMES.get(int(proto), str(int(proto)))
+
+
+def tcp_rows(b: PacketBatch) -> np.ndarray:
+    return (b.proto == PROTO_TCP) & b.has_ports & (b.ipver != 0)
+
+
+def syn_only(b: PacketBatch) -> np.ndarray:
+    """Connection attempts: SYN without ACK or RST."""
+    return tcp_rows(b) & b.flags_ok & ((b.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
+
+
+def udp_initiator(b: PacketBatch) -> np.ndarray:
+    """UDP datagrams that start an exchange rather than answer one.
+
+    A reply comes *from* a service port (below 1024) to a client's high port; everything
+    else counts as the initiator's side. Stateless on purpose: it costs nothing per flow.
+    """
+    udp = (b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0)
+    return udp & ((b.sport >= 1024) | (b.dport < 1024))
+
+
+def port_probe(b: PacketBatch) -> np.ndarray:
+    """Packets that probe a port: TCP without ACK/RST (SYN, FIN, NULL, Xmas...), a first
+    fragment whose flags are cut off (nmap -f), or a UDP datagram from the initiator."""
+    tcp = tcp_rows(b)
+    stealth = b.flags_ok & ((b.tcp_flags & (TCP_ACK | TCP_RST)) == 0)
+    fragged = ~b.flags_ok & (b.frag == FRAG_FIRST)
+    return (tcp & (stealth | fragged)) | udp_initiator(b)
+
+
+def icmp_request(b: PacketBatch) -> np.ndarray:
+    """ICMP echo/timestamp/info/mask requests and ICMPv6 echo requests."""
+    v4 = b.has_icmp & (b.proto == PROTO_ICMP) & np.isin(b.icmp_type, (8, 13, 15, 17))
+    v6 = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type == 128)
+    return v4 | v6
+
+
+def icmp_unreachable(b: PacketBatch) -> np.ndarray:
+    """ICMP destination unreachable quoting a packet (v4 type 3, v6 type 1)."""
+    v4 = (b.proto == PROTO_ICMP) & (b.icmp_type == 3)
+    v6 = (b.proto == PROTO_ICMPV6) & (b.icmp_type == 1)
+    return b.has_icmp & b.has_inner & (v4 | v6)
+
+
+def service(b: PacketBatch) -> np.ndarray:
+    """(protocol, port) as one integer; ICMP types stand in for ports."""
+    port = np.where(b.has_icmp, b.icmp_type.astype(np.int64), b.dport.astype(np.int64))
+    return b.proto.astype(np.int64) * 65536 + port
+
+
+def pair_key(b: PacketBatch, reverse: bool = False) -> np.ndarray:
+    """Directional (src, dst) key; reverse=True keys a reply onto its initiator's pair."""
+    if reverse:
+        return hash_cols(b.dst_hi, b.dst_lo, b.src_hi, b.src_lo)
+    return hash_cols(b.src_hi, b.src_lo, b.dst_hi, b.dst_lo)
+
+
+def src_key(b: PacketBatch) -> np.ndarray:
+    return hash_cols(b.src_hi, b.src_lo)
+
+
+def dst_key(b: PacketBatch) -> np.ndarray:
+    return hash_cols(b.dst_hi, b.dst_lo)
+
+
+ADDR_LABELS = {"src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64}
+
+
+def addr_labels(b: PacketBatch) -> dict[str, np.ndarray]:
+    return {"src_hi": b.src_hi, "src_lo": b.src_lo, "dst_hi": b.dst_hi, "dst_lo": b.dst_lo}

@@ -1,0 +1,128 @@
+"""port_scan: one source probes many distinct ports of one host.
+
+Two windows: the short one (threshold distinct ports within `window` seconds) catches
+ordinary scans; the long one (a lower rate: `slow_threshold` ports within `slow_window`)
+catches slow scans such as nmap -T1. Probes are counted per initiator (replies never
+count), so a server answering many client ports is not a scanner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decode import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
+from ..settings import setting
+from .base import Finding
+from .packets import ADDR_LABELS, addr_labels, icmp_unreachable, port_probe, tcp_rows
+from .report import due, dst_of, src_of, times
+from .table import hash_cols
+from .window import DistinctCounter, WindowCounter
+
+SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class PortScanConfig:
+    enabled: bool = setting(True, "Detect one source probing many ports of one host.")
+    threshold: int = setting(20, "Distinct destination ports within the window that make a scan (--scan-threshold).", 2)
+    window: float = setting(0.0, "Window in seconds; 0 = general.time_window (--time-window).", 0)
+    slow_threshold: int = setting(25, "Distinct ports within slow_window that make a slow scan.", 2)
+    slow_window: float = setting(120.0, "Long window (seconds) for slow scans.", 1)
+    max_sources: int = setting(200_000, "Cap on (source, host) pairs tracked; least recent evicted.", 16)
+    max_probes: int = setting(1_000_000, "Cap on (source, host, port) probes tracked.", 16)
+
+
+def scan_key(src_hi, src_lo, dst_hi, dst_lo) -> np.ndarray:
+    return hash_cols(src_hi, src_lo, dst_hi, dst_lo)
+
+
+class PortScan:
+    name = "port_scan"
+
+    def __init__(self, cfg: PortScanConfig, window: float):
+        self.cfg = cfg
+        self.window = cfg.window or window
+        ports = {"port": np.int64}
+        self.fast = DistinctCounter(self.window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
+        self.slow = DistinctCounter(cfg.slow_window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
+        self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ("open", "closed", "unreachable"))
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        probe = np.flatnonzero(port_probe(b))
+        if not probe.size:
+            self._count_answers(b)
+            return []
+        p = b.select(probe)
+        keys = scan_key(p.src_hi, p.src_lo, p.dst_hi, p.dst_lo)
+        item = p.proto.astype(np.int64) * 65536 + p.dport
+        labels = addr_labels(p)
+        out = []
+        fast = self.fast.observe(keys, item, p.ts, labels, {"port": item})
+        slow = self.slow.observe(keys, item, p.ts, labels, {"port": item})
+        self._count_answers(b)
+        now = float(p.ts.max())
+        fired = set()
+        hot = fast[self.fast.groups.cols["distinct"][fast] >= self.cfg.threshold]
+        for slot in due(self.fast.groups, hot, now, self.window):
+            out.append(self._finding(self.fast, slot, self.cfg.threshold, self.window, "short window"))
+            fired.add(int(self.fast.groups.keys[slot]))
+        hot = slow[self.slow.groups.cols["distinct"][slow] >= self.cfg.slow_threshold]
+        for slot in due(self.slow.groups, hot, now, self.cfg.slow_window):
+            if int(self.slow.groups.keys[slot]) not in fired:
+                out.append(self._finding(self.slow, slot, self.cfg.slow_threshold, self.cfg.slow_window,
+                                         "long window (slow scan)"))
+        return out
+
+    def _count_answers(self, b: PacketBatch) -> None:
+        """Replies from the probed host: SYN-ACK = open, RST = closed, ICMP unreachable."""
+        tcp = tcp_rows(b) & b.flags_ok
+        synack = tcp & ((b.tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
+        rst = tcp & ((b.tcp_flags & TCP_RST) != 0)
+        unreach = icmp_unreachable(b)
+        rows = np.flatnonzero(synack | rst | unreach)
+        if not rows.size:
+            return
+        scanner_hi, scanner_lo = b.dst_hi[rows], b.dst_lo[rows]
+        u = unreach[rows]
+        target_hi = np.where(u, b.inner_dst_hi[rows], b.src_hi[rows])
+        target_lo = np.where(u, b.inner_dst_lo[rows], b.src_lo[rows])
+        keys = scan_key(scanner_hi, scanner_lo, target_hi, target_lo)
+        known = self.slow.groups.find(keys) >= 0  # only pairs already seen probing
+        if known.any():
+            self.answers.add(keys[known], b.ts[rows][known], {
+                "open": synack[rows][known], "closed": rst[rows][known], "unreachable": u[known]})
+
+    def _finding(self, counter: DistinctCounter, slot: int, threshold: int, window: float, mode: str) -> Finding:
+        g = counter.groups
+        key = int(g.keys[slot])
+        items = counter.items_of(key)
+        ports = np.sort(counter.items.cols["port"][items])
+        hits = int(counter.items.cols["hits"][items].sum())
+        src, dst = src_of(g, slot), dst_of(g, slot)
+        protos = sorted({"TCP" if p // 65536 == PROTO_TCP else "UDP" for p in ports[:1000].tolist()})
+        ans = self.answers.table.find(np.array([key], np.uint64))
+        answered = {}
+        if ans[0] >= 0:
+            now = float(g.last_seen[slot])
+            answered = {m: int(self.answers.totals(ans, now, m)[0]) for m in ("open", "closed", "unreachable")}
+        answered["unanswered_or_filtered"] = max(0, hits - sum(answered.values()))
+        return Finding(
+            type=self.name, identifier=(src,), ts=float(g.last_seen[slot]),
+            message=f"Possible port scan detected from {src}",
+            src_ip=src, dest_ip=dst, proto="/".join(protos) or None,
+            evidence={"distinct_ports": int(g.cols["distinct"][slot]), "window_s": window,
+                      "threshold": threshold, "mode": mode, "target": dst, "probes": hits,
+                      **times(g.cols["first_seen"][slot], g.last_seen[slot]),
+                      "sample_ports": [int(p % 65536) for p in ports[:SAMPLE]], "answers": answered},
+        )
+
+    def expire(self, now: float) -> None:
+        self.fast.expire(now)
+        self.slow.expire(now)
+        self.answers.expire(now)
+
+    def stats(self) -> dict[str, int]:
+        return {**self.fast.stats("port_scan"), **self.slow.stats("port_scan_slow"),
+                **self.answers.stats("port_scan_answers")}

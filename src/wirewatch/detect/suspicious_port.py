@@ -1,0 +1,60 @@
+"""suspicious_port: connection attempts (TCP SYN) or UDP datagrams to ports on a watch list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..addr import addr_str
+from ..decode import PacketBatch
+from ..settings import setting
+from .base import Finding
+from .packets import proto_name, syn_only, udp_initiator
+from .report import times
+from .table import hash_cols
+from .window import unique_last
+
+DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]
+
+
+@dataclass(frozen=True)
+class SuspiciousPortConfig:
+    enabled: bool = setting(True, "Alert on connection attempts to ports on the watch list.")
+    ports: list[int] = setting(DEFAULT_PORTS, "Watched destination ports (telnet, IRC, well-known backdoors "
+                                              "and shells); --suspicious-ports replaces the list.")
+
+
+class SuspiciousPort:
+    name = "suspicious_port"
+
+    def __init__(self, cfg: SuspiciousPortConfig):
+        self.cfg = cfg
+        self.ports = np.array(sorted(set(cfg.ports)), np.uint16)
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        rows = np.flatnonzero((syn_only(b) | udp_initiator(b)) & np.isin(b.dport, self.ports))
+        if not rows.size:
+            return []
+        keys = hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.dport[rows], b.proto[rows])
+        _, last, counts = unique_last(keys)
+        out = []
+        for i, n in sorted(zip(last.tolist(), counts.tolist())):
+            r = rows[i]
+            src, dst = addr_str(b.src_hi[r], b.src_lo[r]), addr_str(b.dst_hi[r], b.dst_lo[r])
+            proto, port = proto_name(b.proto[r]), int(b.dport[r])
+            kind = "connection" if proto == "TCP" else "datagram"
+            out.append(Finding(
+                type=self.name, identifier=(src, dst, proto, port), ts=float(b.ts[r]),
+                message=f"Suspicious {proto} {kind} from {src} to port {port}",
+                src_ip=src, dest_ip=dst, src_port=int(b.sport[r]), dest_port=port, proto=proto,
+                evidence={"port": port, "attempts": int(n), "watched_ports": self.ports.tolist(),
+                          **times(b.ts[r], b.ts[r])},
+            ))
+        return out
+
+    def expire(self, now: float) -> None:
+        return None
+
+    def stats(self) -> dict[str, int]:
+        return {}

@@ -1,0 +1,98 @@
+"""syn_flood: a destination receives SYNs at a high rate while few handshakes complete.
+
+Keyed by the victim, so it works when every SYN has a random (spoofed) source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..addr import addr_str
+from ..decode import PacketBatch
+from ..settings import setting
+from .base import Finding
+from .handshakes import COMPLETED, HandshakeTracker
+from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
+from .report import due, dst_of, times, top_items
+from .table import hash_cols
+from .window import DistinctCounter, WindowCounter
+
+TOP = 10
+
+
+@dataclass(frozen=True)
+class SynFloodConfig:
+    enabled: bool = setting(True, "Detect SYN floods against one destination.")
+    threshold: int = setting(400, "SYNs to one destination within the window.", 1)
+    max_completion: float = setting(0.2, "Fire only if at most this share of handshakes completed.", 0, 1)
+    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    max_targets: int = setting(100_000, "Cap on destinations tracked.", 16)
+    max_sources: int = setting(1_000_000, "Cap on (destination, source) pairs tracked.", 16)
+
+
+class SynFlood:
+    name = "syn_flood"
+
+    def __init__(self, cfg: SynFloodConfig, window: float, tracker: HandshakeTracker):
+        self.cfg = cfg
+        self.window = cfg.window or window
+        self.tracker = tracker
+        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), ADDR_LABELS)
+        self.sources = DistinctCounter(self.window, cfg.max_targets, cfg.max_sources, None,
+                                       {"src_hi": np.uint64, "src_lo": np.uint64})
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        events = self.tracker.observe(b)
+        done = np.flatnonzero(events.outcome == COMPLETED)
+        if done.size:
+            keys = hash_cols(events.dst_hi[done], events.dst_lo[done])
+            known = self.rate.table.find(keys) >= 0
+            if known.any():
+                ones = np.ones(int(known.sum()), np.int64)
+                self.rate.add(keys[known], events.ts[done][known], {"syn": ones * 0, "completed": ones})
+        rows = np.flatnonzero(syn_only(b))
+        if not rows.size:
+            return []
+        p = b.select(rows)
+        keys = dst_key(p)
+        ones = np.ones(len(p), np.int64)
+        touched = self.rate.add(keys, p.ts, {"syn": ones, "completed": ones * 0}, addr_labels(p))
+        self.sources.observe(keys, hash_cols(p.src_hi, p.src_lo), p.ts, None, {"src_hi": p.src_hi, "src_lo": p.src_lo})
+        now = float(p.ts.max())
+        syns = self.rate.totals(touched, now, "syn")
+        done_n = self.rate.totals(touched, now, "completed")
+        hot = touched[(syns >= self.cfg.threshold) & (done_n <= self.cfg.max_completion * np.maximum(syns, 1))]
+        return [self._finding(int(s), now) for s in due(self.rate.table, hot, now, self.window)]
+
+    def _finding(self, slot: int, now: float) -> Finding:
+        t = self.rate.table
+        s = np.array([slot])
+        syns = int(self.rate.totals(s, now, "syn")[0])
+        completed = int(self.rate.totals(s, now, "completed")[0])
+        peak = int(self.rate.peak(s, now, "syn")[0]) / self.rate.width
+        victim = dst_of(t, slot)
+        key = int(t.keys[slot])
+        g = self.sources.groups.find(np.array([key], np.uint64))[0]
+        distinct = int(self.sources.groups.cols["distinct"][g]) if g >= 0 else 0
+        items = self.sources.items_of(key) if g >= 0 else np.zeros(0, np.int64)
+        top = [{"src_ip": addr_str(self.sources.items.cols["src_hi"][i], self.sources.items.cols["src_lo"][i]),
+                "syns": int(self.sources.items.cols["hits"][i])} for i in top_items(self.sources.items, items, "hits", TOP)]
+        return Finding(
+            type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),
+            message=f"Possible SYN flood against {victim} ({distinct} sources)",
+            src_ip=top[0]["src_ip"] if distinct == 1 else None, dest_ip=victim, proto="TCP",
+            evidence={"syns": syns, "window_s": self.window, "threshold": self.cfg.threshold,
+                      "completed_handshakes": completed, "completion_ratio": round(completed / max(syns, 1), 4),
+                      "peak_syn_per_s": round(peak, 1), "distinct_sources": distinct, "top_sources": top,
+                      **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+        )
+
+    def expire(self, now: float) -> None:
+        self.rate.expire(now)
+        self.sources.expire(now)
+
+    def stats(self) -> dict[str, int]:
+        return {**self.rate.stats("syn_flood_targets"), **self.sources.stats("syn_flood_sources"),
+                **self.tracker.stats()}

@@ -1,0 +1,184 @@
+"""A bounded hash table held in numpy arrays, updated a whole batch of keys at a time.
+
+Detector state is keyed by things an attacker chooses (addresses, ports), so every map
+has a hard capacity: when full, the least recently seen entries are evicted and counted.
+Keys are 64-bit hashes of the fields that make the key; the fields themselves are kept in
+"label" columns so alerts can name the addresses. Linear probing, no tombstones: removal
+(expiry, eviction) rebuilds the table, which is O(slots) and happens rarely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+_K1 = np.uint64(0xBF58476D1CE4E5B9)
+_K2 = np.uint64(0x94D049BB133111EB)
+_K3 = np.uint64(0x9E3779B97F4A7C15)
+_S30, _S27, _S31, _S29 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(29)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: a fast, well-distributed 64-bit mixing function."""
+    x = np.asarray(x, dtype=np.uint64)
+    x = (x ^ (x >> _S30)) * _K1
+    x = (x ^ (x >> _S27)) * _K2
+    return x ^ (x >> _S31)
+
+
+def hash_cols(*cols: np.ndarray) -> np.ndarray:
+    """Combine columns into one non-zero uint64 key per row."""
+    h = np.full(len(cols[0]), 0x2545F4914F6CDD1D, dtype=np.uint64)
+    for c in cols:
+        h = (h ^ np.asarray(c).astype(np.uint64)) * _K3
+        h ^= h >> _S29
+    h = mix64(h)
+    h[h == 0] = 1
+    return h
+
+
+INITIAL_SLOTS = 1024
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(4, int(n - 1).bit_length())
+
+
+class KeyTable:
+    """uint64 key -> row of columns; capacity-bounded with least-recently-seen eviction."""
+
+    def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int]] | None = None):
+        self.capacity = max(1, int(capacity))
+        self.max_slots = _next_pow2(self.capacity * 2)
+        self.schema = dict(columns or {})
+        self.size = 0
+        self.evicted = 0
+        self._allocate(min(self.max_slots, INITIAL_SLOTS))
+
+    def _allocate(self, nslots: int) -> None:
+        """(Re)allocate empty arrays; the table grows by doubling up to max_slots."""
+        self.nslots = nslots
+        self.mask = nslots - 1
+        self.keys = np.zeros(nslots, np.uint64)
+        self.last_seen = np.zeros(nslots, np.float64)
+        self.cols: dict[str, np.ndarray] = {name: self._alloc(dt, w) for name, (dt, w) in self.schema.items()}
+        self.size = 0
+
+    def _grow(self, need: int) -> None:
+        target = self.nslots
+        while need > target // 2 and target < self.max_slots:
+            target *= 2
+        if target != self.nslots:
+            self._rebuild(self.occupied(), target)
+
+    def _alloc(self, dtype: np.dtype, width: int) -> np.ndarray:
+        shape = (self.nslots,) if width == 1 else (self.nslots, width)
+        return np.zeros(shape, dtype)
+
+    # -- lookup / insert --------------------------------------------------------------
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Slot of each key, -1 where absent."""
+        keys = np.asarray(keys, np.uint64)
+        slots = np.full(len(keys), -1, np.int64)
+        pending = np.arange(len(keys))
+        pos = (keys & np.uint64(self.mask)).astype(np.int64)
+        step = 0
+        while pending.size and step < self.nslots:
+            p = (pos[pending] + step) & self.mask
+            k = self.keys[p]
+            hit = k == keys[pending]
+            slots[pending[hit]] = p[hit]
+            pending = pending[~hit & (k != 0)]
+            step += 1
+        return slots
+
+    def upsert(self, keys: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Find or insert unique keys; set last_seen. Returns (slots, is_new, evicted rows)."""
+        keys = np.asarray(keys, np.uint64)
+        slots = self.find(keys)
+        new = slots < 0
+        n_new = int(np.count_nonzero(new))
+        evicted: dict[str, np.ndarray] = {}
+        if n_new and self.size + n_new > self.nslots // 2 and self.nslots < self.max_slots:
+            self._grow(self.size + n_new)
+            slots = self.find(keys)
+        if n_new and self.size + n_new > self.capacity:
+            excess = self.size + n_new - self.capacity
+            evicted = self._evict(min(self.size, excess + self.capacity // 16))
+            slots = self.find(keys)
+            new = slots < 0
+            if self.size + int(np.count_nonzero(new)) > self.capacity:  # batch alone overflows
+                keep = np.flatnonzero(new)[self.capacity - self.size:]
+                self.evicted += len(keep)
+                new[keep] = False
+                slots[keep] = -2  # not stored: callers must ignore negative slots
+        if new.any():
+            slots[new] = self._insert(keys[new])
+        ok = slots >= 0
+        self.last_seen[slots[ok]] = np.maximum(self.last_seen[slots[ok]], np.asarray(ts)[ok])
+        return slots, new, evicted
+
+    def _insert(self, keys: np.ndarray) -> np.ndarray:
+        out = np.empty(len(keys), np.int64)
+        pending = np.arange(len(keys))
+        step = np.zeros(len(keys), np.int64)
+        pos = (keys & np.uint64(self.mask)).astype(np.int64)
+        while pending.size:
+            p = (pos[pending] + step[pending]) & self.mask
+            empty = self.keys[p] == 0
+            cand, pc = pending[empty], p[empty]
+            self.keys[pc] = keys[cand]  # several may race for one slot: the last write wins
+            won = self.keys[pc] == keys[cand]
+            out[cand[won]] = pc[won]
+            lost = np.concatenate([pending[~empty], cand[~won]])
+            step[lost] += 1
+            pending = lost
+        self.size += len(keys)
+        return out
+
+    # -- removal ----------------------------------------------------------------------
+    def occupied(self) -> np.ndarray:
+        return np.flatnonzero(self.keys != 0)
+
+    def _evict(self, count: int) -> dict[str, np.ndarray]:
+        occ = self.occupied()
+        if count <= 0 or not occ.size:
+            return {}
+        count = min(count, occ.size)
+        victims = occ[np.argpartition(self.last_seen[occ], count - 1)[:count]]
+        self.evicted += count
+        return self.remove(victims)
+
+    def expire(self, cutoff: float) -> dict[str, np.ndarray]:
+        """Remove entries last seen before `cutoff` (packet time); return their rows."""
+        if not self.size:
+            return {}
+        occ = self.occupied()
+        return self.remove(occ[self.last_seen[occ] < cutoff])
+
+    def remove(self, victims: np.ndarray) -> dict[str, np.ndarray]:
+        if not len(victims):
+            return {}
+        gone = {name: col[victims].copy() for name, col in self.cols.items()}
+        gone["_key"] = self.keys[victims].copy()
+        self.keys[victims] = 0
+        occ = self.occupied()
+        self._rebuild(occ, self.nslots)
+        return gone
+
+    def _rebuild(self, occ: np.ndarray, nslots: int) -> None:
+        """Re-insert the rows at `occ` into fresh arrays of `nslots` slots."""
+        saved_keys, saved_seen = self.keys[occ], self.last_seen[occ]
+        saved = {name: col[occ] for name, col in self.cols.items()}
+        self._allocate(nslots)
+        slots = self._insert(saved_keys)
+        self.last_seen[slots] = saved_seen
+        for name, col in self.cols.items():
+            col[slots] = saved[name]
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": self.size, "capacity": self.capacity, "evicted": self.evicted}
+
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.last_seen.nbytes + sum(c.nbytes for c in self.cols.values())

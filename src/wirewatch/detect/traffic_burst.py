@@ -1,0 +1,121 @@
+"""traffic_burst: one source sends far more than normal, and it is not a transfer.
+
+Rate alone cannot tell an ICMP/UDP/ACK flood from a bulk download, so the default
+looks at what comes back on the same pair of hosts within the window:
+
+* ICMP requests (echo, timestamp...) count on their own: the replies do not make a
+  flood legitimate, and the victim's echo replies never count against it;
+* UDP counts when the destination sent back (almost) nothing over UDP (a DNS server
+  answers every query; a UDP flood gets silence or a few rate-limited ICMP errors);
+* TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
+  non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
+  is answered by RSTs or not at all. SYN floods are syn_flood's.
+
+"Almost nothing" is `min_reply_ratio` (replies per packet sent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
+from ..settings import setting
+from .base import Finding
+from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
+from .report import due, dst_of, src_of, times
+from .window import WindowCounter
+
+KINDS = ("icmp", "udp", "tcp")
+METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes_icmp", "bytes_udp", "bytes_tcp")
+NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)"}
+
+
+@dataclass(frozen=True)
+class TrafficBurstConfig:
+    enabled: bool = setting(True, "Detect packet floods (ICMP, UDP, ACK/RST) from one source to one host.")
+    threshold: int = setting(1000, "Packets from one source to one host within the window (--traffic-threshold).", 1)
+    bytes_threshold: int = setting(50_000_000, "Bytes within the window that also make a burst (0 = off).", 0)
+    min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
+                                            "fewer packets than this share of those sent.", 0, 1)
+    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    max_pairs: int = setting(500_000, "Cap on (source, destination) pairs tracked.", 16)
+
+
+class TrafficBurst:
+    name = "traffic_burst"
+
+    def __init__(self, cfg: TrafficBurstConfig, window: float):
+        self.cfg = cfg
+        self.window = cfg.window or window
+        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS)
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        ip = b.ipver != 0
+        tcp = ip & (b.proto == PROTO_TCP) & b.flags_ok
+        icmp = icmp_request(b)
+        udp = ip & (b.proto == PROTO_UDP)
+        tcp_flow = tcp & ((b.tcp_flags & TCP_SYN) == 0)
+        answer = tcp & ((b.tcp_flags & TCP_RST) == 0)
+        rows = np.flatnonzero(icmp | udp | tcp_flow | answer)
+        if not rows.size:
+            return []
+        p = b.select(rows)
+        length = p.length.astype(np.int64)
+        flags = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answer[rows]}
+        values = {k: v.astype(np.int64) for k, v in flags.items()}
+        values.update({f"bytes_{k}": length * flags[k] for k in KINDS})
+        touched = self.counter.add(pair_key(p), p.ts, values, addr_labels(p))
+        now = float(p.ts.max())
+        out = []
+        for kind in KINDS:
+            sent = self.counter.totals(touched, now, kind)
+            sent_bytes = self.counter.totals(touched, now, f"bytes_{kind}")
+            big = (sent >= self.cfg.threshold) | ((self.cfg.bytes_threshold > 0) & (sent_bytes >= self.cfg.bytes_threshold))
+            cand = touched[big]
+            if kind != "icmp" and cand.size:
+                replies = self._replies(cand, now, "udp" if kind == "udp" else "tcp_answer")
+                cand = cand[replies < self.cfg.min_reply_ratio * np.maximum(sent[big], 1)]
+            for slot in self._due(cand, now, kind):
+                out.append(self._finding(int(slot), now, kind))
+        return out
+
+    def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
+        t = self.counter.table
+        from .table import hash_cols
+        rev = hash_cols(t.cols["dst_hi"][slots], t.cols["dst_lo"][slots], t.cols["src_hi"][slots], t.cols["src_lo"][slots])
+        rslots = t.find(rev)
+        out = np.zeros(len(slots), np.int64)
+        ok = rslots >= 0
+        if ok.any():
+            out[ok] = self.counter.totals(rslots[ok], now, metric)
+        return out
+
+    def _due(self, slots: np.ndarray, now: float, kind: str) -> np.ndarray:
+        return due(self.counter.table, slots, now, self.window)
+
+    def _finding(self, slot: int, now: float, kind: str) -> Finding:
+        t = self.counter.table
+        s = np.array([slot])
+        packets = int(self.counter.totals(s, now, kind)[0])
+        nbytes = int(self.counter.totals(s, now, f"bytes_{kind}")[0])
+        peak = int(self.counter.peak(s, now, kind)[0]) / self.counter.width
+        src, dst = src_of(t, slot), dst_of(t, slot)
+        reply_metric = {"icmp": None, "udp": "udp", "tcp": "tcp_answer"}[kind]
+        replies = int(self._replies(s, now, reply_metric)[0]) if reply_metric else None
+        return Finding(
+            type=self.name, identifier=(src, dst, kind), ts=float(t.last_seen[slot]),
+            message=f"High traffic burst from {src} to {dst}: {NAMES[kind]}",
+            src_ip=src, dest_ip=dst, proto={"icmp": "ICMP", "udp": "UDP", "tcp": "TCP"}[kind],
+            evidence={"kind": NAMES[kind], "packets": packets, "bytes": nbytes, "window_s": self.window,
+                      "threshold": self.cfg.threshold, "bytes_threshold": self.cfg.bytes_threshold,
+                      "peak_pps": round(peak, 1), "replies": replies, "min_reply_ratio": self.cfg.min_reply_ratio,
+                      **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+        )
+
+    def expire(self, now: float) -> None:
+        self.counter.expire(now)
+
+    def stats(self) -> dict[str, int]:
+        return self.counter.stats("traffic_burst")

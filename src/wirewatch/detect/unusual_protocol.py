@@ -1,0 +1,95 @@
+"""unusual_protocol: IP protocols outside the allowed set, and impossible TCP flag sets.
+
+NULL, FIN without ACK, Xmas (FIN+PSH+URG), SYN+FIN, SYN+RST and all-flags packets are
+never sent by a normal TCP stack: they are scan probes or evasion attempts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
+from ..settings import setting
+from .base import Finding
+from .packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
+from .report import due, dst_of, src_of, times
+from .table import hash_cols
+from .window import WindowCounter
+
+FLAG_KINDS = {1: "NULL (no flags)", 2: "FIN without ACK", 3: "Xmas (FIN+PSH+URG)", 4: "SYN+FIN",
+              5: "SYN+RST", 6: "all flags set"}
+PROTO_KIND = 1000  # kind = PROTO_KIND + protocol number for unusual protocols
+
+
+@dataclass(frozen=True)
+class UnusualProtocolConfig:
+    enabled: bool = setting(True, "Detect unusual IP protocols and impossible TCP flag combinations.")
+    allowed_protocols: list[int] = setting([1, 2, 6, 17, 58], "IP protocol numbers that are normal here "
+                                                              "(default ICMP, IGMP, TCP, UDP, ICMPv6).")
+    check_tcp_flags: bool = setting(True, "Also report scan-style TCP flag combinations.")
+    threshold: int = setting(3, "Packets of one kind from one source within the window.", 1)
+    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    max_sources: int = setting(100_000, "Cap on (source, kind) pairs tracked.", 16)
+
+
+def flag_kind(flags: np.ndarray) -> np.ndarray:
+    """Classify TCP flag bytes: 0 = ordinary, else a FLAG_KINDS code (first match wins)."""
+    f = flags & 0x3F
+    syn, fin, rst, ack = (f & TCP_SYN) != 0, (f & TCP_FIN) != 0, (f & TCP_RST) != 0, (f & TCP_ACK) != 0
+    xmas = (f & (TCP_FIN | TCP_PSH | TCP_URG)) == (TCP_FIN | TCP_PSH | TCP_URG)
+    conds = [f == 0x3F, f == 0, syn & rst, syn & fin, xmas & ~ack, fin & ~ack & ~syn & ~rst]
+    return np.select(conds, [6, 1, 5, 4, 3, 2], 0).astype(np.int64)
+
+
+class UnusualProtocol:
+    name = "unusual_protocol"
+
+    def __init__(self, cfg: UnusualProtocolConfig, window: float):
+        self.cfg = cfg
+        self.window = cfg.window or window
+        self.allowed = np.array(sorted(set(cfg.allowed_protocols)), np.uint8)
+        self.counter = WindowCounter(self.window, cfg.max_sources, ("packets",), {**ADDR_LABELS, "kind": np.int64})
+
+    def observe(self, b: PacketBatch) -> list[Finding]:
+        kind = np.where((b.ipver != 0) & ~np.isin(b.proto, self.allowed), PROTO_KIND + b.proto.astype(np.int64), 0)
+        if self.cfg.check_tcp_flags:
+            tcp = tcp_rows(b) & b.flags_ok
+            kind = np.where(tcp & (kind == 0), flag_kind(b.tcp_flags) * tcp, kind)
+        rows = np.flatnonzero(kind)
+        if not rows.size:
+            return []
+        p, k = b.select(rows), kind[rows]
+        keys = hash_cols(p.src_hi, p.src_lo, k)
+        touched = self.counter.add(keys, p.ts, {"packets": np.ones(len(p), np.int64)}, {**addr_labels(p), "kind": k})
+        now = float(p.ts.max())
+        hot = touched[self.counter.totals(touched, now, "packets") >= self.cfg.threshold]
+        return [self._finding(int(s), now) for s in due(self.counter.table, hot, now, self.window)]
+
+    def _finding(self, slot: int, now: float) -> Finding:
+        t = self.counter.table
+        kind = int(t.cols["kind"][slot])
+        count = int(self.counter.totals(np.array([slot]), now, "packets")[0])
+        src, dst = src_of(t, slot), dst_of(t, slot)
+        if kind >= PROTO_KIND:
+            num = kind - PROTO_KIND
+            what = f"IP protocol {num} ({proto_name(num)})" if proto_name(num) != str(num) else f"IP protocol {num}"
+            detail = {"protocol": num, "protocol_name": proto_name(num)}
+            proto = proto_name(num)
+        else:
+            what = f"TCP flags {FLAG_KINDS[kind]}"
+            detail = {"tcp_flags": FLAG_KINDS[kind]}
+            proto = "TCP"
+        return Finding(
+            type=self.name, identifier=(src, kind), ts=float(t.last_seen[slot]),
+            message=f"Unusual traffic from {src}: {what}", src_ip=src, dest_ip=dst, proto=proto,
+            evidence={**detail, "packets": count, "window_s": self.window, "threshold": self.cfg.threshold,
+                      "last_destination": dst, **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+        )
+
+    def expire(self, now: float) -> None:
+        self.counter.expire(now)
+
+    def stats(self) -> dict[str, int]:
+        return self.counter.stats("unusual_protocol")

@@ -1,0 +1,171 @@
+"""Bounded rolling windows on packet time, shared by all detectors.
+
+Two shapes of question come up again and again:
+
+* "how many *distinct* X did this key touch within the last W seconds?" (ports per
+  scanner, hosts per sweeper, sources per victim) -> DistinctCounter;
+* "how many packets / bytes / SYNs did this key send within the last W seconds, and what
+  was its peak one-bucket rate?" -> WindowCounter.
+
+Both are updated from whole batches with numpy, keep their state in capacity-bounded
+KeyTables, and count what they evict. Time is always the packets' own timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .table import KeyTable, hash_cols
+
+Labels = Mapping[str, np.ndarray]
+LabelSchema = Mapping[str, np.dtype]
+
+
+def unique_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct keys, the index of each one's last occurrence, and how often it occurs."""
+    uk, first, last, counts = unique_first_last(keys)
+    return uk, last, counts
+
+
+def unique_first_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct keys (sorted), index of first and last occurrence, and counts: one sort."""
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    ends = np.r_[starts[1:], len(ks)]
+    return ks[starts], order[starts], order[ends - 1], ends - starts
+
+
+class DistinctCounter:
+    """Per group key: how many distinct items were seen within `window` seconds.
+
+    Items are (group, item) pairs held with their last-seen time; a group's count goes
+    up when one of its items is new and down when that item expires or is evicted.
+    `hits` (per group and per item) counts observations since the entry was created: an
+    entry lives while it is seen at least once per window.
+    Under eviction pressure counts are lower bounds, never inflated.
+    """
+
+    def __init__(self, window: float, group_cap: int, item_cap: int,
+                 group_labels: LabelSchema | None = None, item_labels: LabelSchema | None = None):
+        self.window = float(window)
+        gcols = {"distinct": (np.int64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
+        gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
+        icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
+        icols.update({k: (v, 1) for k, v in (item_labels or {}).items()})
+        self.groups = KeyTable(group_cap, gcols)
+        self.items = KeyTable(item_cap, icols)
+
+    def observe(self, gkeys: np.ndarray, items: np.ndarray, ts: np.ndarray,
+                glabels: Labels | None = None, ilabels: Labels | None = None) -> np.ndarray:
+        """Count this batch's (group, item) pairs; return the slots of the groups touched."""
+        if not len(gkeys):
+            return np.zeros(0, np.int64)
+        ug, gfirst, gidx, gcount = unique_first_last(gkeys)
+        gslots, gnew, _ = self.groups.upsert(ug, ts[gidx])
+        self.groups.cols["hits"][gslots[gslots >= 0]] += gcount[gslots >= 0]
+        self._set_new(self.groups, gslots, gnew, gfirst, glabels, ts)
+        ikeys = hash_cols(gkeys, items)
+        ui, ifirst, iidx, icount = unique_first_last(ikeys)
+        islots, inew, gone = self.items.upsert(ui, ts[iidx])
+        self._forget(gone)
+        ok = islots >= 0
+        self.items.cols["hits"][islots[ok]] += icount[ok]
+        self._set_new(self.items, islots, inew, ifirst, ilabels, ts)
+        new_groups = gkeys[iidx[inew]]
+        self.items.cols["group"][islots[inew]] = new_groups
+        gs = self.groups.find(new_groups)
+        np.add.at(self.groups.cols["distinct"], gs[gs >= 0], 1)
+        return gslots[gslots >= 0]
+
+    @staticmethod
+    def _set_new(table: KeyTable, slots: np.ndarray, new: np.ndarray, idx: np.ndarray,
+                 labels: Labels | None, ts: np.ndarray) -> None:
+        """Fill a new entry's first_seen and labels from the row that created it."""
+        if not new.any():
+            return
+        s, rows = slots[new], idx[new]
+        table.cols["first_seen"][s] = ts[rows]
+        for name, col in (labels or {}).items():
+            table.cols[name][s] = col[rows]
+
+    def _forget(self, gone: Mapping[str, np.ndarray]) -> None:
+        if gone:
+            gs = self.groups.find(gone["group"])
+            np.subtract.at(self.groups.cols["distinct"], gs[gs >= 0], 1)
+
+    def expire(self, now: float) -> None:
+        self._forget(self.items.expire(now - self.window))
+        self.groups.expire(now - self.window)
+
+    def items_of(self, gkey: int) -> np.ndarray:
+        """Item slots that belong to one group (O(table): only used when reporting)."""
+        occ = self.items.occupied()
+        return occ[self.items.cols["group"][occ] == np.uint64(gkey)]
+
+    def stats(self, prefix: str) -> dict[str, int]:
+        return {f"{prefix}_groups": self.groups.size, f"{prefix}_items": self.items.size,
+                f"{prefix}_evicted": self.groups.evicted + self.items.evicted}
+
+
+class WindowCounter:
+    """Per key: sums of several metrics over a ring of `buckets` sub-windows of packet time."""
+
+    def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
+                 labels: LabelSchema | None = None, buckets: int = 10):
+        self.window = float(window)
+        self.nb = int(buckets)
+        self.width = self.window / self.nb
+        cols: dict[str, tuple[np.dtype, int]] = {"epoch": (np.int64, self.nb), "first_seen": (np.float64, 1),
+                                                 "reported": (np.float64, 1)}
+        cols.update({m: (np.int64, self.nb) for m in metrics})
+        cols.update({k: (v, 1) for k, v in (labels or {}).items()})
+        self.metrics = metrics
+        self.table = KeyTable(cap, cols)
+
+    def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
+            labels: Labels | None = None) -> np.ndarray:
+        """Add per-packet metric values; return the slots of the keys touched."""
+        if not len(keys):
+            return np.zeros(0, np.int64)
+        t = self.table
+        uk, kfirst, kidx, _ = unique_first_last(keys)
+        slots, new, _ = t.upsert(uk, ts[kidx])
+        DistinctCounter._set_new(t, slots, new, kfirst, labels, ts)
+        bucket = np.floor(ts / self.width).astype(np.int64)
+        order = np.lexsort((bucket, keys))
+        k_s, b_s = keys[order], bucket[order]
+        start = np.flatnonzero(np.r_[True, (k_s[1:] != k_s[:-1]) | (b_s[1:] != b_s[:-1])])
+        cell_slot = t.find(k_s[start])
+        cell_bucket = b_s[start]
+        ok = cell_slot >= 0
+        cs, cb = cell_slot[ok], cell_bucket[ok]
+        ring = cb % self.nb
+        stale = t.cols["epoch"][cs, ring] != cb
+        for m in self.metrics:
+            t.cols[m][cs[stale], ring[stale]] = 0
+        t.cols["epoch"][cs, ring] = cb
+        for m in self.metrics:
+            sums = np.add.reduceat(np.asarray(values[m], np.int64)[order], start)[ok]
+            np.add.at(t.cols[m], (cs, ring), sums)
+        return slots[slots >= 0]
+
+    def _live(self, slots: np.ndarray, now: float) -> np.ndarray:
+        current = np.int64(np.floor(now / self.width))
+        ep = self.table.cols["epoch"][slots]
+        return (ep > current - self.nb) & (ep <= current)
+
+    def totals(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
+        return (self.table.cols[metric][slots] * self._live(slots, now)).sum(axis=1)
+
+    def peak(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
+        """Highest single-bucket count within the window (a rate per bucket width)."""
+        return (self.table.cols[metric][slots] * self._live(slots, now)).max(axis=1)
+
+    def expire(self, now: float) -> None:
+        self.table.expire(now - self.window)
+
+    def stats(self, prefix: str) -> dict[str, int]:
+        return {f"{prefix}_keys": self.table.size, f"{prefix}_evicted": self.table.evicted}

@@ -1,0 +1,128 @@
+"""Wires source -> decode -> detectors -> alert manager -> sinks, and keeps run statistics.
+
+A detector or sink that raises is logged once and counted, never fatal: one bug must
+not blind the sensor.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+
+from .alerts import AlertManager
+from .capture.pcapfile import RawBatch
+from .config import Config
+from .decode import PacketBatch, decode
+from .detect import Detector, default_detectors
+from .sinks import Sink
+from .talkers import TopTalkers
+
+
+@dataclass
+class RunStats:
+    packets: int = 0
+    bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    non_ip: int = 0
+    component_errors: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, cfg: Config, sinks: Iterable[Sink] = (), detectors: list[Detector] | None = None,
+                 log: TextIO | None = None):
+        self.cfg = cfg
+        self.detectors = default_detectors(cfg) if detectors is None else detectors
+        self.sinks = list(sinks)
+        self.alerts = AlertManager(cfg.alerts.cooldown, cfg.alerts.max_identifiers, cfg.general.interface or None)
+        self.stats = RunStats()
+        self.talkers = TopTalkers()
+        self.log = log or sys.stderr
+        self.next_expire: float | None = None
+        self.started = time.perf_counter()
+
+    def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
+        return self.process(decode(raw.buf, raw.meta, raw.linktype))
+
+    def process(self, batch: PacketBatch) -> list[dict[str, Any]]:
+        s = self.stats
+        n = len(batch)
+        for k, v in batch.errors.items():
+            s.decode_errors[k] = s.decode_errors.get(k, 0) + v
+        s.non_ip += batch.non_ip
+        if not n:
+            return []
+        s.packets += n
+        s.bytes += int(batch.length.sum(dtype=np.int64))
+        lo, hi = float(batch.ts.min()), float(batch.ts.max())
+        s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
+        s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
+        self.talkers.add(batch)
+        findings = []
+        for det in self.detectors:
+            try:
+                findings.extend(det.observe(batch))
+            except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
+                self._failed(f"detector {det.name}", exc)
+        alerts = self.alerts.ingest(findings)
+        self._emit(alerts)
+        self._maybe_expire(hi)
+        return alerts
+
+    def _maybe_expire(self, now: float) -> None:
+        if self.next_expire is None:
+            self.next_expire = now + self.cfg.general.expire_interval
+        if now < self.next_expire:
+            return
+        self.next_expire = now + self.cfg.general.expire_interval
+        for det in self.detectors:
+            try:
+                det.expire(now)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"detector {det.name}", exc)
+
+    def _emit(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(alerts)
+            except Exception as exc:  # noqa: BLE001 - a broken sink is logged, not fatal
+                self._failed(f"sink {sink.name}", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        errs = self.stats.component_errors
+        if what not in errs:
+            print(f"wirewatch: {what} failed: {type(exc).__name__}: {exc} (continuing)", file=self.log)
+        errs[what] = errs.get(what, 0) + 1
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"sink {sink.name}", exc)
+
+    def summary(self) -> dict[str, Any]:
+        s = self.stats
+        wall = time.perf_counter() - self.started
+        duration = (s.last_ts - s.first_ts) if s.first_ts is not None else 0.0
+        state: dict[str, int] = {}
+        for det in self.detectors:
+            state.update(det.stats())
+        return {
+            "packets": s.packets, "bytes": s.bytes, "capture_duration_s": round(duration, 6),
+            "wall_s": round(wall, 3), "packets_per_s": round(s.packets / wall) if wall > 0 else 0,
+            "decode_errors": dict(sorted(s.decode_errors.items())), "non_ip_frames": s.non_ip,
+            "alerts": dict(sorted(self.alerts.alerts_by_type.items())),
+            "suppressed": dict(sorted(self.alerts.suppressed_by_type.items())),
+            "suppressed_pending": self.alerts.pending_suppressed()[:20],
+            "top_sources": self.talkers.top(10), "detector_state": state,
+            "component_errors": s.component_errors,
+        }

@@ -1,0 +1,29 @@
+"""JSON-lines sink: one EVE-style object per line, appended, flushed per batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+class JsonlSink:
+    name = "jsonl"
+
+    def __init__(self, path: str):
+        self.path = path
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            self.fh = open(path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise OSError(f"{path}: cannot open alert log: {exc.strerror or exc}") from None
+
+    def write(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        self.fh.write("".join(json.dumps(a, separators=(", ", ": ")) + "\n" for a in alerts))
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()

@@ -1,0 +1,41 @@
+"""Top talkers by packets: a bounded table, updated per batch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .addr import addr_str
+from .decode import PacketBatch
+from .detect.table import KeyTable, hash_cols
+from .detect.window import unique_last
+
+
+class TopTalkers:
+    def __init__(self, capacity: int = 65_536):
+        self.table = KeyTable(capacity, {"packets": (np.int64, 1), "bytes": (np.int64, 1),
+                                         "src_hi": (np.uint64, 1), "src_lo": (np.uint64, 1)})
+
+    def add(self, b: PacketBatch) -> None:
+        ip = np.flatnonzero(b.ipver != 0)
+        if not ip.size:
+            return
+        keys = hash_cols(b.src_hi[ip], b.src_lo[ip])
+        uk, last, counts = unique_last(keys)
+        slots, new, _ = self.table.upsert(uk, b.ts[ip][last])
+        ok = slots >= 0
+        c = self.table.cols
+        c["packets"][slots[ok]] += counts[ok]
+        order = np.argsort(keys, kind="stable")
+        starts = np.searchsorted(keys[order], uk)
+        nbytes = np.add.reduceat(b.length[ip][order].astype(np.int64), starts)
+        c["bytes"][slots[ok]] += nbytes[ok]
+        fresh = ok & new
+        c["src_hi"][slots[fresh]] = b.src_hi[ip][last[fresh]]
+        c["src_lo"][slots[fresh]] = b.src_lo[ip][last[fresh]]
+
+    def top(self, n: int = 10) -> list[dict[str, object]]:
+        occ = self.table.occupied()
+        c = self.table.cols
+        order = np.lexsort((c["src_lo"][occ], -c["packets"][occ]))[:n]
+        return [{"src_ip": addr_str(c["src_hi"][s], c["src_lo"][s]), "packets": int(c["packets"][s]),
+                 "bytes": int(c["bytes"][s])} for s in occ[order]]
