@@ -93,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
     sinks: list[Any] = []
     if cfg.output.console and not args.quiet:
-        sinks.append(ConsoleSink())
+        # with --format json stdout carries only the summary document
+        sinks.append(ConsoleSink(sys.stderr if args.format == "json" else sys.stdout))
     if cfg.output.logfile:
         try:
             sinks.append(JsonlSink(cfg.output.logfile))

@@ -202,7 +202,8 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     length = cap.astype(np.uint32)
     frag = np.zeros(n, np.uint8)
     l4 = np.zeros(n, np.int64)
-    ip_end = end.copy()
+    ip_end = end.copy()  # end of the IP datagram as captured (bounds every read)
+    claimed_end = end.copy()  # end of the IP datagram on the wire (for payload sizes)
 
     if linktype not in SUPPORTED_LINKTYPES:
         _count(errors, f"unknown_linktype_{linktype}", np.ones(n, bool))
@@ -238,7 +239,8 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
         src_lo[v4] = IPV4_MAPPED | pair[:, 0]
         dst_lo[v4] = IPV4_MAPPED | pair[:, 1]
         l4[v4] = l3[v4] + ihl[v4]
-        ip_end[v4] = np.minimum(end[v4], l3[v4] + tot[v4])
+        claimed_end[v4] = l3[v4] + tot[v4]
+        ip_end[v4] = np.minimum(end[v4], claimed_end[v4])
         length[v4] = (l3[v4] - off[v4] + tot[v4]).astype(np.uint32)
 
     # ---- IPv6 -------------------------------------------------------------------------
@@ -257,7 +259,8 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
         words = r.bytes_be(p3 + 8, 32)
         src_hi[idx], src_lo[idx], dst_hi[idx], dst_lo[idx] = words[:, 0], words[:, 1], words[:, 2], words[:, 3]
         length[idx] = (p3 - off[idx] + 40 + plen).astype(np.uint32)
-        ip_end[idx] = np.minimum(end[idx], p3 + 40 + plen)
+        claimed_end[idx] = p3 + 40 + plen
+        ip_end[idx] = np.minimum(end[idx], claimed_end[idx])
         nh = r.u8(p3 + 6)
         pos = p3 + 40
         fr = np.zeros(len(idx), np.uint8)
@@ -297,7 +300,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     _count(errors, "truncated_l4_header", is_tcp & has_ports & ~flags_ok & (frag == FRAG_NONE))
     tcp_flags = np.where(flags_ok, r.u8(l4 + 13), 0).astype(np.uint8)
     doff = (r.u8(l4 + 12) >> 4).astype(np.int64) * 4
-    payload = np.where(flags_ok, ip_end - l4 - doff, np.where(is_udp & has_ports, ip_end - l4 - 8, 0))
+    payload = np.where(flags_ok, claimed_end - l4 - doff, np.where(is_udp & has_ports, claimed_end - l4 - 8, 0))
     payload = np.clip(payload, 0, None).astype(np.int32)
     has_icmp = is_icmp & r.has(l4, 2, ip_end)
     _count(errors, "truncated_l4_header", is_icmp & ~has_icmp)

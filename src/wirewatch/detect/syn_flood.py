@@ -45,26 +45,34 @@ class SynFlood:
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         events = self.tracker.observe(b)
-        done = np.flatnonzero(events.outcome == COMPLETED)
-        if done.size:
-            keys = hash_cols(events.dst_hi[done], events.dst_lo[done])
-            known = self.rate.table.find(keys) >= 0
-            if known.any():
-                ones = np.ones(int(known.sum()), np.int64)
-                self.rate.add(keys[known], events.ts[done][known], {"syn": ones * 0, "completed": ones})
         rows = np.flatnonzero(syn_only(b))
-        if not rows.size:
+        touched = np.zeros(0, np.int64)
+        if rows.size:
+            p = b.select(rows)
+            keys = dst_key(p)
+            ones = np.ones(len(p), np.int64)
+            touched = self.rate.add(keys, p.ts, {"syn": ones, "completed": ones * 0}, addr_labels(p))
+            self.sources.observe(keys, hash_cols(p.src_hi, p.src_lo), p.ts, None,
+                                 {"src_hi": p.src_hi, "src_lo": p.src_lo})
+        self._count_completed(events)
+        if not touched.size:
             return []
-        p = b.select(rows)
-        keys = dst_key(p)
-        ones = np.ones(len(p), np.int64)
-        touched = self.rate.add(keys, p.ts, {"syn": ones, "completed": ones * 0}, addr_labels(p))
-        self.sources.observe(keys, hash_cols(p.src_hi, p.src_lo), p.ts, None, {"src_hi": p.src_hi, "src_lo": p.src_lo})
-        now = float(p.ts.max())
+        now = float(b.ts[rows].max())
         syns = self.rate.totals(touched, now, "syn")
         done_n = self.rate.totals(touched, now, "completed")
         hot = touched[(syns >= self.cfg.threshold) & (done_n <= self.cfg.max_completion * np.maximum(syns, 1))]
         return [self._finding(int(s), now) for s in due(self.rate.table, hot, now, self.window)]
+
+    def _count_completed(self, events) -> None:
+        """Completed handshakes count for victims we already track (per-victim ratio)."""
+        done = np.flatnonzero(events.outcome == COMPLETED)
+        if not done.size:
+            return
+        keys = hash_cols(events.dst_hi[done], events.dst_lo[done])
+        known = self.rate.table.find(keys) >= 0
+        if known.any():
+            ones = np.ones(int(known.sum()), np.int64)
+            self.rate.add(keys[known], events.ts[done][known], {"syn": ones * 0, "completed": ones})
 
     def _finding(self, slot: int, now: float) -> Finding:
         t = self.rate.table

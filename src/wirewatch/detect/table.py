@@ -1,7 +1,10 @@
 """A bounded hash table held in numpy arrays, updated a whole batch of keys at a time.
 
 Detector state is keyed by things an attacker chooses (addresses, ports), so every map
-has a hard capacity: when full, the least recently seen entries are evicted and counted.
+has a hard capacity: when full, the least valuable entries are evicted and counted. Value
+is a per-table priority (e.g. how many probes a scanner has made), then recency: a flood
+of one-packet random sources evicts its own kind first, not the real scanner in it.
+Staleness is expiry's job, not eviction's.
 Keys are 64-bit hashes of the fields that make the key; the fields themselves are kept in
 "label" columns so alerts can name the addresses. Linear probing, no tombstones: removal
 (expiry, eviction) rebuilds the table, which is O(slots) and happens rarely.
@@ -9,7 +12,7 @@ Keys are 64-bit hashes of the fields that make the key; the fields themselves ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -48,8 +51,10 @@ def _next_pow2(n: int) -> int:
 class KeyTable:
     """uint64 key -> row of columns; capacity-bounded with least-recently-seen eviction."""
 
-    def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int]] | None = None):
+    def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int]] | None = None,
+                 priority: Callable[[np.ndarray], np.ndarray] | None = None):
         self.capacity = max(1, int(capacity))
+        self.priority = priority
         self.max_slots = _next_pow2(self.capacity * 2)
         self.schema = dict(columns or {})
         self.size = 0
@@ -93,8 +98,13 @@ class KeyTable:
             step += 1
         return slots
 
-    def upsert(self, keys: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Find or insert unique keys; set last_seen. Returns (slots, is_new, evicted rows)."""
+    def upsert(self, keys: np.ndarray, ts: np.ndarray, weight: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Find or insert unique keys; set last_seen. Returns (slots, is_new, evicted rows).
+
+        If this batch alone brings more new keys than fit, the heaviest (`weight`, e.g.
+        packets in this batch), then most recent, are kept; the rest are counted as evicted.
+        """
         keys = np.asarray(keys, np.uint64)
         slots = self.find(keys)
         new = slots < 0
@@ -109,10 +119,14 @@ class KeyTable:
             slots = self.find(keys)
             new = slots < 0
             if self.size + int(np.count_nonzero(new)) > self.capacity:  # batch alone overflows
-                keep = np.flatnonzero(new)[self.capacity - self.size:]
-                self.evicted += len(keep)
-                new[keep] = False
-                slots[keep] = -2  # not stored: callers must ignore negative slots
+                cand = np.flatnonzero(new)
+                room = max(0, self.capacity - self.size)
+                w = np.zeros(len(cand)) if weight is None else -np.asarray(weight)[cand]
+                order = np.lexsort((-np.asarray(ts)[cand], w))  # heaviest, then most recent
+                drop = cand[order[room:]]
+                self.evicted += len(drop)
+                new[drop] = False
+                slots[drop] = -2  # not stored: callers must ignore negative slots
         if new.any():
             slots[new] = self._insert(keys[new])
         ok = slots >= 0
@@ -146,7 +160,10 @@ class KeyTable:
         if count <= 0 or not occ.size:
             return {}
         count = min(count, occ.size)
-        victims = occ[np.argpartition(self.last_seen[occ], count - 1)[:count]]
+        if self.priority is None:
+            victims = occ[np.argpartition(self.last_seen[occ], count - 1)[:count]]
+        else:
+            victims = occ[np.lexsort((self.last_seen[occ], self.priority(occ)))[:count]]
         self.evicted += count
         return self.remove(victims)
 

@@ -55,8 +55,13 @@ class DistinctCounter:
         gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
         icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
         icols.update({k: (v, 1) for k, v in (item_labels or {}).items()})
-        self.groups = KeyTable(group_cap, gcols)
-        self.items = KeyTable(item_cap, icols)
+        self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots])
+        self.items = KeyTable(item_cap, icols, priority=self._item_priority)
+
+    def _item_priority(self, slots: np.ndarray) -> np.ndarray:
+        """An item is worth as much as its group's distinct count (a scanner's probes)."""
+        g = self.groups.find(self.items.cols["group"][slots])
+        return np.where(g >= 0, self.groups.cols["distinct"][np.maximum(g, 0)], 0)
 
     def observe(self, gkeys: np.ndarray, items: np.ndarray, ts: np.ndarray,
                 glabels: Labels | None = None, ilabels: Labels | None = None) -> np.ndarray:
@@ -64,12 +69,13 @@ class DistinctCounter:
         if not len(gkeys):
             return np.zeros(0, np.int64)
         ug, gfirst, gidx, gcount = unique_first_last(gkeys)
-        gslots, gnew, _ = self.groups.upsert(ug, ts[gidx])
+        gslots, gnew, _ = self.groups.upsert(ug, ts[gidx], gcount)
         self.groups.cols["hits"][gslots[gslots >= 0]] += gcount[gslots >= 0]
         self._set_new(self.groups, gslots, gnew, gfirst, glabels, ts)
         ikeys = hash_cols(gkeys, items)
         ui, ifirst, iidx, icount = unique_first_last(ikeys)
-        islots, inew, gone = self.items.upsert(ui, ts[iidx])
+        _, inv, per_group = np.unique(gkeys[iidx], return_inverse=True, return_counts=True)
+        islots, inew, gone = self.items.upsert(ui, ts[iidx], per_group[inv])
         self._forget(gone)
         ok = islots >= 0
         self.items.cols["hits"][islots[ok]] += icount[ok]
@@ -123,7 +129,7 @@ class WindowCounter:
         cols.update({m: (np.int64, self.nb) for m in metrics})
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
         self.metrics = metrics
-        self.table = KeyTable(cap, cols)
+        self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols[metrics[0]][slots].sum(axis=1))
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
             labels: Labels | None = None) -> np.ndarray:
@@ -131,8 +137,8 @@ class WindowCounter:
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
-        uk, kfirst, kidx, _ = unique_first_last(keys)
-        slots, new, _ = t.upsert(uk, ts[kidx])
+        uk, kfirst, kidx, kcount = unique_first_last(keys)
+        slots, new, _ = t.upsert(uk, ts[kidx], kcount)
         DistinctCounter._set_new(t, slots, new, kfirst, labels, ts)
         bucket = np.floor(ts / self.width).astype(np.int64)
         order = np.lexsort((bucket, keys))

@@ -1,0 +1,54 @@
+"""Shared fixtures: run crafted packets or corpus pcaps through the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wirewatch import config
+from wirewatch.capture.pcapfile import read_batches
+from wirewatch.craft import write_pcap
+from wirewatch.decode import PacketBatch, decode
+from wirewatch.engine import Engine
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def run_packets(tmp_path: Path, packets, overrides: dict | None = None, name: str = "t.pcap") -> tuple[list[dict], Engine]:
+    """Write packets to a pcap, analyse it with the given config overrides, return (alerts, engine)."""
+    path = write_pcap(str(tmp_path / name), packets)
+    return run_file(path, overrides)
+
+
+def run_file(path: str, overrides: dict | None = None, batch_size: int = 4096) -> tuple[list[dict], Engine]:
+    ov = [(k.rsplit(".", 1)[0], k.rsplit(".", 1)[1], v, "test") for k, v in (overrides or {}).items()]
+    cfg = config.build(ov)
+    engine = Engine(cfg, sinks=[])
+    alerts = []
+    for raw in read_batches(path, batch_size):
+        alerts += engine.feed(raw)
+    return alerts, engine
+
+
+def decode_file(path: str) -> PacketBatch:
+    batches = [decode(r.buf, r.meta, r.linktype) for r in read_batches(path)]
+    return PacketBatch.concat(batches)
+
+
+def cli(*args: str, cwd: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wirewatch", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def read_alerts(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,160 @@
+"""Decoder on Scapy-crafted captures: every link type, VLAN, IPv6 extension, fragment, truncation."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR, fragment
+from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt,
+                                IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, CookedLinux, CookedLinuxV2, Ether, Loopback
+from scapy.packet import Raw
+
+from conftest import decode_file
+from wirewatch.addr import addr_str
+from wirewatch.craft import BASE_TS, write_pcap
+from wirewatch.decode import FRAG_FIRST, FRAG_LATER, FRAG_NONE, decode
+
+TCP4 = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S")
+TCP6 = IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=1234, dport=80, flags="S")
+
+
+def one(tmp_path, pkt, linktype=None, **kw):
+    b = decode_file(write_pcap(str(tmp_path / "p.pcap"), [(BASE_TS + 1.25, pkt)], linktype=linktype, **kw))
+    assert len(b) == 1
+    return b
+
+
+def assert_tcp4(b, sport=1234, dport=80):
+    assert b.ipver[0] == 4 and b.proto[0] == 6
+    assert addr_str(b.src_hi[0], b.src_lo[0]) == "10.0.0.1"
+    assert addr_str(b.dst_hi[0], b.dst_lo[0]) == "10.0.0.2"
+    assert (b.sport[0], b.dport[0], b.tcp_flags[0]) == (sport, dport, 0x02)
+    assert b.has_ports[0] and b.flags_ok[0]
+
+
+@pytest.mark.parametrize("wrap,linktype", [
+    (lambda p: Ether(dst="02:00:00:00:00:02") / p, None),
+    (lambda p: CookedLinux(proto=0x0800) / p, None),
+    (lambda p: CookedLinuxV2(proto=0x0800) / p, None),
+    (lambda p: p, 101),  # raw IP
+    (lambda p: Loopback(type=2) / p, None),  # BSD loopback (DLT_NULL)
+    (lambda p: Ether(dst="02:00:00:00:00:02") / Dot1Q(vlan=7) / p, None),
+    (lambda p: Ether(dst="02:00:00:00:00:02") / Dot1AD(vlan=5) / Dot1Q(vlan=7) / p, None),  # QinQ
+])
+def test_link_types_ipv4(tmp_path, wrap, linktype):
+    b = one(tmp_path, wrap(TCP4), linktype=linktype)
+    assert_tcp4(b)
+    assert not b.errors
+
+
+def test_link_types_ipv6_on_sll2(tmp_path):
+    b = one(tmp_path, CookedLinuxV2(proto=0x86DD) / TCP6)
+    assert b.ipver[0] == 6 and addr_str(b.src_hi[0], b.src_lo[0]) == "fd00::1" and b.dport[0] == 80
+
+
+def test_timestamps_are_record_times_micro_and_nano(tmp_path):
+    times = [BASE_TS + 0.000001, BASE_TS + 12.5, BASE_TS + 99.999999]
+    for nano in (False, True):
+        path = write_pcap(str(tmp_path / f"t{nano}.pcap"), [(t, Ether(dst="02:00:00:00:00:02") / TCP4) for t in times], nano=nano)
+        b = decode_file(path)
+        assert np.allclose(b.ts, times, atol=1e-6, rtol=0)
+
+
+def test_ipv4_options_and_wire_length_on_short_snaplen(tmp_path):
+    pkt = Ether(dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption_RR()]) / TCP(sport=1234, dport=80, flags="S") / Raw(b"x" * 1000)
+    b = one(tmp_path, pkt, snaplen=96)
+    assert_tcp4(b)
+    assert b.length[0] == len(pkt)  # wire length from the IP header, not the 96 captured bytes
+    assert b.payload[0] == 1000
+
+
+@pytest.mark.parametrize("ext", [IPv6ExtHdrHopByHop(), IPv6ExtHdrRouting(), IPv6ExtHdrDestOpt(),
+                                 IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting()])
+def test_ipv6_extension_headers(tmp_path, ext):
+    pkt = Ether(dst="02:00:00:00:00:02") / IPv6(src="fd00::1", dst="fd00::2") / ext / UDP(sport=5353, dport=53)
+    b = one(tmp_path, pkt)
+    assert b.ipver[0] == 6 and b.proto[0] == 17 and b.dport[0] == 53 and b.has_ports[0]
+
+
+def test_ipv6_fragments(tmp_path):
+    first = Ether(dst="02:00:00:00:00:02") / IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(m=1, offset=0, id=7) / UDP(sport=1, dport=53)
+    later = Ether(dst="02:00:00:00:00:02") / IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(m=0, offset=10, id=7, nh=17) / Raw(b"y" * 40)
+    b = decode_file(write_pcap(str(tmp_path / "f.pcap"), [(BASE_TS, first), (BASE_TS + 1, later)]))
+    assert list(b.frag) == [FRAG_FIRST, FRAG_LATER]
+    assert b.has_ports[0] and b.dport[0] == 53
+    assert not b.has_ports[1] and b.proto[1] == 17  # later fragments: traffic, but no ports
+
+
+def test_ipv4_fragments_ports_from_first_only(tmp_path):
+    frags = fragment(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=53) / Raw(b"z" * 3000), fragsize=1000)
+    b = decode_file(write_pcap(str(tmp_path / "f.pcap"), [(BASE_TS + i, Ether(dst="02:00:00:00:00:02") / f) for i, f in enumerate(frags)]))
+    assert b.frag[0] == FRAG_FIRST and all(b.frag[1:] == FRAG_LATER)
+    assert b.has_ports.tolist() == [True] + [False] * (len(frags) - 1)
+    assert b.length.sum() > 3000
+
+
+def test_tiny_tcp_fragment_has_ports_but_no_flags(tmp_path):
+    frags = fragment(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=22, flags="S"), fragsize=8)
+    b = decode_file(write_pcap(str(tmp_path / "f.pcap"), [(BASE_TS, Ether(dst="02:00:00:00:00:02") / f) for f in frags]))
+    assert b.has_ports[0] and b.dport[0] == 22 and not b.flags_ok[0]
+
+
+def test_icmp_and_icmpv6_and_quoted_packet(tmp_path):
+    un = IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=3, code=3) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=999, dport=161)
+    un6 = IPv6(src="fd00::2", dst="fd00::1") / ICMPv6DestUnreach(code=4) / IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=5, dport=6)
+    echo6 = IPv6(src="fd00::1", dst="fd00::2") / ICMPv6EchoRequest()
+    b = decode_file(write_pcap(str(tmp_path / "i.pcap"), [(BASE_TS + i, Ether(dst="02:00:00:00:00:02") / p) for i, p in enumerate([un, un6, echo6])]))
+    assert b.icmp_type.tolist() == [3, 1, 128] and b.has_icmp.all()
+    assert b.has_inner.tolist() == [True, True, False]
+    assert (b.inner_proto[0], b.inner_sport[0], b.inner_dport[0]) == (17, 999, 161)
+    assert addr_str(b.inner_dst_hi[1], b.inner_dst_lo[1]) == "fd00::2" and b.inner_dport[1] == 6
+
+
+def test_other_protocols_by_number_and_non_ip(tmp_path):
+    gre = Ether(dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / Raw(b"\x00" * 20)
+    arp = Ether(dst="02:00:00:00:00:02") / ARP()
+    b = decode_file(write_pcap(str(tmp_path / "o.pcap"), [(BASE_TS, gre), (BASE_TS + 1, arp)]))
+    assert b.proto[0] == 47 and b.ipver[0] == 4 and not b.has_ports[0]
+    assert b.ipver[1] == 0 and b.non_ip == 1 and not b.errors
+
+
+def test_truncated_and_bad_headers_are_counted(tmp_path):
+    full = bytes(Ether(dst="02:00:00:00:00:02") / TCP4)
+    frames = [full[:10], full[:20], full[:14] + b"\x45" + full[15:], full[:14] + b"\x41" + full[15:],
+              full[:14] + b"\x75" + full[15:], full[:36]]
+    buf = b"".join(frames)
+    offs = np.cumsum([0] + [len(f) for f in frames[:-1]])
+    meta = np.array([[int(BASE_TS), 0, o, len(f)] for o, f in zip(offs, frames)], np.uint32)
+    b = decode(buf, meta, 1)
+    assert b.errors == {"truncated_link_header": 1, "truncated_ip_header": 1, "bad_ip_header_length": 1,
+                        "bad_ip_version": 1, "truncated_l4_header": 1}
+    assert b.ipver.tolist() == [0, 0, 4, 0, 0, 4]
+
+
+def test_unknown_linktype_counted():
+    b = decode(b"\x00" * 40, np.array([[1, 0, 0, 40]], np.uint32), 147)
+    assert b.errors == {"unknown_linktype_147": 1} and b.ipver[0] == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=200), min_size=1, max_size=20), st.sampled_from([0, 1, 101, 108, 113, 276, 12, 999]))
+def test_decoder_never_raises_on_arbitrary_bytes(frames, linktype):
+    buf = b"".join(frames)
+    offs = np.cumsum([0] + [len(f) for f in frames[:-1]])
+    meta = np.array([[1, 0, o, len(f)] for o, f in zip(offs, frames)], np.uint32)
+    b = decode(buf, meta, linktype)
+    assert len(b) == len(frames)
+    assert ((b.ipver == 0) | (b.ipver == 4) | (b.ipver == 6)).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=120), st.integers(0, 2000))
+def test_decoder_never_raises_with_lying_caplen_offsets(data, extra):
+    # meta that points past the buffer must be clamped, never crash
+    meta = np.array([[1, 0, len(data), extra], [1, 0, 0, len(data) + extra]], np.uint32)
+    decode(bytes(Ether(dst="02:00:00:00:00:02") / TCP4)[:0] + data, meta, 1)
