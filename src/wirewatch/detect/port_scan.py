@@ -28,7 +28,8 @@ class PortScanConfig:
     enabled: bool = setting(True, "Detect one source probing many ports of one host.")
     threshold: int = setting(20, "Distinct destination ports within the window that make a scan (--scan-threshold).", 2)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window (--time-window).", 0)
-    slow_threshold: int = setting(25, "Distinct ports within slow_window that make a slow scan.", 2)
+    slow_threshold: int = setting(0, "Distinct ports within slow_window that make a slow scan "
+                                     "(0 = 1.25 x threshold, i.e. 25 by default).", 0)
     slow_window: float = setting(120.0, "Long window (seconds) for slow scans.", 1)
     max_sources: int = setting(200_000, "Cap on (source, host) pairs tracked; least recent evicted.", 16)
     max_probes: int = setting(1_000_000, "Cap on (source, host, port) probes tracked.", 16)
@@ -44,6 +45,7 @@ class PortScan:
     def __init__(self, cfg: PortScanConfig, window: float):
         self.cfg = cfg
         self.window = cfg.window or window
+        self.slow_threshold = cfg.slow_threshold or max(2, round(cfg.threshold * 1.25))
         ports = {"port": np.int64}
         self.fast = DistinctCounter(self.window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
         self.slow = DistinctCounter(cfg.slow_window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
@@ -68,10 +70,10 @@ class PortScan:
         for slot in due(self.fast.groups, hot, now, self.window):
             out.append(self._finding(self.fast, slot, self.cfg.threshold, self.window, "short window"))
             fired.add(int(self.fast.groups.keys[slot]))
-        hot = slow[self.slow.groups.cols["distinct"][slow] >= self.cfg.slow_threshold]
+        hot = slow[self.slow.groups.cols["distinct"][slow] >= self.slow_threshold]
         for slot in due(self.slow.groups, hot, now, self.cfg.slow_window):
             if int(self.slow.groups.keys[slot]) not in fired:
-                out.append(self._finding(self.slow, slot, self.cfg.slow_threshold, self.cfg.slow_window,
+                out.append(self._finding(self.slow, slot, self.slow_threshold, self.cfg.slow_window,
                                          "long window (slow scan)"))
         return out
 

@@ -1,0 +1,65 @@
+"""Blocklist formats and vectorized matching."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from wirewatch.blocklist import BlocklistError, load
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_plain_spamhaus_and_firehol_layouts(tmp_path):
+    plain = write(tmp_path, "plain.txt", "# comment\n10.0.0.1\n2001:db8::/32  # doc\n\n")
+    drop = write(tmp_path, "drop.txt", "; Spamhaus DROP List 2026/11/21\n1.10.16.0/20 ; SBL256894\n")
+    netset = write(tmp_path, "firehol.netset", "#\n# firehol_level1\n#\n5.0.0.0/8\n5.1.2.3\n")
+    bl = load([plain, drop, netset])
+    addrs = np.array([0x0A000001, 0x010A1005, 0x05FF0000, 0x0A000002], np.uint64)
+    idx = bl.match_v4(addrs)
+    assert [bl.v4_entry[i] if i >= 0 else None for i in idx] == ["10.0.0.1", "1.10.16.0/20", "5.0.0.0/8", None]
+    assert bl.list_of["1.10.16.0/20"] == "drop.txt" and bl.list_of["5.0.0.0/8"] == "firehol.netset"
+    assert bl.match_v6(0x20010DB8 << 96) == "2001:db8::/32" and bl.match_v6(1) is None
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    p = write(tmp_path, "bad.txt", "10.0.0.1\n\nnot-an-ip\n")
+    with pytest.raises(BlocklistError, match=r"bad.txt:3: not an IP address or CIDR prefix: 'not-an-ip'"):
+        load([p])
+
+
+def test_unreadable_and_binary_files(tmp_path):
+    with pytest.raises(BlocklistError, match="cannot read blocklist"):
+        load([str(tmp_path / "none.txt")])
+    p = tmp_path / "bin.txt"
+    p.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(BlocklistError, match="not a text file"):
+        load([str(p)])
+
+
+def test_nested_prefixes_match(tmp_path):
+    bl = load([write(tmp_path, "n.txt", "10.0.0.0/8\n10.1.0.0/16\n10.200.0.5\n")])
+    idx = bl.match_v4(np.array([0x0A010203, 0x0AC80005, 0x0B000000], np.uint64))
+    assert [bl.v4_entry[i] if i >= 0 else None for i in idx] == ["10.0.0.0/8", "10.0.0.0/8", None]
+
+
+def test_a_million_prefixes_load_and_match_fast(tmp_path):
+    rng = np.random.default_rng(1)
+    nets = rng.choice(2 ** 24, size=1_000_000, replace=False)
+    text = "\n".join(f"{n >> 16}.{(n >> 8) & 255}.{n & 255}.0/24" for n in nets.tolist())
+    bl = load([write(tmp_path, "big.txt", text)])
+    assert len(bl) == 1_000_000
+    probe = rng.integers(0, 2 ** 32, size=200_000, dtype=np.uint64)
+    t = time.perf_counter()
+    idx = bl.match_v4(probe)
+    elapsed = time.perf_counter() - t
+    listed = set(nets.tolist())
+    expect = np.array([(int(a) >> 8) in listed for a in probe])
+    assert ((idx >= 0) == expect).all()
+    print(f"matched 200k addresses against 1M prefixes in {elapsed * 1000:.1f} ms")
