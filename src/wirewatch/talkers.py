@@ -7,7 +7,6 @@ import numpy as np
 from .addr import addr_str
 from .decode import PacketBatch
 from .detect.table import KeyTable, hash_cols
-from .detect.window import unique_last
 
 
 class TopTalkers:
@@ -20,13 +19,15 @@ class TopTalkers:
         if not ip.size:
             return
         keys = hash_cols(b.src_hi[ip], b.src_lo[ip])
-        uk, last, counts = unique_last(keys)
-        slots, new, _ = self.table.upsert(uk, b.ts[ip][last])
+        order = np.argsort(keys)
+        ks = keys[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        counts = np.diff(np.r_[starts, len(ks)])
+        last = order[starts]  # any row of the key will do for its address and time
+        slots, new, _ = self.table.upsert(ks[starts], b.ts[ip][last], counts)
         ok = slots >= 0
         c = self.table.cols
         c["packets"][slots[ok]] += counts[ok]
-        order = np.argsort(keys, kind="stable")
-        starts = np.searchsorted(keys[order], uk)
         nbytes = np.add.reduceat(b.length[ip][order].astype(np.int64), starts)
         c["bytes"][slots[ok]] += nbytes[ok]
         fresh = ok & new

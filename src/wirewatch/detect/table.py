@@ -31,16 +31,18 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 
 def hash_cols(*cols: np.ndarray) -> np.ndarray:
-    """Combine columns into one non-zero uint64 key per row."""
+    """Combine columns into one uint64 key per row (never EMPTY or TOMBSTONE)."""
     h = np.full(len(cols[0]), 0x2545F4914F6CDD1D, dtype=np.uint64)
     for c in cols:
         h = (h ^ np.asarray(c).astype(np.uint64)) * _K3
         h ^= h >> _S29
     h = mix64(h)
-    h[h == 0] = 1
+    h[h <= TOMBSTONE] += np.uint64(2)
     return h
 
 
+EMPTY = np.uint64(0)
+TOMBSTONE = np.uint64(1)  # a removed entry: probing continues past it, inserts may reuse it
 INITIAL_SLOTS = 1024
 
 
@@ -66,15 +68,19 @@ class KeyTable:
         self.nslots = nslots
         self.mask = nslots - 1
         self.keys = np.zeros(nslots, np.uint64)
-        self.last_seen = np.zeros(nslots, np.float64)
+        self.last_seen = np.full(nslots, np.inf)  # inf on free slots: expiry never picks them
         self.cols: dict[str, np.ndarray] = {name: self._alloc(dt, w) for name, (dt, w) in self.schema.items()}
         self.size = 0
+        self.tombs = 0
 
-    def _grow(self, need: int) -> None:
+    def _make_room(self, n_new: int) -> None:
+        """Keep live + removed + new entries under half the slots: grow by doubling up to
+        max_slots, else sweep out tombstones (short probe runs keep lookups cheap)."""
+        need = self.size + self.tombs + n_new
         target = self.nslots
         while need > target // 2 and target < self.max_slots:
             target *= 2
-        if target != self.nslots:
+        if target != self.nslots or need > (self.nslots * 3) // 4:
             self._rebuild(self.occupied(), target)
 
     def _alloc(self, dtype: np.dtype, width: int) -> np.ndarray:
@@ -110,12 +116,14 @@ class KeyTable:
         new = slots < 0
         n_new = int(np.count_nonzero(new))
         evicted: dict[str, np.ndarray] = {}
-        if n_new and self.size + n_new > self.nslots // 2 and self.nslots < self.max_slots:
-            self._grow(self.size + n_new)
+        if n_new and self.size + self.tombs + n_new > self.nslots // 2:
+            self._make_room(n_new)
             slots = self.find(keys)
         if n_new and self.size + n_new > self.capacity:
             excess = self.size + n_new - self.capacity
             evicted = self._evict(min(self.size, excess + self.capacity // 16))
+            if self.size + self.tombs + n_new > (self.nslots * 3) // 4:
+                self._rebuild(self.occupied(), self.nslots)
             slots = self.find(keys)
             new = slots < 0
             if self.size + int(np.count_nonzero(new)) > self.capacity:  # batch alone overflows
@@ -130,6 +138,8 @@ class KeyTable:
         if new.any():
             slots[new] = self._insert(keys[new])
         ok = slots >= 0
+        fresh = slots[new]
+        self.last_seen[fresh] = -np.inf
         self.last_seen[slots[ok]] = np.maximum(self.last_seen[slots[ok]], np.asarray(ts)[ok])
         return slots, new, evicted
 
@@ -140,11 +150,13 @@ class KeyTable:
         pos = (keys & np.uint64(self.mask)).astype(np.int64)
         while pending.size:
             p = (pos[pending] + step[pending]) & self.mask
-            empty = self.keys[p] == 0
+            empty = self.keys[p] <= TOMBSTONE
             cand, pc = pending[empty], p[empty]
+            was_tomb = self.keys[pc] == TOMBSTONE
             self.keys[pc] = keys[cand]  # several may race for one slot: the last write wins
             won = self.keys[pc] == keys[cand]
             out[cand[won]] = pc[won]
+            self.tombs -= int(np.count_nonzero(was_tomb[won]))
             lost = np.concatenate([pending[~empty], cand[~won]])
             step[lost] += 1
             pending = lost
@@ -153,7 +165,7 @@ class KeyTable:
 
     # -- removal ----------------------------------------------------------------------
     def occupied(self) -> np.ndarray:
-        return np.flatnonzero(self.keys != 0)
+        return np.flatnonzero(self.keys > TOMBSTONE)
 
     def _evict(self, count: int) -> dict[str, np.ndarray]:
         occ = self.occupied()
@@ -171,17 +183,19 @@ class KeyTable:
         """Remove entries last seen before `cutoff` (packet time); return their rows."""
         if not self.size:
             return {}
-        occ = self.occupied()
-        return self.remove(occ[self.last_seen[occ] < cutoff])
+        return self.remove(np.flatnonzero(self.last_seen < cutoff))
 
     def remove(self, victims: np.ndarray) -> dict[str, np.ndarray]:
         if not len(victims):
             return {}
         gone = {name: col[victims].copy() for name, col in self.cols.items()}
         gone["_key"] = self.keys[victims].copy()
-        self.keys[victims] = 0
-        occ = self.occupied()
-        self._rebuild(occ, self.nslots)
+        self.keys[victims] = TOMBSTONE
+        self.last_seen[victims] = np.inf
+        for col in self.cols.values():
+            col[victims] = 0
+        self.size -= len(victims)
+        self.tombs += len(victims)
         return gone
 
     def _rebuild(self, occ: np.ndarray, nslots: int) -> None:

@@ -25,10 +25,12 @@ from ..settings import setting
 from .base import Finding
 from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .report import due, dst_of, src_of, times
+from .table import hash_cols
 from .window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")
-METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes_icmp", "bytes_udp", "bytes_tcp")
+METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes")
+BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
 NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)"}
 
 
@@ -40,7 +42,7 @@ class TrafficBurstConfig:
     min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
                                             "fewer packets than this share of those sent.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_pairs: int = setting(500_000, "Cap on (source, destination) pairs tracked.", 16)
+    max_pairs: int = setting(200_000, "Cap on (source, destination) pairs tracked (~160 bytes each).", 16)
 
 
 class TrafficBurst:
@@ -49,7 +51,7 @@ class TrafficBurst:
     def __init__(self, cfg: TrafficBurstConfig, window: float):
         self.cfg = cfg
         self.window = cfg.window or window
-        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS)
+        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS, buckets=BUCKETS)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         ip = b.ipver != 0
@@ -65,25 +67,25 @@ class TrafficBurst:
         length = p.length.astype(np.int64)
         flags = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answer[rows]}
         values = {k: v.astype(np.int64) for k, v in flags.items()}
-        values.update({f"bytes_{k}": length * flags[k] for k in KINDS})
+        values["bytes"] = length * ~flags["tcp_answer"]  # bytes of traffic that is not itself an answer
         touched = self.counter.add(pair_key(p), p.ts, values, addr_labels(p))
         now = float(p.ts.max())
         out = []
         for kind in KINDS:
             sent = self.counter.totals(touched, now, kind)
-            sent_bytes = self.counter.totals(touched, now, f"bytes_{kind}")
-            big = (sent >= self.cfg.threshold) | ((self.cfg.bytes_threshold > 0) & (sent_bytes >= self.cfg.bytes_threshold))
+            big = sent >= self.cfg.threshold
+            if self.cfg.bytes_threshold > 0:
+                big |= (sent > 0) & (self.counter.totals(touched, now, "bytes") >= self.cfg.bytes_threshold)
             cand = touched[big]
             if kind != "icmp" and cand.size:
                 replies = self._replies(cand, now, "udp" if kind == "udp" else "tcp_answer")
                 cand = cand[replies < self.cfg.min_reply_ratio * np.maximum(sent[big], 1)]
-            for slot in self._due(cand, now, kind):
+            for slot in due(self.counter.table, cand, now, self.window):
                 out.append(self._finding(int(slot), now, kind))
         return out
 
     def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
         t = self.counter.table
-        from .table import hash_cols
         rev = hash_cols(t.cols["dst_hi"][slots], t.cols["dst_lo"][slots], t.cols["src_hi"][slots], t.cols["src_lo"][slots])
         rslots = t.find(rev)
         out = np.zeros(len(slots), np.int64)
@@ -92,14 +94,11 @@ class TrafficBurst:
             out[ok] = self.counter.totals(rslots[ok], now, metric)
         return out
 
-    def _due(self, slots: np.ndarray, now: float, kind: str) -> np.ndarray:
-        return due(self.counter.table, slots, now, self.window)
-
     def _finding(self, slot: int, now: float, kind: str) -> Finding:
         t = self.counter.table
         s = np.array([slot])
         packets = int(self.counter.totals(s, now, kind)[0])
-        nbytes = int(self.counter.totals(s, now, f"bytes_{kind}")[0])
+        nbytes = int(self.counter.totals(s, now, "bytes")[0])
         peak = int(self.counter.peak(s, now, kind)[0]) / self.counter.width
         src, dst = src_of(t, slot), dst_of(t, slot)
         reply_metric = {"icmp": None, "udp": "udp", "tcp": "tcp_answer"}[kind]
@@ -110,6 +109,7 @@ class TrafficBurst:
             src_ip=src, dest_ip=dst, proto={"icmp": "ICMP", "udp": "UDP", "tcp": "TCP"}[kind],
             evidence={"kind": NAMES[kind], "packets": packets, "bytes": nbytes, "window_s": self.window,
                       "threshold": self.cfg.threshold, "bytes_threshold": self.cfg.bytes_threshold,
+                      "bytes_note": "bytes of all non-answer packets on this pair in the window",
                       "peak_pps": round(peak, 1), "replies": replies, "min_reply_ratio": self.cfg.min_reply_ratio,
                       **times(t.cols["first_seen"][slot], t.last_seen[slot])},
         )

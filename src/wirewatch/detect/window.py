@@ -19,6 +19,8 @@ import numpy as np
 
 from .table import KeyTable, hash_cols
 
+EPOCH_MOD = 1 << 30  # bucket numbers kept modulo this, to fit int32 columns
+EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
 Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, np.dtype]
 
@@ -55,6 +57,7 @@ class DistinctCounter:
         gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
         icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
         icols.update({k: (v, 1) for k, v in (item_labels or {}).items()})
+        self.next_expire = -np.inf
         self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots])
         self.items = KeyTable(item_cap, icols, priority=self._item_priority)
 
@@ -103,6 +106,10 @@ class DistinctCounter:
             np.subtract.at(self.groups.cols["distinct"], gs[gs >= 0], 1)
 
     def expire(self, now: float) -> None:
+        """Drop items older than the window; runs at most every window/EXPIRE_STEPS seconds."""
+        if now < self.next_expire:
+            return
+        self.next_expire = now + self.window / EXPIRE_STEPS
         self._forget(self.items.expire(now - self.window))
         self.groups.expire(now - self.window)
 
@@ -124,11 +131,12 @@ class WindowCounter:
         self.window = float(window)
         self.nb = int(buckets)
         self.width = self.window / self.nb
-        cols: dict[str, tuple[np.dtype, int]] = {"epoch": (np.int64, self.nb), "first_seen": (np.float64, 1),
+        cols: dict[str, tuple[np.dtype, int]] = {"epoch": (np.int32, self.nb), "first_seen": (np.float64, 1),
                                                  "reported": (np.float64, 1)}
-        cols.update({m: (np.int64, self.nb) for m in metrics})
+        cols.update({m: (np.int64 if m.startswith("bytes") else np.int32, self.nb) for m in metrics})
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
         self.metrics = metrics
+        self.next_expire = -np.inf
         self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols[metrics[0]][slots].sum(axis=1))
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
@@ -140,7 +148,7 @@ class WindowCounter:
         uk, kfirst, kidx, kcount = unique_first_last(keys)
         slots, new, _ = t.upsert(uk, ts[kidx], kcount)
         DistinctCounter._set_new(t, slots, new, kfirst, labels, ts)
-        bucket = np.floor(ts / self.width).astype(np.int64)
+        bucket = np.floor(ts / self.width).astype(np.int64) % EPOCH_MOD
         order = np.lexsort((bucket, keys))
         k_s, b_s = keys[order], bucket[order]
         start = np.flatnonzero(np.r_[True, (k_s[1:] != k_s[:-1]) | (b_s[1:] != b_s[:-1])])
@@ -153,13 +161,13 @@ class WindowCounter:
         for m in self.metrics:
             t.cols[m][cs[stale], ring[stale]] = 0
         t.cols["epoch"][cs, ring] = cb
-        for m in self.metrics:
+        for m in self.metrics:  # (slot, bucket) cells are unique here: plain += is safe
             sums = np.add.reduceat(np.asarray(values[m], np.int64)[order], start)[ok]
-            np.add.at(t.cols[m], (cs, ring), sums)
+            t.cols[m][cs, ring] += sums.astype(t.cols[m].dtype)
         return slots[slots >= 0]
 
     def _live(self, slots: np.ndarray, now: float) -> np.ndarray:
-        current = np.int64(np.floor(now / self.width))
+        current = np.int64(np.floor(now / self.width)) % EPOCH_MOD
         ep = self.table.cols["epoch"][slots]
         return (ep > current - self.nb) & (ep <= current)
 
@@ -171,6 +179,9 @@ class WindowCounter:
         return (self.table.cols[metric][slots] * self._live(slots, now)).max(axis=1)
 
     def expire(self, now: float) -> None:
+        if now < self.next_expire:
+            return
+        self.next_expire = now + self.window / EXPIRE_STEPS
         self.table.expire(now - self.window)
 
     def stats(self, prefix: str) -> dict[str, int]:

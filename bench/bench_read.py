@@ -1,0 +1,69 @@
+"""`make bench`: wirewatch read throughput and memory vs. a per-packet Scapy IDS.
+
+Prints, on the cached deterministic capture (bench/make_capture.py):
+* packets/s and peak RSS of `wirewatch read` with all detectors, and with only the
+  foundation detectors (blacklist, suspicious_port);
+* packets/s of the Scapy per-packet way on a prefix of the same capture, and the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import make_capture  # noqa: E402
+import scapy_baseline  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAPTURE = os.path.join(ROOT, "var", "bench", "bench.pcap")
+BLOCKLIST = os.path.join(ROOT, "tests", "corpus", "blacklist.txt")
+SCAPY_PACKETS = int(os.environ.get("BENCH_SCAPY_PACKETS", "30000"))
+FOUNDATION_ONLY = [x for d in ("port_scan", "host_sweep", "distributed_scan", "syn_flood", "failed_handshake",
+                               "unusual_protocol", "traffic_burst") for x in ("--set", f"detect.{d}.enabled=false")]
+
+
+def run_wirewatch(extra: list[str]) -> tuple[dict, float, float]:
+    """Run `wirewatch read` in a child; return (summary, wall seconds, peak RSS MiB)."""
+    cmd = [sys.executable, "-m", "wirewatch", "read", CAPTURE, "--quiet", "--format", "json",
+           "--logfile", os.path.join(ROOT, "var", "bench", "alerts.json"), "--blacklist", BLOCKLIST, *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"wirewatch read failed with status {status}")
+    return json.loads(out), wall, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    t = time.perf_counter()
+    make_capture.ensure(CAPTURE)
+    print(f"capture: {CAPTURE} ({os.path.getsize(CAPTURE) / 1e6:.0f} MB, ready in {time.perf_counter() - t:.1f} s)")
+    rows = []
+    for label, extra, all_det in (("all detectors", [], True), ("foundation (blacklist + suspicious_port)", FOUNDATION_ONLY, False)):
+        summary, wall, rss = run_wirewatch(extra)
+        entries = [line.split("#")[0].strip() for line in open(BLOCKLIST) if line.split("#")[0].strip()]
+        n, secs = scapy_baseline.run(CAPTURE, SCAPY_PACKETS, entries, all_det)
+        scapy_pps = n / secs
+        rows.append((label, summary, wall, rss, scapy_pps))
+        print(f"\n[{label}]")
+        print(f"  packets            {summary['packets']:,}")
+        print(f"  wirewatch          {summary['packets_per_s']:,} packets/s (pipeline), "
+              f"{summary['packets'] / wall:,.0f} packets/s (whole process, {wall:.2f} s)")
+        print(f"  peak RSS           {rss:,.0f} MiB")
+        print(f"  scapy per-packet   {scapy_pps:,.0f} packets/s (first {n:,} packets)")
+        print(f"  ratio              {summary['packets_per_s'] / scapy_pps:,.0f}x")
+        print(f"  alerts             {summary['alerts']}")
+        evicted = {k: v for k, v in summary["detector_state"].items() if k.endswith("evicted") and v}
+        print(f"  evictions          {evicted or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
