@@ -1,8 +1,9 @@
-"""`wirewatch read | config`: argument parsing only; the work is in engine and friends."""
+"""`wirewatch read | monitor | config`: argument parsing only; the work is elsewhere."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -11,9 +12,12 @@ from typing import Any
 
 from . import __version__
 from .blocklist import BlocklistError
+from .capture.live import default_route_interface
 from .capture.pcapfile import CaptureError, read_batches
 from .config import Config, ConfigError, Override, describe, load, parse_assignment
 from .engine import Engine
+from .privileges import PrivilegeError
+from .sensor import Sensor, live_options
 from .progress import Progress
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
@@ -34,6 +38,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
+
+
+def _live(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live capture")
+    g.add_argument("--bpf", metavar="FILTER", help="BPF capture filter, e.g. 'not port 22'")
+    g.add_argument("--snaplen", type=int, default=262144, metavar="BYTES", help="bytes captured per packet (default 262144)")
+    g.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
+    g.add_argument("--buffer-size", type=int, default=64, metavar="MB", help="kernel capture buffer (default 64 MB)")
+    g.add_argument("--user", metavar="NAME", help="user to become after opening the capture (default nobody when root)")
+    g.add_argument("--capture", choices=("pcap", "scapy"), default="pcap",
+                   help="capture backend: libpcap via pcapy-ng (default) or Scapy (portable, slower)")
+    g.add_argument("--stats-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between EVE stats events (default 30)")
+    g.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
 
 
 FLAG_KEYS = {
@@ -57,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
     read.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _common(read)
+    mon = sub.add_parser("monitor", help="watch a live interface (needs root or CAP_NET_RAW)")
+    _live(mon)
+    _common(mon)
     cfg = sub.add_parser("config", help="print the configuration in effect, with help")
     _common(cfg)
     return parser
@@ -82,12 +103,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print(describe(cfg))
             return 0
+        if args.command == "monitor":
+            return cmd_monitor(args, cfg)
         return cmd_read(args, cfg)
-    except (ConfigError, BlocklistError) as exc:
+    except (ConfigError, BlocklistError, CaptureError, PrivilegeError) as exc:
         print(f"wirewatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return 0
+
+
+def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None = None) -> int:
+    iface = args.interface or default_route_interface()
+    if not iface:
+        raise CaptureError("no interface given (-i) and no default route to pick one")
+    if not args.interface:
+        cfg = dataclasses.replace(cfg, general=dataclasses.replace(cfg.general, interface=iface))
+    user = args.user or ("nobody" if os.geteuid() == 0 else None)
+    try:
+        sensor = Sensor(cfg, live_options(args, cfg, iface), lambda: config_from_args(args), user,
+                        capture=args.capture, stats_interval=args.stats_interval, quiet=args.quiet,
+                        extra_sinks=extra_sinks)
+        sensor.open()
+    except CaptureError as exc:
+        hint = "; to analyse a capture file instead: wirewatch read FILE" if "needs root" in str(exc) else ""
+        raise CaptureError(f"{exc}{hint}") from None
+    return sensor.run()
 
 
 def cmd_read(args: argparse.Namespace, cfg: Config) -> int:

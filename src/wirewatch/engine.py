@@ -126,6 +126,36 @@ class Engine:
             print(f"wirewatch: {what} failed: {type(exc).__name__}: {exc} (continuing)", file=self.log)
         errs[what] = errs.get(what, 0) + 1
 
+    def idle(self, now: float) -> None:
+        """No packets arrived: let state expire on the clock (live capture only, where
+        packet time is wall time)."""
+        if self.stats.last_ts is not None and now > self.stats.last_ts:
+            self._maybe_expire(now)
+
+    def emit_event(self, record: dict[str, Any]) -> None:
+        """A non-alert event (stats) for the sinks that keep events."""
+        for sink in self.sinks:
+            write = getattr(sink, "write_event", None)
+            if write is None:
+                continue
+            try:
+                write(record)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"sink {sink.name}", exc)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """Apply new thresholds and blocklists to the running detectors, keeping their state."""
+        self.cfg = cfg
+        self.alerts.cooldown = cfg.alerts.cooldown
+        for det in self.detectors:
+            section = getattr(cfg.detect, det.name, None)
+            if section is None:
+                continue
+            try:
+                det.reconfigure(section)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"detector {det.name} reload", exc)
+
     def close(self) -> None:
         for sink in self.sinks:
             try:

@@ -42,3 +42,17 @@ class Detector(Protocol):
 
     def stats(self) -> dict[str, int]:
         """Entries held, entries evicted: exported in the summary and as metrics."""
+
+
+class Reconfigurable:
+    """SIGHUP support: new thresholds take effect on live state; windows and caps
+    (which size the state) keep their start-up values until a restart."""
+
+    cfg: Any
+
+    def reconfigure(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.configure()
+
+    def configure(self) -> None:
+        """Recompute anything derived from self.cfg (called at start and on reload)."""

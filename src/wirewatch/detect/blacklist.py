@@ -10,7 +10,7 @@ from ..addr import addr_str
 from ..blocklist import Blocklist, load
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import proto_name
 from .report import times
 
@@ -24,13 +24,18 @@ class BlacklistConfig:
                                    "Spamhaus DROP and FireHOL netset layouts work as-is.")
 
 
-class Blacklist:
+class Blacklist(Reconfigurable):
     name = "blacklist"
 
     def __init__(self, cfg: BlacklistConfig, blocklist: Blocklist | None = None):
         self.cfg = cfg
         self.blocklist = blocklist if blocklist is not None else load(list(cfg.files))
         self.matched_packets = 0
+
+    def configure(self) -> None:
+        """On reload, read the blocklist files again (a bad file keeps the old list)."""
+        if getattr(self, "blocklist", None) is not None:
+            self.blocklist = load(list(self.cfg.files))
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         if not len(self.blocklist) or not len(b):

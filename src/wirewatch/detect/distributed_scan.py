@@ -14,7 +14,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .report import due, dst_of, times
 from .table import hash_cols
@@ -38,7 +38,7 @@ class DistributedScanConfig:
 CHECK_INTERVAL = 2.0  # seconds of packet time between membership checks of one victim
 
 
-class DistributedScan:
+class DistributedScan(Reconfigurable):
     name = "distributed_scan"
 
     def __init__(self, cfg: DistributedScanConfig, scan_threshold: int):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeTracker
 from .report import due, dst_of, src_of, times
 from .table import hash_cols
@@ -33,7 +33,7 @@ class FailedHandshakeConfig:
     max_sources: int = setting(200_000, "Cap on (source, host) pairs tracked.", 16)
 
 
-class FailedHandshake:
+class FailedHandshake(Reconfigurable):
     name = "failed_handshake"
 
     def __init__(self, cfg: FailedHandshakeConfig, tracker: HandshakeTracker):

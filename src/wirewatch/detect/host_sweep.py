@@ -13,7 +13,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_request, proto_name, service, syn_only, udp_initiator
 from .report import due, src_of, times
 from .table import hash_cols
@@ -31,7 +31,7 @@ class HostSweepConfig:
     max_targets: int = setting(1_000_000, "Cap on (source, service, host) triples tracked.", 16)
 
 
-class HostSweep:
+class HostSweep(Reconfigurable):
     name = "host_sweep"
 
     def __init__(self, cfg: HostSweepConfig, window: float):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_unreachable, port_probe, tcp_rows
 from .report import due, dst_of, src_of, times
 from .table import hash_cols
@@ -39,17 +39,20 @@ def scan_key(src_hi, src_lo, dst_hi, dst_lo) -> np.ndarray:
     return hash_cols(src_hi, src_lo, dst_hi, dst_lo)
 
 
-class PortScan:
+class PortScan(Reconfigurable):
     name = "port_scan"
 
     def __init__(self, cfg: PortScanConfig, window: float):
         self.cfg = cfg
         self.window = cfg.window or window
-        self.slow_threshold = cfg.slow_threshold or max(2, round(cfg.threshold * 1.25))
+        self.configure()
         ports = {"port": np.int64}
         self.fast = DistinctCounter(self.window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
         self.slow = DistinctCounter(cfg.slow_window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
         self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ("open", "closed", "unreachable"))
+
+    def configure(self) -> None:
+        self.slow_threshold = self.cfg.slow_threshold or max(2, round(self.cfg.threshold * 1.25))
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         probe = np.flatnonzero(port_probe(b))

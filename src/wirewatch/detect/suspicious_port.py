@@ -9,7 +9,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import proto_name, syn_only, udp_initiator
 from .report import times
 from .table import hash_cols
@@ -25,12 +25,15 @@ class SuspiciousPortConfig:
                                               "and shells); --suspicious-ports replaces the list.")
 
 
-class SuspiciousPort:
+class SuspiciousPort(Reconfigurable):
     name = "suspicious_port"
 
     def __init__(self, cfg: SuspiciousPortConfig):
         self.cfg = cfg
-        self.ports = np.array(sorted(set(cfg.ports)), np.uint16)
+        self.configure()
+
+    def configure(self) -> None:
+        self.ports = np.array(sorted(set(self.cfg.ports)), np.uint16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero((syn_only(b) | udp_initiator(b)) & np.isin(b.dport, self.ports))

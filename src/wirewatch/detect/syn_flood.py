@@ -12,7 +12,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .handshakes import COMPLETED, HandshakeTracker
 from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .report import due, dst_of, times, top_items
@@ -32,7 +32,7 @@ class SynFloodConfig:
     max_sources: int = setting(1_000_000, "Cap on (destination, source) pairs tracked.", 16)
 
 
-class SynFlood:
+class SynFlood(Reconfigurable):
     name = "syn_flood"
 
     def __init__(self, cfg: SynFloodConfig, window: float, tracker: HandshakeTracker):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .report import due, dst_of, src_of, times
 from .table import hash_cols
@@ -45,7 +45,7 @@ class TrafficBurstConfig:
     max_pairs: int = setting(200_000, "Cap on (source, destination) pairs tracked (~160 bytes each).", 16)
 
 
-class TrafficBurst:
+class TrafficBurst(Reconfigurable):
     name = "traffic_burst"
 
     def __init__(self, cfg: TrafficBurstConfig, window: float):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
 from ..settings import setting
-from .base import Finding
+from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .report import due, dst_of, src_of, times
 from .table import hash_cols
@@ -43,14 +43,17 @@ def flag_kind(flags: np.ndarray) -> np.ndarray:
     return np.select(conds, [6, 1, 5, 4, 3, 2], 0).astype(np.int64)
 
 
-class UnusualProtocol:
+class UnusualProtocol(Reconfigurable):
     name = "unusual_protocol"
 
     def __init__(self, cfg: UnusualProtocolConfig, window: float):
         self.cfg = cfg
         self.window = cfg.window or window
-        self.allowed = np.array(sorted(set(cfg.allowed_protocols)), np.uint8)
+        self.configure()
         self.counter = WindowCounter(self.window, cfg.max_sources, ("packets",), {**ADDR_LABELS, "kind": np.int64})
+
+    def configure(self) -> None:
+        self.allowed = np.array(sorted(set(self.cfg.allowed_protocols)), np.uint8)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         kind = np.where((b.ipver != 0) & ~np.isin(b.proto, self.allowed), PROTO_KIND + b.proto.astype(np.int64), 0)

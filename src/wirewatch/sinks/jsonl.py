@@ -25,5 +25,13 @@ class JsonlSink:
         self.fh.write("".join(json.dumps(a, separators=(", ", ": ")) + "\n" for a in alerts))
         self.fh.flush()
 
+    def write_event(self, record: dict[str, Any]) -> None:
+        self.write([record])
+
+    def reopen(self) -> None:
+        """After logrotate renamed the file: continue in a new file at the same path."""
+        self.fh.close()
+        self.fh = open(self.path, "a", encoding="utf-8")
+
     def close(self) -> None:
         self.fh.close()

@@ -1,0 +1,50 @@
+"""Dropping root once the capture handle is open (least privilege)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+
+class PrivilegeError(Exception):
+    pass
+
+
+def resolve_user(name: str) -> tuple[int, int]:
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise PrivilegeError(f"--user {name!r}: no such user") from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def prepare_path(path: str, uid: int, gid: int) -> None:
+    """Create a file's directory (and the file) owned by the user we will become."""
+    if not path:
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)
+        os.chown(parent, uid, gid)
+    if not os.path.exists(path):
+        open(path, "a").close()
+    os.chown(path, uid, gid)
+
+
+def drop_to(uid: int, gid: int) -> None:
+    """Irrevocably become uid/gid (no supplementary groups). No-op unless running as root."""
+    if os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.geteuid() == 0 or os.getuid() == 0:
+        raise PrivilegeError("failed to drop root privileges")
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

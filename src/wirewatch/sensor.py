@@ -1,0 +1,158 @@
+"""`wirewatch monitor`: the live sensor loop, its signals and its loss accounting.
+
+SIGINT/SIGTERM stop after draining what the kernel still holds, writing every alert and a
+final stats event; SIGHUP reopens the log (logrotate) and reloads thresholds and
+blocklists from the config file, keeping all detector state.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .capture.live import LiveOptions, LiveSource, ScapySource
+from .config import Config
+from .engine import Engine
+from .privileges import drop_to, prepare_path, resolve_user
+from .schema import format_ts
+from .sinks.console import ConsoleSink
+from .sinks.jsonl import JsonlSink
+
+DROP_WARN = 0.01
+MAX_DRAIN_BATCHES = 1000
+
+
+@dataclass
+class Flags:
+    stop: bool = False
+    reload: bool = False
+    signals: list[int] = field(default_factory=list)
+
+
+def install_handlers(flags: Flags) -> None:
+    def on_stop(signum: int, _frame: Any) -> None:
+        flags.stop = True
+        flags.signals.append(signum)
+
+    def on_hup(signum: int, _frame: Any) -> None:
+        flags.reload = True
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+class Sensor:
+    def __init__(self, cfg: Config, opts: LiveOptions, reload_config: Callable[[], Config],
+                 user: str | None, capture: str = "pcap", stats_interval: float = 30.0,
+                 quiet: bool = False, log: TextIO | None = None, extra_sinks: list | None = None):
+        self.cfg = cfg
+        self.opts = opts
+        self.reload_config = reload_config
+        self.user = user
+        self.capture = capture
+        self.stats_interval = stats_interval
+        self.quiet = quiet
+        self.log = log or sys.stderr
+        self.extra_sinks = extra_sinks or []
+        self.flags = Flags()
+        self.last_kernel = (0, 0, 0)
+
+    def open(self) -> None:
+        """Open the capture (needs privileges), then give them up."""
+        source_cls = ScapySource if self.capture == "scapy" else LiveSource
+        self.source = source_cls(self.opts)
+        if self.user:
+            uid, gid = resolve_user(self.user)
+            prepare_path(self.cfg.output.logfile, uid, gid)
+            for sink in self.extra_sinks:
+                for path in getattr(sink, "paths", lambda: [])():
+                    prepare_path(path, uid, gid)
+            drop_to(uid, gid)
+        self.jsonl = JsonlSink(self.cfg.output.logfile) if self.cfg.output.logfile else None
+        sinks: list[Any] = []
+        if self.cfg.output.console and not self.quiet:
+            sinks.append(ConsoleSink())
+        if self.jsonl:
+            sinks.append(self.jsonl)
+        sinks += self.extra_sinks
+        self.engine = Engine(self.cfg, sinks, log=self.log)
+        self.started = time.time()
+
+    def run(self) -> int:
+        install_handlers(self.flags)
+        print(f"wirewatch: monitoring {self.opts.interface} ({self.capture}); Ctrl-C to stop", file=self.log)
+        next_stats = time.monotonic() + self.stats_interval
+        while not self.flags.stop:
+            raw = self.source.read()
+            if len(raw.meta):
+                self.engine.feed(raw)
+            else:
+                self.engine.idle(time.time())
+            if self.flags.reload:
+                self.flags.reload = False
+                self.reload()
+            if time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + self.stats_interval
+                self.emit_stats()
+        self.drain()
+        self.emit_stats(final=True)
+        self.engine.close()
+        self.source.close()
+        s = self.engine.summary()
+        kp, kd, ki = self.last_kernel
+        print(f"wirewatch: stopped; packets {s['packets']:,}, kernel received {kp:,}, kernel drops {kd:,}, "
+              f"interface drops {ki:,}, decode errors {sum(s['decode_errors'].values()):,}, "
+              f"alerts {sum(s['alerts'].values()):,}", file=self.log)
+        return 0
+
+    def drain(self) -> None:
+        """After a stop signal: analyse what the kernel already captured."""
+        for _ in range(MAX_DRAIN_BATCHES):
+            raw = self.source.drain()
+            if not len(raw.meta):
+                return
+            self.engine.feed(raw)
+
+    def reload(self) -> None:
+        try:
+            new = self.reload_config()
+        except Exception as exc:  # noqa: BLE001 - a bad edit must not stop the sensor
+            print(f"wirewatch: reload failed, keeping the running config: {exc}", file=self.log)
+            return
+        self.engine.reconfigure(new)
+        self.cfg = new
+        if self.jsonl:
+            self.jsonl.reopen()
+        print("wirewatch: reloaded config and blocklists; log reopened", file=self.log)
+
+    def emit_stats(self, final: bool = False) -> None:
+        recv, drop, ifdrop = self.source.kernel_stats()
+        prev = self.last_kernel
+        self.last_kernel = (recv, drop, ifdrop)
+        d_recv, d_drop = recv - prev[0], drop - prev[1]
+        if d_recv + d_drop > 0 and d_drop / (d_recv + d_drop) > DROP_WARN:
+            print(f"wirewatch: warning: kernel dropped {d_drop:,} of {d_recv + d_drop:,} packets "
+                  f"({100 * d_drop / (d_recv + d_drop):.1f} %) in the last interval", file=self.log)
+        s = self.engine.summary()
+        record = {
+            "timestamp": format_ts(time.time()), "event_type": "stats", "in_iface": self.opts.interface,
+            "stats": {
+                "uptime": int(time.time() - self.started), "final": final,
+                "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
+                "decoder": {"pkts": s["packets"], "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
+                            "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
+                "detect": {"alert": sum(s["alerts"].values()), "alerts": s["alerts"], "suppressed": s["suppressed"]},
+                "state": s["detector_state"],
+            },
+        }
+        self.engine.emit_event(record)
+
+
+def live_options(args: Any, cfg: Config, interface: str) -> LiveOptions:
+    return LiveOptions(interface=interface, bpf=args.bpf or "", snaplen=args.snaplen, promisc=not args.no_promisc,
+                       buffer_mb=args.buffer_size, batch_size=cfg.general.batch_size)

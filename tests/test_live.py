@@ -1,0 +1,185 @@
+"""Live sensor in network namespaces this test creates, with real tools from Debian.
+
+Needs root (namespaces, capture); CI runs as root. Every load is bounded by count and
+time, and the namespaces are deleted even when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from netns import can_create_namespaces, lab
+
+pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def world_dir():
+    """A directory the unprivileged sensor can use after it drops root."""
+    d = tempfile.mkdtemp(prefix="wwlive", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def net():
+    with lab() as L:
+        yield L
+
+
+class Monitor:
+    def __init__(self, L, logdir: Path, *extra: str):
+        self.log = logdir / "logs" / "alerts.json"
+        self.L = L
+        self.proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if,
+                            "--logfile", str(self.log), "--stats-interval", "1", *extra,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(logdir),
+                            env={**os.environ, "PYTHONPATH": SRC})
+        deadline = time.time() + 15
+        while time.time() < deadline and not (self.log.exists() and self.events("stats")):
+            assert self.proc.poll() is None, self.proc.communicate()
+            time.sleep(0.1)
+        assert self.events("stats"), "sensor did not start"
+
+    def events(self, kind: str = "alert") -> list[dict]:
+        if not self.log.exists():
+            return []
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written
+            if rec.get("event_type") == kind:
+                out.append(rec)
+        return out
+
+    def wait_for(self, alert_type: str, since: float, limit: float = 2.0) -> float:
+        """Seconds from `since` until an alert of this type is in the log (fails after limit + slack)."""
+        deadline = since + limit + 3
+        while time.time() < deadline:
+            if any(a["type"] == alert_type for a in self.events()):
+                return time.time() - since
+            time.sleep(0.05)
+        pytest.fail(f"no {alert_type} alert within {limit} s; got {[a['type'] for a in self.events()]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err
+
+
+def test_nmap_scan_alerts_live_within_2s_and_sensor_is_not_root(net, world_dir):
+    need("nmap")
+    m = Monitor(net, world_dir)
+    uids = Path(f"/proc/{m.proc.pid}/status").read_text().split("Uid:")[1].split("\n")[0].split()
+    children = subprocess.run(["pgrep", "-P", str(m.proc.pid)], capture_output=True, text=True).stdout.split()
+    pid = int(children[0]) if children else m.proc.pid  # `ip netns exec` execs, so usually the same pid
+    uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split("\n")[0].split()
+    assert all(u != "0" for u in uids), uids
+    net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-200", "--max-retries", "0", net.sensor_ip, timeout=60)
+    done = time.time()
+    latency = m.wait_for("port_scan", done)
+    assert latency <= 2.0
+    scans = [a for a in m.events() if a["type"] == "port_scan"]
+    assert scans[0]["src_ip"] == net.attacker_ip and scans[0]["in_iface"] == net.sensor_if
+    rc, out, err = m.stop()
+    assert rc == 0 and "[ALERT] Possible port scan detected from 10.203.0.66" in out
+    final = m.events("stats")[-1]["stats"]
+    assert final["final"] is True and final["capture"]["kernel_packets"] >= 200
+    assert final["capture"]["kernel_drops"] == 0
+
+
+def test_hping3_syn_flood_and_suspicious_port(net, world_dir):
+    need("hping3")
+    m = Monitor(net, world_dir)
+    net.run(net.attacker, "timeout", "10", "hping3", "-S", "-p", "80", "-i", "u200", "-c", "3000", "-q",
+            net.sensor_ip, timeout=30)
+    assert m.wait_for("syn_flood", time.time()) <= 2.0
+    flood = [a for a in m.events() if a["type"] == "syn_flood"][0]
+    assert flood["dest_ip"] == net.sensor_ip and flood["evidence"]["syns"] >= 400
+    listener = net.popen(net.sensor, "timeout", "10", "nc", "-l", "-p", "4444", stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    net.run(net.attacker, "sh", "-c", f"echo hi | timeout 3 nc -q 0 {net.sensor_ip} 4444", timeout=10)
+    assert m.wait_for("suspicious_port", time.time()) <= 2.0
+    listener.kill()
+    assert m.stop()[0] == 0
+
+
+def test_benign_curl_and_iperf3_raise_nothing(net, world_dir):
+    need("curl")
+    need("iperf3")
+    www = net.popen(net.sensor, sys.executable, "-m", "http.server", "80", "--bind", net.sensor_ip,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(world_dir))
+    perf = net.popen(net.sensor, "iperf3", "-s", "-1", "-B", net.sensor_ip, stdout=subprocess.DEVNULL)
+    time.sleep(0.8)
+    m = Monitor(net, world_dir)
+    for _ in range(20):
+        net.run(net.attacker, "curl", "-s", "-o", "/dev/null", f"http://{net.sensor_ip}/", timeout=10)
+    net.run(net.attacker, "iperf3", "-c", net.sensor_ip, "-t", "2", "-b", "100M", timeout=20)
+    time.sleep(1.5)
+    rc, _, _ = m.stop()
+    www.kill()
+    perf.kill()
+    assert rc == 0
+    assert m.events() == []
+    assert m.events("stats")[-1]["stats"]["decoder"]["pkts"] > 1000
+
+
+def test_sighup_reopens_log_and_reloads_blocklist_then_sigterm_flushes(net, world_dir):
+    need("curl")
+    blk = world_dir / "block.txt"
+    blk.write_text("192.0.2.1\n")
+    os.chmod(blk, 0o644)
+    cfg = world_dir / "wirewatch.toml"
+    cfg.write_text(f'[detect.blacklist]\nfiles = ["{blk}"]\n')
+    os.chmod(cfg, 0o644)
+    bad = "10.203.0.99"
+    net.add_address(net.attacker, net.attacker_if, f"{bad}/24")
+    m = Monitor(net, world_dir, "--config", str(cfg))
+    net.run(net.attacker, "curl", "-s", "--max-time", "1", "--interface", bad, f"http://{net.sensor_ip}:81/", timeout=10)
+    time.sleep(1.0)
+    assert [a for a in m.events() if a["type"] == "blacklist"] == []
+    rotated = m.log.with_name("alerts.json.1")
+    m.log.rename(rotated)
+    blk.write_text("192.0.2.1\n10.203.0.99  # added while running\n")
+    m.proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    net.run(net.attacker, "curl", "-s", "--max-time", "1", "--interface", bad, f"http://{net.sensor_ip}:81/", timeout=10)
+    m.wait_for("blacklist", time.time())
+    old = [json.loads(line) for line in rotated.read_text().splitlines()]
+    assert old and not [r for r in old if r.get("type") == "blacklist"]
+    rc, _, err = m.stop(signal.SIGTERM)
+    assert rc == 0, err
+    assert "reloaded" in err
+    alerts = [a for a in m.events() if a["type"] == "blacklist"]
+    assert alerts[0]["evidence"]["entry"] == bad and alerts[0]["src_ip"] == bad
+    assert m.events("stats")[-1]["stats"]["final"] is True
+
+
+def test_unknown_interface_and_no_permission(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "wirewatch", "monitor", "-i", "nosuch9"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": SRC})
+    assert r.returncode == 2 and "unknown interface 'nosuch9' (interfaces: " in r.stderr and "lo" in r.stderr
+    if shutil.which("setpriv"):
+        r = subprocess.run(["setpriv", "--bounding-set=-net_raw,-net_admin", sys.executable, "-m", "wirewatch",
+                            "monitor", "-i", "lo"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC})
+        assert r.returncode == 2
+        assert r.stderr.startswith("wirewatch: live capture needs root or CAP_NET_RAW on lo")
