@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench bench-live setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 ## Throughput and memory benchmark (builds its capture once, cached under var/bench/).
 bench: $(STAMP)
 	$(BIN)/python bench/bench_read.py
+
+## Live capture benchmark (root): tcpreplay onto a veth, sensor on the peer.
+bench-live: $(STAMP)
+	$(BIN)/python bench/bench_live.py
 
 clean:
 	rm -rf $(VENV) var build src/*.egg-info
