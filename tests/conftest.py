@@ -41,8 +41,9 @@ def decode_file(path: str) -> PacketBatch:
 
 
 def cli(*args: str, cwd: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    base = {**os.environ, "WIREWATCH_OUTPUT__DB": ""}  # no alert store unless a test asks for one
     return subprocess.run([sys.executable, "-m", "wirewatch", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=300)
+                          cwd=cwd, env={**base, **(env or {})}, timeout=300)
 
 
 def read_alerts(path: Path) -> list[dict]:

@@ -1,9 +1,10 @@
-"""`wirewatch read | monitor | config`: argument parsing only; the work is elsewhere."""
+"""`wirewatch read | monitor | run | dashboard | config`: argument parsing only."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import subprocess
 import json
 import os
 import sys
@@ -15,12 +16,14 @@ from .blocklist import BlocklistError
 from .capture.live import default_route_interface
 from .capture.pcapfile import CaptureError, read_batches
 from .config import Config, ConfigError, Override, describe, load, parse_assignment
-from .engine import Engine
-from .privileges import PrivilegeError
+from .engine import Engine, stats_record
+from .privileges import PrivilegeError, prepare_path, resolve_user
 from .sensor import Sensor, live_options
 from .progress import Progress
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
+from .sinks.sqlite import SqliteSink
+from .webserver import WebError, check_bind, serve
 
 EXIT_USAGE = 2
 
@@ -36,6 +39,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--traffic-threshold", type=int, metavar="N", help="packets per window that make a traffic burst")
     g.add_argument("--cooldown", type=float, metavar="SECONDS", help="suppress repeats of an alert for this long")
     g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
+    g.add_argument("--db", metavar="FILE", help="SQLite alert store for the dashboard (default var/wirewatch.db)")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
 
@@ -54,6 +58,12 @@ def _live(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
 
 
+def _web(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dashboard")
+    g.add_argument("--host", metavar="ADDR", help="bind address (default 127.0.0.1)")
+    g.add_argument("--port", type=int, metavar="PORT", help="port (default 8080)")
+
+
 FLAG_KEYS = {
     "interface": ("general", "interface"),
     "time_window": ("general", "time_window"),
@@ -61,7 +71,10 @@ FLAG_KEYS = {
     "traffic_threshold": ("detect.traffic_burst", "threshold"),
     "cooldown": ("alerts", "cooldown"),
     "logfile": ("output", "logfile"),
+    "db": ("output", "db"),
     "suspicious_ports": ("detect.suspicious_port", "ports"),
+    "host": ("web", "host"),
+    "port": ("web", "port"),
 }
 
 
@@ -78,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     mon = sub.add_parser("monitor", help="watch a live interface (needs root or CAP_NET_RAW)")
     _live(mon)
     _common(mon)
+    run = sub.add_parser("run", help="live sensor and dashboard together (needs root)")
+    _live(run)
+    _web(run)
+    _common(run)
+    dash = sub.add_parser("dashboard", help="serve the dashboard over an alert store")
+    _web(dash)
+    _common(dash)
     cfg = sub.add_parser("config", help="print the configuration in effect, with help")
     _common(cfg)
     return parser
@@ -104,9 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(describe(cfg))
             return 0
         if args.command == "monitor":
-            return cmd_monitor(args, cfg)
+            return cmd_monitor(args, cfg, store_sinks(cfg))
+        if args.command == "dashboard":
+            return serve(cfg, cfg.output.db or "var/wirewatch.db", cfg.web.host, cfg.web.port)
+        if args.command == "run":
+            return cmd_run(args, cfg)
         return cmd_read(args, cfg)
-    except (ConfigError, BlocklistError, CaptureError, PrivilegeError) as exc:
+    except (ConfigError, BlocklistError, CaptureError, PrivilegeError, WebError, OSError) as exc:
         print(f"wirewatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -133,8 +157,41 @@ def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None 
     return sensor.run()
 
 
+def store_sinks(cfg: Config) -> list[Any]:
+    if not cfg.output.db:
+        return []
+    return [SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb)]
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    """Sensor in this process (drops root after opening the capture), dashboard in a
+    separate unprivileged process over the same store."""
+    db = cfg.output.db or "var/wirewatch.db"
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, db=db))
+    check_bind(cfg, cfg.web.host)
+    sinks = store_sinks(cfg)
+    if os.geteuid() == 0:
+        uid, gid = resolve_user(args.user or "nobody")
+        prepare_path(db, uid, gid)
+        for extra in ("-wal", "-shm"):
+            if os.path.exists(db + extra):
+                os.chown(db + extra, uid, gid)
+    web_cmd = [sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--host", cfg.web.host,
+               "--port", str(cfg.web.port)] + (["--config", args.config] if args.config else [])
+    web_cmd += [x for s in args.set for x in ("--set", s)]
+    web = subprocess.Popen(web_cmd)
+    try:
+        return cmd_monitor(args, cfg, sinks)
+    finally:
+        web.terminate()
+        try:
+            web.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+
+
 def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
-    sinks: list[Any] = []
+    sinks: list[Any] = store_sinks(cfg)
     if cfg.output.console and not args.quiet:
         # with --format json stdout carries only the summary document
         sinks.append(ConsoleSink(sys.stderr if args.format == "json" else sys.stdout))
@@ -160,6 +217,10 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             status = EXIT_USAGE
         finally:
             progress.close()
+    store = [x for x in sinks if isinstance(x, SqliteSink)]
+    if store:  # the dashboard's health panel and charts for an offline analysis
+        label = ", ".join(os.path.basename(f) for f in args.files)[:200]
+        store[0].write_event(stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True))
     engine.close()
     summary = {"files": files, **engine.summary()}
     if args.format == "json":

@@ -52,6 +52,23 @@ class OutputConfig:
     logfile: str = setting("alerts.json", "JSON-lines alert log, EVE field names; appended to (--logfile). "
                                           "Empty = no log.")
     console: bool = setting(True, "Print [ALERT] lines on stdout.")
+    db: str = setting("var/wirewatch.db", "SQLite alert store for the dashboard (--db). Empty = no store.")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    retention_days: float = setting(30.0, "Delete stored alerts and stats older than this many days.", 0.01)
+    max_db_mb: float = setting(1024.0, "Delete the oldest alerts when the store grows beyond this size.", 1)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = setting("127.0.0.1", "Dashboard bind address (--host). Anything but loopback needs web.token set.")
+    port: int = setting(8080, "Dashboard port (--port).", 1, 65535)
+    token: str = setting("", "Access token for the dashboard and API; empty = generate one at first start and "
+                             "keep it in web-token (mode 0600) next to the database.")
+    user: str = setting("nobody", "Unprivileged user the dashboard runs as when started as root.")
+    threads: int = setting(8, "Worker threads of the WSGI server.", 1, 256)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class Config:
     general: GeneralConfig = dataclasses.field(default_factory=GeneralConfig)
     alerts: AlertsConfig = dataclasses.field(default_factory=AlertsConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
+    web: WebConfig = dataclasses.field(default_factory=WebConfig)
     detect: DetectConfig = dataclasses.field(default_factory=DetectConfig)
 
 

@@ -32,6 +32,7 @@ class RunStats:
     decode_errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
     component_errors: dict[str, int] = field(default_factory=dict)
+    muted: int = 0
 
 
 class Engine:
@@ -112,11 +113,24 @@ class Engine:
                 self._failed(f"detector {det.name}", exc)
 
     def _emit(self, alerts: list[dict[str, Any]]) -> None:
+        """Hand alerts to the sinks. A sink with `filter` (the store's mutes) marks muted
+        alerts first; those go only to sinks that keep them (`keeps_muted`)."""
         if not alerts:
             return
         for sink in self.sinks:
+            if hasattr(sink, "filter"):
+                try:
+                    alerts = sink.filter(alerts)
+                except Exception as exc:  # noqa: BLE001
+                    self._failed(f"sink {sink.name} mutes", exc)
+        loud = [a for a in alerts if not a.get("muted")]
+        self.stats.muted += len(alerts) - len(loud)
+        for sink in self.sinks:
+            batch = alerts if getattr(sink, "keeps_muted", False) else loud
+            if not batch:
+                continue
             try:
-                sink.write(alerts)
+                sink.write(batch)
             except Exception as exc:  # noqa: BLE001 - a broken sink is logged, not fatal
                 self._failed(f"sink {sink.name}", exc)
 
@@ -176,7 +190,27 @@ class Engine:
             "decode_errors": dict(sorted(s.decode_errors.items())), "non_ip_frames": s.non_ip,
             "alerts": dict(sorted(self.alerts.alerts_by_type.items())),
             "suppressed": dict(sorted(self.alerts.suppressed_by_type.items())),
-            "suppressed_pending": self.alerts.pending_suppressed()[:20],
+            "suppressed_pending": self.alerts.pending_suppressed()[:20], "muted": s.muted,
             "top_sources": self.talkers.top(10), "detector_state": state,
             "component_errors": s.component_errors,
         }
+
+
+def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
+                 final: bool) -> dict[str, Any]:
+    """An EVE `stats` event (Suricata's field names where they exist)."""
+    from .schema import format_ts
+
+    s = engine.summary()
+    recv, drop, ifdrop = kernel
+    return {
+        "timestamp": format_ts(time.time()), "event_type": "stats", "in_iface": iface,
+        "stats": {
+            "uptime": int(uptime), "final": final,
+            "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
+            "decoder": {"pkts": s["packets"], "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
+                        "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
+            "detect": {"alert": sum(s["alerts"].values()), "alerts": s["alerts"], "suppressed": s["suppressed"]},
+            "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
+        },
+    }

@@ -16,9 +16,8 @@ from typing import Any, TextIO
 
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
-from .engine import Engine
+from .engine import Engine, stats_record
 from .privileges import drop_to, prepare_path, resolve_user
-from .schema import format_ts
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
 
@@ -138,18 +137,7 @@ class Sensor:
         if d_recv + d_drop > 0 and d_drop / (d_recv + d_drop) > DROP_WARN:
             print(f"wirewatch: warning: kernel dropped {d_drop:,} of {d_recv + d_drop:,} packets "
                   f"({100 * d_drop / (d_recv + d_drop):.1f} %) in the last interval", file=self.log)
-        s = self.engine.summary()
-        record = {
-            "timestamp": format_ts(time.time()), "event_type": "stats", "in_iface": self.opts.interface,
-            "stats": {
-                "uptime": int(time.time() - self.started), "final": final,
-                "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
-                "decoder": {"pkts": s["packets"], "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
-                            "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
-                "detect": {"alert": sum(s["alerts"].values()), "alerts": s["alerts"], "suppressed": s["suppressed"]},
-                "state": s["detector_state"],
-            },
-        }
+        record = stats_record(self.engine, self.opts.interface, (recv, drop, ifdrop), time.time() - self.started, final)
         self.engine.emit_event(record)
 
 

@@ -56,7 +56,8 @@ class Blacklist(Reconfigurable):
                     entry = self.blocklist.match_v6(value)
                     if entry is not None:
                         self._collect(hits, side, entry, v6[values == value], b)
-        return [self._finding(side, entry, rows, b) for (side, entry), rows in sorted(hits.items())]
+        # the listed host as source first: "traffic from it" is the more useful alert
+        return [self._finding(side, entry, rows, b) for (side, entry), rows in sorted(hits.items(), reverse=True)]
 
     @staticmethod
     def _collect(hits: dict, side: str, entry: str, rows: np.ndarray, b: PacketBatch) -> None:

@@ -89,7 +89,7 @@ class SynFlood(Reconfigurable):
                 "syns": int(self.sources.items.cols["hits"][i])} for i in top_items(self.sources.items, items, "hits", TOP)]
         return Finding(
             type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),
-            message=f"Possible SYN flood against {victim} ({distinct} sources)",
+            message=f"Possible SYN flood against {victim} ({distinct} source{'' if distinct == 1 else 's'})",
             src_ip=top[0]["src_ip"] if distinct == 1 else None, dest_ip=victim, proto="TCP",
             evidence={"syns": syns, "window_s": self.window, "threshold": self.cfg.threshold,
                       "completed_handshakes": completed, "completion_ratio": round(completed / max(syns, 1), 4),

@@ -1,0 +1,77 @@
+"""The SQLite store's schema and its migrations (a schema_version table; never by hand)."""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: alerts, stats, mutes, and roll-ups that keep the overview fast at a million alerts
+    """
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        type TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        src_ip TEXT, dest_ip TEXT, src_key TEXT, dest_key TEXT,
+        src_port INTEGER, dest_port INTEGER, proto TEXT,
+        message TEXT NOT NULL,
+        record TEXT NOT NULL,
+        acknowledged INTEGER NOT NULL DEFAULT 0,
+        muted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX alerts_ts ON alerts(ts);
+    CREATE INDEX alerts_type ON alerts(type, id);
+    CREATE INDEX alerts_severity ON alerts(severity, id);
+    CREATE INDEX alerts_src ON alerts(src_key, id);
+    CREATE INDEX alerts_dest ON alerts(dest_key, id);
+    CREATE INDEX alerts_dport ON alerts(dest_port, id);
+    CREATE TABLE alert_minutes (minute INTEGER NOT NULL, type TEXT NOT NULL, count INTEGER NOT NULL,
+                                PRIMARY KEY (minute, type)) WITHOUT ROWID;
+    CREATE TABLE alert_sources (src_ip TEXT PRIMARY KEY, count INTEGER NOT NULL, last_ts REAL NOT NULL) WITHOUT ROWID;
+    CREATE TABLE stats (id INTEGER PRIMARY KEY, ts REAL NOT NULL, record TEXT NOT NULL);
+    CREATE INDEX stats_ts ON stats(ts);
+    CREATE TABLE mutes (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        dest_port INTEGER,
+        until REAL NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        hits INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the latest schema; returns the version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    version = row[0] if row else 0
+    if row is None:
+        conn.execute("INSERT INTO schema_version VALUES (0)")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+        version = number
+    return version
+
+
+def addr_key(text: str | None) -> str | None:
+    """Address -> 32 hex digits of its 128-bit (IPv4-mapped) value: ranges compare as text."""
+    if not text:
+        return None
+    ip = ipaddress.ip_address(text)
+    if ip.version == 4:
+        ip = ipaddress.IPv6Address(f"::ffff:{ip}")
+    return f"{int(ip):032x}"
+
+
+def cidr_range(text: str) -> tuple[str, str]:
+    """CIDR or address -> inclusive (low, high) keys. Raises ValueError on bad input."""
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    lo, hi = net.network_address, net.broadcast_address
+    if net.version == 4:
+        lo, hi = ipaddress.IPv6Address(f"::ffff:{lo}"), ipaddress.IPv6Address(f"::ffff:{hi}")
+    return f"{int(lo):032x}", f"{int(hi):032x}"

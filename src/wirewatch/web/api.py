@@ -1,0 +1,118 @@
+"""JSON API under /api/ (everything the pages show) and /metrics for Prometheus."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+
+from ..store import AlertFilter, QueryError
+from .auth import login_required
+
+api = Blueprint("api", __name__)
+
+
+@api.errorhandler(QueryError)
+def bad_query(exc: QueryError) -> Any:
+    return jsonify(error=str(exc)), 400
+
+
+@api.route("/api/alerts")
+@login_required
+def alerts() -> Any:
+    f = AlertFilter.from_args(request.args)
+    rows = g.store.alerts(f)
+    return jsonify(alerts=rows, next_before=rows[-1]["id"] if len(rows) == f.limit else None,
+                   latest_id=g.store.latest_id())
+
+
+@api.route("/api/alerts/<int:alert_id>")
+@login_required
+def alert(alert_id: int) -> Any:
+    a = g.store.alert(alert_id)
+    if a is None:
+        abort(404)
+    return jsonify(a)
+
+
+@api.route("/api/overview")
+@login_required
+def overview() -> Any:
+    return jsonify(g.store.overview())
+
+
+@api.route("/api/alerts/ack", methods=["POST"])
+@login_required
+def acknowledge() -> Any:
+    body = request.get_json(silent=True) or {}
+    ids = body.get("ids", [])
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise QueryError("ids: expected a list of alert ids")
+    triage = current_app.extensions["triage"]()
+    try:
+        n = triage.acknowledge(ids, bool(body.get("acknowledged", True)))
+    finally:
+        triage.close()
+    return jsonify(updated=n)
+
+
+@api.route("/api/mutes", methods=["GET", "POST"])
+@login_required
+def mutes() -> Any:
+    if request.method == "GET":
+        return jsonify(mutes=g.store.mutes())
+    body = request.get_json(silent=True) or request.form
+    try:
+        hours = float(body.get("hours", 1))
+        port = body.get("dest_port")
+        port = int(port) if port not in (None, "") else None
+    except (TypeError, ValueError):
+        raise QueryError("hours/dest_port: expected numbers") from None
+    triage = current_app.extensions["triage"]()
+    try:
+        mid = triage.mute(str(body.get("type", "")), str(body.get("cidr", "")), time.time() + hours * 3600, port,
+                          str(body.get("reason", "")))
+    finally:
+        triage.close()
+    return jsonify(id=mid), 201
+
+
+@api.route("/api/mutes/<int:mute_id>/end", methods=["POST"])
+@login_required
+def unmute(mute_id: int) -> Any:
+    triage = current_app.extensions["triage"]()
+    try:
+        n = triage.unmute(mute_id)
+    finally:
+        triage.close()
+    return jsonify(updated=n)
+
+
+@api.route("/metrics")
+@login_required
+def metrics() -> Any:
+    lines = ["# HELP wirewatch_alerts_total Alerts stored, by detector.", "# TYPE wirewatch_alerts_total counter"]
+    for t, n in sorted(g.store.counts_by_type().items()):
+        lines.append(f'wirewatch_alerts_total{{type="{_label(t)}"}} {n}')
+    s = g.store.latest_stats()
+    if s:
+        st = s["stats"]
+        for name, value, kind, text in (
+            ("packets_total", st["decoder"]["pkts"], "counter", "Packets analysed."),
+            ("bytes_total", st["decoder"]["bytes"], "counter", "Bytes analysed (wire length)."),
+            ("kernel_packets_total", st["capture"]["kernel_packets"], "counter", "Packets the kernel captured."),
+            ("kernel_drops_total", st["capture"]["kernel_drops"], "counter", "Packets the kernel dropped."),
+            ("decode_errors_total", st["decoder"]["invalid"], "counter", "Frames that could not be decoded."),
+            ("uptime_seconds", st.get("uptime", 0), "gauge", "Sensor uptime."),
+        ):
+            lines += [f"# HELP wirewatch_{name} {text}", f"# TYPE wirewatch_{name} {kind}", f"wirewatch_{name} {value}"]
+        lines += ["# HELP wirewatch_detector_state Detector state sizes and evictions.",
+                  "# TYPE wirewatch_detector_state gauge"]
+        for k, v in sorted(st.get("state", {}).items()):
+            lines.append(f'wirewatch_detector_state{{key="{_label(k)}"}} {v}')
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

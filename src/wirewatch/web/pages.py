@@ -1,0 +1,56 @@
+"""HTML pages. Templates autoescape everything; scripts add packet-derived text with
+textContent only, so nothing taken from a packet can become markup or script."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, render_template, send_from_directory
+
+from ..schema import SIGNATURES
+from .auth import csrf_token, login_required
+
+pages = Blueprint("pages", __name__)
+
+
+@pages.app_context_processor
+def inject() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "types": sorted(SIGNATURES), "chartjs": current_app.config.get("VENDOR") is not None}
+
+
+@pages.route("/")
+@login_required
+def overview() -> Any:
+    return render_template("overview.html")
+
+
+@pages.route("/alerts")
+@login_required
+def alerts() -> Any:
+    return render_template("alerts.html")
+
+
+@pages.route("/alerts/<int:alert_id>")
+@login_required
+def detail(alert_id: int) -> Any:
+    alert = g.store.alert(alert_id)
+    if alert is None:
+        abort(404)
+    evidence = alert["record"].get("evidence", {})
+    return render_template("detail.html", a=alert, evidence=evidence, pretty=json.dumps(alert["record"], indent=2))
+
+
+@pages.route("/mutes")
+@login_required
+def mutes() -> Any:
+    return render_template("mutes.html", mutes=g.store.mutes())
+
+
+@pages.route("/vendor/chart.umd.js")
+@login_required
+def chartjs() -> Any:
+    vendor = current_app.config.get("VENDOR")
+    if vendor is None:
+        abort(404)
+    return send_from_directory(vendor / "chart.js" / "dist", "chart.umd.js", mimetype="text/javascript")

@@ -1,0 +1,43 @@
+// Shared helpers. Packet-derived values are only ever set with textContent.
+"use strict";
+const WW = {
+  csrf: document.querySelector('meta[name="csrf-token"]').content,
+  async get(url) {
+    const r = await fetch(url, {credentials: "same-origin"});
+    if (r.status === 401) { location.href = "/login"; throw new Error("login"); }
+    if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
+    return r.json();
+  },
+  async post(url, body) {
+    const r = await fetch(url, {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": WW.csrf}, body: JSON.stringify(body)});
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(data.error || r.statusText);
+    return data;
+  },
+  el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  },
+  time(epoch) { return new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19); },
+  alertRow(a, withCheckbox) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = a.id;
+    if (withCheckbox) {
+      const td = document.createElement("td"), cb = document.createElement("input");
+      cb.type = "checkbox"; cb.className = "pick"; cb.value = a.id; td.appendChild(cb); tr.appendChild(td);
+    }
+    tr.appendChild(WW.el("td", WW.time(a.ts)));
+    tr.appendChild(WW.el("td", a.type));
+    tr.appendChild(WW.el("td", a.severity, "sev" + a.severity));
+    tr.appendChild(WW.el("td", a.src_ip || "–"));
+    tr.appendChild(WW.el("td", a.dest_ip ? a.dest_ip + (a.dest_port !== null ? ":" + a.dest_port : "") : "–"));
+    const msg = document.createElement("td"), link = document.createElement("a");
+    link.href = "/alerts/" + encodeURIComponent(a.id); link.textContent = a.message; msg.appendChild(link);
+    tr.appendChild(msg);
+    if (withCheckbox) tr.appendChild(WW.el("td", (a.acknowledged ? "acknowledged " : "") + (a.muted ? "muted" : "")));
+    return tr;
+  },
+};

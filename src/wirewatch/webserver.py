@@ -1,0 +1,113 @@
+"""Serving the dashboard: token handling, refusing unsafe binds, never as root."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import sys
+
+from .config import Config
+from .privileges import PrivilegeError, drop_to, resolve_user
+
+TOKEN_FILE = "web-token"
+
+
+class WebError(Exception):
+    pass
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_token(cfg: Config, db_path: str) -> tuple[str, str | None]:
+    """(token, file it lives in or None). Generates and stores one (0600) if none is set."""
+    if cfg.web.token:
+        return cfg.web.token, None
+    path = os.path.join(os.path.dirname(os.path.abspath(db_path)), TOKEN_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.read().strip()
+        if token:
+            return token, path
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise WebError(f"{path}: cannot read access token: {exc.strerror}") from None
+    token = secrets.token_urlsafe(24)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token, path
+
+
+def check_bind(cfg: Config, host: str) -> None:
+    if not is_loopback(host) and not cfg.web.token:
+        raise WebError(f"refusing to serve the dashboard on {host} without authentication configured: "
+                       "set web.token (config, WIREWATCH_WEB__TOKEN) or bind 127.0.0.1")
+
+
+def prepare_store(db_path: str) -> None:
+    """Make sure the store exists (migrated) so the dashboard can open it read-only."""
+    from .store_admin import Triage
+    Triage(db_path).close()
+
+
+def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) -> int:
+    check_bind(cfg, host)
+    if not os.path.exists(db_path):
+        os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
+    prepare_store(db_path)
+    token, token_file = load_token(cfg, db_path)
+    from waitress import create_server
+
+    from .web import create_app
+
+    app = create_app(db_path, token)
+    server = create_server(app, host=host, port=port, threads=cfg.web.threads, ident="wirewatch")
+    warm_up(app, token)
+    if os.geteuid() == 0:
+        uid, gid = resolve_user(cfg.web.user)
+        for path in _store_files(db_path) + ([token_file] if token_file else []):
+            if os.path.exists(path):
+                os.chown(path, uid, gid)
+        os.chown(os.path.dirname(os.path.abspath(db_path)), uid, gid)
+        drop_to(uid, gid)
+    if os.geteuid() == 0:
+        raise PrivilegeError("the dashboard never runs as root")
+    shown = f"[{host}]" if ":" in host else host
+    print(f"wirewatch dashboard: http://{shown}:{server.effective_port}/login?token={token}", file=sys.stderr, flush=True)
+    if token_file:
+        print(f"wirewatch dashboard: access token stored in {token_file}", file=sys.stderr, flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def warm_up(app, token: str) -> None:
+    """Exercise every route once before dropping root: whatever Flask, Werkzeug and the
+    standard library import lazily is loaded while the files are still readable."""
+    import email.utils  # noqa: F401 - used by response date headers
+    import logging.handlers  # noqa: F401
+
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    for url in ("/login", "/login?token=wrong", "/", "/alerts", "/alerts/1", "/mutes", "/metrics", "/api/alerts",
+                "/api/alerts?type=x&src=10.0.0.0/8&q=a&since=1&port=1", "/api/overview", "/api/mutes",
+                "/api/alerts/1", "/vendor/chart.umd.js", "/static/app.css", "/nope"):
+        client.get(url, headers=auth)
+    client.post("/api/alerts/ack", json={"ids": []}, headers=auth)
+    client.post("/logout")
+
+
+def _store_files(db_path: str) -> list[str]:
+    return [db_path, db_path + "-wal", db_path + "-shm"]
