@@ -219,7 +219,8 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             progress.close()
     store = [x for x in sinks if isinstance(x, SqliteSink)]
     if store:  # the dashboard's health panel and charts for an offline analysis
-        label = ", ".join(os.path.basename(f) for f in args.files)[:200]
+        names = [os.path.basename(f) for f in args.files]
+        label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")
         store[0].write_event(stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True))
     engine.close()
     summary = {"files": files, **engine.summary()}

@@ -66,14 +66,14 @@ class Blacklist(Reconfigurable):
     def _finding(self, side: str, entry: str, rows_list: list[int], b: PacketBatch) -> Finding:
         rows = np.array(sorted(rows_list))
         self.matched_packets += len(rows)
-        r = rows[-1]
+        r = rows[0]
         src, dst = addr_str(b.src_hi[r], b.src_lo[r]), addr_str(b.dst_hi[r], b.dst_lo[r])
         listed, peer_hi, peer_lo = (src, b.dst_hi, b.dst_lo) if side == "src" else (dst, b.src_hi, b.src_lo)
         peers = sorted({addr_str(h, l) for h, l in zip(peer_hi[rows][:1000], peer_lo[rows][:1000])})[:MAX_PEERS]
         list_name = self.blocklist.list_of.get(entry, "?")
         direction = "from" if side == "src" else "to"
         return Finding(
-            type=self.name, identifier=(listed, entry), ts=float(b.ts[r]),
+            type=self.name, identifier=(listed, entry), ts=float(b.ts[rows[0]]),  # first contact
             message=f"Blacklisted address {listed} ({list_name}: {entry}): traffic {direction} it",
             src_ip=src, dest_ip=dst,
             src_port=int(b.sport[r]) if b.has_ports[r] else None,

@@ -1,0 +1,198 @@
+"""Dashboard through Flask's test client over a temporary store."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from conftest import CORPUS, run_file
+from wirewatch import config
+from wirewatch.craft import BASE_TS
+from wirewatch.engine import Engine
+from wirewatch.sinks.sqlite import SqliteSink
+from wirewatch.store_admin import Triage
+from wirewatch.web import create_app
+
+TOKEN = "test-token-123"
+XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>']
+
+
+def fake_alert(i: int, **kw) -> dict:
+    a = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime(BASE_TS + i)), "event_type": "alert",
+         "src_ip": f"10.0.{i // 250}.{i % 250 + 1}", "src_port": 1000 + i, "dest_ip": "192.168.1.1", "dest_port": 80 + i % 3,
+         "proto": "TCP", "in_iface": "eth0", "flow_id": i,
+         "alert": {"action": "allowed", "gid": 1, "signature_id": 9000001, "rev": 1, "signature": "WIREWATCH port scan",
+                   "category": "Attempted Information Leak", "severity": 2},
+         "type": "port_scan" if i % 2 else "host_sweep", "message": f"Possible port scan detected from alert {i}",
+         "evidence": {"distinct_ports": 20 + i, "threshold": 20}}
+    a.update(kw)
+    return a
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write([fake_alert(i) for i in range(120)])
+    sink.close()
+    return path
+
+
+@pytest.fixture
+def client(db):
+    app = create_app(db, TOKEN)
+    c = app.test_client()
+    r = c.get(f"/login?token={TOKEN}")
+    assert r.status_code == 302
+    return c
+
+
+def csrf(client) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+
+
+def test_every_route_needs_auth(db):
+    c = create_app(db, TOKEN).test_client()
+    for url in ("/", "/alerts", "/alerts/1", "/mutes", "/vendor/chart.umd.js"):
+        r = c.get(url)
+        assert r.status_code == 302 and "/login" in r.headers["Location"], url
+    for url in ("/api/alerts", "/api/alerts/1", "/api/overview", "/api/mutes", "/metrics"):
+        assert c.get(url).status_code == 401, url
+    for url in ("/api/alerts/ack", "/api/mutes", "/api/mutes/1/end", "/logout"):
+        assert c.post(url, json={}).status_code in (302, 401), url
+    assert c.get("/login?token=wrong").status_code == 401
+    assert c.get("/api/alerts", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_security_headers(client):
+    r = client.get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "object-src 'none'" in csp
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "HttpOnly" in r.headers.get("Set-Cookie", "HttpOnly") and "<script>" not in r.get_data(as_text=True)
+
+
+def test_filters_and_keyset_pagination(client):
+    page = client.get("/api/alerts?limit=50").get_json()
+    assert len(page["alerts"]) == 50 and page["alerts"][0]["id"] == 120
+    page2 = client.get(f"/api/alerts?limit=50&before={page['next_before']}").get_json()
+    assert page2["alerts"][0]["id"] == 70
+    ids = [a["id"] for a in page["alerts"] + page2["alerts"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 100
+    assert {a["type"] for a in client.get("/api/alerts?type=port_scan&limit=500").get_json()["alerts"]} == {"port_scan"}
+    by_cidr = client.get("/api/alerts?src=10.0.0.0/30&limit=500").get_json()["alerts"]
+    assert sorted(a["src_ip"] for a in by_cidr) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert len(client.get("/api/alerts?port=81&limit=500").get_json()["alerts"]) == 40
+    assert [a["id"] for a in client.get("/api/alerts?q=alert 17&limit=500").get_json()["alerts"]] == [18]
+    since = BASE_TS + 100
+    assert len(client.get(f"/api/alerts?since={since}&limit=500").get_json()["alerts"]) == 20
+    assert client.get("/api/alerts?src=not-an-ip").status_code == 400
+    assert client.get("/api/alerts?port=x").get_json()["error"] == "port: not a number: 'x'"
+    newer = client.get("/api/alerts?after=115").get_json()["alerts"]
+    assert [a["id"] for a in newer] == [120, 119, 118, 117, 116]
+
+
+def test_acknowledge_needs_csrf_and_works_in_bulk(client):
+    assert client.post("/api/alerts/ack", json={"ids": [1, 2]}).status_code == 403
+    assert client.post("/api/alerts/ack", json={"ids": [1, 2]}, headers={"X-CSRF-Token": "wrong"}).status_code == 403
+    r = client.post("/api/alerts/ack", json={"ids": [1, 2, 3]}, headers={"X-CSRF-Token": csrf(client)})
+    assert r.get_json() == {"updated": 3}
+    acked = client.get("/api/alerts?acknowledged=1&limit=500").get_json()["alerts"]
+    assert sorted(a["id"] for a in acked) == [1, 2, 3]
+
+
+def test_overview_api_and_metrics(client):
+    o = client.get("/api/overview").get_json()
+    assert o["total_alerts"] == 120 and o["alerts_by_type"] == {"host_sweep": 60, "port_scan": 60}
+    assert sum(p["alerts"] for p in o["alerts_per_minute"]) == 120
+    m = client.get("/metrics").get_data(as_text=True)
+    assert 'wirewatch_alerts_total{type="port_scan"} 60' in m
+
+
+def test_packet_controlled_text_renders_inert(db, client):
+    sink = SqliteSink(db)
+    sink.write([fake_alert(500 + i, message=f"scan {x}", type="port_scan", proto=x,
+                            evidence={"sample_ports": [x], "note": x, x: 1}) for i, x in enumerate(XSS)])
+    sink.close()
+    newest = client.get("/api/alerts?limit=2").get_json()["alerts"]
+    for a in newest:
+        html = client.get(f"/alerts/{a['id']}").get_data(as_text=True)
+        for x in XSS:
+            assert x not in html
+        assert "&lt;script&gt;" in html or "&#34;&gt;&lt;img" in html or "&lt;img" in html
+    # the table and charts are filled by script from JSON with textContent / canvas
+    js = client.get("/static/common.js").get_data(as_text=True) + client.get("/static/alerts.js").get_data(as_text=True)
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js
+    assert json.loads(client.get("/api/alerts?limit=1").get_data(as_text=True))["alerts"][0]["message"] == f"scan {XSS[1]}"
+
+
+def test_mutes_silence_a_running_engine_but_count(tmp_path, client, db):
+    r = client.post("/api/mutes", json={"type": "port_scan", "cidr": "10.10.0.0/24", "hours": 2},
+                    headers={"X-CSRF-Token": csrf(client)})
+    assert r.status_code == 201
+    assert client.post("/api/mutes", json={"type": "port_scan", "cidr": "nope"},
+                       headers={"X-CSRF-Token": csrf(client)}).status_code == 400
+    sink = SqliteSink(db)
+    log = tmp_path / "a.json"
+    from wirewatch.capture.pcapfile import read_batches
+    from wirewatch.sinks.jsonl import JsonlSink
+    engine = Engine(config.build(), [sink, JsonlSink(str(log))])
+    for raw in read_batches(str(CORPUS / "dev01_nmap_syn_top100.pcap")):
+        engine.feed(raw)
+    engine.close()
+    written = [json.loads(l) for l in log.read_text().splitlines()]
+    assert "port_scan" not in {a["type"] for a in written} and "suspicious_port" in {a["type"] for a in written}
+    muted = client.get("/api/alerts?type=port_scan&src=10.10.0.66").get_json()["alerts"]
+    assert len(muted) == 1 and muted[0]["muted"] == 1
+    assert client.get("/api/mutes").get_json()["mutes"][0]["hits"] == 1
+    assert engine.summary()["muted"] == 1
+
+
+def test_new_mute_reaches_running_sensor_within_seconds(tmp_path):
+    path = str(tmp_path / "m.db")
+    now = [1000.0]
+    sink = SqliteSink(path, clock=lambda: now[0])
+    a = fake_alert(1, src_ip="10.9.9.9")
+    assert not sink.filter([dict(a)])[0].get("muted")
+    Triage(path).mute("port_scan", "10.9.9.0/24", time.time() + 60)
+    now[0] += 1.0
+    assert not sink.filter([dict(a)])[0].get("muted")  # cached for MUTE_REFRESH_S
+    now[0] += 2.0
+    assert sink.filter([dict(a)])[0].get("muted")
+
+
+def test_retention_by_age_and_size(tmp_path):
+    path = str(tmp_path / "r.db")
+    sink = SqliteSink(path, retention_days=1, clock=lambda: BASE_TS + 2 * 86400)
+    sink.write([fake_alert(i) for i in range(10)])
+    sink.enforce_retention()
+    assert sink.conn.execute("select count(*) from alerts").fetchone()[0] == 0
+    sink = SqliteSink(str(tmp_path / "s.db"), max_mb=1, clock=lambda: BASE_TS)
+    big = "x" * 2000
+    for chunk in range(10):
+        sink.write([fake_alert(chunk * 100 + i, message=big) for i in range(100)])
+    sink.enforce_retention()
+    used = sink.conn.execute("select count(*) from alerts").fetchone()[0]
+    assert 0 < used < 1000
+
+
+def test_schema_is_versioned(tmp_path):
+    path = str(tmp_path / "v.db")
+    SqliteSink(path).close()
+    import sqlite3
+    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == 1
+    SqliteSink(path).close()  # reopening migrates nothing and keeps data
+
+
+def test_read_fills_store_for_dashboard(tmp_path):
+    from conftest import cli
+    db = tmp_path / "c.db"
+    r = cli("read", str(CORPUS / "dev15_icmp_ping_flood.pcap"), "--db", str(db), "--logfile", "", "--quiet")
+    assert r.returncode == 0
+    c = create_app(str(db), TOKEN).test_client()
+    o = c.get("/api/overview", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    assert o["alerts_by_type"] == {"traffic_burst": 1} and o["health"]["packets"] == 10004
+    assert o["top_talkers"][0]["src_ip"] in ("10.10.0.66", "10.10.0.13")
