@@ -183,7 +183,7 @@ def test_schema_is_versioned(tmp_path):
     path = str(tmp_path / "v.db")
     SqliteSink(path).close()
     import sqlite3
-    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == 1
+    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == 2
     SqliteSink(path).close()  # reopening migrates nothing and keeps data
 
 

@@ -42,6 +42,14 @@ MIGRATIONS: list[str] = [
         hits INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 2: composite indexes for type + address filters; per-type totals; top sources by index
+    """
+    CREATE INDEX alerts_type_src ON alerts(type, src_key);
+    CREATE INDEX alerts_type_dest ON alerts(type, dest_key);
+    CREATE INDEX alert_sources_count ON alert_sources(count);
+    CREATE TABLE alert_types (type TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO alert_types SELECT type, count(*) FROM alerts WHERE muted = 0 GROUP BY type;
+    """,
 ]
 
 

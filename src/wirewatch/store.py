@@ -127,8 +127,8 @@ class Store:
             rows = c.execute("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > ? GROUP BY minute "
                              "ORDER BY minute", (last - minutes,)).fetchall()
             per_minute = [{"t": r["minute"] * 60, "alerts": r["n"]} for r in rows]
-        by_type = {r["type"]: r["n"] for r in c.execute(
-            "SELECT type, sum(count) AS n FROM alert_minutes GROUP BY type ORDER BY n DESC")}
+        by_type = {r["type"]: r["count"] for r in c.execute(
+            "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
         top = [dict(r) for r in c.execute("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT 10")]
         stats = [json.loads(r["record"]) | {"_ts": r["ts"]} for r in c.execute(
             "SELECT ts, record FROM stats ORDER BY id DESC LIMIT 120")][::-1]
@@ -142,7 +142,7 @@ class Store:
                 self.conn.execute("SELECT * FROM mutes ORDER BY id DESC LIMIT 200")]
 
     def counts_by_type(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.conn.execute("SELECT type, sum(count) FROM alert_minutes GROUP BY type")}
+        return {r[0]: r[1] for r in self.conn.execute("SELECT type, count FROM alert_types")}
 
     def latest_stats(self) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT record FROM stats ORDER BY id DESC LIMIT 1").fetchone()

@@ -109,6 +109,11 @@ class SqliteSink:
         c.executemany("INSERT INTO alert_sources VALUES (?,?,?) ON CONFLICT(src_ip) DO UPDATE SET "
                       "count = count + excluded.count, last_ts = max(last_ts, excluded.last_ts)",
                       [(ip, n, last) for ip, (n, last) in sources.items()])
+        types: dict[str, int] = {}
+        for (_, t), n in minutes.items():
+            types[t] = types.get(t, 0) + n
+        c.executemany("INSERT INTO alert_types VALUES (?,?) ON CONFLICT(type) DO UPDATE SET count = count + excluded.count",
+                      list(types.items()))
         c.executemany("UPDATE mutes SET hits = hits + ? WHERE id = ?", [(n, m) for m, n in hits.items()])
         c.execute("COMMIT")
         self.muted_count += sum(hits.values())
@@ -125,7 +130,7 @@ class SqliteSink:
         """Delete alerts older than retention_days, then the oldest until the file fits max size."""
         c = self.conn
         cutoff = self.clock() - self.retention_days * 86400
-        c.execute("DELETE FROM alerts WHERE ts < ?", (cutoff,))
+        self._delete_alerts("ts < ?", (cutoff,))
         c.execute("DELETE FROM stats WHERE ts < ?", (cutoff,))
         c.execute("DELETE FROM alert_minutes WHERE minute < ?", (int(cutoff // 60),))
         page, count = (c.execute("PRAGMA page_size").fetchone()[0], c.execute("PRAGMA page_count").fetchone()[0])
@@ -134,7 +139,20 @@ class SqliteSink:
         if used > self.max_bytes:
             total = c.execute("SELECT count(*) FROM alerts").fetchone()[0]
             drop = max(1, int(total * (1 - self.max_bytes / used)) + total // 20)
-            c.execute("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts ORDER BY id LIMIT ?)", (drop,))
+            self._delete_alerts("id IN (SELECT id FROM alerts ORDER BY id LIMIT ?)", (drop,))
+
+    def _delete_alerts(self, where: str, args: tuple) -> None:
+        """Delete alerts and keep the per-type and per-source totals true."""
+        c = self.conn
+        c.execute("BEGIN")
+        gone = c.execute(f"SELECT type, count(*) FROM alerts WHERE muted = 0 AND {where} GROUP BY type", args).fetchall()
+        c.executemany("UPDATE alert_types SET count = max(0, count - ?) WHERE type = ?", [(n, t) for t, n in gone])
+        srcs = c.execute(f"SELECT src_ip, count(*) FROM alerts WHERE muted = 0 AND src_ip IS NOT NULL AND {where} "
+                         "GROUP BY src_ip", args).fetchall()
+        c.executemany("UPDATE alert_sources SET count = count - ? WHERE src_ip = ?", [(n, ip) for ip, n in srcs])
+        c.execute("DELETE FROM alert_sources WHERE count <= 0")
+        c.execute(f"DELETE FROM alerts WHERE {where}", args)
+        c.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()
