@@ -174,6 +174,16 @@ def test_sighup_reopens_log_and_reloads_blocklist_then_sigterm_flushes(net, worl
     assert m.events("stats")[-1]["stats"]["final"] is True
 
 
+def test_scapy_capture_fallback(net, world_dir):
+    need("nmap")
+    m = Monitor(net, world_dir, "--capture", "scapy")
+    net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-60", "--max-retries", "0", net.sensor_ip, timeout=60)
+    assert m.wait_for("port_scan", time.time()) <= 2.0
+    rc, _, err = m.stop()
+    assert rc == 0 and "(scapy)" in err
+    assert m.events("stats")[-1]["stats"]["decoder"]["pkts"] >= 100
+
+
 def test_unknown_interface_and_no_permission(tmp_path):
     r = subprocess.run([sys.executable, "-m", "wirewatch", "monitor", "-i", "nosuch9"], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": SRC})

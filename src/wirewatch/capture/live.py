@@ -115,6 +115,7 @@ class ScapySource:
     """Fallback for platforms without libpcap: Scapy's own sockets. Same pipeline, slower."""
 
     def __init__(self, opts: LiveOptions):
+        import scapy.all  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
 
         self.opts = opts

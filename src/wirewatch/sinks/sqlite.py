@@ -19,6 +19,7 @@ from ..dbschema import addr_key, migrate
 
 MUTE_REFRESH_S = 2.0
 RETENTION_EVERY = 500  # alerts between retention checks
+RETENTION_PERIOD_S = 3600.0  # and at least hourly (with the stats events)
 
 
 class Mutes:
@@ -60,6 +61,7 @@ class SqliteSink:
         self.mutes = Mutes([])
         self.mutes_loaded = 0.0
         self.since_retention = 0
+        self.last_retention = self.clock()
         self.muted_count = 0
 
     def paths(self) -> list[str]:
@@ -125,9 +127,12 @@ class SqliteSink:
     def write_event(self, record: dict[str, Any]) -> None:
         if record.get("event_type") == "stats":
             self.conn.execute("INSERT INTO stats (ts, record) VALUES (?, ?)", (self.clock(), json.dumps(record)))
+            if self.clock() - self.last_retention >= RETENTION_PERIOD_S:  # a quiet sensor still ages out
+                self.enforce_retention()
 
     def enforce_retention(self) -> None:
         """Delete alerts older than retention_days, then the oldest until the file fits max size."""
+        self.last_retention = self.clock()
         c = self.conn
         cutoff = self.clock() - self.retention_days * 86400
         self._delete_alerts("ts < ?", (cutoff,))
