@@ -83,9 +83,18 @@ def test_decoy_scan_one_alert_per_source(tmp_path):
     assert sorted(a["src_ip"] for a in fired) == ["10.1.0.66", "10.8.8.8", "10.9.9.9"]
 
 
+def test_one_packet_random_sources_never_get_state(tmp_path):
+    flood = [syn(4, many(4, i), "10.1.0.1", 1000 + i % 50, 80, T0 + i * 0.0005) for i in range(2000)]
+    alerts, engine = run_packets(tmp_path, flood + scan(4, 25, t0=T0 + 1.1))
+    st = engine.summary()["detector_state"]
+    assert st["port_scan_groups"] == 1 and st["port_scan_seen_once"] == 2000
+    assert [a["evidence"]["distinct_ports"] for a in alerts if a["type"] == "port_scan"] == [25]  # none lost
+
+
 def test_port_scan_state_bounded_under_source_flood(tmp_path):
     cap = 64
-    flood = [syn(4, many(4, i), "10.1.0.1", 1000 + i % 50, 80 + i % 7, T0 + i * 0.0005) for i in range(10 * cap)]
+    # every forged source probes twice, so each passes the doorkeeper and takes state
+    flood = [syn(4, many(4, i // 2), "10.1.0.1", 1000 + i % 50, 80 + i % 7, T0 + i * 0.00025) for i in range(20 * cap)]
     pkts = sorted(flood + scan(4, 30, gap=0.01, t0=T0 + 0.1), key=lambda p: p[0])
     alerts, engine = run_packets(tmp_path, pkts, {"detect.port_scan.max_sources": cap, "detect.port_scan.max_probes": 16 * cap})
     assert [a["src_ip"] for a in alerts if a["type"] == "port_scan"] == ["10.1.0.66"]
@@ -115,7 +124,8 @@ def test_host_sweep_ping(tmp_path, v):
 
 def test_host_sweep_bounded(tmp_path):
     cap = 32
-    flood = [(T0 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=many(4, i), dst="10.1.0.1") / ICMP(type=8)) for i in range(10 * cap)]
+    flood = [(T0 + i * 0.0005, Ether(dst="02:00:00:00:00:02") / IP(src=many(4, i // 2), dst=host(4, i % 2)) / ICMP(type=8))
+             for i in range(20 * cap)]  # each forged source pings twice: past the doorkeeper
     sweep = [(T0 + 0.05 + h * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.66", dst=host(4, h)) / ICMP(type=8)) for h in range(20)]
     alerts, engine = run_packets(tmp_path, sorted(flood + sweep, key=lambda p: p[0]),
                                  {"detect.host_sweep.max_sources": cap, "detect.host_sweep.max_targets": 4 * cap})

@@ -31,8 +31,8 @@ class DistributedScanConfig:
     member_threshold: int = setting(0, "A member probing this many ports alone is a plain port scan "
                                        "(0 = detect.port_scan.threshold).", 0)
     window: float = setting(30.0, "Window in seconds.", 1)
-    max_targets: int = setting(100_000, "Cap on victims tracked.", 16)
-    max_probes: int = setting(500_000, "Cap on (victim, port), (victim, source) and (source, victim, port) entries.", 16)
+    max_targets: int = setting(8_192, "Cap on victims tracked.", 16)
+    max_probes: int = setting(131_072, "Cap on (victim, port), (victim, source) and (source, victim, port) entries.", 16)
 
 
 CHECK_INTERVAL = 2.0  # seconds of packet time between membership checks of one victim
@@ -47,7 +47,8 @@ class DistributedScan(Reconfigurable):
         w = cfg.window
         self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64})
         self.members = DistinctCounter(w, cfg.max_probes, cfg.max_probes,
-                                       {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64})
+                                       {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
+                                       doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero(port_probe(b))

@@ -29,8 +29,8 @@ class FailedHandshakeConfig:
     max_ports: int = setting(5, "Fire only if the failures hit at most this many ports (else it is a scan).", 1)
     window: float = setting(60.0, "Window in seconds.", 1)
     timeout: float = setting(3.0, "Seconds without an answer after which an attempt has failed.", 0.1)
-    max_attempts: int = setting(1_000_000, "Cap on handshakes in progress tracked.", 16)
-    max_sources: int = setting(200_000, "Cap on (source, host) pairs tracked.", 16)
+    max_attempts: int = setting(262_144, "Cap on handshakes in progress tracked.", 16)
+    max_sources: int = setting(32_768, "Cap on (source, host) pairs tracked (x4 failed ports).", 16)
 
 
 class FailedHandshake(Reconfigurable):
@@ -41,7 +41,8 @@ class FailedHandshake(Reconfigurable):
         self.tracker = tracker
         labels = {"src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64}
         self.failures = DistinctCounter(cfg.window, cfg.max_sources, cfg.max_sources * 4, labels,
-                                        {"port": np.int64, "rst": np.int64, "icmp": np.int64, "timeout": np.int64})
+                                        {"port": np.int64, "rst": np.int64, "icmp": np.int64, "timeout": np.int64},
+                                        doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         ev = self.tracker.observe(b)

@@ -27,8 +27,8 @@ class HostSweepConfig:
     enabled: bool = setting(True, "Detect one source probing many hosts on one service.")
     threshold: int = setting(15, "Distinct hosts probed on one service within the window.", 2)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_sources: int = setting(200_000, "Cap on (source, service) pairs tracked.", 16)
-    max_targets: int = setting(1_000_000, "Cap on (source, service, host) triples tracked.", 16)
+    max_sources: int = setting(32_768, "Cap on (source, service) pairs tracked.", 16)
+    max_targets: int = setting(131_072, "Cap on (source, service, host) triples tracked.", 16)
 
 
 class HostSweep(Reconfigurable):
@@ -39,7 +39,7 @@ class HostSweep(Reconfigurable):
         self.window = cfg.window or window
         labels = {**ADDR_LABELS, "service": np.int64}
         self.counter = DistinctCounter(self.window, cfg.max_sources, cfg.max_targets, labels,
-                                       {"host_hi": np.uint64, "host_lo": np.uint64})
+                                       {"host_hi": np.uint64, "host_lo": np.uint64}, doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero(syn_only(b) | udp_initiator(b) | icmp_request(b))

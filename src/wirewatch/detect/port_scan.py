@@ -21,6 +21,7 @@ from .table import hash_cols
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
+DOOR_BITS = 16  # (source, host) pairs must probe twice before they get state: see doorkeeper.py
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class PortScanConfig:
     slow_threshold: int = setting(0, "Distinct ports within slow_window that make a slow scan "
                                      "(0 = 1.25 x threshold, i.e. 25 by default).", 0)
     slow_window: float = setting(120.0, "Long window (seconds) for slow scans.", 1)
-    max_sources: int = setting(200_000, "Cap on (source, host) pairs tracked; least recent evicted.", 16)
-    max_probes: int = setting(1_000_000, "Cap on (source, host, port) probes tracked.", 16)
+    max_sources: int = setting(32_768, "Cap on (source, host) pairs tracked.", 16)
+    max_probes: int = setting(131_072, "Cap on (source, host, port) probes tracked.", 16)
 
 
 def scan_key(src_hi, src_lo, dst_hi, dst_lo) -> np.ndarray:
@@ -47,8 +48,8 @@ class PortScan(Reconfigurable):
         self.window = cfg.window or window
         self.configure()
         ports = {"port": np.int64}
-        self.fast = DistinctCounter(self.window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
-        self.slow = DistinctCounter(cfg.slow_window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports)
+        self.fast = DistinctCounter(self.window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports, DOOR_BITS)
+        self.slow = DistinctCounter(cfg.slow_window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports, DOOR_BITS)
         self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ("open", "closed", "unreachable"))
 
     def configure(self) -> None:

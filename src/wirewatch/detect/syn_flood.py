@@ -28,8 +28,8 @@ class SynFloodConfig:
     threshold: int = setting(400, "SYNs to one destination within the window.", 1)
     max_completion: float = setting(0.2, "Fire only if at most this share of handshakes completed.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_targets: int = setting(100_000, "Cap on destinations tracked.", 16)
-    max_sources: int = setting(1_000_000, "Cap on (destination, source) pairs tracked.", 16)
+    max_targets: int = setting(16_384, "Cap on destinations tracked.", 16)
+    max_sources: int = setting(262_144, "Cap on (destination, source) pairs tracked.", 16)
 
 
 class SynFlood(Reconfigurable):

@@ -44,6 +44,7 @@ def hash_cols(*cols: np.ndarray) -> np.ndarray:
 EMPTY = np.uint64(0)
 TOMBSTONE = np.uint64(1)  # a removed entry: probing continues past it, inserts may reuse it
 INITIAL_SLOTS = 1024
+EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
 
 
 def _next_pow2(n: int) -> int:
@@ -121,7 +122,7 @@ class KeyTable:
             slots = self.find(keys)
         if n_new and self.size + n_new > self.capacity:
             excess = self.size + n_new - self.capacity
-            evicted = self._evict(min(self.size, excess + self.capacity // 16))
+            evicted = self._evict(min(self.size, excess + self.capacity // EVICT_FRACTION))
             if self.size + self.tombs + n_new > (self.nslots * 3) // 4:
                 self._rebuild(self.occupied(), self.nslots)
             slots = self.find(keys)
@@ -172,10 +173,13 @@ class KeyTable:
         if count <= 0 or not occ.size:
             return {}
         count = min(count, occ.size)
+        seen = self.last_seen[occ]
         if self.priority is None:
-            victims = occ[np.argpartition(self.last_seen[occ], count - 1)[:count]]
-        else:
-            victims = occ[np.lexsort((self.last_seen[occ], self.priority(occ)))[:count]]
+            score = seen
+        else:  # priority first; recency (scaled into [0, 1)) breaks ties: one O(n) partition
+            span = float(seen.max() - seen.min()) + 1.0
+            score = self.priority(occ).astype(np.float64) + (seen - seen.min()) / span
+        victims = occ[np.argpartition(score, count - 1)[:count]] if count < occ.size else occ
         self.evicted += count
         return self.remove(victims)
 

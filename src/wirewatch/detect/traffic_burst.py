@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
+from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
@@ -42,7 +42,7 @@ class TrafficBurstConfig:
     min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
                                             "fewer packets than this share of those sent.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_pairs: int = setting(200_000, "Cap on (source, destination) pairs tracked (~160 bytes each).", 16)
+    max_pairs: int = setting(65_536, "Cap on (source, destination) pairs tracked.", 16)
 
 
 class TrafficBurst(Reconfigurable):
@@ -58,8 +58,9 @@ class TrafficBurst(Reconfigurable):
         tcp = ip & (b.proto == PROTO_TCP) & b.flags_ok
         icmp = icmp_request(b)
         udp = ip & (b.proto == PROTO_UDP)
-        tcp_flow = tcp & ((b.tcp_flags & TCP_SYN) == 0)
-        answer = tcp & ((b.tcp_flags & TCP_RST) == 0)
+        # RST+ACK is how a host refuses a SYN or a stray segment: a reply, never the flood
+        tcp_flow = tcp & ((b.tcp_flags & TCP_SYN) == 0) & ((b.tcp_flags & (TCP_RST | TCP_ACK)) != (TCP_RST | TCP_ACK))
+        answer = tcp & ((b.tcp_flags & (TCP_RST | TCP_ACK)) == TCP_ACK)  # acknowledging, not resetting
         rows = np.flatnonzero(icmp | udp | tcp_flow | answer)
         if not rows.size:
             return []

@@ -31,7 +31,7 @@ class UnusualProtocolConfig:
     check_tcp_flags: bool = setting(True, "Also report scan-style TCP flag combinations.")
     threshold: int = setting(3, "Packets of one kind from one source within the window.", 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_sources: int = setting(100_000, "Cap on (source, kind) pairs tracked.", 16)
+    max_sources: int = setting(16_384, "Cap on (source, kind) pairs tracked.", 16)
 
 
 def flag_kind(flags: np.ndarray) -> np.ndarray:

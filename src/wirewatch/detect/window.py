@@ -17,27 +17,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .doorkeeper import Doorkeeper
 from .table import KeyTable, hash_cols
+from .window_util import unique_first_last, unique_last  # noqa: F401 - re-exported for detectors
 
 EPOCH_MOD = 1 << 30  # bucket numbers kept modulo this, to fit int32 columns
 EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
 Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, np.dtype]
-
-
-def unique_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct keys, the index of each one's last occurrence, and how often it occurs."""
-    uk, first, last, counts = unique_first_last(keys)
-    return uk, last, counts
-
-
-def unique_first_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct keys (sorted), index of first and last occurrence, and counts: one sort."""
-    order = np.argsort(keys, kind="stable")
-    ks = keys[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    ends = np.r_[starts[1:], len(ks)]
-    return ks[starts], order[starts], order[ends - 1], ends - starts
 
 
 class DistinctCounter:
@@ -51,8 +38,10 @@ class DistinctCounter:
     """
 
     def __init__(self, window: float, group_cap: int, item_cap: int,
-                 group_labels: LabelSchema | None = None, item_labels: LabelSchema | None = None):
+                 group_labels: LabelSchema | None = None, item_labels: LabelSchema | None = None,
+                 doorkeeper_bits: int = 0):
         self.window = float(window)
+        self.door = Doorkeeper(self.window, doorkeeper_bits, item_labels or {}) if doorkeeper_bits else None
         gcols = {"distinct": (np.int64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
         gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
         icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
@@ -71,6 +60,11 @@ class DistinctCounter:
         """Count this batch's (group, item) pairs; return the slots of the groups touched."""
         if not len(gkeys):
             return np.zeros(0, np.int64)
+        if self.door is not None:
+            gkeys, items, ts, glabels, ilabels = self.door.admit(
+                lambda keys: self.groups.find(keys) >= 0, gkeys, items, ts, glabels, ilabels)
+            if not len(gkeys):
+                return np.zeros(0, np.int64)
         ug, gfirst, gidx, gcount = unique_first_last(gkeys)
         gslots, gnew, _ = self.groups.upsert(ug, ts[gidx], gcount)
         self.groups.cols["hits"][gslots[gslots >= 0]] += gcount[gslots >= 0]
@@ -119,8 +113,11 @@ class DistinctCounter:
         return occ[self.items.cols["group"][occ] == np.uint64(gkey)]
 
     def stats(self, prefix: str) -> dict[str, int]:
-        return {f"{prefix}_groups": self.groups.size, f"{prefix}_items": self.items.size,
-                f"{prefix}_evicted": self.groups.evicted + self.items.evicted}
+        out = {f"{prefix}_groups": self.groups.size, f"{prefix}_items": self.items.size,
+               f"{prefix}_evicted": self.groups.evicted + self.items.evicted}
+        if self.door is not None:
+            out[f"{prefix}_seen_once"] = self.door.held
+        return out
 
 
 class WindowCounter:
