@@ -102,6 +102,11 @@ def test_nmap_scan_alerts_live_within_2s_and_sensor_is_not_root(net, world_dir):
     assert scans[0]["src_ip"] == net.attacker_ip and scans[0]["in_iface"] == net.sensor_if
     rc, out, err = m.stop()
     assert rc == 0 and "[ALERT] Possible port scan detected from 10.203.0.66" in out
+    assert "failed" not in err, err  # no sink or detector broke after the privilege drop
+    import sqlite3
+    stored = sqlite3.connect(str(world_dir / "var" / "wirewatch.db")).execute(
+        "select type, src_ip from alerts where type = 'port_scan'").fetchall()
+    assert stored == [("port_scan", net.attacker_ip)]
     final = m.events("stats")[-1]["stats"]
     assert final["final"] is True and final["capture"]["kernel_packets"] >= 200
     assert final["capture"]["kernel_drops"] == 0

@@ -32,10 +32,19 @@ def prepare_path(path: str, uid: int, gid: int) -> None:
     os.chown(path, uid, gid)
 
 
+def preload() -> None:
+    """Import what the standard library loads lazily, while its files are still readable:
+    after the drop the interpreter's own directory may be closed to us."""
+    import _strptime  # noqa: F401
+    import encodings.idna  # noqa: F401
+    import logging.handlers  # noqa: F401
+
+
 def drop_to(uid: int, gid: int) -> None:
     """Irrevocably become uid/gid (no supplementary groups). No-op unless running as root."""
     if os.geteuid() != 0:
         return
+    preload()
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)

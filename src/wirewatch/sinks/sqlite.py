@@ -8,6 +8,7 @@ detector for a source while the sensor runs.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -164,5 +165,5 @@ class SqliteSink:
 
 
 def _epoch(ts: str) -> float:
-    import datetime as dt
-    return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    """EVE timestamp -> epoch seconds (fromisoformat is C code: no lazy import after a privilege drop)."""
+    return dt.datetime.fromisoformat(ts).timestamp()
