@@ -24,8 +24,9 @@ def test_plain_spamhaus_and_firehol_layouts(tmp_path):
     addrs = np.array([0x0A000001, 0x010A1005, 0x05FF0000, 0x0A000002], np.uint64)
     idx = bl.match_v4(addrs)
     assert [bl.v4_entry[i] if i >= 0 else None for i in idx] == ["10.0.0.1", "1.10.16.0/20", "5.0.0.0/8", None]
-    assert bl.list_of["1.10.16.0/20"] == "drop.txt" and bl.list_of["5.0.0.0/8"] == "firehol.netset"
-    assert bl.match_v6(0x20010DB8 << 96) == "2001:db8::/32" and bl.match_v6(1) is None
+    assert bl.v4_source(int(idx[1])) == ("1.10.16.0/20", "drop.txt")
+    assert bl.v4_source(int(idx[2])) == ("5.0.0.0/8", "firehol.netset")
+    assert bl.v6_source(bl.match_v6(0x20010DB8 << 96)) == ("2001:db8::/32", "plain.txt") and bl.match_v6(1) == -1
 
 
 def test_malformed_line_names_file_and_line(tmp_path):

@@ -198,3 +198,32 @@ def test_unknown_interface_and_no_permission(tmp_path):
                             "monitor", "-i", "lo"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC})
         assert r.returncode == 2
         assert r.stderr.startswith("wirewatch: live capture needs root or CAP_NET_RAW on lo")
+
+
+def test_run_serves_the_dashboard_unprivileged_beside_the_sensor(net, world_dir):
+    need("nmap")
+    env = {**os.environ, "PYTHONPATH": SRC, "WIREWATCH_WEB__TOKEN": "live-run-token"}
+    proc = net.popen(net.sensor, sys.executable, "-m", "wirewatch", "run", "-i", net.sensor_if, "--port", "8096",
+                     "--quiet", "--stats-interval", "1", cwd=str(world_dir), env=env,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = "http://127.0.0.1:8096/api/alerts"
+    auth = ["-H", "Authorization: Bearer live-run-token"]
+    deadline = time.time() + 20
+    while time.time() < deadline and net.run(net.sensor, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                             *auth, url).stdout != "200":
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-100", "--max-retries", "0", net.sensor_ip, timeout=60)
+    deadline = time.time() + 10
+    body = ""
+    while time.time() < deadline and "port_scan" not in body:
+        body = net.run(net.sensor, "curl", "-s", *auth, url).stdout
+        time.sleep(0.3)
+    assert "Possible port scan detected from 10.203.0.66" in body
+    assert net.run(net.sensor, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url).stdout == "401"
+    users = subprocess.run(["ps", "-ww", "-eo", "user,args"], capture_output=True, text=True).stdout.splitlines()
+    ours = [line for line in users if "8096" in line and "wirewatch" in line]
+    assert len(ours) == 2 and all(line.split()[0] != "root" for line in ours), ours
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

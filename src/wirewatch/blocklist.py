@@ -11,6 +11,9 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import os
+import re
+import socket
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +31,9 @@ class Blocklist:
     v6_start: list[int] = field(default_factory=list)
     v6_end: list[int] = field(default_factory=list)
     v6_entry: list[str] = field(default_factory=list)
-    list_of: dict[str, str] = field(default_factory=dict)  # entry -> file name it came from
+    files: list[str] = field(default_factory=list)  # list names (file base names)
+    v4_file: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # per v4 entry: index in files
+    v6_file: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.v4_entry) + len(self.v6_entry)
@@ -41,11 +46,16 @@ class Blocklist:
         ok = (i >= 0) & (addr <= self.v4_end[np.maximum(i, 0)])
         return np.where(ok, i, -1)
 
-    def match_v6(self, value: int) -> str | None:
+    def match_v6(self, value: int) -> int:
+        """Index into v6_entry of the prefix holding this 128-bit address, -1 if none."""
         i = bisect.bisect_right(self.v6_start, value) - 1
-        if i >= 0 and value <= self.v6_end[i]:
-            return self.v6_entry[i]
-        return None
+        return i if i >= 0 and value <= self.v6_end[i] else -1
+
+    def v4_source(self, i: int) -> tuple[str, str]:
+        return self.v4_entry[i], self.files[int(self.v4_file[i])]
+
+    def v6_source(self, i: int) -> tuple[str, str]:
+        return self.v6_entry[i], self.files[self.v6_file[i]]
 
 
 def parse_line(raw: str) -> str | None:
@@ -58,46 +68,72 @@ def parse_line(raw: str) -> str | None:
     return text.split()[0] if text else None
 
 
+_V4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?$")
+
+
+def _v4_range(entry: str) -> tuple[int, int] | None:
+    """Fast path for dotted-quad IPv4 (the bulk of real lists); None = let ipaddress decide."""
+    m = _V4.match(entry)
+    if not m:
+        return None
+    try:
+        value = struct.unpack("!I", socket.inet_aton(m.group(1)))[0]
+    except OSError:
+        return None
+    if any(int(part) > 255 for part in m.group(1).split(".")):
+        return None
+    bits = int(m.group(2)) if m.group(2) is not None else 32
+    if bits > 32:
+        return None
+    host = (1 << (32 - bits)) - 1
+    return value & ~host & 0xFFFFFFFF, (value & ~host & 0xFFFFFFFF) | host
+
+
 def load(paths: list[str]) -> Blocklist:
-    v4: list[tuple[int, int, str]] = []
-    v6: list[tuple[int, int, str]] = []
-    list_of: dict[str, str] = {}
-    for path in paths:
-        name = os.path.basename(path)
+    v4: list[tuple[int, int, str, int]] = []
+    v6: list[tuple[int, int, str, int]] = []
+    files = [os.path.basename(p) for p in paths]
+    for fi, path in enumerate(paths):
         try:
             with open(path, encoding="utf-8", errors="strict") as fh:
                 for lineno, raw in enumerate(fh, 1):
                     entry = parse_line(raw)
                     if entry is None:
                         continue
+                    fast = _v4_range(entry)
+                    if fast is not None:
+                        v4.append((fast[0], fast[1], entry, fi))
+                        continue
                     try:
                         net = ipaddress.ip_network(entry, strict=False)
                     except ValueError:
                         raise BlocklistError(f"{path}:{lineno}: not an IP address or CIDR prefix: {entry!r}") from None
                     target = v4 if net.version == 4 else v6
-                    target.append((int(net.network_address), int(net.broadcast_address), entry))
-                    list_of.setdefault(entry, name)
+                    target.append((int(net.network_address), int(net.broadcast_address), entry, fi))
         except OSError as exc:
             raise BlocklistError(f"{path}: cannot read blocklist: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise BlocklistError(f"{path}: not a text file") from None
-    bl = Blocklist(list_of=list_of)
+    bl = Blocklist(files=files)
     if v4:
-        starts = np.array([s for s, _, _ in v4], np.uint64)
-        ends = np.array([e for _, e, _ in v4], np.uint64)
+        starts = np.array([t[0] for t in v4], np.uint64)
+        ends = np.array([t[1] for t in v4], np.uint64)
         order = np.lexsort((-ends.astype(np.int64), starts))
         starts, ends = starts[order], ends[order]
         prev_max = np.maximum.accumulate(ends)
         keep = np.r_[True, ends[1:] > prev_max[:-1]]  # drop prefixes nested in an earlier one
         bl.v4_start, bl.v4_end = starts[keep], ends[keep]
-        bl.v4_entry = [v4[j][2] for j in order[keep]]
+        kept = order[keep]
+        bl.v4_entry = [v4[j][2] for j in kept]
+        bl.v4_file = np.array([v4[j][3] for j in kept], np.int16)
     if v6:
         v6.sort(key=lambda t: (t[0], -t[1]))
         reach = -1
-        for s, e, entry in v6:
-            if e > reach:
-                bl.v6_start.append(s)
-                bl.v6_end.append(e)
+        for start, end, entry, fi in v6:
+            if end > reach:
+                bl.v6_start.append(start)
+                bl.v6_end.append(end)
                 bl.v6_entry.append(entry)
-                reach = e
+                bl.v6_file.append(fi)
+                reach = end
     return bl

@@ -48,29 +48,29 @@ class Blacklist(Reconfigurable):
                 m = self.blocklist.match_v4(lo[idx] & np.uint64(0xFFFFFFFF))
                 for entry_i in np.unique(m[m >= 0]):
                     rows = idx[m == entry_i]
-                    self._collect(hits, side, self.blocklist.v4_entry[entry_i], rows, b)
+                    self._collect(hits, side, self.blocklist.v4_source(int(entry_i)), rows, b)
             v6 = np.flatnonzero(b.ipver == 6)
             if v6.size and self.blocklist.v6_entry:
                 values = (hi[v6].astype(object) << 64) | lo[v6].astype(object)
                 for value in set(values.tolist()):
-                    entry = self.blocklist.match_v6(value)
-                    if entry is not None:
-                        self._collect(hits, side, entry, v6[values == value], b)
+                    i = self.blocklist.match_v6(value)
+                    if i >= 0:
+                        self._collect(hits, side, self.blocklist.v6_source(i), v6[values == value], b)
         # the listed host as source first: "traffic from it" is the more useful alert
-        return [self._finding(side, entry, rows, b) for (side, entry), rows in sorted(hits.items(), reverse=True)]
+        return [self._finding(side, src, rows, b) for (side, src), rows in sorted(hits.items(), reverse=True)]
 
     @staticmethod
-    def _collect(hits: dict, side: str, entry: str, rows: np.ndarray, b: PacketBatch) -> None:
-        hits.setdefault((side, entry), []).extend(rows.tolist())
+    def _collect(hits: dict, side: str, source: tuple[str, str], rows: np.ndarray, b: PacketBatch) -> None:
+        hits.setdefault((side, source), []).extend(rows.tolist())
 
-    def _finding(self, side: str, entry: str, rows_list: list[int], b: PacketBatch) -> Finding:
+    def _finding(self, side: str, source: tuple[str, str], rows_list: list[int], b: PacketBatch) -> Finding:
+        entry, list_name = source
         rows = np.array(sorted(rows_list))
         self.matched_packets += len(rows)
         r = rows[0]
         src, dst = addr_str(b.src_hi[r], b.src_lo[r]), addr_str(b.dst_hi[r], b.dst_lo[r])
         listed, peer_hi, peer_lo = (src, b.dst_hi, b.dst_lo) if side == "src" else (dst, b.src_hi, b.src_lo)
         peers = sorted({addr_str(h, l) for h, l in zip(peer_hi[rows][:1000], peer_lo[rows][:1000])})[:MAX_PEERS]
-        list_name = self.blocklist.list_of.get(entry, "?")
         direction = "from" if side == "src" else "to"
         return Finding(
             type=self.name, identifier=(listed, entry), ts=float(b.ts[rows[0]]),  # first contact
