@@ -17,6 +17,7 @@ from .handshakes import COMPLETED, HandshakeTracker
 from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .report import due, dst_of, times, top_items
 from .table import hash_cols
+from . import hll
 from .window import DistinctCounter, WindowCounter
 
 TOP = 10
@@ -28,7 +29,7 @@ class SynFloodConfig:
     threshold: int = setting(400, "SYNs to one destination within the window.", 1)
     max_completion: float = setting(0.2, "Fire only if at most this share of handshakes completed.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_targets: int = setting(16_384, "Cap on destinations tracked.", 16)
+    max_targets: int = setting(8_192, "Cap on destinations tracked (~2 KB each).", 16)
     max_sources: int = setting(262_144, "Cap on (destination, source) pairs tracked.", 16)
 
 
@@ -39,9 +40,12 @@ class SynFlood(Reconfigurable):
         self.cfg = cfg
         self.window = cfg.window or window
         self.tracker = tracker
-        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), ADDR_LABELS)
-        self.sources = DistinctCounter(self.window, cfg.max_targets, cfg.max_sources, None,
-                                       {"src_hi": np.uint64, "src_lo": np.uint64})
+        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), ADDR_LABELS, extra=hll.COLUMNS)
+        self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
+        # exact per-source counts only for sources seen at least twice (the top sources)
+        self.sources = DistinctCounter(self.window, cfg.max_sources, cfg.max_sources,
+                                       {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
+                                       doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         events = self.tracker.observe(b)
@@ -52,8 +56,10 @@ class SynFlood(Reconfigurable):
             keys = dst_key(p)
             ones = np.ones(len(p), np.int64)
             touched = self.rate.add(keys, p.ts, {"syn": ones, "completed": ones * 0}, addr_labels(p))
-            self.sources.observe(keys, hash_cols(p.src_hi, p.src_lo), p.ts, None,
-                                 {"src_hi": p.src_hi, "src_lo": p.src_lo})
+            src = hash_cols(p.src_hi, p.src_lo)
+            self._count_sources(keys, src, p.ts)
+            self.sources.observe(hash_cols(keys, src), np.zeros(len(p), np.uint64), p.ts,
+                                 {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": keys})
         self._count_completed(events)
         if not touched.size:
             return []
@@ -62,6 +68,11 @@ class SynFlood(Reconfigurable):
         done_n = self.rate.totals(touched, now, "completed")
         hot = touched[(syns >= self.cfg.threshold) & (done_n <= self.cfg.max_completion * np.maximum(syns, 1))]
         return [self._finding(int(s), now) for s in due(self.rate.table, hot, now, self.window)]
+
+    def _count_sources(self, keys: np.ndarray, src: np.ndarray, ts: np.ndarray) -> None:
+        slots = self.rate.table.find(keys)
+        ok = slots >= 0
+        self.distinct.add(self.rate.table.cols, slots[ok], src[ok], ts[ok])
 
     def _count_completed(self, events) -> None:
         """Completed handshakes count for victims we already track (per-victim ratio)."""
@@ -82,18 +93,21 @@ class SynFlood(Reconfigurable):
         peak = int(self.rate.peak(s, now, "syn")[0]) / self.rate.width
         victim = dst_of(t, slot)
         key = int(t.keys[slot])
-        g = self.sources.groups.find(np.array([key], np.uint64))[0]
-        distinct = int(self.sources.groups.cols["distinct"][g]) if g >= 0 else 0
-        items = self.sources.items_of(key) if g >= 0 else np.zeros(0, np.int64)
-        top = [{"src_ip": addr_str(self.sources.items.cols["src_hi"][i], self.sources.items.cols["src_lo"][i]),
-                "syns": int(self.sources.items.cols["hits"][i])} for i in top_items(self.sources.items, items, "hits", TOP)]
+        distinct = int(round(self.distinct.estimate(t.cols, s, now)[0]))
+        g = self.sources.groups
+        occ = g.occupied()
+        mine = occ[g.cols["victim"][occ] == np.uint64(key)]
+        top = [{"src_ip": addr_str(g.cols["src_hi"][i], g.cols["src_lo"][i]), "syns": int(g.cols["hits"][i])}
+               for i in top_items(g, mine, "hits", TOP)]
         return Finding(
             type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),
             message=f"Possible SYN flood against {victim} ({distinct} source{'' if distinct == 1 else 's'})",
-            src_ip=top[0]["src_ip"] if distinct == 1 else None, dest_ip=victim, proto="TCP",
+            src_ip=top[0]["src_ip"] if distinct == 1 and top else None, dest_ip=victim, proto="TCP",
             evidence={"syns": syns, "window_s": self.window, "threshold": self.cfg.threshold,
                       "completed_handshakes": completed, "completion_ratio": round(completed / max(syns, 1), 4),
-                      "peak_syn_per_s": round(peak, 1), "distinct_sources": distinct, "top_sources": top,
+                      "peak_syn_per_s": round(peak, 1), "distinct_sources": distinct,
+                      "distinct_sources_note": "HyperLogLog estimate (about 4.6 % error)",
+                      "top_sources": top, "top_sources_note": "sources that sent at least two SYNs",
                       **times(t.cols["first_seen"][slot], t.last_seen[slot])},
         )
 

@@ -105,12 +105,14 @@ class KeyTable:
             step += 1
         return slots
 
-    def upsert(self, keys: np.ndarray, ts: np.ndarray, weight: np.ndarray | None = None
+    def upsert(self, keys: np.ndarray, ts: np.ndarray,
+               weight: np.ndarray | Callable[[], np.ndarray] | None = None
                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Find or insert unique keys; set last_seen. Returns (slots, is_new, evicted rows).
 
         If this batch alone brings more new keys than fit, the heaviest (`weight`, e.g.
-        packets in this batch), then most recent, are kept; the rest are counted as evicted.
+        packets in this batch; a callable is only called then), then most recent, are kept;
+        the rest are counted as evicted.
         """
         keys = np.asarray(keys, np.uint64)
         slots = self.find(keys)
@@ -130,6 +132,8 @@ class KeyTable:
             if self.size + int(np.count_nonzero(new)) > self.capacity:  # batch alone overflows
                 cand = np.flatnonzero(new)
                 room = max(0, self.capacity - self.size)
+                if callable(weight):
+                    weight = weight()
                 w = np.zeros(len(cand)) if weight is None else -np.asarray(weight)[cand]
                 order = np.lexsort((-np.asarray(ts)[cand], w))  # heaviest, then most recent
                 drop = cand[order[room:]]

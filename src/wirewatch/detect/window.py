@@ -71,8 +71,11 @@ class DistinctCounter:
         self._set_new(self.groups, gslots, gnew, gfirst, glabels, ts)
         ikeys = hash_cols(gkeys, items)
         ui, ifirst, iidx, icount = unique_first_last(ikeys)
-        _, inv, per_group = np.unique(gkeys[iidx], return_inverse=True, return_counts=True)
-        islots, inew, gone = self.items.upsert(ui, ts[iidx], per_group[inv])
+        def items_per_group() -> np.ndarray:  # only needed if this batch alone overflows the table
+            _, inv, per_group = np.unique(gkeys[iidx], return_inverse=True, return_counts=True)
+            return per_group[inv]
+
+        islots, inew, gone = self.items.upsert(ui, ts[iidx], items_per_group)
         self._forget(gone)
         ok = islots >= 0
         self.items.cols["hits"][islots[ok]] += icount[ok]
@@ -124,7 +127,8 @@ class WindowCounter:
     """Per key: sums of several metrics over a ring of `buckets` sub-windows of packet time."""
 
     def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
-                 labels: LabelSchema | None = None, buckets: int = 10):
+                 labels: LabelSchema | None = None, buckets: int = 10,
+                 extra: Mapping[str, tuple[np.dtype, int]] | None = None):
         self.window = float(window)
         self.nb = int(buckets)
         self.width = self.window / self.nb
@@ -132,6 +136,7 @@ class WindowCounter:
                                                  "reported": (np.float64, 1)}
         cols.update({m: (np.int64 if m.startswith("bytes") else np.int32, self.nb) for m in metrics})
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
+        cols.update(extra or {})  # e.g. HyperLogLog registers that must move with the entries
         self.metrics = metrics
         self.next_expire = -np.inf
         self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols[metrics[0]][slots].sum(axis=1))
