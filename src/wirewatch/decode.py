@@ -94,6 +94,7 @@ class PacketBatch:
     has_inner: np.ndarray
     errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
+    seq: int = -1  # set by the engine: identifies this slice for per-batch caches
 
     def __len__(self) -> int:
         return len(self.ts)

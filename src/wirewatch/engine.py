@@ -47,6 +47,7 @@ class Engine:
         self.log = log or sys.stderr
         self.next_expire: float | None = None
         self.started = time.perf_counter()
+        self._seq = 0
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
         return self.process(decode(raw.buf, raw.meta, raw.linktype))
@@ -89,6 +90,8 @@ class Engine:
         s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
         s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
         self.talkers.add(batch)
+        batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
+        self._seq += 1
         findings = []
         for det in self.detectors:
             try:

@@ -55,10 +55,11 @@ class HandshakeTracker:
         self._pending_removal: np.ndarray | None = None
 
     def observe(self, b: PacketBatch) -> HandshakeEvents:
-        if self._cache is not None and self._cache[0] == id(b):
+        """This batch's outcomes; computed once per batch (b.seq) for all detectors sharing it."""
+        if b.seq >= 0 and self._cache is not None and self._cache[0] == b.seq:
             return self._cache[1]
         events = self._process(b)
-        self._cache = (id(b), events)
+        self._cache = (b.seq, events)
         return events
 
     def _process(self, b: PacketBatch) -> HandshakeEvents:
