@@ -147,15 +147,23 @@ class WindowCounter:
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
-        uk, kfirst, kidx, kcount = unique_first_last(keys)
-        slots, new, _ = t.upsert(uk, ts[kidx], kcount)
+        order = np.argsort(keys, kind="stable")
+        k_s = keys[order]
+        starts = np.flatnonzero(np.r_[True, k_s[1:] != k_s[:-1]])
+        ends = np.r_[starts[1:], len(k_s)]
+        kfirst, kidx = order[starts], order[ends - 1]
+        slots, new, _ = t.upsert(k_s[starts], ts[kidx], ends - starts)
         DistinctCounter._set_new(t, slots, new, kfirst, labels, ts)
         bucket = np.floor(ts / self.width).astype(np.int64) % EPOCH_MOD
-        order = np.lexsort((bucket, keys))
-        k_s, b_s = keys[order], bucket[order]
-        start = np.flatnonzero(np.r_[True, (k_s[1:] != k_s[:-1]) | (b_s[1:] != b_s[:-1])])
-        cell_slot = t.find(k_s[start])
-        cell_bucket = b_s[start]
+        if bucket.min() == bucket.max():  # the usual case: one bucket, cells are the keys
+            start, cell_slot = starts, slots
+            cell_bucket = np.full(len(starts), bucket[0])
+        else:
+            order = np.lexsort((bucket, keys))
+            k_s, b_s = keys[order], bucket[order]
+            start = np.flatnonzero(np.r_[True, (k_s[1:] != k_s[:-1]) | (b_s[1:] != b_s[:-1])])
+            cell_slot = t.find(k_s[start])
+            cell_bucket = b_s[start]
         ok = cell_slot >= 0
         cs, cb = cell_slot[ok], cell_bucket[ok]
         ring = cb % self.nb
