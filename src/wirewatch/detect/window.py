@@ -27,6 +27,17 @@ Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, np.dtype]
 
 
+def fill_new(table: KeyTable, slots: np.ndarray, new: np.ndarray, idx: np.ndarray,
+             labels: Labels | None, ts: np.ndarray) -> None:
+    """Fill new entries' first_seen and labels from the rows that created them."""
+    if not new.any():
+        return
+    s, rows = slots[new], idx[new]
+    table.cols["first_seen"][s] = ts[rows]
+    for name, col in (labels or {}).items():
+        table.cols[name][s] = col[rows]
+
+
 class DistinctCounter:
     """Per group key: how many distinct items were seen within `window` seconds.
 
@@ -68,7 +79,7 @@ class DistinctCounter:
         ug, gfirst, gidx, gcount = unique_first_last(gkeys)
         gslots, gnew, _ = self.groups.upsert(ug, ts[gidx], gcount)
         self.groups.cols["hits"][gslots[gslots >= 0]] += gcount[gslots >= 0]
-        self._set_new(self.groups, gslots, gnew, gfirst, glabels, ts)
+        fill_new(self.groups, gslots, gnew, gfirst, glabels, ts)
         ikeys = hash_cols(gkeys, items)
         ui, ifirst, iidx, icount = unique_first_last(ikeys)
         def items_per_group() -> np.ndarray:  # only needed if this batch alone overflows the table
@@ -79,23 +90,12 @@ class DistinctCounter:
         self._forget(gone)
         ok = islots >= 0
         self.items.cols["hits"][islots[ok]] += icount[ok]
-        self._set_new(self.items, islots, inew, ifirst, ilabels, ts)
+        fill_new(self.items, islots, inew, ifirst, ilabels, ts)
         new_groups = gkeys[iidx[inew]]
         self.items.cols["group"][islots[inew]] = new_groups
         gs = self.groups.find(new_groups)
         np.add.at(self.groups.cols["distinct"], gs[gs >= 0], 1)
         return gslots[gslots >= 0]
-
-    @staticmethod
-    def _set_new(table: KeyTable, slots: np.ndarray, new: np.ndarray, idx: np.ndarray,
-                 labels: Labels | None, ts: np.ndarray) -> None:
-        """Fill a new entry's first_seen and labels from the row that created it."""
-        if not new.any():
-            return
-        s, rows = slots[new], idx[new]
-        table.cols["first_seen"][s] = ts[rows]
-        for name, col in (labels or {}).items():
-            table.cols[name][s] = col[rows]
 
     def _forget(self, gone: Mapping[str, np.ndarray]) -> None:
         if gone:
@@ -153,7 +153,7 @@ class WindowCounter:
         ends = np.r_[starts[1:], len(k_s)]
         kfirst, kidx = order[starts], order[ends - 1]
         slots, new, _ = t.upsert(k_s[starts], ts[kidx], ends - starts)
-        DistinctCounter._set_new(t, slots, new, kfirst, labels, ts)
+        fill_new(t, slots, new, kfirst, labels, ts)
         bucket = np.floor(ts / self.width).astype(np.int64) % EPOCH_MOD
         if bucket.min() == bucket.max():  # the usual case: one bucket, cells are the keys
             start, cell_slot = starts, slots
