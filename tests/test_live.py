@@ -45,10 +45,10 @@ def net():
 
 
 class Monitor:
-    def __init__(self, L, logdir: Path, *extra: str):
+    def __init__(self, L, logdir: Path, *extra: str, iface: str | None = None):
         self.log = logdir / "logs" / "alerts.json"
         self.L = L
-        self.proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if,
+        self.proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", iface or L.sensor_if,
                             "--logfile", str(self.log), "--stats-interval", "1", *extra,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(logdir),
                             env={**os.environ, "PYTHONPATH": SRC})
@@ -177,6 +177,20 @@ def test_sighup_reopens_log_and_reloads_blocklist_then_sigterm_flushes(net, worl
     alerts = [a for a in m.events() if a["type"] == "blacklist"]
     assert alerts[0]["evidence"]["entry"] == bad and alerts[0]["src_ip"] == bad
     assert m.events("stats")[-1]["stats"]["final"] is True
+
+
+def test_any_interface_and_bpf(net, world_dir):
+    need("nmap")
+    need("ping")
+    m = Monitor(net, world_dir, "--bpf", "tcp", iface="any")  # Linux cooked capture across interfaces
+    net.run(net.attacker, "ping", "-f", "-c", "1500", "-q", net.sensor_ip, timeout=20)  # a flood the filter hides
+    net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-60", "--max-retries", "0", net.sensor_ip, timeout=60)
+    assert m.wait_for("port_scan", time.time()) <= 2.0
+    rc, _, _ = m.stop()
+    assert rc == 0
+    final = m.events("stats")[-1]["stats"]
+    assert final["decoder"]["invalid"] == 0 and final["decoder"]["pkts"] >= 100
+    assert {a["type"] for a in m.events()} == {"port_scan", "suspicious_port"}  # no traffic_burst: ICMP was filtered
 
 
 def test_scapy_capture_fallback(net, world_dir):
