@@ -26,6 +26,7 @@ from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .report import due, dst_of, src_of, times
 from .table import hash_cols
+from .victim_flood import VictimFlood
 from .window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")
@@ -43,6 +44,9 @@ class TrafficBurstConfig:
                                             "fewer packets than this share of those sent.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
     max_pairs: int = setting(65_536, "Cap on (source, destination) pairs tracked.", 16)
+    min_sources: int = setting(10, "A flood against one host from at least this many sources (each below the "
+                                   "threshold, e.g. forged) is reported per destination.", 2)
+    max_targets: int = setting(4_096, "Cap on busy destinations tracked for floods from many sources.", 16)
 
 
 class TrafficBurst(Reconfigurable):
@@ -52,6 +56,8 @@ class TrafficBurst(Reconfigurable):
         self.cfg = cfg
         self.window = cfg.window or window
         self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS, buckets=BUCKETS)
+        self.pair_alerted: dict[tuple[str, str], float] = {}  # (victim, kind) -> last per-pair alert
+        self.victims = VictimFlood(self.window, cfg.threshold, cfg.min_reply_ratio, cfg.min_sources, cfg.max_targets, NAMES)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         ip = b.ipver != 0
@@ -83,7 +89,15 @@ class TrafficBurst(Reconfigurable):
                 cand = cand[replies < self.cfg.min_reply_ratio * np.maximum(sent[big], 1)]
             for slot in due(self.counter.table, cand, now, self.window):
                 out.append(self._finding(int(slot), now, kind))
-        return out
+        for f in out:
+            self.pair_alerted[(f.dest_ip or "", f.evidence["kind"])] = f.ts
+        kinds = {"icmp": icmp, "udp": udp, "tcp": tcp_flow}
+        return out + self.victims.observe(b, kinds, answer, self._explained)
+
+    def _explained(self, victim: str, kind: str) -> bool:
+        """A one-source flood is reported per pair; the many-sources view stays quiet about it."""
+        seen = self.pair_alerted.get((victim, NAMES[kind]))
+        return seen is not None
 
     def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
         t = self.counter.table
@@ -117,6 +131,8 @@ class TrafficBurst(Reconfigurable):
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)
+        self.victims.expire(now)
+        self.pair_alerted = {k: t for k, t in self.pair_alerted.items() if now - t <= self.window}
 
     def stats(self) -> dict[str, int]:
-        return self.counter.stats("traffic_burst")
+        return {**self.counter.stats("traffic_burst"), **self.victims.stats()}
