@@ -48,8 +48,9 @@ class PortScan(Reconfigurable):
         self.window = cfg.window or window
         self.configure()
         ports = {"port": np.int64}
-        self.fast = DistinctCounter(self.window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports, DOOR_BITS)
-        self.slow = DistinctCounter(cfg.slow_window, cfg.max_sources, cfg.max_probes, ADDR_LABELS, ports, DOOR_BITS)
+        # one table, two windows: distinct_inner counts the short window, distinct the long one
+        self.probes = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_probes,
+                                      ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window)
         self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ("open", "closed", "unreachable"))
 
     def configure(self) -> None:
@@ -65,20 +66,19 @@ class PortScan(Reconfigurable):
         item = p.proto.astype(np.int64) * 65536 + p.dport
         labels = addr_labels(p)
         out = []
-        fast = self.fast.observe(keys, item, p.ts, labels, {"port": item})
-        slow = self.slow.observe(keys, item, p.ts, labels, {"port": item})
+        touched = self.probes.observe(keys, item, p.ts, labels, {"port": item})
         self._count_answers(b)
+        g = self.probes.groups
         now = float(p.ts.max())
         fired = set()
-        hot = fast[self.fast.groups.cols["distinct"][fast] >= self.cfg.threshold]
-        for slot in due(self.fast.groups, hot, now, self.window):
-            out.append(self._finding(self.fast, slot, self.cfg.threshold, self.window, "short window"))
-            fired.add(int(self.fast.groups.keys[slot]))
-        hot = slow[self.slow.groups.cols["distinct"][slow] >= self.slow_threshold]
-        for slot in due(self.slow.groups, hot, now, self.cfg.slow_window):
-            if int(self.slow.groups.keys[slot]) not in fired:
-                out.append(self._finding(self.slow, slot, self.slow_threshold, self.cfg.slow_window,
-                                         "long window (slow scan)"))
+        hot = touched[g.cols["distinct_inner"][touched] >= self.cfg.threshold]
+        for slot in due(g, hot, now, self.window, "reported_inner"):
+            out.append(self._finding(slot, self.cfg.threshold, self.window, "short window", inner=True))
+            fired.add(int(slot))
+        hot = touched[g.cols["distinct"][touched] >= self.slow_threshold]
+        for slot in due(g, hot, now, self.cfg.slow_window):
+            if int(slot) not in fired:
+                out.append(self._finding(slot, self.slow_threshold, self.cfg.slow_window, "long window (slow scan)"))
         return out
 
     def _count_answers(self, b: PacketBatch) -> None:
@@ -95,15 +95,18 @@ class PortScan(Reconfigurable):
         target_hi = np.where(u, b.inner_dst_hi[rows], b.src_hi[rows])
         target_lo = np.where(u, b.inner_dst_lo[rows], b.src_lo[rows])
         keys = scan_key(scanner_hi, scanner_lo, target_hi, target_lo)
-        known = self.slow.groups.find(keys) >= 0  # only pairs already seen probing
+        known = self.probes.groups.find(keys) >= 0  # only pairs already seen probing
         if known.any():
             self.answers.add(keys[known], b.ts[rows][known], {
                 "open": synack[rows][known], "closed": rst[rows][known], "unreachable": u[known]})
 
-    def _finding(self, counter: DistinctCounter, slot: int, threshold: int, window: float, mode: str) -> Finding:
+    def _finding(self, slot: int, threshold: int, window: float, mode: str, inner: bool = False) -> Finding:
+        counter = self.probes
         g = counter.groups
         key = int(g.keys[slot])
         items = counter.items_of(key)
+        if inner:
+            items = items[counter.items.cols["inner"][items] == 1]
         ports = np.sort(counter.items.cols["port"][items])
         hits = int(counter.items.cols["hits"][items].sum())
         src, dst = src_of(g, slot), dst_of(g, slot)
@@ -118,17 +121,15 @@ class PortScan(Reconfigurable):
             type=self.name, identifier=(src,), ts=float(g.last_seen[slot]),
             message=f"Possible port scan detected from {src}",
             src_ip=src, dest_ip=dst, proto="/".join(protos) or None,
-            evidence={"distinct_ports": int(g.cols["distinct"][slot]), "window_s": window,
+            evidence={"distinct_ports": int(g.cols["distinct_inner" if inner else "distinct"][slot]), "window_s": window,
                       "threshold": threshold, "mode": mode, "target": dst, "probes": hits,
                       **times(g.cols["first_seen"][slot], g.last_seen[slot]),
                       "sample_ports": [int(p % 65536) for p in ports[:SAMPLE]], "answers": answered},
         )
 
     def expire(self, now: float) -> None:
-        self.fast.expire(now)
-        self.slow.expire(now)
+        self.probes.expire(now)
         self.answers.expire(now)
 
     def stats(self) -> dict[str, int]:
-        return {**self.fast.stats("port_scan"), **self.slow.stats("port_scan_slow"),
-                **self.answers.stats("port_scan_answers")}
+        return {**self.probes.stats("port_scan"), **self.answers.stats("port_scan_answers")}

@@ -9,15 +9,15 @@ from ..schema import format_ts
 from .table import KeyTable
 
 
-def due(table: KeyTable, slots: np.ndarray, now: float, interval: float) -> np.ndarray:
+def due(table: KeyTable, slots: np.ndarray, now: float, interval: float, col: str = "reported") -> np.ndarray:
     """Slots that may report again (once per `interval` of packet time); marks them reported.
 
     The detector reports a key that stays above threshold at most once per interval; the
     alert manager then decides between a new alert and a suppressed duplicate.
     """
-    rep = table.cols["reported"][slots]
+    rep = table.cols[col][slots]
     ok = (rep == 0) | (now - rep >= interval)
-    table.cols["reported"][slots[ok]] = now
+    table.cols[col][slots[ok]] = now
     return slots[ok]
 
 

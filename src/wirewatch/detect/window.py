@@ -46,17 +46,25 @@ class DistinctCounter:
     `hits` (per group and per item) counts observations since the entry was created: an
     entry lives while it is seen at least once per window.
     Under eviction pressure counts are lower bounds, never inflated.
+    With `inner_window` (shorter than `window`) the same items also give
+    `distinct_inner`, the count within the inner window: one table serves a short and a
+    long window (port_scan's ordinary and slow scans).
     """
 
     def __init__(self, window: float, group_cap: int, item_cap: int,
                  group_labels: LabelSchema | None = None, item_labels: LabelSchema | None = None,
-                 doorkeeper_bits: int = 0):
+                 doorkeeper_bits: int = 0, inner_window: float = 0.0):
         self.window = float(window)
+        self.inner_window = float(inner_window)
+        self.next_inner_expire = -np.inf
         self.door = Doorkeeper(self.window, doorkeeper_bits, item_labels or {}) if doorkeeper_bits else None
         gcols = {"distinct": (np.int64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
         gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
         icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
         icols.update({k: (v, 1) for k, v in (item_labels or {}).items()})
+        if self.inner_window:
+            gcols.update({"distinct_inner": (np.int64, 1), "reported_inner": (np.float64, 1)})
+            icols["inner"] = (np.uint8, 1)
         self.next_expire = -np.inf
         self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots])
         self.items = KeyTable(item_cap, icols, priority=self._item_priority)
@@ -95,15 +103,32 @@ class DistinctCounter:
         self.items.cols["group"][islots[inew]] = new_groups
         gs = self.groups.find(new_groups)
         np.add.at(self.groups.cols["distinct"], gs[gs >= 0], 1)
+        if self.inner_window:
+            seen = islots[ok]
+            enter = seen[self.items.cols["inner"][seen] == 0]  # new, or back after leaving the inner window
+            self.items.cols["inner"][enter] = 1
+            self._count_inner(self.items.cols["group"][enter], +1)
         return gslots[gslots >= 0]
+
+    def _count_inner(self, groups: np.ndarray, step: int) -> None:
+        gs = self.groups.find(groups)
+        np.add.at(self.groups.cols["distinct_inner"], gs[gs >= 0], step)
 
     def _forget(self, gone: Mapping[str, np.ndarray]) -> None:
         if gone:
             gs = self.groups.find(gone["group"])
             np.subtract.at(self.groups.cols["distinct"], gs[gs >= 0], 1)
+            if self.inner_window:
+                self._count_inner(gone["group"][gone["inner"] == 1], -1)
 
     def expire(self, now: float) -> None:
         """Drop items older than the window; runs at most every window/EXPIRE_STEPS seconds."""
+        if self.inner_window and now >= self.next_inner_expire:
+            self.next_inner_expire = now + self.inner_window / EXPIRE_STEPS
+            t = self.items
+            leaving = np.flatnonzero((t.cols["inner"] == 1) & (t.last_seen < now - self.inner_window))
+            t.cols["inner"][leaving] = 0
+            self._count_inner(t.cols["group"][leaving], -1)
         if now < self.next_expire:
             return
         self.next_expire = now + self.window / EXPIRE_STEPS
