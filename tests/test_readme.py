@@ -41,3 +41,8 @@ def test_every_config_key_is_in_readme():
 def test_ci_runs_the_test_command_readme_gives():
     assert "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_config_tables_match_the_defaults():
+    block = README.split("<!-- config-keys:")[1].split("-->", 1)[1].split("<!-- /config-keys -->")[0]
+    assert block.strip() == config.markdown().strip(), "regenerate README's config tables from config.markdown()"

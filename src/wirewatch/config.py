@@ -277,3 +277,18 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return repr(v)
+
+
+def markdown(cfg: Config | None = None) -> str:
+    """Every key with its default and help, as the Markdown tables README.md shows."""
+    cfg = cfg or build()
+    out: list[str] = []
+    for name in sections():
+        obj: Any = cfg
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        out += [f"**[{name}]**", "", "| key | default | meaning |", "|---|---|---|"]
+        for f in dataclasses.fields(obj):
+            out.append(f"| `{f.name}` | `{_toml_value(getattr(obj, f.name))}` | {f.metadata.get('help', '')} |")
+        out.append("")
+    return "\n".join(out)
