@@ -128,3 +128,10 @@ def test_layer_order_cli_beats_env_beats_file(tmp_path):
     assert "threshold = 44" in cli("config", "--config", str(cfgfile), env=env).stdout.split("[detect.host_sweep]")[0]
     out = cli("config", "--config", str(cfgfile), "--scan-threshold", "55", env=env).stdout
     assert "threshold = 55" in out.split("[detect.host_sweep]")[0]
+
+
+def test_dashboard_refuses_open_bind_without_auth(tmp_path):
+    r = cli("dashboard", "--db", str(tmp_path / "x.db"), "--host", "0.0.0.0", "--port", "8123")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("wirewatch: refusing to serve the dashboard on 0.0.0.0 without authentication "
+                                "configured: set web.token (config, WIREWATCH_WEB__TOKEN) or bind 127.0.0.1")

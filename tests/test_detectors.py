@@ -117,9 +117,14 @@ def test_host_sweep_threshold_tcp(tmp_path, v):
 def test_host_sweep_ping(tmp_path, v):
     def echo(dst):
         return ICMP(type=8) if v == 4 else ICMPv6EchoRequest()
+    from scapy.layers.inet6 import ICMPv6EchoReply
     pkts = [(T0 + h * 0.01, Ether(dst="02:00:00:00:00:02") / ip(v, ADDRS[v][0], host(v, h)) / echo(h)) for h in range(15)]
-    fired = types(run_packets(tmp_path, pkts)[0])["host_sweep"]
+    reply = (lambda: ICMP(type=0)) if v == 4 else ICMPv6EchoReply
+    pkts += [(T0 + h * 0.01 + 0.001, Ether(dst="02:00:00:00:00:02") / ip(v, host(v, h), ADDRS[v][0]) / reply())
+             for h in range(0, 15, 3)]  # five hosts are alive
+    fired = types(run_packets(tmp_path, sorted(pkts, key=lambda p: p[0]))[0])["host_sweep"]
     assert fired[0]["src_ip"] == ADDRS[v][0] and len(fired[0]["evidence"]["sample_hosts"]) == 15
+    assert fired[0]["evidence"]["answers"] == {"replied": 5, "unreachable": 0}
 
 
 def test_host_sweep_bounded(tmp_path):

@@ -6,6 +6,7 @@ timestamp) for ping sweeps, so `nmap -sn` and `nmap -p22 10.0.0.0/24` are both f
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +15,12 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .packets import ADDR_LABELS, addr_labels, icmp_request, proto_name, service, syn_only, udp_initiator
+from ..decode import TCP_RST
+from .packets import (ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, proto_name, service, syn_only,
+                      tcp_rows, udp_initiator)
 from .report import due, src_of, times
 from .table import hash_cols
-from .window import DistinctCounter
+from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
 
@@ -40,6 +43,7 @@ class HostSweep(Reconfigurable):
         labels = {**ADDR_LABELS, "service": np.int64}
         self.counter = DistinctCounter(self.window, cfg.max_sources, cfg.max_targets, labels,
                                        {"host_hi": np.uint64, "host_lo": np.uint64}, doorkeeper_bits=16)
+        self.answers = WindowCounter(self.window, cfg.max_sources, ("replied", "unreachable"))
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero(syn_only(b) | udp_initiator(b) | icmp_request(b))
@@ -51,9 +55,31 @@ class HostSweep(Reconfigurable):
         host = hash_cols(p.dst_hi, p.dst_lo)
         touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
                                        {"host_hi": p.dst_hi, "host_lo": p.dst_lo})
+        self._count_answers(b)
         g = self.counter.groups
         hot = touched[g.cols["distinct"][touched] >= self.cfg.threshold]
         return [self._finding(s) for s in due(g, hot, float(p.ts.max()), self.window)]
+
+    def _count_answers(self, b: PacketBatch) -> None:
+        """Replies to a sweeper, keyed back onto its (source, service): SYN-ACK/RST, UDP from the
+        service port, ICMP echo/timestamp replies; ICMP unreachable quoting a probe."""
+        tcp = tcp_rows(b) & b.flags_ok & (((b.tcp_flags & TCP_RST) != 0) | ((b.tcp_flags & 0x12) == 0x12))
+        udp = (b.proto == 17) & b.has_ports & (b.ipver != 0)
+        reply_of = {0: 8, 14: 13, 129: 128}
+        icmp = b.has_icmp & np.isin(b.icmp_type, list(reply_of))
+        unreach = icmp_unreachable(b)
+        rows = np.flatnonzero(tcp | udp | icmp | unreach)
+        if not rows.size:
+            return
+        req = np.select([b.icmp_type[rows] == t for t in reply_of], list(reply_of.values()), 0)
+        svc = np.where(icmp[rows], b.proto[rows].astype(np.int64) * 65536 + req,
+                       np.where(unreach[rows], b.inner_proto[rows].astype(np.int64) * 65536 + b.inner_dport[rows],
+                                b.proto[rows].astype(np.int64) * 65536 + b.sport[rows]))
+        keys = hash_cols(b.dst_hi[rows], b.dst_lo[rows], svc)
+        known = self.counter.groups.find(keys) >= 0
+        if known.any():
+            u = unreach[rows][known]
+            self.answers.add(keys[known], b.ts[rows][known], {"replied": ~u, "unreachable": u})
 
     def _finding(self, slot: int) -> Finding:
         c = self.counter
@@ -73,17 +99,24 @@ class HostSweep(Reconfigurable):
             evidence={"distinct_hosts": int(g.cols["distinct"][slot]), "window_s": self.window,
                       "threshold": self.cfg.threshold, "service": what,
                       "probes": int(c.items.cols["hits"][items].sum()),
-                      **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_hosts": hosts[:SAMPLE]},
+                      **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_hosts": hosts[:SAMPLE],
+                      "answers": self._answers(int(g.keys[slot]), float(g.last_seen[slot]))},
         )
+
+    def _answers(self, key: int, now: float) -> dict[str, int]:
+        slot = self.answers.table.find(np.array([key], np.uint64))
+        if slot[0] < 0:
+            return {"replied": 0, "unreachable": 0}
+        return {m: int(self.answers.totals(slot, now, m)[0]) for m in ("replied", "unreachable")}
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)
+        self.answers.expire(now)
 
     def stats(self) -> dict[str, int]:
-        return self.counter.stats("host_sweep")
+        return {**self.counter.stats("host_sweep"), **self.answers.stats("host_sweep_answers")}
 
 
 def _addr_sort(text: str) -> tuple[int, str]:
-    import ipaddress
     ip = ipaddress.ip_address(text)
     return ip.version, f"{int(ip):040d}"
