@@ -13,7 +13,8 @@ from wirewatch.config import ConfigError
 def test_defaults_are_valid_and_frozen():
     cfg = config.build()
     assert cfg.detect.port_scan.threshold == 20 and cfg.alerts.cooldown == 30.0
-    with pytest.raises(Exception):
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.alerts.cooldown = 1  # type: ignore[misc]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from scapy.packet import Raw
 from conftest import decode_file
 from wirewatch.addr import addr_str
 from wirewatch.craft import BASE_TS, write_pcap
-from wirewatch.decode import FRAG_FIRST, FRAG_LATER, FRAG_NONE, decode
+from wirewatch.decode import FRAG_FIRST, FRAG_LATER, decode
 
 TCP4 = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S")
 TCP6 = IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=1234, dport=80, flags="S")

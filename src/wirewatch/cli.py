@@ -108,8 +108,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for attr, (section, key) in FLAG_KEYS.items():
         value = getattr(args, attr, None)
         if value is not None:
-            cli.append((section, key, value if not isinstance(value, str) or attr != "suspicious_ports" else value,
-                        f"--{attr.replace('_', '-')}"))
+            cli.append((section, key, value, f"--{attr.replace('_', '-')}"))
     if args.blacklist:
         cli.append(("detect.blacklist", "files", list(args.blacklist), "--blacklist"))
     cli += [parse_assignment(s) for s in args.set]
