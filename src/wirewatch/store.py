@@ -78,12 +78,10 @@ class Store:
         if f.port is not None:
             sql.append("(dest_port = ? OR src_port = ?)")
             args += [f.port, f.port]
-        if f.since is not None:
-            sql.append("ts >= ?")
-            args.append(f.since)
-        if f.until is not None:
-            sql.append("ts <= ?")
-            args.append(f.until)
+        for value, cond in ((f.since, "ts >= ?"), (f.until, "ts <= ?"), (f.before, "id < ?"), (f.after, "id > ?")):
+            if value is not None:
+                sql.append(cond)
+                args.append(value)
         if f.q:
             sql.append("(message LIKE ? ESCAPE '\\' OR record LIKE ? ESCAPE '\\')")
             pat = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -91,12 +89,6 @@ class Store:
         if f.acknowledged is not None:
             sql.append("acknowledged = ?")
             args.append(1 if f.acknowledged else 0)
-        if f.before is not None:
-            sql.append("id < ?")
-            args.append(f.before)
-        if f.after is not None:
-            sql.append("id > ?")
-            args.append(f.after)
         return " AND ".join(sql), args
 
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:

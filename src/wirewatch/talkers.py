@@ -7,6 +7,7 @@ import numpy as np
 from .addr import addr_str
 from .decode import PacketBatch
 from .detect.table import KeyTable, hash_cols
+from .detect.window_util import sorted_runs
 
 
 class TopTalkers:
@@ -19,12 +20,10 @@ class TopTalkers:
         if not ip.size:
             return
         keys = hash_cols(b.src_hi[ip], b.src_lo[ip])
-        order = np.argsort(keys)
-        ks = keys[order]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        counts = np.diff(np.r_[starts, len(ks)])
-        last = order[starts]  # any row of the key will do for its address and time
-        slots, new, _ = self.table.upsert(ks[starts], b.ts[ip][last], counts)
+        order, starts, ends = sorted_runs(keys)
+        counts = ends - starts
+        last = order[ends - 1]
+        slots, new, _ = self.table.upsert(keys[last], b.ts[ip][last], counts)
         ok = slots >= 0
         c = self.table.cols
         c["packets"][slots[ok]] += counts[ok]

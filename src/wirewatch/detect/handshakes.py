@@ -17,7 +17,7 @@ import numpy as np
 from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from .packets import icmp_unreachable, tcp_rows
 from .table import KeyTable, hash_cols
-from .window import unique_last
+from .window_util import unique_last
 
 SYN_SENT, ANSWERED, DONE = 1, 2, 3
 COMPLETED, FAILED_RST, FAILED_ICMP, FAILED_TIMEOUT = 0, 1, 2, 3
@@ -69,7 +69,7 @@ class HandshakeTracker:
         parts: list[tuple[np.ndarray, int]] = []
         syn = np.flatnonzero(tcp & ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN))
         if syn.size:
-            keys = hash_cols(b.src_hi[syn], b.src_lo[syn], b.dst_hi[syn], b.dst_lo[syn], b.sport[syn], b.dport[syn])
+            keys, _ = self._forward(b, syn)
             uk, last, _ = unique_last(keys)
             rows = syn[last]
             slots, new, _ = t.upsert(uk, b.ts[rows])

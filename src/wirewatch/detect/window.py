@@ -19,7 +19,7 @@ import numpy as np
 
 from .doorkeeper import Doorkeeper
 from .table import KeyTable, hash_cols
-from .window_util import unique_first_last, unique_last  # noqa: F401 - re-exported for detectors
+from .window_util import sorted_runs, unique_first_last
 
 EPOCH_MOD = 1 << 30  # bucket numbers kept modulo this, to fit int32 columns
 EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
@@ -172,12 +172,9 @@ class WindowCounter:
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
-        order = np.argsort(keys, kind="stable")
-        k_s = keys[order]
-        starts = np.flatnonzero(np.r_[True, k_s[1:] != k_s[:-1]])
-        ends = np.r_[starts[1:], len(k_s)]
+        order, starts, ends = sorted_runs(keys)
         kfirst, kidx = order[starts], order[ends - 1]
-        slots, new, _ = t.upsert(k_s[starts], ts[kidx], ends - starts)
+        slots, new, _ = t.upsert(keys[kfirst], ts[kidx], ends - starts)
         fill_new(t, slots, new, kfirst, labels, ts)
         bucket = np.floor(ts / self.width).astype(np.int64) % EPOCH_MOD
         if bucket.min() == bucket.max():  # the usual case: one bucket, cells are the keys
