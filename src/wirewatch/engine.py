@@ -19,6 +19,7 @@ from .capture.pcapfile import RawBatch
 from .config import Config
 from .decode import PacketBatch, decode
 from .detect import Detector, default_detectors
+from .schema import format_ts
 from .sinks import Sink
 from .talkers import TopTalkers
 
@@ -202,8 +203,6 @@ class Engine:
 def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
                  final: bool) -> dict[str, Any]:
     """An EVE `stats` event (Suricata's field names where they exist)."""
-    from .schema import format_ts
-
     s = engine.summary()
     recv, drop, ifdrop = kernel
     return {

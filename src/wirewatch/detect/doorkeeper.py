@@ -11,7 +11,7 @@ alert depends on a key seen once. (The idea is TinyLFU's "doorkeeper".)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class Doorkeeper:
         self.labels = {name: np.zeros(n, dtype) for name, dtype in item_labels.items()}
         self.held = 0  # first sightings parked (stats)
 
-    def admit(self, known: np.ndarray, gkeys: np.ndarray, items: np.ndarray, ts: np.ndarray,
+    def admit(self, known: Callable[[np.ndarray], np.ndarray], gkeys: np.ndarray, items: np.ndarray, ts: np.ndarray,
               glabels: Labels | None, ilabels: Labels | None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
         """Rows to count now: those of known or repeated keys, plus parked first rows of

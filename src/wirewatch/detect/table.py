@@ -6,8 +6,9 @@ is a per-table priority (e.g. how many probes a scanner has made), then recency:
 of one-packet random sources evicts its own kind first, not the real scanner in it.
 Staleness is expiry's job, not eviction's.
 Keys are 64-bit hashes of the fields that make the key; the fields themselves are kept in
-"label" columns so alerts can name the addresses. Linear probing, no tombstones: removal
-(expiry, eviction) rebuilds the table, which is O(slots) and happens rarely.
+"label" columns so alerts can name the addresses. Linear probing; removal (expiry,
+eviction) leaves tombstones that lookups skip and inserts reuse, and the table is rebuilt
+only when live entries plus tombstones pass three quarters of the slots.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _next_pow2(n: int) -> int:
 
 
 class KeyTable:
-    """uint64 key -> row of columns; capacity-bounded with least-recently-seen eviction."""
+    """uint64 key -> row of columns; capacity-bounded, evicting the lowest priority first."""
 
     def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int]] | None = None,
                  priority: Callable[[np.ndarray], np.ndarray] | None = None):
@@ -101,7 +102,7 @@ class KeyTable:
             k = self.keys[p]
             hit = k == keys[pending]
             slots[pending[hit]] = p[hit]
-            pending = pending[~hit & (k != 0)]
+            pending = pending[~hit & (k != EMPTY)]
             step += 1
         return slots
 
