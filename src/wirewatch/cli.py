@@ -15,9 +15,9 @@ from . import __version__
 from .blocklist import BlocklistError
 from .capture.live import default_route_interface
 from .capture.pcapfile import CaptureError, read_batches
-from .config import Config, ConfigError, Override, describe, load, parse_assignment
+from .config import DEFAULT_DB, Config, ConfigError, Override, describe, load, parse_assignment
 from .engine import Engine, stats_record
-from .privileges import PrivilegeError, prepare_path, resolve_user
+from .privileges import PrivilegeError
 from .sensor import Sensor, live_options
 from .progress import Progress
 from .sinks.console import ConsoleSink
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "monitor":
             return cmd_monitor(args, cfg, store_sinks(cfg))
         if args.command == "dashboard":
-            return serve(cfg, cfg.output.db or "var/wirewatch.db", cfg.web.host, cfg.web.port)
+            return serve(cfg, cfg.output.db or DEFAULT_DB, cfg.web.host, cfg.web.port)
         if args.command == "run":
             return cmd_run(args, cfg)
         return cmd_read(args, cfg)
@@ -165,16 +165,10 @@ def store_sinks(cfg: Config) -> list[Any]:
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     """Sensor in this process (drops root after opening the capture), dashboard in a
     separate unprivileged process over the same store."""
-    db = cfg.output.db or "var/wirewatch.db"
+    db = cfg.output.db or DEFAULT_DB
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, db=db))
     check_bind(cfg, cfg.web.host)
-    sinks = store_sinks(cfg)
-    if os.geteuid() == 0:
-        uid, gid = resolve_user(args.user or "nobody")
-        prepare_path(db, uid, gid)
-        for extra in ("-wal", "-shm"):
-            if os.path.exists(db + extra):
-                os.chown(db + extra, uid, gid)
+    sinks = store_sinks(cfg)  # the sensor hands these files to its user before dropping root
     web_cmd = [sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--host", cfg.web.host,
                "--port", str(cfg.web.port)] + (["--config", args.config] if args.config else [])
     web_cmd += [x for s in args.set for x in ("--set", s)]

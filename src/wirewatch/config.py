@@ -26,6 +26,7 @@ from .detect.unusual_protocol import UnusualProtocolConfig
 from .settings import setting
 
 ENV_PREFIX = "WIREWATCH_"
+DEFAULT_DB = "var/wirewatch.db"
 
 
 class ConfigError(Exception):
@@ -53,7 +54,7 @@ class OutputConfig:
     logfile: str = setting("alerts.json", "JSON-lines alert log, EVE field names; appended to (--logfile). "
                                           "Empty = no log.")
     console: bool = setting(True, "Print [ALERT] lines on stdout.")
-    db: str = setting("var/wirewatch.db", "SQLite alert store for the dashboard (--db). Empty = no store.")
+    db: str = setting(DEFAULT_DB, "SQLite alert store for the dashboard (--db). Empty = no store.")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import sqlite3
 
 MIGRATIONS: list[str] = [
@@ -64,6 +65,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
         version = number
     return version
+
+
+def store_files(db_path: str) -> list[str]:
+    """The database and its WAL companions that exist (what a new owner must be given)."""
+    return [p for p in (db_path, db_path + "-wal", db_path + "-shm") if os.path.exists(p)]
 
 
 def addr_key(text: str | None) -> str | None:

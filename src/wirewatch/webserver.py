@@ -8,6 +8,7 @@ import secrets
 import sys
 
 from .config import Config
+from .dbschema import store_files
 from .privileges import PrivilegeError, drop_to, resolve_user
 
 TOKEN_FILE = "web-token"
@@ -75,9 +76,8 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
     warm_up(app, token)
     if os.geteuid() == 0:
         uid, gid = resolve_user(cfg.web.user)
-        for path in _store_files(db_path) + ([token_file] if token_file else []):
-            if os.path.exists(path):
-                os.chown(path, uid, gid)
+        for path in store_files(db_path) + ([token_file] if token_file else []):
+            os.chown(path, uid, gid)
         os.chown(os.path.dirname(os.path.abspath(db_path)), uid, gid)
         drop_to(uid, gid)
     if os.geteuid() == 0:
@@ -107,7 +107,3 @@ def warm_up(app, token: str) -> None:
         client.get(url, headers=auth)
     client.post("/api/alerts/ack", json={"ids": []}, headers=auth)
     client.post("/logout")
-
-
-def _store_files(db_path: str) -> list[str]:
-    return [db_path, db_path + "-wal", db_path + "-shm"]

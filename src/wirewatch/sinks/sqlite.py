@@ -16,7 +16,7 @@ import sqlite3
 import time
 from typing import Any
 
-from ..dbschema import addr_key, migrate
+from ..dbschema import addr_key, migrate, store_files
 
 MUTE_REFRESH_S = 2.0
 RETENTION_EVERY = 500  # alerts between retention checks
@@ -66,7 +66,8 @@ class SqliteSink:
         self.muted_count = 0
 
     def paths(self) -> list[str]:
-        return [self.path]
+        """Files the sensor hands to its unprivileged user before dropping root."""
+        return store_files(self.path)
 
     def refresh_mutes(self, force: bool = False) -> None:
         now = self.clock()
