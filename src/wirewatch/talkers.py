@@ -6,8 +6,9 @@ import numpy as np
 
 from .addr import addr_str
 from .decode import PacketBatch
-from .detect.table import KeyTable, hash_cols
-from .detect.window_util import sorted_runs
+from .detect.kernels import hash_cols
+from .detect.table import KeyTable
+from .detect.kernels import group
 
 
 class TopTalkers:
@@ -20,7 +21,7 @@ class TopTalkers:
         if not ip.size:
             return
         keys = hash_cols(b.src_hi[ip], b.src_lo[ip])
-        order, starts, ends = sorted_runs(keys)
+        order, starts, ends = group(keys)
         counts = ends - starts
         last = order[ends - 1]
         slots, new, _ = self.table.upsert(keys[last], b.ts[ip][last], counts)

@@ -17,7 +17,7 @@ from ..settings import setting
 from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .report import due, dst_of, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .window import DistinctCounter
 
 SAMPLE = 20

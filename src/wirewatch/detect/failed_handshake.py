@@ -16,7 +16,7 @@ from ..settings import setting
 from .base import Finding, Reconfigurable
 from .handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeTracker
 from .report import due, dst_of, src_of, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .window import DistinctCounter
 
 SAMPLE = 10

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from .packets import icmp_unreachable, tcp_rows
-from .table import KeyTable, hash_cols
+from .kernels import hash_cols
+from .table import KeyTable
 from .window_util import unique_last
 
 SYN_SENT, ANSWERED, DONE = 1, 2, 3

@@ -19,7 +19,7 @@ from ..decode import TCP_RST
 from .packets import (ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, proto_name, service, syn_only,
                       tcp_rows, udp_initiator)
 from .report import due, src_of, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20

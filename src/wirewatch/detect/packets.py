@@ -10,7 +10,7 @@ import numpy as np
 
 from ..decode import (FRAG_FIRST, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
                       TCP_RST, TCP_SYN, PacketBatch)
-from .table import hash_cols
+from .kernels import hash_cols
 
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
                51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}

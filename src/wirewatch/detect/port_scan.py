@@ -17,7 +17,7 @@ from ..settings import setting
 from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_unreachable, port_probe, tcp_rows
 from .report import due, dst_of, src_of, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20

@@ -16,7 +16,7 @@ from .base import Finding, Reconfigurable
 from .handshakes import COMPLETED, HandshakeTracker
 from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .report import due, dst_of, times, top_items
-from .table import hash_cols
+from .kernels import hash_cols
 from . import hll
 from .window import DistinctCounter, WindowCounter
 

@@ -17,33 +17,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-_K1 = np.uint64(0xBF58476D1CE4E5B9)
-_K2 = np.uint64(0x94D049BB133111EB)
-_K3 = np.uint64(0x9E3779B97F4A7C15)
-_S30, _S27, _S31, _S29 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(29)
+from . import kernels
+from .kernels import TOMBSTONE
 
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer: a fast, well-distributed 64-bit mixing function."""
-    x = np.asarray(x, dtype=np.uint64)
-    x = (x ^ (x >> _S30)) * _K1
-    x = (x ^ (x >> _S27)) * _K2
-    return x ^ (x >> _S31)
-
-
-def hash_cols(*cols: np.ndarray) -> np.ndarray:
-    """Combine columns into one uint64 key per row (never EMPTY or TOMBSTONE)."""
-    h = np.full(len(cols[0]), 0x2545F4914F6CDD1D, dtype=np.uint64)
-    for c in cols:
-        h = (h ^ np.asarray(c).astype(np.uint64)) * _K3
-        h ^= h >> _S29
-    h = mix64(h)
-    h[h <= TOMBSTONE] += np.uint64(2)
-    return h
-
-
-EMPTY = np.uint64(0)
-TOMBSTONE = np.uint64(1)  # a removed entry: probing continues past it, inserts may reuse it
 INITIAL_SLOTS = 1024
 EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
 
@@ -92,19 +68,7 @@ class KeyTable:
     # -- lookup / insert --------------------------------------------------------------
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each key, -1 where absent."""
-        keys = np.asarray(keys, np.uint64)
-        slots = np.full(len(keys), -1, np.int64)
-        pending = np.arange(len(keys))
-        pos = (keys & np.uint64(self.mask)).astype(np.int64)
-        step = 0
-        while pending.size and step < self.nslots:
-            p = (pos[pending] + step) & self.mask
-            k = self.keys[p]
-            hit = k == keys[pending]
-            slots[pending[hit]] = p[hit]
-            pending = pending[~hit & (k != EMPTY)]
-            step += 1
-        return slots
+        return kernels.find(self.keys, keys)
 
     def upsert(self, keys: np.ndarray, ts: np.ndarray,
                weight: np.ndarray | Callable[[], np.ndarray] | None = None
@@ -150,22 +114,8 @@ class KeyTable:
         return slots, new, evicted
 
     def _insert(self, keys: np.ndarray) -> np.ndarray:
-        out = np.empty(len(keys), np.int64)
-        pending = np.arange(len(keys))
-        step = np.zeros(len(keys), np.int64)
-        pos = (keys & np.uint64(self.mask)).astype(np.int64)
-        while pending.size:
-            p = (pos[pending] + step[pending]) & self.mask
-            empty = self.keys[p] <= TOMBSTONE
-            cand, pc = pending[empty], p[empty]
-            was_tomb = self.keys[pc] == TOMBSTONE
-            self.keys[pc] = keys[cand]  # several may race for one slot: the last write wins
-            won = self.keys[pc] == keys[cand]
-            out[cand[won]] = pc[won]
-            self.tombs -= int(np.count_nonzero(was_tomb[won]))
-            lost = np.concatenate([pending[~empty], cand[~won]])
-            step[lost] += 1
-            pending = lost
+        out, reused = kernels.insert(self.keys, keys)
+        self.tombs -= reused
         self.size += len(keys)
         return out
 

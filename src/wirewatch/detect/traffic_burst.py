@@ -25,7 +25,7 @@ from ..settings import setting
 from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .report import due, dst_of, src_of, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .victim_flood import VictimFlood
 from .window import WindowCounter
 

@@ -15,7 +15,7 @@ from ..settings import setting
 from .base import Finding, Reconfigurable
 from .packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .report import due, dst_of, src_of, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .window import WindowCounter
 
 FLAG_KINDS = {1: "NULL (no flags)", 2: "FIN without ACK", 3: "Xmas (FIN+PSH+URG)", 4: "SYN+FIN",

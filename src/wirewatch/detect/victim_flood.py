@@ -19,7 +19,7 @@ from ..decode import PacketBatch
 from . import hll
 from .base import Finding
 from .report import due, times
-from .table import hash_cols
+from .kernels import hash_cols
 from .window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from .doorkeeper import Doorkeeper
-from .table import KeyTable, hash_cols
-from .window_util import sorted_runs, unique_first_last
+from .kernels import group, hash_cols
+from .table import KeyTable
+from .window_util import unique_first_last
 
 EPOCH_MOD = 1 << 30  # bucket numbers kept modulo this, to fit int32 columns
 EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
@@ -172,7 +173,7 @@ class WindowCounter:
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
-        order, starts, ends = sorted_runs(keys)
+        order, starts, ends = group(keys)
         kfirst, kidx = order[starts], order[ends - 1]
         slots, new, _ = t.upsert(keys[kfirst], ts[kidx], ends - starts)
         fill_new(t, slots, new, kfirst, labels, ts)

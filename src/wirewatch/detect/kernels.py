@@ -1,0 +1,132 @@
+"""The four loops every detector's state runs through: hash rows into keys, group equal
+keys, and find / insert keys in an open-addressing table.
+
+They are the measured hot path (README "Benchmarks"), so they run compiled
+(`_kernels.c`, built by `pip install`) when that extension is available. The numpy
+versions here are the reference: they give the same keys, the same groups in the same
+order and the same lookups (inserted keys may land in other free slots), and are used when the extension is not built or when
+WIREWATCH_PURE_NUMPY=1; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:
+    if os.environ.get("WIREWATCH_PURE_NUMPY"):
+        raise ImportError("compiled kernels disabled by WIREWATCH_PURE_NUMPY")
+    from . import _kernels as _compiled
+except ImportError:
+    _compiled = None  # type: ignore[assignment]
+
+COMPILED = _compiled is not None
+EMPTY = np.uint64(0)
+TOMBSTONE = np.uint64(1)  # a removed entry: probing continues past it, inserts may reuse it
+
+_K1 = np.uint64(0xBF58476D1CE4E5B9)
+_K2 = np.uint64(0x94D049BB133111EB)
+_K3 = np.uint64(0x9E3779B97F4A7C15)
+_SEED = 0x2545F4914F6CDD1D
+_S30, _S27, _S31, _S29 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(29)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: a fast, well-distributed 64-bit mixing function."""
+    x = (x ^ (x >> _S30)) * _K1
+    x = (x ^ (x >> _S27)) * _K2
+    return x ^ (x >> _S31)
+
+
+def hash_cols(*cols: np.ndarray) -> np.ndarray:
+    """Combine integer columns into one uint64 key per row (never EMPTY or TOMBSTONE)."""
+    arrays = [np.ascontiguousarray(c) for c in cols]
+    if _compiled is not None and all(a.dtype.kind in "biu" for a in arrays):
+        out = np.empty(len(arrays[0]), np.uint64)
+        _compiled.hash_cols(out, *arrays)
+        return out
+    h = np.full(len(arrays[0]), _SEED, dtype=np.uint64)
+    for c in arrays:
+        h = (h ^ c.astype(np.uint64)) * _K3
+        h ^= h >> _S29
+    h = _mix64(h)
+    h[h <= TOMBSTONE] += np.uint64(2)
+    return h
+
+
+def group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group equal keys: (order, starts, ends). Groups come in order of first occurrence
+    and rows keep their order within a group, so group j's rows are
+    order[starts[j]:ends[j]] and `np.add.reduceat(values[order], starts)` sums a column
+    per distinct key."""
+    keys = np.ascontiguousarray(keys, np.uint64)
+    n = len(keys)
+    if _compiled is not None:
+        order = np.empty(n, np.int64)
+        bounds = np.empty(n + 1, np.int64)
+        g = _compiled.group(keys, order, bounds)
+        return order, bounds[:g], bounds[1:g + 1]
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    ends = np.r_[starts[1:], n]
+    by_first = np.argsort(order[starts], kind="stable")  # sorted runs -> first-occurrence order
+    sizes = (ends - starts)[by_first]
+    new_ends = np.cumsum(sizes)
+    new_starts = new_ends - sizes
+    order = order[np.repeat(starts[by_first] - new_starts, sizes) + np.arange(n)]
+    return order, new_starts, new_ends
+
+
+def find(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Slot of each key in a linear-probing table of 2^k uint64 slots, -1 where absent."""
+    keys = np.ascontiguousarray(keys, np.uint64)
+    slots = np.empty(len(keys), np.int64)
+    if _compiled is not None:
+        _compiled.find(table, keys, slots)
+        return slots
+    slots[:] = -1
+    mask = len(table) - 1
+    pending = np.arange(len(keys))
+    pos = (keys & np.uint64(mask)).astype(np.int64)
+    step = 0
+    while pending.size and step < len(table):
+        p = (pos[pending] + step) & mask
+        k = table[p]
+        hit = k == keys[pending]
+        slots[pending[hit]] = p[hit]
+        pending = pending[~hit & (k != EMPTY)]
+        step += 1
+    return slots
+
+
+def insert(table: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Insert absent, distinct keys (the table is kept under 3/4 full by its owner);
+    return their slots and how many tombstones they reused. Slots may differ between the
+    compiled loop (one key after another) and numpy (all keys probe together, the last
+    write to a contested slot wins); both are deterministic."""
+    keys = np.ascontiguousarray(keys, np.uint64)
+    out = np.empty(len(keys), np.int64)
+    if _compiled is not None:
+        return out, _compiled.insert(table, keys, out)
+    mask = len(table) - 1
+    reused = 0
+    pending = np.arange(len(keys))
+    step = np.zeros(len(keys), np.int64)
+    pos = (keys & np.uint64(mask)).astype(np.int64)
+    while pending.size:
+        p = (pos[pending] + step[pending]) & mask
+        free = table[p] <= TOMBSTONE
+        cand, pc = pending[free], p[free]
+        was_tomb = table[pc] == TOMBSTONE
+        table[pc] = keys[cand]
+        won = table[pc] == keys[cand]
+        out[cand[won]] = pc[won]
+        reused += int(np.count_nonzero(was_tomb[won]))
+        lost = np.concatenate([pending[~free], cand[~won]])
+        step[lost] += 1
+        pending = lost
+    return out, reused

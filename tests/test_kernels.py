@@ -1,0 +1,102 @@
+"""The compiled kernels (detect/_kernels.c) against their numpy reference (detect/kernels.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from conftest import CORPUS, run_file
+from wirewatch.detect import kernels
+
+KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 2**64 - 1))
+SMALL_KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 60))  # many repeats
+
+
+@pytest.fixture
+def numpy_only(monkeypatch):
+    """Call this to run the numpy reference instead of the compiled loops."""
+    return lambda: monkeypatch.setattr(kernels, "_compiled", None)
+
+
+def both(numpy_only, fn, *args):
+    compiled = fn(*args)
+    numpy_only()
+    return compiled, fn(*args)
+
+
+def test_extension_is_built():
+    """`make setup` compiles the kernels; without them the bench numbers in README do not hold."""
+    assert kernels.COMPILED, "wirewatch.detect._kernels is not built (needs gcc and Python headers)"
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.one_of(KEYS, SMALL_KEYS))
+def test_group_matches_reference(keys):
+    with pytest.MonkeyPatch.context() as mp:
+        compiled = kernels.group(keys)
+        mp.setattr(kernels, "_compiled", None)
+        reference = kernels.group(keys)
+    for c, r in zip(compiled, reference):
+        np.testing.assert_array_equal(c, r)
+    order, starts, ends = compiled
+    assert sorted(order.tolist()) == list(range(len(keys)))
+    firsts = order[starts]
+    assert np.all(np.diff(firsts) > 0)  # groups in order of first occurrence
+    for s, e in zip(starts, ends):
+        rows = order[s:e]
+        assert np.all(keys[rows] == keys[rows[0]]) and np.all(np.diff(rows) > 0)
+    assert len(set(keys.tolist())) == len(starts)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64,
+                                   np.uint64, np.bool_])
+def test_hash_cols_matches_reference(numpy_only, dtype):
+    rng = np.random.default_rng(7)
+    col = rng.integers(0, 2 if dtype == np.bool_ else 255, 5000).astype(dtype)
+    if np.issubdtype(dtype, np.signedinteger):
+        col[::3] = -col[::3]  # negative values are sign-extended, as numpy's astype(uint64)
+    other = rng.integers(0, 2**32, 5000, dtype=np.uint32)
+    compiled, reference = both(numpy_only, kernels.hash_cols, col, other[::1])
+    np.testing.assert_array_equal(compiled, reference)
+    assert compiled.min() > kernels.TOMBSTONE
+
+
+def test_hash_cols_takes_strided_columns(numpy_only):
+    pairs = np.arange(20000, dtype=np.uint32).reshape(-1, 2)
+    compiled, reference = both(numpy_only, kernels.hash_cols, pairs[:, 0], pairs[:, 1])
+    np.testing.assert_array_equal(compiled, reference)
+    assert len(np.unique(compiled)) == len(pairs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(keys=KEYS, tombs=st.integers(0, 500))
+def test_insert_then_find(keys, tombs):
+    keys = np.unique(keys)
+    nslots = 1 << max(4, (2 * len(keys) + 2 * tombs).bit_length())
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            if not compiled:
+                mp.setattr(kernels, "_compiled", None)
+            table = np.zeros(nslots, np.uint64)
+            table[np.random.default_rng(tombs).choice(nslots, tombs, replace=False)] = kernels.TOMBSTONE
+            slots, reused = kernels.insert(table, keys)
+            assert len(set(slots.tolist())) == len(keys)
+            np.testing.assert_array_equal(table[slots], keys)
+            assert reused == tombs - int(np.count_nonzero(table == kernels.TOMBSTONE))
+            np.testing.assert_array_equal(kernels.find(table, keys), slots)
+            absent = np.setdiff1d(np.arange(2, 3000, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15), keys)
+            assert np.all(kernels.find(table, absent) == -1)
+
+
+@pytest.mark.parametrize("name", ["dev10_hping3_syn_flood.pcap", "dev23_mixed_http_dns_with_synscan.pcap",
+                                  "dev24_distributed_scan.pcap", "dev07_nmap_ping_sweep.pcap"])
+def test_pipeline_alerts_identical_without_extension(numpy_only, name):
+    def alerts() -> list[tuple]:
+        found, _ = run_file(str(CORPUS / name))
+        return [(a["type"], a["src_ip"], a["dest_ip"], a["timestamp"], repr(a["evidence"])) for a in found]
+
+    compiled, reference = both(numpy_only, alerts)
+    assert compiled and compiled == reference
