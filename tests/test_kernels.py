@@ -100,3 +100,32 @@ def test_pipeline_alerts_identical_without_extension(numpy_only, name):
 
     compiled, reference = both(numpy_only, alerts)
     assert compiled and compiled == reference
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-1, 7), st.integers(100, 130), st.integers(0, 1000)), max_size=200),
+       wide=st.booleans())
+def test_window_add_matches_reference(rows, wide):
+    nslots, m, nb = 8, 2, 5
+    slots = np.array([r[0] for r in rows], np.int64)
+    buckets = np.array([r[1] for r in rows], np.int64)
+    values = np.array([[r[2], 1] for r in rows], np.int64).reshape(-1, m)
+    results = []
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            if not compiled:
+                mp.setattr(kernels, "_compiled", None)
+            epoch = np.full((nslots, nb), 110, np.int64)  # cells start holding bucket 110
+            counts = np.ones((nslots, m, nb), np.int64 if wide else np.int32)
+            kernels.window_add(epoch, counts, slots, buckets, values)
+            results.append((epoch, counts))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    # rows in ascending bucket order: each cell holds its newest bucket's sum (+1 if that is 110)
+    if rows and np.all(np.diff(buckets) >= 0):
+        epoch, counts = results[0]
+        for s in range(nslots):
+            for r in range(nb):
+                b = epoch[s, r]
+                mine = (slots == s) & (buckets == b)
+                assert counts[s, 1, r] == mine.sum() + (b == 110)

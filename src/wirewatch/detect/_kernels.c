@@ -138,14 +138,15 @@ static PyObject *k_insert(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(reused);
 }
 
-/* group(keys u64[n], order i64[n], starts i64[n+1]) -> number of groups g.
+/* group(keys u64[n], order i64[n], starts i64[n+1], inverse i64[n] or None) -> groups g.
  * Groups equal keys in order of first occurrence, rows stable within a group:
- * rows of group j are order[starts[j]:starts[j+1]]. One hash pass + a counting sort. */
+ * rows of group j are order[starts[j]:starts[j+1]]; inverse[i] is row i's group.
+ * One hash pass + a counting sort. */
 static PyObject *k_group(PyObject *self, PyObject *args)
 {
-    PyObject *ok, *oo, *os;
-    Py_buffer k, o, s;
-    if (!PyArg_ParseTuple(args, "OOO", &ok, &oo, &os))
+    PyObject *ok, *oo, *os, *oi = Py_None;
+    Py_buffer k, o, s, inv = {0};
+    if (!PyArg_ParseTuple(args, "OOO|O", &ok, &oo, &os, &oi))
         return NULL;
     if (get_buffer(ok, &k, 8, 0, "keys") < 0)
         return NULL;
@@ -158,13 +159,21 @@ static PyObject *k_group(PyObject *self, PyObject *args)
         PyBuffer_Release(&o);
         return NULL;
     }
-    const uint64_t *keys = k.buf;
-    int64_t *order = o.buf, *starts = s.buf;
-    Py_ssize_t n = length(&k);
-    if (length(&o) < n || length(&s) < n + 1) {
+    if (oi != Py_None && get_buffer(oi, &inv, 8, 1, "inverse") < 0) {
         PyBuffer_Release(&k);
         PyBuffer_Release(&o);
         PyBuffer_Release(&s);
+        return NULL;
+    }
+    const uint64_t *keys = k.buf;
+    int64_t *order = o.buf, *starts = s.buf;
+    Py_ssize_t n = length(&k);
+    if (length(&o) < n || length(&s) < n + 1 || (inv.buf && length(&inv) < n)) {
+        PyBuffer_Release(&k);
+        PyBuffer_Release(&o);
+        PyBuffer_Release(&s);
+        if (inv.buf)
+            PyBuffer_Release(&inv);
         PyErr_SetString(PyExc_ValueError, "group: output buffers too short");
         return NULL;
     }
@@ -175,15 +184,18 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     uint64_t mask = (uint64_t)nslots - 1;
     uint64_t *slot_key = PyMem_RawMalloc(nslots * sizeof(uint64_t));
     int64_t *slot_gid = PyMem_RawMalloc(nslots * sizeof(int64_t));
-    int64_t *row_gid = PyMem_RawMalloc((n + 1) * sizeof(int64_t));
+    int64_t *row_gid = inv.buf ? inv.buf : PyMem_RawMalloc((n + 1) * sizeof(int64_t));
     Py_ssize_t g = 0;
     if (!slot_key || !slot_gid || !row_gid) {
         PyMem_RawFree(slot_key);
         PyMem_RawFree(slot_gid);
-        PyMem_RawFree(row_gid);
+        if (!inv.buf)
+            PyMem_RawFree(row_gid);
         PyBuffer_Release(&k);
         PyBuffer_Release(&o);
         PyBuffer_Release(&s);
+        if (inv.buf)
+            PyBuffer_Release(&inv);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
@@ -211,7 +223,10 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     PyMem_RawFree(slot_key);
     PyMem_RawFree(slot_gid);
-    PyMem_RawFree(row_gid);
+    if (inv.buf)
+        PyBuffer_Release(&inv);
+    else
+        PyMem_RawFree(row_gid);
     PyBuffer_Release(&k);
     PyBuffer_Release(&o);
     PyBuffer_Release(&s);
@@ -299,10 +314,87 @@ static PyObject *k_hash_cols(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* window_add(epoch i64[slots*nb], counts i32|i64[slots*m*nb], slots i64[n], buckets i64[n],
+ *            values i64[n*m]): add row i's m values to cell (slot, bucket % nb).
+ * A cell holding an older bucket is cleared first; rows older than their cell's bucket
+ * are dropped (the ring moved on). Rows with a negative slot are skipped. */
+static PyObject *k_window_add(PyObject *self, PyObject *args)
+{
+    PyObject *oe, *oc, *os, *ob, *ov;
+    Py_buffer e, c, sl, bk, v;
+    if (!PyArg_ParseTuple(args, "OOOOO", &oe, &oc, &os, &ob, &ov))
+        return NULL;
+    if (get_buffer(oe, &e, 8, 1, "epoch") < 0)
+        return NULL;
+    if (get_buffer(oc, &c, 0, 1, "counts") < 0) {
+        PyBuffer_Release(&e);
+        return NULL;
+    }
+    Py_buffer *held[5] = {&e, &c, NULL, NULL, NULL};
+    int nheld = 2, bad = 0;
+    if (get_buffer(os, &sl, 8, 0, "slots") < 0)
+        bad = 1;
+    else
+        held[nheld++] = &sl;
+    if (!bad && get_buffer(ob, &bk, 8, 0, "buckets") < 0)
+        bad = 1;
+    else if (!bad)
+        held[nheld++] = &bk;
+    if (!bad && get_buffer(ov, &v, 8, 0, "values") < 0)
+        bad = 1;
+    else if (!bad)
+        held[nheld++] = &v;
+    Py_ssize_t n = bad ? 0 : length(&sl);
+    if (!bad && (c.ndim != 3 || e.ndim != 2 || c.shape[0] != e.shape[0] || c.shape[2] != e.shape[1] ||
+                 (c.itemsize != 4 && c.itemsize != 8) || length(&bk) != n || length(&v) != n * c.shape[1])) {
+        PyErr_SetString(PyExc_ValueError, "window_add: shapes do not match (counts[slots, m, nb], epoch[slots, nb])");
+        bad = 1;
+    }
+    if (!bad) {
+        const Py_ssize_t nslots = c.shape[0], m = c.shape[1], nb = c.shape[2];
+        int64_t *epoch = e.buf;
+        const int64_t *slots = sl.buf, *buckets = bk.buf, *values = v.buf;
+        int wide = c.itemsize == 8;
+        int64_t *c64 = c.buf;
+        int32_t *c32 = c.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t s = slots[i], b = buckets[i];
+            if (s < 0 || s >= nslots)
+                continue;
+            Py_ssize_t ring = (Py_ssize_t)(b % nb), cell = s * nb + ring;
+            if (epoch[cell] > b)
+                continue;
+            if (epoch[cell] != b) {
+                epoch[cell] = b;
+                for (Py_ssize_t j = 0; j < m; j++) {
+                    if (wide)
+                        c64[(s * m + j) * nb + ring] = 0;
+                    else
+                        c32[(s * m + j) * nb + ring] = 0;
+                }
+            }
+            for (Py_ssize_t j = 0; j < m; j++) {
+                if (wide)
+                    c64[(s * m + j) * nb + ring] += values[i * m + j];
+                else
+                    c32[(s * m + j) * nb + ring] += (int32_t)values[i * m + j];
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int j = 0; j < nheld; j++)
+        PyBuffer_Release(held[j]);
+    if (bad)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"find", k_find, METH_VARARGS, "find(table_keys, keys, out): slot of each key or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts) -> number of groups"},
+    {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {NULL, NULL, 0, NULL},
 };

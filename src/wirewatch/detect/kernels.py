@@ -1,5 +1,5 @@
-"""The four loops every detector's state runs through: hash rows into keys, group equal
-keys, and find / insert keys in an open-addressing table.
+"""The loops every detector's state runs through: hash rows into keys, group equal keys,
+find / insert keys in an open-addressing table, and add to rolling-window ring cells.
 
 They are the measured hot path (README "Benchmarks"), so they run compiled
 (`_kernels.c`, built by `pip install`) when that extension is available. The numpy
@@ -55,20 +55,22 @@ def hash_cols(*cols: np.ndarray) -> np.ndarray:
     return h
 
 
-def group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group equal keys: (order, starts, ends). Groups come in order of first occurrence
-    and rows keep their order within a group, so group j's rows are
-    order[starts[j]:ends[j]] and `np.add.reduceat(values[order], starts)` sums a column
-    per distinct key."""
+def group(keys: np.ndarray, inverse: bool = False) -> tuple[np.ndarray, ...]:
+    """Group equal keys: (order, starts, ends[, inverse]). Groups come in order of first
+    occurrence and rows keep their order within a group, so group j's rows are
+    order[starts[j]:ends[j]], `np.add.reduceat(values[order], starts)` sums a column
+    per distinct key, and inverse[i] is row i's group."""
     keys = np.ascontiguousarray(keys, np.uint64)
     n = len(keys)
+    inv = np.empty(n, np.int64) if inverse else None
     if _compiled is not None:
         order = np.empty(n, np.int64)
         bounds = np.empty(n + 1, np.int64)
-        g = _compiled.group(keys, order, bounds)
-        return order, bounds[:g], bounds[1:g + 1]
+        g = _compiled.group(keys, order, bounds, inv)
+        return (order, bounds[:g], bounds[1:g + 1]) + ((inv,) if inverse else ())
     if not n:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        empty = np.zeros(0, np.int64)
+        return (empty, empty, empty) + ((empty,) if inverse else ())
     order = np.argsort(keys, kind="stable")
     ks = keys[order]
     starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
@@ -78,7 +80,41 @@ def group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     new_ends = np.cumsum(sizes)
     new_starts = new_ends - sizes
     order = order[np.repeat(starts[by_first] - new_starts, sizes) + np.arange(n)]
+    if inv is not None:
+        inv[order] = np.repeat(np.arange(len(sizes)), sizes)
+        return order, new_starts, new_ends, inv
     return order, new_starts, new_ends
+
+
+def window_add(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, buckets: np.ndarray,
+               values: np.ndarray) -> None:
+    """Add each row's metric values (values[i, :]) to the ring cell (slots[i], buckets[i] %
+    nb) of counts[slot, metric, ring]; epoch[slot, ring] says which bucket a cell holds. A
+    cell holding an older bucket is cleared first; rows older than their cell are dropped;
+    rows with a negative slot are skipped."""
+    slots = np.ascontiguousarray(slots, np.int64)
+    buckets = np.ascontiguousarray(buckets, np.int64)
+    values = np.ascontiguousarray(values, np.int64)
+    if _compiled is not None:
+        _compiled.window_add(epoch, counts, slots, buckets, values)
+        return
+    ok = slots >= 0
+    s, b, v = slots[ok], buckets[ok], values[ok]
+    if not len(s):
+        return
+    nb = epoch.shape[1]
+    ring = b % nb
+    cells, inv = np.unique(s * nb + ring, return_inverse=True)
+    cs, cr = cells // nb, cells % nb
+    newest = np.full(len(cells), np.iinfo(np.int64).min)
+    np.maximum.at(newest, inv, b)
+    newest = np.maximum(newest, epoch[cs, cr])
+    clear = epoch[cs, cr] != newest
+    counts[cs[clear], :, cr[clear]] = 0
+    epoch[cs, cr] = newest
+    keep = b == newest[inv]
+    for j in range(counts.shape[1]):
+        np.add.at(counts[:, j, :], (s[keep], ring[keep]), v[keep, j].astype(counts.dtype))
 
 
 def find(table: np.ndarray, keys: np.ndarray) -> np.ndarray:

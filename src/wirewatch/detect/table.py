@@ -31,7 +31,7 @@ def _next_pow2(n: int) -> int:
 class KeyTable:
     """uint64 key -> row of columns; capacity-bounded, evicting the lowest priority first."""
 
-    def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int]] | None = None,
+    def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int | tuple[int, ...]]] | None = None,
                  priority: Callable[[np.ndarray], np.ndarray] | None = None):
         self.capacity = max(1, int(capacity))
         self.priority = priority
@@ -61,8 +61,9 @@ class KeyTable:
         if target != self.nslots or need > (self.nslots * 3) // 4:
             self._rebuild(self.occupied(), target)
 
-    def _alloc(self, dtype: np.dtype, width: int) -> np.ndarray:
-        shape = (self.nslots,) if width == 1 else (self.nslots, width)
+    def _alloc(self, dtype: np.dtype, width: int | tuple[int, ...]) -> np.ndarray:
+        """A column: one value per slot, or a (width,) / (w1, w2) block per slot."""
+        shape = (self.nslots,) if width == 1 else (self.nslots, *np.atleast_1d(width))
         return np.zeros(shape, dtype)
 
     # -- lookup / insert --------------------------------------------------------------

@@ -71,18 +71,17 @@ class TrafficBurst(Reconfigurable):
         if not rows.size:
             return []
         p = b.select(rows)
-        length = p.length.astype(np.int64)
-        flags = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answer[rows]}
-        values = {k: v.astype(np.int64) for k, v in flags.items()}
-        values["bytes"] = length * ~flags["tcp_answer"]  # bytes of traffic that is not itself an answer
+        answers = answer[rows]
+        values = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answers,
+                  "bytes": p.length * ~answers}  # bytes of traffic that is not itself an answer
         touched = self.counter.add(pair_key(p), p.ts, values, addr_labels(p))
         now = float(p.ts.max())
+        sums = self.counter.all_totals(touched, now)
+        heavy = sums["bytes"] >= self.cfg.bytes_threshold if self.cfg.bytes_threshold > 0 else False
         out = []
         for kind in KINDS:
-            sent = self.counter.totals(touched, now, kind)
-            big = sent >= self.cfg.threshold
-            if self.cfg.bytes_threshold > 0:
-                big |= (sent > 0) & (self.counter.totals(touched, now, "bytes") >= self.cfg.bytes_threshold)
+            sent = sums[kind]
+            big = (sent >= self.cfg.threshold) | ((sent > 0) & heavy)
             cand = touched[big]
             if kind != "icmp" and cand.size:
                 replies = self._replies(cand, now, "udp" if kind == "udp" else "tcp_answer")

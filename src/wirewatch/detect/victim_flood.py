@@ -54,16 +54,15 @@ class VictimFlood:
         mine = np.isin(dkeys, busy)
         rows, keys = inbound[mine], dkeys[mine]
         ts = b.ts[rows]
-        values = {k: kinds[k][rows].astype(np.int64) for k in KINDS}
-        values.update({m: np.zeros(len(rows), np.int64) for m in REPLY.values()})
+        values = {k: kinds[k][rows] for k in KINDS}
         touched = self.counter.add(keys, ts, values, {"host_hi": b.dst_hi[rows], "host_lo": b.dst_lo[rows]})
         self.sources.add(self.counter.table.cols, self.counter.table.find(keys), hash_cols(b.src_hi[rows], b.src_lo[rows]), ts)
         self._count_replies(b, kinds["udp"], answer)
         now = float(ts.max())
         out = []
+        sums = self.counter.all_totals(touched, now)
         for kind in KINDS:
-            got = self.counter.totals(touched, now, kind)
-            cand = touched[got >= self.threshold]
+            cand = touched[sums[kind] >= self.threshold]
             if not cand.size:
                 continue
             if kind in REPLY:
@@ -84,9 +83,7 @@ class VictimFlood:
         known = self.counter.table.find(keys) >= 0
         if known.any():
             r = rows[known]
-            self.counter.add(keys[known], b.ts[r], {"icmp": np.zeros(len(r), np.int64), "udp": np.zeros(len(r), np.int64),
-                                                    "tcp": np.zeros(len(r), np.int64), "udp_out": udp[r].astype(np.int64),
-                                                    "answer_out": answer[r].astype(np.int64)})
+            self.counter.add(keys[known], b.ts[r], {"udp_out": udp[r], "answer_out": answer[r]})
 
     def _finding(self, slot: int, now: float, kind: str) -> Finding:
         t = self.counter.table

@@ -18,11 +18,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from .doorkeeper import Doorkeeper
-from .kernels import group, hash_cols
+from .kernels import group, hash_cols, window_add
 from .table import KeyTable
 from .window_util import unique_first_last
 
-EPOCH_MOD = 1 << 30  # bucket numbers kept modulo this, to fit int32 columns
 EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
 Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, np.dtype]
@@ -150,7 +149,12 @@ class DistinctCounter:
 
 
 class WindowCounter:
-    """Per key: sums of several metrics over a ring of `buckets` sub-windows of packet time."""
+    """Per key: sums of several metrics over a ring of `buckets` sub-windows of packet time.
+
+    All metrics of a key live in one row of `counts[slot, metric, ring]` (int64 if a
+    metric counts bytes, else int32), with `epoch[slot, ring]` the bucket number each ring
+    cell holds, so one pass adds a whole batch and one gather reads every metric.
+    """
 
     def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
                  labels: LabelSchema | None = None, buckets: int = 10,
@@ -158,58 +162,50 @@ class WindowCounter:
         self.window = float(window)
         self.nb = int(buckets)
         self.width = self.window / self.nb
-        cols: dict[str, tuple[np.dtype, int]] = {"epoch": (np.int32, self.nb), "first_seen": (np.float64, 1),
-                                                 "reported": (np.float64, 1)}
-        cols.update({m: (np.int64 if m.startswith("bytes") else np.int32, self.nb) for m in metrics})
+        self.metrics = metrics
+        self.index = {m: i for i, m in enumerate(metrics)}
+        dtype = np.int64 if any(m.startswith("bytes") for m in metrics) else np.int32
+        cols: dict[str, tuple[np.dtype, int | tuple[int, ...]]] = {
+            "epoch": (np.int64, self.nb), "counts": (dtype, (len(metrics), self.nb)),
+            "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
         cols.update(extra or {})  # e.g. HyperLogLog registers that must move with the entries
-        self.metrics = metrics
         self.next_expire = -np.inf
-        self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols[metrics[0]][slots].sum(axis=1))
+        self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols["counts"][slots, 0].sum(axis=1))
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
             labels: Labels | None = None) -> np.ndarray:
-        """Add per-packet metric values; return the slots of the keys touched."""
+        """Add per-packet metric values (a metric not given adds 0); return the slots of
+        the keys touched."""
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
-        order, starts, ends = group(keys)
+        order, starts, ends, inverse = group(keys, inverse=True)
         kfirst, kidx = order[starts], order[ends - 1]
         slots, new, _ = t.upsert(keys[kfirst], ts[kidx], ends - starts)
         fill_new(t, slots, new, kfirst, labels, ts)
-        bucket = np.floor(ts / self.width).astype(np.int64) % EPOCH_MOD
-        if bucket.min() == bucket.max():  # the usual case: one bucket, cells are the keys
-            start, cell_slot = starts, slots
-            cell_bucket = np.full(len(starts), bucket[0])
-        else:
-            order = np.lexsort((bucket, keys))
-            k_s, b_s = keys[order], bucket[order]
-            start = np.flatnonzero(np.r_[True, (k_s[1:] != k_s[:-1]) | (b_s[1:] != b_s[:-1])])
-            cell_slot = t.find(k_s[start])
-            cell_bucket = b_s[start]
-        ok = cell_slot >= 0
-        cs, cb = cell_slot[ok], cell_bucket[ok]
-        ring = cb % self.nb
-        stale = t.cols["epoch"][cs, ring] != cb
-        for m in self.metrics:
-            t.cols[m][cs[stale], ring[stale]] = 0
-        t.cols["epoch"][cs, ring] = cb
-        for m in self.metrics:  # (slot, bucket) cells are unique here: plain += is safe
-            sums = np.add.reduceat(np.asarray(values[m], np.int64)[order], start)[ok]
-            t.cols[m][cs, ring] += sums.astype(t.cols[m].dtype)
+        matrix = np.zeros((len(keys), len(self.metrics)), np.int64)
+        for name, col in values.items():
+            matrix[:, self.index[name]] = col
+        window_add(t.cols["epoch"], t.cols["counts"], slots[inverse], np.floor(ts / self.width).astype(np.int64), matrix)
         return slots[slots >= 0]
 
     def _live(self, slots: np.ndarray, now: float) -> np.ndarray:
-        current = np.int64(np.floor(now / self.width)) % EPOCH_MOD
+        current = np.int64(np.floor(now / self.width))
         ep = self.table.cols["epoch"][slots]
         return (ep > current - self.nb) & (ep <= current)
 
     def totals(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
-        return (self.table.cols[metric][slots] * self._live(slots, now)).sum(axis=1)
+        return (self.table.cols["counts"][slots, self.index[metric]] * self._live(slots, now)).sum(axis=1)
+
+    def all_totals(self, slots: np.ndarray, now: float) -> dict[str, np.ndarray]:
+        """Every metric's total within the window, from one gather."""
+        sums = (self.table.cols["counts"][slots] * self._live(slots, now)[:, None, :]).sum(axis=2)
+        return {m: sums[:, i] for i, m in enumerate(self.metrics)}
 
     def peak(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
         """Highest single-bucket count within the window (a rate per bucket width)."""
-        return (self.table.cols[metric][slots] * self._live(slots, now)).max(axis=1)
+        return (self.table.cols["counts"][slots, self.index[metric]] * self._live(slots, now)).max(axis=1)
 
     def expire(self, now: float) -> None:
         if now < self.next_expire:
