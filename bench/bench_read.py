@@ -38,7 +38,10 @@ def run_wirewatch(extra: list[str]) -> tuple[dict, float, float]:
     wall = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"wirewatch read failed with status {status}")
-    return json.loads(out), wall, usage.ru_maxrss / 1024
+    summary = json.loads(out)
+    if summary.get("component_errors"):
+        raise SystemExit(f"a detector raised during the run: {summary['component_errors']}")
+    return summary, wall, usage.ru_maxrss / 1024
 
 
 def main() -> int:

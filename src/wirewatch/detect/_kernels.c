@@ -42,12 +42,13 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int w
 
 static Py_ssize_t length(const Py_buffer *v) { return v->len / v->itemsize; }
 
-/* find(table_keys u64[2^k], keys u64[n], out i64[n]): slot of each key or -1. */
+/* find(table_keys u64[2^k], keys u64[n], out i64[n], values i64[2^k] or None):
+ * slot of each key (or values[slot] when values are given), -1 where absent. */
 static PyObject *k_find(PyObject *self, PyObject *args)
 {
-    PyObject *ot, *ok, *oo;
-    Py_buffer t, k, o;
-    if (!PyArg_ParseTuple(args, "OOO", &ot, &ok, &oo))
+    PyObject *ot, *ok, *oo, *ov = Py_None;
+    Py_buffer t, k, o, v = {0};
+    if (!PyArg_ParseTuple(args, "OOO|O", &ot, &ok, &oo, &ov))
         return NULL;
     if (get_buffer(ot, &t, 8, 0, "table") < 0)
         return NULL;
@@ -60,30 +61,46 @@ static PyObject *k_find(PyObject *self, PyObject *args)
         PyBuffer_Release(&k);
         return NULL;
     }
+    if (ov != Py_None && get_buffer(ov, &v, 8, 0, "values") < 0) {
+        PyBuffer_Release(&t);
+        PyBuffer_Release(&k);
+        PyBuffer_Release(&o);
+        return NULL;
+    }
     const uint64_t *tk = t.buf, *keys = k.buf;
+    const int64_t *values = v.buf;
     int64_t *out = o.buf;
     Py_ssize_t nslots = length(&t), n = length(&k);
+    int ok_sizes = length(&o) >= n && (!values || length(&v) >= nslots);
     uint64_t mask = (uint64_t)nslots - 1;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t key = keys[i], p = key & mask;
-        int64_t slot = -1;
-        for (Py_ssize_t step = 0; step < nslots; step++) {
-            uint64_t cur = tk[p];
-            if (cur == key) {
-                slot = (int64_t)p;
-                break;
+    if (ok_sizes) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t key = keys[i], p = key & mask;
+            int64_t found = -1;
+            for (Py_ssize_t step = 0; step < nslots; step++) {
+                uint64_t cur = tk[p];
+                if (cur == key) {
+                    found = values ? values[p] : (int64_t)p;
+                    break;
+                }
+                if (cur == EMPTY)
+                    break;
+                p = (p + 1) & mask;
             }
-            if (cur == EMPTY)
-                break;
-            p = (p + 1) & mask;
+            out[i] = found;
         }
-        out[i] = slot;
+        Py_END_ALLOW_THREADS
     }
-    Py_END_ALLOW_THREADS
     PyBuffer_Release(&t);
     PyBuffer_Release(&k);
     PyBuffer_Release(&o);
+    if (values)
+        PyBuffer_Release(&v);
+    if (!ok_sizes) {
+        PyErr_SetString(PyExc_ValueError, "find: out or values too short");
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -391,7 +408,7 @@ static PyObject *k_window_add(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"find", k_find, METH_VARARGS, "find(table_keys, keys, out): slot of each key or -1"},
+    {"find", k_find, METH_VARARGS, "find(table_keys, keys, out, values=None): slot (or values[slot]) of each key, or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts) -> number of groups"},
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},

@@ -117,12 +117,13 @@ def window_add(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, buckets
         np.add.at(counts[:, j, :], (s[keep], ring[keep]), v[keep, j].astype(counts.dtype))
 
 
-def find(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Slot of each key in a linear-probing table of 2^k uint64 slots, -1 where absent."""
+def find(table: np.ndarray, keys: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+    """Slot of each key in a linear-probing table of 2^k uint64 slots (or values[slot]
+    when `values` is given), -1 where absent."""
     keys = np.ascontiguousarray(keys, np.uint64)
     slots = np.empty(len(keys), np.int64)
     if _compiled is not None:
-        _compiled.find(table, keys, slots)
+        _compiled.find(table, keys, slots, values)
         return slots
     slots[:] = -1
     mask = len(table) - 1
@@ -136,6 +137,9 @@ def find(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
         slots[pending[hit]] = p[hit]
         pending = pending[~hit & (k != EMPTY)]
         step += 1
+    if values is not None:
+        found = slots >= 0
+        slots[found] = values[slots[found]]
     return slots
 
 

@@ -5,10 +5,15 @@ has a hard capacity: when full, the least valuable entries are evicted and count
 is a per-table priority (e.g. how many probes a scanner has made), then recency: a flood
 of one-packet random sources evicts its own kind first, not the real scanner in it.
 Staleness is expiry's job, not eviction's.
+
 Keys are 64-bit hashes of the fields that make the key; the fields themselves are kept in
-"label" columns so alerts can name the addresses. Linear probing; removal (expiry,
-eviction) leaves tombstones that lookups skip and inserts reuse, and the table is rebuilt
-only when live entries plus tombstones pass three quarters of the slots.
+"label" columns so alerts can name the addresses. Entries live in dense rows (the
+"slots" callers index columns with; at most `capacity`, grown by doubling, freed rows
+reused), and a separate linear-probing index maps key -> row. Keeping the index apart
+means its spare room (it stays under half full for short probe runs) costs 16 bytes a
+slot instead of a whole row of columns, and re-indexing never moves the columns.
+Removal (expiry, eviction) leaves tombstones in the index that lookups skip and inserts
+reuse; the index is rebuilt only when live entries plus tombstones pass three quarters.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from . import kernels
-from .kernels import TOMBSTONE
+from .kernels import EMPTY, TOMBSTONE
 
-INITIAL_SLOTS = 1024
+INITIAL_ROWS = 512
 EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
+Schema = Mapping[str, tuple[np.dtype, "int | tuple[int, ...]"]]
 
 
 def _next_pow2(n: int) -> int:
@@ -31,7 +37,7 @@ def _next_pow2(n: int) -> int:
 class KeyTable:
     """uint64 key -> row of columns; capacity-bounded, evicting the lowest priority first."""
 
-    def __init__(self, capacity: int, columns: Mapping[str, tuple[np.dtype, int | tuple[int, ...]]] | None = None,
+    def __init__(self, capacity: int, columns: Schema | None = None,
                  priority: Callable[[np.ndarray], np.ndarray] | None = None):
         self.capacity = max(1, int(capacity))
         self.priority = priority
@@ -39,37 +45,66 @@ class KeyTable:
         self.schema = dict(columns or {})
         self.size = 0
         self.evicted = 0
-        self._allocate(min(self.max_slots, INITIAL_SLOTS))
+        self.nrows = 0
+        self.keys = np.zeros(0, np.uint64)  # per row; EMPTY on free rows
+        self.last_seen = np.zeros(0)  # per row; inf on free rows: expiry never picks them
+        self.slot_of = np.zeros(0, np.int64)  # each row's index slot
+        self.cols: dict[str, np.ndarray] = {name: self._alloc(0, dt, w) for name, (dt, w) in self.schema.items()}
+        self.free = np.zeros(0, np.int64)  # stack of free rows, popped from the end
+        self.nfree = 0
+        self._grow_rows(min(self.capacity, INITIAL_ROWS))
+        self._reindex(_next_pow2(2 * self.nrows))
 
-    def _allocate(self, nslots: int) -> None:
-        """(Re)allocate empty arrays; the table grows by doubling up to max_slots."""
+    @staticmethod
+    def _alloc(n: int, dtype: np.dtype, width: int | tuple[int, ...]) -> np.ndarray:
+        """A column: one value per row, or a (width,) / (w1, w2) block per row."""
+        shape = (n,) if width == 1 else (n, *np.atleast_1d(width))
+        return np.zeros(shape, dtype)
+
+    def _grow_rows(self, nrows: int) -> None:
+        """Row storage grows by doubling up to capacity; columns are copied once per doubling."""
+        old = self.nrows
+        def grown(a: np.ndarray, fill: float = 0) -> np.ndarray:
+            out = np.full((nrows, *a.shape[1:]), fill, a.dtype)
+            out[:old] = a
+            return out
+
+        self.keys, self.last_seen, self.slot_of = grown(self.keys), grown(self.last_seen, np.inf), grown(self.slot_of)
+        self.cols = {name: grown(col) for name, col in self.cols.items()}
+        # new rows go under the existing free ones: recently freed rows are reused first
+        free = np.empty(nrows, np.int64)
+        added = nrows - old
+        free[:added] = np.arange(nrows - 1, old - 1, -1)
+        free[added:added + self.nfree] = self.free[:self.nfree]
+        self.free, self.nfree, self.nrows = free, added + self.nfree, nrows
+
+    def _reindex(self, nslots: int) -> None:
+        """A fresh index of `nslots` slots holding every live row (sweeps out tombstones)."""
         self.nslots = nslots
-        self.mask = nslots - 1
-        self.keys = np.zeros(nslots, np.uint64)
-        self.last_seen = np.full(nslots, np.inf)  # inf on free slots: expiry never picks them
-        self.cols: dict[str, np.ndarray] = {name: self._alloc(dt, w) for name, (dt, w) in self.schema.items()}
-        self.size = 0
+        self.index_keys = np.zeros(nslots, np.uint64)
+        self.index_rows = np.zeros(nslots, np.int64)
         self.tombs = 0
+        occ = self.occupied()
+        slots, _ = kernels.insert(self.index_keys, self.keys[occ])
+        self.index_rows[slots] = occ
+        self.slot_of[occ] = slots
 
     def _make_room(self, n_new: int) -> None:
-        """Keep live + removed + new entries under half the slots: grow by doubling up to
-        max_slots, else sweep out tombstones (short probe runs keep lookups cheap)."""
+        """Room for n_new more entries: rows (up to capacity), and an index kept under half
+        full counting tombstones (grown by doubling up to max_slots, else swept)."""
+        if self.size + n_new > self.nrows:
+            self._grow_rows(min(self.capacity, _next_pow2(self.size + n_new)))
         need = self.size + self.tombs + n_new
         target = self.nslots
         while need > target // 2 and target < self.max_slots:
             target *= 2
         if target != self.nslots or need > (self.nslots * 3) // 4:
-            self._rebuild(self.occupied(), target)
-
-    def _alloc(self, dtype: np.dtype, width: int | tuple[int, ...]) -> np.ndarray:
-        """A column: one value per slot, or a (width,) / (w1, w2) block per slot."""
-        shape = (self.nslots,) if width == 1 else (self.nslots, *np.atleast_1d(width))
-        return np.zeros(shape, dtype)
+            self._reindex(target)
 
     # -- lookup / insert --------------------------------------------------------------
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """Slot of each key, -1 where absent."""
-        return kernels.find(self.keys, keys)
+        """Row of each key, -1 where absent."""
+        return kernels.find(self.index_keys, keys, self.index_rows)
 
     def upsert(self, keys: np.ndarray, ts: np.ndarray,
                weight: np.ndarray | Callable[[], np.ndarray] | None = None
@@ -85,14 +120,9 @@ class KeyTable:
         new = slots < 0
         n_new = int(np.count_nonzero(new))
         evicted: dict[str, np.ndarray] = {}
-        if n_new and self.size + self.tombs + n_new > self.nslots // 2:
-            self._make_room(n_new)
-            slots = self.find(keys)
         if n_new and self.size + n_new > self.capacity:
             excess = self.size + n_new - self.capacity
             evicted = self._evict(min(self.size, excess + self.capacity // EVICT_FRACTION))
-            if self.size + self.tombs + n_new > (self.nslots * 3) // 4:
-                self._rebuild(self.occupied(), self.nslots)
             slots = self.find(keys)
             new = slots < 0
             if self.size + int(np.count_nonzero(new)) > self.capacity:  # batch alone overflows
@@ -115,14 +145,22 @@ class KeyTable:
         return slots, new, evicted
 
     def _insert(self, keys: np.ndarray) -> np.ndarray:
-        out, reused = kernels.insert(self.keys, keys)
+        """Rows for absent, distinct keys (room is made here; the caller keeps size <= capacity)."""
+        n = len(keys)
+        self._make_room(n)
+        rows = self.free[self.nfree - n:self.nfree][::-1].copy()
+        self.nfree -= n
+        slots, reused = kernels.insert(self.index_keys, keys)
+        self.index_rows[slots] = rows
+        self.slot_of[rows] = slots
+        self.keys[rows] = keys
         self.tombs -= reused
-        self.size += len(keys)
-        return out
+        self.size += n
+        return rows
 
     # -- removal ----------------------------------------------------------------------
     def occupied(self) -> np.ndarray:
-        return np.flatnonzero(self.keys > TOMBSTONE)
+        return np.flatnonzero(self.keys != EMPTY)
 
     def _evict(self, count: int) -> dict[str, np.ndarray]:
         occ = self.occupied()
@@ -146,30 +184,25 @@ class KeyTable:
         return self.remove(np.flatnonzero(self.last_seen < cutoff))
 
     def remove(self, victims: np.ndarray) -> dict[str, np.ndarray]:
+        """Free distinct live rows; return their columns (and keys as "_key")."""
         if not len(victims):
             return {}
-        gone = {name: col[victims].copy() for name, col in self.cols.items()}
-        gone["_key"] = self.keys[victims].copy()
-        self.keys[victims] = TOMBSTONE
+        gone = {name: col[victims] for name, col in self.cols.items()}
+        gone["_key"] = self.keys[victims]
+        self.index_keys[self.slot_of[victims]] = TOMBSTONE
+        self.keys[victims] = EMPTY
         self.last_seen[victims] = np.inf
         for col in self.cols.values():
             col[victims] = 0
+        self.free[self.nfree:self.nfree + len(victims)] = victims
+        self.nfree += len(victims)
         self.size -= len(victims)
         self.tombs += len(victims)
         return gone
-
-    def _rebuild(self, occ: np.ndarray, nslots: int) -> None:
-        """Re-insert the rows at `occ` into fresh arrays of `nslots` slots."""
-        saved_keys, saved_seen = self.keys[occ], self.last_seen[occ]
-        saved = {name: col[occ] for name, col in self.cols.items()}
-        self._allocate(nslots)
-        slots = self._insert(saved_keys)
-        self.last_seen[slots] = saved_seen
-        for name, col in self.cols.items():
-            col[slots] = saved[name]
 
     def stats(self) -> dict[str, int]:
         return {"entries": self.size, "capacity": self.capacity, "evicted": self.evicted}
 
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.last_seen.nbytes + sum(c.nbytes for c in self.cols.values())
+        return (self.index_keys.nbytes + self.index_rows.nbytes + self.keys.nbytes + self.last_seen.nbytes
+                + self.slot_of.nbytes + self.free.nbytes + sum(c.nbytes for c in self.cols.values()))
