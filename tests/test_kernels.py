@@ -115,17 +115,17 @@ def test_window_add_matches_reference(rows, wide):
         with pytest.MonkeyPatch.context() as mp:
             if not compiled:
                 mp.setattr(kernels, "_compiled", None)
-            epoch = np.full((nslots, nb), 110, np.int64)  # cells start holding bucket 110
+            epoch = np.tile(110 + np.arange(nb), (nslots, 1))  # cells start holding buckets 110..114
             counts = np.ones((nslots, m, nb), np.int64 if wide else np.int32)
             kernels.window_add(epoch, counts, slots, buckets, values)
             results.append((epoch, counts))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
-    # rows in ascending bucket order: each cell holds its newest bucket's sum (+1 if that is 110)
+    # rows in ascending bucket order: each cell holds its newest bucket's sum (+1 if unchanged)
     if rows and np.all(np.diff(buckets) >= 0):
         epoch, counts = results[0]
         for s in range(nslots):
             for r in range(nb):
                 b = epoch[s, r]
                 mine = (slots == s) & (buckets == b)
-                assert counts[s, 1, r] == mine.sum() + (b == 110)
+                assert counts[s, 1, r] == mine.sum() + (b == 110 + r)

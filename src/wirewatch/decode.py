@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .lut import member_table
+
 # Link types (LINKTYPE_* values as written in pcap files; DLT_RAW has two historic numbers).
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -40,10 +42,11 @@ SUPPORTED_LINKTYPES = {
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
-VLAN_TPIDS = np.array([0x8100, 0x88A8, 0x9100], dtype=np.uint16)
-IPV6_EXT = np.array([0, 43, 44, 51, 60], dtype=np.uint8)  # hop-by-hop, routing, fragment, AH, dst opts
+VLAN_TPIDS = member_table((0x8100, 0x88A8, 0x9100), np.uint16)
+IPV6_EXT = member_table((0, 43, 44, 51, 60))  # hop-by-hop, routing, fragment, AH, dst opts
 MAX_VLAN_TAGS = 2
 MAX_IPV6_EXT = 8
+ICMP_ERRORS_V4 = member_table((3, 11, 12))  # unreachable, time exceeded, parameter problem
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
@@ -177,7 +180,7 @@ def _link_layer(r: _Reader, off: np.ndarray, linktype: int) -> tuple[np.ndarray,
         ethertype = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, 0)).astype(np.uint16)
         return ethertype, l3
     for _ in range(MAX_VLAN_TAGS):  # 802.1Q and 802.1ad (QinQ) tags sit before the real type
-        tagged = np.isin(ethertype, VLAN_TPIDS)
+        tagged = VLAN_TPIDS[ethertype]
         if not tagged.any():
             break
         l3 = np.where(tagged, l3 + 4, l3)
@@ -266,7 +269,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
         pos = p3 + 40
         fr = np.zeros(len(idx), np.uint8)
         for _ in range(MAX_IPV6_EXT):
-            ext = np.isin(nh, IPV6_EXT)
+            ext = IPV6_EXT[nh]
             if not ext.any():
                 break
             short = ext & ~r.has(pos, 8, end[idx])
@@ -286,7 +289,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
 
     # ---- L4 ---------------------------------------------------------------------------
     ip = ipver != 0
-    non_ip_mask = ~ip & (l3 <= end) & ~np.isin(ethertype, (ETH_IPV4, ETH_IPV6))
+    non_ip_mask = ~ip & (l3 <= end) & (ethertype != ETH_IPV4) & (ethertype != ETH_IPV6)
     non_ip = int(np.count_nonzero(non_ip_mask)) if linktype in SUPPORTED_LINKTYPES else 0
     first = ip & (frag != FRAG_LATER)
     is_tcp = first & (proto == PROTO_TCP)
@@ -316,7 +319,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     inner_dport = np.zeros(n, np.uint16)
     has_inner = np.zeros(n, bool)
     q = l4 + 8
-    err4 = has_icmp & (proto == PROTO_ICMP) & np.isin(icmp_type, (3, 11, 12)) & r.has(q, 20, end)
+    err4 = has_icmp & (proto == PROTO_ICMP) & ICMP_ERRORS_V4[icmp_type] & r.has(q, 20, end)
     err4 &= (r.u8(q) >> 4) == 4
     if err4.any():
         i = np.flatnonzero(err4)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lut import member_table
+
 from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from .packets import icmp_unreachable, tcp_rows
 from .kernels import hash_cols
@@ -118,7 +120,7 @@ class HandshakeTracker:
         uk, last, _ = unique_last(keys)
         slots = self.table.find(uk)
         slots = slots[slots >= 0]
-        moved = slots[np.isin(self.table.cols["state"][slots], from_states)]
+        moved = slots[member_table(from_states)[self.table.cols["state"][slots]]]
         self.table.cols["state"][moved] = to
         self.table.last_seen[moved] = np.maximum(self.table.last_seen[moved], ts.max())
         return moved

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lut import member_table
+
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
@@ -24,6 +26,11 @@ from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
 
+
+REPLY_OF = {0: 8, 14: 13, 129: 128}  # ICMP echo / timestamp / ICMPv6 echo reply -> its request type
+ICMP_REPLIES = member_table(REPLY_OF)
+REQUEST_OF = np.zeros(256, np.int64)
+REQUEST_OF[list(REPLY_OF)] = list(REPLY_OF.values())
 
 @dataclass(frozen=True)
 class HostSweepConfig:
@@ -65,13 +72,12 @@ class HostSweep(Reconfigurable):
         service port, ICMP echo/timestamp replies; ICMP unreachable quoting a probe."""
         tcp = tcp_rows(b) & b.flags_ok & (((b.tcp_flags & TCP_RST) != 0) | ((b.tcp_flags & 0x12) == 0x12))
         udp = (b.proto == 17) & b.has_ports & (b.ipver != 0)
-        reply_of = {0: 8, 14: 13, 129: 128}
-        icmp = b.has_icmp & np.isin(b.icmp_type, list(reply_of))
+        icmp = b.has_icmp & ICMP_REPLIES[b.icmp_type]
         unreach = icmp_unreachable(b)
         rows = np.flatnonzero(tcp | udp | icmp | unreach)
         if not rows.size:
             return
-        req = np.select([b.icmp_type[rows] == t for t in reply_of], list(reply_of.values()), 0)
+        req = REQUEST_OF[b.icmp_type[rows]]
         svc = np.where(icmp[rows], b.proto[rows].astype(np.int64) * 65536 + req,
                        np.where(unreach[rows], b.inner_proto[rows].astype(np.int64) * 65536 + b.inner_dport[rows],
                                 b.proto[rows].astype(np.int64) * 65536 + b.sport[rows]))

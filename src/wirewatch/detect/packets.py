@@ -10,10 +10,12 @@ import numpy as np
 
 from ..decode import (FRAG_FIRST, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
                       TCP_RST, TCP_SYN, PacketBatch)
+from ..lut import member_table
 from .kernels import hash_cols
 
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
                51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}
+ICMP_REQUESTS_V4 = member_table((8, 13, 15, 17))  # echo, timestamp, information, address mask
 
 
 def proto_name(proto: int) -> str:
@@ -50,7 +52,7 @@ def port_probe(b: PacketBatch) -> np.ndarray:
 
 def icmp_request(b: PacketBatch) -> np.ndarray:
     """ICMP echo/timestamp/info/mask requests and ICMPv6 echo requests."""
-    v4 = b.has_icmp & (b.proto == PROTO_ICMP) & np.isin(b.icmp_type, (8, 13, 15, 17))
+    v4 = b.has_icmp & (b.proto == PROTO_ICMP) & ICMP_REQUESTS_V4[b.icmp_type]
     v6 = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type == 128)
     return v4 | v6
 

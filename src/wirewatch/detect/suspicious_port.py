@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lut import member_table
+
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
@@ -22,7 +24,7 @@ DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 2737
 class SuspiciousPortConfig:
     enabled: bool = setting(True, "Alert on connection attempts to ports on the watch list.")
     ports: list[int] = setting(DEFAULT_PORTS, "Watched destination ports (telnet, IRC, well-known backdoors "
-                                              "and shells); --suspicious-ports replaces the list.")
+                                              "and shells); --suspicious-ports replaces the list.", 0, 65535)
 
 
 class SuspiciousPort(Reconfigurable):
@@ -33,10 +35,11 @@ class SuspiciousPort(Reconfigurable):
         self.configure()
 
     def configure(self) -> None:
-        self.ports = np.array(sorted(set(self.cfg.ports)), np.uint16)
+        self.ports = sorted(set(self.cfg.ports))
+        self.watched = member_table(self.ports, np.uint16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        rows = np.flatnonzero((syn_only(b) | udp_initiator(b)) & np.isin(b.dport, self.ports))
+        rows = np.flatnonzero((syn_only(b) | udp_initiator(b)) & self.watched[b.dport])
         if not rows.size:
             return []
         keys = hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.dport[rows], b.proto[rows])
@@ -51,7 +54,7 @@ class SuspiciousPort(Reconfigurable):
                 type=self.name, identifier=(src, dst, proto, port), ts=float(b.ts[r]),
                 message=f"Suspicious {proto} {kind} from {src} to port {port}",
                 src_ip=src, dest_ip=dst, src_port=int(b.sport[r]), dest_port=port, proto=proto,
-                evidence={"port": port, "attempts": int(n), "watched_ports": self.ports.tolist(),
+                evidence={"port": port, "attempts": int(n), "watched_ports": self.ports,
                           **times(b.ts[r], b.ts[r])},
             ))
         return out

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lut import member_table
+
 from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
@@ -27,7 +29,7 @@ PROTO_KIND = 1000  # kind = PROTO_KIND + protocol number for unusual protocols
 class UnusualProtocolConfig:
     enabled: bool = setting(True, "Detect unusual IP protocols and impossible TCP flag combinations.")
     allowed_protocols: list[int] = setting([1, 2, 6, 17, 58], "IP protocol numbers that are normal here "
-                                                              "(default ICMP, IGMP, TCP, UDP, ICMPv6).")
+                                                              "(default ICMP, IGMP, TCP, UDP, ICMPv6).", 0, 255)
     check_tcp_flags: bool = setting(True, "Also report scan-style TCP flag combinations.")
     threshold: int = setting(3, "Packets of one kind from one source within the window.", 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
@@ -53,10 +55,10 @@ class UnusualProtocol(Reconfigurable):
         self.counter = WindowCounter(self.window, cfg.max_sources, ("packets",), {**ADDR_LABELS, "kind": np.int64})
 
     def configure(self) -> None:
-        self.allowed = np.array(sorted(set(self.cfg.allowed_protocols)), np.uint8)
+        self.allowed = member_table(self.cfg.allowed_protocols)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        kind = np.where((b.ipver != 0) & ~np.isin(b.proto, self.allowed), PROTO_KIND + b.proto.astype(np.int64), 0)
+        kind = np.where((b.ipver != 0) & ~self.allowed[b.proto], PROTO_KIND + b.proto.astype(np.int64), 0)
         if self.cfg.check_tcp_flags:
             tcp = tcp_rows(b) & b.flags_ok
             kind = np.where(tcp & (kind == 0), flag_kind(b.tcp_flags) * tcp, kind)

@@ -19,7 +19,7 @@ from ..decode import PacketBatch
 from . import hll
 from .base import Finding
 from .report import due, times
-from .kernels import hash_cols
+from .kernels import group, hash_cols
 from .window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")
@@ -44,14 +44,14 @@ class VictimFlood:
         if inbound.size < 8:
             return []
         dkeys = hash_cols(b.dst_hi[inbound], b.dst_lo[inbound])
-        uk, counts = np.unique(dkeys, return_counts=True)
+        order, starts, ends, inverse = group(dkeys, inverse=True)
         span = float(b.ts.max() - b.ts.min())
-        busy = uk[counts >= max(8.0, self.threshold * span / self.window / 2)]
+        busy = ends - starts >= max(8.0, self.threshold * span / self.window / 2)
         if self.counter.table.size:  # destinations already tracked keep being counted
-            busy = np.union1d(busy, uk[self.counter.table.find(uk) >= 0])
-        if not busy.size:
+            busy |= self.counter.table.find(dkeys[order[starts]]) >= 0
+        if not busy.any():
             return []
-        mine = np.isin(dkeys, busy)
+        mine = busy[inverse]
         rows, keys = inbound[mine], dkeys[mine]
         ts = b.ts[rows]
         values = {k: kinds[k][rows] for k in KINDS}
