@@ -32,6 +32,7 @@ def run_file(path: str, overrides: dict | None = None, batch_size: int = 4096) -
     alerts = []
     for raw in read_batches(path, batch_size):
         alerts += engine.feed(raw)
+    alerts += engine.flush()
     assert not engine.stats.component_errors, f"a detector or sink raised: {engine.stats.component_errors}"
     return alerts, engine
 

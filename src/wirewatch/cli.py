@@ -210,6 +210,7 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             status = EXIT_USAGE
         finally:
             progress.close()
+    engine.flush()
     store = [x for x in sinks if isinstance(x, SqliteSink)]
     if store:  # the dashboard's health panel and charts for an offline analysis
         names = [os.path.basename(f) for f in args.files]

@@ -23,6 +23,8 @@ from .schema import format_ts
 from .sinks import Sink
 from .talkers import TopTalkers
 
+COALESCE_BATCHES = 4  # a slice analysed at once holds at most this many batches of packets
+
 
 @dataclass
 class RunStats:
@@ -49,6 +51,9 @@ class Engine:
         self.next_expire: float | None = None
         self.started = time.perf_counter()
         self._seq = 0
+        self._pending: list[PacketBatch] = []  # the current time slice, not yet analysed
+        self._pending_tick = 0.0
+        self._pending_rows = 0
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
         return self.process(decode(raw.buf, raw.meta, raw.linktype))
@@ -58,11 +63,32 @@ class Engine:
 
         A batch of sparse traffic can span minutes of packet time; slicing it keeps
         every window exact to within expire_interval, since state expires between slices.
+        The other way round, consecutive batches within one slice are coalesced (up to
+        COALESCE_BATCHES batches' worth of packets) and analysed together when the slice
+        ends: per-call costs are paid per slice, not per batch. The last slice waits for
+        the next packet in a later slice, `idle()` or `flush()`.
         """
         alerts: list[dict[str, Any]] = []
+        step = self.cfg.general.expire_interval
+        limit = COALESCE_BATCHES * self.cfg.general.batch_size
         for part in self._slices(batch):
-            alerts += self._process_slice(part)
+            if not len(part):
+                alerts += self._process_slice(part)
+                continue
+            tick = float(np.floor(part.ts[0] / step))
+            if self._pending and (tick != self._pending_tick or self._pending_rows + len(part) > limit):
+                alerts += self.flush()
+            self._pending.append(part)
+            self._pending_tick = tick
+            self._pending_rows += len(part)
         return alerts
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Analyse the packets waiting for their time slice to end."""
+        if not self._pending:
+            return []
+        parts, self._pending, self._pending_rows = self._pending, [], 0
+        return self._process_slice(parts[0] if len(parts) == 1 else PacketBatch.concat(parts))
 
     def _slices(self, batch: PacketBatch) -> list[PacketBatch]:
         if len(batch) < 2:
@@ -145,8 +171,9 @@ class Engine:
         errs[what] = errs.get(what, 0) + 1
 
     def idle(self, now: float) -> None:
-        """No packets arrived: let state expire on the clock (live capture only, where
-        packet time is wall time)."""
+        """No packets arrived: analyse what waits, and let state expire on the clock (live
+        capture only, where packet time is wall time)."""
+        self.flush()
         if self.stats.last_ts is not None and now > self.stats.last_ts:
             self._maybe_expire(now)
 
@@ -175,6 +202,7 @@ class Engine:
                 self._failed(f"detector {det.name} reload", exc)
 
     def close(self) -> None:
+        self.flush()
         for sink in self.sinks:
             try:
                 sink.close()

@@ -99,6 +99,7 @@ class Sensor:
                 next_stats = time.monotonic() + self.stats_interval
                 self.emit_stats()
         self.drain()
+        self.engine.flush()
         self.emit_stats(final=True)
         self.engine.close()
         self.source.close()

@@ -1,0 +1,64 @@
+"""The engine's time slicing: batches are cut at expire_interval boundaries of packet
+time and consecutive batches within one slice are analysed together."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import decode_file
+from wirewatch import config
+from wirewatch.craft import ping, write_pcap
+from wirewatch.decode import PacketBatch
+from wirewatch.engine import COALESCE_BATCHES, Engine
+
+
+class Recorder:
+    """A detector that records the time span and size of every slice it is shown."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.slices: list[tuple[float, float, int]] = []
+
+    def observe(self, b: PacketBatch) -> list:
+        self.slices.append((float(b.ts.min()), float(b.ts.max()), len(b)))
+        return []
+
+    def expire(self, now: float) -> None:
+        pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+def pings(tmp_path, times: list[float]) -> PacketBatch:
+    packets = [p for i, t in enumerate(times) for p in ping(t, "10.0.0.1", "10.0.0.2", i)[:1]]
+    return decode_file(write_pcap(str(tmp_path / "p.pcap"), packets))
+
+
+def feed(engine: Engine, batch: PacketBatch, size: int) -> None:
+    for start in range(0, len(batch), size):
+        engine.process(batch.select(slice(start, start + size)))
+
+
+def test_batches_within_one_slice_are_analysed_together(tmp_path):
+    batch = pings(tmp_path, [100.0 + 0.1 * i for i in range(10)] + [101.0 + 0.1 * i for i in range(5)])
+    rec = Recorder()
+    engine = Engine(config.build([("general", "batch_size", 3, "test")]), detectors=[rec])
+    feed(engine, batch, 3)  # batches of 3 packets, one of them straddling the 101 s boundary
+    assert rec.slices == [(100.0, 100.9, 10)]  # the 101 s slice is still open
+    engine.flush()
+    assert rec.slices[1:] == [(101.0, 101.4, 5)]
+    assert engine.stats.packets == 15
+
+
+def test_coalescing_is_bounded_and_idle_flushes(tmp_path):
+    batch = pings(tmp_path, [200.0 + 0.01 * i for i in range(30)])
+    rec = Recorder()
+    engine = Engine(config.build([("general", "batch_size", 3, "test")]), detectors=[rec])
+    feed(engine, batch, 3)
+    limit = COALESCE_BATCHES * 3
+    assert [n for _, _, n in rec.slices] == [limit, limit]
+    engine.idle(1e9)  # nothing arrived for a while: what waits is analysed
+    assert [n for _, _, n in rec.slices] == [limit, limit, 30 - 2 * limit]
+    assert np.isclose(rec.slices[-1][1], 200.29)
