@@ -113,9 +113,13 @@ class PacketBatch:
     def tcp(self) -> np.ndarray:
         return (self.proto == PROTO_TCP) & self.is_ip
 
-    def select(self, mask: np.ndarray) -> "PacketBatch":
-        """A new batch holding only the rows where mask is true (errors not carried)."""
-        return PacketBatch(**{name: getattr(self, name)[mask] for name in BATCH_FIELDS})
+    def select(self, mask: np.ndarray | slice) -> "PacketBatch":
+        """A new batch holding only the selected rows (errors not carried). A slice gives
+        views; a mask or index array gives a batch that gathers each column on first use,
+        since a detector reads only a few of them."""
+        if isinstance(mask, slice):
+            return PacketBatch(**{name: getattr(self, name)[mask] for name in BATCH_FIELDS})
+        return _SelectedRows(self, mask)
 
     @classmethod
     def concat(cls, batches: list["PacketBatch"]) -> "PacketBatch":
@@ -127,6 +131,24 @@ class PacketBatch:
             out.non_ip += b.non_ip
         return out
 
+
+
+class _SelectedRows(PacketBatch):
+    """PacketBatch.select's result: columns are gathered from the parent when first read."""
+
+    def __init__(self, parent: PacketBatch, rows: np.ndarray):  # noqa: super().__init__ would gather everything
+        self._parent, self._rows = parent, rows
+        self.errors = {}
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name not in _FIELDS:
+            raise AttributeError(name)
+        col = getattr(self._parent, name)[self._rows]
+        setattr(self, name, col)  # cached: later reads are plain attribute lookups
+        return col
+
+
+_FIELDS = frozenset(BATCH_FIELDS)
 
 class _Reader:
     """Clamped big-endian field reads at many positions at once."""
