@@ -9,7 +9,7 @@ IFACE ?= $(shell awk '$$2 == "00000000" { print $$1; exit }' /proc/net/route 2>/
 
 .PHONY: run test bench bench-live bench-web setup sample clean
 
-$(STAMP): pyproject.toml setup.py src/wirewatch/detect/_kernels.c
+$(STAMP): pyproject.toml setup.py $(wildcard src/wirewatch/native/*.c src/wirewatch/native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import native
 from .lut import member_table
+
+_compiled = native.load("_decode")
 
 # Link types (LINKTYPE_* values as written in pcap files; DLT_RAW has two historic numbers).
 LINKTYPE_NULL = 0
@@ -59,12 +62,18 @@ FRAG_NONE, FRAG_FIRST, FRAG_LATER = 0, 1, 2
 
 IPV4_MAPPED = np.uint64(0xFFFF << 32)
 
+# reasons the compiled decoder counts, in native/decode.c's order
+ERROR_REASONS = ("truncated_link_header", "truncated_ip_header", "bad_ip_version", "bad_ip_header_length",
+                 "truncated_ipv6_extension", "truncated_l4_header")
 BATCH_FIELDS = (
     "ts", "src_hi", "src_lo", "dst_hi", "dst_lo", "ipver", "proto", "sport", "dport",
     "has_ports", "tcp_flags", "flags_ok", "icmp_type", "icmp_code", "has_icmp", "length",
     "payload", "frag", "inner_proto", "inner_dst_hi", "inner_dst_lo", "inner_sport",
     "inner_dport", "has_inner",
 )
+COLUMN_DTYPES = (np.float64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint8, np.uint16, np.uint16,
+                 bool, np.uint8, bool, np.uint8, np.uint8, bool, np.uint32, np.int32, np.uint8, np.uint8,
+                 np.uint64, np.uint64, np.uint16, np.uint16, bool)  # per BATCH_FIELDS
 
 
 @dataclass
@@ -159,7 +168,7 @@ class _Reader:
         self.end = end
 
     def u8(self, pos: np.ndarray) -> np.ndarray:
-        return self.arr[np.clip(pos, 0, self.last)]
+        return self.arr[np.minimum(pos, self.last)]  # positions are never negative
 
     def u16(self, pos: np.ndarray) -> np.ndarray:
         return (self.u8(pos).astype(np.uint16) << 8) | self.u8(pos + 1)
@@ -169,12 +178,12 @@ class _Reader:
 
     def bytes_be(self, pos: np.ndarray, width: int) -> np.ndarray:
         """Read `width` (8 or 16) bytes at each position as big-endian uint64 words: (k, width//8)."""
-        idx = np.clip(pos[:, None] + np.arange(width), 0, self.last)
+        idx = np.minimum(pos[:, None] + np.arange(width), self.last)
         return np.ascontiguousarray(self.arr[idx]).view(">u8").astype(np.uint64)
 
     def u32_pairs(self, pos: np.ndarray) -> np.ndarray:
         """Two consecutive big-endian uint32 at each position: (k, 2)."""
-        idx = np.clip(pos[:, None] + np.arange(8), 0, self.last)
+        idx = np.minimum(pos[:, None] + np.arange(8), self.last)
         return np.ascontiguousarray(self.arr[idx]).view(">u4").astype(np.uint64)
 
 
@@ -211,7 +220,23 @@ def _link_layer(r: _Reader, off: np.ndarray, linktype: int) -> tuple[np.ndarray,
 
 
 def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
-    """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`."""
+    """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`.
+
+    Runs compiled (native/decode.c) when it is built and the link type is supported;
+    `decode_numpy` is the reference it must match, field for field."""
+    meta = np.ascontiguousarray(meta, dtype=np.uint32).reshape(-1, 4)
+    if _compiled is None or linktype not in SUPPORTED_LINKTYPES:
+        return decode_numpy(buf, meta, linktype)
+    n = len(meta)
+    cols = tuple(np.empty(n, dtype) for dtype in COLUMN_DTYPES)
+    counts = np.zeros(len(ERROR_REASONS), np.int64)
+    non_ip = _compiled.decode_batch(buf, meta, linktype, cols, counts)
+    errors = {reason: int(c) for reason, c in zip(ERROR_REASONS, counts) if c}
+    return PacketBatch(*cols, errors=errors, non_ip=non_ip)
+
+
+def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
+    """The numpy decoder: the reference and the fallback of `decode`."""
     meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)
     n = len(meta)
     errors: dict[str, int] = {}
@@ -327,7 +352,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     tcp_flags = np.where(flags_ok, r.u8(l4 + 13), 0).astype(np.uint8)
     doff = (r.u8(l4 + 12) >> 4).astype(np.int64) * 4
     payload = np.where(flags_ok, claimed_end - l4 - doff, np.where(is_udp & has_ports, claimed_end - l4 - 8, 0))
-    payload = np.clip(payload, 0, None).astype(np.int32)
+    payload = np.maximum(payload, 0).astype(np.int32)
     has_icmp = is_icmp & r.has(l4, 2, ip_end)
     _count(errors, "truncated_l4_header", is_icmp & ~has_icmp)
     icmp_type = np.where(has_icmp, r.u8(l4), 0).astype(np.uint8)

@@ -2,25 +2,19 @@
 find / insert keys in an open-addressing table, and add to rolling-window ring cells.
 
 They are the measured hot path (README "Benchmarks"), so they run compiled
-(`_kernels.c`, built by `pip install`) when that extension is available. The numpy
+(`native/kernels.c`, built by `pip install`) when that extension is available. The numpy
 versions here are the reference: they give the same keys, the same groups in the same
-order and the same lookups (inserted keys may land in other free slots), and are used when the extension is not built or when
-WIREWATCH_PURE_NUMPY=1; the tests compare the two.
+order and the same lookups (inserted keys may land in other free slots), and are used
+when the extension is not built or when WIREWATCH_PURE_NUMPY=1; the tests compare the two.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-try:
-    if os.environ.get("WIREWATCH_PURE_NUMPY"):
-        raise ImportError("compiled kernels disabled by WIREWATCH_PURE_NUMPY")
-    from . import _kernels as _compiled
-except ImportError:
-    _compiled = None  # type: ignore[assignment]
+from .. import native
 
+_compiled = native.load("_kernels")
 COMPILED = _compiled is not None
 EMPTY = np.uint64(0)
 TOMBSTONE = np.uint64(1)  # a removed entry: probing continues past it, inserts may reuse it

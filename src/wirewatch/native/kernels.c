@@ -7,10 +7,7 @@
  * is not built and compared against it by the tests. Arrays arrive through the buffer
  * protocol (contiguous, checked), so there is no numpy C-API dependency.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "buffers.h"
 
 #define EMPTY 0u
 #define TOMBSTONE 1u
@@ -25,22 +22,6 @@ static inline uint64_t mix64(uint64_t x)
     x = (x ^ (x >> 27)) * K2;
     return x ^ (x >> 31);
 }
-
-/* Acquire a C-contiguous buffer of `itemsize` bytes per element. */
-static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int writable, const char *what)
-{
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0)
-        return -1;
-    if (itemsize && view->itemsize != itemsize) {
-        PyErr_Format(PyExc_TypeError, "%s: expected %zd-byte items, got %zd", what, itemsize, view->itemsize);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
-
-static Py_ssize_t length(const Py_buffer *v) { return v->len / v->itemsize; }
 
 /* find(table_keys u64[2^k], keys u64[n], out i64[n], values i64[2^k] or None):
  * slot of each key (or values[slot] when values are given), -1 where absent. */
@@ -416,6 +397,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "Compiled detector-state loops", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "_kernels", .m_doc = "Compiled detector-state loops", .m_size = -1, .m_methods = methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

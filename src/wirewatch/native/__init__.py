@@ -1,0 +1,22 @@
+"""Compiled versions of the measured hot path (decode, detector-state loops).
+
+Each compiled module has a numpy reference next to the code that uses it (decode.py,
+detect/kernels.py) that gives the same results; the reference runs when the extension
+was not built (no C compiler at install time) or when WIREWATCH_PURE_NUMPY=1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+
+def load(name: str) -> ModuleType | None:
+    """The compiled module wirewatch.native.<name>, or None to use the numpy reference."""
+    if os.environ.get("WIREWATCH_PURE_NUMPY"):
+        return None
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ImportError:
+        return None
