@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .kernels import door_admit
 from .window_util import unique_first_last
 
 Labels = Mapping[str, np.ndarray]
@@ -37,29 +38,26 @@ class Doorkeeper:
         """Rows to count now: those of known or repeated keys, plus parked first rows of
         keys seen again. `known(keys)` says which keys already have table entries."""
         ug, first, _, counts = unique_first_last(gkeys)
-        single = counts == 1
-        if single.any():
-            single &= ~known(ug)
-        if not single.any():
+        single = np.flatnonzero(counts == 1)
+        if single.size:
+            single = single[~known(ug[single])]
+        if not single.size:
             return gkeys, items, ts, dict(glabels or {}), dict(ilabels or {})
         rows = first[single]
-        slot = (gkeys[rows] & self.mask).astype(np.int64)
-        again = (self.key[slot] == gkeys[rows]) & (ts[rows] - self.ts[slot] <= self.window)
+        slot, again, back_item, back_ts = door_admit(self.key, self.ts, self.item, gkeys[rows], items[rows],
+                                                     ts[rows], self.window)
+        back, bslot = rows[again], slot[again]
         park, pslot = rows[~again], slot[~again]
-        self.key[pslot] = gkeys[park]
-        self.ts[pslot] = ts[park]
-        self.item[pslot] = items[park].astype(np.uint64)
+        back_labels = {k: self.labels[k][bslot] for k in (ilabels or {})}  # read before parking overwrites
         for name, col in (ilabels or {}).items():
             self.labels[name][pslot] = col[park]
         self.held += len(park)
         keep = np.ones(len(gkeys), bool)
         keep[park] = False
-        back, bslot = rows[again], slot[again]
-        self.key[bslot] = 0
         # parked rows go first, so first_seen is the first sighting
         out_g = np.concatenate([gkeys[back], gkeys[keep]])
-        out_i = np.concatenate([self.item[bslot].astype(items.dtype), items[keep]])
-        out_t = np.concatenate([self.ts[bslot], ts[keep]])
+        out_i = np.concatenate([back_item[again].astype(items.dtype), items[keep]])
+        out_t = np.concatenate([back_ts[again], ts[keep]])
         out_gl = {k: np.concatenate([v[back], v[keep]]) for k, v in (glabels or {}).items()}
-        out_il = {k: np.concatenate([self.labels[k][bslot].astype(v.dtype), v[keep]]) for k, v in (ilabels or {}).items()}
+        out_il = {k: np.concatenate([back_labels[k].astype(v.dtype), v[keep]]) for k, v in (ilabels or {}).items()}
         return out_g, out_i, out_t, out_gl, out_il

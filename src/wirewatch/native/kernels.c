@@ -388,11 +388,76 @@ static PyObject *k_window_add(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* door_admit(door_key u64[2^b], door_ts f64[2^b], door_item u64[2^b], keys u64[k], items u64[k], ts f64[k],
+ *            window, slot_out i64[k], back_out u8[k], back_item u64[k], back_ts f64[k]) -> rows back.
+ * The doorkeeper's direct-mapped memory (detect/doorkeeper.py), one candidate row at a time:
+ * a key whose slot holds it from within `window` comes back (its parked item and time are
+ * returned and the slot is freed); any other key parks its row in the slot. */
+static PyObject *k_door_admit(PyObject *self, PyObject *args)
+{
+    PyObject *o[10];
+    double window;
+    if (!PyArg_ParseTuple(args, "OOOOOOdOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &window, &o[6], &o[7],
+                          &o[8], &o[9]))
+        return NULL;
+    static const Py_ssize_t sizes[10] = {8, 8, 8, 8, 8, 8, 8, 1, 8, 8};
+    static const int writable[10] = {1, 1, 1, 0, 0, 0, 1, 1, 1, 1};
+    Py_buffer v[10];
+    int got = 0;
+    for (; got < 10; got++)
+        if (get_buffer(o[got], &v[got], sizes[got], writable[got], "door_admit argument") < 0)
+            break;
+    Py_ssize_t nslots = got == 10 ? length(&v[0]) : 0, k = got == 10 ? length(&v[3]) : 0, nback = 0;
+    int bad = got != 10;
+    if (!bad) {
+        for (int j = 1; j < 3; j++)
+            bad |= length(&v[j]) != nslots;
+        for (int j = 4; j < 10; j++)
+            bad |= length(&v[j]) != k;
+        bad |= nslots == 0 || (nslots & (nslots - 1)) != 0;
+        if (bad)
+            PyErr_SetString(PyExc_ValueError, "door_admit: array lengths do not match");
+    }
+    if (!bad) {
+        uint64_t *dkey = v[0].buf, *ditem = v[2].buf, *bitem = v[8].buf;
+        double *dts = v[1].buf, *bts = v[9].buf;
+        const uint64_t *keys = v[3].buf, *items = v[4].buf;
+        const double *ts = v[5].buf;
+        int64_t *slot_out = v[6].buf;
+        uint8_t *back = v[7].buf;
+        uint64_t mask = (uint64_t)nslots - 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < k; j++) {
+            uint64_t key = keys[j], s = key & mask;
+            slot_out[j] = (int64_t)s;
+            if (dkey[s] == key && ts[j] - dts[s] <= window) {
+                back[j] = 1;
+                bitem[j] = ditem[s];
+                bts[j] = dts[s];
+                dkey[s] = 0;
+                nback++;
+            } else {
+                back[j] = 0;
+                dkey[s] = key;
+                dts[s] = ts[j];
+                ditem[s] = items[j];
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int j = 0; j < got; j++)
+        PyBuffer_Release(&v[j]);
+    if (bad)
+        return NULL;
+    return PyLong_FromSsize_t(nback);
+}
+
 static PyMethodDef methods[] = {
     {"find", k_find, METH_VARARGS, "find(table_keys, keys, out, values=None): slot (or values[slot]) of each key, or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts) -> number of groups"},
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},
+    {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door arrays, keys, items, ts, window, outputs)"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {NULL, NULL, 0, NULL},
 };
