@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_capture  # noqa: E402
 import scapy_baseline  # noqa: E402
 
+from wirewatch import native  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURE = os.path.join(ROOT, "var", "bench", "bench.pcap")
 BLOCKLIST = os.path.join(ROOT, "tests", "corpus", "blacklist.txt")
@@ -48,6 +50,8 @@ def main() -> int:
     t = time.perf_counter()
     make_capture.ensure(CAPTURE)
     print(f"capture: {CAPTURE} ({os.path.getsize(CAPTURE) / 1e6:.0f} MB, ready in {time.perf_counter() - t:.1f} s)")
+    built = all(native.load(name) is not None for name in ("_decode", "_kernels"))
+    print("compiled hot path:", "yes (wirewatch/native)" if built else "NO: numpy reference (not built, or WIREWATCH_PURE_NUMPY)")
     rows = []
     for label, extra, all_det in (("all detectors", [], True), ("foundation (blacklist + suspicious_port)", FOUNDATION_ONLY, False)):
         summary, wall, rss = run_wirewatch(extra)
