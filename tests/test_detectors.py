@@ -61,6 +61,43 @@ def test_port_scan_counts_stealth_and_udp_probes(tmp_path):
     assert types(run_packets(tmp_path, pkts)[0])["port_scan"][0]["evidence"]["distinct_ports"] == 20
 
 
+def ack_scan(v: int, ports: int, answered: bool = True, gap: float = 0.002):
+    """nmap -sA: bare ACKs to many ports; an unfiltered target answers each with a bare RST."""
+    scanner, target = ADDRS[v][0], host(v, 0)
+    pkts = []
+    for p in range(ports):
+        t = T0 + p * gap
+        pkts.append((t, Ether(dst="02:00:00:00:00:02") / ip(v, scanner, target) / TCP(sport=51000, dport=1000 + p, flags="A")))
+        if answered:
+            pkts.append((t + 0.0002, Ether(dst="02:00:00:00:00:02") / ip(v, target, scanner) / TCP(sport=1000 + p, dport=51000, flags="R")))
+    return pkts
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_ack_scan_counts_probes_answered_by_bare_rst(tmp_path, v):
+    assert "port_scan" not in types(run_packets(tmp_path, ack_scan(v, 19))[0])
+    fired = types(run_packets(tmp_path, ack_scan(v, 20))[0])["port_scan"]
+    assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[v][0] and fired[0]["dest_ip"] == host(v, 0)
+    assert fired[0]["evidence"]["answers"]["unfiltered"] == 20 and fired[0]["evidence"]["answers"]["closed"] == 0
+
+
+def test_acks_that_are_not_refused_are_not_probes(tmp_path):
+    # live connections to 40 ports (ACKs nobody refuses), an unanswered ACK scan, and SYN-flood
+    # backscatter (SYN-ACKs refused by bare RSTs): no port scan anywhere
+    pkts = ack_scan(4, 40, answered=False)
+    for p in range(40):
+        t = T0 + 1 + p * 0.002
+        pkts.append((t, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.1.0.77") / TCP(sport=80, dport=2000 + p, flags="SA")))
+        pkts.append((t + 0.0002, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.77", dst="10.1.0.1") / TCP(sport=2000 + p, dport=80, flags="R")))
+    assert run_packets(tmp_path, sorted(pkts, key=lambda x: x[0]))[0] == []
+
+
+def test_target_refusing_a_big_ack_scan_is_not_a_flood(tmp_path):
+    alerts = types(run_packets(tmp_path, ack_scan(4, 1500, gap=0.001))[0])
+    assert alerts["port_scan"][0]["src_ip"] == ADDRS[4][0]
+    assert all(a["src_ip"] == ADDRS[4][0] for a in alerts.get("traffic_burst", [])), alerts["traffic_burst"]
+
+
 def test_slow_scan_uses_the_long_window(tmp_path):
     alerts = types(run_packets(tmp_path, scan(4, 30, gap=1.0))[0])["port_scan"]
     assert alerts[0]["evidence"]["mode"].startswith("long window") and alerts[0]["evidence"]["distinct_ports"] == 25

@@ -193,6 +193,18 @@ def test_any_interface_and_bpf(net, world_dir):
     assert {a["type"] for a in m.events()} == {"port_scan", "suspicious_port"}  # no traffic_burst: ICMP was filtered
 
 
+def test_nmap_ack_scan_is_a_port_scan(net, world_dir):
+    need("nmap")
+    m = Monitor(net, world_dir)
+    net.run(net.attacker, "nmap", "-sA", "-Pn", "-n", "-p", "1-100", "--max-retries", "0", net.sensor_ip, timeout=60)
+    assert m.wait_for("port_scan", time.time()) <= 2.0
+    rc, _, _ = m.stop()
+    assert rc == 0
+    scans = [a for a in m.events() if a["type"] == "port_scan"]
+    assert scans[0]["src_ip"] == net.attacker_ip and scans[0]["evidence"]["answers"]["unfiltered"] >= 20
+    assert all(a["src_ip"] == net.attacker_ip for a in m.events())  # the target's refusals blame nobody
+
+
 def test_scapy_capture_fallback(net, world_dir):
     need("nmap")
     m = Monitor(net, world_dir, "--capture", "scapy")

@@ -107,6 +107,7 @@ class PacketBatch:
     errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
     seq: int = -1  # set by the engine: identifies this slice for per-batch caches
+    derived: dict = field(default_factory=dict, repr=False, compare=False)  # values several detectors derive
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -147,7 +148,7 @@ class _SelectedRows(PacketBatch):
 
     def __init__(self, parent: PacketBatch, rows: np.ndarray):  # noqa: super().__init__ would gather everything
         self._parent, self._rows = parent, rows
-        self.errors = {}
+        self.errors, self.derived = {}, {}
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name not in _FIELDS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..decode import (FRAG_FIRST, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
-                      TCP_RST, TCP_SYN, PacketBatch)
+                      TCP_FIN, TCP_RST, TCP_SYN, PacketBatch)
 from ..lut import member_table
 from .kernels import hash_cols
 
@@ -43,11 +43,50 @@ def udp_initiator(b: PacketBatch) -> np.ndarray:
 
 def port_probe(b: PacketBatch) -> np.ndarray:
     """Packets that probe a port: TCP without ACK/RST (SYN, FIN, NULL, Xmas...), a first
-    fragment whose flags are cut off (nmap -f), or a UDP datagram from the initiator."""
+    fragment whose flags are cut off (nmap -f), a UDP datagram from the initiator, or an
+    ACK probe that its target answered (see `answered_ack_probes`)."""
     tcp = tcp_rows(b)
     stealth = b.flags_ok & ((b.tcp_flags & (TCP_ACK | TCP_RST)) == 0)
     fragged = ~b.flags_ok & (b.frag == FRAG_FIRST)
-    return (tcp & (stealth | fragged)) | udp_initiator(b)
+    probe = (tcp & (stealth | fragged)) | udp_initiator(b)
+    probe[answered_ack_probes(b)[0]] = True
+    return probe
+
+
+def bare_rst(b: PacketBatch) -> np.ndarray:
+    """RST without ACK: the answer to a segment that carried an ACK but belongs to no
+    connection (RFC 793). Probes without ACK (SYN, FIN, NULL, Xmas) get RST+ACK instead."""
+    return tcp_rows(b) & b.flags_ok & ((b.tcp_flags & (TCP_RST | TCP_ACK | TCP_SYN)) == TCP_RST)
+
+
+def answered_ack_probes(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of bare ACKs (no SYN/FIN/RST, no payload) that the destination answered, in
+    this batch, with a bare RST from the probed port, and the rows of those RSTs: nmap -sA
+    finding unfiltered ports. An ACK on a live connection is never answered that way, so
+    established traffic (to however many ports) does not count. Unanswered (filtered)
+    ACK probes stay invisible. Computed once per batch (several detectors ask)."""
+    if "ack_probes" not in b.derived:
+        b.derived["ack_probes"] = _pair_acks_with_resets(b)
+    return b.derived["ack_probes"]
+
+
+def _pair_acks_with_resets(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+    none = np.zeros(0, np.int64)
+    rst = np.flatnonzero(bare_rst(b))
+    if not rst.size:
+        return none, none
+    f = b.tcp_flags
+    acks = np.flatnonzero(tcp_rows(b) & b.flags_ok & (b.payload == 0)
+                          & ((f & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK))
+    if not acks.size:
+        return none, none
+    probe = hash_cols(b.src_hi[acks], b.src_lo[acks], b.dst_hi[acks], b.dst_lo[acks], b.sport[acks], b.dport[acks])
+    answer = hash_cols(b.dst_hi[rst], b.dst_lo[rst], b.src_hi[rst], b.src_lo[rst], b.dport[rst], b.sport[rst])
+    order = np.argsort(answer)
+    at = np.minimum(np.searchsorted(answer, probe, sorter=order), len(rst) - 1)
+    probes = acks[answer[order[at]] == probe]
+    replies = np.sort(rst[np.isin(answer, probe)])
+    return probes, replies
 
 
 def icmp_request(b: PacketBatch) -> np.ndarray:

@@ -3,7 +3,8 @@
 Two windows: the short one (threshold distinct ports within `window` seconds) catches
 ordinary scans; the long one (a lower rate: `slow_threshold` ports within `slow_window`)
 catches slow scans such as nmap -T1. Probes are counted per initiator (replies never
-count), so a server answering many client ports is not a scanner.
+count), so a server answering many client ports is not a scanner. ACK probes count when
+the target answers them with a bare RST (packets.answered_ack_probes).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import numpy as np
 from ..decode import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .packets import ADDR_LABELS, addr_labels, icmp_unreachable, port_probe, tcp_rows
+from .packets import ADDR_LABELS, addr_labels, bare_rst, icmp_unreachable, port_probe, tcp_rows
 from .report import due, dst_of, src_of, times
 from .kernels import hash_cols
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
+ANSWERS = ("open", "closed", "unfiltered", "unreachable")  # SYN-ACK, RST+ACK, bare RST, ICMP unreachable
 DOOR_BITS = 16  # (source, host) pairs must probe twice before they get state: see doorkeeper.py
 
 
@@ -51,7 +53,7 @@ class PortScan(Reconfigurable):
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.probes = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_probes,
                                       ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window)
-        self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ("open", "closed", "unreachable"))
+        self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ANSWERS)
 
     def configure(self) -> None:
         self.slow_threshold = self.cfg.slow_threshold or max(2, round(self.cfg.threshold * 1.25))
@@ -82,10 +84,12 @@ class PortScan(Reconfigurable):
         return out
 
     def _count_answers(self, b: PacketBatch) -> None:
-        """Replies from the probed host: SYN-ACK = open, RST = closed, ICMP unreachable."""
+        """Replies from the probed host: SYN-ACK = open, RST+ACK = closed, a bare RST =
+        unfiltered (the answer to an ACK probe), ICMP unreachable."""
         tcp = tcp_rows(b) & b.flags_ok
         synack = tcp & ((b.tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
         rst = tcp & ((b.tcp_flags & TCP_RST) != 0)
+        unfiltered = bare_rst(b)
         unreach = icmp_unreachable(b)
         rows = np.flatnonzero(synack | rst | unreach)
         if not rows.size:
@@ -97,8 +101,9 @@ class PortScan(Reconfigurable):
         keys = scan_key(scanner_hi, scanner_lo, target_hi, target_lo)
         known = self.probes.groups.find(keys) >= 0  # only pairs already seen probing
         if known.any():
-            self.answers.add(keys[known], b.ts[rows][known], {
-                "open": synack[rows][known], "closed": rst[rows][known], "unreachable": u[known]})
+            r = rows[known]
+            self.answers.add(keys[known], b.ts[r], {"open": synack[r], "closed": rst[r] & ~unfiltered[r],
+                                                    "unfiltered": unfiltered[r], "unreachable": u[known]})
 
     def _finding(self, slot: int, threshold: int, window: float, mode: str, inner: bool = False) -> Finding:
         counter = self.probes
@@ -115,7 +120,7 @@ class PortScan(Reconfigurable):
         answered = {}
         if ans[0] >= 0:
             now = float(g.last_seen[slot])
-            answered = {m: int(self.answers.totals(ans, now, m)[0]) for m in ("open", "closed", "unreachable")}
+            answered = {m: int(v[0]) for m, v in self.answers.all_totals(ans, now).items()}
         answered["unanswered_or_filtered"] = max(0, hits - sum(answered.values()))
         return Finding(
             type=self.name, identifier=(src,), ts=float(g.last_seen[slot]),
