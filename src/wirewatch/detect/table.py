@@ -38,9 +38,11 @@ class KeyTable:
     """uint64 key -> row of columns; capacity-bounded, evicting the lowest priority first."""
 
     def __init__(self, capacity: int, columns: Schema | None = None,
-                 priority: Callable[[np.ndarray], np.ndarray] | None = None):
+                 priority: Callable[[np.ndarray], np.ndarray] | None = None, reports: tuple[str, ...] | None = None):
+        """`reports`: the columns removal (expiry, eviction) hands back; None = all of them."""
         self.capacity = max(1, int(capacity))
         self.priority = priority
+        self.reports = reports
         self.max_slots = _next_pow2(self.capacity * 2)
         self.schema = dict(columns or {})
         self.size = 0
@@ -65,8 +67,9 @@ class KeyTable:
         """Row storage grows by doubling up to capacity; columns are copied once per doubling."""
         old = self.nrows
         def grown(a: np.ndarray, fill: float = 0) -> np.ndarray:
-            out = np.full((nrows, *a.shape[1:]), fill, a.dtype)
+            out = np.empty((nrows, *a.shape[1:]), a.dtype)
             out[:old] = a
+            out[old:] = fill
             return out
 
         self.keys, self.last_seen, self.slot_of = grown(self.keys), grown(self.last_seen, np.inf), grown(self.slot_of)
@@ -184,10 +187,10 @@ class KeyTable:
         return self.remove(np.flatnonzero(self.last_seen < cutoff))
 
     def remove(self, victims: np.ndarray) -> dict[str, np.ndarray]:
-        """Free distinct live rows; return their columns (and keys as "_key")."""
+        """Free distinct live rows; return their `reports` columns (and keys as "_key")."""
         if not len(victims):
             return {}
-        gone = {name: col[victims] for name, col in self.cols.items()}
+        gone = {name: col[victims] for name, col in self.cols.items() if self.reports is None or name in self.reports}
         gone["_key"] = self.keys[victims]
         self.index_keys[self.slot_of[victims]] = TOMBSTONE
         self.keys[victims] = EMPTY

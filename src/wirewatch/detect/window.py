@@ -67,7 +67,7 @@ class DistinctCounter:
             icols["inner"] = (np.uint8, 1)
         self.next_expire = -np.inf
         self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots])
-        self.items = KeyTable(item_cap, icols, priority=self._item_priority)
+        self.items = KeyTable(item_cap, icols, priority=self._item_priority, reports=("group", "inner"))
 
     def _item_priority(self, slots: np.ndarray) -> np.ndarray:
         """An item is worth as much as its group's distinct count (a scanner's probes)."""
