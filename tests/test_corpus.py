@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import CORPUS, cli, read_alerts
 
 LABELS = json.loads((CORPUS / "labels.json").read_text())

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from conftest import decode_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR, fragment
-from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt,
-                                IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
-from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, CookedLinux, CookedLinuxV2, Ether, Loopback
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+)
+from scapy.layers.l2 import (
+    ARP,
+    CookedLinux,
+    CookedLinuxV2,
+    Dot1AD,
+    Dot1Q,
+    Ether,
+    Loopback,
+)
 from scapy.packet import Raw
 
-from conftest import decode_file
 from wirewatch.addr import addr_str
 from wirewatch.craft import BASE_TS, write_pcap
 from wirewatch.decode import FRAG_FIRST, FRAG_LATER, decode
@@ -179,6 +193,7 @@ def test_compiled_decoder_is_built():
 
 def test_compiled_decoder_matches_reference_on_the_corpus():
     from conftest import CORPUS
+
     from wirewatch.capture.pcapfile import read_batches
 
     packets = 0

@@ -4,12 +4,12 @@ on crafted packets with explicit timestamps; plus floods of 10x the key cap."""
 from __future__ import annotations
 
 import pytest
+from conftest import run_packets
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from conftest import run_packets
 from wirewatch.craft import BASE_TS
 
 T0 = BASE_TS
@@ -217,6 +217,7 @@ def test_syn_flood_threshold_random_sources(tmp_path, v):
 
 def test_syn_flood_names_repeat_sources_and_estimates_many():
     import numpy as np
+
     from wirewatch.detect import hll
     from wirewatch.detect.kernels import hash_cols
     from wirewatch.detect.table import KeyTable

@@ -4,8 +4,8 @@ time and consecutive batches within one slice are analysed together."""
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import decode_file
+
 from wirewatch import config
 from wirewatch.craft import ping, write_pcap
 from wirewatch.decode import PacketBatch

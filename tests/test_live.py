@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from netns import can_create_namespaces, lab
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")

@@ -7,8 +7,8 @@ import re
 import time
 
 import pytest
-
 from conftest import CORPUS
+
 from wirewatch import config
 from wirewatch.craft import BASE_TS
 from wirewatch.engine import Engine

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import subprocess
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,11 +15,19 @@ from . import __version__
 from .blocklist import BlocklistError
 from .capture.live import default_route_interface
 from .capture.pcapfile import CaptureError, read_batches
-from .config import DEFAULT_DB, Config, ConfigError, Override, describe, load, parse_assignment
+from .config import (
+    DEFAULT_DB,
+    Config,
+    ConfigError,
+    Override,
+    describe,
+    load,
+    parse_assignment,
+)
 from .engine import Engine, stats_record
 from .privileges import PrivilegeError
-from .sensor import Sensor, live_options
 from .progress import Progress
+from .sensor import Sensor, live_options
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
 from .sinks.sqlite import SqliteSink

@@ -146,7 +146,8 @@ class PacketBatch:
 class _SelectedRows(PacketBatch):
     """PacketBatch.select's result: columns are gathered from the parent when first read."""
 
-    def __init__(self, parent: PacketBatch, rows: np.ndarray):  # noqa: super().__init__ would gather everything
+    def __init__(self, parent: PacketBatch, rows: np.ndarray):
+        # no super().__init__(): that would gather every column now
         self._parent, self._rows = parent, rows
         self.errors, self.derived = {}, {}
 

@@ -6,9 +6,8 @@ import numpy as np
 
 from .addr import addr_str
 from .decode import PacketBatch
-from .detect.kernels import hash_cols
+from .detect.kernels import group, hash_cols
 from .detect.table import KeyTable
-from .detect.kernels import group
 
 
 class TopTalkers:

@@ -15,9 +15,9 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .packets import ADDR_LABELS, addr_labels, dst_key, port_probe
-from .report import due, dst_of, times
 from .kernels import hash_cols
+from .packets import ADDR_LABELS, addr_labels, dst_key, port_probe
+from .report import dst_of, due, times
 from .window import DistinctCounter
 
 SAMPLE = 20

@@ -14,9 +14,15 @@ import numpy as np
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeTracker
-from .report import due, dst_of, src_of, times
+from .handshakes import (
+    COMPLETED,
+    FAILED_ICMP,
+    FAILED_RST,
+    FAILED_TIMEOUT,
+    HandshakeTracker,
+)
 from .kernels import hash_cols
+from .report import dst_of, due, src_of, times
 from .window import DistinctCounter
 
 SAMPLE = 10

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lut import member_table
-
 from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
-from .packets import icmp_unreachable, tcp_rows
+from ..lut import member_table
 from .kernels import hash_cols
+from .packets import icmp_unreachable, tcp_rows
 from .table import KeyTable
 from .window_util import unique_last
 

@@ -11,17 +11,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lut import member_table
-
 from ..addr import addr_str
-from ..decode import PacketBatch
+from ..decode import TCP_RST, PacketBatch
+from ..lut import member_table
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from ..decode import TCP_RST
-from .packets import (ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, proto_name, service, syn_only,
-                      tcp_rows, udp_initiator)
-from .report import due, src_of, times
 from .kernels import hash_cols
+from .packets import (
+    ADDR_LABELS,
+    addr_labels,
+    icmp_request,
+    icmp_unreachable,
+    proto_name,
+    service,
+    syn_only,
+    tcp_rows,
+    udp_initiator,
+)
+from .report import due, src_of, times
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20

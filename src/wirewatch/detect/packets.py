@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..decode import (FRAG_FIRST, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
-                      TCP_FIN, TCP_RST, TCP_SYN, PacketBatch)
+from ..decode import (
+    FRAG_FIRST,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    PacketBatch,
+)
 from ..lut import member_table
 from .kernels import hash_cols
 

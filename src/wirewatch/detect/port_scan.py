@@ -16,9 +16,16 @@ import numpy as np
 from ..decode import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .packets import ADDR_LABELS, addr_labels, bare_rst, icmp_unreachable, port_probe, tcp_rows
-from .report import due, dst_of, src_of, times
 from .kernels import hash_cols
+from .packets import (
+    ADDR_LABELS,
+    addr_labels,
+    bare_rst,
+    icmp_unreachable,
+    port_probe,
+    tcp_rows,
+)
+from .report import dst_of, due, src_of, times
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20

@@ -6,15 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lut import member_table
-
 from ..addr import addr_str
 from ..decode import PacketBatch
+from ..lut import member_table
 from ..settings import setting
 from .base import Finding, Reconfigurable
+from .kernels import hash_cols
 from .packets import proto_name, syn_only, udp_initiator
 from .report import times
-from .kernels import hash_cols
 from .window_util import unique_last
 
 DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]

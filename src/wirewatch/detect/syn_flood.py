@@ -12,12 +12,12 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
+from . import hll
 from .base import Finding, Reconfigurable
 from .handshakes import COMPLETED, HandshakeTracker
-from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
-from .report import due, dst_of, times, top_items
 from .kernels import hash_cols
-from . import hll
+from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
+from .report import dst_of, due, times, top_items
 from .window import DistinctCounter, WindowCounter
 
 TOP = 10

@@ -23,9 +23,9 @@ import numpy as np
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
-from .report import due, dst_of, src_of, times
 from .kernels import hash_cols
+from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
+from .report import dst_of, due, src_of, times
 from .victim_flood import VictimFlood
 from .window import WindowCounter
 

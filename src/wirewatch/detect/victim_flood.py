@@ -18,8 +18,8 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from . import hll
 from .base import Finding
-from .report import due, times
 from .kernels import group, hash_cols
+from .report import due, times
 from .window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")

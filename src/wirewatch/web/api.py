@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..store import AlertFilter, QueryError
 from .auth import login_required
+from .lookup import alert_or_404
 
 api = Blueprint("api", __name__)
 
@@ -30,10 +31,7 @@ def alerts() -> Any:
 @api.route("/api/alerts/<int:alert_id>")
 @login_required
 def alert(alert_id: int) -> Any:
-    a = g.store.alert(alert_id)
-    if a is None:
-        abort(404)
-    return jsonify(a)
+    return jsonify(alert_or_404(alert_id))
 
 
 @api.route("/api/overview")

@@ -6,7 +6,16 @@ import secrets
 from functools import wraps
 from typing import Any, Callable
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 auth = Blueprint("auth", __name__)
 

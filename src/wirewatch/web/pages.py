@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, g, render_template, send_from_d
 
 from ..schema import SIGNATURES
 from .auth import csrf_token, login_required
+from .lookup import alert_or_404
 
 pages = Blueprint("pages", __name__)
 
@@ -34,9 +35,7 @@ def alerts() -> Any:
 @pages.route("/alerts/<int:alert_id>")
 @login_required
 def detail(alert_id: int) -> Any:
-    alert = g.store.alert(alert_id)
-    if alert is None:
-        abort(404)
+    alert = alert_or_404(alert_id)
     evidence = alert["record"].get("evidence", {})
     return render_template("detail.html", a=alert, evidence=evidence, pretty=json.dumps(alert["record"], indent=2))
 
