@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..addr import addr_str
-from ..decode import TCP_RST, PacketBatch
-from ..lut import member_table
+from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
 from .kernels import hash_cols
@@ -21,23 +20,17 @@ from .packets import (
     ADDR_LABELS,
     addr_labels,
     icmp_request,
-    icmp_unreachable,
     proto_name,
     service,
     syn_only,
-    tcp_rows,
     udp_initiator,
 )
+from .replies import UNREACHABLE, replies
 from .report import due, src_of, times
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
 
-
-REPLY_OF = {0: 8, 14: 13, 129: 128}  # ICMP echo / timestamp / ICMPv6 echo reply -> its request type
-ICMP_REPLIES = member_table(REPLY_OF)
-REQUEST_OF = np.zeros(256, np.int64)
-REQUEST_OF[list(REPLY_OF)] = list(REPLY_OF.values())
 
 @dataclass(frozen=True)
 class HostSweepConfig:
@@ -75,24 +68,13 @@ class HostSweep(Reconfigurable):
         return [self._finding(s) for s in due(g, hot, float(p.ts.max()), self.window)]
 
     def _count_answers(self, b: PacketBatch) -> None:
-        """Replies to a sweeper, keyed back onto its (source, service): SYN-ACK/RST, UDP from the
-        service port, ICMP echo/timestamp replies; ICMP unreachable quoting a probe."""
-        tcp = tcp_rows(b) & b.flags_ok & (((b.tcp_flags & TCP_RST) != 0) | ((b.tcp_flags & 0x12) == 0x12))
-        udp = (b.proto == 17) & b.has_ports & (b.ipver != 0)
-        icmp = b.has_icmp & ICMP_REPLIES[b.icmp_type]
-        unreach = icmp_unreachable(b)
-        rows = np.flatnonzero(tcp | udp | icmp | unreach)
-        if not rows.size:
-            return
-        req = REQUEST_OF[b.icmp_type[rows]]
-        svc = np.where(icmp[rows], b.proto[rows].astype(np.int64) * 65536 + req,
-                       np.where(unreach[rows], b.inner_proto[rows].astype(np.int64) * 65536 + b.inner_dport[rows],
-                                b.proto[rows].astype(np.int64) * 65536 + b.sport[rows]))
-        keys = hash_cols(b.dst_hi[rows], b.dst_lo[rows], svc)
+        """Answers to a sweeper, keyed back onto its (source, service): see replies.py."""
+        r = replies(b)
+        keys = hash_cols(r.prober_hi, r.prober_lo, r.service)
         known = self.counter.groups.find(keys) >= 0
         if known.any():
-            u = unreach[rows][known]
-            self.answers.add(keys[known], b.ts[rows][known], {"replied": ~u, "unreachable": u})
+            u = r.kind[known] == UNREACHABLE
+            self.answers.add(keys[known], b.ts[r.rows[known]], {"replied": ~u, "unreachable": u})
 
     def _finding(self, slot: int) -> Finding:
         c = self.counter

@@ -13,23 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decode import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
+from ..decode import PROTO_TCP, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
 from .kernels import hash_cols
-from .packets import (
-    ADDR_LABELS,
-    addr_labels,
-    bare_rst,
-    icmp_unreachable,
-    port_probe,
-    tcp_rows,
-)
+from .packets import ADDR_LABELS, addr_labels, port_probe
+from .replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .report import dst_of, due, src_of, times
 from .window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
-ANSWERS = ("open", "closed", "unfiltered", "unreachable")  # SYN-ACK, RST+ACK, bare RST, ICMP unreachable
+ANSWERS = {"open": OPEN, "closed": CLOSED, "unfiltered": UNFILTERED, "unreachable": UNREACHABLE}
 DOOR_BITS = 16  # (source, host) pairs must probe twice before they get state: see doorkeeper.py
 
 
@@ -60,7 +54,7 @@ class PortScan(Reconfigurable):
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.probes = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_probes,
                                       ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window)
-        self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, ANSWERS)
+        self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, tuple(ANSWERS))
 
     def configure(self) -> None:
         self.slow_threshold = self.cfg.slow_threshold or max(2, round(self.cfg.threshold * 1.25))
@@ -91,26 +85,14 @@ class PortScan(Reconfigurable):
         return out
 
     def _count_answers(self, b: PacketBatch) -> None:
-        """Replies from the probed host: SYN-ACK = open, RST+ACK = closed, a bare RST =
-        unfiltered (the answer to an ACK probe), ICMP unreachable."""
-        tcp = tcp_rows(b) & b.flags_ok
-        synack = tcp & ((b.tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
-        rst = tcp & ((b.tcp_flags & TCP_RST) != 0)
-        unfiltered = bare_rst(b)
-        unreach = icmp_unreachable(b)
-        rows = np.flatnonzero(synack | rst | unreach)
-        if not rows.size:
-            return
-        scanner_hi, scanner_lo = b.dst_hi[rows], b.dst_lo[rows]
-        u = unreach[rows]
-        target_hi = np.where(u, b.inner_dst_hi[rows], b.src_hi[rows])
-        target_lo = np.where(u, b.inner_dst_lo[rows], b.src_lo[rows])
-        keys = scan_key(scanner_hi, scanner_lo, target_hi, target_lo)
+        """Answers from probed hosts, per (prober, target): see replies.py."""
+        r = replies(b)
+        scan = r.kind != REPLIED
+        keys = scan_key(r.prober_hi[scan], r.prober_lo[scan], r.target_hi[scan], r.target_lo[scan])
         known = self.probes.groups.find(keys) >= 0  # only pairs already seen probing
         if known.any():
-            r = rows[known]
-            self.answers.add(keys[known], b.ts[r], {"open": synack[r], "closed": rst[r] & ~unfiltered[r],
-                                                    "unfiltered": unfiltered[r], "unreachable": u[known]})
+            kind = r.kind[scan][known]
+            self.answers.add(keys[known], b.ts[r.rows[scan][known]], {m: kind == k for m, k in ANSWERS.items()})
 
     def _finding(self, slot: int, threshold: int, window: float, mode: str, inner: bool = False) -> Finding:
         counter = self.probes
