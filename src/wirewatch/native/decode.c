@@ -33,7 +33,7 @@ typedef struct {
 
 static inline uint64_t u8(const reader *r, int64_t pos)
 {
-    if (r->last < 0)
+    if (r->last < 0 || pos < 0) /* positions are never negative; the check keeps it so */
         return 0;
     return r->buf[pos < r->last ? pos : r->last];
 }

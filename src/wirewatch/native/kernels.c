@@ -360,7 +360,7 @@ static PyObject *k_window_add(PyObject *self, PyObject *args)
             int64_t s = slots[i], b = buckets[i];
             if (s < 0 || s >= nslots)
                 continue;
-            Py_ssize_t ring = (Py_ssize_t)(b % nb), cell = s * nb + ring;
+            Py_ssize_t ring = (Py_ssize_t)(((b % nb) + nb) % nb), cell = s * nb + ring; /* b < 0: before 1970 */
             if (epoch[cell] > b)
                 continue;
             if (epoch[cell] != b) {
