@@ -156,3 +156,30 @@ def test_door_admit_matches_reference(first, second, gap):
     np.testing.assert_array_equal(back, expected)
     np.testing.assert_array_equal(back_item[back], np.array(second, np.uint64)[back] * np.uint64(10))
     assert np.all(back_ts[back] == 100.0)
+
+
+def test_missing_extension_is_announced_and_reported(monkeypatch, capsys, tmp_path):
+    import wirewatch.native as native
+    from wirewatch import cli
+
+    def not_built(name):
+        raise ImportError(name)
+
+    monkeypatch.chdir(tmp_path)  # the default config writes var/ and alerts.json here
+    monkeypatch.setattr(native.importlib, "import_module", not_built)
+    assert native.active() is False and "not built" in (native.warning() or "")
+    assert cli.main(["read", str(CORPUS / "dev21_benign_dns.pcap"), "--quiet", "--format", "json"]) == 0
+    out = capsys.readouterr()
+    assert "compiled hot path (wirewatch.native) is not built" in out.err
+    assert '"compiled_hot_path": false' in out.out
+    monkeypatch.setenv("WIREWATCH_PURE_NUMPY", "1")  # asked for: no warning
+    assert native.warning() is None
+
+
+def test_compiled_hot_path_is_reported_when_built(monkeypatch, capsys, tmp_path):
+    from wirewatch import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["read", str(CORPUS / "dev21_benign_dns.pcap"), "--quiet", "--format", "json"]) == 0
+    out = capsys.readouterr()
+    assert '"compiled_hot_path": true' in out.out and "not built" not in out.err

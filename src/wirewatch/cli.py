@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, native
 from .blocklist import BlocklistError
 from .capture.live import default_route_interface
 from .capture.pcapfile import CaptureError, read_batches
@@ -130,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print(describe(cfg))
             return 0
+        slow = native.warning() if args.command in ("read", "monitor", "run") else None
+        if slow:
+            print(slow, file=sys.stderr)
         if args.command == "monitor":
             return cmd_monitor(args, cfg, store_sinks(cfg))
         if args.command == "dashboard":

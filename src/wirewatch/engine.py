@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import native
 from .alerts import AlertManager
 from .capture.pcapfile import RawBatch
 from .config import Config
@@ -224,7 +225,7 @@ class Engine:
             "suppressed": dict(sorted(self.alerts.suppressed_by_type.items())),
             "suppressed_pending": self.alerts.pending_suppressed()[:20], "muted": s.muted,
             "top_sources": self.talkers.top(10), "detector_state": state,
-            "component_errors": s.component_errors,
+            "component_errors": s.component_errors, "compiled_hot_path": native.active(),
         }
 
 

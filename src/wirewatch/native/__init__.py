@@ -20,3 +20,20 @@ def load(name: str) -> ModuleType | None:
         return importlib.import_module(f"{__name__}.{name}")
     except ImportError:
         return None
+
+
+MODULES = ("_decode", "_kernels")
+
+
+def active() -> bool:
+    """True when every compiled module is in use."""
+    return all(load(name) is not None for name in MODULES)
+
+
+def warning() -> str | None:
+    """A one-line warning when the compiled modules are missing (not when the user turned
+    them off with WIREWATCH_PURE_NUMPY)."""
+    if active() or os.environ.get("WIREWATCH_PURE_NUMPY"):
+        return None
+    return ("wirewatch: the compiled hot path (wirewatch.native) is not built, running the numpy reference "
+            "(about 2.5x slower); install gcc and the Python headers, then reinstall (make setup)")
