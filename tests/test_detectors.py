@@ -164,6 +164,23 @@ def test_host_sweep_ping(tmp_path, v):
     assert fired[0]["evidence"]["answers"] == {"replied": 5, "unreachable": 0}
 
 
+def test_host_sweep_counts_acks_that_hosts_refuse(tmp_path):
+    # nmap -PA80: a bare ACK to each host; the live ones answer with a bare RST
+    def sweep(n, alive=True):
+        pkts = []
+        for h in range(n):
+            t = T0 + h * 0.01
+            pkts.append((t, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.66", dst=host(4, h)) / TCP(sport=40000, dport=80, flags="A")))
+            if alive:
+                pkts.append((t + 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=host(4, h), dst="10.1.0.66") / TCP(sport=80, dport=40000, flags="R")))
+        return pkts
+    assert "host_sweep" not in types(run_packets(tmp_path, sweep(14))[0])
+    assert "host_sweep" not in types(run_packets(tmp_path, sweep(30, alive=False))[0])  # could be live connections
+    fired = types(run_packets(tmp_path, sweep(15))[0])["host_sweep"]
+    assert fired[0]["src_ip"] == "10.1.0.66" and fired[0]["dest_port"] == 80
+    assert fired[0]["evidence"]["answers"] == {"replied": 15, "unreachable": 0}
+
+
 def test_host_sweep_bounded(tmp_path):
     cap = 32
     flood = [(T0 + i * 0.0005, Ether(dst="02:00:00:00:00:02") / IP(src=many(4, i // 2), dst=host(4, i % 2)) / ICMP(type=8))

@@ -19,6 +19,7 @@ from .kernels import hash_cols
 from .packets import (
     ADDR_LABELS,
     addr_labels,
+    answered_ack_probes,
     icmp_request,
     proto_name,
     service,
@@ -53,7 +54,9 @@ class HostSweep(Reconfigurable):
         self.answers = WindowCounter(self.window, cfg.max_sources, ("replied", "unreachable"))
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        rows = np.flatnonzero(syn_only(b) | udp_initiator(b) | icmp_request(b))
+        probe = syn_only(b) | udp_initiator(b) | icmp_request(b)
+        probe[answered_ack_probes(b)[0]] = True  # nmap -PA: ACKs that live hosts refuse with a bare RST
+        rows = np.flatnonzero(probe)
         if not rows.size:
             return []
         p = b.select(rows)
