@@ -183,3 +183,21 @@ def test_compiled_hot_path_is_reported_when_built(monkeypatch, capsys, tmp_path)
     assert cli.main(["read", str(CORPUS / "dev21_benign_dns.pcap"), "--quiet", "--format", "json"]) == 0
     out = capsys.readouterr()
     assert '"compiled_hot_path": true' in out.out and "not built" not in out.err
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), current=st.integers(95, 130), wide=st.booleans())
+def test_window_totals_matches_reference(seed, current, wide):
+    rng = np.random.default_rng(seed)
+    nslots, m, nb = 16, 3, 5
+    epoch = rng.integers(90, 131, (nslots, nb)).astype(np.int64)
+    counts = rng.integers(0, 1000, (nslots, m, nb)).astype(np.int64 if wide else np.int32)
+    slots = rng.integers(0, nslots, 40)
+    with pytest.MonkeyPatch.context() as mp:
+        compiled = kernels.window_totals(epoch, counts, slots, current)
+        mp.setattr(kernels, "_compiled", None)
+        reference = kernels.window_totals(epoch, counts, slots, current)
+    np.testing.assert_array_equal(compiled, reference)
+    s = int(slots[0])
+    live = [r for r in range(nb) if current - nb < epoch[s, r] <= current]
+    assert compiled[0].tolist() == [int(counts[s, j, live].sum()) for j in range(m)]

@@ -111,6 +111,20 @@ def window_add(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, buckets
         np.add.at(counts[:, j, :], (s[keep], ring[keep]), v[keep, j].astype(counts.dtype))
 
 
+def window_totals(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, current: int) -> np.ndarray:
+    """(k, metrics) sums of each slot's ring cells whose bucket is within the window that
+    ends at bucket `current` (the nb buckets up to and including it)."""
+    slots = np.ascontiguousarray(slots, np.int64)
+    out = np.empty((len(slots), counts.shape[1]), np.int64)
+    if _compiled is not None:
+        _compiled.window_totals(epoch, counts, slots, int(current), out)
+        return out
+    ep = epoch[slots]
+    live = (ep > current - epoch.shape[1]) & (ep <= current)
+    out[:] = (counts[slots] * live[:, None, :]).sum(axis=2)
+    return out
+
+
 def find(table: np.ndarray, keys: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
     """Slot of each key in a linear-probing table of 2^k uint64 slots (or values[slot]
     when `values` is given), -1 where absent."""

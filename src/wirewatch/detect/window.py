@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .doorkeeper import Doorkeeper
-from .kernels import group, hash_cols, window_add
+from .kernels import group, hash_cols, window_add, window_totals
 from .table import KeyTable
 from .window_util import unique_first_last
 
@@ -196,11 +196,11 @@ class WindowCounter:
         return (ep > current - self.nb) & (ep <= current)
 
     def totals(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
-        return (self.table.cols["counts"][slots, self.index[metric]] * self._live(slots, now)).sum(axis=1)
+        return self.all_totals(slots, now)[metric]
 
     def all_totals(self, slots: np.ndarray, now: float) -> dict[str, np.ndarray]:
-        """Every metric's total within the window, from one gather."""
-        sums = (self.table.cols["counts"][slots] * self._live(slots, now)[:, None, :]).sum(axis=2)
+        """Every metric's total within the window, in one pass."""
+        sums = window_totals(self.table.cols["epoch"], self.table.cols["counts"], slots, int(np.floor(now / self.width)))
         return {m: sums[:, i] for i, m in enumerate(self.metrics)}
 
     def peak(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:

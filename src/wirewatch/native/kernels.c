@@ -452,11 +452,74 @@ static PyObject *k_door_admit(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(nback);
 }
 
+/* window_totals(epoch i64[S*nb], counts i32|i64[S*m*nb], slots i64[k], current, out i64[k*m]):
+ * each slot's per-metric sum over the ring cells whose bucket lies in (current - nb, current]. */
+static PyObject *k_window_totals(PyObject *self, PyObject *args)
+{
+    PyObject *oe, *oc, *os, *oo;
+    long long current;
+    if (!PyArg_ParseTuple(args, "OOOLO", &oe, &oc, &os, &current, &oo))
+        return NULL;
+    Py_buffer e, c, sl, o;
+    if (get_buffer(oe, &e, 8, 0, "epoch") < 0)
+        return NULL;
+    if (get_buffer(oc, &c, 0, 0, "counts") < 0) {
+        PyBuffer_Release(&e);
+        return NULL;
+    }
+    if (get_buffer(os, &sl, 8, 0, "slots") < 0) {
+        PyBuffer_Release(&e);
+        PyBuffer_Release(&c);
+        return NULL;
+    }
+    if (get_buffer(oo, &o, 8, 1, "out") < 0) {
+        PyBuffer_Release(&e);
+        PyBuffer_Release(&c);
+        PyBuffer_Release(&sl);
+        return NULL;
+    }
+    int bad = c.ndim != 3 || e.ndim != 2 || c.shape[0] != e.shape[0] || c.shape[2] != e.shape[1] ||
+              (c.itemsize != 4 && c.itemsize != 8) || length(&o) != length(&sl) * c.shape[1];
+    if (!bad) {
+        const Py_ssize_t nslots = c.shape[0], m = c.shape[1], nb = c.shape[2], k = length(&sl);
+        const int64_t *epoch = e.buf, *slots = sl.buf, *c64 = c.buf;
+        const int32_t *c32 = c.buf;
+        int64_t *out = o.buf;
+        int wide = c.itemsize == 8;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < k; j++) {
+            int64_t s = slots[j];
+            for (Py_ssize_t mi = 0; mi < m; mi++)
+                out[j * m + mi] = 0;
+            if (s < 0 || s >= nslots)
+                continue;
+            for (Py_ssize_t r = 0; r < nb; r++) {
+                int64_t b = epoch[s * nb + r];
+                if (b <= current - nb || b > current)
+                    continue;
+                for (Py_ssize_t mi = 0; mi < m; mi++)
+                    out[j * m + mi] += wide ? c64[(s * m + mi) * nb + r] : c32[(s * m + mi) * nb + r];
+            }
+        }
+        Py_END_ALLOW_THREADS
+    } else {
+        PyErr_SetString(PyExc_ValueError, "window_totals: shapes do not match");
+    }
+    PyBuffer_Release(&e);
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&sl);
+    PyBuffer_Release(&o);
+    if (bad)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"find", k_find, METH_VARARGS, "find(table_keys, keys, out, values=None): slot (or values[slot]) of each key, or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts) -> number of groups"},
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},
+    {"window_totals", k_window_totals, METH_VARARGS, "window_totals(epoch, counts, slots, current, out)"},
     {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door arrays, keys, items, ts, window, outputs)"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {NULL, NULL, 0, NULL},
