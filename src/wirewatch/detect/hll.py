@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import hll_add
+
 M = 512  # registers per half-window (2^9): about 4.6 % standard error
 ALPHA = 0.7213 / (1 + 1.079 / M)
 COLUMNS = {"hll": (np.uint8, 2 * M), "hll_epoch": (np.int64, 2)}
-_SHIFT = np.uint64(9)
 
 
 class WindowedHLL:
@@ -23,23 +24,8 @@ class WindowedHLL:
         self.half = window / 2
 
     def add(self, cols: dict[str, np.ndarray], slots: np.ndarray, hashes: np.ndarray, ts: np.ndarray) -> None:
-        if not len(slots):
-            return
-        regs, epoch = cols["hll"], cols["hll_epoch"]
-        e = np.floor(ts / self.half).astype(np.int64)
-        h = e % 2
-        stale = epoch[slots, h] != e
-        if stale.any():
-            s, hh = slots[stale], h[stale]
-            for part in (0, 1):  # zero the half that is being reused
-                sel = hh == part
-                regs[s[sel], part * M:(part + 1) * M] = 0
-            epoch[s, hh] = e[stale]
-        reg = (hashes & np.uint64(M - 1)).astype(np.int64)
-        rest = hashes >> _SHIFT  # 55 bits left
-        bits = np.where(rest > 0, np.floor(np.log2(np.maximum(rest, 1).astype(np.float64))).astype(np.int64) + 1, 0)
-        rank = (56 - bits).clip(1, 56).astype(np.uint8)
-        np.maximum.at(regs, (slots, h * M + reg), rank)
+        if len(slots):
+            hll_add(cols["hll"], cols["hll_epoch"], slots, hashes, np.floor(ts / self.half).astype(np.int64))
 
     def estimate(self, cols: dict[str, np.ndarray], slots: np.ndarray, now: float) -> np.ndarray:
         cur = np.int64(np.floor(now / self.half))

@@ -125,6 +125,42 @@ def window_totals(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, curr
     return out
 
 
+def hll_add(regs: np.ndarray, epoch: np.ndarray, slots: np.ndarray, hashes: np.ndarray, epochs: np.ndarray) -> None:
+    """Windowed HyperLogLog update (detect/hll.py): half-window e uses register set e % 2
+    of regs[slot] (2 x M registers), cleared when it last held an earlier half-window (rows
+    older than their set's are dropped); the register is the hash's low log2(M) bits, the
+    rank the leading zeros of the rest + 1. Rows with a negative slot are skipped."""
+    slots = np.ascontiguousarray(slots, np.int64)
+    hashes = np.ascontiguousarray(hashes, np.uint64)
+    epochs = np.ascontiguousarray(epochs, np.int64)
+    if _compiled is not None:
+        _compiled.hll_add(regs, epoch, slots, hashes, epochs)
+        return
+    ok = slots >= 0
+    slots, hashes, epochs = slots[ok], hashes[ok], epochs[ok]
+    m = regs.shape[1] // 2
+    shift = m.bit_length() - 1
+    h = epochs % 2
+    cells, inv = np.unique(slots * 2 + h, return_inverse=True)
+    cs, ch = cells // 2, cells % 2
+    newest = np.maximum(epoch[cs, ch], np.full(len(cells), np.iinfo(np.int64).min))
+    np.maximum.at(newest, inv, epochs)
+    clear = epoch[cs, ch] != newest
+    for part in (0, 1):  # zero the register sets that move on to a later half-window
+        regs[cs[clear & (ch == part)], part * m:(part + 1) * m] = 0
+    epoch[cs, ch] = newest
+    keep = epochs == newest[inv]
+    slots, hashes, h = slots[keep], hashes[keep], h[keep]
+    rest = hashes >> np.uint64(shift)
+    bits = np.zeros(len(rest), np.int64)
+    nz = rest > 0
+    approx = np.floor(np.log2(rest[nz].astype(np.float64))).astype(np.int64) + 1
+    approx -= rest[nz] < (np.uint64(1) << (approx - 1).astype(np.uint64))  # float log2 can round up
+    bits[nz] = approx
+    rank = np.maximum(64 - shift + 1 - bits, 1).astype(np.uint8)
+    np.maximum.at(regs, (slots, h * m + (hashes & np.uint64(m - 1)).astype(np.int64)), rank)
+
+
 def find(table: np.ndarray, keys: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
     """Slot of each key in a linear-probing table of 2^k uint64 slots (or values[slot]
     when `values` is given), -1 where absent."""

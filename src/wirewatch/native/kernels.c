@@ -514,12 +514,78 @@ static PyObject *k_window_totals(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* hll_add(regs u8[S*2M], epoch i64[S*2], slots i64[n], hashes u64[n], epochs i64[n]):
+ * windowed HyperLogLog update (detect/hll.py): half-window e uses register set e % 2,
+ * cleared when it last held an earlier half-window (rows older than the set's are
+ * dropped); register = low log2(M) bits of the hash,
+ * rank = leading zeros of the remaining 55 bits + 1. Rows with a negative slot are skipped. */
+static PyObject *k_hll_add(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    static const Py_ssize_t sizes[5] = {1, 8, 8, 8, 8};
+    static const int writable[5] = {1, 1, 0, 0, 0};
+    Py_buffer v[5];
+    int got = 0;
+    for (; got < 5; got++)
+        if (get_buffer(o[got], &v[got], sizes[got], writable[got], "hll_add argument") < 0)
+            break;
+    int bad = got != 5;
+    if (!bad) {
+        bad = v[0].ndim != 2 || v[1].ndim != 2 || v[1].shape[1] != 2 || v[0].shape[0] != v[1].shape[0] ||
+              (v[0].shape[1] & (v[0].shape[1] - 1)) != 0 || length(&v[3]) != length(&v[2]) ||
+              length(&v[4]) != length(&v[2]);
+        if (bad)
+            PyErr_SetString(PyExc_ValueError, "hll_add: shapes do not match (regs[S, 2M], epoch[S, 2])");
+    }
+    if (!bad) {
+        uint8_t *regs = v[0].buf;
+        int64_t *epoch = v[1].buf;
+        const int64_t *slots = v[2].buf, *epochs = v[4].buf;
+        const uint64_t *hashes = v[3].buf;
+        const Py_ssize_t nslots = v[0].shape[0], width = v[0].shape[1], m = width / 2, n = length(&v[2]);
+        int shift = 0;
+        while (((Py_ssize_t)1 << shift) < m)
+            shift++;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t s = slots[i], e = epochs[i];
+            if (s < 0 || s >= nslots)
+                continue;
+            int64_t h = ((e % 2) + 2) % 2;
+            uint8_t *set = regs + s * width + h * m;
+            if (epoch[s * 2 + h] > e) /* the set moved on to a later half-window */
+                continue;
+            if (epoch[s * 2 + h] != e) {
+                memset(set, 0, (size_t)m);
+                epoch[s * 2 + h] = e;
+            }
+            uint64_t rest = hashes[i] >> shift;
+            int bits = rest ? 64 - __builtin_clzll(rest) : 0;
+            int rank = (64 - shift + 1) - bits; /* 56 - bits for M = 512 */
+            if (rank < 1)
+                rank = 1;
+            uint8_t *reg = set + (hashes[i] & (uint64_t)(m - 1));
+            if (*reg < rank)
+                *reg = (uint8_t)rank;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int j = 0; j < got; j++)
+        PyBuffer_Release(&v[j]);
+    if (bad)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"find", k_find, METH_VARARGS, "find(table_keys, keys, out, values=None): slot (or values[slot]) of each key, or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts) -> number of groups"},
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},
     {"window_totals", k_window_totals, METH_VARARGS, "window_totals(epoch, counts, slots, current, out)"},
+    {"hll_add", k_hll_add, METH_VARARGS, "hll_add(regs, epoch, slots, hashes, epochs)"},
     {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door arrays, keys, items, ts, window, outputs)"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {NULL, NULL, 0, NULL},
