@@ -81,7 +81,7 @@ def test_dashboard_in_a_real_browser(dashboard):
         page.fill("#token", "browser-test-token")
         page.click("button[type=submit]")
         page.wait_for_selector("body[data-loaded='1']", timeout=15000)
-        drawn = page.evaluate("""() => ['chart-types', 'chart-apm', 'chart-sources'].map(id => {
+        drawn = page.evaluate("""() => ['chart-types', 'chart-apm', 'chart-sources', 'chart-pps'].map(id => {
             const c = Chart.getChart(id); return c ? c.data.datasets[0].data.reduce((a, b) => a + b, 0) : -1; })""")
         assert all(v > 0 for v in drawn), drawn
         stored = int(page.inner_text("[data-k=total_alerts]"))

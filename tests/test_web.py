@@ -196,3 +196,36 @@ def test_read_fills_store_for_dashboard(tmp_path):
     o = c.get("/api/overview", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
     assert o["alerts_by_type"] == {"traffic_burst": 1} and o["health"]["packets"] == 10004
     assert o["top_talkers"][0]["src_ip"] in ("10.10.0.66", "10.10.0.13")
+
+
+def test_analysed_capture_charts_its_own_packet_rate(tmp_path):
+    """`wirewatch read --db` leaves one stats event: the overview's packets/s comes from the
+    capture's packet-time timeline (the dashboard chart is not empty after `make sample`)."""
+    from conftest import cli
+    from wirewatch.store import Store
+
+    db = tmp_path / "w.db"
+    pcap = CORPUS / "dev15_icmp_ping_flood.pcap"
+    r = cli("read", str(pcap), "--db", str(db), "--logfile", "", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    packets = json.loads(r.stdout)["packets"]
+    rates = Store(str(db)).overview()["packets_per_s"]
+    assert len(rates) >= 2
+    width = rates[1]["t"] - rates[0]["t"]
+    assert round(sum(p["pps"] * width for p in rates)) == packets
+    assert max(p["pps"] for p in rates) > 100  # a ping flood
+
+
+def test_timeline_stays_bounded_and_keeps_every_packet():
+    import numpy as np
+
+    from wirewatch.timeline import Timeline
+
+    t = Timeline(bins=8)
+    t.add(np.array([100.2, 100.7, 101.5]))
+    assert [r["pps"] for r in t.rates()] == [2.0, 1.0]
+    t.add(np.array([130.0, 99.0]))  # 30 s later: 8 bins of 4 s cover it; and an earlier straggler
+    rates = t.rates()
+    width = rates[1]["t"] - rates[0]["t"]
+    assert width == 4.0 and len(t.counts) == 8
+    assert sum(r["pps"] * width for r in rates) == 5

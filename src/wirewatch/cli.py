@@ -226,7 +226,8 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
     if store:  # the dashboard's health panel and charts for an offline analysis
         names = [os.path.basename(f) for f in args.files]
         label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")
-        store[0].write_event(stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True))
+        store[0].write_event(stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True,
+                                            timeline=True))
     engine.close()
     summary = {"files": files, **engine.summary()}
     if args.format == "json":

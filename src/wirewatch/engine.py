@@ -23,6 +23,7 @@ from .detect import Detector, default_detectors
 from .schema import format_ts
 from .sinks import Sink
 from .talkers import TopTalkers
+from .timeline import Timeline
 
 COALESCE_BATCHES = 4  # a slice analysed at once holds at most this many batches of packets
 
@@ -48,6 +49,7 @@ class Engine:
         self.alerts = AlertManager(cfg.alerts.cooldown, cfg.alerts.max_identifiers, cfg.general.interface or None)
         self.stats = RunStats()
         self.talkers = TopTalkers()
+        self.timeline = Timeline()
         self.log = log or sys.stderr
         self.next_expire: float | None = None
         self.started = time.perf_counter()
@@ -118,6 +120,7 @@ class Engine:
         s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
         s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
         self.talkers.add(batch)
+        self.timeline.add(batch.ts)
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
         findings = []
@@ -230,11 +233,13 @@ class Engine:
 
 
 def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
-                 final: bool) -> dict[str, Any]:
-    """An EVE `stats` event (Suricata's field names where they exist)."""
+                 final: bool, timeline: bool = False) -> dict[str, Any]:
+    """An EVE `stats` event (Suricata's field names where they exist); `timeline` adds
+    packets per second of packet time (an analysed capture has no earlier events to
+    take rates from)."""
     s = engine.summary()
     recv, drop, ifdrop = kernel
-    return {
+    record: dict[str, Any] = {
         "timestamp": format_ts(time.time()), "event_type": "stats", "in_iface": iface,
         "stats": {
             "uptime": int(uptime), "final": final,
@@ -245,3 +250,6 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
         },
     }
+    if timeline:
+        record["stats"]["timeline"] = engine.timeline.rates()
+    return record

@@ -145,6 +145,10 @@ class Store:
 
 
 def _rates(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Packets/s between consecutive stats events; for an analysed capture (its event
+    carries a packet-time timeline) the capture's own rate over its packet time."""
+    if stats and "timeline" in stats[-1]["stats"]:
+        return stats[-1]["stats"]["timeline"]
     out = []
     for prev, cur in zip(stats, stats[1:]):
         dt = cur["_ts"] - prev["_ts"]
