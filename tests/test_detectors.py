@@ -98,6 +98,22 @@ def test_target_refusing_a_big_ack_scan_is_not_a_flood(tmp_path):
     assert all(a["src_ip"] == ADDRS[4][0] for a in alerts.get("traffic_burst", [])), alerts["traffic_burst"]
 
 
+@pytest.mark.parametrize("v", [4, 6])
+def test_fragmented_scan_counts_like_a_plain_one(tmp_path, v):
+    """nmap -f: each SYN split so the first fragment carries the ports but not the flags."""
+    from scapy.layers.inet import fragment
+    from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
+    pkts = []
+    for i in range(20):
+        probe = TCP(sport=40000, dport=100 + i, flags="S")
+        frags = (fragment(IP(src=ADDRS[4][0], dst=host(4, 0)) / probe, fragsize=8) if v == 4 else
+                 fragment6(IPv6(src=ADDRS[6][0], dst=host(6, 0)) / IPv6ExtHdrFragment() / probe, 56))
+        pkts += [(T0 + i * 0.01, Ether(dst="02:00:00:00:00:02") / f) for f in frags]
+    assert len(pkts) > 20
+    alerts = types(run_packets(tmp_path, pkts)[0])
+    assert set(alerts) == {"port_scan"} and alerts["port_scan"][0]["evidence"]["distinct_ports"] == 20
+
+
 def test_slow_scan_uses_the_long_window(tmp_path):
     alerts = types(run_packets(tmp_path, scan(4, 30, gap=1.0))[0])["port_scan"]
     assert alerts[0]["evidence"]["mode"].startswith("long window") and alerts[0]["evidence"]["distinct_ports"] == 25
