@@ -60,7 +60,8 @@ def one_rate(capture: str, rate: str, extra: list[str]) -> dict:
             time.sleep(0.1)
         cpu0, t0 = cpu_seconds(mon.pid), time.time()
         speed = ["--topspeed"] if rate == "topspeed" else [f"--pps={rate}"]
-        L.run(L.attacker, "tcpreplay", "-q", "-i", L.attacker_if, *speed, f"--limit={PACKETS}", capture, timeout=600)
+        L.run(L.attacker, "tcpreplay", "-q", "-i", L.attacker_if, *speed, "--loop=0", f"--limit={PACKETS}", capture,
+              timeout=600)  # loops the capture until PACKETS have been sent
         sent_s = time.time() - t0
         caught_up = wait_caught_up(log, PACKETS, t0)
         cpu = cpu_seconds(mon.pid) - cpu0
