@@ -288,7 +288,7 @@ def test_syn_flood_state_bounded(tmp_path):
                                                             "detect.failed_handshake.max_attempts": 64})
     assert "syn_flood" in types(alerts)
     st = engine.summary()["detector_state"]
-    assert st["syn_flood_sources_groups"] <= 64 and st["syn_flood_sources_seen_once"] >= 500  # one SYN: no state
+    assert st["syn_flood_sources_keys"] <= 64 and st["syn_flood_sources_seen_once"] >= 500  # one SYN: no state
     assert st["handshakes_tracked"] <= 64 and st["handshakes_evicted"] > 0
 
 

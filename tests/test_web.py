@@ -202,6 +202,7 @@ def test_analysed_capture_charts_its_own_packet_rate(tmp_path):
     """`wirewatch read --db` leaves one stats event: the overview's packets/s comes from the
     capture's packet-time timeline (the dashboard chart is not empty after `make sample`)."""
     from conftest import cli
+
     from wirewatch.store import Store
 
     db = tmp_path / "w.db"

@@ -2,11 +2,12 @@
 
 A random-source flood shows each forged source once; without admission every one of
 them would take (and churn) an entry in every per-source table. The doorkeeper is a
-fixed direct-mapped array remembering the first row of a key (its item, time and item
-labels). The second sighting within the window admits the key with both rows, so
-counts stay exact; the only loss is when another key overwrote that slot in between
-(the first probe of a group is then not counted). Thresholds are all >= 2, so no
-alert depends on a key seen once. (The idea is TinyLFU's "doorkeeper".)
+fixed direct-mapped array remembering the first row of a key (its time and the columns
+that differ from row to row: an item and its labels, or metric values). The second
+sighting within the window admits the key with both rows, so counts stay exact; the
+only loss is when another key overwrote that slot in between (the first row of a key is
+then not counted). Thresholds are all >= 2, so no alert depends on a key seen once.
+(The idea is TinyLFU's "doorkeeper".)
 """
 
 from __future__ import annotations
@@ -18,46 +19,41 @@ import numpy as np
 from .kernels import door_admit
 from .window_util import unique_first_last
 
-Labels = Mapping[str, np.ndarray]
+Columns = Mapping[str, np.ndarray]
 
 
 class Doorkeeper:
-    def __init__(self, window: float, bits: int, item_labels: Mapping[str, np.dtype]):
+    def __init__(self, window: float, bits: int, parked: Mapping[str, np.dtype]):
+        """`parked`: the per-row columns a first sighting must keep until it is replayed."""
         n = 1 << bits
-        self.mask = np.uint64(n - 1)
         self.window = window
         self.key = np.zeros(n, np.uint64)
         self.ts = np.zeros(n, np.float64)
-        self.item = np.zeros(n, np.uint64)
-        self.labels = {name: np.zeros(n, dtype) for name, dtype in item_labels.items()}
+        self.parked = {name: np.zeros(n, dtype) for name, dtype in parked.items()}
         self.held = 0  # first sightings parked (stats)
 
-    def admit(self, known: Callable[[np.ndarray], np.ndarray], gkeys: np.ndarray, items: np.ndarray, ts: np.ndarray,
-              glabels: Labels | None, ilabels: Labels | None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
-        """Rows to count now: those of known or repeated keys, plus parked first rows of
-        keys seen again. `known(keys)` says which keys already have table entries."""
-        ug, first, _, counts = unique_first_last(gkeys)
+    def admit(self, known: Callable[[np.ndarray], np.ndarray], keys: np.ndarray, ts: np.ndarray,
+              parked: Columns, same: Columns) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Rows to count now: those of known or repeated keys, plus parked first rows of keys
+        seen again (first, so first_seen is the first sighting). `parked` columns are
+        replayed from the first sighting, `same` columns (equal for every row of a key)
+        from the current row. `known(keys)` says which keys already have table entries."""
+        uk, first, _, counts = unique_first_last(keys)
         single = np.flatnonzero(counts == 1)
         if single.size:
-            single = single[~known(ug[single])]
+            single = single[~known(uk[single])]
         if not single.size:
-            return gkeys, items, ts, dict(glabels or {}), dict(ilabels or {})
+            return keys, ts, dict(parked), dict(same)
         rows = first[single]
-        slot, again, back_item, back_ts = door_admit(self.key, self.ts, self.item, gkeys[rows], items[rows],
-                                                     ts[rows], self.window)
+        slot, again, back_ts = door_admit(self.key, self.ts, keys[rows], ts[rows], self.window)
         back, bslot = rows[again], slot[again]
         park, pslot = rows[~again], slot[~again]
-        back_labels = {k: self.labels[k][bslot] for k in (ilabels or {})}  # read before parking overwrites
-        for name, col in (ilabels or {}).items():
-            self.labels[name][pslot] = col[park]
+        replay = {k: self.parked[k][bslot] for k in parked}  # read before parking overwrites
+        for name, col in parked.items():
+            self.parked[name][pslot] = col[park]
         self.held += len(park)
-        keep = np.ones(len(gkeys), bool)
+        keep = np.ones(len(keys), bool)
         keep[park] = False
-        # parked rows go first, so first_seen is the first sighting
-        out_g = np.concatenate([gkeys[back], gkeys[keep]])
-        out_i = np.concatenate([back_item[again].astype(items.dtype), items[keep]])
-        out_t = np.concatenate([back_ts[again], ts[keep]])
-        out_gl = {k: np.concatenate([v[back], v[keep]]) for k, v in (glabels or {}).items()}
-        out_il = {k: np.concatenate([back_labels[k].astype(v.dtype), v[keep]]) for k, v in (ilabels or {}).items()}
-        return out_g, out_i, out_t, out_gl, out_il
+        return (np.concatenate([keys[back], keys[keep]]), np.concatenate([back_ts[again], ts[keep]]),
+                {k: np.concatenate([replay[k].astype(v.dtype), v[keep]]) for k, v in parked.items()},
+                {k: np.concatenate([v[back], v[keep]]) for k, v in same.items()})

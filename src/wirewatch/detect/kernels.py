@@ -216,28 +216,25 @@ def insert(table: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, int]:
     return out, reused
 
 
-def door_admit(door_key: np.ndarray, door_ts: np.ndarray, door_item: np.ndarray, keys: np.ndarray,
-               items: np.ndarray, ts: np.ndarray, window: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def door_admit(door_key: np.ndarray, door_ts: np.ndarray, keys: np.ndarray, ts: np.ndarray, window: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The doorkeeper's direct-mapped memory (detect/doorkeeper.py) for candidate rows of
     distinct keys: a key whose slot holds it from within `window` comes back (its parked
-    item and time are returned, the slot is freed); any other key parks its row there.
-    Returns (slot, back, back_item, back_ts) per row. Two keys of one batch on one slot:
-    the compiled loop takes rows in order, numpy checks all rows before writing any (the
-    later row parks in both)."""
+    time is returned, the slot is freed); any other key parks its row there. Returns
+    (slot, back, back_ts) per row. Two keys of one batch on one slot: the compiled loop
+    takes rows in order, numpy checks all rows before writing any (the later row parks
+    in both)."""
     keys = np.ascontiguousarray(keys, np.uint64)
-    items = np.ascontiguousarray(items, np.uint64)
     ts = np.ascontiguousarray(ts, np.float64)
     k = len(keys)
-    slot, back = np.empty(k, np.int64), np.empty(k, bool)
-    back_item, back_ts = np.zeros(k, np.uint64), np.zeros(k, np.float64)
+    slot, back, back_ts = np.empty(k, np.int64), np.empty(k, bool), np.zeros(k, np.float64)
     if _compiled is not None:
-        _compiled.door_admit(door_key, door_ts, door_item, keys, items, ts, float(window), slot, back, back_item, back_ts)
-        return slot, back, back_item, back_ts
+        _compiled.door_admit(door_key, door_ts, keys, ts, float(window), slot, back, back_ts)
+        return slot, back, back_ts
     slot[:] = keys & np.uint64(len(door_key) - 1)
     back[:] = (door_key[slot] == keys) & (ts - door_ts[slot] <= window)
-    back_item[back], back_ts[back] = door_item[slot[back]], door_ts[slot[back]]
+    back_ts[back] = door_ts[slot[back]]
     door_key[slot[back]] = 0
     park = ~back
-    door_key[slot[park]], door_ts[slot[park]], door_item[slot[park]] = keys[park], ts[park], items[park]
-    return slot, back, back_item, back_ts
+    door_key[slot[park]], door_ts[slot[park]] = keys[park], ts[park]
+    return slot, back, back_ts

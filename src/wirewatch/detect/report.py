@@ -33,12 +33,3 @@ def dst_of(table: KeyTable, slot: int) -> str:
 
 def times(first: float, last: float) -> dict[str, str]:
     return {"first_seen": format_ts(first), "last_seen": format_ts(last)}
-
-
-def top_items(table: KeyTable, slots: np.ndarray, order_col: str, n: int) -> np.ndarray:
-    """The n slots with the largest `order_col` (ties broken by slot, for determinism)."""
-    if not len(slots):
-        return slots
-    vals = table.cols[order_col][slots]
-    order = np.lexsort((slots, -vals))
-    return slots[order[:n]]

@@ -17,8 +17,8 @@ from .base import Finding, Reconfigurable
 from .handshakes import COMPLETED, HandshakeTracker
 from .kernels import hash_cols
 from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
-from .report import dst_of, due, times, top_items
-from .window import DistinctCounter, WindowCounter
+from .report import dst_of, due, times
+from .window import WindowCounter
 
 TOP = 10
 
@@ -43,9 +43,9 @@ class SynFlood(Reconfigurable):
         self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), ADDR_LABELS, extra=hll.COLUMNS)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
-        self.sources = DistinctCounter(self.window, cfg.max_sources, cfg.max_sources,
-                                       {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
-                                       doorkeeper_bits=16)
+        self.sources = WindowCounter(self.window, cfg.max_sources, ("syns",),
+                                     {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
+                                     buckets=2, doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         events = self.tracker.observe(b)
@@ -58,8 +58,8 @@ class SynFlood(Reconfigurable):
             touched = self.rate.add(keys, p.ts, {"syn": ones, "completed": ones * 0}, addr_labels(p))
             src = hash_cols(p.src_hi, p.src_lo)
             self._count_sources(keys, src, p.ts)
-            self.sources.observe(hash_cols(keys, src), np.zeros(len(p), np.uint64), p.ts,
-                                 {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": keys})
+            self.sources.add(hash_cols(keys, src), p.ts, {"syns": ones},
+                             {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": keys})
         self._count_completed(events)
         if not touched.size:
             return []
@@ -94,11 +94,13 @@ class SynFlood(Reconfigurable):
         victim = dst_of(t, slot)
         key = int(t.keys[slot])
         distinct = int(round(self.distinct.estimate(t.cols, s, now)[0]))
-        g = self.sources.groups
-        occ = g.occupied()
-        mine = occ[g.cols["victim"][occ] == np.uint64(key)]
-        top = [{"src_ip": addr_str(g.cols["src_hi"][i], g.cols["src_lo"][i]), "syns": int(g.cols["hits"][i])}
-               for i in top_items(g, mine, "hits", TOP)]
+        st = self.sources.table
+        occ = st.occupied()
+        mine = occ[st.cols["victim"][occ] == np.uint64(key)]
+        sent = self.sources.totals(mine, now, "syns")
+        first = np.lexsort((mine, -sent))[:TOP]  # most SYNs first; ties by slot, for determinism
+        top = [{"src_ip": addr_str(st.cols["src_hi"][i], st.cols["src_lo"][i]), "syns": int(n)}
+               for i, n in zip(mine[first].tolist(), sent[first].tolist()) if n > 0]
         return Finding(
             type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),
             message=f"Possible SYN flood against {victim} ({distinct} source{'' if distinct == 1 else 's'})",

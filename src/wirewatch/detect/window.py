@@ -23,6 +23,7 @@ from .table import KeyTable
 from .window_util import unique_first_last
 
 EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
+ITEM = "_item"  # the doorkeeper's name for a DistinctCounter row's item
 Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, np.dtype]
 
@@ -57,7 +58,8 @@ class DistinctCounter:
         self.window = float(window)
         self.inner_window = float(inner_window)
         self.next_inner_expire = -np.inf
-        self.door = Doorkeeper(self.window, doorkeeper_bits, item_labels or {}) if doorkeeper_bits else None
+        parked = {ITEM: np.uint64, **(item_labels or {})}
+        self.door = Doorkeeper(self.window, doorkeeper_bits, parked) if doorkeeper_bits else None
         gcols = {"distinct": (np.int64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
         gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
         icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
@@ -80,8 +82,10 @@ class DistinctCounter:
         if not len(gkeys):
             return np.zeros(0, np.int64)
         if self.door is not None:
-            gkeys, items, ts, glabels, ilabels = self.door.admit(
-                lambda keys: self.groups.find(keys) >= 0, gkeys, items, ts, glabels, ilabels)
+            gkeys, ts, parked, glabels = self.door.admit(lambda keys: self.groups.find(keys) >= 0, gkeys, ts,
+                                                         {ITEM: items, **(ilabels or {})}, glabels or {})
+            items = parked.pop(ITEM)
+            ilabels = parked
             if not len(gkeys):
                 return np.zeros(0, np.int64)
         ug, gfirst, gidx, gcount = unique_first_last(gkeys)
@@ -158,7 +162,8 @@ class WindowCounter:
 
     def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
                  labels: LabelSchema | None = None, buckets: int = 10,
-                 extra: Mapping[str, tuple[np.dtype, int]] | None = None):
+                 extra: Mapping[str, tuple[np.dtype, int]] | None = None, doorkeeper_bits: int = 0):
+        """With `doorkeeper_bits`, a key gets an entry only when seen twice (doorkeeper.py)."""
         self.window = float(window)
         self.nb = int(buckets)
         self.width = self.window / self.nb
@@ -172,11 +177,16 @@ class WindowCounter:
         cols.update(extra or {})  # e.g. HyperLogLog registers that must move with the entries
         self.next_expire = -np.inf
         self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols["counts"][slots, 0].sum(axis=1))
+        self.door = Doorkeeper(self.window, doorkeeper_bits, dict.fromkeys(metrics, np.int64)) if doorkeeper_bits else None
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
             labels: Labels | None = None) -> np.ndarray:
         """Add per-packet metric values (a metric not given adds 0); return the slots of
         the keys touched."""
+        if self.door is not None:
+            keys, ts, values, labels = self.door.admit(lambda k: self.table.find(k) >= 0, keys, ts,
+                                                       {m: np.asarray(values.get(m, 0)) * np.ones(len(keys), np.int64)
+                                                        for m in self.metrics}, labels or {})
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
@@ -214,4 +224,7 @@ class WindowCounter:
         self.table.expire(now - self.window)
 
     def stats(self, prefix: str) -> dict[str, int]:
-        return {f"{prefix}_keys": self.table.size, f"{prefix}_evicted": self.table.evicted}
+        out = {f"{prefix}_keys": self.table.size, f"{prefix}_evicted": self.table.evicted}
+        if self.door is not None:
+            out[f"{prefix}_seen_once"] = self.door.held
+        return out

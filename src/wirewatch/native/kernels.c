@@ -388,43 +388,40 @@ static PyObject *k_window_add(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* door_admit(door_key u64[2^b], door_ts f64[2^b], door_item u64[2^b], keys u64[k], items u64[k], ts f64[k],
- *            window, slot_out i64[k], back_out u8[k], back_item u64[k], back_ts f64[k]) -> rows back.
+/* door_admit(door_key u64[2^b], door_ts f64[2^b], keys u64[k], ts f64[k], window,
+ *            slot_out i64[k], back_out u8[k], back_ts f64[k]) -> rows back.
  * The doorkeeper's direct-mapped memory (detect/doorkeeper.py), one candidate row at a time:
- * a key whose slot holds it from within `window` comes back (its parked item and time are
- * returned and the slot is freed); any other key parks its row in the slot. */
+ * a key whose slot holds it from within `window` comes back (its parked time is returned
+ * and the slot is freed); any other key parks its row in the slot. */
 static PyObject *k_door_admit(PyObject *self, PyObject *args)
 {
-    PyObject *o[10];
+    PyObject *o[7];
     double window;
-    if (!PyArg_ParseTuple(args, "OOOOOOdOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &window, &o[6], &o[7],
-                          &o[8], &o[9]))
+    if (!PyArg_ParseTuple(args, "OOOOdOOO", &o[0], &o[1], &o[2], &o[3], &window, &o[4], &o[5], &o[6]))
         return NULL;
-    static const Py_ssize_t sizes[10] = {8, 8, 8, 8, 8, 8, 8, 1, 8, 8};
-    static const int writable[10] = {1, 1, 1, 0, 0, 0, 1, 1, 1, 1};
-    Py_buffer v[10];
+    static const Py_ssize_t sizes[7] = {8, 8, 8, 8, 8, 1, 8};
+    static const int writable[7] = {1, 1, 0, 0, 1, 1, 1};
+    Py_buffer v[7];
     int got = 0;
-    for (; got < 10; got++)
+    for (; got < 7; got++)
         if (get_buffer(o[got], &v[got], sizes[got], writable[got], "door_admit argument") < 0)
             break;
-    Py_ssize_t nslots = got == 10 ? length(&v[0]) : 0, k = got == 10 ? length(&v[3]) : 0, nback = 0;
-    int bad = got != 10;
+    Py_ssize_t nslots = got == 7 ? length(&v[0]) : 0, k = got == 7 ? length(&v[2]) : 0, nback = 0;
+    int bad = got != 7;
     if (!bad) {
-        for (int j = 1; j < 3; j++)
-            bad |= length(&v[j]) != nslots;
-        for (int j = 4; j < 10; j++)
+        bad = length(&v[1]) != nslots || nslots == 0 || (nslots & (nslots - 1)) != 0;
+        for (int j = 3; j < 7; j++)
             bad |= length(&v[j]) != k;
-        bad |= nslots == 0 || (nslots & (nslots - 1)) != 0;
         if (bad)
             PyErr_SetString(PyExc_ValueError, "door_admit: array lengths do not match");
     }
     if (!bad) {
-        uint64_t *dkey = v[0].buf, *ditem = v[2].buf, *bitem = v[8].buf;
-        double *dts = v[1].buf, *bts = v[9].buf;
-        const uint64_t *keys = v[3].buf, *items = v[4].buf;
-        const double *ts = v[5].buf;
-        int64_t *slot_out = v[6].buf;
-        uint8_t *back = v[7].buf;
+        uint64_t *dkey = v[0].buf;
+        double *dts = v[1].buf, *bts = v[6].buf;
+        const uint64_t *keys = v[2].buf;
+        const double *ts = v[3].buf;
+        int64_t *slot_out = v[4].buf;
+        uint8_t *back = v[5].buf;
         uint64_t mask = (uint64_t)nslots - 1;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t j = 0; j < k; j++) {
@@ -432,7 +429,6 @@ static PyObject *k_door_admit(PyObject *self, PyObject *args)
             slot_out[j] = (int64_t)s;
             if (dkey[s] == key && ts[j] - dts[s] <= window) {
                 back[j] = 1;
-                bitem[j] = ditem[s];
                 bts[j] = dts[s];
                 dkey[s] = 0;
                 nback++;
@@ -440,7 +436,6 @@ static PyObject *k_door_admit(PyObject *self, PyObject *args)
                 back[j] = 0;
                 dkey[s] = key;
                 dts[s] = ts[j];
-                ditem[s] = items[j];
             }
         }
         Py_END_ALLOW_THREADS
@@ -586,7 +581,7 @@ static PyMethodDef methods[] = {
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},
     {"window_totals", k_window_totals, METH_VARARGS, "window_totals(epoch, counts, slots, current, out)"},
     {"hll_add", k_hll_add, METH_VARARGS, "hll_add(regs, epoch, slots, hashes, epochs)"},
-    {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door arrays, keys, items, ts, window, outputs)"},
+    {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door_key, door_ts, keys, ts, window, slot, back, back_ts)"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {NULL, NULL, 0, NULL},
 };
