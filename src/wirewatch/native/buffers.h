@@ -6,6 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
+typedef struct {
+    Py_ssize_t itemsize; /* bytes per element; 0 = any */
+    int writable;
+    int optional; /* None is accepted: the view is left empty (buf == NULL) */
+    const char *name;
+} buffer_spec;
+
 /* Acquire a C-contiguous buffer of `itemsize` bytes per element (0 = any). */
 static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int writable, const char *what)
 {
@@ -20,6 +27,39 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int w
     return 0;
 }
 
-static inline Py_ssize_t length(const Py_buffer *v) { return v->len / v->itemsize; }
+static void release_buffers(Py_buffer *views, int n)
+{
+    for (int i = 0; i < n; i++)
+        PyBuffer_Release(&views[i]); /* a no-op on an empty view */
+}
+
+/* Acquire views[i] of objs[i] as specs[i] says; on failure release what was taken. */
+static int get_buffers(PyObject *const *objs, Py_buffer *views, const buffer_spec *specs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (specs[i].optional && objs[i] == Py_None) {
+            memset(&views[i], 0, sizeof(Py_buffer));
+            continue;
+        }
+        if (get_buffer(objs[i], &views[i], specs[i].itemsize, specs[i].writable, specs[i].name) < 0) {
+            release_buffers(views, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inline Py_ssize_t length(const Py_buffer *v) { return v->itemsize ? v->len / v->itemsize : 0; }
+
+/* Release the views and raise ValueError(message) when `bad`; else return None. */
+static PyObject *finish(Py_buffer *views, int n, int bad, const char *message)
+{
+    release_buffers(views, n);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
 
 #endif

@@ -56,47 +56,39 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "decode_batch: wrong number of columns");
         return NULL;
     }
-    Py_buffer bv, mv, ev, cv[N_COLS];
-    int got = 0, ok = 0;
-    int64_t non_ip = 0;
-    if (PyObject_GetBuffer(obuf, &bv, PyBUF_SIMPLE) < 0)
+    PyObject *o[3 + N_COLS] = {obuf, ometa, oerr};
+    buffer_spec specs[3 + N_COLS] = {{1, 0, 0, "buf"}, {4, 0, 0, "meta"}, {8, 1, 0, "errors"}};
+    for (int c = 0; c < N_COLS; c++) {
+        o[3 + c] = PyTuple_GET_ITEM(ocols, c);
+        specs[3 + c] = (buffer_spec){ITEMSIZE[c], 1, 0, "column"};
+    }
+    Py_buffer v[3 + N_COLS], *col = v + 3;
+    if (get_buffers(o, v, specs, 3 + N_COLS) < 0)
         return NULL;
-    if (get_buffer(ometa, &mv, 4, 0, "meta") < 0)
-        goto release_buf;
-    if (get_buffer(oerr, &ev, 8, 1, "errors") < 0)
-        goto release_meta;
-    Py_ssize_t n = length(&mv) / 4;
-    for (; got < N_COLS; got++) {
-        if (get_buffer(PyTuple_GET_ITEM(ocols, got), &cv[got], ITEMSIZE[got], 1, "column") < 0)
-            goto release_cols;
-        if (length(&cv[got]) != n) {
-            PyErr_Format(PyExc_ValueError, "decode_batch: column %d has the wrong length", got);
-            PyBuffer_Release(&cv[got]);
-            goto release_cols;
-        }
-    }
-    if (length(&ev) < N_ERRORS) {
-        PyErr_SetString(PyExc_ValueError, "decode_batch: errors array too short");
-        goto release_cols;
-    }
-    ok = 1;
+    Py_ssize_t n = length(&v[1]) / 4;
+    int bad = length(&v[2]) < N_ERRORS;
+    for (int c = 0; c < N_COLS; c++)
+        bad |= length(&col[c]) != n;
+    if (bad)
+        return finish(v, 3 + N_COLS, 1, "decode_batch: errors array too short or a column of the wrong length");
+    int64_t non_ip = 0;
     {
-        const reader r = {bv.buf, (int64_t)bv.len - 1};
-        const uint32_t *meta = mv.buf;
-        int64_t *errors = ev.buf;
-        double *ts = cv[C_TS].buf;
-        uint64_t *src_hi = cv[C_SRC_HI].buf, *src_lo = cv[C_SRC_LO].buf, *dst_hi = cv[C_DST_HI].buf,
-                 *dst_lo = cv[C_DST_LO].buf, *inner_dst_hi = cv[C_INNER_DST_HI].buf,
-                 *inner_dst_lo = cv[C_INNER_DST_LO].buf;
-        uint8_t *ipver = cv[C_IPVER].buf, *proto_out = cv[C_PROTO].buf, *has_ports_out = cv[C_HAS_PORTS].buf,
-                *tcp_flags = cv[C_TCP_FLAGS].buf, *flags_ok_out = cv[C_FLAGS_OK].buf,
-                *icmp_type_out = cv[C_ICMP_TYPE].buf, *icmp_code = cv[C_ICMP_CODE].buf,
-                *has_icmp_out = cv[C_HAS_ICMP].buf, *frag_out = cv[C_FRAG].buf, *inner_proto = cv[C_INNER_PROTO].buf,
-                *has_inner = cv[C_HAS_INNER].buf;
-        uint16_t *sport = cv[C_SPORT].buf, *dport = cv[C_DPORT].buf, *inner_sport = cv[C_INNER_SPORT].buf,
-                 *inner_dport = cv[C_INNER_DPORT].buf;
-        uint32_t *length_out = cv[C_LENGTH].buf;
-        int32_t *payload_out = cv[C_PAYLOAD].buf;
+        const reader r = {v[0].buf, (int64_t)v[0].len - 1};
+        const uint32_t *meta = v[1].buf;
+        int64_t *errors = v[2].buf;
+        double *ts = col[C_TS].buf;
+        uint64_t *src_hi = col[C_SRC_HI].buf, *src_lo = col[C_SRC_LO].buf, *dst_hi = col[C_DST_HI].buf,
+                 *dst_lo = col[C_DST_LO].buf, *inner_dst_hi = col[C_INNER_DST_HI].buf,
+                 *inner_dst_lo = col[C_INNER_DST_LO].buf;
+        uint8_t *ipver = col[C_IPVER].buf, *proto_out = col[C_PROTO].buf, *has_ports_out = col[C_HAS_PORTS].buf,
+                *tcp_flags = col[C_TCP_FLAGS].buf, *flags_ok_out = col[C_FLAGS_OK].buf,
+                *icmp_type_out = col[C_ICMP_TYPE].buf, *icmp_code = col[C_ICMP_CODE].buf,
+                *has_icmp_out = col[C_HAS_ICMP].buf, *frag_out = col[C_FRAG].buf, *inner_proto = col[C_INNER_PROTO].buf,
+                *has_inner = col[C_HAS_INNER].buf;
+        uint16_t *sport = col[C_SPORT].buf, *dport = col[C_DPORT].buf, *inner_sport = col[C_INNER_SPORT].buf,
+                 *inner_dport = col[C_INNER_DPORT].buf;
+        uint32_t *length_out = col[C_LENGTH].buf;
+        int32_t *payload_out = col[C_PAYLOAD].buf;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
             const uint32_t *m = meta + 4 * i;
@@ -268,16 +260,7 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-release_cols:
-    for (int j = 0; j < got; j++)
-        PyBuffer_Release(&cv[j]);
-    PyBuffer_Release(&ev);
-release_meta:
-    PyBuffer_Release(&mv);
-release_buf:
-    PyBuffer_Release(&bv);
-    if (!ok)
-        return NULL;
+    release_buffers(v, 3 + N_COLS);
     return PyLong_FromLongLong(non_ip);
 }
 
