@@ -3,7 +3,8 @@
 Prints, on the cached deterministic capture (bench/make_capture.py):
 * packets/s and peak RSS of `wirewatch read` with all detectors, and with only the
   foundation detectors (blacklist, suspicious_port);
-* packets/s of the Scapy per-packet way on a prefix of the same capture, and the ratios.
+* packets/s of the Scapy per-packet way on a prefix of the same capture, and the ratios;
+* with BENCH_PER_DETECTOR=1, what each detector costs (the time saved by disabling it alone).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURE = os.path.join(ROOT, "var", "bench", "bench.pcap")
 BLOCKLIST = os.path.join(ROOT, "tests", "corpus", "blacklist.txt")
 SCAPY_PACKETS = int(os.environ.get("BENCH_SCAPY_PACKETS", "30000"))
-FOUNDATION_ONLY = [x for d in ("port_scan", "host_sweep", "distributed_scan", "syn_flood", "failed_handshake",
-                               "unusual_protocol", "traffic_burst") for x in ("--set", f"detect.{d}.enabled=false")]
+PER_DETECTOR = os.environ.get("BENCH_PER_DETECTOR", "") not in ("", "0")
+DETECTORS = ("port_scan", "host_sweep", "distributed_scan", "syn_flood", "failed_handshake", "unusual_protocol",
+             "traffic_burst", "blacklist", "suspicious_port")
+FOUNDATION_ONLY = [x for d in DETECTORS[:7] for x in ("--set", f"detect.{d}.enabled=false")]
 
 
 def run_wirewatch(extra: list[str]) -> tuple[dict, float, float]:
@@ -69,7 +72,24 @@ def main() -> int:
         print(f"  alerts             {summary['alerts']}")
         evicted = {k: v for k, v in summary["detector_state"].items() if k.endswith("evicted") and v}
         print(f"  evictions          {evicted or 'none'}")
+    if PER_DETECTOR:
+        per_detector_costs()
     return 0
+
+
+def pipeline_seconds(extra: list[str], runs: int = 3) -> float:
+    """Best of `runs` pipeline times (the machine's noise only ever adds time)."""
+    return min(s["packets"] / s["packets_per_s"] for s, _, _ in (run_wirewatch(extra) for _ in range(runs)))
+
+
+def per_detector_costs() -> None:
+    """What each detector costs: the pipeline time it saves when it alone is disabled."""
+    base = pipeline_seconds([])
+    print(f"\n[cost of each detector] all detectors: {base:.3f} s pipeline (best of 3)")
+    for name in DETECTORS:
+        without = pipeline_seconds(["--set", f"detect.{name}.enabled=false"])
+        print(f"  {name:<18} {base - without:6.3f} s")
+    print("  (syn_flood and failed_handshake share the handshake tracker: alone, each saves only its own part)")
 
 
 if __name__ == "__main__":
