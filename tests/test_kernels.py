@@ -245,3 +245,44 @@ def test_hll_estimates_distinct_counts():
     counter.add(cols, np.zeros(len(items), np.int64), np.concatenate([items[:10_000]] * 2)[:20_000], np.full(20_000, 1000.0))
     est = counter.estimate(cols, np.array([0]), 1000.0)[0]
     assert abs(est - 10_000) / 10_000 < 0.15  # 10,000 distinct among 20,000 rows (~4.6 % error expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["upsert", "remove", "expire"]),
+                              st.lists(st.integers(2, 400), max_size=60)), max_size=30),
+       compiled=st.booleans())
+def test_key_table_against_a_dict(ops, compiled):
+    """KeyTable's rows and index agree with a plain dict through inserts, removals, expiry
+    and capacity eviction; rows never exceed the capacity."""
+    from wirewatch.detect.table import KeyTable
+
+    with pytest.MonkeyPatch.context() as mp:
+        if not compiled:
+            mp.setattr(kernels, "_compiled", None)
+        table = KeyTable(100, {"v": (np.int64, 1)})
+        model: dict[int, int] = {}  # key -> value stored in column v
+        for step, (op, raw) in enumerate(ops):
+            keys = np.unique(np.array(raw, np.uint64))
+            if op == "upsert":
+                slots, new, gone = table.upsert(keys, np.full(len(keys), float(step)))
+                for k in gone.get("_key", np.zeros(0, np.uint64)).tolist():
+                    model.pop(k, None)
+                ok = slots >= 0
+                table.cols["v"][slots[ok]] = keys[ok].astype(np.int64) * 7
+                model.update({int(k): int(k) * 7 for k in keys[ok].tolist()})
+            elif op == "remove":
+                rows = table.find(keys)
+                table.remove(np.unique(rows[rows >= 0]))
+                for k in keys.tolist():
+                    model.pop(int(k), None)
+            else:
+                gone = table.expire(float(step) - 3)
+                for k in gone.get("_key", np.zeros(0, np.uint64)).tolist():
+                    model.pop(k, None)
+            assert table.size == len(model) <= table.capacity
+            assert table.nrows <= table.capacity
+            present = np.array(sorted(model), np.uint64)
+            rows = table.find(present)
+            assert np.all(rows >= 0) and len(set(rows.tolist())) == len(rows)
+            assert table.cols["v"][rows].tolist() == [model[k] for k in sorted(model)]
+            assert sorted(table.keys[table.occupied()].tolist()) == sorted(model)
