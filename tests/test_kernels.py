@@ -280,7 +280,7 @@ def test_key_table_against_a_dict(ops, compiled):
                 for k in gone.get("_key", np.zeros(0, np.uint64)).tolist():
                     model.pop(k, None)
             assert table.size == len(model) <= table.capacity
-            assert table.nrows <= table.capacity
+            assert table.used <= table.capacity
             present = np.array(sorted(model), np.uint64)
             rows = table.find(present)
             assert np.all(rows >= 0) and len(set(rows.tolist())) == len(rows)

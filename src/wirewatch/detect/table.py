@@ -8,8 +8,8 @@ Staleness is expiry's job, not eviction's.
 
 Keys are 64-bit hashes of the fields that make the key; the fields themselves are kept in
 "label" columns so alerts can name the addresses. Entries live in dense rows (the
-"slots" callers index columns with; at most `capacity`, grown by doubling, freed rows
-reused), and a separate linear-probing index maps key -> row. Keeping the index apart
+"slots" callers index columns with; at most `capacity`, freed rows reused), and a
+separate linear-probing index maps key -> row. Keeping the index apart
 means its spare room (it stays under half full for short probe runs) costs 16 bytes a
 slot instead of a whole row of columns, and re-indexing never moves the columns.
 Removal (expiry, eviction) leaves tombstones in the index that lookups skip and inserts
@@ -25,7 +25,7 @@ import numpy as np
 from . import kernels
 from .kernels import EMPTY, TOMBSTONE
 
-INITIAL_ROWS = 512
+INITIAL_SLOTS = 1024  # index slots at first; the index grows by doubling up to max_slots
 EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
 Schema = Mapping[str, tuple[np.dtype, "int | tuple[int, ...]"]]
 
@@ -47,15 +47,17 @@ class KeyTable:
         self.schema = dict(columns or {})
         self.size = 0
         self.evicted = 0
-        self.nrows = 0
-        self.keys = np.zeros(0, np.uint64)  # per row; EMPTY on free rows
-        self.last_seen = np.zeros(0)  # per row; inf on free rows: expiry never picks them
-        self.slot_of = np.zeros(0, np.int64)  # each row's index slot
-        self.cols: dict[str, np.ndarray] = {name: self._alloc(0, dt, w) for name, (dt, w) in self.schema.items()}
-        self.free = np.zeros(0, np.int64)  # stack of free rows, popped from the end
+        # Rows are allocated for the whole capacity up front with np.zeros, which the OS
+        # maps lazily: only rows ever used (below the high-water mark `used`) cost memory,
+        # and the table never copies its columns to grow.
+        self.used = 0
+        self.keys = np.zeros(self.capacity, np.uint64)  # per row; EMPTY on free rows
+        self.last_seen = np.zeros(self.capacity)  # per row; inf on freed rows: expiry never picks them
+        self.slot_of = np.zeros(self.capacity, np.int64)  # each row's index slot
+        self.cols: dict[str, np.ndarray] = {name: self._alloc(self.capacity, dt, w) for name, (dt, w) in self.schema.items()}
+        self.free = np.zeros(self.capacity, np.int64)  # stack of freed rows below `used`, popped from the end
         self.nfree = 0
-        self._grow_rows(min(self.capacity, INITIAL_ROWS))
-        self._reindex(_next_pow2(2 * self.nrows))
+        self._reindex(min(self.max_slots, INITIAL_SLOTS))
 
     @staticmethod
     def _alloc(n: int, dtype: np.dtype, width: int | tuple[int, ...]) -> np.ndarray:
@@ -63,23 +65,14 @@ class KeyTable:
         shape = (n,) if width == 1 else (n, *np.atleast_1d(width))
         return np.zeros(shape, dtype)
 
-    def _grow_rows(self, nrows: int) -> None:
-        """Row storage grows by doubling up to capacity; columns are copied once per doubling."""
-        old = self.nrows
-        def grown(a: np.ndarray, fill: float = 0) -> np.ndarray:
-            out = np.empty((nrows, *a.shape[1:]), a.dtype)
-            out[:old] = a
-            out[old:] = fill
-            return out
-
-        self.keys, self.last_seen, self.slot_of = grown(self.keys), grown(self.last_seen, np.inf), grown(self.slot_of)
-        self.cols = {name: grown(col) for name, col in self.cols.items()}
-        # new rows go under the existing free ones: recently freed rows are reused first
-        free = np.empty(nrows, np.int64)
-        added = nrows - old
-        free[:added] = np.arange(nrows - 1, old - 1, -1)
-        free[added:added + self.nfree] = self.free[:self.nfree]
-        self.free, self.nfree, self.nrows = free, added + self.nfree, nrows
+    def _take_rows(self, n: int) -> np.ndarray:
+        """n free rows: recently freed ones first, then never-used ones above `used`."""
+        recycled = min(n, self.nfree)
+        rows = np.concatenate([self.free[self.nfree - recycled:self.nfree][::-1],
+                               np.arange(self.used, self.used + n - recycled)])
+        self.nfree -= recycled
+        self.used += n - recycled
+        return rows
 
     def _reindex(self, nslots: int) -> None:
         """A fresh index of `nslots` slots holding every live row (sweeps out tombstones)."""
@@ -93,10 +86,8 @@ class KeyTable:
         self.slot_of[occ] = slots
 
     def _make_room(self, n_new: int) -> None:
-        """Room for n_new more entries: rows (up to capacity), and an index kept under half
-        full counting tombstones (grown by doubling up to max_slots, else swept)."""
-        if self.size + n_new > self.nrows:
-            self._grow_rows(min(self.capacity, _next_pow2(self.size + n_new)))
+        """Keep the index under half full counting tombstones: grow it by doubling up to
+        max_slots, else sweep the tombstones out."""
         need = self.size + self.tombs + n_new
         target = self.nslots
         while need > target // 2 and target < self.max_slots:
@@ -151,8 +142,7 @@ class KeyTable:
         """Rows for absent, distinct keys (room is made here; the caller keeps size <= capacity)."""
         n = len(keys)
         self._make_room(n)
-        rows = self.free[self.nfree - n:self.nfree][::-1].copy()
-        self.nfree -= n
+        rows = self._take_rows(n)
         slots, reused = kernels.insert(self.index_keys, keys)
         self.index_rows[slots] = rows
         self.slot_of[rows] = slots
@@ -163,7 +153,7 @@ class KeyTable:
 
     # -- removal ----------------------------------------------------------------------
     def occupied(self) -> np.ndarray:
-        return np.flatnonzero(self.keys != EMPTY)
+        return np.flatnonzero(self.keys[:self.used] != EMPTY)
 
     def _evict(self, count: int) -> dict[str, np.ndarray]:
         occ = self.occupied()
@@ -184,7 +174,7 @@ class KeyTable:
         """Remove entries last seen before `cutoff` (packet time); return their rows."""
         if not self.size:
             return {}
-        return self.remove(np.flatnonzero(self.last_seen < cutoff))
+        return self.remove(np.flatnonzero(self.last_seen[:self.used] < cutoff))
 
     def remove(self, victims: np.ndarray) -> dict[str, np.ndarray]:
         """Free distinct live rows; return their `reports` columns (and keys as "_key")."""
