@@ -99,6 +99,9 @@ def test_bad_config_values_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "detect.port_scan.threshold = 0: must be at least 2" in r.stderr
     r = cli("read", SCAN, "--config", str(tmp_path / "none.toml"))
     assert r.returncode == 2 and "config file not found" in r.stderr
+    r = cli("read", SCAN, "--set", "detect.port_scan.max_probes=100000000000")  # 10^11 entries: no machine has that
+    assert r.returncode == 2
+    assert r.stderr.strip() == "wirewatch: detect.port_scan: its state caps (max_...) need more memory than this machine has; lower them"
 
 
 def test_malformed_blocklist_line_is_named(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .base import Detector, Finding
@@ -23,26 +24,36 @@ __all__ = ["Detector", "Finding", "default_detectors"]
 
 
 def default_detectors(cfg: "Config") -> list[Detector]:
+    """The enabled detectors, in a fixed order. Each allocates its capped state here: a cap
+    too large for this machine is a config error naming the detector."""
+    from ..config import ConfigError  # config imports the detectors' settings: import late
+
     d = cfg.detect
     window = cfg.general.time_window
-    tracker = HandshakeTracker(d.failed_handshake.timeout, d.failed_handshake.max_attempts)
+    shared: list[HandshakeTracker] = []
+
+    def tracker() -> HandshakeTracker:  # one for syn_flood and failed_handshake, built if either is on
+        if not shared:
+            shared.append(HandshakeTracker(d.failed_handshake.timeout, d.failed_handshake.max_attempts))
+        return shared[0]
+
+    builders: dict[str, Callable[[], Detector]] = {
+        "blacklist": lambda: Blacklist(d.blacklist),
+        "suspicious_port": lambda: SuspiciousPort(d.suspicious_port),
+        "port_scan": lambda: PortScan(d.port_scan, window),
+        "host_sweep": lambda: HostSweep(d.host_sweep, window),
+        "distributed_scan": lambda: DistributedScan(d.distributed_scan, d.port_scan.threshold),
+        "syn_flood": lambda: SynFlood(d.syn_flood, window, tracker()),
+        "failed_handshake": lambda: FailedHandshake(d.failed_handshake, tracker()),
+        "unusual_protocol": lambda: UnusualProtocol(d.unusual_protocol, window),
+        "traffic_burst": lambda: TrafficBurst(d.traffic_burst, window),
+    }
     built: list[Detector] = []
-    if d.blacklist.enabled:
-        built.append(Blacklist(d.blacklist))
-    if d.suspicious_port.enabled:
-        built.append(SuspiciousPort(d.suspicious_port))
-    if d.port_scan.enabled:
-        built.append(PortScan(d.port_scan, window))
-    if d.host_sweep.enabled:
-        built.append(HostSweep(d.host_sweep, window))
-    if d.distributed_scan.enabled:
-        built.append(DistributedScan(d.distributed_scan, d.port_scan.threshold))
-    if d.syn_flood.enabled:
-        built.append(SynFlood(d.syn_flood, window, tracker))
-    if d.failed_handshake.enabled:
-        built.append(FailedHandshake(d.failed_handshake, tracker))
-    if d.unusual_protocol.enabled:
-        built.append(UnusualProtocol(d.unusual_protocol, window))
-    if d.traffic_burst.enabled:
-        built.append(TrafficBurst(d.traffic_burst, window))
+    for name, build in builders.items():
+        if getattr(d, name).enabled:
+            try:
+                built.append(build())
+            except MemoryError:
+                raise ConfigError(f"detect.{name}: its state caps (max_...) need more memory than this "
+                                  f"machine has; lower them") from None
     return built
