@@ -210,11 +210,16 @@ def test_analysed_capture_charts_its_own_packet_rate(tmp_path):
     r = cli("read", str(pcap), "--db", str(db), "--logfile", "", "--format", "json")
     assert r.returncode == 0, r.stderr
     packets = json.loads(r.stdout)["packets"]
-    rates = Store(str(db)).overview()["packets_per_s"]
+    store = Store(str(db))
+    assert store.latest_stats()["stats"]["compiled_hot_path"] is True
+    rates = store.overview()["packets_per_s"]
     assert len(rates) >= 2
     width = rates[1]["t"] - rates[0]["t"]
     assert round(sum(p["pps"] * width for p in rates)) == packets
     assert max(p["pps"] for p in rates) > 100  # a ping flood
+    web = create_app(str(db), TOKEN).test_client()
+    metrics = web.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
+    assert f"wirewatch_packets_total {packets}" in metrics and "wirewatch_compiled_hot_path 1" in metrics
 
 
 def test_timeline_stays_bounded_and_keeps_every_packet():

@@ -248,6 +248,7 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
                         "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
             "detect": {"alert": sum(s["alerts"].values()), "alerts": s["alerts"], "suppressed": s["suppressed"]},
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
+            "compiled_hot_path": s["compiled_hot_path"],
         },
     }
     if timeline:

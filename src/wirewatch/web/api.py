@@ -103,6 +103,8 @@ def metrics() -> Any:
             ("kernel_drops_total", st["capture"]["kernel_drops"], "counter", "Packets the kernel dropped."),
             ("decode_errors_total", st["decoder"]["invalid"], "counter", "Frames that could not be decoded."),
             ("uptime_seconds", st.get("uptime", 0), "gauge", "Sensor uptime."),
+            ("compiled_hot_path", int(st.get("compiled_hot_path", False)), "gauge",
+             "1 when the sensor runs the compiled decoder and kernels, 0 on the slower numpy reference."),
         ):
             lines += [f"# HELP wirewatch_{name} {text}", f"# TYPE wirewatch_{name} {kind}", f"wirewatch_{name} {value}"]
         lines += ["# HELP wirewatch_detector_state Detector state sizes and evictions.",
