@@ -31,6 +31,7 @@ from .sensor import Sensor, live_options
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
 from .sinks.sqlite import SqliteSink
+from .sinks.syslog import SyslogSink
 from .webserver import WebError, check_bind, serve
 
 EXIT_USAGE = 2
@@ -48,6 +49,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cooldown", type=float, metavar="SECONDS", help="suppress repeats of an alert for this long")
     g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
     g.add_argument("--db", metavar="FILE", help="SQLite alert store for the dashboard (default var/wirewatch.db)")
+    g.add_argument("--syslog", metavar="ADDR", help="also send alerts to syslog: udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
 
@@ -79,6 +81,7 @@ FLAG_KEYS = {
     "traffic_threshold": ("detect.traffic_burst", "threshold"),
     "cooldown": ("alerts", "cooldown"),
     "logfile": ("output", "logfile"),
+    "syslog": ("output", "syslog"),
     "db": ("output", "db"),
     "suspicious_ports": ("detect.suspicious_port", "ports"),
     "host": ("web", "host"),
@@ -134,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if slow:
             print(slow, file=sys.stderr)
         if args.command == "monitor":
-            return cmd_monitor(args, cfg, store_sinks(cfg))
+            return cmd_monitor(args, cfg, output_sinks(cfg))
         if args.command == "dashboard":
             return serve(cfg, cfg.output.db or DEFAULT_DB, cfg.web.host, cfg.web.port)
         if args.command == "run":
@@ -167,10 +170,14 @@ def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None 
     return sensor.run()
 
 
-def store_sinks(cfg: Config) -> list[Any]:
-    if not cfg.output.db:
-        return []
-    return [SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb)]
+def output_sinks(cfg: Config) -> list[Any]:
+    """The alert store and the syslog sink: opened here, before a sensor drops root."""
+    sinks: list[Any] = []
+    if cfg.output.db:
+        sinks.append(SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb))
+    if cfg.output.syslog:
+        sinks.append(SyslogSink(cfg.output.syslog, cfg.output.syslog_facility))
+    return sinks
 
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
@@ -179,7 +186,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     db = cfg.output.db or DEFAULT_DB
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, db=db))
     check_bind(cfg, cfg.web.host)
-    sinks = store_sinks(cfg)  # the sensor hands these files to its user before dropping root
+    sinks = output_sinks(cfg)  # the sensor hands these files to its user before dropping root
     web_cmd = [sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--host", cfg.web.host,
                "--port", str(cfg.web.port)] + (["--config", args.config] if args.config else [])
     web_cmd += [x for s in args.set for x in ("--set", s)]
@@ -195,7 +202,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
-    sinks: list[Any] = store_sinks(cfg)
+    sinks: list[Any] = output_sinks(cfg)
     if cfg.output.console and not args.quiet:
         # with --format json stdout carries only the summary document
         sinks.append(ConsoleSink(sys.stderr if args.format == "json" else sys.stdout))

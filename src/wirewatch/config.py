@@ -56,6 +56,9 @@ class OutputConfig:
                                           "Empty = no log.")
     console: bool = setting(True, "Print [ALERT] lines on stdout.")
     db: str = setting(DEFAULT_DB, "SQLite alert store for the dashboard (--db). Empty = no store.")
+    syslog: str = setting("", "Also send each alert to syslog as its EVE JSON (--syslog): udp://HOST:PORT, "
+                              "tcp://HOST:PORT or a unix socket path such as /dev/log. Empty = off.")
+    syslog_facility: str = setting("local5", "Syslog facility of those messages (Suricata's EVE default).")
 
 
 @dataclass(frozen=True)
