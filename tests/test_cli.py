@@ -138,3 +138,23 @@ def test_dashboard_refuses_open_bind_without_auth(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == ("wirewatch: refusing to serve the dashboard on 0.0.0.0 without authentication "
                                 "configured: set web.token (config, WIREWATCH_WEB__TOKEN) or bind 127.0.0.1")
+
+
+def test_reads_a_capture_from_standard_input(tmp_path):
+    """`tcpdump -w - | wirewatch read -`: the same alerts as from the file."""
+    import subprocess
+    import sys
+
+    def read(args: list[str], stdin: bytes | None = None) -> tuple[int, str, list[dict]]:
+        log = tmp_path / "a.json"
+        log.unlink(missing_ok=True)
+        r = subprocess.run([sys.executable, "-m", "wirewatch", "read", *args, "--quiet", "--logfile", str(log),
+                            "--db", ""], input=stdin, capture_output=True, timeout=120)
+        return r.returncode, r.stderr.decode(), read_alerts(log)
+
+    code, _, from_file = read([SCAN])
+    assert code == 0 and from_file
+    code, _, from_stdin = read(["-"], (CORPUS / "dev01_nmap_syn_top100.pcap").read_bytes())
+    assert code == 0 and from_stdin == from_file
+    code, err, _ = read(["-"], b"this is not a capture\n")
+    assert code == 2 and err.strip().endswith("standard input: not a pcap/pcapng capture (unknown file format)")

@@ -14,7 +14,7 @@ class Progress:
     def __init__(self, path: str, enabled: bool = True, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         try:
-            self.total = os.path.getsize(path)
+            self.total = os.path.getsize(path) if path != "-" else 0  # standard input: size unknown
         except OSError:
             self.total = 0
         self.enabled = enabled and self.total >= MIN_BYTES and self.stream.isatty()

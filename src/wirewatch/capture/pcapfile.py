@@ -10,6 +10,7 @@ import numpy as np
 import pcapy
 
 DEFAULT_BATCH = 4096  # 2k-8k packets per next_batch call is fastest and lightest (DESIGN.md)
+STDIN = "-"  # as for tcpdump -r: read the capture from standard input (e.g. tcpdump -w - | wirewatch read -)
 
 
 class CaptureError(Exception):
@@ -24,6 +25,11 @@ class RawBatch:
 
 
 def open_pcap(path: str) -> "pcapy.Reader":
+    if path == STDIN:
+        try:
+            return pcapy.open_offline(STDIN)
+        except pcapy.PcapError as exc:
+            raise CaptureError(f"standard input: not a pcap/pcapng capture ({exc})") from None
     if not os.path.exists(path):
         raise CaptureError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -50,7 +56,8 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH) -> Iterator[RawBatc
         try:
             buf, meta = reader.next_batch(batch_size)
         except pcapy.PcapError as exc:
-            yield from _salvage(path, done, batch_size, linktype)
+            if path != STDIN:  # a stream cannot be re-read: what the failing batch held is lost
+                yield from _salvage(path, done, batch_size, linktype)
             raise CaptureError(f"{path}: damaged capture after packet {done + 1}: {exc}") from None
         if not meta:
             return
