@@ -1,5 +1,6 @@
 """The loops every detector's state runs through: hash rows into keys, group equal keys,
-find / insert keys in an open-addressing table, and add to rolling-window ring cells.
+find / insert keys in an open-addressing table, add to and sum rolling-window ring cells,
+update HyperLogLog registers and the doorkeeper's memory.
 
 They are the measured hot path (README "Benchmarks"), so they run compiled
 (`native/kernels.c`, built by `pip install`) when that extension is available. The numpy
@@ -23,6 +24,7 @@ _K1 = np.uint64(0xBF58476D1CE4E5B9)
 _K2 = np.uint64(0x94D049BB133111EB)
 _K3 = np.uint64(0x9E3779B97F4A7C15)
 _SEED = 0x2545F4914F6CDD1D
+MAX_COMPILED_COLS = 8  # native/kernels.c MAX_COLS
 _S30, _S27, _S31, _S29 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(29)
 
 
@@ -36,7 +38,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 def hash_cols(*cols: np.ndarray) -> np.ndarray:
     """Combine integer columns into one uint64 key per row (never EMPTY or TOMBSTONE)."""
     arrays = [np.ascontiguousarray(c) for c in cols]
-    if _compiled is not None and all(a.dtype.kind in "biu" for a in arrays):
+    if _compiled is not None and len(arrays) <= MAX_COMPILED_COLS and all(a.dtype.kind in "biu" for a in arrays):
         out = np.empty(len(arrays[0]), np.uint64)
         _compiled.hash_cols(out, *arrays)
         return out
