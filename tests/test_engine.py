@@ -62,3 +62,21 @@ def test_coalescing_is_bounded_and_idle_flushes(tmp_path):
     engine.idle(1e9)  # nothing arrived for a while: what waits is analysed
     assert [n for _, _, n in rec.slices] == [limit, limit, 30 - 2 * limit]
     assert np.isclose(rec.slices[-1][1], 200.29)
+
+
+def test_unanswered_handshakes_time_out_on_a_quiet_wire(tmp_path):
+    """Live: SYNs nobody answers, then silence. The idle tick (wall clock) times them out and
+    failed_handshake alerts without waiting for another packet."""
+    from scapy.layers.inet import IP, TCP
+
+    from wirewatch.craft import eth
+
+    packets = [(1000.0 + i * 0.05, eth(IP(src="10.1.0.66", dst="10.1.0.9") / TCP(sport=40000 + i, dport=22, flags="S")))
+               for i in range(10)]
+    batch = decode_file(write_pcap(str(tmp_path / "s.pcap"), packets))
+    engine = Engine(config.build())
+    assert engine.process(batch) == [] and engine.flush() == []
+    engine.idle(1001.0)  # 0.5 s after the last SYN: still within the 3 s timeout
+    assert engine.alerts.alerts_by_type.get("failed_handshake") is None
+    engine.idle(1006.0)
+    assert engine.alerts.alerts_by_type.get("failed_handshake") == 1

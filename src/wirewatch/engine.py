@@ -175,11 +175,23 @@ class Engine:
         errs[what] = errs.get(what, 0) + 1
 
     def idle(self, now: float) -> None:
-        """No packets arrived: analyse what waits, and let state expire on the clock (live
-        capture only, where packet time is wall time)."""
+        """No packets arrived: analyse what waits, let detectors with a clock-driven part
+        (`tick`: unanswered handshakes timing out) act, and let state expire on the clock
+        (live capture only, where packet time is wall time)."""
         self.flush()
-        if self.stats.last_ts is not None and now > self.stats.last_ts:
-            self._maybe_expire(now)
+        if self.stats.last_ts is None or now <= self.stats.last_ts:
+            return
+        findings = []
+        for det in self.detectors:
+            tick = getattr(det, "tick", None)
+            if tick is None:
+                continue
+            try:
+                findings.extend(tick(now))
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"detector {det.name}", exc)
+        self._emit(self.alerts.ingest(findings))
+        self._maybe_expire(now)
 
     def emit_event(self, record: dict[str, Any]) -> None:
         """A non-alert event (stats) for the sinks that keep events."""

@@ -43,6 +43,9 @@ class Detector(Protocol):
     def stats(self) -> dict[str, int]:
         """Entries held, entries evicted: exported in the summary and as metrics."""
 
+    # Optional: `tick(now) -> list[Finding]`, called by a live sensor when no packets arrive,
+    # for what the clock alone decides (failed_handshake: attempts nobody answered in time).
+
 
 class Reconfigurable:
     """SIGHUP support: new thresholds take effect on live state; windows and caps

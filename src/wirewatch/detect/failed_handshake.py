@@ -14,13 +14,7 @@ import numpy as np
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .handshakes import (
-    COMPLETED,
-    FAILED_ICMP,
-    FAILED_RST,
-    FAILED_TIMEOUT,
-    HandshakeTracker,
-)
+from .handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .kernels import hash_cols
 from .report import dst_of, due, src_of, times
 from .window import DistinctCounter
@@ -51,7 +45,13 @@ class FailedHandshake(Reconfigurable):
                                         doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        ev = self.tracker.observe(b)
+        return self._failures(self.tracker.observe(b))
+
+    def tick(self, now: float) -> list[Finding]:
+        """On a quiet wire, unanswered attempts still time out (and can alert)."""
+        return self._failures(self.tracker.tick(now))
+
+    def _failures(self, ev: HandshakeEvents) -> list[Finding]:
         fail = np.flatnonzero(ev.outcome != COMPLETED)
         if not fail.size:
             return []

@@ -64,6 +64,13 @@ class HandshakeTracker:
         self._cache = (b.seq, events)
         return events
 
+    def tick(self, now: float) -> HandshakeEvents:
+        """No packets for a while (live): attempts unanswered for `timeout` by the clock fail now."""
+        if now < self.next_sweep:
+            return self._events([])
+        self.next_sweep = now + SWEEP_INTERVAL
+        return self._events([(self._sweep(now), FAILED_TIMEOUT)])
+
     def _process(self, b: PacketBatch) -> HandshakeEvents:
         t = self.table
         tcp = tcp_rows(b) & b.flags_ok
