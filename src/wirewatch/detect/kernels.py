@@ -96,21 +96,27 @@ def window_add(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, buckets
         return
     ok = slots >= 0
     s, b, v = slots[ok], buckets[ok], values[ok]
-    if not len(s):
-        return
-    nb = epoch.shape[1]
-    ring = b % nb
-    cells, inv = np.unique(s * nb + ring, return_inverse=True)
-    cs, cr = cells // nb, cells % nb
-    newest = np.full(len(cells), np.iinfo(np.int64).min)
-    np.maximum.at(newest, inv, b)
-    newest = np.maximum(newest, epoch[cs, cr])
-    clear = epoch[cs, cr] != newest
-    counts[cs[clear], :, cr[clear]] = 0
-    epoch[cs, cr] = newest
-    keep = b == newest[inv]
+    moved_slots, moved_rings, keep = _advance_ring_cells(epoch, s, b)
+    counts[moved_slots, :, moved_rings] = 0
+    ring = b % epoch.shape[1]
     for j in range(counts.shape[1]):
         np.add.at(counts[:, j, :], (s[keep], ring[keep]), v[keep, j].astype(counts.dtype))
+
+
+def _advance_ring_cells(epoch: np.ndarray, slots: np.ndarray, buckets: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy side of a ring update: each cell (slot, bucket % nb) the rows touch moves
+    to the newest bucket among its rows and its own epoch[slot, ring]. Returns the slots
+    and rings of the cells that moved (their contents must be cleared) and which rows
+    belong to their cell's bucket (older rows are dropped)."""
+    nb = epoch.shape[1]
+    cells, inv = np.unique(slots * nb + buckets % nb, return_inverse=True)
+    cs, cr = cells // nb, cells % nb
+    newest = epoch[cs, cr].copy()
+    np.maximum.at(newest, inv, buckets)
+    moved = epoch[cs, cr] != newest
+    epoch[cs, cr] = newest
+    return cs[moved], cr[moved], buckets == newest[inv]
 
 
 def window_totals(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, current: int) -> np.ndarray:
@@ -142,17 +148,10 @@ def hll_add(regs: np.ndarray, epoch: np.ndarray, slots: np.ndarray, hashes: np.n
     slots, hashes, epochs = slots[ok], hashes[ok], epochs[ok]
     m = regs.shape[1] // 2
     shift = m.bit_length() - 1
-    h = epochs % 2
-    cells, inv = np.unique(slots * 2 + h, return_inverse=True)
-    cs, ch = cells // 2, cells % 2
-    newest = np.maximum(epoch[cs, ch], np.full(len(cells), np.iinfo(np.int64).min))
-    np.maximum.at(newest, inv, epochs)
-    clear = epoch[cs, ch] != newest
+    moved_slots, moved_halves, keep = _advance_ring_cells(epoch, slots, epochs)
     for part in (0, 1):  # zero the register sets that move on to a later half-window
-        regs[cs[clear & (ch == part)], part * m:(part + 1) * m] = 0
-    epoch[cs, ch] = newest
-    keep = epochs == newest[inv]
-    slots, hashes, h = slots[keep], hashes[keep], h[keep]
+        regs[moved_slots[moved_halves == part], part * m:(part + 1) * m] = 0
+    slots, hashes, h = slots[keep], hashes[keep], epochs[keep] % 2
     rest = hashes >> np.uint64(shift)
     bits = np.zeros(len(rest), np.int64)
     nz = rest > 0
