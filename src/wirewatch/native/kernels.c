@@ -309,6 +309,19 @@ static inline void count_set(Py_buffer *c, Py_ssize_t i, int64_t value)
         ((int32_t *)c->buf)[i] = (int32_t)value;
 }
 
+/* A ring cell that holds bucket *cell_epoch receives a row of bucket b: -1 = the row is
+ * older than the cell (drop it), 1 = the cell moves on to b (clear its contents first),
+ * 0 = same bucket. Shared by window_add and hll_add. */
+static inline int advance_cell(int64_t *cell_epoch, int64_t b)
+{
+    if (*cell_epoch > b)
+        return -1;
+    if (*cell_epoch == b)
+        return 0;
+    *cell_epoch = b;
+    return 1;
+}
+
 /* epoch[S, nb] and counts[S, m, nb] agree, and counts are int32 or int64 */
 static int ring_shapes_ok(const Py_buffer *e, const Py_buffer *c)
 {
@@ -341,14 +354,12 @@ static PyObject *k_window_add(PyObject *self, PyObject *args)
             int64_t s = slots[i], b = buckets[i];
             if (s < 0 || s >= nslots)
                 continue;
-            Py_ssize_t ring = (Py_ssize_t)(((b % nb) + nb) % nb), cell = s * nb + ring; /* b < 0: before 1970 */
-            if (epoch[cell] > b)
+            Py_ssize_t ring = (Py_ssize_t)(((b % nb) + nb) % nb); /* b < 0: before 1970 */
+            int moved = advance_cell(&epoch[s * nb + ring], b);
+            if (moved < 0)
                 continue;
-            if (epoch[cell] != b) {
-                epoch[cell] = b;
-                for (Py_ssize_t j = 0; j < m; j++)
-                    count_set(&v[1], (s * m + j) * nb + ring, 0);
-            }
+            for (Py_ssize_t j = 0; moved && j < m; j++)
+                count_set(&v[1], (s * m + j) * nb + ring, 0);
             for (Py_ssize_t j = 0; j < m; j++) {
                 Py_ssize_t at = (s * m + j) * nb + ring;
                 count_set(&v[1], at, count_at(&v[1], at) + values[i * m + j]);
@@ -430,12 +441,11 @@ static PyObject *k_hll_add(PyObject *self, PyObject *args)
                 continue;
             int64_t h = ((e % 2) + 2) % 2;
             uint8_t *set = regs + s * width + h * m;
-            if (epoch[s * 2 + h] > e) /* the set moved on to a later half-window */
+            int moved = advance_cell(&epoch[s * 2 + h], e);
+            if (moved < 0)
                 continue;
-            if (epoch[s * 2 + h] != e) {
+            if (moved)
                 memset(set, 0, (size_t)m);
-                epoch[s * 2 + h] = e;
-            }
             uint64_t rest = hashes[i] >> shift;
             int bits = rest ? 64 - __builtin_clzll(rest) : 0;
             int rank = (64 - shift + 1) - bits; /* 56 - bits for M = 512 */
