@@ -19,7 +19,7 @@ from .alerts import AlertManager
 from .capture.pcapfile import RawBatch
 from .config import Config
 from .decode import PacketBatch, decode
-from .detect import Detector, default_detectors
+from .detect import Detector, Finding, default_detectors
 from .schema import format_ts
 from .sinks import Sink
 from .talkers import TopTalkers
@@ -123,13 +123,7 @@ class Engine:
         self.timeline.add(batch.ts)
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
-        findings = []
-        for det in self.detectors:
-            try:
-                findings.extend(det.observe(batch))
-            except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
-                self._failed(f"detector {det.name}", exc)
-        alerts = self.alerts.ingest(findings)
+        alerts = self.alerts.ingest(self._call_detectors("observe", batch))
         self._emit(alerts)
         self._maybe_expire(hi)
         return alerts
@@ -140,11 +134,7 @@ class Engine:
         if now < self.next_expire:
             return
         self.next_expire = now + self.cfg.general.expire_interval
-        for det in self.detectors:
-            try:
-                det.expire(now)
-            except Exception as exc:  # noqa: BLE001
-                self._failed(f"detector {det.name}", exc)
+        self._call_detectors("expire", now)
 
     def _emit(self, alerts: list[dict[str, Any]]) -> None:
         """Hand alerts to the sinks. A sink with `filter` (the store's mutes) marks muted
@@ -168,6 +158,20 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a broken sink is logged, not fatal
                 self._failed(f"sink {sink.name}", exc)
 
+    def _call_detectors(self, method: str, *args: Any) -> list[Finding]:
+        """Call `method` on every detector that has it and collect the findings it returns;
+        a detector that raises is logged and counted, not fatal."""
+        found: list[Finding] = []
+        for det in self.detectors:
+            call = getattr(det, method, None)
+            if call is None:
+                continue
+            try:
+                found.extend(call(*args) or [])
+            except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
+                self._failed(f"detector {det.name}", exc)
+        return found
+
     def _failed(self, what: str, exc: BaseException) -> None:
         errs = self.stats.component_errors
         if what not in errs:
@@ -181,16 +185,7 @@ class Engine:
         self.flush()
         if self.stats.last_ts is None or now <= self.stats.last_ts:
             return
-        findings = []
-        for det in self.detectors:
-            tick = getattr(det, "tick", None)
-            if tick is None:
-                continue
-            try:
-                findings.extend(tick(now))
-            except Exception as exc:  # noqa: BLE001
-                self._failed(f"detector {det.name}", exc)
-        self._emit(self.alerts.ingest(findings))
+        self._emit(self.alerts.ingest(self._call_detectors("tick", now)))
         self._maybe_expire(now)
 
     def emit_event(self, record: dict[str, Any]) -> None:
