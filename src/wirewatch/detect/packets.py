@@ -92,11 +92,7 @@ def _pair_acks_with_resets(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
         return none, none
     probe = hash_cols(b.src_hi[acks], b.src_lo[acks], b.dst_hi[acks], b.dst_lo[acks], b.sport[acks], b.dport[acks])
     answer = hash_cols(b.dst_hi[rst], b.dst_lo[rst], b.src_hi[rst], b.src_lo[rst], b.dport[rst], b.sport[rst])
-    order = np.argsort(answer)
-    at = np.minimum(np.searchsorted(answer, probe, sorter=order), len(rst) - 1)
-    probes = acks[answer[order[at]] == probe]
-    replies = np.sort(rst[np.isin(answer, probe)])
-    return probes, replies
+    return acks[np.isin(probe, answer)], rst[np.isin(answer, probe)]
 
 
 def icmp_request(b: PacketBatch) -> np.ndarray:
