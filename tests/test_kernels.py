@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -28,6 +30,15 @@ def numpy_only(monkeypatch):
     return switch
 
 
+@contextmanager
+def kernels_of(compiled: bool) -> Iterator[None]:
+    """Run the block on the compiled kernels, or on their numpy references."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not compiled:
+            mp.setattr(kernels, "_compiled", None)
+        yield
+
+
 def both(numpy_only, fn, *args):
     compiled = fn(*args)
     numpy_only()
@@ -42,9 +53,8 @@ def test_extension_is_built():
 @settings(max_examples=60, deadline=None)
 @given(keys=st.one_of(KEYS, SMALL_KEYS))
 def test_group_matches_reference(keys):
-    with pytest.MonkeyPatch.context() as mp:
-        compiled = kernels.group(keys)
-        mp.setattr(kernels, "_compiled", None)
+    compiled = kernels.group(keys)
+    with kernels_of(compiled=False):
         reference = kernels.group(keys)
     for c, r in zip(compiled, reference):
         np.testing.assert_array_equal(c, r)
@@ -84,9 +94,7 @@ def test_insert_then_find(keys, tombs):
     keys = np.unique(keys)
     nslots = 1 << max(4, (2 * len(keys) + 2 * tombs).bit_length())
     for compiled in (True, False):
-        with pytest.MonkeyPatch.context() as mp:
-            if not compiled:
-                mp.setattr(kernels, "_compiled", None)
+        with kernels_of(compiled):
             table = np.zeros(nslots, np.uint64)
             table[np.random.default_rng(tombs).choice(nslots, tombs, replace=False)] = kernels.TOMBSTONE
             slots, reused = kernels.insert(table, keys)
@@ -124,9 +132,7 @@ def test_window_add_matches_reference(rows, wide):
     values = np.array([[r[2], 1] for r in rows], np.int64).reshape(-1, m)
     results = []
     for compiled in (True, False):
-        with pytest.MonkeyPatch.context() as mp:
-            if not compiled:
-                mp.setattr(kernels, "_compiled", None)
+        with kernels_of(compiled):
             epoch = np.tile(110 + np.arange(nb), (nslots, 1))  # cells start holding buckets 110..114
             counts = np.ones((nslots, m, nb), np.int64 if wide else np.int32)
             kernels.window_add(epoch, counts, slots, buckets, values)
@@ -152,9 +158,7 @@ def test_door_admit_matches_reference(first, second, gap):
     bits = 22  # > the key range: no two keys share a slot
     results = []
     for compiled in (True, False):
-        with pytest.MonkeyPatch.context() as mp:
-            if not compiled:
-                mp.setattr(kernels, "_compiled", None)
+        with kernels_of(compiled):
             door = (np.zeros(1 << bits, np.uint64), np.zeros(1 << bits))
             k1 = np.array(first, np.uint64)
             _, back1, _ = kernels.door_admit(*door, k1, np.full(len(k1), 100.0), 10.0)
@@ -203,9 +207,8 @@ def test_window_totals_matches_reference(seed, current, wide):
     epoch = rng.integers(90, 131, (nslots, nb)).astype(np.int64)
     counts = rng.integers(0, 1000, (nslots, m, nb)).astype(np.int64 if wide else np.int32)
     slots = rng.integers(0, nslots, 40)
-    with pytest.MonkeyPatch.context() as mp:
-        compiled = kernels.window_totals(epoch, counts, slots, current)
-        mp.setattr(kernels, "_compiled", None)
+    compiled = kernels.window_totals(epoch, counts, slots, current)
+    with kernels_of(compiled=False):
         reference = kernels.window_totals(epoch, counts, slots, current)
     np.testing.assert_array_equal(compiled, reference)
     s = int(slots[0])
@@ -224,9 +227,7 @@ def test_hll_add_matches_reference(seed):
     epochs = np.sort(rng.integers(100, 104, n))  # packet order: half-windows only move forward
     results = []
     for compiled in (True, False):
-        with pytest.MonkeyPatch.context() as mp:
-            if not compiled:
-                mp.setattr(kernels, "_compiled", None)
+        with kernels_of(compiled):
             regs = np.full((nslots, 2 * m), 3, np.uint8)
             epoch = np.full((nslots, 2), 100, np.int64)
             kernels.hll_add(regs, epoch, slots, hashes, epochs)
@@ -256,9 +257,7 @@ def test_key_table_against_a_dict(ops, compiled):
     and capacity eviction; rows never exceed the capacity."""
     from wirewatch.detect.table import KeyTable
 
-    with pytest.MonkeyPatch.context() as mp:
-        if not compiled:
-            mp.setattr(kernels, "_compiled", None)
+    with kernels_of(compiled):
         table = KeyTable(100, {"v": (np.int64, 1)})
         model: dict[int, int] = {}  # key -> value stored in column v
         for step, (op, raw) in enumerate(ops):
