@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config import ConfigError
 
-LEVELS = {1: logging.CRITICAL, 2: logging.WARNING, 3: logging.INFO}  # mapped to alert / warning / notice below
-PRIORITY_NAMES = {logging.CRITICAL: "alert", logging.WARNING: "warning", logging.INFO: "notice"}
+PRIORITIES = {1: "alert", 2: "warning", 3: "notice"}  # alert severity -> syslog priority name
 TAG = "wirewatch: "
 
 
@@ -30,7 +29,7 @@ class _RaisingSysLogHandler(SysLogHandler):
         raise
 
     def mapPriority(self, levelName: str) -> str:  # noqa: N802, N803 - logging's names
-        return PRIORITY_NAMES.get(logging.getLevelName(levelName), "notice")
+        return levelName  # write() puts the syslog priority name there
 
 
 def parse_address(address: str) -> tuple[str | tuple[str, int], socket.SocketKind]:
@@ -67,10 +66,9 @@ class SyslogSink:
 
     def write(self, alerts: list[dict[str, Any]]) -> None:
         for a in alerts:
-            level = LEVELS.get(int(a.get("alert", {}).get("severity", 3)), logging.INFO)
+            priority = PRIORITIES.get(int(a.get("alert", {}).get("severity", 3)), "notice")
             text = TAG + json.dumps(a, separators=(", ", ": "))
-            self.handler.handle(logging.makeLogRecord({"msg": text, "levelno": level,
-                                                        "levelname": logging.getLevelName(level)}))
+            self.handler.handle(logging.makeLogRecord({"msg": text, "levelname": priority}))
 
     def close(self) -> None:
         self.handler.close()
