@@ -53,7 +53,7 @@ def main() -> int:
     t = time.perf_counter()
     make_capture.ensure(CAPTURE)
     print(f"capture: {CAPTURE} ({os.path.getsize(CAPTURE) / 1e6:.0f} MB, ready in {time.perf_counter() - t:.1f} s)")
-    built = all(native.load(name) is not None for name in ("_decode", "_kernels"))
+    built = native.active()
     print("compiled hot path:", "yes (wirewatch/native)" if built else "NO: numpy reference (not built, or WIREWATCH_PURE_NUMPY)")
     rows = []
     for label, extra, all_det in (("all detectors", [], True), ("foundation (blacklist + suspicious_port)", FOUNDATION_ONLY, False)):
