@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS, run_file
 
 EXPECTED = Path(__file__).parent / "expected"
