@@ -15,7 +15,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from wirewatch.sinks.sqlite import SqliteSink  # noqa: E402
+from wirewatch.store.sqlite_sink import SqliteSink  # noqa: E402
 from wirewatch.web import create_app  # noqa: E402
 
 N = int(os.environ.get("BENCH_WEB_ALERTS", "1000000"))

@@ -251,9 +251,9 @@ def test_syn_flood_threshold_random_sources(tmp_path, v):
 def test_syn_flood_names_repeat_sources_and_estimates_many():
     import numpy as np
 
-    from wirewatch.detect import hll
-    from wirewatch.detect.kernels import hash_cols
-    from wirewatch.detect.table import KeyTable
+    from wirewatch.detect.count import hll
+    from wirewatch.detect.count.kernels import hash_cols
+    from wirewatch.detect.count.table import KeyTable
     t = KeyTable(4, hll.COLUMNS)
     counter = hll.WindowedHLL(10.0)
     slots, _, _ = t.upsert(np.array([7], np.uint64), np.array([T0]))

@@ -1,4 +1,4 @@
-"""The compiled kernels (detect/_kernels.c) against their numpy reference (detect/kernels.py)."""
+"""The compiled kernels (native/kernels.c) against their numpy reference (detect/kernels.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from wirewatch import decode as decode_module
-from wirewatch.detect import kernels
+from wirewatch.detect.count import kernels
 
 KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 2**64 - 1))
 SMALL_KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 60))  # many repeats
@@ -47,7 +47,7 @@ def both(numpy_only, fn, *args):
 
 def test_extension_is_built():
     """`make setup` compiles the kernels; without them the bench numbers in README do not hold."""
-    assert kernels.COMPILED, "wirewatch.detect._kernels is not built (needs gcc and Python headers)"
+    assert kernels.COMPILED, "wirewatch.native._kernels is not built (needs gcc and Python headers)"
 
 
 @settings(max_examples=60, deadline=None)
@@ -238,7 +238,7 @@ def test_hll_add_matches_reference(seed):
 
 
 def test_hll_estimates_distinct_counts():
-    from wirewatch.detect import hll
+    from wirewatch.detect.count import hll
 
     counter = hll.WindowedHLL(10.0)
     cols = {name: np.zeros((1, *np.atleast_1d(width)), dtype) for name, (dtype, width) in hll.COLUMNS.items()}
@@ -255,7 +255,7 @@ def test_hll_estimates_distinct_counts():
 def test_key_table_against_a_dict(ops, compiled):
     """KeyTable's rows and index agree with a plain dict through inserts, removals, expiry
     and capacity eviction; rows never exceed the capacity."""
-    from wirewatch.detect.table import KeyTable
+    from wirewatch.detect.count.table import KeyTable
 
     with kernels_of(compiled):
         table = KeyTable(100, {"v": (np.int64, 1)})

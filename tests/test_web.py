@@ -12,8 +12,8 @@ from conftest import CORPUS
 from wirewatch import config
 from wirewatch.craft import BASE_TS
 from wirewatch.engine import Engine
-from wirewatch.sinks.sqlite import SqliteSink
-from wirewatch.store_admin import Triage
+from wirewatch.store.admin import Triage
+from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 
 TOKEN = "test-token-123"
@@ -203,7 +203,7 @@ def test_analysed_capture_charts_its_own_packet_rate(tmp_path):
     capture's packet-time timeline (the dashboard chart is not empty after `make sample`)."""
     from conftest import cli
 
-    from wirewatch.store import Store
+    from wirewatch.store.queries import Store
 
     db = tmp_path / "w.db"
     pcap = CORPUS / "dev15_icmp_ping_flood.pcap"

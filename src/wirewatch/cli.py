@@ -30,8 +30,8 @@ from .progress import Progress
 from .sensor import Sensor, live_options
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
-from .sinks.sqlite import SqliteSink
 from .sinks.syslog import SyslogSink
+from .store.sqlite_sink import SqliteSink
 from .webserver import WebError, check_bind, serve
 
 EXIT_USAGE = 2

@@ -6,8 +6,8 @@ import numpy as np
 
 from .addr import addr_str
 from .decode import PacketBatch
-from .detect.kernels import group, hash_cols
-from .detect.table import KeyTable
+from .detect.count.kernels import group, hash_cols
+from .detect.count.table import KeyTable
 
 
 class TopTalkers:

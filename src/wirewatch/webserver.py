@@ -8,8 +8,8 @@ import secrets
 import sys
 
 from .config import Config
-from .dbschema import store_files
 from .privileges import PrivilegeError, drop_to, resolve_user
+from .store.schema import store_files
 
 TOKEN_FILE = "web-token"
 
@@ -57,7 +57,7 @@ def check_bind(cfg: Config, host: str) -> None:
 
 def prepare_store(db_path: str) -> None:
     """Make sure the store exists (migrated) so the dashboard can open it read-only."""
-    from .store_admin import Triage
+    from .store.admin import Triage
     Triage(db_path).close()
 
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from .base import Detector, Finding
 from .blacklist import Blacklist
+from .classify.handshakes import HandshakeTracker
 from .distributed_scan import DistributedScan
 from .failed_handshake import FailedHandshake
-from .handshakes import HandshakeTracker
 from .host_sweep import HostSweep
 from .port_scan import PortScan
 from .suspicious_port import SuspiciousPort

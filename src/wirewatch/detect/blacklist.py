@@ -11,8 +11,8 @@ from ..blocklist import Blocklist, load
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .packets import proto_name
-from .report import times
+from .classify.packets import proto_name
+from .count.report import times
 
 MAX_PEERS = 10
 

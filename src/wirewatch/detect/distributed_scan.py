@@ -15,10 +15,10 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .kernels import hash_cols
-from .packets import ADDR_LABELS, addr_labels, dst_key, port_probe
-from .report import dst_of, due, times
-from .window import DistinctCounter
+from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
+from .count.kernels import hash_cols
+from .count.report import dst_of, due, times
+from .count.window import DistinctCounter
 
 SAMPLE = 20
 

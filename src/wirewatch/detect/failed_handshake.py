@@ -14,10 +14,10 @@ import numpy as np
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
-from .kernels import hash_cols
-from .report import dst_of, due, src_of, times
-from .window import DistinctCounter
+from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
+from .count.kernels import hash_cols
+from .count.report import dst_of, due, src_of, times
+from .count.window import DistinctCounter
 
 SAMPLE = 10
 

@@ -15,8 +15,7 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .kernels import hash_cols
-from .packets import (
+from .classify.packets import (
     ADDR_LABELS,
     addr_labels,
     answered_ack_probes,
@@ -26,9 +25,10 @@ from .packets import (
     syn_only,
     udp_initiator,
 )
-from .replies import UNREACHABLE, replies
-from .report import due, src_of, times
-from .window import DistinctCounter, WindowCounter
+from .classify.replies import UNREACHABLE, replies
+from .count.kernels import hash_cols
+from .count.report import due, src_of, times
+from .count.window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
 

@@ -16,11 +16,11 @@ import numpy as np
 from ..decode import PROTO_TCP, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .kernels import hash_cols
-from .packets import ADDR_LABELS, addr_labels, port_probe
-from .replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
-from .report import dst_of, due, src_of, times
-from .window import DistinctCounter, WindowCounter
+from .classify.packets import ADDR_LABELS, addr_labels, port_probe
+from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
+from .count.kernels import hash_cols
+from .count.report import dst_of, due, src_of, times
+from .count.window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
 ANSWERS = {"open": OPEN, "closed": CLOSED, "unfiltered": UNFILTERED, "unreachable": UNREACHABLE}

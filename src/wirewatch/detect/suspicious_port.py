@@ -11,10 +11,10 @@ from ..decode import PacketBatch
 from ..lut import member_table
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .kernels import hash_cols
-from .packets import proto_name, syn_only, udp_initiator
-from .report import times
-from .window_util import unique_last
+from .classify.packets import proto_name, syn_only, udp_initiator
+from .count.kernels import hash_cols
+from .count.report import times
+from .count.window_util import unique_last
 
 DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]
 

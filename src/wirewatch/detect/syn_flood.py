@@ -12,13 +12,13 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from . import hll
 from .base import Finding, Reconfigurable
-from .handshakes import COMPLETED, HandshakeTracker
-from .kernels import hash_cols
-from .packets import ADDR_LABELS, addr_labels, dst_key, syn_only
-from .report import dst_of, due, times
-from .window import WindowCounter
+from .classify.handshakes import COMPLETED, HandshakeTracker
+from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
+from .count import hll
+from .count.kernels import hash_cols
+from .count.report import dst_of, due, times
+from .count.window import WindowCounter
 
 TOP = 10
 

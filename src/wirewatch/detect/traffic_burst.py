@@ -23,11 +23,11 @@ import numpy as np
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .kernels import hash_cols
-from .packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
-from .report import dst_of, due, src_of, times
-from .victim_flood import VictimFlood
-from .window import WindowCounter
+from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
+from .count.kernels import hash_cols
+from .count.report import dst_of, due, src_of, times
+from .count.window import WindowCounter
+from .traffic_burst_spread import VictimFlood
 
 KINDS = ("icmp", "udp", "tcp")
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes")

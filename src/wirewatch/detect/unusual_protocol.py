@@ -14,10 +14,10 @@ from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, Packe
 from ..lut import member_table
 from ..settings import setting
 from .base import Finding, Reconfigurable
-from .kernels import hash_cols
-from .packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
-from .report import dst_of, due, src_of, times
-from .window import WindowCounter
+from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
+from .count.kernels import hash_cols
+from .count.report import dst_of, due, src_of, times
+from .count.window import WindowCounter
 
 FLAG_KINDS = {1: "NULL (no flags)", 2: "FIN without ACK", 3: "Xmas (FIN+PSH+URG)", 4: "SYN+FIN",
               5: "SYN+RST", 6: "all flags set"}

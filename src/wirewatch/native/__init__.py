@@ -1,7 +1,7 @@
 """Compiled versions of the measured hot path (decode, detector-state loops).
 
 Each compiled module has a numpy reference next to the code that uses it (decode.py,
-detect/kernels.py) that gives the same results; the reference runs when the extension
+detect/count/kernels.py) that gives the same results; the reference runs when the extension
 was not built (no C compiler at install time) or when WIREWATCH_PURE_NUMPY=1.
 """
 

@@ -3,7 +3,7 @@
  * numpy cannot express a hash-table probe without one full-array pass per probe step,
  * nor group equal keys without sorting them. These few loops do exactly that and nothing
  * else: all policy (capacity, eviction, expiry, windows) stays in Python/numpy.
- * detect/kernels.py holds the numpy reference of every function here, used when this
+ * detect/count/kernels.py holds the numpy reference of every function here, used when this
  * module is not built and compared against it by the tests. Arrays arrive through the
  * buffer protocol (contiguous, checked), so there is no numpy C-API dependency.
  */
@@ -246,7 +246,7 @@ static PyObject *k_hash_cols(PyObject *self, PyObject *args)
 
 /* door_admit(door_key u64[2^b], door_ts f64[2^b], keys u64[k], ts f64[k], window,
  *            slot_out i64[k], back_out u8[k], back_ts f64[k]) -> rows back.
- * The doorkeeper's direct-mapped memory (detect/doorkeeper.py), one candidate row at a time:
+ * The doorkeeper's direct-mapped memory (detect/count/doorkeeper.py), one candidate row at a time:
  * a key whose slot holds it from within `window` comes back (its parked time is returned
  * and the slot is freed); any other key parks its row in the slot. */
 static PyObject *k_door_admit(PyObject *self, PyObject *args)
@@ -408,7 +408,7 @@ static PyObject *k_window_totals(PyObject *self, PyObject *args)
 }
 
 /* hll_add(regs u8[S*2M], epoch i64[S*2], slots i64[n], hashes u64[n], epochs i64[n]):
- * windowed HyperLogLog update (detect/hll.py): half-window e uses register set e % 2,
+ * windowed HyperLogLog update (detect/count/hll.py): half-window e uses register set e % 2,
  * cleared when it last held an earlier half-window (rows older than the set's are
  * dropped); register = low log2(M) bits of the hash, rank = leading zeros of the
  * remaining bits + 1. Rows with a negative slot are skipped. */

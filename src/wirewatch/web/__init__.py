@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Flask, g
 
-from ..store import Store
-from ..store_admin import Triage
+from ..store.admin import Triage
+from ..store.queries import Store
 from .api import api
 from .auth import auth
 from .pages import pages

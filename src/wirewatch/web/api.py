@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..store import AlertFilter, QueryError
+from ..store.queries import AlertFilter, QueryError
 from .auth import login_required
 from .lookup import alert_or_404
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..decode import (
+from ...decode import (
     FRAG_FIRST,
     PROTO_ICMP,
     PROTO_ICMPV6,
@@ -20,8 +20,8 @@ from ..decode import (
     TCP_SYN,
     PacketBatch,
 )
-from ..lut import member_table
-from .kernels import hash_cols
+from ...lut import member_table
+from ..count.kernels import hash_cols
 
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
                51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}

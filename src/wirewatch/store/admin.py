@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from .dbschema import cidr_range, migrate
-from .store import QueryError
+from .queries import QueryError
+from .schema import cidr_range, migrate
 
 
 class Triage:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
-from ..lut import member_table
-from .kernels import hash_cols
+from ...decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
+from ...lut import member_table
+from ..count.kernels import hash_cols
+from ..count.table import KeyTable
+from ..count.window_util import unique_last
 from .packets import icmp_unreachable, tcp_rows
-from .table import KeyTable
-from .window_util import unique_last
 
 SYN_SENT, ANSWERED, DONE = 1, 2, 3
 COMPLETED, FAILED_RST, FAILED_ICMP, FAILED_TIMEOUT = 0, 1, 2, 3

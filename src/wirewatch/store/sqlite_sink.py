@@ -16,7 +16,7 @@ import sqlite3
 import time
 from typing import Any
 
-from ..dbschema import addr_key, migrate, store_files
+from .schema import addr_key, migrate, store_files
 
 MUTE_REFRESH_S = 2.0
 RETENTION_EVERY = 500  # alerts between retention checks

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..addr import addr_str
-from ..schema import format_ts
+from ...addr import addr_str
+from ...schema import format_ts
 from .table import KeyTable
 
 

@@ -1,4 +1,4 @@
-"""The spread-out side of traffic_burst: one host flooded by many (often forged) sources.
+"""Half of traffic_burst (its spread-out side): one host flooded by many (often forged) sources.
 
 Per-pair counting cannot see a flood whose every packet has a new random source. This
 aggregate counts, per destination, the same kinds of traffic as traffic_burst (ICMP
@@ -16,11 +16,11 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
-from . import hll
 from .base import Finding
-from .kernels import group, hash_cols
-from .report import due, times
-from .window import WindowCounter
+from .count import hll
+from .count.kernels import group, hash_cols
+from .count.report import due, times
+from .count.window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")
 REPLY = {"udp": "udp_out", "tcp": "answer_out"}

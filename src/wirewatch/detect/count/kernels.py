@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import native
+from ... import native
 
 _compiled = native.load("_kernels")
 COMPILED = _compiled is not None
@@ -134,7 +134,7 @@ def window_totals(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, curr
 
 
 def hll_add(regs: np.ndarray, epoch: np.ndarray, slots: np.ndarray, hashes: np.ndarray, epochs: np.ndarray) -> None:
-    """Windowed HyperLogLog update (detect/hll.py): half-window e uses register set e % 2
+    """Windowed HyperLogLog update (detect/count/hll.py): half-window e uses register set e % 2
     of regs[slot] (2 x M registers), cleared when it last held an earlier half-window (rows
     older than their set's are dropped); the register is the hash's low log2(M) bits, the
     rank the leading zeros of the rest + 1. Rows with a negative slot are skipped."""
@@ -219,7 +219,7 @@ def insert(table: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, int]:
 
 def door_admit(door_key: np.ndarray, door_ts: np.ndarray, keys: np.ndarray, ts: np.ndarray, window: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The doorkeeper's direct-mapped memory (detect/doorkeeper.py) for candidate rows of
+    """The doorkeeper's direct-mapped memory (detect/count/doorkeeper.py) for candidate rows of
     distinct keys: a key whose slot holds it from within `window` comes back (its parked
     time is returned, the slot is freed); any other key parks its row there. Returns
     (slot, back, back_ts) per row. Two keys of one batch on one slot: the compiled loop

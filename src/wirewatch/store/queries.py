@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .dbschema import cidr_range
+from .schema import cidr_range
 
 
 class QueryError(ValueError):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
-from ..lut import member_table
+from ...decode import TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
+from ...lut import member_table
 from .packets import bare_rst, icmp_unreachable, tcp_rows
 
 OPEN, CLOSED, UNFILTERED, UNREACHABLE, REPLIED = range(5)  # SYN-ACK, RST+ACK, bare RST, ICMP, UDP/ICMP reply
