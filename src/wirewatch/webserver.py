@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 import sys
@@ -12,6 +13,7 @@ from .privileges import PrivilegeError, drop_to, resolve_user
 from .store.schema import store_files
 
 TOKEN_FILE = "web-token"
+MIN_TOKEN_BITS = 128
 
 
 class WebError(Exception):
@@ -49,10 +51,28 @@ def load_token(cfg: Config, db_path: str) -> tuple[str, str | None]:
     return token, path
 
 
+def token_bits(token: str) -> float:
+    """A conservative strength estimate: length x log2(alphabet), where the alphabet is the
+    character classes the token uses, but never more than twice its distinct characters
+    (so 'aaaa...' or 'abab...' count for what they are)."""
+    classes = [(str.islower, 26), (str.isupper, 26), (str.isdigit, 10)]
+    pool = sum(size for test, size in classes if any(c.isascii() and test(c) for c in token))
+    if any(not (c.isascii() and c.isalnum()) for c in token):
+        pool += 32
+    pool = min(pool, 2 * len(set(token)))
+    return len(token) * math.log2(pool) if pool > 1 else 0.0
+
+
 def check_bind(cfg: Config, host: str) -> None:
-    if not is_loopback(host) and not cfg.web.token:
+    if is_loopback(host):
+        return
+    if not cfg.web.token:
         raise WebError(f"refusing to serve the dashboard on {host} without authentication configured: "
                        "set web.token (config, WIREWATCH_WEB__TOKEN) or bind 127.0.0.1")
+    bits = token_bits(cfg.web.token)
+    if bits < MIN_TOKEN_BITS:
+        raise WebError(f"web.token: about {bits:.0f} bits, a dashboard on {host} needs at least {MIN_TOKEN_BITS} bits "
+                       "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'); or bind 127.0.0.1")
 
 
 def prepare_store(db_path: str) -> None:

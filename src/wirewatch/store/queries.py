@@ -33,24 +33,7 @@ class AlertFilter:
     before: int | None = None
     after: int | None = None
     limit: int = 50
-
-    @classmethod
-    def from_args(cls, args: Any) -> "AlertFilter":
-        def num(name: str, kind: type = int) -> Any:
-            raw = (args.get(name) or "").strip()
-            if not raw:
-                return None
-            try:
-                return kind(raw)
-            except ValueError:
-                raise QueryError(f"{name}: not a number: {raw!r}") from None
-
-        ack = (args.get("acknowledged") or "").strip()
-        return cls(type=(args.get("type") or "").strip(), severity=num("severity"), src=(args.get("src") or "").strip(),
-                   dest=(args.get("dest") or "").strip(), port=num("port"), since=num("since", float),
-                   until=num("until", float), q=(args.get("q") or "").strip(),
-                   acknowledged=None if ack == "" else ack in ("1", "true", "yes"),
-                   before=num("before"), after=num("after"), limit=min(500, max(1, num("limit") or 50)))
+    sensor: str = ""
 
 
 class Store:

@@ -16,6 +16,7 @@ from ..store.queries import Store
 from .api import api
 from .auth import auth
 from .pages import pages
+from .sessions import LoginThrottle, SessionRegistry
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -64,6 +65,8 @@ def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
+    app.extensions["sessions"] = SessionRegistry()
+    app.extensions["login_throttle"] = LoginThrottle()
     app.extensions["triage"] = lambda: Triage(app.config["DB_PATH"])
     return app
 

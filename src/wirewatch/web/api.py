@@ -7,9 +7,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..store.queries import AlertFilter, QueryError
+from ..schema import SIGNATURES
+from ..store.queries import QueryError
 from .auth import login_required
-from .lookup import alert_or_404
+from .lookup import alert_or_404, checked_id
+from .params import alert_filter, alert_ids, boolean, mute_request
 
 api = Blueprint("api", __name__)
 
@@ -22,7 +24,7 @@ def bad_query(exc: QueryError) -> Any:
 @api.route("/api/alerts")
 @login_required
 def alerts() -> Any:
-    f = AlertFilter.from_args(request.args)
+    f = alert_filter(request.args)
     rows = g.store.alerts(f)
     return jsonify(alerts=rows, next_before=rows[-1]["id"] if len(rows) == f.limit else None,
                    latest_id=g.store.latest_id())
@@ -43,13 +45,14 @@ def overview() -> Any:
 @api.route("/api/alerts/ack", methods=["POST"])
 @login_required
 def acknowledge() -> Any:
-    body = request.get_json(silent=True) or {}
-    ids = body.get("ids", [])
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise QueryError("ids: expected a list of alert ids")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise QueryError("body: expected a JSON object with ids")
+    ids = alert_ids(body.get("ids", []))
+    value = boolean("acknowledged", body.get("acknowledged", True))
     triage = current_app.extensions["triage"]()
     try:
-        n = triage.acknowledge(ids, bool(body.get("acknowledged", True)))
+        n = triage.acknowledge(ids, value is not False)
     finally:
         triage.close()
     return jsonify(updated=n)
@@ -60,17 +63,11 @@ def acknowledge() -> Any:
 def mutes() -> Any:
     if request.method == "GET":
         return jsonify(mutes=g.store.mutes())
-    body = request.get_json(silent=True) or request.form
-    try:
-        hours = float(body.get("hours", 1))
-        port = body.get("dest_port")
-        port = int(port) if port not in (None, "") else None
-    except (TypeError, ValueError):
-        raise QueryError("hours/dest_port: expected numbers") from None
+    body = request.get_json(silent=True) if request.is_json else request.form
+    m = mute_request(body, SIGNATURES)
     triage = current_app.extensions["triage"]()
     try:
-        mid = triage.mute(str(body.get("type", "")), str(body.get("cidr", "")), time.time() + hours * 3600, port,
-                          str(body.get("reason", "")))
+        mid = triage.mute(m["alert_type"], m["cidr"], time.time() + m["hours"] * 3600, m["dest_port"], m["reason"])
     finally:
         triage.close()
     return jsonify(id=mid), 201
@@ -79,6 +76,7 @@ def mutes() -> Any:
 @api.route("/api/mutes/<int:mute_id>/end", methods=["POST"])
 @login_required
 def unmute(mute_id: int) -> Any:
+    checked_id(mute_id, "mute id")
     triage = current_app.extensions["triage"]()
     try:
         n = triage.unmute(mute_id)

@@ -1,0 +1,87 @@
+"""Every bad API value is a 400 whose message names the field, never a 500, and
+nothing out of range is stored (a 1e308-hour mute used to break the Mutes page)."""
+
+from __future__ import annotations
+
+import pytest
+from dashboard_fixtures import TOKEN, csrf, fake_alert, login
+
+from wirewatch.store.sqlite_sink import SqliteSink
+from wirewatch.web import create_app
+
+HUGE = "9" * 30
+
+
+@pytest.fixture
+def client(tmp_path):
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write([fake_alert(i) for i in range(20)])
+    sink.close()
+    return login(create_app(path, TOKEN).test_client())
+
+
+@pytest.mark.parametrize("query, field", [
+    (f"before={HUGE}", "before"), (f"after=-{HUGE}", "after"), (f"port={HUGE}", "port"), ("port=70000", "port"),
+    (f"severity={HUGE}", "severity"), (f"limit={HUGE}", "limit"), ("since=nan", "since"), ("until=inf", "until"),
+    ("since=1e308", "since"), ("q=" + "a" * 100_000, "q"), ("src=" + "1" * 5000, "src"), ("dest=not-an-ip", "dest"),
+    ("acknowledged=maybe", "acknowledged"), ("port=²", "port"), ("sensor=" + "s" * 500, "sensor"),
+])
+def test_bad_alert_filters_are_400_naming_the_field(client, query, field):
+    r = client.get(f"/api/alerts?{query}")
+    assert r.status_code == 400, (query, r.status_code)
+    assert r.get_json()["error"].startswith(f"{field}:"), r.get_json()
+
+
+@pytest.mark.parametrize("url", [f"/api/alerts/{HUGE}", f"/alerts/{HUGE}"])
+def test_out_of_range_alert_ids_are_not_found(client, url):
+    assert client.get(url).status_code == 404
+
+
+def _mute(client, body):
+    return client.post("/api/mutes", json=body, headers={"X-CSRF-Token": csrf(client)})
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"hours": "nan"}, "hours"), ({"hours": 1e308}, "hours"), ({"hours": float("inf")}, "hours"),
+    ({"hours": -1}, "hours"), ({"hours": [1]}, "hours"), ({"type": "no_such_detector"}, "type"), ({"type": ""}, "type"),
+    ({"dest_port": 70000}, "dest_port"), ({"dest_port": int(HUGE)}, "dest_port"), ({"dest_port": True}, "dest_port"),
+    ({"cidr": "10.0.0.0/33"}, "cidr"), ({"cidr": 12}, "cidr"), ({"reason": "x" * 5000}, "reason"),
+])
+def test_bad_mutes_are_400_naming_the_field_and_not_stored(client, change, field):
+    body = {"type": "port_scan", "cidr": "10.0.0.0/24", "hours": 2, "dest_port": 80, "reason": "test"} | change
+    r = _mute(client, body)
+    assert r.status_code == 400, (change, r.status_code)
+    assert r.get_json()["error"].startswith(f"{field}:"), r.get_json()
+    assert client.get("/api/mutes").get_json()["mutes"] == []
+    assert client.get("/mutes").status_code == 200
+
+
+def test_good_mute_is_stored(client):
+    assert _mute(client, {"type": "port_scan", "cidr": "10.0.0.0/24", "hours": 2, "dest_port": 443}).status_code == 201
+    assert _mute(client, {"type": "*", "cidr": "10.0.0.1"}).status_code == 201
+    mutes = client.get("/api/mutes").get_json()["mutes"]
+    assert [(m["type"], m["dest_port"]) for m in mutes] == [("*", None), ("port_scan", 443)]
+
+
+def test_a_body_that_is_not_an_object_is_400(client):
+    h = {"X-CSRF-Token": csrf(client)}
+    for url in ("/api/mutes", "/api/alerts/ack"):
+        r = client.post(url, json=[1, 2], headers=h)
+        assert r.status_code == 400 and r.get_json()["error"].startswith("body:"), url
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"ids": [int(HUGE)]}, "ids"), ({"ids": [True]}, "ids"), ({"ids": "1,2"}, "ids"), ({"ids": [1.5]}, "ids"),
+    ({"ids": list(range(1, 40_000))}, "ids"), ({"ids": [1], "acknowledged": "sure"}, "acknowledged"),
+])
+def test_bad_acknowledgements_are_400_naming_the_field(client, body, field):
+    r = client.post("/api/alerts/ack", json=body, headers={"X-CSRF-Token": csrf(client)})
+    assert r.status_code == 400 and r.get_json()["error"].startswith(f"{field}:"), (body, r.get_json())
+
+
+def test_acknowledge_and_unmute_still_work(client):
+    h = {"X-CSRF-Token": csrf(client)}
+    assert client.post("/api/alerts/ack", json={"ids": [1, 2]}, headers=h).get_json() == {"updated": 2}
+    assert client.get("/api/alerts?acknowledged=true").get_json()["alerts"][0]["id"] == 2
+    assert client.post(f"/api/mutes/{HUGE}/end", headers=h).status_code == 400
