@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from wirewatch import config
+from wirewatch.detect import registry
 from wirewatch.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +47,18 @@ def test_ci_runs_the_test_command_readme_gives():
 def test_config_tables_match_the_defaults():
     block = README.split("<!-- config-keys:")[1].split("-->", 1)[1].split("<!-- /config-keys -->")[0]
     assert block.strip() == config.markdown().strip(), "regenerate README's config tables from config.markdown()"
+
+
+def _block(marker: str) -> str:
+    return README.split(f"<!-- {marker}:")[1].split("-->", 1)[1].split(f"<!-- /{marker} -->")[0]
+
+
+def test_signature_table_matches_the_registry():
+    assert _block("signatures").strip() == registry.signatures_markdown(), \
+        "regenerate README's signature table from registry.signatures_markdown()"
+
+
+def test_detection_table_has_one_row_per_registered_detector():
+    table = README.split("## Detections")[1].split("\n\n| type |")[1].split("\n\n")[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]]
+    assert sorted(rows) == sorted(registry.names()), "README's detection table: one row per registered detector"

@@ -14,15 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .detect.blacklist import BlacklistConfig
-from .detect.distributed_scan import DistributedScanConfig
-from .detect.failed_handshake import FailedHandshakeConfig
-from .detect.host_sweep import HostSweepConfig
-from .detect.port_scan import PortScanConfig
-from .detect.suspicious_port import SuspiciousPortConfig
-from .detect.syn_flood import SynFloodConfig
-from .detect.traffic_burst import TrafficBurstConfig
-from .detect.unusual_protocol import UnusualProtocolConfig
+from .detect import registry
 from .settings import setting
 
 ENV_PREFIX = "WIREWATCH_"
@@ -77,17 +69,40 @@ class WebConfig:
     threads: int = setting(8, "Worker threads of the WSGI server.", 1, 256)
 
 
-@dataclass(frozen=True)
 class DetectConfig:
-    port_scan: PortScanConfig = dataclasses.field(default_factory=PortScanConfig)
-    host_sweep: HostSweepConfig = dataclasses.field(default_factory=HostSweepConfig)
-    distributed_scan: DistributedScanConfig = dataclasses.field(default_factory=DistributedScanConfig)
-    syn_flood: SynFloodConfig = dataclasses.field(default_factory=SynFloodConfig)
-    failed_handshake: FailedHandshakeConfig = dataclasses.field(default_factory=FailedHandshakeConfig)
-    unusual_protocol: UnusualProtocolConfig = dataclasses.field(default_factory=UnusualProtocolConfig)
-    traffic_burst: TrafficBurstConfig = dataclasses.field(default_factory=TrafficBurstConfig)
-    blacklist: BlacklistConfig = dataclasses.field(default_factory=BlacklistConfig)
-    suspicious_port: SuspiciousPortConfig = dataclasses.field(default_factory=SuspiciousPortConfig)
+    """The [detect.<name>] sections, one per registered detector (detect/registry.py):
+    cfg.detect.port_scan is a PortScanConfig. Frozen, like the rest of Config."""
+
+    __slots__ = ("_sections",)
+
+    def __init__(self, sections: Mapping[str, Any] | None = None) -> None:
+        given = dict(sections or {})
+        specs = {spec.name: spec.config for spec in registry.DETECTORS}
+        unknown = sorted(set(given) - set(specs))
+        if unknown:
+            raise TypeError(f"DetectConfig: no registered detector {unknown[0]!r}")
+        object.__setattr__(self, "_sections", {name: given[name] if name in given else cls()
+                                               for name, cls in specs.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise AttributeError(f"no detector section {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DetectConfig) and self._sections == other._sections
+
+    __hash__ = None  # type: ignore[assignment]  # sections hold lists, like the other (unhashable) sections
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return DetectConfig, (self._sections,)
+
+    def __repr__(self) -> str:
+        return "DetectConfig(" + ", ".join(f"{k}={v!r}" for k, v in self._sections.items()) + ")"
 
 
 @dataclass(frozen=True)
@@ -106,8 +121,8 @@ def sections() -> dict[str, type]:
     for f in dataclasses.fields(Config):
         cls = typing.get_type_hints(Config)[f.name]
         if f.name == "detect":
-            for d in dataclasses.fields(cls):
-                out[f"detect.{d.name}"] = typing.get_type_hints(cls)[d.name]
+            for spec in registry.DETECTORS:
+                out[f"detect.{spec.name}"] = spec.config
         else:
             out[f.name] = cls
     return out
@@ -242,8 +257,8 @@ def build(overrides: Iterable[Override] = ()) -> Config:
     top = {}
     for f in dataclasses.fields(Config):
         if f.name == "detect":
-            top["detect"] = DetectConfig(**{d.name: known[f"detect.{d.name}"](**values[f"detect.{d.name}"])
-                                            for d in dataclasses.fields(DetectConfig)})
+            top["detect"] = DetectConfig({spec.name: spec.config(**values[f"detect.{spec.name}"])
+                                          for spec in registry.DETECTORS})
         else:
             top[f.name] = known[f.name](**values[f.name])
     return Config(**top)

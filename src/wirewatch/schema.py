@@ -8,20 +8,6 @@ from typing import Any
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 
-# Per detector: (signature_id, signature, category, severity 1=high..3=low).
-SIGNATURES: dict[str, tuple[int, str, str, int]] = {
-    "port_scan": (9000001, "WIREWATCH port scan", "Attempted Information Leak", 2),
-    "host_sweep": (9000002, "WIREWATCH host sweep", "Attempted Information Leak", 2),
-    "distributed_scan": (9000003, "WIREWATCH distributed port scan", "Attempted Information Leak", 2),
-    "syn_flood": (9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 1),
-    "failed_handshake": (9000005, "WIREWATCH repeated failed TCP handshakes", "Misc activity", 3),
-    "unusual_protocol": (9000006, "WIREWATCH unusual protocol or TCP flags", "Potentially Bad Traffic", 2),
-    "traffic_burst": (9000007, "WIREWATCH traffic burst", "Attempted Denial of Service", 2),
-    "blacklist": (9000008, "WIREWATCH blacklisted address", "Potentially Bad Traffic", 1),
-    "suspicious_port": (9000009, "WIREWATCH suspicious port", "Potentially Bad Traffic", 2),
-}
-
-
 def format_ts(ts: float) -> str:
     """Packet time -> EVE timestamp, always UTC (+0000), microsecond precision."""
     return dt.datetime.fromtimestamp(round(float(ts), 6), tz=dt.timezone.utc).strftime(TS_FORMAT)
@@ -33,8 +19,9 @@ def flow_id(identifier: tuple[Any, ...]) -> int:
 
 
 def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, Any]:
-    sid, signature, category, severity = SIGNATURES.get(
-        finding.type, (9000099, f"WIREWATCH {finding.type}", "Misc activity", 3))
+    from .detect.registry import signature_of  # the detectors import this module: import late
+
+    sig = signature_of(finding.type)
     evidence = dict(finding.evidence)
     if suppressed:
         evidence["suppressed_since_last"] = suppressed
@@ -48,8 +35,8 @@ def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, 
         "proto": finding.proto,
         "in_iface": iface,
         "flow_id": flow_id((finding.type,) + tuple(finding.identifier)),
-        "alert": {"action": "allowed", "gid": 1, "signature_id": sid, "rev": 1,
-                  "signature": signature, "category": category, "severity": severity},
+        "alert": {"action": "allowed", "gid": 1, "signature_id": sig.signature_id, "rev": 1,
+                  "signature": sig.signature, "category": sig.category, "severity": sig.severity},
         "type": finding.type,
         "message": finding.message,
         "evidence": evidence,

@@ -1,11 +1,17 @@
-"""The Detector protocol and the Finding a detector reports."""
+"""The Detector protocol, the Finding a detector reports, and the DetectorSpec each detector
+module declares (its name, settings, signature and builder) for detect/registry.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..decode import PacketBatch
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .registry import Shared
 
 
 @dataclass
@@ -59,3 +65,29 @@ class Reconfigurable:
 
     def configure(self) -> None:
         """Recompute anything derived from self.cfg (called at start and on reload)."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The alert's EVE `alert` block: signature_id, signature, category, severity (1=high..3=low)."""
+
+    signature_id: int
+    signature: str
+    category: str
+    severity: int
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Everything the rest of wirewatch needs to know about one detector.
+
+    `config` is its settings dataclass: the [detect.<name>] section (it must have `enabled`).
+    `build(cfg, shared)` makes the detector from the whole Config (a detector may read another
+    section, e.g. distributed_scan reads port_scan's threshold) and the state detectors share
+    (`shared.handshakes()`).
+    """
+
+    name: str
+    config: type
+    signature: Signature
+    build: Callable[[Config, Shared], Detector]

@@ -10,7 +10,7 @@ from ..addr import addr_str
 from ..blocklist import Blocklist, load
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import proto_name
 from .count.report import times
 
@@ -88,3 +88,10 @@ class Blacklist(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {"blacklist_entries": len(self.blocklist), "blacklist_packets": self.matched_packets}
+
+
+SPEC = DetectorSpec(
+    name=Blacklist.name, config=BlacklistConfig,
+    signature=Signature(9000008, "WIREWATCH blacklisted address", "Potentially Bad Traffic", 1),
+    build=lambda cfg, shared: Blacklist(cfg.detect.blacklist),
+)

@@ -14,7 +14,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, times
@@ -95,3 +95,10 @@ class DistributedScan(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.ports.stats("distributed_scan_ports"), **self.members.stats("distributed_scan_members")}
+
+
+SPEC = DetectorSpec(
+    name=DistributedScan.name, config=DistributedScanConfig,
+    signature=Signature(9000003, "WIREWATCH distributed port scan", "Attempted Information Leak", 2),
+    build=lambda cfg, shared: DistributedScan(cfg.detect.distributed_scan, cfg.detect.port_scan.threshold),
+)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -97,3 +97,10 @@ class FailedHandshake(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.failures.stats("failed_handshake"), **self.tracker.stats()}
+
+
+SPEC = DetectorSpec(
+    name=FailedHandshake.name, config=FailedHandshakeConfig,
+    signature=Signature(9000005, "WIREWATCH repeated failed TCP handshakes", "Misc activity", 3),
+    build=lambda cfg, shared: FailedHandshake(cfg.detect.failed_handshake, shared.handshakes()),
+)

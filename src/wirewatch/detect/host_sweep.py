@@ -14,7 +14,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import (
     ADDR_LABELS,
     addr_labels,
@@ -118,3 +118,10 @@ class HostSweep(Reconfigurable):
 def _addr_sort(text: str) -> tuple[int, str]:
     ip = ipaddress.ip_address(text)
     return ip.version, f"{int(ip):040d}"
+
+
+SPEC = DetectorSpec(
+    name=HostSweep.name, config=HostSweepConfig,
+    signature=Signature(9000002, "WIREWATCH host sweep", "Attempted Information Leak", 2),
+    build=lambda cfg, shared: HostSweep(cfg.detect.host_sweep, cfg.general.time_window),
+)

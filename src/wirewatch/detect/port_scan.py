@@ -15,7 +15,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, port_probe
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
@@ -127,3 +127,10 @@ class PortScan(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.probes.stats("port_scan"), **self.answers.stats("port_scan_answers")}
+
+
+SPEC = DetectorSpec(
+    name=PortScan.name, config=PortScanConfig,
+    signature=Signature(9000001, "WIREWATCH port scan", "Attempted Information Leak", 2),
+    build=lambda cfg, shared: PortScan(cfg.detect.port_scan, cfg.general.time_window),
+)

@@ -10,7 +10,7 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..lut import member_table
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import proto_name, syn_only, udp_initiator
 from .count.kernels import hash_cols
 from .count.report import times
@@ -63,3 +63,10 @@ class SuspiciousPort(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {}
+
+
+SPEC = DetectorSpec(
+    name=SuspiciousPort.name, config=SuspiciousPortConfig,
+    signature=Signature(9000009, "WIREWATCH suspicious port", "Potentially Bad Traffic", 2),
+    build=lambda cfg, shared: SuspiciousPort(cfg.detect.suspicious_port),
+)

@@ -12,7 +12,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
@@ -120,3 +120,10 @@ class SynFlood(Reconfigurable):
     def stats(self) -> dict[str, int]:
         return {**self.rate.stats("syn_flood_targets"), **self.sources.stats("syn_flood_sources"),
                 **self.tracker.stats()}
+
+
+SPEC = DetectorSpec(
+    name=SynFlood.name, config=SynFloodConfig,
+    signature=Signature(9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 1),
+    build=lambda cfg, shared: SynFlood(cfg.detect.syn_flood, cfg.general.time_window, shared.handshakes()),
+)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -135,3 +135,10 @@ class TrafficBurst(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.counter.stats("traffic_burst"), **self.victims.stats()}
+
+
+SPEC = DetectorSpec(
+    name=TrafficBurst.name, config=TrafficBurstConfig,
+    signature=Signature(9000007, "WIREWATCH traffic burst", "Attempted Denial of Service", 2),
+    build=lambda cfg, shared: TrafficBurst(cfg.detect.traffic_burst, cfg.general.time_window),
+)

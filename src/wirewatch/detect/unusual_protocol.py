@@ -13,7 +13,7 @@ import numpy as np
 from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
 from ..lut import member_table
 from ..settings import setting
-from .base import Finding, Reconfigurable
+from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -97,3 +97,10 @@ class UnusualProtocol(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return self.counter.stats("unusual_protocol")
+
+
+SPEC = DetectorSpec(
+    name=UnusualProtocol.name, config=UnusualProtocolConfig,
+    signature=Signature(9000006, "WIREWATCH unusual protocol or TCP flags", "Potentially Bad Traffic", 2),
+    build=lambda cfg, shared: UnusualProtocol(cfg.detect.unusual_protocol, cfg.general.time_window),
+)

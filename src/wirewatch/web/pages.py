@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, render_template, send_from_directory
 
-from ..schema import SIGNATURES
+from ..detect import registry
 from .auth import csrf_token, login_required
 from .lookup import alert_or_404
 
@@ -17,7 +17,7 @@ pages = Blueprint("pages", __name__)
 
 @pages.app_context_processor
 def inject() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "types": sorted(SIGNATURES), "chartjs": current_app.config.get("VENDOR") is not None}
+    return {"csrf_token": csrf_token, "types": sorted(registry.names()), "chartjs": current_app.config.get("VENDOR") is not None}
 
 
 @pages.route("/")
