@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..schema import SIGNATURES
+from ..detect import registry
 from ..store.queries import QueryError
 from .auth import login_required
 from .lookup import alert_or_404, checked_id
@@ -64,7 +64,7 @@ def mutes() -> Any:
     if request.method == "GET":
         return jsonify(mutes=g.store.mutes())
     body = request.get_json(silent=True) if request.is_json else request.form
-    m = mute_request(body, SIGNATURES)
+    m = mute_request(body, registry.names())
     triage = current_app.extensions["triage"]()
     try:
         mid = triage.mute(m["alert_type"], m["cidr"], time.time() + m["hours"] * 3600, m["dest_port"], m["reason"])
