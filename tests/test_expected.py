@@ -20,7 +20,8 @@ UPDATE = bool(os.environ.get("WIREWATCH_UPDATE_EXPECTED"))
 
 
 def alerts_of(name: str) -> str:
-    found, _ = run_file(str(CORPUS / name), {"detect.blacklist.files": [str(CORPUS / "blacklist.txt")]})
+    found, _ = run_file(str(CORPUS / name), {"detect.blacklist.files": [str(CORPUS / "blacklist.txt")],
+                                             "general.sensor": "expected-sensor"})
     return "".join(json.dumps(a, sort_keys=True) + "\n" for a in found)
 
 

@@ -43,6 +43,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set any config key, e.g. --set detect.port_scan.threshold=30 (repeatable)")
     g.add_argument("-i", "--interface", help="interface name (recorded as in_iface)")
+    g.add_argument("--sensor", metavar="NAME", help="this sensor's name on alerts, stats and stored rows "
+                                                     "(EVE host; default the host name)")
     g.add_argument("--time-window", type=float, metavar="SECONDS", help="default detection window")
     g.add_argument("--scan-threshold", type=int, metavar="N", help="distinct ports that make a port scan")
     g.add_argument("--traffic-threshold", type=int, metavar="N", help="packets per window that make a traffic burst")
@@ -76,6 +78,7 @@ def _web(p: argparse.ArgumentParser) -> None:
 
 FLAG_KEYS = {
     "interface": ("general", "interface"),
+    "sensor": ("general", "sensor"),
     "time_window": ("general", "time_window"),
     "scan_threshold": ("detect.port_scan", "threshold"),
     "traffic_threshold": ("detect.traffic_burst", "threshold"),

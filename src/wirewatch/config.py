@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 import typing
 from collections.abc import Iterable, Mapping
@@ -27,12 +28,19 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class GeneralConfig:
+    sensor: str = setting("", "This sensor's name, on every alert and stats event (EVE `host`) and stored row; "
+                              "empty = the host name.")
     time_window: float = setting(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
     interface: str = setting("", "Interface name reported as in_iface (-i/--interface).")
     batch_size: int = setting(16384, "Most packets per capture read; up to 4 reads within one expire_interval "
                                      "are analysed in one detector pass (fewer numpy calls per packet).", 1, 1_000_000)
     expire_interval: float = setting(1.0, "Seconds of packet time per time slice: state expires between slices, "
                                           "and a slice's packets are analysed when it ends.", 0.01)
+
+
+def sensor_name(general: GeneralConfig) -> str:
+    """general.sensor, or the host name when it is empty."""
+    return general.sensor or socket.gethostname()
 
 
 @dataclass(frozen=True)

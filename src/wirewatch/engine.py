@@ -17,7 +17,7 @@ import numpy as np
 from . import native
 from .alerts import AlertManager
 from .capture.pcapfile import RawBatch
-from .config import Config
+from .config import Config, sensor_name
 from .decode import PacketBatch, decode
 from .detect import Detector, Finding, default_detectors
 from .schema import format_ts
@@ -47,6 +47,7 @@ class Engine:
         self.detectors = default_detectors(cfg) if detectors is None else detectors
         self.sinks = list(sinks)
         self.alerts = AlertManager(cfg.alerts.cooldown, cfg.alerts.max_identifiers, cfg.general.interface or None)
+        self.sensor = sensor_name(cfg.general)
         self.stats = RunStats()
         self.talkers = TopTalkers()
         self.timeline = Timeline()
@@ -141,6 +142,8 @@ class Engine:
         alerts first; those go only to sinks that keep them (`keeps_muted`)."""
         if not alerts:
             return
+        for a in alerts:
+            a["host"] = self.sensor  # EVE's sensor name: which of many sensors saw it
         for sink in self.sinks:
             if hasattr(sink, "filter"):
                 try:
@@ -202,6 +205,7 @@ class Engine:
     def reconfigure(self, cfg: Config) -> None:
         """Apply new thresholds and blocklists to the running detectors, keeping their state."""
         self.cfg = cfg
+        self.sensor = sensor_name(cfg.general)
         self.alerts.cooldown = cfg.alerts.cooldown
         for det in self.detectors:
             section = getattr(cfg.detect, det.name, None)
@@ -247,7 +251,7 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
     s = engine.summary()
     recv, drop, ifdrop = kernel
     record: dict[str, Any] = {
-        "timestamp": format_ts(time.time()), "event_type": "stats", "in_iface": iface,
+        "timestamp": format_ts(time.time()), "event_type": "stats", "host": engine.sensor, "in_iface": iface,
         "stats": {
             "uptime": int(uptime), "final": final,
             "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
