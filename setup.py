@@ -8,5 +8,5 @@ NATIVE = "src/wirewatch/native"
 setup(ext_modules=[
     Extension(f"wirewatch.native.{name}", [f"{NATIVE}/{src}.c"], depends=[f"{NATIVE}/buffers.h"],
               extra_compile_args=["-O3"], optional=True)
-    for name, src in (("_kernels", "kernels"), ("_decode", "decode"))
+    for name, src in (("_kernels", "kernels"), ("_decode", "decode"), ("_pcapwalk", "pcapwalk"))
 ])

@@ -60,7 +60,10 @@ class Engine:
         self._pending_rows = 0
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
-        return self.process(decode(raw.buf, raw.meta, raw.linktype))
+        batch = decode(raw.buf, raw.meta, raw.linktype)
+        if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
+            batch.ts += raw.sub_usec * 1e-9
+        return self.process(batch)
 
     def process(self, batch: PacketBatch) -> list[dict[str, Any]]:
         """Run one decoded batch through the detectors, in time slices of expire_interval.

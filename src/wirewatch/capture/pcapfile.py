@@ -1,55 +1,99 @@
-"""Capture files (pcap and pcapng) read through libpcap, many packets per call."""
+"""Capture files (pcap and pcapng), many packets per batch.
+
+Files are read by wirewatch's own record walker (capture/walk.py, compiled in
+native/pcapwalk.c): a regular file is mapped and walked in place, standard input, pipes and
+compressed files are streamed (capture/sources.py). libpcap (pcapy-ng) reads what the walker
+does not know (e.g. the rare "modified" pcap variants), and everything when
+WIREWATCH_READER=libpcap.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
-import pcapy
 
-DEFAULT_BATCH = 4096  # 2k-8k packets per next_batch call is fastest and lightest (DESIGN.md)
+from .batch import CaptureError, RawBatch
+from .sources import compression_of, decompressed, mapped_batches, read_head, stream_batches
+from .walk import PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
+
+__all__ = ["DEFAULT_BATCH", "STDIN", "CaptureError", "RawBatch", "libpcap_batches", "read_batches"]
+
+DEFAULT_BATCH = 4096  # 2k-8k packets per batch is fastest and lightest (DESIGN.md)
 STDIN = "-"  # as for tcpdump -r: read the capture from standard input (e.g. tcpdump -w - | wirewatch read -)
+KNOWN_MAGICS = {m.to_bytes(4, order) for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAPNG_SHB) for order in ("little", "big")}
 
 
-class CaptureError(Exception):
-    """A capture file or interface that cannot be read; the message is one line for the user."""
-
-
-@dataclass
-class RawBatch:
-    buf: bytes
-    meta: np.ndarray  # (n, 4) uint32: sec, usec, offset, caplen
-    linktype: int
-
-
-def open_pcap(path: str) -> "pcapy.Reader":
-    if path == STDIN:
-        try:
-            return pcapy.open_offline(STDIN)
-        except pcapy.PcapError as exc:
-            raise CaptureError(f"standard input: not a pcap/pcapng capture ({exc})") from None
+def _check_path(path: str) -> None:
     if not os.path.exists(path):
         raise CaptureError(f"{path}: no such file")
     if os.path.isdir(path):
         raise CaptureError(f"{path}: is a directory, not a capture file")
     if not os.access(path, os.R_OK):
         raise CaptureError(f"{path}: permission denied")
+
+
+def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = True) -> Iterator[RawBatch]:
+    """Yield raw batches of a capture file (or of standard input for "-").
+
+    A damaged or truncated capture still yields every packet before the damage, then raises
+    CaptureError naming the file, the byte position and the last good packet."""
+    if os.environ.get("WIREWATCH_READER") == "libpcap":
+        yield from libpcap_batches(path, batch_size)
+        return
+    if path == STDIN:
+        stdin = sys.stdin.buffer
+        head = read_head(stdin)
+        yield from _stream("standard input", head, stdin, batch_size, compiled)
+        return
+    _check_path(path)
+    try:
+        with open(path, "rb") as fh:
+            regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+            head = read_head(fh) if regular else b""
+    except OSError as exc:
+        raise CaptureError(f"{path}: {exc.strerror}") from None
+    if not regular or compression_of(head):  # pipes, process substitution, compressed files
+        with open(path, "rb") as fh:
+            yield from _stream(path, read_head(fh), fh, batch_size, compiled)
+        return
+    if not head:
+        raise CaptureError(f"{path}: not a pcap/pcapng capture (empty file)")
+    if head[:4] in KNOWN_MAGICS:
+        yield from mapped_batches(path, batch_size, compiled)
+    else:
+        yield from libpcap_batches(path, batch_size)
+
+
+def _stream(name: str, head: bytes, stream, batch_size: int, compiled: bool) -> Iterator[RawBatch]:
+    if not head:
+        raise CaptureError(f"{name}: not a pcap/pcapng capture (empty)")
+    yield from stream_batches(name, decompressed(name, head, stream), batch_size, compiled)
+
+
+def _open_libpcap(path: str):
+    import pcapy  # only for the rare files the walker does not read
+
+    name = "standard input" if path == STDIN else path
+    if path != STDIN:
+        _check_path(path)
     try:
         return pcapy.open_offline(path)
     except pcapy.PcapError as exc:
-        raise CaptureError(f"{path}: not a pcap/pcapng capture ({exc})") from None
+        raise CaptureError(f"{name}: not a pcap/pcapng capture ({exc})") from None
 
 
-def read_batches(path: str, batch_size: int = DEFAULT_BATCH) -> Iterator[RawBatch]:
-    """Yield raw batches of a capture file.
+def libpcap_batches(path: str, batch_size: int = DEFAULT_BATCH) -> Iterator[RawBatch]:
+    """Yield raw batches read by libpcap (copies of the packets).
 
-    A damaged or truncated file still yields every packet before the damage, then raises
-    CaptureError: libpcap drops the whole failing batch, so the tail is re-read one packet
-    at a time from a fresh handle.
-    """
-    reader = open_pcap(path)
+    libpcap drops the whole failing batch of a damaged file, so the tail is re-read one
+    packet at a time from a fresh handle to keep every packet before the damage."""
+    import pcapy
+
+    reader = _open_libpcap(path)
     linktype = reader.datalink()
     done = 0
     while True:
@@ -57,8 +101,10 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH) -> Iterator[RawBatc
             buf, meta = reader.next_batch(batch_size)
         except pcapy.PcapError as exc:
             if path != STDIN:  # a stream cannot be re-read: what the failing batch held is lost
-                yield from _salvage(path, done, batch_size, linktype)
-            raise CaptureError(f"{path}: damaged capture after packet {done + 1}: {exc}") from None
+                for raw in _salvage(path, done, batch_size, linktype):
+                    done += len(raw.meta)
+                    yield raw
+            raise CaptureError(f"{path}: damaged capture after packet {done}: {exc}") from None
         if not meta:
             return
         raw = RawBatch(buf, np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4), linktype)
@@ -67,7 +113,9 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH) -> Iterator[RawBatc
 
 
 def _salvage(path: str, skip: int, batch_size: int, linktype: int) -> Iterator[RawBatch]:
-    reader = pcapy.open_offline(path)
+    import pcapy
+
+    reader = _open_libpcap(path)
     while skip > 0:
         _, meta = reader.next_batch(min(batch_size, skip))
         skip -= len(meta) // 16

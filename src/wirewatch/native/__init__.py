@@ -22,7 +22,7 @@ def load(name: str) -> ModuleType | None:
         return None
 
 
-MODULES = ("_decode", "_kernels")
+MODULES = ("_decode", "_kernels", "_pcapwalk")
 
 
 def active() -> bool:

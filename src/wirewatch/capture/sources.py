@@ -1,0 +1,181 @@
+"""The two ways a capture reaches the record walker: mapped whole, or streamed in chunks.
+
+A regular uncompressed file is mapped into memory and walked in place (pages already read
+are handed back to the kernel as the walk moves on, so the resident set stays small on a
+file of any size). Standard input, pipes and compressed files (gzip, xz, bzip2, zstd) are
+read in chunks into fresh buffers that the batches then point into; a record cut by the end
+of a chunk is carried into the next one. Both drive the same Walker, so both give the
+same batches, and damage is reported the same way: every packet before it is yielded,
+then one CaptureError naming the file, the byte position and the last good packet.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import mmap
+import os
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from .batch import CaptureError, RawBatch
+from .walk import DAMAGE, END, INCOMPLETE, Walker
+
+CHUNK = 8 * 1024 * 1024  # bytes read per refill of a stream
+RELEASE_EVERY = 32 * 1024 * 1024  # hand mapped pages back to the kernel in steps of this size
+MAGIC_LEN = 6
+COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+Refill = Callable[[object, int], "tuple[object, int] | None"]
+
+
+def compression_of(head: bytes) -> str | None:
+    return next((name for magic, name in COMPRESSED if head.startswith(magic)), None)
+
+
+def _damage(name: str, walker: Walker, offset: int, status: int) -> CaptureError:
+    reason = walker.damage or DAMAGE.get(status, "damaged record")
+    good = walker.packets
+    where = f"after packet {good}" if good else "before the first packet"
+    return CaptureError(f"{name}: damaged capture at byte {offset}, {where}: {reason}")
+
+
+def _drive(name: str, walker: Walker, buf: object, refill: Refill, offset_of: Callable[[int], int],
+           moved: Callable[[int], None] = lambda pos: None) -> Iterator[RawBatch]:
+    pos = 0
+    while True:
+        raw, pos, status = walker.step(buf, pos)
+        if raw is not None:
+            yield raw
+            moved(pos)
+        if status in DAMAGE and status != INCOMPLETE:
+            raise _damage(name, walker, offset_of(pos), status)
+        if status in (END, INCOMPLETE):
+            more = refill(buf, pos)
+            if more is not None:
+                buf, pos = more
+                continue
+            if walker.unfinished():
+                raise CaptureError(f"{name}: {walker.unfinished()}")
+            if status == END:
+                return
+            raise _damage(name, walker, offset_of(pos), INCOMPLETE)
+
+
+def mapped_batches(path: str, batch_size: int, compiled: bool = True) -> Iterator[RawBatch]:
+    """The batches of a regular file, walked in a read-only mapping of it."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise CaptureError(f"{path}: not a pcap/pcapng capture (empty file)")
+        mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    # no close(): the batches' windows keep the mapping alive until the engine drops them
+    if hasattr(mapping, "madvise"):
+        mapping.madvise(mmap.MADV_SEQUENTIAL)
+    released = [0]
+
+    def release(pos: int) -> None:
+        # read pages stay in the page cache; dropping them from this mapping keeps RSS flat
+        start = released[0]
+        if pos - start >= RELEASE_EVERY and hasattr(mapping, "madvise"):
+            stop = pos - pos % mmap.PAGESIZE
+            mapping.madvise(mmap.MADV_DONTNEED, start, stop - start)
+            released[0] = stop
+
+    yield from _drive(path, Walker(path, batch_size, compiled), mapping, lambda buf, pos: None, lambda pos: pos, release)
+
+
+def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool = True,
+                   chunk: int = CHUNK) -> Iterator[RawBatch]:
+    """The batches of a capture read from a stream, `chunk` bytes at a time.
+
+    A read that fails (a corrupt or truncated compressed file, an I/O error) ends the
+    capture after the records that were read completely before it."""
+    walker = Walker(name, batch_size, compiled)
+    done = [0]  # bytes of the stream before the current buffer
+    failure: list[Exception] = []
+
+    def refill(buf, pos: int) -> tuple[bytearray, int] | None:
+        tail = memoryview(buf)[pos:]
+        fresh = bytearray(max(chunk, 2 * len(tail)))
+        fresh[: len(tail)] = tail
+        filled = len(tail)
+        view = memoryview(fresh)
+        # readinto1: one read of the underlying stream per call, so that a read that fails
+        # (EOFError of a truncated .gz) loses nothing decompressed before it
+        read = getattr(stream, "readinto1", stream.readinto)
+        while filled < len(fresh) and not failure:
+            try:
+                got = read(view[filled:])
+            except Exception as exc:  # noqa: BLE001 - gzip, xz, zstd and I/O errors alike end the stream
+                failure.append(exc)
+                break
+            if not got:
+                break
+            filled += got
+        view.release()
+        if filled == len(tail):
+            if failure:
+                where = f"after packet {walker.packets}" if walker.packets else "before the first packet"
+                raise CaptureError(f"{name}: cannot read past byte {done[0] + pos} of the capture, {where}: "
+                                   f"{failure[0]}")
+            return None
+        del fresh[filled:]  # nothing points into it yet
+        done[0] += pos
+        return fresh, 0
+
+    yield from _drive(name, walker, b"", refill, lambda pos: done[0] + pos)
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream whose first bytes were already read (to recognise its format)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        return self.rest.readinto(b)
+
+
+def decompressed(name: str, head: bytes, stream: BinaryIO) -> BinaryIO:
+    """`stream` (whose first bytes `head` were already read) decompressed when it is compressed."""
+    raw = _Prefixed(head, stream)
+    kind = compression_of(head)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[arg-type]
+    if kind == "xz":
+        return lzma.LZMAFile(raw)  # type: ignore[arg-type]
+    if kind == "bzip2":
+        return bz2.BZ2File(raw)  # type: ignore[arg-type]
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise CaptureError(f"{name}: zstd-compressed, and the zstandard package is not installed") from None
+        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[return-value]
+    return io.BufferedReader(raw)
+
+
+def read_head(stream: BinaryIO, size: int = MAGIC_LEN) -> bytes:
+    head = b""
+    while len(head) < size:
+        got = stream.read(size - len(head))
+        if not got:
+            break
+        head += got
+    return head

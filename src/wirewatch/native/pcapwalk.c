@@ -1,0 +1,281 @@
+/* The record walker of wirewatch/capture/walk.py, compiled: classic pcap records and pcapng
+ * packet blocks found in a buffer (a mapped file or a streamed chunk), one batch per call.
+ *
+ * Nothing is copied: each packet becomes one row of `meta` (sec, usec, offset, caplen) with
+ * its offset relative to the first packet's data (`base`), so the caller hands the decoder
+ * the window buf[base : base + last offset + last caplen] of the same buffer. The
+ * nanoseconds beyond the microsecond go to `sub` (0..999).
+ *
+ * walk.py's Python walker is the reference: the same arguments, statuses and rows (the
+ * tests compare the two, and both with libpcap). A call stops at the first of: `sub` full,
+ * the end of the buffer, an incomplete record at the end (the stream reads more, a mapped
+ * file is truncated), damage, a block the Python side handles (pcapng section header and
+ * interface description), or a packet whose link type differs from the batch's.
+ */
+#include "buffers.h"
+
+/* keep in step with walk.py */
+enum {
+    ST_FULL, ST_END, ST_INCOMPLETE, ST_BAD_CAPLEN, ST_BAD_BLOCK_LENGTH, ST_BAD_INTERFACE, ST_BAD_PACKET_LENGTH,
+    ST_HEADER, ST_LINKTYPE
+};
+#define MAX_CAPLEN 262144u           /* libpcap's largest snapshot for the usual link types */
+#define MAX_BLOCK (16u * 1024 * 1024) /* libpcap's largest pcapng block */
+#define WINDOW_MAX 0xFFFFFFFFull     /* offsets in meta are uint32 */
+#define BT_SHB 0x0A0D0D0Au
+#define BT_IDB 1u
+#define BT_PB 2u
+#define BT_SPB 3u
+#define BT_EPB 6u
+
+static inline uint32_t rd32(const uint8_t *p, int big)
+{
+    return big ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3])
+               : ((uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]);
+}
+static inline uint16_t rd16(const uint8_t *p, int big)
+{
+    return big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+}
+
+typedef struct {
+    uint32_t *meta;
+    uint16_t *sub;
+    Py_ssize_t cap, n;
+    int64_t base;
+} rows;
+
+/* Append one packet; 0 when the window would outgrow uint32 offsets (the batch ends first). */
+static inline int add_row(rows *r, uint64_t sec, uint64_t nsec, int64_t data, uint32_t caplen)
+{
+    if (r->n == 0)
+        r->base = data;
+    else if ((uint64_t)(data - r->base) + caplen > WINDOW_MAX)
+        return 0;
+    uint32_t *m = r->meta + 4 * r->n;
+    m[0] = (uint32_t)sec;
+    m[1] = (uint32_t)(nsec / 1000);
+    m[2] = (uint32_t)(data - r->base);
+    m[3] = caplen;
+    r->sub[r->n] = (uint16_t)(nsec % 1000);
+    r->n++;
+    return 1;
+}
+
+static int get_rows(PyObject *ometa, PyObject *osub, Py_buffer *v, rows *r)
+{
+    PyObject *o[2] = {ometa, osub};
+    const buffer_spec specs[2] = {{4, 1, 0, "meta"}, {2, 1, 0, "sub"}};
+    if (get_buffers(o, v, specs, 2) < 0)
+        return -1;
+    r->meta = v[0].buf;
+    r->sub = v[1].buf;
+    r->cap = length(&v[1]);
+    r->n = 0;
+    r->base = 0;
+    if (length(&v[0]) < 4 * r->cap) {
+        release_buffers(v, 2);
+        PyErr_SetString(PyExc_ValueError, "walk: meta has fewer than 4 x len(sub) items");
+        return -1;
+    }
+    return 0;
+}
+
+/* walk_pcap(buf, pos, big, nano, snapshot, meta, sub) -> (n, pos, status, base) */
+static PyObject *k_walk_pcap(PyObject *self, PyObject *args)
+{
+    PyObject *obuf, *ometa, *osub;
+    Py_ssize_t pos;
+    int big, nano;
+    unsigned int snapshot;
+    if (!PyArg_ParseTuple(args, "OniiIOO", &obuf, &pos, &big, &nano, &snapshot, &ometa, &osub))
+        return NULL;
+    Py_buffer b, v[2];
+    rows r;
+    if (get_buffer(obuf, &b, 0, 0, "buf") < 0)
+        return NULL;
+    if (get_rows(ometa, osub, v, &r) < 0) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    const uint8_t *p = b.buf;
+    const int64_t end = b.len;
+    int status = ST_FULL;
+    Py_BEGIN_ALLOW_THREADS
+    while (r.n < r.cap) {
+        if (pos == end) {
+            status = ST_END;
+            break;
+        }
+        if (pos + 16 > end) {
+            status = ST_INCOMPLETE;
+            break;
+        }
+        const uint8_t *h = p + pos;
+        uint32_t sec = rd32(h, big), frac = rd32(h + 4, big), caplen = rd32(h + 8, big);
+        if (caplen > MAX_CAPLEN) {
+            status = ST_BAD_CAPLEN;
+            break;
+        }
+        if (pos + 16 + (int64_t)caplen > end) {
+            status = ST_INCOMPLETE;
+            break;
+        }
+        uint64_t nsec = nano ? frac : (uint64_t)frac * 1000;
+        if (!add_row(&r, sec, nsec, pos + 16, caplen < snapshot ? caplen : snapshot))
+            break;
+        pos += 16 + caplen;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    release_buffers(v, 2);
+    return Py_BuildValue("nnnL", r.n, pos, (Py_ssize_t)status, (long long)r.base);
+}
+
+/* Interface description blocks seen so far in the section, as arrays indexed by interface id. */
+typedef struct {
+    const int32_t *linktype;
+    const uint32_t *snaplen;
+    const uint64_t *units; /* time stamp units per second (if_tsresol) */
+    const int64_t *offset; /* seconds added to every time stamp (if_tsoffset) */
+    Py_ssize_t count;
+} interfaces;
+
+static inline void split_ts(uint64_t ts, uint64_t units, int64_t offset, uint64_t *sec, uint64_t *nsec)
+{
+    *sec = ts / units + (uint64_t)offset;
+    *nsec = (uint64_t)(((unsigned __int128)(ts % units) * 1000000000u) / units);
+}
+
+/* walk_pcapng(buf, pos, big, linktypes, snaplens, units, offsets, meta, sub) -> (n, pos, status, base, linktype) */
+static PyObject *k_walk_pcapng(PyObject *self, PyObject *args)
+{
+    PyObject *obuf, *olt, *osnap, *ounits, *ooff, *ometa, *osub;
+    Py_ssize_t pos;
+    int big;
+    if (!PyArg_ParseTuple(args, "OniOOOOOO", &obuf, &pos, &big, &olt, &osnap, &ounits, &ooff, &ometa, &osub))
+        return NULL;
+    PyObject *o[5] = {obuf, olt, osnap, ounits, ooff};
+    const buffer_spec specs[5] = {{0, 0, 0, "buf"}, {4, 0, 0, "linktypes"}, {4, 0, 0, "snaplens"},
+                                  {8, 0, 0, "units"}, {8, 0, 0, "offsets"}};
+    Py_buffer in[5], v[2];
+    rows r;
+    if (get_buffers(o, in, specs, 5) < 0)
+        return NULL;
+    if (get_rows(ometa, osub, v, &r) < 0) {
+        release_buffers(in, 5);
+        return NULL;
+    }
+    interfaces ifs = {in[1].buf, in[2].buf, in[3].buf, in[4].buf, length(&in[1])};
+    if (length(&in[2]) < ifs.count || length(&in[3]) < ifs.count || length(&in[4]) < ifs.count) {
+        release_buffers(v, 2);
+        return finish(in, 5, 1, "walk_pcapng: interface arrays of different lengths");
+    }
+    for (Py_ssize_t i = 0; i < ifs.count; i++) {
+        if (ifs.units[i] == 0) {
+            release_buffers(v, 2);
+            return finish(in, 5, 1, "walk_pcapng: zero time stamp units");
+        }
+    }
+    const uint8_t *p = in[0].buf;
+    const int64_t end = in[0].len;
+    int status = ST_FULL;
+    int64_t linktype = -1;
+    Py_BEGIN_ALLOW_THREADS
+    while (r.n < r.cap) {
+        if (pos == end) {
+            status = ST_END;
+            break;
+        }
+        if (pos + 12 > end) {
+            status = ST_INCOMPLETE;
+            break;
+        }
+        const uint8_t *h = p + pos;
+        uint32_t type = rd32(h, big), total = rd32(h + 4, big);
+        if (type == BT_SHB || type == BT_IDB) {
+            status = ST_HEADER;
+            break;
+        }
+        if (total < 12 || total % 4 || total > MAX_BLOCK) {
+            status = ST_BAD_BLOCK_LENGTH;
+            break;
+        }
+        if (pos + (int64_t)total > end) {
+            status = ST_INCOMPLETE;
+            break;
+        }
+        if (rd32(h + total - 4, big) != total) {
+            status = ST_BAD_BLOCK_LENGTH;
+            break;
+        }
+        if (type == BT_EPB || type == BT_PB || type == BT_SPB) {
+            uint32_t ifid, caplen, body;
+            uint64_t ts = 0;
+            int64_t data;
+            if (type == BT_SPB) {
+                if (total < 16) {
+                    status = ST_BAD_BLOCK_LENGTH;
+                    break;
+                }
+                ifid = 0;
+                body = total - 16;
+                caplen = rd32(h + 8, big); /* the original length: what of it fits is captured */
+                if (caplen > body)
+                    caplen = body;
+                data = pos + 12;
+            } else {
+                if (total < 32) {
+                    status = ST_BAD_BLOCK_LENGTH;
+                    break;
+                }
+                ifid = type == BT_EPB ? rd32(h + 8, big) : rd16(h + 8, big);
+                ts = (uint64_t)rd32(h + 12, big) << 32 | rd32(h + 16, big);
+                caplen = rd32(h + 20, big);
+                body = total - 32;
+                if (caplen > body) {
+                    status = ST_BAD_PACKET_LENGTH;
+                    break;
+                }
+                data = pos + 28;
+            }
+            if (ifid >= (uint64_t)ifs.count) {
+                status = ST_BAD_INTERFACE;
+                break;
+            }
+            if (linktype >= 0 && ifs.linktype[ifid] != linktype) {
+                status = ST_LINKTYPE;
+                break;
+            }
+            /* as libpcap: a simple packet is cut to the snapshot, any other longer one is damage */
+            uint32_t snap = ifs.snaplen[ifid];
+            if (caplen > snap && type != BT_SPB) {
+                status = ST_BAD_CAPLEN;
+                break;
+            }
+            if (caplen > snap)
+                caplen = snap;
+            uint64_t sec, nsec;
+            split_ts(ts, ifs.units[ifid], ifs.offset[ifid], &sec, &nsec); /* simple packets: 0 + offset */
+            if (!add_row(&r, sec, nsec, data, caplen))
+                break;
+            linktype = ifs.linktype[ifid];
+        }
+        pos += total;
+    }
+    Py_END_ALLOW_THREADS
+    release_buffers(in, 5);
+    release_buffers(v, 2);
+    return Py_BuildValue("nnnLL", r.n, pos, (Py_ssize_t)status, (long long)r.base, (long long)linktype);
+}
+
+static PyMethodDef methods[] = {
+    {"walk_pcap", k_walk_pcap, METH_VARARGS, "walk_pcap(buf, pos, big, nano, snapshot, meta, sub) -> (n, pos, status, base)"},
+    {"walk_pcapng", k_walk_pcapng, METH_VARARGS,
+     "walk_pcapng(buf, pos, big, linktypes, snaplens, units, offsets, meta, sub) -> (n, pos, status, base, linktype)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pcapwalk", "Capture-file record walker.", -1, methods};
+
+PyMODINIT_FUNC PyInit__pcapwalk(void) { return PyModule_Create(&module); }

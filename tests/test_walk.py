@@ -1,0 +1,234 @@
+"""wirewatch's capture-file reader (capture/walk.py, native/pcapwalk.c) against libpcap's.
+
+Every reader variant (mapped, streamed in small chunks; compiled walker, Python walker)
+must give libpcap's packets, time stamps, captured lengths and link type, and stop where
+libpcap stops on a damaged file, with an error exactly when libpcap has one."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from capfiles import (
+    Interface,
+    epb,
+    frames,
+    idb,
+    libpcap_packets,
+    obsolete_pb,
+    pcap,
+    shb,
+    spb,
+    unknown_block,
+    walked,
+)
+from conftest import CORPUS
+
+from wirewatch.capture import walk
+from wirewatch.capture.pcapfile import libpcap_batches, read_batches
+from wirewatch.decode import BATCH_FIELDS, decode
+
+VARIANTS = [  # (stream chunk or None for the mapping, compiled walker)
+    (None, True), (None, False), (7, True), (64, False), (1 << 20, True),
+]
+BASE_TS = 1_700_000_000
+
+
+def assert_like_libpcap(path, data: bytes | None = None, variants=VARIANTS) -> list:
+    expected, error = libpcap_packets(str(path))
+    for chunk, compiled in variants:
+        got, _, got_error = walked(str(path), chunk, compiled, data=data)
+        assert got == expected, f"chunk={chunk} compiled={compiled}"
+        assert (got_error is None) == (error is None), f"chunk={chunk} compiled={compiled}: {got_error} / {error}"
+    return expected
+
+
+def test_compiled_walker_is_built():
+    assert walk._compiled is not None, "wirewatch.native._pcapwalk is not built (needs gcc and Python headers)"
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.pcap")), ids=lambda p: p.name)
+def test_every_corpus_capture_reads_as_libpcap_reads_it(path):
+    expected = assert_like_libpcap(path, variants=[(None, True), (None, False), (100_000, True)])
+    assert len(expected) > 0
+
+
+def test_corpus_batches_decode_to_the_same_columns(tmp_path):
+    """The decoder sees the same packets through the mapped windows as through libpcap's copies."""
+    path = str(CORPUS / "dev23_mixed_http_dns_with_synscan.pcap")
+    ours = [decode(r.buf, r.meta, r.linktype) for r in read_batches(path, 512)]
+    theirs = [decode(r.buf, r.meta, r.linktype) for r in libpcap_batches(path, 512)]
+    assert [len(b) for b in ours] == [len(b) for b in theirs]
+    for a, b in zip(ours, theirs):
+        for name in BATCH_FIELDS:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.errors == b.errors and a.non_ip == b.non_ip
+
+
+@pytest.mark.parametrize("big,nano", list(itertools.product((False, True), (False, True))))
+def test_classic_pcap_both_byte_orders_and_resolutions(tmp_path, big, nano):
+    fr = frames(9)
+    frac = 999_999_999 if nano else 999_999
+    packets = [(BASE_TS + i, (i * 123_457_003) % frac, f) for i, f in enumerate(fr)]
+    path = tmp_path / "t.pcap"
+    path.write_bytes(pcap(packets, big=big, nano=nano))
+    expected = assert_like_libpcap(path)
+    assert [p[3] for p in expected] == fr
+    _, subs, _ = walked(str(path))
+    # libpcap gives microseconds; the nanoseconds beyond them are kept alongside
+    for (sec, frac_in, _), (got_sec, usec, *_), sub in zip(packets, expected, subs):
+        assert got_sec == sec
+        assert usec * 1000 + sub == (frac_in if nano else frac_in * 1000)
+
+
+def test_classic_pcap_records_longer_than_the_snapshot_are_cut_as_libpcap_cuts_them(tmp_path):
+    fr = frames(4)
+    path = tmp_path / "snap.pcap"
+    path.write_bytes(pcap([(BASE_TS, 0, f) for f in fr], snaplen=60))
+    expected = assert_like_libpcap(path)
+    assert [p[2] for p in expected] == [min(60, len(f)) for f in fr]
+
+
+def _pcapng(big: bool, interfaces: list[Interface], fr: list[bytes]) -> bytes:
+    out = [shb(big)] + [idb(i, big) for i in interfaces]
+    for k, f in enumerate(fr):
+        ifid = k % len(interfaces)
+        ts = (BASE_TS + k) * 10**9 + k * 111_111_111 if interfaces[ifid].tsresol == 9 else (BASE_TS + k) * 10**6 + k
+        kind = k % 4
+        if kind == 1:
+            out.append(obsolete_pb(ifid, ts, f, big))
+        elif kind == 2:
+            out.append(unknown_block(big))
+            out.append(epb(ifid, ts, f, big))
+        else:
+            out.append(epb(ifid, ts, f, big))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("big", (False, True))
+def test_pcapng_both_byte_orders_packet_block_kinds_and_unknown_blocks(tmp_path, big):
+    fr = frames(10)
+    data = _pcapng(big, [Interface(tsresol=9), Interface(), Interface(snaplen=0, tsresol=6)], fr)
+    data += spb(fr[0], big)
+    path = tmp_path / "t.pcapng"
+    path.write_bytes(data)
+    expected = assert_like_libpcap(path)
+    assert [p[3] for p in expected] == fr + [fr[0]]
+
+
+@pytest.mark.parametrize("tsresol,tsoffset", [(9, None), (3, 100), (0x80 | 20, None), (12, 7), (0, None)])
+def test_pcapng_time_stamp_resolutions_and_offsets(tmp_path, tsresol, tsoffset):
+    fr = frames(5)
+    units = 2 ** (tsresol & 0x7F) if tsresol & 0x80 else 10**tsresol
+    base = min(BASE_TS, 2**63 // units - 10)  # picoseconds since 1970 do not fit in 64 bits
+    stamps = [(base + k) * units + (k * 987_654_321_987) % units for k in range(5)]
+    data = shb() + idb(Interface(tsresol=tsresol, tsoffset=tsoffset)) + b"".join(
+        epb(0, ts, f) for ts, f in zip(stamps, fr)) + spb(fr[0])
+    path = tmp_path / "res.pcapng"
+    path.write_bytes(data)
+    expected = assert_like_libpcap(path)
+    _, subs, _ = walked(str(path))
+    for ts, (sec, usec, *_), sub in zip(stamps, expected, subs):
+        assert sec == ts // units + (tsoffset or 0)
+        assert usec * 1000 + sub == (ts % units) * 10**9 // units  # nanoseconds kept
+    assert expected[-1][:2] == ((tsoffset or 0), 0)  # a simple packet has no time stamp
+
+
+def test_pcapng_interfaces_of_different_link_types_give_batches_of_one_link_type(tmp_path):
+    """libpcap refuses such files; wirewatch reads each packet with its own interface's link type."""
+    ip_only = [f[14:] for f in frames(6)]  # raw IP: the Ethernet header removed
+    eth = frames(6)
+    blocks = [shb(), idb(Interface(linktype=1)), idb(Interface(linktype=101, tsresol=9))]
+    expected = []
+    for k in range(6):
+        ifid = 1 if k in (2, 3, 5) else 0
+        data = ip_only[k] if ifid else eth[k]
+        ts = (BASE_TS + k) * (10**9 if ifid else 10**6) + 5
+        blocks.append(epb(ifid, ts, data))
+        expected.append((BASE_TS + k, 0 if ifid else 5, len(data), data, 12 if ifid else 1))
+    # a second section describes its interfaces anew, in the other byte order
+    blocks += [shb(True), idb(Interface(linktype=101), True), epb(0, BASE_TS * 10**6, ip_only[0], True)]
+    expected.append((BASE_TS, 0, len(ip_only[0]), ip_only[0], 12))
+    path = tmp_path / "multi.pcapng"
+    path.write_bytes(b"".join(blocks))
+    for chunk, compiled in VARIANTS:
+        got, subs, error = walked(str(path), chunk, compiled)
+        assert error is None and got == expected
+        assert subs[2] == 5
+    batches = list(read_batches(str(path), 64))
+    assert [r.linktype for r in batches] == [1, 12, 1, 12, 12]
+
+
+def _record_bounds(data: bytes, first: int, big: bool, classic: bool) -> list[int]:
+    import struct
+
+    bounds, pos, o = [], first, ">" if big else "<"
+    while pos < len(data):
+        bounds.append(pos)
+        pos += 16 + struct.unpack_from(o + "I", data, pos + 8)[0] if classic else struct.unpack_from(
+            o + "I", data, pos + 4)[0]
+    return bounds
+
+
+@pytest.mark.parametrize("kind", ["pcap-le", "pcap-be-ns", "pcapng-le", "pcapng-be"])
+def test_cut_at_every_byte_stops_where_libpcap_stops(tmp_path, kind):
+    fr = frames(5)
+    big = kind.endswith(("be", "be-ns"))
+    if kind.startswith("pcapng"):
+        data = _pcapng(big, [Interface(tsresol=9), Interface()], fr)
+    else:
+        data = pcap([(BASE_TS + i, i * 1000, f) for i, f in enumerate(fr)], big=big, nano=kind.endswith("ns"))
+    path = tmp_path / "cut"
+    for cut in range(len(data) + 1):
+        path.write_bytes(data[:cut])
+        expected, error = libpcap_packets(str(path))
+        for chunk, compiled in ((None, True), (None, False), (5, True), (64, False)):
+            got, _, got_error = walked(str(path), chunk, compiled, data=data[:cut])
+            assert got == expected, (cut, chunk, compiled)
+            assert (got_error is None) == (error is None), (cut, chunk, compiled, got_error, error)
+            if got_error and got:
+                assert f"after packet {len(got)}:" in got_error, got_error
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_damaged_length_fields_stop_at_the_damaged_record(tmp_path, kind):
+    """A length field overwritten in any record: the packets before it, then one error naming
+    the record's byte position and the last good packet, as libpcap stops."""
+    import struct
+
+    fr = frames(6)
+    if kind == "pcapng":
+        data = _pcapng(False, [Interface()], fr)
+        first = len(shb()) + len(idb(Interface()))
+    else:
+        data = pcap([(BASE_TS, i, f) for i, f in enumerate(fr)])
+        first = 24
+    bounds = _record_bounds(data, first, False, kind == "pcap")
+    field = 8 if kind == "pcap" else 4  # caplen of a record, total length of a block
+    path = tmp_path / "bad"
+    for k, start in enumerate(bounds):
+        for value in (0xFFFFFFF0, 262145, 7):
+            bad = bytearray(data)
+            struct.pack_into("<I", bad, start + field, value)
+            path.write_bytes(bytes(bad))
+            expected, error = libpcap_packets(str(path))
+            if error is None:
+                continue  # a value that happens to form valid records
+            for chunk, compiled in ((None, True), (None, False), (11, True)):
+                got, _, got_error = walked(str(path), chunk, compiled, data=bytes(bad))
+                assert got == expected and got_error, (k, value, chunk, compiled)
+                if value != 7:  # a short length makes the next bytes look like a record: found later
+                    assert f"damaged capture at byte {start}, " in got_error, got_error
+                assert f"after packet {len(got)}:" in got_error or not got
+
+
+def test_damage_message_names_file_byte_and_last_good_packet(tmp_path):
+    data = (CORPUS / "dev20_benign_http_200.pcap").read_bytes()
+    bounds = _record_bounds(data, 24, False, True)
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: bounds[104] + 9])  # inside the 105th record's header
+    got, _, error = walked(str(cut))
+    assert len(got) == 104
+    assert error == f"{cut}: damaged capture at byte {bounds[104]}, after packet 104: " \
+                    "truncated record (the file ends inside it)"
