@@ -1,6 +1,7 @@
-"""`make bench`: wirewatch read throughput and memory vs. a per-packet Scapy IDS.
+"""`make bench`: wirewatch read throughput and memory vs. tcpdump and a per-packet Scapy IDS.
 
-Prints, on the cached deterministic capture (bench/make_capture.py):
+Prints first, on the reference captures of real traffic, wirewatch next to tcpdump
+(bench/reference.py); then, on the cached deterministic capture (bench/make_capture.py):
 * packets/s and peak RSS of `wirewatch read` with all detectors, and with only the
   foundation detectors (blacklist, suspicious_port);
 * packets/s of the Scapy per-packet way on a prefix of the same capture, and the ratios;
@@ -18,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import make_capture  # noqa: E402
+import reference  # noqa: E402
 import scapy_baseline  # noqa: E402
 
 from wirewatch import native  # noqa: E402
@@ -55,6 +57,8 @@ def main() -> int:
     print(f"capture: {CAPTURE} ({os.path.getsize(CAPTURE) / 1e6:.0f} MB, ready in {time.perf_counter() - t:.1f} s)")
     built = native.active()
     print("compiled hot path:", "yes (wirewatch/native)" if built else "NO: numpy reference (not built, or WIREWATCH_PURE_NUMPY)")
+    if os.environ.get("BENCH_REFERENCE", "1") != "0":
+        reference.main(CAPTURE)
     rows = []
     for label, extra, all_det in (("all detectors", [], True), ("foundation (blacklist + suspicious_port)", FOUNDATION_ONLY, False)):
         summary, wall, rss = run_wirewatch(extra)

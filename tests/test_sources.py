@@ -35,7 +35,7 @@ def wirewatch_read(*args: str, stdin: bytes | None = None, shell: str | None = N
     cmd = [sys.executable, "-m", "wirewatch", "read", *args, "--db", "", "--format", "json"]
     if shell is not None:
         cmd = ["bash", "-c", shell.replace("WIREWATCH", shlex.join(cmd))]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("ext", sorted(COMPRESSORS))
@@ -64,8 +64,7 @@ def test_truncated_compressed_capture_keeps_the_packets_before_the_damage(tmp_pa
     path.write_bytes(data[: len(data) // 2])
     got, error = [], None
     try:
-        for raw in read_batches(str(path), 256):
-            got.append(raw)
+        got.extend(read_batches(str(path), 256))
     except CaptureError as exc:
         error = str(exc)
     packets = packets_of(got)
@@ -91,8 +90,8 @@ def test_standard_input_truncated_keeps_every_good_packet_and_names_the_last(tmp
     assert r.returncode == 2
     assert json.loads(r.stdout)["packets"] == 104
     lines = [x for x in r.stderr.decode().splitlines() if x.startswith("wirewatch:")]
-    assert lines == [f"wirewatch: standard input: damaged capture at byte {pos}, after packet 104: "
-                     "truncated record (the file ends inside it)"]
+    assert lines == [(f"wirewatch: standard input: damaged capture at byte {pos}, after packet 104: "
+                      "truncated record (the file ends inside it)")]
 
 
 def test_process_substitution_pipe_is_streamed(tmp_path):

@@ -13,7 +13,6 @@ from typing import Any
 
 from . import __version__, native
 from .blocklist import BlocklistError
-from .capture.live import default_route_interface
 from .capture.pcapfile import CaptureError, read_batches
 from .config import (
     DEFAULT_DB,
@@ -27,11 +26,8 @@ from .config import (
 from .engine import Engine, stats_record
 from .privileges import PrivilegeError
 from .progress import Progress
-from .sensor import Sensor, live_options
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
-from .sinks.syslog import SyslogSink
-from .store.sqlite_sink import SqliteSink
 from .webserver import WebError, check_bind, serve
 
 EXIT_USAGE = 2
@@ -156,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None = None) -> int:
+    from .capture.live import default_route_interface  # live capture only: libpcap is not loaded for `read`
+    from .sensor import Sensor, live_options
+
     iface = args.interface or default_route_interface()
     if not iface:
         raise CaptureError("no interface given (-i) and no default route to pick one")
@@ -177,8 +176,12 @@ def output_sinks(cfg: Config) -> list[Any]:
     """The alert store and the syslog sink: opened here, before a sensor drops root."""
     sinks: list[Any] = []
     if cfg.output.db:
+        from .store.sqlite_sink import SqliteSink  # imported only when used: start-up of `read`
+
         sinks.append(SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb))
     if cfg.output.syslog:
+        from .sinks.syslog import SyslogSink
+
         sinks.append(SyslogSink(cfg.output.syslog, cfg.output.syslog_facility))
     return sinks
 
@@ -232,7 +235,11 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
         finally:
             progress.close()
     engine.flush()
-    store = [x for x in sinks if isinstance(x, SqliteSink)]
+    store = []
+    if cfg.output.db:
+        from .store.sqlite_sink import SqliteSink
+
+        store = [x for x in sinks if isinstance(x, SqliteSink)]
     if store:  # the dashboard's health panel and charts for an offline analysis
         names = [os.path.basename(f) for f in args.files]
         label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")

@@ -11,10 +11,7 @@ then one CaptureError naming the file, the byte position and the last good packe
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import mmap
 import os
 from collections.abc import Callable, Iterator
@@ -25,6 +22,8 @@ from .walk import DAMAGE, END, INCOMPLETE, Walker
 
 CHUNK = 8 * 1024 * 1024  # bytes read per refill of a stream
 RELEASE_EVERY = 32 * 1024 * 1024  # hand mapped pages back to the kernel in steps of this size
+WINDOW_AHEAD = 16 * 1024 * 1024  # map this much of the file ahead of the walk
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux 5.14; Python's mmap names it from 3.12 on
 MAGIC_LEN = 6
 COMPRESSED = (
     (b"\x1f\x8b", "gzip"),
@@ -70,26 +69,50 @@ def _drive(name: str, walker: Walker, buf: object, refill: Refill, offset_of: Ca
 
 
 def mapped_batches(path: str, batch_size: int, compiled: bool = True) -> Iterator[RawBatch]:
-    """The batches of a regular file, walked in a read-only mapping of it."""
+    """The batches of a regular file, walked in a read-only mapping of it.
+
+    Ahead of the walk, the next pages are mapped in one call (MADV_POPULATE_READ: cheaper
+    than a page fault each); behind it, they are handed back (MADV_DONTNEED: they stay in the
+    page cache, but no longer count in this process's resident set)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise CaptureError(f"{path}: not a pcap/pcapng capture (empty file)")
         mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     # no close(): the batches' windows keep the mapping alive until the engine drops them
-    if hasattr(mapping, "madvise"):
-        mapping.madvise(mmap.MADV_SEQUENTIAL)
-    released = [0]
+    pager = _Pager(mapping, size)
+    pager.moved(0)
+    yield from _drive(path, Walker(path, batch_size, compiled), mapping, lambda buf, pos: None, lambda pos: pos,
+                      pager.moved)
 
-    def release(pos: int) -> None:
-        # read pages stay in the page cache; dropping them from this mapping keeps RSS flat
-        start = released[0]
-        if pos - start >= RELEASE_EVERY and hasattr(mapping, "madvise"):
+
+class _Pager:
+    """Keeps the mapped window around the walk's position resident, and only that."""
+
+    def __init__(self, mapping: mmap.mmap, size: int):
+        self.mapping, self.size = mapping, size
+        self.populated = 0  # pages before this offset were populated
+        self.released = 0  # pages before this offset were handed back
+        self.populate = hasattr(mapping, "madvise")
+
+    def _advise(self, option: int, start: int, stop: int) -> bool:
+        try:
+            self.mapping.madvise(option, start, stop - start)
+        except (OSError, ValueError):  # an older kernel: plain page faults then
+            return False
+        return True
+
+    def moved(self, pos: int) -> None:
+        if not hasattr(self.mapping, "madvise"):
+            return
+        if self.populate and self.populated < min(self.size, pos + WINDOW_AHEAD):
+            stop = min(self.size, self.populated + 2 * WINDOW_AHEAD)
+            self.populate = self._advise(MADV_POPULATE_READ, self.populated, stop)
+            self.populated = stop
+        if pos - self.released >= RELEASE_EVERY:
             stop = pos - pos % mmap.PAGESIZE
-            mapping.madvise(mmap.MADV_DONTNEED, start, stop - start)
-            released[0] = stop
-
-    yield from _drive(path, Walker(path, batch_size, compiled), mapping, lambda buf, pos: None, lambda pos: pos, release)
+            self._advise(mmap.MADV_DONTNEED, self.released, stop)
+            self.released = stop
 
 
 def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool = True,
@@ -156,11 +179,18 @@ def decompressed(name: str, head: bytes, stream: BinaryIO) -> BinaryIO:
     """`stream` (whose first bytes `head` were already read) decompressed when it is compressed."""
     raw = _Prefixed(head, stream)
     kind = compression_of(head)
+    # the decompressors are imported only for a compressed capture (start-up of `read`)
     if kind == "gzip":
+        import gzip
+
         return gzip.GzipFile(fileobj=raw)  # type: ignore[arg-type]
     if kind == "xz":
+        import lzma
+
         return lzma.LZMAFile(raw)  # type: ignore[arg-type]
     if kind == "bzip2":
+        import bz2
+
         return bz2.BZ2File(raw)  # type: ignore[arg-type]
     if kind == "zstd":
         try:

@@ -1,0 +1,135 @@
+"""`make bench`, first part: wirewatch read next to `tcpdump -r FILE -w /dev/null` on the two
+reference captures of real traffic (../shared/bench/record.sh: "mixed" and "bulk").
+
+Each capture is recorded once (root) and cached under var/bench/, then made four times
+longer from time-shifted copies (editcap -t, mergecap -a, Debian's wireshark-common), so
+that start-up does not decide the figure. The two programs run alternately, BENCH_RUNS
+times each (default 5); printed: medians of packets/s and peak RSS of the whole process,
+and the median of the per-pair ratios. Without root (recording needs network namespaces)
+it says so and uses the generated capture of bench/make_capture.py instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VAR = os.path.join(ROOT, "var", "bench")
+RECORD = os.path.join(ROOT, "..", "shared", "bench", "record.sh")
+BLOCKLIST = os.path.join(VAR, "reference-blocklist.txt")  # the captures' "blacklisted" source
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+SHIFT_S = {"mixed": 70, "bulk": 10}  # more than each capture lasts
+TARGETS = {"mixed": 0.15, "bulk": 1.0}
+COPIES = 4
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SystemExit(f"bench: {name} is not installed (Debian: apt-get install -y "
+                         f"{'wireshark-common' if name in ('editcap', 'mergecap') else name})")
+    return path
+
+
+def recorded(kind: str) -> str | None:
+    """var/bench/KIND.pcap, recorded now when missing; None when that needs root."""
+    path = os.path.join(VAR, f"{kind}.pcap")
+    if os.path.exists(path):
+        return path
+    if os.geteuid() != 0:
+        return None
+    os.makedirs(VAR, exist_ok=True)
+    print(f"recording {kind}.pcap once with record.sh (cached in var/bench/) ...", flush=True)
+    subprocess.run(["bash", RECORD, kind, path], check=True, cwd=ROOT)
+    return path
+
+
+def longer(path: str, shift_s: int) -> str:
+    """FILE-4x.pcap: the capture and three copies of it, each shifted by shift_s more."""
+    out = path.replace(".pcap", f"-{COPIES}x.pcap")
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(path):
+        return out
+    editcap, mergecap = _tool("editcap"), _tool("mergecap")
+    parts = [path]
+    try:
+        for k in range(1, COPIES):
+            part = path.replace(".pcap", f".{k}.tmp.pcap")
+            subprocess.run([editcap, "-t", str(k * shift_s), path, part], check=True)
+            parts.append(part)
+        subprocess.run([mergecap, "-a", "-F", "pcap", "-w", out + ".part", *parts], check=True)
+        os.replace(out + ".part", out)
+    finally:
+        for part in parts[1:]:
+            if os.path.exists(part):
+                os.unlink(part)
+    return out
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, bytes]:
+    """Whole-process wall seconds, peak RSS (MiB, the child's own, from wait4) and stdout of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed: {err.decode(errors='replace').strip()}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def compare(label: str, path: str, blocklist: str | None) -> dict:
+    """Alternate wirewatch read and tcpdump -r on `path`; print and return the medians."""
+    tcpdump = _tool("tcpdump")
+    ww = [sys.executable, "-m", "wirewatch", "read", path, "--quiet", "--logfile", "", "--db", "", "--format",
+          "json", "--no-progress"] + (["--blacklist", blocklist] if blocklist else [])
+    rows = []
+    packets = 0
+    for _ in range(RUNS):
+        w_wall, w_rss, out = _timed(ww)
+        summary = json.loads(out)
+        packets = summary["packets"]
+        if summary.get("component_errors"):
+            raise SystemExit(f"bench: a detector raised: {summary['component_errors']}")
+        t_wall, t_rss, _ = _timed([tcpdump, "-r", path, "-w", "/dev/null"])
+        rows.append((packets / w_wall, w_rss, packets / t_wall, t_rss, t_wall / w_wall))
+    med = [statistics.median(col) for col in zip(*rows)]
+    ratios = sorted(r[4] for r in rows)
+    print(f"  {label:<10} {packets:>10,} packets  wirewatch {med[0]:>11,.0f} packets/s, peak RSS {med[1]:5.0f} MiB"
+          f"  |  tcpdump {med[2]:>11,.0f} packets/s, peak RSS {med[3]:4.0f} MiB  |  ratio {med[4]:.3f}x"
+          f" (runs {ratios[0]:.3f}-{ratios[-1]:.3f})", flush=True)
+    return {"capture": label, "packets": packets, "wirewatch_pps": med[0], "wirewatch_rss_mib": med[1],
+            "tcpdump_pps": med[2], "tcpdump_rss_mib": med[3], "ratio": med[4]}
+
+
+def main(generated: str) -> list[dict]:
+    print(f"[wirewatch read vs tcpdump -r FILE -w /dev/null: whole process, all detectors, "
+          f"median of {RUNS} alternating runs]")
+    results = []
+    captures = {kind: recorded(kind) for kind in ("mixed", "bulk")}
+    if not all(captures.values()):
+        print("  not root: the reference captures cannot be recorded (record.sh needs network namespaces);"
+              " using the generated capture instead")
+        captures = {"generated": generated}
+        blocklist = None
+    else:
+        os.makedirs(VAR, exist_ok=True)
+        with open(BLOCKLIST, "w") as fh:
+            fh.write("10.213.77.66\n")
+        blocklist = BLOCKLIST
+    for kind, path in captures.items():
+        results.append(compare(kind, path, blocklist))
+        long_path = longer(path, SHIFT_S.get(kind, 70))
+        result = compare(f"{kind}-{COPIES}x", long_path, blocklist)
+        if kind in TARGETS:
+            verdict = "reached" if result["ratio"] >= TARGETS[kind] else "NOT reached"
+            print(f"  target {kind}-{COPIES}x >= {TARGETS[kind]}x tcpdump: {verdict}; "
+                  f"peak RSS <= 200 MiB: {'yes' if result['wirewatch_rss_mib'] <= 200 else 'NO'}")
+        results.append(result)
+    return results
