@@ -166,8 +166,10 @@ def test_new_mute_reaches_running_sensor_within_seconds(tmp_path):
 
 def test_retention_by_age_and_size(tmp_path):
     path = str(tmp_path / "r.db")
-    sink = SqliteSink(path, retention_days=1, clock=lambda: BASE_TS + 2 * 86400)
+    now = [BASE_TS]
+    sink = SqliteSink(path, retention_days=1, clock=lambda: now[0])
     sink.write([fake_alert(i) for i in range(10)])
+    now[0] += 2 * 86400  # retention counts from when an alert was stored
     sink.enforce_retention()
     assert sink.conn.execute("select count(*) from alerts").fetchone()[0] == 0
     sink = SqliteSink(str(tmp_path / "s.db"), max_mb=1, clock=lambda: BASE_TS)
@@ -183,7 +185,7 @@ def test_schema_is_versioned(tmp_path):
     path = str(tmp_path / "v.db")
     SqliteSink(path).close()
     import sqlite3
-    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == 3
     SqliteSink(path).close()  # reopening migrates nothing and keeps data
 
 

@@ -268,6 +268,12 @@ def render_summary(s: dict[str, Any]) -> str:
     evicted = {k: v for k, v in s["detector_state"].items() if k.endswith("evicted") and v}
     if evicted:
         lines.append("state evictions: " + ", ".join(f"{k} {v:,}" for k, v in evicted.items()))
+    if s.get("store"):
+        st = s["store"]
+        line = f"store: {st['stored']:,} alerts stored; spooled {st['spooled']:,}, replayed {st['replayed']:,}"
+        if st["spool_pending"]:
+            line += f", {st['spool_pending']:,} still spooled (stored at the next start)"
+        lines.append(line)
     for f in s["files"]:
         if not f["ok"]:
             lines.append(f"FAILED: {f['error']}")

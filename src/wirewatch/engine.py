@@ -243,7 +243,18 @@ class Engine:
             "suppressed_pending": self.alerts.pending_suppressed()[:20], "muted": s.muted,
             "top_sources": self.talkers.top(10), "detector_state": state,
             "component_errors": s.component_errors, "compiled_hot_path": native.active(),
+            "store": self.store_stats(),
         }
+
+    def store_stats(self) -> dict[str, int]:
+        """Delivery counters of the sinks that keep them (stored, spooled, replayed, pending)."""
+        out: dict[str, int] = {}
+        for sink in self.sinks:
+            counters = getattr(sink, "stats", None)
+            if counters is not None:
+                for k, v in counters().items():
+                    out[k] = out.get(k, 0) + v
+        return out
 
 
 def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
@@ -262,7 +273,7 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
                         "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
             "detect": {"alert": sum(s["alerts"].values()), "alerts": s["alerts"], "suppressed": s["suppressed"]},
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
-            "compiled_hot_path": s["compiled_hot_path"],
+            "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
         },
     }
     if timeline:

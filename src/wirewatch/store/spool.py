@@ -1,0 +1,232 @@
+"""A local spool for records a store cannot take yet, and the delivery loop around it.
+
+Backend-neutral: nothing here knows SQL. A store sink (SQLite today, PostgreSQL next)
+gives `Delivery` one function, `write(entries)`, that stores a list of entries in ONE
+transaction and either commits all of them or raises (after rolling back). Delivery
+retries a failed write with backoff; when the store stays unavailable it appends the
+entries to the spool (JSON lines, fsync'd) and keeps spooling everything that follows,
+so order is kept. Once a probe write succeeds, the spool is replayed in order, then new
+records go straight to the store again.
+
+Every spooled record gets a unique id (`uid`) when it enters the spool. The backend
+stores that id with the row and skips ids it already has, so a replay interrupted after
+its commit but before its progress was saved (a crash, a kill) stores nothing twice.
+Records written directly never went through a failure, so they need no id (None).
+
+Files: `<path>` holds the entries, `<path>.done` the byte offset replayed so far
+(written atomically after each committed chunk). The spool file is truncated once
+fully replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+REPLAY_CHUNK = 5000  # entries per replay transaction
+
+
+@dataclass
+class Entry:
+    """One record on its way to the store; uid is None unless it went through the spool."""
+
+    record: dict[str, Any]
+    uid: str | None = None
+
+
+WriteFn = Callable[[list[Entry]], None]
+
+
+class Spool:
+    """Append-only file of entries in arrival order, replayed in that order."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.done_path = path + ".done"
+        self._prefix = secrets.token_hex(8) + "-"  # uids are unique across runs and hosts
+        self._seq = 0
+        self.spooled = 0  # entries appended by this process
+        self.replayed = 0  # entries replayed by this process (also ones spooled by an earlier run)
+        self.damaged = 0  # lines that were not a complete entry (a torn write at a crash)
+        self.pending = self._count_pending()
+
+    def files(self) -> list[str]:
+        return [p for p in (self.path, self.done_path) if os.path.exists(p)]
+
+    def _offset(self) -> int:
+        try:
+            with open(self.done_path, encoding="ascii") as fh:
+                return int(fh.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _save_offset(self, offset: int) -> None:
+        tmp = self.done_path + ".tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(str(offset))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.done_path)
+
+    def _count_pending(self) -> int:
+        """Entries not yet replayed; a torn last line (a crash mid-append) is cut off first."""
+        if not os.path.exists(self.path):
+            return 0
+        with open(self.path, "rb+") as fh:
+            data_end = fh.seek(0, os.SEEK_END)
+            if data_end:
+                fh.seek(max(0, data_end - 65536))
+                tail = fh.read()
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    fh.truncate(data_end - len(tail) + cut + 1)
+                    self.damaged += 1
+            fh.seek(self._offset())
+            return sum(1 for line in fh if line.endswith(b"\n"))
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Durably append records (fsync before returning), each with a fresh uid."""
+        if not records:
+            return
+        lines = []
+        for rec in records:
+            self._seq += 1
+            lines.append(json.dumps({"uid": f"{self._prefix}{self._seq:x}", "record": rec}) + "\n")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, "".join(lines).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.spooled += len(records)
+        self.pending += len(records)
+
+    def _chunks(self, size: int) -> Iterator[tuple[list[Entry], int]]:
+        """(entries, offset just past them) from the replay offset on; a torn or damaged line
+        is counted and skipped, an incomplete last line (being written) ends the replay."""
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset())
+            chunk: list[Entry] = []
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    obj = json.loads(line)
+                    chunk.append(Entry(obj["record"], obj["uid"]))
+                except (ValueError, KeyError, TypeError):
+                    self.damaged += 1
+                if len(chunk) >= size:
+                    yield chunk, fh.tell()
+                    chunk = []
+            yield chunk, fh.tell()
+
+    def replay(self, write: WriteFn, chunk: int = REPLAY_CHUNK) -> int:
+        """Hand pending entries to `write` in order, a chunk per call; progress is saved after
+        each chunk. Raises what `write` raises (progress so far is kept). Returns entries replayed."""
+        if not self.pending:
+            return 0
+        done = 0
+        for entries, offset in self._chunks(chunk):
+            if entries:
+                write(entries)
+            self._save_offset(offset)
+            done += len(entries)
+            self.replayed += len(entries)
+            self.pending = max(0, self.pending - len(entries))
+        self.pending = 0
+        os.truncate(self.path, 0)  # all replayed: start the file afresh
+        self._save_offset(0)
+        return done
+
+
+class Delivery:
+    """Write records to a store with retries and backoff, spooling while it is unavailable.
+
+    `transient` lists the exception types that mean "the store cannot take this now"
+    (locked, busy, disk full, connection lost); anything else is a bug and propagates.
+    """
+
+    def __init__(self, write: WriteFn, spool: Spool, transient: tuple[type[BaseException], ...],
+                 retries: int = 3, backoff_s: float = 0.05, probe_max_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 log: TextIO | None = None, what: str = "store"):
+        self._write = write
+        self.spool = spool
+        self.transient = transient
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.probe_max_s = probe_max_s
+        self.clock = clock
+        self.sleep = sleep
+        self.log = log
+        self.what = what
+        self.last_error = ""
+        self.errors = 0  # failed write attempts
+        self._probe_every = backoff_s * 10
+        self._next_probe = 0.0
+
+    def _attempt(self, entries: list[Entry], retries: int) -> bool:
+        delay = self.backoff_s
+        for attempt in range(retries + 1):
+            try:
+                self._write(entries)
+                return True
+            except self.transient as exc:
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if attempt < retries:
+                    self.sleep(delay)
+                    delay *= 2
+        return False
+
+    def _replay(self) -> bool:
+        """Try to empty the spool; False (and the next probe later, backing off) if the store
+        is still unavailable."""
+        try:
+            n = self.spool.replay(self._write)
+        except self.transient as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._next_probe = self.clock() + self._probe_every
+            self._probe_every = min(self.probe_max_s, self._probe_every * 2)
+            return False
+        self._probe_every = self.backoff_s * 10
+        self._say(f"store available again; replayed {n:,} spooled records in order")
+        return True
+
+    def _say(self, text: str) -> None:
+        if self.log is not None:
+            print(f"wirewatch: {self.what}: {text}", file=self.log, flush=True)
+
+    def deliver(self, records: list[dict[str, Any]]) -> None:
+        """Store `records` after everything spooled before them, or spool them."""
+        if not records:
+            return
+        if self.spool.pending and (self.clock() < self._next_probe or not self._replay()):
+            self.spool.append(records)
+            return
+        if not self._attempt([Entry(r) for r in records], self.retries):
+            self._say(f"cannot store ({self.last_error}); spooling to {self.spool.path} until it can")
+            self.spool.append(records)
+            self._next_probe = self.clock() + self._probe_every
+
+    def flush(self, deadline_s: float = 2.0) -> bool:
+        """At shutdown: try to replay what is spooled until the deadline. True if nothing is left
+        (what is left stays in the spool file for the next start)."""
+        end = self.clock() + deadline_s
+        while self.spool.pending:
+            if self._replay():
+                return True
+            if self.clock() + self.backoff_s * 4 > end:
+                return False
+            self.sleep(self.backoff_s * 4)
+        return True
+
+    def stats(self) -> dict[str, int]:
+        return {"spooled": self.spool.spooled, "replayed": self.spool.replayed, "spool_pending": self.spool.pending,
+                "store_errors": self.errors, "spool_damaged": self.spool.damaged}
