@@ -3,6 +3,11 @@
 Counts distinct ports per *victim* across all sources (a count of sources alone would
 flag any popular server), and fires only when no member would be a port scanner on its
 own: that case is `port_scan`'s.
+
+Busy or hostile: a port that a source held a conversation on (classify/conversations.py:
+data over the connection, a UDP answer from the port) was used, not probed. Such
+(source, port) pairs count neither towards the victim's ports nor make the source a member,
+so the clients of a busy server are not co-scanners of whoever scans it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, times
@@ -45,45 +51,62 @@ class DistributedScan(Reconfigurable):
         self.cfg = cfg
         self.member_threshold = cfg.member_threshold or scan_threshold
         w = cfg.window
-        self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64})
+        talked = {"talked": np.uint8}
+        self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64, **talked})
         self.members = DistinctCounter(w, cfg.max_probes, cfg.max_probes,
                                        {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
-                                       doorkeeper_bits=16)
+                                       talked, doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero(port_probe(b))
-        if not rows.size:
+        touched = np.zeros(0, np.int64)
+        if rows.size:
+            p = b.select(rows)
+            port = p.proto.astype(np.int64) * 65536 + p.dport
+            victim = dst_key(p)
+            zero = {"talked": np.zeros(len(p), np.uint8)}
+            touched = self.ports.observe(victim, port, p.ts, addr_labels(p), {"port": port, **zero})
+            self.members.observe(hash_cols(victim, p.src_hi, p.src_lo), port, p.ts,
+                                 {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": victim}, zero)
+        self._mark_conversations(b)
+        if not touched.size:
             return []
-        p = b.select(rows)
-        port = p.proto.astype(np.int64) * 65536 + p.dport
-        victim = dst_key(p)
-        touched = self.ports.observe(victim, port, p.ts, addr_labels(p), {"port": port})
-        self.members.observe(hash_cols(victim, p.src_hi, p.src_lo), port, p.ts,
-                             {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": victim})
         g = self.ports.groups
         hot = touched[g.cols["distinct"][touched] >= self.cfg.threshold]
+        hot = hot[g.cols["distinct"][hot] - self.ports.marked(hot, "talked") >= self.cfg.threshold]
         now = float(p.ts.max())
         found = (self._finding(int(s)) for s in due(g, hot, now, min(CHECK_INTERVAL, self.cfg.window)))
         return [f for f in found if f is not None]
+
+    def _mark_conversations(self, b: PacketBatch) -> None:
+        c = conversations(b)
+        if not len(c.service):
+            return
+        victim = hash_cols(c.target_hi, c.target_lo)
+        for counter, gkeys in ((self.ports, victim), (self.members, hash_cols(victim, c.prober_hi, c.prober_lo))):
+            slots = counter.find_items(gkeys, c.service)
+            counter.items.cols["talked"][slots[slots >= 0]] = 1
 
     def _finding(self, slot: int) -> Finding | None:
         g, m = self.ports.groups, self.members.groups
         occ = m.occupied()
         mine = occ[(m.cols["victim"][occ] == g.keys[slot]) & (m.cols["distinct"][occ] > 0)]
-        shares = m.cols["distinct"][mine]
+        shares = m.cols["distinct"][mine] - self.members.marked(mine, "talked")
+        mine, shares = mine[shares > 0], shares[shares > 0]
         if len(mine) < self.cfg.min_sources or shares.max() >= self.member_threshold:
             return None
         order = np.lexsort((mine, -shares))
-        members = [{"src_ip": addr_str(m.cols["src_hi"][s], m.cols["src_lo"][s]),
-                    "distinct_ports": int(m.cols["distinct"][s])} for s in mine[order][:SAMPLE]]
+        members = [{"src_ip": addr_str(m.cols["src_hi"][s], m.cols["src_lo"][s]), "distinct_ports": int(n)}
+                   for s, n in zip(mine[order][:SAMPLE], shares[order][:SAMPLE])]
         victim = dst_of(g, slot)
         items = self.ports.items_of(int(g.keys[slot]))
+        items = items[self.ports.items.cols["talked"][items] == 0]
         ports = sorted(int(x % 65536) for x in self.ports.items.cols["port"][items])
         return Finding(
             type=self.name, identifier=(victim,), ts=float(g.last_seen[slot]),
             message=f"Possible distributed port scan of {victim} from {len(mine)} sources",
             dest_ip=victim, src_ip=members[0]["src_ip"],
-            evidence={"distinct_ports": int(g.cols["distinct"][slot]), "window_s": self.cfg.window,
+            evidence={"distinct_ports": len(ports), "window_s": self.cfg.window,
                       "threshold": self.cfg.threshold, "sources": int(len(mine)),
                       "member_threshold": self.member_threshold, "members": members,
                       **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_ports": ports[:SAMPLE]},

@@ -1,7 +1,13 @@
 """host_sweep: one source probes many distinct hosts on the same service.
 
-A service is (protocol, port) for TCP SYNs and UDP, or the ICMP request type (echo,
-timestamp) for ping sweeps, so `nmap -sn` and `nmap -p22 10.0.0.0/24` are both found.
+A service is (protocol, port) for TCP SYNs, ACK pings and UDP, or the ICMP request type
+(echo, timestamp) for ping sweeps, so `nmap -sn` and `nmap -p22 10.0.0.0/24` are both found.
+
+Busy or hostile: a host that *uses* the service of each host it reaches (a user behind a
+NAT address browsing many sites: every handshake completes and carries data) is not
+sweeping. Hosts it held a conversation with (classify/conversations.py) do not count.
+Two windows, as in port_scan: `threshold` hosts within `window`, and `slow_threshold`
+hosts within `slow_window` for slow sweeps (one new host every few seconds).
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from .classify.packets import (
     ADDR_LABELS,
     addr_labels,
     answered_ack_probes,
+    bare_ack,
     icmp_request,
     proto_name,
     service,
     syn_only,
+    towards_service,
     udp_initiator,
 )
+from .classify.conversations import conversations
 from .classify.replies import UNREACHABLE, replies
 from .count.kernels import hash_cols
 from .count.report import due, src_of, times
@@ -38,6 +47,9 @@ class HostSweepConfig:
     enabled: bool = setting(True, "Detect one source probing many hosts on one service.")
     threshold: int = setting(15, "Distinct hosts probed on one service within the window.", 2)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    slow_threshold: int = setting(0, "Distinct hosts within slow_window that make a slow sweep "
+                                     "(0 = the same as threshold).", 0)
+    slow_window: float = setting(120.0, "Long window (seconds) for slow sweeps.", 1)
     max_sources: int = setting(32_768, "Cap on (source, service) pairs tracked.", 16)
     max_targets: int = setting(131_072, "Cap on (source, service, host) triples tracked.", 16)
 
@@ -48,27 +60,58 @@ class HostSweep(Reconfigurable):
     def __init__(self, cfg: HostSweepConfig, window: float):
         self.cfg = cfg
         self.window = cfg.window or window
+        self.configure()
         labels = {**ADDR_LABELS, "service": np.int64}
-        self.counter = DistinctCounter(self.window, cfg.max_sources, cfg.max_targets, labels,
-                                       {"host_hi": np.uint64, "host_lo": np.uint64}, doorkeeper_bits=16)
-        self.answers = WindowCounter(self.window, cfg.max_sources, ("replied", "unreachable"))
+        # one table, two windows: distinct_inner counts the short window, distinct the long one
+        self.counter = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_targets, labels,
+                                       {"host_hi": np.uint64, "host_lo": np.uint64, "talked": np.uint8},
+                                       doorkeeper_bits=16, inner_window=self.window)
+        self.answers = WindowCounter(max(cfg.slow_window, self.window), cfg.max_sources, ("replied", "unreachable"))
+
+    def configure(self) -> None:
+        self.slow_threshold = self.cfg.slow_threshold or self.cfg.threshold
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        probe = syn_only(b) | udp_initiator(b) | icmp_request(b)
+        probe = syn_only(b) | udp_initiator(b) | icmp_request(b) | (bare_ack(b) & towards_service(b))
         probe[answered_ack_probes(b)[0]] = True  # nmap -PA: ACKs that live hosts refuse with a bare RST
         rows = np.flatnonzero(probe)
-        if not rows.size:
+        touched = np.zeros(0, np.int64)
+        if rows.size:
+            p = b.select(rows)
+            svc = service(p)
+            keys = hash_cols(p.src_hi, p.src_lo, svc)
+            host = hash_cols(p.dst_hi, p.dst_lo)
+            touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
+                                           {"host_hi": p.dst_hi, "host_lo": p.dst_lo,
+                                            "talked": np.zeros(len(p), np.uint8)})
+        self._mark_conversations(b)
+        if not touched.size:
             return []
-        p = b.select(rows)
-        svc = service(p)
-        keys = hash_cols(p.src_hi, p.src_lo, svc)
-        host = hash_cols(p.dst_hi, p.dst_lo)
-        touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
-                                       {"host_hi": p.dst_hi, "host_lo": p.dst_lo})
         self._count_answers(b)
+        now = float(b.ts[rows].max())
         g = self.counter.groups
-        hot = touched[g.cols["distinct"][touched] >= self.cfg.threshold]
-        return [self._finding(s) for s in due(g, hot, float(p.ts.max()), self.window)]
+        out, fired = [], set()
+        for inner, limit, window, col in ((True, self.cfg.threshold, self.window, "reported_inner"),
+                                          (False, self.slow_threshold, self.cfg.slow_window, "reported")):
+            hot = touched[g.cols["distinct_inner" if inner else "distinct"][touched] >= limit]
+            hot = hot[self._swept(hot, inner) >= limit]
+            for slot in due(g, hot, now, window, col):
+                if int(slot) not in fired:
+                    out.append(self._finding(int(slot), limit, window, inner))
+                    fired.add(int(slot))
+        return out
+
+    def _swept(self, slots: np.ndarray, inner: bool) -> np.ndarray:
+        """Distinct hosts per group that were probed and never talked with."""
+        total = self.counter.groups.cols["distinct_inner" if inner else "distinct"][slots]
+        return total - self.counter.marked(slots, "talked", inner)
+
+    def _mark_conversations(self, b: PacketBatch) -> None:
+        c = conversations(b)
+        if len(c.service):
+            slots = self.counter.find_items(hash_cols(c.prober_hi, c.prober_lo, c.service),
+                                            hash_cols(c.target_hi, c.target_lo))
+            self.counter.items.cols["talked"][slots[slots >= 0]] = 1
 
     def _count_answers(self, b: PacketBatch) -> None:
         """Answers to a sweeper, keyed back onto its (source, service): see replies.py."""
@@ -79,14 +122,17 @@ class HostSweep(Reconfigurable):
             u = r.kind[known] == UNREACHABLE
             self.answers.add(keys[known], b.ts[r.rows[known]], {"replied": ~u, "unreachable": u})
 
-    def _finding(self, slot: int) -> Finding:
+    def _finding(self, slot: int, threshold: int, window: float, inner: bool) -> Finding:
         c = self.counter
         g = c.groups
         svc = int(g.cols["service"][slot])
         proto, port = svc // 65536, svc % 65536
         items = c.items_of(int(g.keys[slot]))
-        hosts = sorted((addr_str(h, l) for h, l in zip(c.items.cols["host_hi"][items], c.items.cols["host_lo"][items])),
-                       key=_addr_sort)
+        ic = c.items.cols
+        if inner:
+            items = items[ic["inner"][items] == 1]
+        swept = items[ic["talked"][items] == 0]
+        hosts = sorted((addr_str(h, lo) for h, lo in zip(ic["host_hi"][swept], ic["host_lo"][swept])), key=_addr_sort)
         src = src_of(g, slot)
         is_icmp = proto in (1, 58)
         what = f"ICMP type {port}" if is_icmp else f"{proto_name(proto)} port {port}"
@@ -94,9 +140,9 @@ class HostSweep(Reconfigurable):
             type=self.name, identifier=(src, svc), ts=float(g.last_seen[slot]),
             message=f"Possible host sweep from {src} ({what})",
             src_ip=src, dest_port=None if is_icmp else port, proto=proto_name(proto),
-            evidence={"distinct_hosts": int(g.cols["distinct"][slot]), "window_s": self.window,
-                      "threshold": self.cfg.threshold, "service": what,
-                      "probes": int(c.items.cols["hits"][items].sum()),
+            evidence={"distinct_hosts": len(swept), "window_s": window, "threshold": threshold,
+                      "mode": "short window" if inner else "long window (slow sweep)", "service": what,
+                      "probes": int(ic["hits"][swept].sum()), "conversations": int(len(items) - len(swept)),
                       **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_hosts": hosts[:SAMPLE],
                       "answers": self._answers(int(g.keys[slot]), float(g.last_seen[slot]))},
         )

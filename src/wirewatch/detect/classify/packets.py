@@ -48,7 +48,19 @@ def udp_initiator(b: PacketBatch) -> np.ndarray:
     else counts as the initiator's side. Stateless on purpose: it costs nothing per flow.
     """
     udp = (b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0)
-    return udp & ((b.sport >= 1024) | (b.dport < 1024))
+    return udp & towards_service(b)
+
+
+def towards_service(b: PacketBatch) -> np.ndarray:
+    """Not from a service port (below 1024) to a client's high port: the initiator's side."""
+    return (b.sport >= 1024) | (b.dport < 1024)
+
+
+def bare_ack(b: PacketBatch) -> np.ndarray:
+    """ACK without SYN/FIN/RST and without payload: what an ACK ping (nmap -PA) sends,
+    and also what every established connection sends; callers must tell them apart."""
+    f = b.tcp_flags
+    return tcp_rows(b) & b.flags_ok & (b.payload == 0) & ((f & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK)
 
 
 def port_probe(b: PacketBatch) -> np.ndarray:
@@ -85,14 +97,26 @@ def _pair_acks_with_resets(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
     rst = np.flatnonzero(bare_rst(b))
     if not rst.size:
         return none, none
-    f = b.tcp_flags
-    acks = np.flatnonzero(tcp_rows(b) & b.flags_ok & (b.payload == 0)
-                          & ((f & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK))
+    acks = np.flatnonzero(bare_ack(b))
     if not acks.size:
         return none, none
-    probe = hash_cols(b.src_hi[acks], b.src_lo[acks], b.dst_hi[acks], b.dst_lo[acks], b.sport[acks], b.dport[acks])
-    answer = hash_cols(b.dst_hi[rst], b.dst_lo[rst], b.src_hi[rst], b.src_lo[rst], b.dport[rst], b.sport[rst])
-    return acks[np.isin(probe, answer)], rst[np.isin(answer, probe)]
+    probe = _tuple_key(b, acks)
+    answer = _tuple_key(b, rst, reverse=True)
+    # A connection that shows a handshake, a FIN or data in this batch is a connection, not
+    # a probe: e.g. `nc -z` closes at once, the server's banner draws a bare RST, and the
+    # server's ACK of the FIN on the same tuple would otherwise look answered.
+    f = b.tcp_flags
+    busy = np.flatnonzero(tcp_rows(b) & b.flags_ok & (((f & (TCP_SYN | TCP_FIN)) != 0) | (b.payload > 0)))
+    live = np.concatenate([_tuple_key(b, busy), _tuple_key(b, busy, reverse=True)])
+    probe_ok = np.isin(probe, answer) & ~np.isin(probe, live)
+    return acks[probe_ok], rst[np.isin(answer, probe[probe_ok])]
+
+
+def _tuple_key(b: PacketBatch, rows: np.ndarray, reverse: bool = False) -> np.ndarray:
+    """(src, dst, sport, dport) of rows; reverse=True keys an answer onto what it answers."""
+    if reverse:
+        return hash_cols(b.dst_hi[rows], b.dst_lo[rows], b.src_hi[rows], b.src_lo[rows], b.dport[rows], b.sport[rows])
+    return hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
 
 
 def icmp_request(b: PacketBatch) -> np.ndarray:

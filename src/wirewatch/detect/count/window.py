@@ -139,6 +139,29 @@ class DistinctCounter:
         self._forget(self.items.expire(now - self.window))
         self.groups.expire(now - self.window)
 
+    def find_items(self, gkeys: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Slots of existing (group, item) pairs (-1 where absent), to set item columns."""
+        return self.items.find(hash_cols(gkeys, items))
+
+    def marked(self, gslots: np.ndarray, column: str, inner: bool = False) -> np.ndarray:
+        """Per group slot: its items (within the inner window if `inner`) whose `column` is
+        non-zero. O(items table) per call: ask only about candidates near a threshold."""
+        out = np.zeros(len(gslots), np.int64)
+        if not len(gslots):
+            return out
+        gkeys = self.groups.keys[gslots]
+        order = np.argsort(gkeys)
+        occ = self.items.occupied()
+        ic = self.items.cols
+        occ = occ[ic[column][occ] != 0]
+        if inner:
+            occ = occ[ic["inner"][occ] == 1]
+        pos = np.searchsorted(gkeys[order], ic["group"][occ])
+        pos = np.minimum(pos, len(gkeys) - 1)
+        hit = gkeys[order][pos] == ic["group"][occ]
+        np.add.at(out, order[pos[hit]], 1)
+        return out
+
     def items_of(self, gkey: int) -> np.ndarray:
         """Item slots that belong to one group (O(table): only used when reporting)."""
         occ = self.items.occupied()

@@ -1,0 +1,57 @@
+"""Conversations: evidence that a probe reached a service that was then really used.
+
+A sweep or a scan touches many hosts or ports and exchanges nothing with them; a user
+browsing 17 web sites from behind a NAT address, or a monitoring host checking a few
+services, also touches many, but each handshake completes and carries data. This module
+names, per batch, the (prober, target, service) triples that show such an exchange, in
+the same terms as a probe (packets.service), so a detector can tell its probes that
+turned into conversations from the ones that did not:
+
+* a TCP segment with payload, in either direction: the initiator sent a request, or the
+  server sent data (a download whose client only acknowledges);
+* a UDP datagram *from* the probed port back to the prober: the service answered (a DNS
+  server, NTP polled from port 123 on both sides).
+
+ICMP never counts: an echo reply is exactly what a ping sweep looks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
+from .packets import tcp_rows
+
+
+@dataclass(frozen=True)
+class Conversations:
+    prober_hi: np.ndarray  # the side that would have probed (the initiator)
+    prober_lo: np.ndarray
+    target_hi: np.ndarray  # the host it talked with
+    target_lo: np.ndarray
+    service: np.ndarray  # protocol * 65536 + the target's port, as packets.service
+
+
+def conversations(b: PacketBatch) -> Conversations:
+    """This batch's conversation triples (computed once per batch; several detectors ask)."""
+    if "conversations" not in b.derived:
+        b.derived["conversations"] = _find(b)
+    return b.derived["conversations"]
+
+
+def _find(b: PacketBatch) -> Conversations:
+    data = np.flatnonzero(tcp_rows(b) & b.flags_ok & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0))
+    udp = np.flatnonzero((b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0))
+    tcp_svc = np.int64(PROTO_TCP) * 65536
+    # forward: data from the initiator to the service port; backward: data from the service
+    # port to the initiator, and a UDP answer from the probed port (prober = its destination)
+    return Conversations(
+        prober_hi=np.concatenate([b.src_hi[data], b.dst_hi[data], b.dst_hi[udp]]),
+        prober_lo=np.concatenate([b.src_lo[data], b.dst_lo[data], b.dst_lo[udp]]),
+        target_hi=np.concatenate([b.dst_hi[data], b.src_hi[data], b.src_hi[udp]]),
+        target_lo=np.concatenate([b.dst_lo[data], b.src_lo[data], b.src_lo[udp]]),
+        service=np.concatenate([tcp_svc + b.dport[data].astype(np.int64), tcp_svc + b.sport[data].astype(np.int64),
+                                np.int64(PROTO_UDP) * 65536 + b.sport[udp].astype(np.int64)]),
+    )
