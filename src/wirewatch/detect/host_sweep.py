@@ -21,6 +21,7 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .classify.conversations import conversations
 from .classify.packets import (
     ADDR_LABELS,
     addr_labels,
@@ -33,7 +34,6 @@ from .classify.packets import (
     towards_service,
     udp_initiator,
 )
-from .classify.conversations import conversations
 from .classify.replies import UNREACHABLE, replies
 from .count.kernels import hash_cols
 from .count.report import due, src_of, times
