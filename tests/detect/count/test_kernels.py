@@ -1,4 +1,4 @@
-"""The compiled kernels (native/kernels.c) against their numpy reference (detect/kernels.py)."""
+"""The compiled kernels (native/kernels.c) against their numpy reference (detect/count/kernels.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,122 @@
+"""port_scan: thresholds of both windows, stealth/UDP/ACK/fragmented probes, servers' replies,
+decoys, and state that stays bounded under a flood of forged sources."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_packets
+from crafted import ADDRS, T0, host, ip, many, scan, syn, types
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_port_scan_threshold(tmp_path, v):
+    assert "port_scan" not in types(run_packets(tmp_path, scan(v, 19))[0])
+    fired = types(run_packets(tmp_path, scan(v, 20))[0])["port_scan"]
+    assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[v][0]
+    assert fired[0]["evidence"]["distinct_ports"] == 20 and fired[0]["evidence"]["mode"] == "short window"
+
+
+def test_port_scan_counts_stealth_and_udp_probes(tmp_path):
+    flags = ["F", "", "FPU", "SF"]
+    pkts = [(T0 + i * 0.01, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.66", dst="10.1.0.1") / TCP(sport=5, dport=100 + i, flags=flags[i % 4]))
+            for i in range(12)]
+    pkts += [(T0 + 1 + i * 0.01, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.66", dst="10.1.0.1") / UDP(sport=5000, dport=200 + i)) for i in range(8)]
+    assert types(run_packets(tmp_path, pkts)[0])["port_scan"][0]["evidence"]["distinct_ports"] == 20
+
+
+def ack_scan(v: int, ports: int, answered: bool = True, gap: float = 0.002):
+    """nmap -sA: bare ACKs to many ports; an unfiltered target answers each with a bare RST."""
+    scanner, target = ADDRS[v][0], host(v, 0)
+    pkts = []
+    for p in range(ports):
+        t = T0 + p * gap
+        pkts.append((t, Ether(dst="02:00:00:00:00:02") / ip(v, scanner, target) / TCP(sport=51000, dport=1000 + p, flags="A")))
+        if answered:
+            pkts.append((t + 0.0002, Ether(dst="02:00:00:00:00:02") / ip(v, target, scanner) / TCP(sport=1000 + p, dport=51000, flags="R")))
+    return pkts
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_ack_scan_counts_probes_answered_by_bare_rst(tmp_path, v):
+    assert "port_scan" not in types(run_packets(tmp_path, ack_scan(v, 19))[0])
+    fired = types(run_packets(tmp_path, ack_scan(v, 20))[0])["port_scan"]
+    assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[v][0] and fired[0]["dest_ip"] == host(v, 0)
+    assert fired[0]["evidence"]["answers"]["unfiltered"] == 20 and fired[0]["evidence"]["answers"]["closed"] == 0
+
+
+def test_acks_that_are_not_refused_are_not_probes(tmp_path):
+    # live connections to 40 ports (ACKs nobody refuses), an unanswered ACK scan, and SYN-flood
+    # backscatter (SYN-ACKs refused by bare RSTs): no port scan anywhere
+    pkts = ack_scan(4, 40, answered=False)
+    for p in range(40):
+        t = T0 + 1 + p * 0.002
+        pkts.append((t, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.1.0.77") / TCP(sport=80, dport=2000 + p, flags="SA")))
+        pkts.append((t + 0.0002, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.77", dst="10.1.0.1") / TCP(sport=2000 + p, dport=80, flags="R")))
+    assert run_packets(tmp_path, sorted(pkts, key=lambda x: x[0]))[0] == []
+
+
+def test_target_refusing_a_big_ack_scan_is_not_a_flood(tmp_path):
+    alerts = types(run_packets(tmp_path, ack_scan(4, 1500, gap=0.001))[0])
+    assert alerts["port_scan"][0]["src_ip"] == ADDRS[4][0]
+    assert all(a["src_ip"] == ADDRS[4][0] for a in alerts.get("traffic_burst", [])), alerts["traffic_burst"]
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_fragmented_scan_counts_like_a_plain_one(tmp_path, v):
+    """nmap -f: each SYN split so the first fragment carries the ports but not the flags."""
+    from scapy.layers.inet import fragment
+    from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
+    pkts = []
+    for i in range(20):
+        probe = TCP(sport=40000, dport=100 + i, flags="S")
+        frags = (fragment(IP(src=ADDRS[4][0], dst=host(4, 0)) / probe, fragsize=8) if v == 4 else
+                 fragment6(IPv6(src=ADDRS[6][0], dst=host(6, 0)) / IPv6ExtHdrFragment() / probe, 56))
+        pkts += [(T0 + i * 0.01, Ether(dst="02:00:00:00:00:02") / f) for f in frags]
+    assert len(pkts) > 20
+    alerts = types(run_packets(tmp_path, pkts)[0])
+    assert set(alerts) == {"port_scan"} and alerts["port_scan"][0]["evidence"]["distinct_ports"] == 20
+
+
+def test_slow_scan_uses_the_long_window(tmp_path):
+    alerts = types(run_packets(tmp_path, scan(4, 30, gap=1.0))[0])["port_scan"]
+    assert alerts[0]["evidence"]["mode"].startswith("long window") and alerts[0]["evidence"]["distinct_ports"] == 25
+    assert "port_scan" not in types(run_packets(tmp_path, scan(4, 24, gap=1.0))[0])
+
+
+def test_replies_from_a_server_are_not_a_scan(tmp_path):
+    # a DNS server answering 100 client ports, a web server SYN-ACKing 100 connections
+    pkts = [(T0 + i * 0.01, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.1.0.2") / UDP(sport=53, dport=30000 + i)) for i in range(100)]
+    pkts += [(T0 + 2 + i * 0.01, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.1.0.2") / TCP(sport=80, dport=30000 + i, flags="SA"))
+             for i in range(100)]
+    assert run_packets(tmp_path, pkts)[0] == []
+
+
+def test_decoy_scan_one_alert_per_source(tmp_path):
+    pkts = []
+    for d, src in enumerate(["10.1.0.66", "10.9.9.9", "10.8.8.8"]):
+        pkts += scan(4, 25, src=src, t0=T0 + d * 0.001)
+    fired = types(run_packets(tmp_path, sorted(pkts, key=lambda p: p[0]))[0])["port_scan"]
+    assert sorted(a["src_ip"] for a in fired) == ["10.1.0.66", "10.8.8.8", "10.9.9.9"]
+
+
+def test_one_packet_random_sources_never_get_state(tmp_path):
+    flood = [syn(4, many(4, i), "10.1.0.1", 1000 + i % 50, 80, T0 + i * 0.0005) for i in range(2000)]
+    alerts, engine = run_packets(tmp_path, flood + scan(4, 25, t0=T0 + 1.1))
+    st = engine.summary()["detector_state"]
+    assert st["port_scan_groups"] == 1 and st["port_scan_seen_once"] == 2000
+    assert [a["evidence"]["distinct_ports"] for a in alerts if a["type"] == "port_scan"] == [25]  # none lost
+
+
+def test_port_scan_state_bounded_under_source_flood(tmp_path):
+    cap = 64
+    # every forged source probes twice, so each passes the doorkeeper and takes state
+    flood = [syn(4, many(4, i // 2), "10.1.0.1", 1000 + i % 50, 80 + i % 7, T0 + i * 0.00025) for i in range(20 * cap)]
+    pkts = sorted(flood + scan(4, 30, gap=0.01, t0=T0 + 0.1), key=lambda p: p[0])
+    alerts, engine = run_packets(tmp_path, pkts, {"detect.port_scan.max_sources": cap, "detect.port_scan.max_probes": 16 * cap})
+    assert [a["src_ip"] for a in alerts if a["type"] == "port_scan"] == ["10.1.0.66"]
+    st = engine.summary()["detector_state"]
+    assert st["port_scan_groups"] <= cap and st["port_scan_items"] <= 16 * cap
+    assert st["port_scan_evicted"] > 0
