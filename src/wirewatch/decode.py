@@ -7,54 +7,91 @@ truncated frames are counted by reason and never raise.
 
 Addresses are 128-bit, split in two uint64 columns (hi, lo); IPv4 addresses are stored as
 IPv4-mapped IPv6 (::ffff:a.b.c.d), so one representation serves both families.
+
+Tunnels: a packet's columns describe its innermost decodable IP packet (the one the
+detectors should judge); the `tunnel` column names the layers it was found inside, four
+bits per layer, outermost in the low bits (`tunnel_names`). Descent is bounded by
+`max_tunnel_depth`; an inner packet that does not validate leaves the row describing the
+outer packet and is counted as `malformed_inner_packet`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import native
 from .lut import member_table
+from .settings import setting
 
 _compiled = native.load("_decode")
 
 # Link types (LINKTYPE_* values as written in pcap files; DLT_RAW has two historic numbers).
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
+LINKTYPE_PPP = 9
+LINKTYPE_PPP_HDLC = 50
 LINKTYPE_RAW = 101
-LINKTYPE_RAW_ALT = (12, 14)
+LINKTYPE_C_HDLC = 104
+LINKTYPE_IEEE802_11 = 105
+LINKTYPE_FRELAY = 107
 LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IEEE802_11_RADIOTAP = 127
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
+LINKTYPE_NFLOG = 239
+LINKTYPE_IPOIB = 242
 LINKTYPE_LINUX_SLL2 = 276
 SUPPORTED_LINKTYPES = {
     LINKTYPE_NULL: "BSD loopback",
     LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_PPP: "PPP",
+    LINKTYPE_PPP_HDLC: "PPP in HDLC-like framing",
     LINKTYPE_RAW: "raw IP",
     12: "raw IP",
     14: "raw IP",
+    LINKTYPE_C_HDLC: "Cisco HDLC",
+    LINKTYPE_IEEE802_11: "IEEE 802.11",
+    LINKTYPE_FRELAY: "Frame Relay",
     LINKTYPE_LOOP: "OpenBSD loopback",
     LINKTYPE_LINUX_SLL: "Linux cooked v1",
+    LINKTYPE_IEEE802_11_RADIOTAP: "IEEE 802.11 with radiotap",
     LINKTYPE_IPV4: "raw IPv4",
     LINKTYPE_IPV6: "raw IPv6",
+    LINKTYPE_NFLOG: "Linux NFLOG",
+    LINKTYPE_IPOIB: "Linux IP over InfiniBand",
     LINKTYPE_LINUX_SLL2: "Linux cooked v2",
 }
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
+ETH_MPLS = 0x8847
+ETH_MPLS_MULTICAST = 0x8848
+ETH_PPPOE_SESSION = 0x8864
+ETH_TEB = 0x6558  # transparent Ethernet bridging (GRE, Geneve)
+ETH_ERSPAN_1_2 = 0x88BE
+ETH_ERSPAN_3 = 0x22EB
 VLAN_TPIDS = member_table((0x8100, 0x88A8, 0x9100), np.uint16)
 IPV6_EXT = member_table((0, 43, 44, 51, 60))  # hop-by-hop, routing, fragment, AH, dst opts
 MAX_VLAN_TAGS = 2
 MAX_IPV6_EXT = 8
+MAX_MPLS_LABELS = 8
+MAX_GTP_EXTENSIONS = 4
+MAX_NFLOG_TLVS = 16
 ICMP_ERRORS_V4 = member_table((3, 11, 12))  # unreachable, time exceeded, parameter problem
 
 PROTO_ICMP = 1
+PROTO_IPIP = 4
 PROTO_TCP = 6
 PROTO_UDP = 17
+PROTO_IPV6 = 41
+PROTO_GRE = 47
 PROTO_ICMPV6 = 58
+PORT_VXLAN, PORT_GENEVE, PORT_GTPU, PORT_TEREDO = 4789, 6081, 2152, 3544
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
@@ -62,48 +99,66 @@ FRAG_NONE, FRAG_FIRST, FRAG_LATER = 0, 1, 2
 
 IPV4_MAPPED = np.uint64(0xFFFF << 32)
 
-# reasons the compiled decoder counts, in native/decode.c's order
-ERROR_REASONS = ("truncated_link_header", "truncated_ip_header", "bad_ip_version", "bad_ip_header_length",
-                 "truncated_ipv6_extension", "truncated_l4_header")
-BATCH_FIELDS = (
-    "ts", "src_hi", "src_lo", "dst_hi", "dst_lo", "ipver", "proto", "sport", "dport",
-    "has_ports", "tcp_flags", "flags_ok", "icmp_type", "icmp_code", "has_icmp", "length",
-    "payload", "frag", "inner_proto", "inner_dst_hi", "inner_dst_lo", "inner_sport",
-    "inner_dport", "has_inner",
-)
-COLUMN_DTYPES = (np.float64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint8, np.uint16, np.uint16,
-                 bool, np.uint8, bool, np.uint8, np.uint8, bool, np.uint32, np.int32, np.uint8, np.uint8,
-                 np.uint64, np.uint64, np.uint16, np.uint16, bool)  # per BATCH_FIELDS
+# Tunnel layer codes in the `tunnel` column (4 bits per layer; native/decode.c uses the same numbers).
+TUNNEL_NAMES = {1: "gre", 2: "erspan", 3: "vxlan", 4: "geneve", 5: "ip-in-ip", 6: "ipv6-in-ip", 7: "teredo",
+                8: "gtp-u", 9: "mpls", 10: "pppoe"}
+T_GRE, T_ERSPAN, T_VXLAN, T_GENEVE, T_IPIP, T_IPV6, T_TEREDO, T_GTPU, T_MPLS, T_PPPOE = range(1, 11)
+MAX_TUNNEL_DEPTH = 8  # the tunnel column holds 8 layers of 4 bits
+# tunnel header parse results
+_NONE, _SHORT, _OK = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    max_tunnel_depth: int = setting(
+        4, "Encapsulation layers (GRE, VXLAN, Geneve, IP-in-IP, Teredo, GTP-U, MPLS, PPPoE) the decoder "
+           "looks through to reach the inner packet; 0 = analyse the outermost packet.", 0, MAX_TUNNEL_DEPTH)
+
+
+def tunnel_names(code: int) -> list[str]:
+    """The outer layers a `tunnel` column value names, outermost first."""
+    names = []
+    while code:
+        names.append(TUNNEL_NAMES.get(code & 0xF, f"layer{code & 0xF}"))
+        code >>= 4
+    return names
+
+
+def _column(dtype: type, doc: str) -> Any:
+    """A PacketBatch column: its dtype is declared here and nowhere else (the compiled
+    decoder binds its outputs by name, see `decode`)."""
+    return field(metadata={"dtype": np.dtype(dtype), "doc": doc})
 
 
 @dataclass
 class PacketBatch:
     """Decoded columns for one batch; row i of every array describes packet i."""
 
-    ts: np.ndarray  # float64 seconds since the epoch, the capture's record time
-    src_hi: np.ndarray  # uint64
-    src_lo: np.ndarray
-    dst_hi: np.ndarray
-    dst_lo: np.ndarray
-    ipver: np.ndarray  # uint8: 4, 6, or 0 for a frame that is not (decodable) IP
-    proto: np.ndarray  # uint8: final IP protocol (after IPv6 extension headers)
-    sport: np.ndarray  # uint16, valid where has_ports
-    dport: np.ndarray
-    has_ports: np.ndarray  # bool: TCP/UDP ports present (first fragment or unfragmented)
-    tcp_flags: np.ndarray  # uint8, valid where flags_ok
-    flags_ok: np.ndarray
-    icmp_type: np.ndarray  # uint8, valid where has_icmp (ICMP and ICMPv6)
-    icmp_code: np.ndarray
-    has_icmp: np.ndarray
-    length: np.ndarray  # uint32 wire length: link header + IP length from the IP header
-    payload: np.ndarray  # int32 L4 payload bytes (TCP/UDP), 0 otherwise
-    frag: np.ndarray  # uint8 FRAG_NONE / FRAG_FIRST / FRAG_LATER
-    inner_proto: np.ndarray  # ICMP error: protocol of the packet it quotes
-    inner_dst_hi: np.ndarray  # ICMP error: destination of the quoted packet
-    inner_dst_lo: np.ndarray
-    inner_sport: np.ndarray
-    inner_dport: np.ndarray
-    has_inner: np.ndarray
+    ts: np.ndarray = _column(np.float64, "seconds since the epoch, the capture's record time")
+    src_hi: np.ndarray = _column(np.uint64, "source address, high 64 bits")
+    src_lo: np.ndarray = _column(np.uint64, "source address, low 64 bits")
+    dst_hi: np.ndarray = _column(np.uint64, "destination address, high 64 bits")
+    dst_lo: np.ndarray = _column(np.uint64, "destination address, low 64 bits")
+    ipver: np.ndarray = _column(np.uint8, "4, 6, or 0 for a frame that is not (decodable) IP")
+    proto: np.ndarray = _column(np.uint8, "final IP protocol (after IPv6 extension headers)")
+    sport: np.ndarray = _column(np.uint16, "valid where has_ports")
+    dport: np.ndarray = _column(np.uint16, "valid where has_ports")
+    has_ports: np.ndarray = _column(np.bool_, "TCP/UDP ports present (first fragment or unfragmented)")
+    tcp_flags: np.ndarray = _column(np.uint8, "valid where flags_ok")
+    flags_ok: np.ndarray = _column(np.bool_, "TCP flags present")
+    icmp_type: np.ndarray = _column(np.uint8, "valid where has_icmp (ICMP and ICMPv6)")
+    icmp_code: np.ndarray = _column(np.uint8, "valid where has_icmp")
+    has_icmp: np.ndarray = _column(np.bool_, "ICMP type and code present")
+    length: np.ndarray = _column(np.uint32, "wire length: link header + the outermost IP length from its header")
+    payload: np.ndarray = _column(np.int32, "L4 payload bytes (TCP/UDP), 0 otherwise")
+    frag: np.ndarray = _column(np.uint8, "FRAG_NONE / FRAG_FIRST / FRAG_LATER")
+    inner_proto: np.ndarray = _column(np.uint8, "ICMP error: protocol of the packet it quotes")
+    inner_dst_hi: np.ndarray = _column(np.uint64, "ICMP error: destination of the quoted packet")
+    inner_dst_lo: np.ndarray = _column(np.uint64, "ICMP error: destination of the quoted packet")
+    inner_sport: np.ndarray = _column(np.uint16, "ICMP error: ports of the quoted packet")
+    inner_dport: np.ndarray = _column(np.uint16, "ICMP error: ports of the quoted packet")
+    has_inner: np.ndarray = _column(np.bool_, "ICMP error with a quoted packet")
+    tunnel: np.ndarray = _column(np.uint32, "outer layers of a tunnelled packet, 4 bits each (tunnel_names)")
     errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
     seq: int = -1  # set by the engine: identifies this slice for per-batch caches
@@ -111,17 +166,6 @@ class PacketBatch:
 
     def __len__(self) -> int:
         return len(self.ts)
-
-    @property
-    def is_v4(self) -> np.ndarray:
-        return self.ipver == 4
-
-    @property
-    def is_ip(self) -> np.ndarray:
-        return self.ipver != 0
-
-    def tcp(self) -> np.ndarray:
-        return (self.proto == PROTO_TCP) & self.is_ip
 
     def select(self, mask: np.ndarray | slice) -> "PacketBatch":
         """A new batch holding only the selected rows (errors not carried). A slice gives
@@ -142,6 +186,11 @@ class PacketBatch:
         return out
 
 
+# The one list of columns, with their dtypes: PacketBatch's declaration order.
+COLUMN_DTYPES = {f.name: f.metadata["dtype"] for f in dataclasses.fields(PacketBatch) if "dtype" in f.metadata}
+BATCH_FIELDS = tuple(COLUMN_DTYPES)
+_FIELDS = frozenset(BATCH_FIELDS)
+
 
 class _SelectedRows(PacketBatch):
     """PacketBatch.select's result: columns are gathered from the parent when first read."""
@@ -159,8 +208,6 @@ class _SelectedRows(PacketBatch):
         return col
 
 
-_FIELDS = frozenset(BATCH_FIELDS)
-
 class _Reader:
     """Clamped big-endian field reads at many positions at once."""
 
@@ -174,6 +221,9 @@ class _Reader:
 
     def u16(self, pos: np.ndarray) -> np.ndarray:
         return (self.u8(pos).astype(np.uint16) << 8) | self.u8(pos + 1)
+
+    def u16le(self, pos: np.ndarray) -> np.ndarray:
+        return (self.u8(pos + 1).astype(np.uint16) << 8) | self.u8(pos)
 
     def has(self, pos: np.ndarray, size: int | np.ndarray, end: np.ndarray | None = None) -> np.ndarray:
         return pos + size <= (self.end if end is None else end)
@@ -189,85 +239,180 @@ class _Reader:
         return np.ascontiguousarray(self.arr[idx]).view(">u4").astype(np.uint64)
 
 
-def _count(errors: dict[str, int], reason: str, mask: np.ndarray) -> None:
+def _count(errors: dict[str, int] | None, reason: str, mask: np.ndarray) -> None:
+    if errors is None:
+        return
     n = int(np.count_nonzero(mask))
     if n:
         errors[reason] = errors.get(reason, 0) + n
 
 
-def empty_batch() -> PacketBatch:
-    return decode(b"", np.zeros((0, 4), dtype=np.uint32), LINKTYPE_ETHERNET)
+def _by_version(r: _Reader, l3: np.ndarray) -> np.ndarray:
+    """IP carried without a type field: the version nibble says which."""
+    version = r.u8(l3) >> 4
+    return np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, 0)).astype(np.int64)
 
 
-def _link_layer(r: _Reader, off: np.ndarray, linktype: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (ethertype-like L3 kind, L3 offset) per packet for the capture's link type."""
-    if linktype == LINKTYPE_ETHERNET:
-        ethertype, l3 = r.u16(off + 12), off + 14
-    elif linktype == LINKTYPE_LINUX_SLL:
-        ethertype, l3 = r.u16(off + 14), off + 16
-    elif linktype == LINKTYPE_LINUX_SLL2:
-        ethertype, l3 = r.u16(off), off + 20
-    else:
-        l3 = off + (4 if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP) else 0)
-        version = r.u8(l3) >> 4
-        ethertype = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, 0)).astype(np.uint16)
-        return ethertype, l3
-    for _ in range(MAX_VLAN_TAGS):  # 802.1Q and 802.1ad (QinQ) tags sit before the real type
-        tagged = VLAN_TPIDS[ethertype]
-        if not tagged.any():
+def _ppp_type(proto: np.ndarray) -> np.ndarray:
+    """PPP protocol number -> the EtherType the rest of the decoder dispatches on."""
+    return np.select([proto == 0x21, proto == 0x57, proto == 0x281, proto == 0x283],
+                     [ETH_IPV4, ETH_IPV6, ETH_MPLS, ETH_MPLS_MULTICAST], 0).astype(np.int64)
+
+
+def _ppp(r: _Reader, off: np.ndarray, cisco_too: bool) -> tuple[np.ndarray, np.ndarray]:
+    """PPP (RFC 1661/1662): optional FF 03 address/control, then a 1- or 2-byte protocol.
+    PPP-in-HDLC captures may hold Cisco HDLC frames too (address 0x0F or 0x8F)."""
+    ac = (r.u8(off) == 0xFF) & (r.u8(off + 1) == 0x03)
+    p = np.where(ac, off + 2, off)
+    short = (r.u8(p) & 1) == 1  # protocol field compression: a single odd byte
+    proto = np.where(short, r.u8(p).astype(np.int64), r.u16(p).astype(np.int64))
+    et, l3 = _ppp_type(proto), np.where(short, p + 1, p + 2)
+    if cisco_too:
+        cisco = (r.u8(off) == 0x0F) | (r.u8(off) == 0x8F)
+        et = np.where(cisco, r.u16(off + 2), et)
+        l3 = np.where(cisco, off + 4, l3)
+    return et, l3
+
+
+def _frame_relay(r: _Reader, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q.922 address (2-4 bytes, the EA bit ends it), then RFC 2427 (UI control, optional
+    pad, NLPID: IPv4, IPv6 or SNAP) or Cisco's encapsulation (an EtherType)."""
+    alen = np.where(r.u8(off + 1) & 1, 2, np.where(r.u8(off + 2) & 1, 3, 4))
+    p = off + alen
+    ui = r.u8(p) == 0x03
+    q = np.where(ui & (r.u8(p + 1) == 0), p + 2, p + 1)
+    nlpid = r.u8(q)
+    et = np.select([nlpid == 0xCC, nlpid == 0x8E, nlpid == 0x80], [ETH_IPV4, ETH_IPV6, r.u16(q + 4)], 0)
+    l3 = np.where(nlpid == 0x80, q + 6, q + 1)
+    return np.where(ui, et, r.u16(p)).astype(np.int64), np.where(ui, l3, p + 2)
+
+
+def _nflog(r: _Reader, off: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NFLOG: a 4-byte header, then TLVs (length and type in the capturing host's byte
+    order, read here as little-endian) until the payload TLV (type 9)."""
+    p = off + 4
+    found = np.zeros(len(off), bool)
+    stop = np.zeros(len(off), bool)
+    for _ in range(MAX_NFLOG_TLVS):
+        active = ~found & ~stop & (p + 4 <= end)
+        stop |= ~found & ~active
+        if not active.any():
             break
-        l3 = np.where(tagged, l3 + 4, l3)
-        ethertype = np.where(tagged, r.u16(l3 - 2), ethertype)
-    return ethertype, l3
+        tlen = r.u16le(p).astype(np.int64)
+        payload = active & ((r.u16le(p + 2) & 0x3FFF) == 9)
+        found |= payload
+        step = active & ~payload
+        stop |= step & (tlen < 4)
+        p = np.where(step & (tlen >= 4), p + ((tlen + 3) & ~3), p)
+    l3 = np.where(found, p + 4, p)
+    return np.where(found, _by_version(r, l3), 0), l3
 
 
-def decode(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
-    """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`.
-
-    Runs compiled (native/decode.c) when it is built and the link type is supported;
-    `decode_numpy` is the reference it must match, field for field."""
-    meta = np.ascontiguousarray(meta, dtype=np.uint32).reshape(-1, 4)
-    if _compiled is None or linktype not in SUPPORTED_LINKTYPES:
-        return decode_numpy(buf, meta, linktype)
-    n = len(meta)
-    cols = tuple(np.empty(n, dtype) for dtype in COLUMN_DTYPES)
-    counts = np.zeros(len(ERROR_REASONS), np.int64)
-    non_ip = _compiled.decode_batch(buf, meta, linktype, cols, counts)
-    errors = {reason: int(c) for reason, c in zip(ERROR_REASONS, counts) if c}
-    return PacketBatch(*cols, errors=errors, non_ip=non_ip)
+def _ieee802_11(r: _Reader, h: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An 802.11 data frame carrying LLC/SNAP: the EtherType after AA AA 03 + OUI.
+    Management, control, null-data and protected (encrypted) frames are not IP."""
+    fc0, fc1 = r.u8(h), r.u8(h + 1)
+    data = ok & (((fc0 >> 2) & 3) == 2) & ((fc0 & 0x40) == 0) & ((fc1 & 0x40) == 0)
+    qos = (fc0 & 0x80) != 0
+    hdr = 24 + 6 * ((fc1 & 3) == 3) + 2 * qos + 4 * (qos & ((fc1 & 0x80) != 0))
+    llc = h + hdr
+    snap = data & (r.u8(llc) == 0xAA) & (r.u8(llc + 1) == 0xAA) & (r.u8(llc + 2) == 0x03)
+    return np.where(snap, r.u16(llc + 6), 0).astype(np.int64), np.where(snap, llc + 8, h)
 
 
-def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
-    """The numpy decoder: the reference and the fallback of `decode`."""
-    meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)
-    n = len(meta)
-    errors: dict[str, int] = {}
-    off = meta[:, 2].astype(np.int64)
-    cap = meta[:, 3].astype(np.int64)
-    end = off + cap
-    r = _Reader(buf, end)
-    ts = meta[:, 0].astype(np.float64) + meta[:, 1].astype(np.float64) * 1e-6
+def _link_layer(r: _Reader, off: np.ndarray, end: np.ndarray, linktype: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (EtherType-like L3 kind, L3 offset) per packet for the capture's link type."""
+    if linktype == LINKTYPE_ETHERNET:
+        return r.u16(off + 12).astype(np.int64), off + 14
+    if linktype == LINKTYPE_LINUX_SLL:
+        return r.u16(off + 14).astype(np.int64), off + 16
+    if linktype == LINKTYPE_LINUX_SLL2:
+        return r.u16(off).astype(np.int64), off + 20
+    if linktype in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC):
+        return _ppp(r, off, linktype == LINKTYPE_PPP_HDLC)
+    if linktype == LINKTYPE_C_HDLC:
+        return r.u16(off + 2).astype(np.int64), off + 4
+    if linktype == LINKTYPE_FRELAY:
+        return _frame_relay(r, off)
+    if linktype == LINKTYPE_NFLOG:
+        return _nflog(r, off, end)
+    if linktype == LINKTYPE_IEEE802_11_RADIOTAP:
+        return _ieee802_11(r, off + r.u16le(off + 2), r.u8(off) == 0)
+    if linktype == LINKTYPE_IEEE802_11:
+        return _ieee802_11(r, off, np.ones(len(off), bool))
+    if linktype == LINKTYPE_IPOIB:
+        return r.u16(off + 40).astype(np.int64), off + 44
+    l3 = off + (4 if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP) else 0)
+    return _by_version(r, l3), l3
 
-    z64 = np.zeros(n, np.uint64)
-    ipver = np.zeros(n, np.uint8)
-    proto = np.zeros(n, np.uint8)
-    src_hi, src_lo, dst_hi, dst_lo = z64.copy(), z64.copy(), z64.copy(), z64.copy()
-    length = cap.astype(np.uint32)
-    frag = np.zeros(n, np.uint8)
-    l4 = np.zeros(n, np.int64)
-    ip_end = end.copy()  # end of the IP datagram as captured (bounds every read)
-    claimed_end = end.copy()  # end of the IP datagram on the wire (for payload sizes)
 
-    if linktype not in SUPPORTED_LINKTYPES:
-        _count(errors, f"unknown_linktype_{linktype}", np.ones(n, bool))
-        ethertype, l3 = np.zeros(n, np.uint16), off
-    else:
-        ethertype, l3 = _link_layer(r, off, linktype)
-        _count(errors, "truncated_link_header", l3 > end)
+def _push(code: np.ndarray, depth: np.ndarray, kind: int | np.ndarray, where: np.ndarray) -> None:
+    """Record one more outer layer (in place) on the rows `where` (a mask or row numbers);
+    `kind` is one code or one per row."""
+    layer = kind[where] if np.ndim(kind) else kind
+    code[where] |= np.asarray(layer, np.uint32) << (4 * depth[where]).astype(np.uint32)
+    depth[where] += 1
+
+
+def _resolve(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray, depth: np.ndarray,
+             code: np.ndarray, max_depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step over what may sit between a link header and IP: VLAN tags, an MPLS label stack,
+    a PPPoE session header. One step per row per round, in that order of preference, as
+    native/decode.c's loop does; `depth` and `code` are updated in place."""
+    et, l3 = et.copy(), l3.copy()
+    vlans = np.zeros(len(et), np.int64)
+    while True:
+        vlan = VLAN_TPIDS[np.minimum(et, 0xFFFF)] & (vlans < MAX_VLAN_TAGS)
+        room = depth < max_depth
+        mpls = ~vlan & room & ((et == ETH_MPLS) | (et == ETH_MPLS_MULTICAST))
+        pppoe = ~vlan & room & (et == ETH_PPPOE_SESSION)
+        if not (vlan.any() or mpls.any() or pppoe.any()):
+            return et, l3
+        if vlan.any():
+            l3 = np.where(vlan, l3 + 4, l3)
+            et = np.where(vlan, r.u16(l3 - 2), et)
+            vlans += vlan
+        if mpls.any():
+            i = np.flatnonzero(mpls)
+            pos, b = l3[i], bound[i]
+            done = np.zeros(len(i), bool)
+            ok = np.zeros(len(i), bool)
+            for _ in range(MAX_MPLS_LABELS):
+                fits = ~done & (pos + 4 <= b)
+                done |= ~fits
+                bos = fits & ((r.u8(pos + 2) & 1) == 1)
+                pos = np.where(fits, pos + 4, pos)
+                ok |= bos
+                done |= bos
+            nib = r.u8(pos) >> 4
+            ok &= (nib == 4) | (nib == 6) | (nib == 0)
+            et[i] = np.where(ok, np.select([nib == 4, nib == 6], [ETH_IPV4, ETH_IPV6], r.u16(pos + 16)), 0)
+            l3[i] = np.where(ok, np.where(nib == 0, pos + 18, pos), l3[i])  # 0: pseudowire control word + Ethernet
+            _push(code, depth, T_MPLS, i[ok])
+        if pppoe.any():
+            i = np.flatnonzero(pppoe)
+            p = l3[i]
+            inner = _ppp_type(r.u16(p + 6).astype(np.int64))
+            ok = (p + 8 <= bound[i]) & (r.u8(p) == 0x11) & (r.u8(p + 1) == 0) & (inner != 0)
+            et[i] = np.where(ok, inner, 0)
+            l3[i] = np.where(ok, p + 8, p)
+            _push(code, depth, T_PPPOE, i[ok])
+
+
+def _ip_layer(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray,
+              errors: dict[str, int] | None) -> dict[str, np.ndarray]:
+    """The IPv4/IPv6 header at l3 (datagram bytes end at `bound`) for every row: addresses,
+    protocol, fragment state, L4 offset. `errors` None: a probe of an inner packet, whose
+    faults the caller counts as one reason."""
+    k = len(l3)
+    z64 = np.zeros(k, np.uint64)
+    out = {"valid": np.zeros(k, bool), "ver": np.zeros(k, np.uint8), "proto": np.zeros(k, np.uint8),
+           "frag": np.zeros(k, np.uint8), "src_hi": z64.copy(), "src_lo": z64.copy(), "dst_hi": z64.copy(),
+           "dst_lo": z64.copy(), "l4": np.zeros(k, np.int64), "claimed_end": bound.copy(), "ip_end": bound.copy()}
 
     # ---- IPv4 -------------------------------------------------------------------------
-    v4 = (ethertype == ETH_IPV4) & (l3 <= end)
-    v4_short = v4 & ~r.has(l3, 20)
+    v4 = (et == ETH_IPV4) & (l3 <= bound)
+    v4_short = v4 & ~r.has(l3, 20, bound)
     _count(errors, "truncated_ip_header", v4_short)
     v4 &= ~v4_short
     b0 = r.u8(l3)
@@ -276,29 +421,31 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     v4 &= ~bad_ver
     ihl = (b0 & 0x0F).astype(np.int64) * 4
     tot = r.u16(l3 + 2).astype(np.int64)
+    tot = np.where(tot == 0, bound - l3, tot)  # segmentation offload / BIG TCP: the frame says how long
     bad_hl = v4 & ((ihl < 20) | (tot < ihl))
     _count(errors, "bad_ip_header_length", bad_hl)
     v4 &= ~bad_hl
-    opt_short = v4 & ~r.has(l3, ihl)
+    opt_short = v4 & ~r.has(l3, ihl, bound)
     _count(errors, "truncated_ip_header", opt_short)
     v4 &= ~opt_short
     if v4.any():
-        ipver[v4] = 4
-        proto[v4] = r.u8(l3[v4] + 9)
-        fragword = r.u16(l3[v4] + 6)
+        i = np.flatnonzero(v4)
+        p3 = l3[i]
+        out["ver"][i] = 4
+        out["proto"][i] = r.u8(p3 + 9)
+        fragword = r.u16(p3 + 6)
         fo, mf = fragword & 0x1FFF, (fragword & 0x2000) != 0
-        frag[v4] = np.where(fo > 0, FRAG_LATER, np.where(mf, FRAG_FIRST, FRAG_NONE))
-        pair = r.u32_pairs(l3[v4] + 12)
-        src_lo[v4] = IPV4_MAPPED | pair[:, 0]
-        dst_lo[v4] = IPV4_MAPPED | pair[:, 1]
-        l4[v4] = l3[v4] + ihl[v4]
-        claimed_end[v4] = l3[v4] + tot[v4]
-        ip_end[v4] = np.minimum(end[v4], claimed_end[v4])
-        length[v4] = (l3[v4] - off[v4] + tot[v4]).astype(np.uint32)
+        out["frag"][i] = np.where(fo > 0, FRAG_LATER, np.where(mf, FRAG_FIRST, FRAG_NONE))
+        pair = r.u32_pairs(p3 + 12)
+        out["src_lo"][i] = IPV4_MAPPED | pair[:, 0]
+        out["dst_lo"][i] = IPV4_MAPPED | pair[:, 1]
+        out["l4"][i] = p3 + ihl[i]
+        out["claimed_end"][i] = p3 + tot[i]
+        out["ip_end"][i] = np.minimum(bound[i], p3 + tot[i])
 
     # ---- IPv6 -------------------------------------------------------------------------
-    v6 = (ethertype == ETH_IPV6) & (l3 <= end)
-    v6_short = v6 & ~r.has(l3, 40)
+    v6 = (et == ETH_IPV6) & (l3 <= bound)
+    v6_short = v6 & ~r.has(l3, 40, bound)
     _count(errors, "truncated_ip_header", v6_short)
     v6 &= ~v6_short
     bad6 = v6 & ((r.u8(l3) >> 4) != 6)
@@ -306,14 +453,14 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     v6 &= ~bad6
     if v6.any():
         idx = np.flatnonzero(v6)
-        p3 = l3[idx]
-        ipver[idx] = 6
+        p3, b = l3[idx], bound[idx]
+        out["ver"][idx] = 6
         plen = r.u16(p3 + 4).astype(np.int64)
         words = r.bytes_be(p3 + 8, 32)
-        src_hi[idx], src_lo[idx], dst_hi[idx], dst_lo[idx] = words[:, 0], words[:, 1], words[:, 2], words[:, 3]
-        length[idx] = (p3 - off[idx] + 40 + plen).astype(np.uint32)
-        claimed_end[idx] = p3 + 40 + plen
-        ip_end[idx] = np.minimum(end[idx], claimed_end[idx])
+        for c, name in enumerate(("src_hi", "src_lo", "dst_hi", "dst_lo")):
+            out[name][idx] = words[:, c]
+        out["claimed_end"][idx] = p3 + 40 + plen
+        out["ip_end"][idx] = np.minimum(b, p3 + 40 + plen)
         nh = r.u8(p3 + 6)
         pos = p3 + 40
         fr = np.zeros(len(idx), np.uint8)
@@ -321,7 +468,7 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
             ext = IPV6_EXT[nh]
             if not ext.any():
                 break
-            short = ext & ~r.has(pos, 8, end[idx])
+            short = ext & ~r.has(pos, 8, b)
             if short.any():
                 _count(errors, "truncated_ipv6_extension", short)
                 nh = np.where(short, 255, nh).astype(np.uint8)  # 255 = reserved: stop here
@@ -332,15 +479,192 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
             fr = np.where(ext & (nh == 44), np.where((fw >> 3) > 0, FRAG_LATER, np.where(fw & 1, FRAG_FIRST, FRAG_NONE)), fr).astype(np.uint8)
             nh = np.where(ext, r.u8(pos), nh)
             pos = np.where(ext, pos + hlen, pos)
-        proto[idx] = nh
-        frag[idx] = fr
-        l4[idx] = pos
+        out["proto"][idx] = nh
+        out["frag"][idx] = fr
+        out["l4"][idx] = pos
+    out["valid"] = v4 | v6
+    return out
+
+
+def _ethernet_inside(r: _Reader, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(EtherType, L3 offset) of an Ethernet frame starting at p."""
+    return r.u16(p + 12).astype(np.int64), p + 14
+
+
+def _tunnel_header(r: _Reader, ip: dict[str, np.ndarray], i: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For rows i (valid IP, not a later fragment): (kind, status, inner EtherType, inner L3
+    offset) of the tunnel the packet's payload is, if any. status _NONE: not a tunnel;
+    _SHORT: a tunnel whose header or inner link header is cut short; _OK: look inside."""
+    k = len(i)
+    proto, l4, ip_end = ip["proto"][i], ip["l4"][i], ip["ip_end"][i]
+    kind = np.zeros(k, np.int64)
+    et = np.zeros(k, np.int64)
+    l3 = l4.copy()
+    recognised = np.zeros(k, bool)
+    short = np.zeros(k, bool)  # for kinds whose length rule differs from "inner L3 within the datagram"
+
+    # IP in IP
+    for number, kind_code, ethertype in ((PROTO_IPIP, T_IPIP, ETH_IPV4), (PROTO_IPV6, T_IPV6, ETH_IPV6)):
+        m = proto == number
+        kind[m], et[m], recognised[m] = kind_code, ethertype, True
+
+    # GRE (RFC 2784/2890): checksum, key and sequence words are optional; routing and
+    # version 1 (PPTP) are not decoded.
+    gre = (proto == PROTO_GRE) & (l4 + 4 <= ip_end)
+    if gre.any():
+        flags, ptype = r.u16(l4), r.u16(l4 + 2).astype(np.int64)
+        gre &= (flags & 0x4FFF) == 0
+        seq = (flags & 0x1000) != 0
+        p = l4 + 4 + 4 * ((flags & 0x8000) != 0) + 4 * ((flags & 0x2000) != 0) + 4 * seq
+        ip_in = (ptype == ETH_IPV4) | (ptype == ETH_IPV6) | (ptype == ETH_MPLS) | (ptype == ETH_MPLS_MULTICAST)
+        span3 = ptype == ETH_ERSPAN_3
+        span = (ptype == ETH_ERSPAN_1_2) | span3
+        frame = np.select([ptype == ETH_TEB, span3, ptype == ETH_ERSPAN_1_2],
+                          [p, p + 12 + 8 * (r.u8(p + 11) & 1), p + 8 * seq])  # ERSPAN I has no header, II 8 bytes
+        ieth, il3 = _ethernet_inside(r, frame)
+        eth = (ptype == ETH_TEB) | span
+        gre &= ip_in | eth
+        kind = np.where(gre, np.where(span, T_ERSPAN, T_GRE), kind)
+        et = np.where(gre, np.where(eth, ieth, ptype), et)
+        l3 = np.where(gre, np.where(eth, il3, p), l3)
+        recognised |= gre
+
+    udp = (proto == PROTO_UDP) & (l4 + 8 <= ip_end)
+    if udp.any():
+        sport, dport, p = r.u16(l4), r.u16(l4 + 2), l4 + 8
+        vxlan = udp & (dport == PORT_VXLAN)
+        geneve = udp & ~vxlan & (dport == PORT_GENEVE)
+        gtp = udp & ~vxlan & ~geneve & ((sport == PORT_GTPU) | (dport == PORT_GTPU))
+        teredo = udp & ~vxlan & ~geneve & ~gtp & ((sport == PORT_TEREDO) | (dport == PORT_TEREDO))
+        b0 = r.u8(p)
+        # VXLAN (RFC 7348): 8 bytes, the I flag set, then Ethernet
+        vx_hdr_short = vxlan & (p + 8 > ip_end)
+        vxlan &= vx_hdr_short | ((b0 & 0x08) != 0)
+        ieth, il3 = _ethernet_inside(r, p + 8)
+        kind, et, l3 = np.where(vxlan, T_VXLAN, kind), np.where(vxlan, ieth, et), np.where(vxlan, il3, l3)
+        short |= vx_hdr_short
+        # Geneve (RFC 8926): version 0, options, a protocol type
+        gn_hdr_short = geneve & (p + 8 > ip_end)
+        gtype = r.u16(p + 2).astype(np.int64)
+        gp = p + 8 + (b0 & 0x3F).astype(np.int64) * 4
+        geneve &= gn_hdr_short | (((b0 >> 6) == 0) & ((gtype == ETH_TEB) | (gtype == ETH_IPV4) | (gtype == ETH_IPV6)))
+        ieth, il3 = _ethernet_inside(r, gp)
+        teb = gtype == ETH_TEB
+        kind = np.where(geneve, T_GENEVE, kind)
+        et = np.where(geneve, np.where(teb, ieth, gtype), et)
+        l3 = np.where(geneve, np.where(teb, il3, gp), l3)
+        short |= gn_hdr_short
+        # GTP-U (3GPP TS 29.281): version 1, G-PDU, optional sequence/N-PDU/extension headers
+        gt_hdr_short = gtp & (p + 8 > ip_end)
+        gtp &= gt_hdr_short | (((b0 >> 5) == 1) & ((b0 & 0x10) != 0) & (r.u8(p + 1) == 0xFF))
+        hl = np.where((b0 & 0x07) != 0, 12, 8).astype(np.int64)
+        nxt = np.where((b0 & 0x04) != 0, r.u8(p + 11), 0).astype(np.int64)
+        bad_ext = np.zeros(k, bool)
+        for _ in range(MAX_GTP_EXTENSIONS):
+            more = nxt != 0
+            if not more.any():
+                break
+            elen = r.u8(p + hl).astype(np.int64) * 4
+            bad_ext |= more & (elen == 0)
+            more &= elen != 0
+            nxt = np.where(more, r.u8(p + hl + elen - 1), np.where(elen == 0, 0, nxt))
+            hl = np.where(more, hl + elen, hl)
+        bad_ext |= nxt != 0
+        gq = p + hl
+        gnib = r.u8(gq) >> 4
+        gt_short = gt_hdr_short | bad_ext | (gq >= ip_end)
+        gtp &= gt_short | (gnib == 4) | (gnib == 6)
+        kind = np.where(gtp, T_GTPU, kind)
+        et = np.where(gtp, np.where(gnib == 4, ETH_IPV4, ETH_IPV6), et)
+        l3 = np.where(gtp, gq, l3)
+        short |= gtp & gt_short
+        # Teredo (RFC 4380): optional authentication and origin indication, then IPv6
+        # whose payload length accounts for the rest of the datagram
+        auth = r.u16(p) == 0x0001
+        tp = np.where(auth, p + 13 + r.u8(p + 2).astype(np.int64) + r.u8(p + 3), p)
+        tp = np.where(r.u16(tp) == 0x0000, tp + 8, tp)
+        teredo &= (tp + 40 <= ip_end) & ((r.u8(tp) >> 4) == 6)
+        teredo &= ip["claimed_end"][i] - tp == 40 + r.u16(tp + 4).astype(np.int64)
+        kind, et, l3 = np.where(teredo, T_TEREDO, kind), np.where(teredo, ETH_IPV6, et), np.where(teredo, tp, l3)
+        recognised |= vxlan | geneve | gtp | teredo
+
+    status = np.where(recognised, np.where(short | (l3 > ip_end), _SHORT, _OK), _NONE)
+    return kind, status, et, l3
+
+
+def decode(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
+    """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`.
+
+    Runs compiled (native/decode.c) when it is built and the link type is supported;
+    `decode_numpy` is the reference it must match, field for field."""
+    meta = np.ascontiguousarray(meta, dtype=np.uint32).reshape(-1, 4)
+    if _compiled is None or linktype not in SUPPORTED_LINKTYPES:
+        return decode_numpy(buf, meta, linktype, max_tunnel_depth)
+    n = len(meta)
+    cols = {name: np.empty(n, dtype) for name, dtype in COLUMN_DTYPES.items()}
+    counts = np.zeros(len(_compiled.ERRORS), np.int64)
+    non_ip = _compiled.decode_batch(buf, meta, linktype, tuple(cols[name] for name in _compiled.COLUMNS), counts,
+                                    min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH))
+    errors = {reason: int(c) for reason, c in zip(_compiled.ERRORS, counts) if c}
+    return PacketBatch(**cols, errors=errors, non_ip=non_ip)
+
+
+def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
+    """The numpy decoder: the reference and the fallback of `decode`."""
+    max_depth = min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH)
+    meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)
+    n = len(meta)
+    errors: dict[str, int] = {}
+    off = meta[:, 2].astype(np.int64)
+    cap = meta[:, 3].astype(np.int64)
+    end = off + cap
+    r = _Reader(buf, end)
+    ts = meta[:, 0].astype(np.float64) + meta[:, 1].astype(np.float64) * 1e-6
+    depth = np.zeros(n, np.int64)
+    tunnel = np.zeros(n, np.uint32)
+
+    if linktype not in SUPPORTED_LINKTYPES:
+        _count(errors, f"unknown_linktype_{linktype}", np.ones(n, bool))
+        ethertype, l3 = np.zeros(n, np.int64), off
+    else:
+        ethertype, l3 = _link_layer(r, off, end, linktype)
+        ethertype, l3 = _resolve(r, ethertype, l3, end, depth, tunnel, max_depth)
+        _count(errors, "truncated_link_header", l3 > end)
+
+    ip = _ip_layer(r, ethertype, l3, end, errors)
+    length = np.where(ip["valid"], ip["claimed_end"] - off, cap).astype(np.uint32)
+
+    # ---- tunnels: each round looks one layer further into the rows still carrying one --
+    rows = np.flatnonzero(ip["valid"] & (ip["frag"] != FRAG_LATER) & (depth < max_depth))
+    while rows.size:
+        kind, status, et_in, l3_in = _tunnel_header(r, ip, rows)
+        _count(errors, "malformed_inner_packet", status == _SHORT)
+        keep = status == _OK
+        rows, kind, et_in, l3_in = rows[keep], kind[keep], et_in[keep], l3_in[keep]
+        if not rows.size:
+            break
+        bound = ip["ip_end"][rows]
+        sub_depth, sub_code = depth[rows].copy(), tunnel[rows].copy()
+        _push(sub_code, sub_depth, kind, np.ones(len(rows), bool))
+        et_in, l3_in = _resolve(r, et_in, l3_in, bound, sub_depth, sub_code, max_depth)
+        inner = _ip_layer(r, et_in, l3_in, bound, None)
+        ok = inner["valid"]
+        _count(errors, "malformed_inner_packet", ~ok & ((et_in == ETH_IPV4) | (et_in == ETH_IPV6)))
+        rows, sub = rows[ok], np.flatnonzero(ok)
+        for name, col in ip.items():
+            col[rows] = inner[name][sub]
+        depth[rows], tunnel[rows] = sub_depth[sub], sub_code[sub]
+        rows = rows[(ip["frag"][rows] != FRAG_LATER) & (depth[rows] < max_depth)]
+
+    ipver, proto, frag, l4 = ip["ver"], ip["proto"], ip["frag"], ip["l4"]
+    src_hi, src_lo, dst_hi, dst_lo = ip["src_hi"], ip["src_lo"], ip["dst_hi"], ip["dst_lo"]
+    ip_end, claimed_end = ip["ip_end"], ip["claimed_end"]
 
     # ---- L4 ---------------------------------------------------------------------------
-    ip = ipver != 0
-    non_ip_mask = ~ip & (l3 <= end) & (ethertype != ETH_IPV4) & (ethertype != ETH_IPV6)
+    valid = ip["valid"]
+    non_ip_mask = ~valid & (l3 <= end) & (ethertype != ETH_IPV4) & (ethertype != ETH_IPV6)
     non_ip = int(np.count_nonzero(non_ip_mask)) if linktype in SUPPORTED_LINKTYPES else 0
-    first = ip & (frag != FRAG_LATER)
+    first = valid & (frag != FRAG_LATER)
     is_tcp = first & (proto == PROTO_TCP)
     is_udp = first & (proto == PROTO_UDP)
     is_icmp = first & ((proto == PROTO_ICMP) | (proto == PROTO_ICMPV6))
@@ -363,7 +687,7 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
     # ICMP errors quote the offending packet: keep its destination and ports (for
     # "answered by ICMP unreachable" and closed-port accounting).
     inner_proto = np.zeros(n, np.uint8)
-    inner_dst_hi, inner_dst_lo = z64.copy(), z64.copy()
+    inner_dst_hi, inner_dst_lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
     inner_sport = np.zeros(n, np.uint16)
     inner_dport = np.zeros(n, np.uint16)
     has_inner = np.zeros(n, bool)
@@ -398,5 +722,5 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int) -> PacketBatch:
         flags_ok=flags_ok, icmp_type=icmp_type, icmp_code=icmp_code, has_icmp=has_icmp,
         length=length, payload=payload, frag=frag, inner_proto=inner_proto,
         inner_dst_hi=inner_dst_hi, inner_dst_lo=inner_dst_lo, inner_sport=inner_sport,
-        inner_dport=inner_dport, has_inner=has_inner, errors=errors, non_ip=non_ip,
+        inner_dport=inner_dport, has_inner=has_inner, tunnel=tunnel, errors=errors, non_ip=non_ip,
     )

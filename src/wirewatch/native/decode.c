@@ -2,29 +2,66 @@
  *
  * decode.py's numpy decoder is the reference and the specification: this loop computes
  * exactly the same columns, error counts and non-IP count (the tests compare the two on
- * the corpus and on random bytes), including its reading rule: every read is clamped to
- * the batch buffer, never to the packet, and a field only counts where the packet's
- * captured length covers it. Only the supported link types come here.
+ * the corpus, on crafted tunnels and link types, and on random bytes), including its
+ * reading rule: every read is clamped to the batch buffer, never to the packet, and a
+ * field only counts where the packet's captured length covers it. Only the supported
+ * link types come here.
+ *
+ * Per packet: the link header gives an EtherType-like kind and an offset; `resolve` steps
+ * over VLAN tags, MPLS label stacks and PPPoE; `ip_layer` reads the IP header; while the
+ * IP payload is a tunnel (`tunnel_header`) and the depth limit allows, the inner packet
+ * replaces the outer one when it validates, and the layer is recorded in `tunnel`.
  */
 #include "buffers.h"
 
-enum { ERR_LINK, ERR_IP, ERR_VERSION, ERR_HLEN, ERR_V6EXT, ERR_L4, N_ERRORS };
+/* The output columns and the error reasons, each spelled once: the module exports their
+ * names (COLUMNS, ERRORS) and decode.py hands over its arrays by those names. */
+#define DECODE_COLUMNS(X)                                                                               \
+    X(ts, double) X(src_hi, uint64_t) X(src_lo, uint64_t) X(dst_hi, uint64_t) X(dst_lo, uint64_t)       \
+    X(ipver, uint8_t) X(proto, uint8_t) X(sport, uint16_t) X(dport, uint16_t) X(has_ports, uint8_t)     \
+    X(tcp_flags, uint8_t) X(flags_ok, uint8_t) X(icmp_type, uint8_t) X(icmp_code, uint8_t)              \
+    X(has_icmp, uint8_t) X(length, uint32_t) X(payload, int32_t) X(frag, uint8_t)                       \
+    X(inner_proto, uint8_t) X(inner_dst_hi, uint64_t) X(inner_dst_lo, uint64_t)                         \
+    X(inner_sport, uint16_t) X(inner_dport, uint16_t) X(has_inner, uint8_t) X(tunnel, uint32_t)
+#define DECODE_ERRORS(X)                                                                                \
+    X(truncated_link_header) X(truncated_ip_header) X(bad_ip_version) X(bad_ip_header_length)           \
+    X(truncated_ipv6_extension) X(truncated_l4_header) X(malformed_inner_packet)
+
+#define COLUMN_ENUM(name, type) C_##name,
+#define COLUMN_SIZE(name, type) sizeof(type),
+#define COLUMN_NAME(name, type) #name,
+#define ERROR_ENUM(name) ERR_##name,
+#define ERROR_NAME(name) #name,
+enum { DECODE_COLUMNS(COLUMN_ENUM) N_COLS };
+enum { DECODE_ERRORS(ERROR_ENUM) N_ERRORS };
+static const Py_ssize_t ITEMSIZE[N_COLS] = {DECODE_COLUMNS(COLUMN_SIZE)};
+static const char *const COLUMN_NAMES[N_COLS] = {DECODE_COLUMNS(COLUMN_NAME)};
+static const char *const ERROR_NAMES[N_ERRORS] = {DECODE_ERRORS(ERROR_NAME)};
+
 enum { FRAG_NONE, FRAG_FIRST, FRAG_LATER };
-enum { LT_NULL = 0, LT_ETHERNET = 1, LT_LOOP = 108, LT_SLL = 113, LT_SLL2 = 276 };
+enum {
+    LT_NULL = 0, LT_ETHERNET = 1, LT_PPP = 9, LT_PPP_HDLC = 50, LT_C_HDLC = 104, LT_IEEE802_11 = 105,
+    LT_FRELAY = 107, LT_LOOP = 108, LT_SLL = 113, LT_RADIOTAP = 127, LT_NFLOG = 239, LT_IPOIB = 242, LT_SLL2 = 276
+};
+/* tunnel layer codes: decode.TUNNEL_NAMES */
+enum { T_GRE = 1, T_ERSPAN, T_VXLAN, T_GENEVE, T_IPIP, T_IPV6, T_TEREDO, T_GTPU, T_MPLS, T_PPPOE };
+enum { HDR_NONE, HDR_SHORT, HDR_OK };
 
 #define ETH_IPV4 0x0800
 #define ETH_IPV6 0x86DD
+#define ETH_MPLS 0x8847
+#define ETH_MPLS_MC 0x8848
+#define ETH_PPPOE 0x8864
+#define ETH_TEB 0x6558
+#define ETH_ERSPAN_1_2 0x88BE
+#define ETH_ERSPAN_3 0x22EB
 #define MAPPED 0xFFFF00000000ull
 #define MAX_VLAN_TAGS 2
 #define MAX_IPV6_EXT 8
-
-/* output columns, in decode.BATCH_FIELDS order */
-enum {
-    C_TS, C_SRC_HI, C_SRC_LO, C_DST_HI, C_DST_LO, C_IPVER, C_PROTO, C_SPORT, C_DPORT, C_HAS_PORTS,
-    C_TCP_FLAGS, C_FLAGS_OK, C_ICMP_TYPE, C_ICMP_CODE, C_HAS_ICMP, C_LENGTH, C_PAYLOAD, C_FRAG,
-    C_INNER_PROTO, C_INNER_DST_HI, C_INNER_DST_LO, C_INNER_SPORT, C_INNER_DPORT, C_HAS_INNER, N_COLS
-};
-static const Py_ssize_t ITEMSIZE[N_COLS] = {8, 8, 8, 8, 8, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 4, 4, 1, 1, 8, 8, 2, 2, 1};
+#define MAX_MPLS_LABELS 8
+#define MAX_GTP_EXTENSIONS 4
+#define MAX_NFLOG_TLVS 16
+#define MAX_TUNNEL_DEPTH 8
 
 typedef struct {
     const uint8_t *buf;
@@ -38,29 +75,383 @@ static inline uint64_t u8(const reader *r, int64_t pos)
     return r->buf[pos < r->last ? pos : r->last];
 }
 static inline uint64_t u16(const reader *r, int64_t pos) { return (u8(r, pos) << 8) | u8(r, pos + 1); }
+static inline uint64_t u16le(const reader *r, int64_t pos) { return u8(r, pos) | (u8(r, pos + 1) << 8); }
 static inline uint64_t u32(const reader *r, int64_t pos) { return (u16(r, pos) << 16) | u16(r, pos + 2); }
 static inline uint64_t u64(const reader *r, int64_t pos) { return (u32(r, pos) << 32) | u32(r, pos + 4); }
 
 static inline int ipv6_ext(uint64_t nh) { return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60; }
 static inline int vlan_tpid(uint64_t t) { return t == 0x8100 || t == 0x88A8 || t == 0x9100; }
 static inline int icmp4_error(uint64_t t) { return t == 3 || t == 11 || t == 12; }
+static inline int is_ip(uint64_t et) { return et == ETH_IPV4 || et == ETH_IPV6; }
+static inline uint64_t by_version(const reader *r, int64_t l3)
+{
+    uint64_t v = u8(r, l3) >> 4;
+    return v == 4 ? ETH_IPV4 : v == 6 ? ETH_IPV6 : 0;
+}
+static inline uint64_t ppp_type(uint64_t proto)
+{
+    return proto == 0x21 ? ETH_IPV4 : proto == 0x57 ? ETH_IPV6 : proto == 0x281 ? ETH_MPLS : proto == 0x283 ? ETH_MPLS_MC : 0;
+}
+static inline void push(uint32_t *code, int *depth, uint32_t kind)
+{
+    *code |= kind << (4 * *depth);
+    (*depth)++;
+}
 
-/* decode_batch(buf, meta u32[n*4], linktype, columns (24 arrays of n), errors i64[6]) -> non_ip */
+/* ---- link layers (decode._link_layer and its helpers) ------------------------------- */
+static void ppp(const reader *r, int64_t off, int cisco_too, uint64_t *et, int64_t *l3)
+{
+    if (cisco_too && (u8(r, off) == 0x0F || u8(r, off) == 0x8F)) {
+        *et = u16(r, off + 2);
+        *l3 = off + 4;
+        return;
+    }
+    int64_t p = (u8(r, off) == 0xFF && u8(r, off + 1) == 0x03) ? off + 2 : off;
+    if (u8(r, p) & 1) {
+        *et = ppp_type(u8(r, p));
+        *l3 = p + 1;
+    } else {
+        *et = ppp_type(u16(r, p));
+        *l3 = p + 2;
+    }
+}
+
+static void frame_relay(const reader *r, int64_t off, uint64_t *et, int64_t *l3)
+{
+    int64_t p = off + ((u8(r, off + 1) & 1) ? 2 : (u8(r, off + 2) & 1) ? 3 : 4);
+    if (u8(r, p) != 0x03) { /* Cisco encapsulation: an EtherType */
+        *et = u16(r, p);
+        *l3 = p + 2;
+        return;
+    }
+    int64_t q = u8(r, p + 1) == 0 ? p + 2 : p + 1;
+    uint64_t nlpid = u8(r, q);
+    *et = nlpid == 0xCC ? ETH_IPV4 : nlpid == 0x8E ? ETH_IPV6 : nlpid == 0x80 ? u16(r, q + 4) : 0;
+    *l3 = nlpid == 0x80 ? q + 6 : q + 1;
+}
+
+static void nflog(const reader *r, int64_t off, int64_t end, uint64_t *et, int64_t *l3)
+{
+    int64_t p = off + 4;
+    for (int k = 0; k < MAX_NFLOG_TLVS && p + 4 <= end; k++) {
+        int64_t tlen = (int64_t)u16le(r, p);
+        if ((u16le(r, p + 2) & 0x3FFF) == 9) {
+            *l3 = p + 4;
+            *et = by_version(r, p + 4);
+            return;
+        }
+        if (tlen < 4)
+            break;
+        p += (tlen + 3) & ~(int64_t)3;
+    }
+    *l3 = p;
+    *et = 0;
+}
+
+static void ieee802_11(const reader *r, int64_t h, int ok, uint64_t *et, int64_t *l3)
+{
+    uint64_t fc0 = u8(r, h), fc1 = u8(r, h + 1);
+    int data = ok && ((fc0 >> 2) & 3) == 2 && !(fc0 & 0x40) && !(fc1 & 0x40);
+    int qos = (fc0 & 0x80) != 0;
+    int64_t llc = h + 24 + ((fc1 & 3) == 3 ? 6 : 0) + (qos ? 2 : 0) + (qos && (fc1 & 0x80) ? 4 : 0);
+    if (data && u8(r, llc) == 0xAA && u8(r, llc + 1) == 0xAA && u8(r, llc + 2) == 0x03) {
+        *et = u16(r, llc + 6);
+        *l3 = llc + 8;
+    } else {
+        *et = 0;
+        *l3 = h;
+    }
+}
+
+static void link_layer(const reader *r, int linktype, int64_t off, int64_t end, uint64_t *et, int64_t *l3)
+{
+    switch (linktype) {
+    case LT_ETHERNET: *et = u16(r, off + 12); *l3 = off + 14; return;
+    case LT_SLL: *et = u16(r, off + 14); *l3 = off + 16; return;
+    case LT_SLL2: *et = u16(r, off); *l3 = off + 20; return;
+    case LT_PPP: case LT_PPP_HDLC: ppp(r, off, linktype == LT_PPP_HDLC, et, l3); return;
+    case LT_C_HDLC: *et = u16(r, off + 2); *l3 = off + 4; return;
+    case LT_FRELAY: frame_relay(r, off, et, l3); return;
+    case LT_NFLOG: nflog(r, off, end, et, l3); return;
+    case LT_RADIOTAP: ieee802_11(r, off + (int64_t)u16le(r, off + 2), u8(r, off) == 0, et, l3); return;
+    case LT_IEEE802_11: ieee802_11(r, off, 1, et, l3); return;
+    case LT_IPOIB: *et = u16(r, off + 40); *l3 = off + 44; return;
+    default:
+        *l3 = off + ((linktype == LT_NULL || linktype == LT_LOOP) ? 4 : 0);
+        *et = by_version(r, *l3);
+    }
+}
+
+/* VLAN tags, an MPLS label stack, a PPPoE session header (decode._resolve). */
+static void resolve(const reader *r, uint64_t *et, int64_t *l3, int64_t bound, int *depth, uint32_t *code,
+                    int max_depth)
+{
+    int vlans = 0;
+    for (;;) {
+        if (vlan_tpid(*et) && vlans < MAX_VLAN_TAGS) {
+            *l3 += 4;
+            *et = u16(r, *l3 - 2);
+            vlans++;
+        } else if ((*et == ETH_MPLS || *et == ETH_MPLS_MC) && *depth < max_depth) {
+            int64_t pos = *l3;
+            int ok = 0;
+            for (int k = 0; k < MAX_MPLS_LABELS && pos + 4 <= bound; k++) {
+                int bos = u8(r, pos + 2) & 1;
+                pos += 4;
+                if (bos) {
+                    ok = 1;
+                    break;
+                }
+            }
+            uint64_t nib = u8(r, pos) >> 4;
+            if (ok && (nib == 4 || nib == 6 || nib == 0)) {
+                *et = nib == 4 ? ETH_IPV4 : nib == 6 ? ETH_IPV6 : u16(r, pos + 16);
+                *l3 = nib == 0 ? pos + 18 : pos; /* 0: pseudowire control word + Ethernet */
+                push(code, depth, T_MPLS);
+            } else {
+                *et = 0;
+            }
+        } else if (*et == ETH_PPPOE && *depth < max_depth) {
+            int64_t p = *l3;
+            uint64_t inner = ppp_type(u16(r, p + 6));
+            if (p + 8 <= bound && u8(r, p) == 0x11 && u8(r, p + 1) == 0 && inner) {
+                *et = inner;
+                *l3 = p + 8;
+                push(code, depth, T_PPPOE);
+            } else {
+                *et = 0;
+            }
+        } else {
+            return;
+        }
+    }
+}
+
+/* ---- IP (decode._ip_layer) ----------------------------------------------------------- */
+typedef struct {
+    int valid;
+    uint64_t ver, proto, frag, src_hi, src_lo, dst_hi, dst_lo;
+    int64_t l4, claimed_end, ip_end;
+} ip_info;
+
+/* errors NULL: probing an inner packet, whose faults the caller counts as one reason */
+static void ip_layer(const reader *r, uint64_t et, int64_t l3, int64_t bound, int64_t *errors, ip_info *ip)
+{
+#define COUNT(reason)                                                                                   \
+    do {                                                                                                \
+        if (errors)                                                                                     \
+            errors[ERR_##reason]++;                                                                     \
+    } while (0)
+    memset(ip, 0, sizeof *ip);
+    ip->claimed_end = ip->ip_end = bound;
+    if (l3 > bound)
+        return;
+    if (et == ETH_IPV4) {
+        if (l3 + 20 > bound) {
+            COUNT(truncated_ip_header);
+            return;
+        }
+        uint64_t b0 = u8(r, l3);
+        if ((b0 >> 4) != 4) {
+            COUNT(bad_ip_version);
+            return;
+        }
+        int64_t ihl = (int64_t)(b0 & 0x0F) * 4, tot = (int64_t)u16(r, l3 + 2);
+        if (tot == 0) /* segmentation offload / BIG TCP: the frame says how long */
+            tot = bound - l3;
+        if (ihl < 20 || tot < ihl) {
+            COUNT(bad_ip_header_length);
+            return;
+        }
+        if (l3 + ihl > bound) {
+            COUNT(truncated_ip_header);
+            return;
+        }
+        ip->valid = 1;
+        ip->ver = 4;
+        ip->proto = u8(r, l3 + 9);
+        uint64_t fw = u16(r, l3 + 6);
+        ip->frag = (fw & 0x1FFF) > 0 ? FRAG_LATER : (fw & 0x2000) ? FRAG_FIRST : FRAG_NONE;
+        ip->src_lo = MAPPED | u32(r, l3 + 12);
+        ip->dst_lo = MAPPED | u32(r, l3 + 16);
+        ip->l4 = l3 + ihl;
+        ip->claimed_end = l3 + tot;
+        ip->ip_end = bound < ip->claimed_end ? bound : ip->claimed_end;
+    } else if (et == ETH_IPV6) {
+        if (l3 + 40 > bound) {
+            COUNT(truncated_ip_header);
+            return;
+        }
+        if ((u8(r, l3) >> 4) != 6) {
+            COUNT(bad_ip_version);
+            return;
+        }
+        ip->valid = 1;
+        ip->ver = 6;
+        int64_t plen = (int64_t)u16(r, l3 + 4);
+        ip->src_hi = u64(r, l3 + 8);
+        ip->src_lo = u64(r, l3 + 16);
+        ip->dst_hi = u64(r, l3 + 24);
+        ip->dst_lo = u64(r, l3 + 32);
+        ip->claimed_end = l3 + 40 + plen;
+        ip->ip_end = bound < ip->claimed_end ? bound : ip->claimed_end;
+        uint64_t nh = u8(r, l3 + 6), fr = FRAG_NONE;
+        int64_t pos = l3 + 40;
+        for (int k = 0; k < MAX_IPV6_EXT && ipv6_ext(nh); k++) {
+            if (pos + 8 > bound) {
+                COUNT(truncated_ipv6_extension);
+                nh = 255; /* reserved: stop here */
+                break;
+            }
+            int64_t hb = (int64_t)u8(r, pos + 1);
+            int64_t hlen = nh == 44 ? 8 : nh == 51 ? (hb + 2) * 4 : (hb + 1) * 8;
+            uint64_t fw = u16(r, pos + 2);
+            if (nh == 44)
+                fr = (fw >> 3) > 0 ? FRAG_LATER : (fw & 1) ? FRAG_FIRST : FRAG_NONE;
+            nh = u8(r, pos);
+            pos += hlen;
+        }
+        ip->proto = nh;
+        ip->frag = fr;
+        ip->l4 = pos;
+    }
+#undef COUNT
+}
+
+/* ---- tunnels (decode._tunnel_header) ------------------------------------------------- */
+typedef struct {
+    int kind, status;
+    uint64_t et;
+    int64_t l3;
+} tunnel_hdr;
+
+static inline void ethernet_inside(const reader *r, int64_t frame, tunnel_hdr *t)
+{
+    t->et = u16(r, frame + 12);
+    t->l3 = frame + 14;
+}
+
+static tunnel_hdr tunnel_header(const reader *r, const ip_info *ip)
+{
+    tunnel_hdr t = {0, HDR_NONE, 0, ip->l4};
+    const int64_t l4 = ip->l4, ip_end = ip->ip_end;
+    int cut = 0;
+    if (ip->proto == 4 || ip->proto == 41) {
+        t.kind = ip->proto == 4 ? T_IPIP : T_IPV6;
+        t.et = ip->proto == 4 ? ETH_IPV4 : ETH_IPV6;
+    } else if (ip->proto == 47 && l4 + 4 <= ip_end) {
+        uint64_t flags = u16(r, l4), ptype = u16(r, l4 + 2);
+        if (flags & 0x4FFF) /* routing, version 1 (PPTP), reserved bits */
+            return t;
+        int seq = (flags & 0x1000) != 0;
+        int64_t p = l4 + 4 + ((flags & 0x8000) ? 4 : 0) + ((flags & 0x2000) ? 4 : 0) + (seq ? 4 : 0);
+        t.kind = T_GRE;
+        if (is_ip(ptype) || ptype == ETH_MPLS || ptype == ETH_MPLS_MC) {
+            t.et = ptype;
+            t.l3 = p;
+        } else if (ptype == ETH_TEB) {
+            ethernet_inside(r, p, &t);
+        } else if (ptype == ETH_ERSPAN_3) {
+            t.kind = T_ERSPAN;
+            ethernet_inside(r, p + 12 + ((u8(r, p + 11) & 1) ? 8 : 0), &t);
+        } else if (ptype == ETH_ERSPAN_1_2) { /* type I has no ERSPAN header, type II 8 bytes */
+            t.kind = T_ERSPAN;
+            ethernet_inside(r, p + (seq ? 8 : 0), &t);
+        } else {
+            return t;
+        }
+    } else if (ip->proto == 17 && l4 + 8 <= ip_end) {
+        uint64_t sport = u16(r, l4), dport = u16(r, l4 + 2), b0 = u8(r, l4 + 8);
+        int64_t p = l4 + 8;
+        int hdr_cut = p + 8 > ip_end;
+        if (dport == 4789) {
+            if (!hdr_cut && !(b0 & 0x08))
+                return t;
+            t.kind = T_VXLAN;
+            ethernet_inside(r, p + 8, &t);
+            cut = hdr_cut;
+        } else if (dport == 6081) {
+            uint64_t gtype = u16(r, p + 2);
+            int64_t gp = p + 8 + (int64_t)(b0 & 0x3F) * 4;
+            if (!hdr_cut && !((b0 >> 6) == 0 && (gtype == ETH_TEB || is_ip(gtype))))
+                return t;
+            t.kind = T_GENEVE;
+            if (gtype == ETH_TEB) {
+                ethernet_inside(r, gp, &t);
+            } else {
+                t.et = gtype;
+                t.l3 = gp;
+            }
+            cut = hdr_cut;
+        } else if (sport == 2152 || dport == 2152) {
+            int64_t hl = (b0 & 0x07) ? 12 : 8;
+            uint64_t next = (b0 & 0x04) ? u8(r, p + 11) : 0;
+            int bad = 0;
+            for (int e = 0; e < MAX_GTP_EXTENSIONS && next; e++) {
+                int64_t elen = (int64_t)u8(r, p + hl) * 4;
+                if (!elen) {
+                    bad = 1;
+                    next = 0;
+                    break;
+                }
+                next = u8(r, p + hl + elen - 1);
+                hl += elen;
+            }
+            if (next)
+                bad = 1;
+            int64_t q = p + hl;
+            uint64_t nib = u8(r, q) >> 4;
+            int gcut = hdr_cut || bad || q >= ip_end;
+            if (!hdr_cut && !((b0 >> 5) == 1 && (b0 & 0x10) && u8(r, p + 1) == 0xFF))
+                return t;
+            if (!gcut && nib != 4 && nib != 6)
+                return t;
+            t.kind = T_GTPU;
+            t.et = nib == 4 ? ETH_IPV4 : ETH_IPV6;
+            t.l3 = q;
+            cut = gcut;
+        } else if (sport == 3544 || dport == 3544) {
+            int64_t q = p;
+            if (u16(r, p) == 0x0001) /* authentication indicator */
+                q = p + 13 + (int64_t)u8(r, p + 2) + (int64_t)u8(r, p + 3);
+            if (u16(r, q) == 0x0000) /* origin indication */
+                q += 8;
+            if (!(q + 40 <= ip_end && (u8(r, q) >> 4) == 6 && ip->claimed_end - q == 40 + (int64_t)u16(r, q + 4)))
+                return t;
+            t.kind = T_TEREDO;
+            t.et = ETH_IPV6;
+            t.l3 = q;
+        } else {
+            return t;
+        }
+    } else {
+        return t;
+    }
+    t.status = (cut || t.l3 > ip_end) ? HDR_SHORT : HDR_OK;
+    return t;
+}
+
+/* decode_batch(buf, meta u32[n*4], linktype, columns (in COLUMNS order), errors i64[len(ERRORS)],
+ *              max_tunnel_depth) -> non_ip */
 static PyObject *k_decode_batch(PyObject *self, PyObject *args)
 {
     PyObject *obuf, *ometa, *ocols, *oerr;
-    int linktype;
-    if (!PyArg_ParseTuple(args, "OOiO!O", &obuf, &ometa, &linktype, &PyTuple_Type, &ocols, &oerr))
+    int linktype, max_depth;
+    if (!PyArg_ParseTuple(args, "OOiO!Oi", &obuf, &ometa, &linktype, &PyTuple_Type, &ocols, &oerr, &max_depth))
         return NULL;
     if (PyTuple_GET_SIZE(ocols) != N_COLS) {
         PyErr_SetString(PyExc_ValueError, "decode_batch: wrong number of columns");
+        return NULL;
+    }
+    if (max_depth < 0 || max_depth > MAX_TUNNEL_DEPTH) {
+        PyErr_SetString(PyExc_ValueError, "decode_batch: max_tunnel_depth out of range");
         return NULL;
     }
     PyObject *o[3 + N_COLS] = {obuf, ometa, oerr};
     buffer_spec specs[3 + N_COLS] = {{1, 0, 0, "buf"}, {4, 0, 0, "meta"}, {8, 1, 0, "errors"}};
     for (int c = 0; c < N_COLS; c++) {
         o[3 + c] = PyTuple_GET_ITEM(ocols, c);
-        specs[3 + c] = (buffer_spec){ITEMSIZE[c], 1, 0, "column"};
+        specs[3 + c] = (buffer_spec){ITEMSIZE[c], 1, 0, COLUMN_NAMES[c]};
     }
     Py_buffer v[3 + N_COLS], *col = v + 3;
     if (get_buffers(o, v, specs, 3 + N_COLS) < 0)
@@ -76,155 +467,85 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
         const reader r = {v[0].buf, (int64_t)v[0].len - 1};
         const uint32_t *meta = v[1].buf;
         int64_t *errors = v[2].buf;
-        double *ts = col[C_TS].buf;
-        uint64_t *src_hi = col[C_SRC_HI].buf, *src_lo = col[C_SRC_LO].buf, *dst_hi = col[C_DST_HI].buf,
-                 *dst_lo = col[C_DST_LO].buf, *inner_dst_hi = col[C_INNER_DST_HI].buf,
-                 *inner_dst_lo = col[C_INNER_DST_LO].buf;
-        uint8_t *ipver = col[C_IPVER].buf, *proto_out = col[C_PROTO].buf, *has_ports_out = col[C_HAS_PORTS].buf,
-                *tcp_flags = col[C_TCP_FLAGS].buf, *flags_ok_out = col[C_FLAGS_OK].buf,
-                *icmp_type_out = col[C_ICMP_TYPE].buf, *icmp_code = col[C_ICMP_CODE].buf,
-                *has_icmp_out = col[C_HAS_ICMP].buf, *frag_out = col[C_FRAG].buf, *inner_proto = col[C_INNER_PROTO].buf,
-                *has_inner = col[C_HAS_INNER].buf;
-        uint16_t *sport = col[C_SPORT].buf, *dport = col[C_DPORT].buf, *inner_sport = col[C_INNER_SPORT].buf,
-                 *inner_dport = col[C_INNER_DPORT].buf;
-        uint32_t *length_out = col[C_LENGTH].buf;
-        int32_t *payload_out = col[C_PAYLOAD].buf;
+#define COLUMN_POINTER(name, type) type *name = col[C_##name].buf;
+        DECODE_COLUMNS(COLUMN_POINTER)
+#undef COLUMN_POINTER
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
             const uint32_t *m = meta + 4 * i;
             int64_t off = m[2], cap = m[3], end = off + cap;
             ts[i] = (double)m[0] + (double)m[1] * 1e-6;
-            uint64_t ethertype, proto = 0, ver = 0, frag = FRAG_NONE;
-            int64_t l3, l4 = 0, ip_end = end, claimed_end = end;
-            uint32_t len = (uint32_t)cap;
-            src_hi[i] = src_lo[i] = dst_hi[i] = dst_lo[i] = 0;
-
-            /* link layer */
-            int vlan = 1;
-            if (linktype == LT_ETHERNET) {
-                ethertype = u16(&r, off + 12);
-                l3 = off + 14;
-            } else if (linktype == LT_SLL) {
-                ethertype = u16(&r, off + 14);
-                l3 = off + 16;
-            } else if (linktype == LT_SLL2) {
-                ethertype = u16(&r, off);
-                l3 = off + 20;
-            } else {
-                l3 = off + ((linktype == LT_NULL || linktype == LT_LOOP) ? 4 : 0);
-                uint64_t version = u8(&r, l3) >> 4;
-                ethertype = version == 4 ? ETH_IPV4 : version == 6 ? ETH_IPV6 : 0;
-                vlan = 0;
-            }
-            for (int t = 0; vlan && t < MAX_VLAN_TAGS && vlan_tpid(ethertype); t++) {
-                l3 += 4;
-                ethertype = u16(&r, l3 - 2);
-            }
+            uint64_t et;
+            int64_t l3;
+            int depth = 0;
+            uint32_t code = 0;
+            link_layer(&r, linktype, off, end, &et, &l3);
+            resolve(&r, &et, &l3, end, &depth, &code, max_depth);
             if (l3 > end)
-                errors[ERR_LINK]++;
+                errors[ERR_truncated_link_header]++;
+            ip_info ip;
+            ip_layer(&r, et, l3, end, errors, &ip);
+            length[i] = ip.valid ? (uint32_t)(ip.claimed_end - off) : (uint32_t)cap;
 
-            /* IPv4 */
-            int v4 = ethertype == ETH_IPV4 && l3 <= end;
-            if (v4 && !(l3 + 20 <= end)) {
-                errors[ERR_IP]++;
-                v4 = 0;
-            }
-            uint64_t b0 = u8(&r, l3);
-            if (v4 && (b0 >> 4) != 4) {
-                errors[ERR_VERSION]++;
-                v4 = 0;
-            }
-            int64_t ihl = (int64_t)(b0 & 0x0F) * 4, tot = (int64_t)u16(&r, l3 + 2);
-            if (v4 && (ihl < 20 || tot < ihl)) {
-                errors[ERR_HLEN]++;
-                v4 = 0;
-            }
-            if (v4 && !(l3 + ihl <= end)) {
-                errors[ERR_IP]++;
-                v4 = 0;
-            }
-            if (v4) {
-                ver = 4;
-                proto = u8(&r, l3 + 9);
-                uint64_t fw = u16(&r, l3 + 6);
-                frag = (fw & 0x1FFF) > 0 ? FRAG_LATER : (fw & 0x2000) ? FRAG_FIRST : FRAG_NONE;
-                src_lo[i] = MAPPED | u32(&r, l3 + 12);
-                dst_lo[i] = MAPPED | u32(&r, l3 + 16);
-                l4 = l3 + ihl;
-                claimed_end = l3 + tot;
-                ip_end = end < claimed_end ? end : claimed_end;
-                len = (uint32_t)(l3 - off + tot);
-            }
-
-            /* IPv6 */
-            int v6 = ethertype == ETH_IPV6 && l3 <= end;
-            if (v6 && !(l3 + 40 <= end)) {
-                errors[ERR_IP]++;
-                v6 = 0;
-            }
-            if (v6 && (u8(&r, l3) >> 4) != 6) {
-                errors[ERR_VERSION]++;
-                v6 = 0;
-            }
-            if (v6) {
-                ver = 6;
-                int64_t plen = (int64_t)u16(&r, l3 + 4);
-                src_hi[i] = u64(&r, l3 + 8);
-                src_lo[i] = u64(&r, l3 + 16);
-                dst_hi[i] = u64(&r, l3 + 24);
-                dst_lo[i] = u64(&r, l3 + 32);
-                len = (uint32_t)(l3 - off + 40 + plen);
-                claimed_end = l3 + 40 + plen;
-                ip_end = end < claimed_end ? end : claimed_end;
-                uint64_t nh = u8(&r, l3 + 6), fr = FRAG_NONE;
-                int64_t pos = l3 + 40;
-                for (int k = 0; k < MAX_IPV6_EXT && ipv6_ext(nh); k++) {
-                    if (!(pos + 8 <= end)) {
-                        errors[ERR_V6EXT]++;
-                        nh = 255; /* reserved: stop here */
-                        break;
-                    }
-                    int64_t hb = (int64_t)u8(&r, pos + 1);
-                    int64_t hlen = nh == 44 ? 8 : nh == 51 ? (hb + 2) * 4 : (hb + 1) * 8;
-                    uint64_t fw = u16(&r, pos + 2);
-                    if (nh == 44)
-                        fr = (fw >> 3) > 0 ? FRAG_LATER : (fw & 1) ? FRAG_FIRST : FRAG_NONE;
-                    nh = u8(&r, pos);
-                    pos += hlen;
+            /* tunnels: look one layer further while the payload is one and the limit allows */
+            while (ip.valid && ip.frag != FRAG_LATER && depth < max_depth) {
+                tunnel_hdr t = tunnel_header(&r, &ip);
+                if (t.status == HDR_NONE)
+                    break;
+                if (t.status == HDR_SHORT) {
+                    errors[ERR_malformed_inner_packet]++;
+                    break;
                 }
-                proto = nh;
-                frag = fr;
-                l4 = pos;
+                int d = depth;
+                uint32_t c = code;
+                push(&c, &d, (uint32_t)t.kind);
+                resolve(&r, &t.et, &t.l3, ip.ip_end, &d, &c, max_depth);
+                ip_info in;
+                ip_layer(&r, t.et, t.l3, ip.ip_end, NULL, &in);
+                if (!in.valid) {
+                    if (is_ip(t.et))
+                        errors[ERR_malformed_inner_packet]++;
+                    break;
+                }
+                ip = in;
+                depth = d;
+                code = c;
             }
+            tunnel[i] = code;
+            src_hi[i] = ip.src_hi;
+            src_lo[i] = ip.src_lo;
+            dst_hi[i] = ip.dst_hi;
+            dst_lo[i] = ip.dst_lo;
+            const uint64_t prot = ip.proto, fr = ip.frag;
+            const int64_t l4 = ip.l4, ip_end = ip.ip_end, claimed_end = ip.claimed_end;
 
             /* L4 */
-            int ip = ver != 0;
-            if (!ip && l3 <= end && ethertype != ETH_IPV4 && ethertype != ETH_IPV6)
+            if (!ip.valid && l3 <= end && !is_ip(et))
                 non_ip++;
-            int first = ip && frag != FRAG_LATER;
-            int is_tcp = first && proto == 6, is_udp = first && proto == 17;
-            int is_icmp = first && (proto == 1 || proto == 58);
+            int first = ip.valid && fr != FRAG_LATER;
+            int is_tcp = first && prot == 6, is_udp = first && prot == 17;
+            int is_icmp = first && (prot == 1 || prot == 58);
             int ported = is_tcp || is_udp;
-            int has_ports = ported && l4 + 4 <= ip_end;
-            if (ported && !has_ports && frag == FRAG_NONE)
-                errors[ERR_L4]++;
-            sport[i] = has_ports ? (uint16_t)u16(&r, l4) : 0;
-            dport[i] = has_ports ? (uint16_t)u16(&r, l4 + 2) : 0;
-            int flags_ok = is_tcp && l4 + 14 <= ip_end;
-            if (is_tcp && has_ports && !flags_ok && frag == FRAG_NONE)
-                errors[ERR_L4]++;
-            tcp_flags[i] = flags_ok ? (uint8_t)u8(&r, l4 + 13) : 0;
-            int64_t payload = 0;
-            if (flags_ok)
-                payload = claimed_end - l4 - (int64_t)(u8(&r, l4 + 12) >> 4) * 4;
-            else if (is_udp && has_ports)
-                payload = claimed_end - l4 - 8;
-            payload_out[i] = (int32_t)(payload > 0 ? payload : 0);
-            int has_icmp = is_icmp && l4 + 2 <= ip_end;
-            if (is_icmp && !has_icmp)
-                errors[ERR_L4]++;
-            uint64_t icmp_type = has_icmp ? u8(&r, l4) : 0;
-            icmp_code[i] = has_icmp ? (uint8_t)u8(&r, l4 + 1) : 0;
+            int ports = ported && l4 + 4 <= ip_end;
+            if (ported && !ports && fr == FRAG_NONE)
+                errors[ERR_truncated_l4_header]++;
+            sport[i] = ports ? (uint16_t)u16(&r, l4) : 0;
+            dport[i] = ports ? (uint16_t)u16(&r, l4 + 2) : 0;
+            int flags = is_tcp && l4 + 14 <= ip_end;
+            if (is_tcp && ports && !flags && fr == FRAG_NONE)
+                errors[ERR_truncated_l4_header]++;
+            tcp_flags[i] = flags ? (uint8_t)u8(&r, l4 + 13) : 0;
+            int64_t pay = 0;
+            if (flags)
+                pay = claimed_end - l4 - (int64_t)(u8(&r, l4 + 12) >> 4) * 4;
+            else if (is_udp && ports)
+                pay = claimed_end - l4 - 8;
+            payload[i] = (int32_t)(pay > 0 ? pay : 0);
+            int icmp = is_icmp && l4 + 2 <= ip_end;
+            if (is_icmp && !icmp)
+                errors[ERR_truncated_l4_header]++;
+            uint64_t itype = icmp ? u8(&r, l4) : 0;
+            icmp_code[i] = icmp ? (uint8_t)u8(&r, l4 + 1) : 0;
 
             /* ICMP errors quote the offending packet */
             int64_t q = l4 + 8;
@@ -232,7 +553,7 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
             inner_dst_hi[i] = inner_dst_lo[i] = 0;
             inner_sport[i] = inner_dport[i] = 0;
             has_inner[i] = 0;
-            if (has_icmp && proto == 1 && icmp4_error(icmp_type) && q + 20 <= end && (u8(&r, q) >> 4) == 4) {
+            if (icmp && prot == 1 && icmp4_error(itype) && q + 20 <= end && (u8(&r, q) >> 4) == 4) {
                 int64_t qihl = (int64_t)(u8(&r, q) & 0x0F) * 4;
                 inner_proto[i] = (uint8_t)u8(&r, q + 9);
                 inner_dst_lo[i] = MAPPED | u32(&r, q + 16);
@@ -240,8 +561,7 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
                 inner_sport[i] = okq ? (uint16_t)u16(&r, q + qihl) : 0;
                 inner_dport[i] = okq ? (uint16_t)u16(&r, q + qihl + 2) : 0;
                 has_inner[i] = (uint8_t)okq;
-            } else if (has_icmp && proto == 58 && icmp_type >= 1 && icmp_type <= 4 && q + 44 <= end &&
-                       (u8(&r, q) >> 4) == 6) {
+            } else if (icmp && prot == 58 && itype >= 1 && itype <= 4 && q + 44 <= end && (u8(&r, q) >> 4) == 6) {
                 inner_proto[i] = (uint8_t)u8(&r, q + 6);
                 inner_dst_hi[i] = u64(&r, q + 24);
                 inner_dst_lo[i] = u64(&r, q + 32);
@@ -249,14 +569,13 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
                 inner_dport[i] = (uint16_t)u16(&r, q + 42);
                 has_inner[i] = 1;
             }
-            ipver[i] = (uint8_t)ver;
-            proto_out[i] = (uint8_t)proto;
-            frag_out[i] = (uint8_t)frag;
-            length_out[i] = len;
-            has_ports_out[i] = (uint8_t)has_ports;
-            flags_ok_out[i] = (uint8_t)flags_ok;
-            has_icmp_out[i] = (uint8_t)has_icmp;
-            icmp_type_out[i] = (uint8_t)icmp_type;
+            ipver[i] = (uint8_t)ip.ver;
+            proto[i] = (uint8_t)prot;
+            frag[i] = (uint8_t)fr;
+            has_ports[i] = (uint8_t)ports;
+            flags_ok[i] = (uint8_t)flags;
+            has_icmp[i] = (uint8_t)icmp;
+            icmp_type[i] = (uint8_t)itype;
         }
         Py_END_ALLOW_THREADS
     }
@@ -265,11 +584,44 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"decode_batch", k_decode_batch, METH_VARARGS, "decode_batch(buf, meta, linktype, columns, errors) -> non_ip"},
+    {"decode_batch", k_decode_batch, METH_VARARGS,
+     "decode_batch(buf, meta, linktype, columns, errors, max_tunnel_depth) -> non_ip"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, .m_name = "_decode", .m_doc = "Compiled packet decoder", .m_size = -1, .m_methods = methods};
 
-PyMODINIT_FUNC PyInit__decode(void) { return PyModule_Create(&module); }
+static PyObject *names_tuple(const char *const *names, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (int i = 0; t && i < n; i++) {
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
+PyMODINIT_FUNC PyInit__decode(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    PyObject *cols = names_tuple(COLUMN_NAMES, N_COLS), *errs = names_tuple(ERROR_NAMES, N_ERRORS);
+    if (!cols || !errs || PyModule_AddObject(m, "COLUMNS", cols) < 0) {
+        Py_XDECREF(cols);
+        Py_XDECREF(errs);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObject(m, "ERRORS", errs) < 0) {
+        Py_DECREF(errs);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
