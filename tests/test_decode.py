@@ -178,8 +178,9 @@ from wirewatch import decode as decode_mod  # noqa: E402
 from wirewatch.decode import BATCH_FIELDS, decode_numpy  # noqa: E402
 
 
-def assert_same_as_reference(buf: bytes, meta: np.ndarray, linktype: int) -> None:
-    compiled, reference = decode(buf, meta, linktype), decode_numpy(buf, meta, linktype)
+def assert_same_as_reference(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> None:
+    compiled = decode(buf, meta, linktype, max_tunnel_depth)
+    reference = decode_numpy(buf, meta, linktype, max_tunnel_depth)
     for name in BATCH_FIELDS:
         c, r = getattr(compiled, name), getattr(reference, name)
         assert c.dtype == r.dtype, name

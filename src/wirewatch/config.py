@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .decode import DecodeConfig
 from .detect import registry
 from .settings import setting
 
@@ -116,6 +117,7 @@ class DetectConfig:
 @dataclass(frozen=True)
 class Config:
     general: GeneralConfig = dataclasses.field(default_factory=GeneralConfig)
+    decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
     alerts: AlertsConfig = dataclasses.field(default_factory=AlertsConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)

@@ -124,41 +124,41 @@ def tunnel_names(code: int) -> list[str]:
     return names
 
 
-def _column(dtype: type, doc: str) -> Any:
-    """A PacketBatch column: its dtype is declared here and nowhere else (the compiled
-    decoder binds its outputs by name, see `decode`)."""
-    return field(metadata={"dtype": np.dtype(dtype), "doc": doc})
+def _column(dtype: type, doc: str) -> dict[str, Any]:
+    """A PacketBatch column's metadata: its dtype is declared there and nowhere else (the
+    compiled decoder binds its outputs by name, see `decode`)."""
+    return {"dtype": np.dtype(dtype), "doc": doc}
 
 
 @dataclass
 class PacketBatch:
     """Decoded columns for one batch; row i of every array describes packet i."""
 
-    ts: np.ndarray = _column(np.float64, "seconds since the epoch, the capture's record time")
-    src_hi: np.ndarray = _column(np.uint64, "source address, high 64 bits")
-    src_lo: np.ndarray = _column(np.uint64, "source address, low 64 bits")
-    dst_hi: np.ndarray = _column(np.uint64, "destination address, high 64 bits")
-    dst_lo: np.ndarray = _column(np.uint64, "destination address, low 64 bits")
-    ipver: np.ndarray = _column(np.uint8, "4, 6, or 0 for a frame that is not (decodable) IP")
-    proto: np.ndarray = _column(np.uint8, "final IP protocol (after IPv6 extension headers)")
-    sport: np.ndarray = _column(np.uint16, "valid where has_ports")
-    dport: np.ndarray = _column(np.uint16, "valid where has_ports")
-    has_ports: np.ndarray = _column(np.bool_, "TCP/UDP ports present (first fragment or unfragmented)")
-    tcp_flags: np.ndarray = _column(np.uint8, "valid where flags_ok")
-    flags_ok: np.ndarray = _column(np.bool_, "TCP flags present")
-    icmp_type: np.ndarray = _column(np.uint8, "valid where has_icmp (ICMP and ICMPv6)")
-    icmp_code: np.ndarray = _column(np.uint8, "valid where has_icmp")
-    has_icmp: np.ndarray = _column(np.bool_, "ICMP type and code present")
-    length: np.ndarray = _column(np.uint32, "wire length: link header + the outermost IP length from its header")
-    payload: np.ndarray = _column(np.int32, "L4 payload bytes (TCP/UDP), 0 otherwise")
-    frag: np.ndarray = _column(np.uint8, "FRAG_NONE / FRAG_FIRST / FRAG_LATER")
-    inner_proto: np.ndarray = _column(np.uint8, "ICMP error: protocol of the packet it quotes")
-    inner_dst_hi: np.ndarray = _column(np.uint64, "ICMP error: destination of the quoted packet")
-    inner_dst_lo: np.ndarray = _column(np.uint64, "ICMP error: destination of the quoted packet")
-    inner_sport: np.ndarray = _column(np.uint16, "ICMP error: ports of the quoted packet")
-    inner_dport: np.ndarray = _column(np.uint16, "ICMP error: ports of the quoted packet")
-    has_inner: np.ndarray = _column(np.bool_, "ICMP error with a quoted packet")
-    tunnel: np.ndarray = _column(np.uint32, "outer layers of a tunnelled packet, 4 bits each (tunnel_names)")
+    ts: np.ndarray = field(metadata=_column(np.float64, "seconds since the epoch, the capture's record time"))
+    src_hi: np.ndarray = field(metadata=_column(np.uint64, "source address, high 64 bits"))
+    src_lo: np.ndarray = field(metadata=_column(np.uint64, "source address, low 64 bits"))
+    dst_hi: np.ndarray = field(metadata=_column(np.uint64, "destination address, high 64 bits"))
+    dst_lo: np.ndarray = field(metadata=_column(np.uint64, "destination address, low 64 bits"))
+    ipver: np.ndarray = field(metadata=_column(np.uint8, "4, 6, or 0 for a frame that is not (decodable) IP"))
+    proto: np.ndarray = field(metadata=_column(np.uint8, "final IP protocol (after IPv6 extension headers)"))
+    sport: np.ndarray = field(metadata=_column(np.uint16, "valid where has_ports"))
+    dport: np.ndarray = field(metadata=_column(np.uint16, "valid where has_ports"))
+    has_ports: np.ndarray = field(metadata=_column(np.bool_, "TCP/UDP ports present (first fragment or unfragmented)"))
+    tcp_flags: np.ndarray = field(metadata=_column(np.uint8, "valid where flags_ok"))
+    flags_ok: np.ndarray = field(metadata=_column(np.bool_, "TCP flags present"))
+    icmp_type: np.ndarray = field(metadata=_column(np.uint8, "valid where has_icmp (ICMP and ICMPv6)"))
+    icmp_code: np.ndarray = field(metadata=_column(np.uint8, "valid where has_icmp"))
+    has_icmp: np.ndarray = field(metadata=_column(np.bool_, "ICMP type and code present"))
+    length: np.ndarray = field(metadata=_column(np.uint32, "wire length: link header + the outermost IP length"))
+    payload: np.ndarray = field(metadata=_column(np.int32, "L4 payload bytes (TCP/UDP), 0 otherwise"))
+    frag: np.ndarray = field(metadata=_column(np.uint8, "FRAG_NONE / FRAG_FIRST / FRAG_LATER"))
+    inner_proto: np.ndarray = field(metadata=_column(np.uint8, "ICMP error: protocol of the packet it quotes"))
+    inner_dst_hi: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: destination of the quoted packet"))
+    inner_dst_lo: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: destination of the quoted packet"))
+    inner_sport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet"))
+    inner_dport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet"))
+    has_inner: np.ndarray = field(metadata=_column(np.bool_, "ICMP error with a quoted packet"))
+    tunnel: np.ndarray = field(metadata=_column(np.uint32, "outer layers, 4 bits each (tunnel_names)"))
     errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
     seq: int = -1  # set by the engine: identifies this slice for per-batch caches
@@ -282,7 +282,8 @@ def _frame_relay(r: _Reader, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ui = r.u8(p) == 0x03
     q = np.where(ui & (r.u8(p + 1) == 0), p + 2, p + 1)
     nlpid = r.u8(q)
-    et = np.select([nlpid == 0xCC, nlpid == 0x8E, nlpid == 0x80], [ETH_IPV4, ETH_IPV6, r.u16(q + 4)], 0)
+    snap_type = r.u16(q + 4).astype(np.int64)
+    et = np.select([nlpid == 0xCC, nlpid == 0x8E, nlpid == 0x80], [ETH_IPV4, ETH_IPV6, snap_type], 0)
     l3 = np.where(nlpid == 0x80, q + 6, q + 1)
     return np.where(ui, et, r.u16(p)).astype(np.int64), np.where(ui, l3, p + 2)
 
@@ -386,7 +387,8 @@ def _resolve(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray, dept
                 done |= bos
             nib = r.u8(pos) >> 4
             ok &= (nib == 4) | (nib == 6) | (nib == 0)
-            et[i] = np.where(ok, np.select([nib == 4, nib == 6], [ETH_IPV4, ETH_IPV6], r.u16(pos + 16)), 0)
+            pw_type = r.u16(pos + 16).astype(np.int64)
+            et[i] = np.where(ok, np.select([nib == 4, nib == 6], [ETH_IPV4, ETH_IPV6], pw_type), 0)
             l3[i] = np.where(ok, np.where(nib == 0, pos + 18, pos), l3[i])  # 0: pseudowire control word + Ethernet
             _push(code, depth, T_MPLS, i[ok])
         if pppoe.any():
@@ -476,7 +478,8 @@ def _ip_layer(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray,
             hlen_byte = r.u8(pos + 1).astype(np.int64)
             hlen = np.where(nh == 44, 8, np.where(nh == 51, (hlen_byte + 2) * 4, (hlen_byte + 1) * 8))
             fw = r.u16(pos + 2)
-            fr = np.where(ext & (nh == 44), np.where((fw >> 3) > 0, FRAG_LATER, np.where(fw & 1, FRAG_FIRST, FRAG_NONE)), fr).astype(np.uint8)
+            this = np.where((fw >> 3) > 0, FRAG_LATER, np.where(fw & 1, FRAG_FIRST, FRAG_NONE))
+            fr = np.where(ext & (nh == 44), this, fr).astype(np.uint8)
             nh = np.where(ext, r.u8(pos), nh)
             pos = np.where(ext, pos + hlen, pos)
         out["proto"][idx] = nh

@@ -24,6 +24,7 @@ from .schema import format_ts
 from .sinks import Sink
 from .talkers import TopTalkers
 from .timeline import Timeline
+from .tunnel_evidence import TunnelEvidence
 
 COALESCE_BATCHES = 4  # a slice analysed at once holds at most this many batches of packets
 
@@ -51,6 +52,7 @@ class Engine:
         self.stats = RunStats()
         self.talkers = TopTalkers()
         self.timeline = Timeline()
+        self.tunnels = TunnelEvidence()
         self.log = log or sys.stderr
         self.next_expire: float | None = None
         self.started = time.perf_counter()
@@ -60,7 +62,7 @@ class Engine:
         self._pending_rows = 0
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
-        batch = decode(raw.buf, raw.meta, raw.linktype)
+        batch = decode(raw.buf, raw.meta, raw.linktype, self.cfg.decode.max_tunnel_depth)
         if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
             batch.ts += raw.sub_usec * 1e-9
         return self.process(batch)
@@ -127,7 +129,8 @@ class Engine:
         self.timeline.add(batch.ts)
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
-        alerts = self.alerts.ingest(self._call_detectors("observe", batch))
+        self.tunnels.observe(batch)
+        alerts = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("observe", batch)))
         self._emit(alerts)
         self._maybe_expire(hi)
         return alerts
@@ -191,7 +194,7 @@ class Engine:
         self.flush()
         if self.stats.last_ts is None or now <= self.stats.last_ts:
             return
-        self._emit(self.alerts.ingest(self._call_detectors("tick", now)))
+        self._emit(self.alerts.ingest(self.tunnels.annotate(self._call_detectors("tick", now))))
         self._maybe_expire(now)
 
     def emit_event(self, record: dict[str, Any]) -> None:
@@ -234,6 +237,7 @@ class Engine:
         state: dict[str, int] = {}
         for det in self.detectors:
             state.update(det.stats())
+        state.update(self.tunnels.stats())
         return {
             "packets": s.packets, "bytes": s.bytes, "capture_duration_s": round(duration, 6),
             "wall_s": round(wall, 3), "packets_per_s": round(s.packets / wall) if wall > 0 else 0,
