@@ -163,7 +163,7 @@ static void ieee802_11(const reader *r, int64_t h, int ok, uint64_t *et, int64_t
     }
 }
 
-static void link_layer(const reader *r, int linktype, int64_t off, int64_t end, uint64_t *et, int64_t *l3)
+static inline __attribute__((always_inline)) void link_layer(const reader *r, int linktype, int64_t off, int64_t end, uint64_t *et, int64_t *l3)
 {
     switch (linktype) {
     case LT_ETHERNET: *et = u16(r, off + 12); *l3 = off + 14; return;
@@ -181,6 +181,8 @@ static void link_layer(const reader *r, int linktype, int64_t off, int64_t end, 
         *et = by_version(r, *l3);
     }
 }
+
+static inline int layered(uint64_t et) { return vlan_tpid(et) || et == ETH_MPLS || et == ETH_MPLS_MC || et == ETH_PPPOE; }
 
 /* VLAN tags, an MPLS label stack, a PPPoE session header (decode._resolve). */
 static void resolve(const reader *r, uint64_t *et, int64_t *l3, int64_t bound, int *depth, uint32_t *code,
@@ -235,14 +237,16 @@ typedef struct {
 } ip_info;
 
 /* errors NULL: probing an inner packet, whose faults the caller counts as one reason */
-static void ip_layer(const reader *r, uint64_t et, int64_t l3, int64_t bound, int64_t *errors, ip_info *ip)
+static inline __attribute__((always_inline)) void ip_layer(const reader *r, uint64_t et, int64_t l3, int64_t bound, int64_t *errors, ip_info *ip)
 {
 #define COUNT(reason)                                                                                   \
     do {                                                                                                \
         if (errors)                                                                                     \
             errors[ERR_##reason]++;                                                                     \
     } while (0)
-    memset(ip, 0, sizeof *ip);
+    ip->valid = 0;
+    ip->ver = ip->proto = ip->frag = ip->src_hi = ip->src_lo = ip->dst_hi = ip->dst_lo = 0;
+    ip->l4 = 0;
     ip->claimed_end = ip->ip_end = bound;
     if (l3 > bound)
         return;
@@ -329,6 +333,16 @@ static inline void ethernet_inside(const reader *r, int64_t frame, tunnel_hdr *t
 {
     t->et = u16(r, frame + 12);
     t->l3 = frame + 14;
+}
+
+/* a cheap first look: could this packet's payload be a tunnel tunnel_header decodes? */
+static inline int may_tunnel(const reader *r, const ip_info *ip)
+{
+    if (ip->proto == 17) {
+        uint64_t sport = u16(r, ip->l4), dport = u16(r, ip->l4 + 2);
+        return dport == 4789 || dport == 6081 || sport == 2152 || dport == 2152 || sport == 3544 || dport == 3544;
+    }
+    return ip->proto == 47 || ip->proto == 4 || ip->proto == 41;
 }
 
 static tunnel_hdr tunnel_header(const reader *r, const ip_info *ip)
@@ -480,7 +494,8 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
             int depth = 0;
             uint32_t code = 0;
             link_layer(&r, linktype, off, end, &et, &l3);
-            resolve(&r, &et, &l3, end, &depth, &code, max_depth);
+            if (layered(et))
+                resolve(&r, &et, &l3, end, &depth, &code, max_depth);
             if (l3 > end)
                 errors[ERR_truncated_link_header]++;
             ip_info ip;
@@ -488,7 +503,7 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
             length[i] = ip.valid ? (uint32_t)(ip.claimed_end - off) : (uint32_t)cap;
 
             /* tunnels: look one layer further while the payload is one and the limit allows */
-            while (ip.valid && ip.frag != FRAG_LATER && depth < max_depth) {
+            while (ip.valid && may_tunnel(&r, &ip) && ip.frag != FRAG_LATER && depth < max_depth) {
                 tunnel_hdr t = tunnel_header(&r, &ip);
                 if (t.status == HDR_NONE)
                     break;
