@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard src/wirewatch/native/*.c src/wirewa
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q src  # bytecode written even under PYTHONDONTWRITEBYTECODE: ~0.1 s less start-up
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json
@@ -38,8 +39,11 @@ sample: setup
 test: setup
 	$(BIN)/python -m pytest
 
-## Throughput and memory benchmark (builds its capture once, cached under var/bench/).
+## Throughput and memory benchmark: wirewatch read vs tcpdump on the reference captures (recorded
+## once as root, cached under var/bench/; needs tcpdump, editcap and mergecap from wireshark-common),
+## then vs a per-packet Scapy IDS on a generated capture.
 bench: setup
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/bench_read.py
 
 ## Live capture benchmark (root): tcpreplay onto a veth, sensor on the peer.

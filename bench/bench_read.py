@@ -52,13 +52,14 @@ def run_wirewatch(extra: list[str]) -> tuple[dict, float, float]:
 
 
 def main() -> int:
+    if os.environ.get("BENCH_REFERENCE", "1") != "0":
+        reference.main(CAPTURE)  # first, while this process is small: a child's peak RSS starts at its parent's
     t = time.perf_counter()
-    make_capture.ensure(CAPTURE)
+    # in a child: building the capture takes ~0.5 GB, which every later child's peak RSS would inherit
+    subprocess.run([sys.executable, make_capture.__file__, CAPTURE], check=True, stdout=subprocess.DEVNULL)
     print(f"capture: {CAPTURE} ({os.path.getsize(CAPTURE) / 1e6:.0f} MB, ready in {time.perf_counter() - t:.1f} s)")
     built = native.active()
     print("compiled hot path:", "yes (wirewatch/native)" if built else "NO: numpy reference (not built, or WIREWATCH_PURE_NUMPY)")
-    if os.environ.get("BENCH_REFERENCE", "1") != "0":
-        reference.main(CAPTURE)
     rows = []
     for label, extra, all_det in (("all detectors", [], True), ("foundation (blacklist + suspicious_port)", FOUNDATION_ONLY, False)):
         summary, wall, rss = run_wirewatch(extra)
