@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import run_packets
-from crafted import T0, scan, syn
+from crafted import T0, many, syn
 
 
 def test_cooldown_suppresses_and_reports_count(tmp_path):
@@ -16,5 +16,12 @@ def test_cooldown_suppresses_and_reports_count(tmp_path):
                                               "suppressed": 1}]
 
 
-def test_disabled_detector_is_silent(tmp_path):
-    assert run_packets(tmp_path, scan(4, 30), {"detect.port_scan.enabled": False})[0] == []
+def test_identifiers_are_capped_least_recent_first(tmp_path):
+    cap = 16
+    pkts = [syn(4, many(4, i), "10.1.0.1", 5000, 4444, T0 + i * 0.01) for i in range(10 * cap)]
+    pkts.append(syn(4, many(4, 10 * cap - 1), "10.1.0.1", 5001, 4444, T0 + 5))  # the newest: still remembered
+    pkts.append(syn(4, many(4, 0), "10.1.0.1", 5001, 4444, T0 + 6))  # the oldest: forgotten, alerts again
+    alerts, engine = run_packets(tmp_path, pkts, {"alerts.max_identifiers": cap})
+    assert len(alerts) == 10 * cap + 1 and alerts[-1]["src_ip"] == many(4, 0)
+    assert engine.summary()["suppressed"] == {"suspicious_port": 1}
+    assert len(engine.alerts.seen) == cap and engine.alerts.evicted == 10 * cap + 1 - cap

@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from wirewatch import config
-from wirewatch.detect import registry
 from wirewatch.cli import build_parser
+from wirewatch.detect import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

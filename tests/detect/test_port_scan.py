@@ -120,3 +120,7 @@ def test_port_scan_state_bounded_under_source_flood(tmp_path):
     st = engine.summary()["detector_state"]
     assert st["port_scan_groups"] <= cap and st["port_scan_items"] <= 16 * cap
     assert st["port_scan_evicted"] > 0
+
+
+def test_disabled_detector_is_silent(tmp_path):
+    assert run_packets(tmp_path, scan(4, 30), {"detect.port_scan.enabled": False})[0] == []

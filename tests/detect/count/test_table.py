@@ -1,0 +1,88 @@
+"""KeyTable: a capped uint64 -> row map in numpy columns, checked against a dict model. Keys 0 and 1
+mark empty and removed index slots (kernels.EMPTY, TOMBSTONE): real keys are hashes, tests use >= 2."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wirewatch.detect.count.table import INITIAL_SLOTS, KeyTable
+
+keys_st = st.lists(st.lists(st.integers(2, 5000), min_size=1, max_size=60, unique=True), min_size=1, max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys_st)
+def test_rows_stay_with_their_keys_while_the_index_grows(batches):
+    t = KeyTable(10_000, {"v": (np.int64, 1)})
+    model: dict[int, int] = {}
+    for n, batch in enumerate(batches):
+        keys = np.array(batch, np.uint64)
+        slots, new, evicted = t.upsert(keys, np.full(len(keys), float(n)))
+        assert not evicted and new.tolist() == [k not in model for k in batch]
+        t.cols["v"][slots] += keys.astype(np.int64)
+        for k in batch:
+            model[k] = model.get(k, 0) + k
+    everything = np.array(sorted(model), np.uint64)
+    rows = t.find(everything)
+    assert (rows >= 0).all() and len(set(rows.tolist())) == len(model) == t.size
+    assert t.cols["v"][rows].tolist() == [model[int(k)] for k in everything]
+    assert (t.find(np.array([5001, 9999], np.uint64)) == -1).all()
+
+
+def test_flood_of_ten_times_the_cap_keeps_the_size_and_counts_evictions():
+    cap = 100
+    t = KeyTable(cap)
+    for n in range(10):
+        keys = np.arange(n * cap, (n + 1) * cap, dtype=np.uint64) + 2
+        t.upsert(keys, np.full(cap, float(n)))
+        assert t.size <= cap
+    assert t.size + t.evicted == 10 * cap
+    newest = np.arange(9 * cap, 10 * cap, dtype=np.uint64) + 2
+    assert (t.find(newest) >= 0).all()  # no priority: the least recently seen went first
+    assert t.nslots <= t.max_slots
+
+
+def test_priority_keeps_the_valuable_entries_through_a_flood():
+    cap = 64
+    t = KeyTable(cap, {"hits": (np.int64, 1)}, priority=lambda rows: t.cols["hits"][rows])
+    scanner = np.array([7], np.uint64)
+    slots, _, _ = t.upsert(scanner, np.array([0.0]))
+    t.cols["hits"][slots] = 50
+    for n in range(1, 41):  # 10x the cap of one-hit keys, all more recent than the scanner
+        keys = np.arange(n * 1000, n * 1000 + cap // 4, dtype=np.uint64)
+        s, _, _ = t.upsert(keys, np.full(len(keys), float(n)))
+        t.cols["hits"][s[s >= 0]] += 1
+    assert t.find(scanner)[0] >= 0 and t.size <= cap and t.evicted > 0
+
+
+def test_one_batch_larger_than_the_cap_keeps_the_heaviest_then_the_newest():
+    t = KeyTable(4)
+    keys = np.arange(2, 10, dtype=np.uint64)
+    weight = np.array([1, 9, 1, 1, 9, 1, 1, 1])
+    slots, _, _ = t.upsert(keys, np.arange(8.0), weight)
+    kept = sorted(int(k) for k in keys[slots >= 0])
+    assert kept == [3, 6, 8, 9] and t.evicted == 4 and (slots[slots < 0] == -2).all()
+
+
+def test_expire_removes_exactly_the_stale_and_rows_are_reused():
+    t = KeyTable(50, {"v": (np.int64, 1)}, reports=("v",))
+    keys = np.arange(2, 42, dtype=np.uint64)
+    slots, _, _ = t.upsert(keys, np.arange(40.0))
+    t.cols["v"][slots] = np.arange(40)
+    gone = t.expire(10.0)
+    assert sorted(gone["_key"].tolist()) == list(range(2, 12)) and sorted(gone["v"].tolist()) == list(range(10))
+    assert t.size == 30 and (t.find(keys[:10]) == -1).all() and (t.find(keys[10:]) >= 0).all()
+    again, new, _ = t.upsert(np.arange(100, 110, dtype=np.uint64), np.full(10, 50.0))
+    assert new.all() and set(again.tolist()) == set(slots[:10].tolist())  # freed rows first
+    assert (t.cols["v"][again] == 0).all() and t.used == 40
+
+
+def test_tombstones_are_swept_so_churn_does_not_fill_the_index():
+    t = KeyTable(INITIAL_SLOTS // 4)
+    for n in range(50):  # churn: insert a batch, expire it, many times over
+        keys = np.arange(n * 1000 + 1, n * 1000 + 1 + t.capacity, dtype=np.uint64)
+        t.upsert(keys, np.full(len(keys), float(n)))
+        t.expire(n + 0.5)
+    assert t.size == 0 and t.tombs + t.size <= (t.nslots * 3) // 4 and t.evicted == 0

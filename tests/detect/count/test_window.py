@@ -1,0 +1,104 @@
+"""Windowed counters on packet time, checked against brute-force models over random streams."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wirewatch.detect.count.window import DistinctCounter, WindowCounter
+
+# (group, item, time offset) events, replayed in time order
+events_st = st.lists(st.tuples(st.integers(2, 6), st.integers(0, 12), st.floats(0, 60, allow_nan=False)),
+                     min_size=1, max_size=120)
+
+
+def replay(counter: DistinctCounter, events, batches: int = 4) -> None:
+    events = sorted(events, key=lambda e: e[2])
+    for chunk in np.array_split(np.arange(len(events)), batches):
+        if len(chunk):
+            g, i, t = (np.array([events[k][j] for k in chunk]) for j in range(3))
+            counter.observe(g.astype(np.uint64), i.astype(np.int64), t.astype(np.float64))
+
+
+@settings(max_examples=80, deadline=None)
+@given(events_st, st.floats(70, 120))
+def test_distinct_items_per_group_within_the_window(events, now):
+    window, inner = 30.0, 8.0
+    c = DistinctCounter(window, 64, 1024, inner_window=inner)
+    replay(c, events)
+    c.expire(now)
+    last: dict[tuple[int, int], float] = {}
+    for g, i, t in events:
+        last[g, i] = max(last.get((g, i), -1.0), t)
+    for g in {e[0] for e in events}:
+        slot = c.groups.find(np.array([g], np.uint64))[0]
+        live = [t for (gg, _), t in last.items() if gg == g and t >= now - window]
+        if not live:
+            assert slot < 0  # nothing seen within the window: the group is gone
+            continue
+        assert c.groups.cols["distinct"][slot] == len(live)
+        assert c.groups.cols["distinct_inner"][slot] == sum(t >= now - inner for t in live)
+        assert len(c.items_of(g)) == len(live)
+
+
+def test_distinct_counter_bounded_under_ten_times_its_caps():
+    c = DistinctCounter(60.0, 32, 128)
+    scanner = np.full(40, 7, np.uint64)
+    c.observe(scanner, np.arange(40), np.linspace(0, 1, 40))
+    for n in range(40):  # 10x the group cap of two-item groups, a quarter of the cap at a time
+        g = np.repeat(np.arange(100 + n * 8, 100 + (n + 1) * 8, dtype=np.uint64), 2)
+        c.observe(g, np.tile([1, 2], 8), np.full(16, 2.0 + n))
+    st_ = c.stats("x")
+    assert st_["x_groups"] <= 32 and st_["x_items"] <= 128 and st_["x_evicted"] > 0
+    slot = c.groups.find(np.array([7], np.uint64))[0]
+    assert slot >= 0 and 0 < c.groups.cols["distinct"][slot] <= 40  # counts are lower bounds, never inflated
+    assert c.groups.cols["distinct"][slot] == len(c.items_of(7))
+
+
+def test_doorkeeper_gives_state_only_to_keys_seen_twice():
+    c = DistinctCounter(10.0, 1000, 1000, doorkeeper_bits=12)
+    once = np.arange(10, 510, dtype=np.uint64)
+    c.observe(once, np.zeros(500, np.int64), np.full(500, 1.0))
+    assert c.groups.size == 0 and c.stats("d")["d_seen_once"] == 500
+    c.observe(np.array([10], np.uint64), np.array([1]), np.array([2.0]))
+    slot = c.groups.find(np.array([10], np.uint64))[0]
+    assert c.groups.cols["distinct"][slot] == 2 and c.groups.cols["first_seen"][slot] == 1.0  # the parked row counts
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(2, 4), st.floats(0, 50, allow_nan=False), st.integers(0, 1500)),
+                min_size=1, max_size=150), st.floats(0, 60))
+def test_window_counter_totals_and_peak_over_the_live_buckets(events, now):
+    window, buckets = 10.0, 10
+    events = sorted(events, key=lambda e: e[1])
+    now = max(now, events[-1][1])
+    w = WindowCounter(window, 16, ("packets", "bytes"), buckets=buckets)
+    keys = np.array([e[0] for e in events], np.uint64)
+    ts = np.array([e[1] for e in events])
+    size = np.array([e[2] for e in events], np.int64)
+    w.add(keys, ts, {"packets": np.ones(len(events), np.int64), "bytes": size})
+    width = window / buckets
+    current = np.floor(now / width)
+    for k in set(keys.tolist()):
+        slot = w.table.find(np.array([k], np.uint64))
+        live = [(e[1], e[2]) for e in events if e[0] == k and np.floor(e[1] / width) > current - buckets]
+        totals = w.all_totals(slot, now)
+        assert totals["packets"][0] == len(live) and totals["bytes"][0] == sum(b for _, b in live)
+        per_bucket: dict[float, int] = {}
+        for t, _ in live:
+            per_bucket[np.floor(t / width)] = per_bucket.get(np.floor(t / width), 0) + 1
+        assert w.peak(slot, now, "packets")[0] == max(per_bucket.values(), default=0)
+
+
+def test_window_counter_bounded_and_expires_on_packet_time():
+    w = WindowCounter(10.0, 16, ("packets",))
+    for n in range(10):  # 10x the cap of fresh keys
+        keys = np.arange(100 + n * 16, 116 + n * 16, dtype=np.uint64)
+        w.add(keys, np.full(16, float(n)), {"packets": np.ones(16, np.int64)})
+    assert w.stats("w") == {"w_keys": 16, "w_evicted": 144}
+    w.expire(18.5)
+    assert w.table.size == 16  # last seen at 9 s: inside the window at 18.5 s
+    w.next_expire = -np.inf
+    w.expire(19.5)
+    assert w.table.size == 0
