@@ -55,6 +55,7 @@ NOT_YET = {
     "web/lookup.py": "test_web.py",
     "web/pages.py": "test_web.py",
     "web/params.py": "web/test_api_validation.py",
+    "tunnel_evidence.py": "test_decode_tunnels.py",
     "webserver.py": "web/test_sessions.py",
 }
 
@@ -63,7 +64,7 @@ MENTION = {"demo.py": "make sample", "detect/base.py": "DetectorSpec", "lut.py":
            "progress.py": "read", "settings.py": "setting", "sinks/console.py": "[ALERT]",
            "sinks/jsonl.py": "--logfile", "talkers.py": "top sources", "schema.py": "expected",
            "privileges.py": "monitor", "detect/classify/handshakes.py": "RA", "web/__init__.py": "create_app",
-           "detect/count/report.py": "first_seen", "web/lookup.py": "/alerts/", "web/params.py": "400", "web/pages.py": "/alerts",
+           "detect/count/report.py": "first_seen", "web/lookup.py": "/alerts/", "tunnel_evidence.py": "\"tunnel\"", "web/params.py": "400", "web/pages.py": "/alerts",
            "web/auth.py": "login", "store/queries.py": "/api/alerts", "store/admin.py": "Triage",
            "capture/live.py": "monitor", "webserver.py": "dashboard", "addr.py": "addr", "native/__init__.py": "native"}
 
