@@ -188,16 +188,23 @@ def test_not_a_tunnel_stays_the_outer_packet_uncounted():
     assert_same_as_reference(*frames_meta(frames), 1)
 
 
-def test_ipv4_total_length_zero_takes_the_frame_length():
+@pytest.mark.parametrize("v6", [False, True])
+def test_ip_length_zero_takes_the_frame_length(v6):
     """Captured on the sending host with segmentation offload (or BIG TCP): tshark takes
-    the length from the frame; so does the decoder, instead of a header error."""
-    pkt = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=5000, dport=443, flags="PA") / Raw(b"z" * 3000)
+    the length from the frame; so does the decoder, instead of a header error. Inside a
+    tunnel too (the kernel's GSO captures of VXLAN carry such inner packets)."""
+    ip = IPv6(src="fd00::1", dst="fd00::2") if v6 else IP(src="10.0.0.1", dst="10.0.0.2")
+    pkt = ip / TCP(sport=5000, dport=443, flags="PA") / Raw(b"z" * 3000)
     raw = bytearray(bytes(OUTER / pkt))
-    raw[16:18] = b"\x00\x00"
-    b = decode(*frames_meta([bytes(raw)]), 1)
-    assert not b.errors and b.ipver[0] == 4 and b.dport[0] == 443
-    assert b.length[0] == len(raw) and b.payload[0] == 3000
-    assert_same_as_reference(*frames_meta([bytes(raw)]), 1)
+    raw[18:20] = b"\x00\x00" if v6 else raw[18:20]
+    raw[16:18] = raw[16:18] if v6 else b"\x00\x00"
+    vx = bytes(OUTER / TRANSPORT / UDP(sport=51000, dport=4789) / VXLAN() / Ether(type=0x86DD if v6 else 0x0800)
+               / Raw(bytes(raw[14:])))
+    b = decode(*frames_meta([bytes(raw), vx]), 1)
+    assert not b.errors and (b.ipver == (6 if v6 else 4)).all() and (b.dport == 443).all()
+    assert b.length[0] == len(raw) and b.payload.tolist() == [3000, 3000]
+    assert tunnel_names(int(b.tunnel[1])) == ["vxlan"]
+    assert_same_as_reference(*frames_meta([bytes(raw), vx]), 1)
 
 
 SAMPLES = [wrap(inner(80 + i, v6)) for i, (wrap, _, v6) in enumerate(TUNNELS.values())]

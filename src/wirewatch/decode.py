@@ -458,6 +458,7 @@ def _ip_layer(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray,
         p3, b = l3[idx], bound[idx]
         out["ver"][idx] = 6
         plen = r.u16(p3 + 4).astype(np.int64)
+        plen = np.where((plen == 0) & (r.u8(p3 + 6) != 59), b - p3 - 40, plen)  # jumbogram / BIG TCP, as for IPv4
         words = r.bytes_be(p3 + 8, 32)
         for c, name in enumerate(("src_hi", "src_lo", "dst_hi", "dst_lo")):
             out[name][idx] = words[:, c]

@@ -293,6 +293,8 @@ static inline __attribute__((always_inline)) void ip_layer(const reader *r, uint
         ip->valid = 1;
         ip->ver = 6;
         int64_t plen = (int64_t)u16(r, l3 + 4);
+        if (plen == 0 && u8(r, l3 + 6) != 59) /* jumbogram / BIG TCP, as for IPv4 */
+            plen = bound - l3 - 40;
         ip->src_hi = u64(r, l3 + 8);
         ip->src_lo = u64(r, l3 + 16);
         ip->dst_hi = u64(r, l3 + 24);
