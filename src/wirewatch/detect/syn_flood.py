@@ -1,6 +1,14 @@
 """syn_flood: a destination receives SYNs at a high rate while few handshakes complete.
 
-Keyed by the victim, so it works when every SYN has a random (spoofed) source.
+Keyed by the victim, so it works when every SYN has a random (spoofed) source: by the
+victim host (a flood spread over ports) and by the victim host and port (a flood of one
+port while other ports serve their clients).
+
+Busy or hostile: a busy web server also takes hundreds of SYNs a second, but nearly all
+of them complete. What counts is the SYNs that did *not* complete (at least `threshold`
+within the window) and the share that did (at most `max_completion`): legitimate load on
+the same server lowers neither the flood's count of incomplete SYNs nor, up to as much
+legitimate load as flood, its share.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ TOP = 10
 @dataclass(frozen=True)
 class SynFloodConfig:
     enabled: bool = setting(True, "Detect SYN floods against one destination.")
-    threshold: int = setting(400, "SYNs to one destination within the window.", 1)
-    max_completion: float = setting(0.2, "Fire only if at most this share of handshakes completed.", 0, 1)
+    threshold: int = setting(400, "SYNs to one destination (host, or host and port) within the window that did "
+                                  "not complete a handshake.", 1)
+    max_completion: float = setting(0.5, "Fire only if at most this share of its SYNs completed a handshake.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
     max_targets: int = setting(8_192, "Cap on destinations tracked (~2 KB each).", 16)
     max_sources: int = setting(262_144, "Cap on (destination, source) pairs tracked.", 16)
@@ -40,7 +49,8 @@ class SynFlood(Reconfigurable):
         self.cfg = cfg
         self.window = cfg.window or window
         self.tracker = tracker
-        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), ADDR_LABELS, extra=hll.COLUMNS)
+        labels = {**ADDR_LABELS, "port": np.int64}  # port -1: the key of the whole host
+        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), labels, extra=hll.COLUMNS)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
         self.sources = WindowCounter(self.window, cfg.max_sources, ("syns",),
@@ -53,21 +63,29 @@ class SynFlood(Reconfigurable):
         touched = np.zeros(0, np.int64)
         if rows.size:
             p = b.select(rows)
-            keys = dst_key(p)
+            host = dst_key(p)
             ones = np.ones(len(p), np.int64)
-            touched = self.rate.add(keys, p.ts, {"syn": ones, "completed": ones * 0}, addr_labels(p))
             src = hash_cols(p.src_hi, p.src_lo)
-            self._count_sources(keys, src, p.ts)
-            self.sources.add(hash_cols(keys, src), p.ts, {"syns": ones},
-                             {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": keys})
+            for keys, port in ((host, np.full(len(p), -1, np.int64)), (_port_key(host, p.dport), p.dport.astype(np.int64))):
+                slots = self.rate.add(keys, p.ts, {"syn": ones}, {**addr_labels(p), "port": port})
+                touched = np.concatenate([touched, slots])
+                self._count_sources(keys, src, p.ts)
+            self.sources.add(hash_cols(host, src), p.ts, {"syns": ones},
+                             {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": host})
         self._count_completed(events)
         if not touched.size:
             return []
+        touched = np.unique(touched)
         now = float(b.ts[rows].max())
         syns = self.rate.totals(touched, now, "syn")
-        done_n = self.rate.totals(touched, now, "completed")
-        hot = touched[(syns >= self.cfg.threshold) & (done_n <= self.cfg.max_completion * np.maximum(syns, 1))]
-        return [self._finding(int(s), now) for s in due(self.rate.table, hot, now, self.window)]
+        done_n = np.minimum(self.rate.totals(touched, now, "completed"), syns)
+        hot = touched[(syns - done_n >= self.cfg.threshold) & (done_n <= self.cfg.max_completion * np.maximum(syns, 1))]
+        # one finding per victim: the port key when it is hot (more specific), else the host's
+        t = self.rate.table
+        hot = hot[np.lexsort((-t.cols["port"][hot], t.cols["dst_lo"][hot], t.cols["dst_hi"][hot]))]
+        victim = hash_cols(t.cols["dst_hi"][hot], t.cols["dst_lo"][hot])
+        hot = hot[np.r_[True, victim[1:] != victim[:-1]]] if hot.size else hot
+        return [self._finding(int(s), now) for s in due(t, hot, now, self.window)]
 
     def _count_sources(self, keys: np.ndarray, src: np.ndarray, ts: np.ndarray) -> None:
         slots = self.rate.table.find(keys)
@@ -75,15 +93,15 @@ class SynFlood(Reconfigurable):
         self.distinct.add(self.rate.table.cols, slots[ok], src[ok], ts[ok])
 
     def _count_completed(self, events) -> None:
-        """Completed handshakes count for victims we already track (per-victim ratio)."""
+        """Completed handshakes count for victims we already track (host and host+port)."""
         done = np.flatnonzero(events.outcome == COMPLETED)
         if not done.size:
             return
-        keys = hash_cols(events.dst_hi[done], events.dst_lo[done])
-        known = self.rate.table.find(keys) >= 0
-        if known.any():
-            ones = np.ones(int(known.sum()), np.int64)
-            self.rate.add(keys[known], events.ts[done][known], {"syn": ones * 0, "completed": ones})
+        host = hash_cols(events.dst_hi[done], events.dst_lo[done])
+        for keys in (host, _port_key(host, events.dport[done])):
+            known = self.rate.table.find(keys) >= 0
+            if known.any():
+                self.rate.add(keys[known], events.ts[done][known], {"completed": np.ones(int(known.sum()), np.int64)})
 
     def _finding(self, slot: int, now: float) -> Finding:
         t = self.rate.table
@@ -92,7 +110,8 @@ class SynFlood(Reconfigurable):
         completed = int(self.rate.totals(s, now, "completed")[0])
         peak = int(self.rate.peak(s, now, "syn")[0]) / self.rate.width
         victim = dst_of(t, slot)
-        key = int(t.keys[slot])
+        port = int(t.cols["port"][slot])
+        key = int(hash_cols(t.cols["dst_hi"][s], t.cols["dst_lo"][s])[0])  # top sources are per host
         distinct = int(round(self.distinct.estimate(t.cols, s, now)[0]))
         st = self.sources.table
         occ = st.occupied()
@@ -103,10 +122,14 @@ class SynFlood(Reconfigurable):
                for i, n in zip(mine[first].tolist(), sent[first].tolist()) if n > 0]
         return Finding(
             type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),
-            message=f"Possible SYN flood against {victim} ({distinct} source{'' if distinct == 1 else 's'})",
-            src_ip=top[0]["src_ip"] if distinct == 1 and top else None, dest_ip=victim, proto="TCP",
+            message=f"Possible SYN flood against {victim}{'' if port < 0 else f' port {port}'} "
+                    f"({distinct} source{'' if distinct == 1 else 's'})",
+            src_ip=top[0]["src_ip"] if distinct == 1 and top else None, dest_ip=victim,
+            dest_port=None if port < 0 else port, proto="TCP",
             evidence={"syns": syns, "window_s": self.window, "threshold": self.cfg.threshold,
-                      "completed_handshakes": completed, "completion_ratio": round(completed / max(syns, 1), 4),
+                      "scope": "host" if port < 0 else "host and port",
+                      "completed_handshakes": completed, "incomplete_syns": syns - min(completed, syns),
+                      "max_completion": self.cfg.max_completion, "completion_ratio": round(completed / max(syns, 1), 4),
                       "peak_syn_per_s": round(peak, 1), "distinct_sources": distinct,
                       "distinct_sources_note": "HyperLogLog estimate (about 4.6 % error)",
                       "top_sources": top, "top_sources_note": "sources that sent at least two SYNs",
@@ -120,6 +143,10 @@ class SynFlood(Reconfigurable):
     def stats(self) -> dict[str, int]:
         return {**self.rate.stats("syn_flood_targets"), **self.sources.stats("syn_flood_sources"),
                 **self.tracker.stats()}
+
+
+def _port_key(host: np.ndarray, port: np.ndarray) -> np.ndarray:
+    return hash_cols(host, port.astype(np.int64) + 1)
 
 
 SPEC = DetectorSpec(

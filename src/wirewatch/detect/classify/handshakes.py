@@ -2,7 +2,7 @@
 
 One entry per attempted connection (initiator src, dst, sport, dport), in a bounded
 KeyTable. Per batch, in order: SYNs open entries, SYN-ACKs mark them answered, the
-initiator's ACK completes them, a responder's RST or an ICMP unreachable fails them;
+initiator's ACK completes them (seen or not seen answered), a responder's RST or an ICMP unreachable fails them;
 once a second (packet time) attempts older than `timeout` with no answer fail by timeout.
 Each batch's outcomes come back as events; the tracker caches them so two detectors can
 share one pass.
@@ -94,7 +94,9 @@ class HandshakeTracker:
         synack = np.flatnonzero(tcp & ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK)))
         self._transition(self._reverse(b, synack), (SYN_SENT,), ANSWERED)
         ack = np.flatnonzero(tcp & ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_ACK))
-        done = self._transition(self._forward(b, ack), (ANSWERED,), DONE)
+        # the initiator's ACK completes the attempt even when the SYN-ACK is not in the
+        # capture (one-way captures, asymmetric routes): it can only ACK what it received
+        done = self._transition(self._forward(b, ack), (SYN_SENT, ANSWERED), DONE)
         parts.append((done, COMPLETED))
         rst = np.flatnonzero(tcp & ((f & TCP_RST) != 0))
         parts.append((self._transition(self._reverse(b, rst), (SYN_SENT, ANSWERED), DONE), FAILED_RST))
