@@ -14,7 +14,7 @@ TOKEN = "test-token-" + "7" * 32
 def fake_alert(i: int, **kw: Any) -> dict[str, Any]:
     """An EVE alert record as the engine writes it (port_scan / host_sweep alternating)."""
     a = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime(BASE_TS + i)), "event_type": "alert",
-         "src_ip": f"10.0.{i // 250}.{i % 250 + 1}", "src_port": 1000 + i, "dest_ip": "192.168.1.1",
+         "src_ip": f"10.{i // 62500 % 250}.{i // 250 % 250}.{i % 250 + 1}", "src_port": 1000 + i, "dest_ip": "192.168.1.1",
          "dest_port": 80 + i % 3, "proto": "TCP", "in_iface": "eth0", "flow_id": i,
          "alert": {"action": "allowed", "gid": 1, "signature_id": 9000001, "rev": 1, "signature": "WIREWATCH port scan",
                    "category": "Attempted Information Leak", "severity": 2},

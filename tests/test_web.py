@@ -185,7 +185,9 @@ def test_schema_is_versioned(tmp_path):
     path = str(tmp_path / "v.db")
     SqliteSink(path).close()
     import sqlite3
-    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == 3
+
+    from wirewatch.store.schema import MIGRATIONS
+    assert sqlite3.connect(path).execute("select version from schema_version").fetchone()[0] == len(MIGRATIONS)
     SqliteSink(path).close()  # reopening migrates nothing and keeps data
 
 

@@ -28,6 +28,7 @@ from .privileges import PrivilegeError
 from .progress import Progress
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
+from .store.postgres_schema import is_postgres
 from .webserver import WebError, check_bind, serve
 
 EXIT_USAGE = 2
@@ -46,7 +47,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--traffic-threshold", type=int, metavar="N", help="packets per window that make a traffic burst")
     g.add_argument("--cooldown", type=float, metavar="SECONDS", help="suppress repeats of an alert for this long")
     g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
-    g.add_argument("--db", metavar="FILE", help="SQLite alert store for the dashboard (default var/wirewatch.db)")
+    g.add_argument("--db", metavar="FILE", help="alert store: a SQLite file (default var/wirewatch.db) or postgresql://USER@HOST/DB")
     g.add_argument("--syslog", metavar="ADDR", help="also send alerts to syslog: udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
@@ -175,7 +176,11 @@ def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None 
 def output_sinks(cfg: Config) -> list[Any]:
     """The alert store and the syslog sink: opened here, before a sensor drops root."""
     sinks: list[Any] = []
-    if cfg.output.db:
+    if cfg.output.db and is_postgres(cfg.output.db):
+        from .store.postgres_sink import PostgresSink, postgres_spool  # imported only when used
+
+        sinks.append(PostgresSink(cfg.output.db, postgres_spool(cfg), cfg.store.retention_days))
+    elif cfg.output.db:
         from .store.sqlite_sink import SqliteSink  # imported only when used: start-up of `read`
 
         sinks.append(SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb))
@@ -235,11 +240,7 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
         finally:
             progress.close()
     engine.flush()
-    store = []
-    if cfg.output.db:
-        from .store.sqlite_sink import SqliteSink
-
-        store = [x for x in sinks if isinstance(x, SqliteSink)]
+    store = [x for x in sinks if getattr(x, "name", "") in ("sqlite", "postgresql")]
     if store:  # the dashboard's health panel and charts for an offline analysis
         names = [os.path.basename(f) for f in args.files]
         label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")

@@ -56,7 +56,8 @@ class OutputConfig:
     logfile: str = setting("alerts.json", "JSON-lines alert log, EVE field names; appended to (--logfile). "
                                           "Empty = no log.")
     console: bool = setting(True, "Print [ALERT] lines on stdout.")
-    db: str = setting(DEFAULT_DB, "SQLite alert store for the dashboard (--db). Empty = no store.")
+    db: str = setting(DEFAULT_DB, "Alert store for the dashboard (--db): a SQLite file, or postgresql://USER@HOST/DB "
+                                  "for a fleet's shared PostgreSQL store. Empty = no store.")
     syslog: str = setting("", "Also send each alert to syslog as its EVE JSON (--syslog): udp://HOST:PORT, "
                               "tcp://HOST:PORT or a unix socket path such as /dev/log. Empty = off.")
     syslog_facility: str = setting("local5", "Syslog facility of those messages (Suricata's EVE default).")
@@ -66,6 +67,9 @@ class OutputConfig:
 class StoreConfig:
     retention_days: float = setting(30.0, "Delete stored alerts and stats older than this many days.", 0.01)
     max_db_mb: float = setting(1024.0, "Delete the oldest alerts when the store grows beyond this size.", 1)
+    state_dir: str = setting("var", "Local directory for what a PostgreSQL store needs on this machine: the spool "
+                                    "where alerts wait while the database is unreachable (spool-SENSOR.jsonl), and "
+                                    "the dashboard's web-token.")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import sys
 
 from .config import Config
 from .privileges import PrivilegeError, drop_to, resolve_user
+from .store.postgres_schema import is_postgres
 from .store.schema import store_files
 
 TOKEN_FILE = "web-token"
@@ -29,11 +30,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def state_dir(cfg: Config, db_path: str) -> str:
+    """Where the dashboard keeps its token: beside a SQLite file, else store.state_dir."""
+    return cfg.store.state_dir if is_postgres(db_path) else os.path.dirname(os.path.abspath(db_path))
+
+
 def load_token(cfg: Config, db_path: str) -> tuple[str, str | None]:
     """(token, file it lives in or None). Generates and stores one (0600) if none is set."""
     if cfg.web.token:
         return cfg.web.token, None
-    path = os.path.join(os.path.dirname(os.path.abspath(db_path)), TOKEN_FILE)
+    path = os.path.join(state_dir(cfg, db_path), TOKEN_FILE)
     try:
         with open(path, encoding="utf-8") as fh:
             token = fh.read().strip()
@@ -77,13 +83,13 @@ def check_bind(cfg: Config, host: str) -> None:
 
 def prepare_store(db_path: str) -> None:
     """Make sure the store exists (migrated) so the dashboard can open it read-only."""
-    from .store.admin import Triage
-    Triage(db_path).close()
+    from .store.admin import open_triage
+    open_triage(db_path).close()
 
 
 def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) -> int:
     check_bind(cfg, host)
-    if not os.path.exists(db_path):
+    if not is_postgres(db_path) and not os.path.exists(db_path):
         os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
     prepare_store(db_path)
     token, token_file = load_token(cfg, db_path)
@@ -98,7 +104,8 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
         uid, gid = resolve_user(cfg.web.user)
         for path in store_files(db_path) + ([token_file] if token_file else []):
             os.chown(path, uid, gid)
-        os.chown(os.path.dirname(os.path.abspath(db_path)), uid, gid)
+        if not is_postgres(db_path):
+            os.chown(os.path.dirname(os.path.abspath(db_path)), uid, gid)
         drop_to(uid, gid)
     if os.geteuid() == 0:
         raise PrivilegeError("the dashboard never runs as root")

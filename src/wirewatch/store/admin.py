@@ -1,8 +1,9 @@
 """State changes the dashboard makes (acknowledge, mute): small, explicit writes.
 
-The sensor's SqliteSink is the writer of alerts; triage writes are rare, short
-IMMEDIATE transactions on the same WAL database, rolled back on any error, so a busy
-moment costs the dashboard one failed request and never leaves a transaction open.
+The sensors' sinks are the writers of alerts; triage writes are rare, short transactions
+on the same database, rolled back on any error, so a busy moment costs the dashboard one
+failed request and never leaves a transaction open. SQLite: IMMEDIATE transactions on the
+WAL database. PostgreSQL (a fleet's shared store): psycopg transactions.
 """
 
 from __future__ import annotations
@@ -11,18 +12,22 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .queries import QueryError
 from .schema import cidr_range, migrate
 
 
 class Triage:
+    """Triage over SQLite; PostgresTriage says how PostgreSQL differs."""
+
     def __init__(self, path: str):
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
+        self.conn: Any = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
         migrate(self.conn)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[Any]:
+        """A transaction; what it yields runs SQL written with `?` placeholders."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -50,9 +55,9 @@ class Triage:
         if not alert_type:
             raise QueryError("type: required ('*' for every detector)")
         with self._transaction() as c:
-            cur = c.execute("INSERT INTO mutes (type, cidr, dest_port, until, reason, created) VALUES (?,?,?,?,?,?)",
-                            (alert_type, cidr.strip(), dest_port, until, reason[:200], time.time()))
-            return int(cur.lastrowid or 0)
+            cur = c.execute("INSERT INTO mutes (type, cidr, dest_port, until, reason, created) VALUES (?,?,?,?,?,?) "
+                            "RETURNING id", (alert_type, cidr.strip(), dest_port, until, reason[:200], time.time()))
+            return int(cur.fetchone()[0])
 
     def unmute(self, mute_id: int) -> int:
         with self._transaction() as c:
@@ -60,3 +65,31 @@ class Triage:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _QmarkConnection:
+    """psycopg with the `?` placeholders the shared SQL is written in."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+    def execute(self, sql: str, args: tuple = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), args)
+
+
+class PostgresTriage(Triage):
+    def __init__(self, url: str):
+        from .postgres_schema import connect
+        from .postgres_schema import migrate as pg_migrate
+        self.conn = connect(url, autocommit=True)
+        pg_migrate(self.conn)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self.conn.transaction():
+            yield _QmarkConnection(self.conn)
+
+
+def open_triage(url: str) -> Triage:
+    from .postgres_schema import is_postgres
+    return PostgresTriage(url) if is_postgres(url) else Triage(url)

@@ -1,7 +1,10 @@
-"""Read-only queries the dashboard and API need (the sensor's SqliteSink is the writer).
+"""Read-only queries the dashboard and API need (the sensors' sinks are the writers), over
+SQLite or PostgreSQL: one set of SQL, written with `?` placeholders, and a small dialect
+per backend (placeholder, row shape, text search).
 
 Lists use keyset pagination (`before` = an alert id) so page 1000 costs what page 1 does,
-and the overview reads roll-up tables, so both stay fast with a million alerts.
+and the overview, sensor health and incidents read roll-up tables, so all stay fast with
+a million alerts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import cidr_range
+from .schema import addr_key, cidr_range
+
+QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked quiet (4 default intervals)
+INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
 
 
 class QueryError(ValueError):
@@ -36,17 +42,31 @@ class AlertFilter:
     sensor: str = ""
 
 
-class Store:
-    def __init__(self, path: str):
-        self.path = path
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
+class Queries:
+    """The queries; subclasses open the connection and say how their dialect differs."""
+
+    conn: Any
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _rows(self, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(self._sql(sql), tuple(args)).fetchall()]
+
+    def _value(self, sql: str, args: tuple | list = ()) -> Any:
+        row = self.conn.execute(self._sql(sql), tuple(args)).fetchone()
+        return None if row is None else next(iter(dict(row).values()))
+
+    def _text_search(self, q: str) -> tuple[str, list[Any]]:
+        """A WHERE clause (and its arguments) for the free-text filter."""
+        raise NotImplementedError
 
     def _where(self, f: AlertFilter) -> tuple[str, list[Any]]:
         sql, args = ["1=1"], []
-        if f.type:
-            sql.append("type = ?")
-            args.append(f.type)
+        for col, value in (("type", f.type), ("sensor", f.sensor)):
+            if value:
+                sql.append(f"{col} = ?")
+                args.append(value)
         if f.severity is not None:
             sql.append("severity = ?")
             args.append(f.severity)
@@ -56,8 +76,12 @@ class Store:
                     lo, hi = cidr_range(value)
                 except ValueError:
                     raise QueryError(f"{col.split('_')[0]}: not an address or CIDR: {value!r}") from None
-                sql.append(f"{col} BETWEEN ? AND ?")
-                args += [lo, hi]
+                if lo == hi:
+                    sql.append(f"{col} = ?")
+                    args.append(lo)
+                else:
+                    sql.append(f"{col} BETWEEN ? AND ?")
+                    args += [lo, hi]
         if f.port is not None:
             sql.append("(dest_port = ? OR src_port = ?)")
             args += [f.port, f.port]
@@ -66,9 +90,9 @@ class Store:
                 sql.append(cond)
                 args.append(value)
         if f.q:
-            sql.append("(message LIKE ? ESCAPE '\\' OR record LIKE ? ESCAPE '\\')")
-            pat = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args += [pat, pat]
+            clause, more = self._text_search(f.q)
+            sql.append(clause)
+            args += more
         if f.acknowledged is not None:
             sql.append("acknowledged = ?")
             args.append(1 if f.acknowledged else 0)
@@ -77,54 +101,186 @@ class Store:
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
         where, args = self._where(f)
         order = "ASC" if f.after is not None and f.before is None else "DESC"
-        rows = self.conn.execute(
-            f"SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted "
-            f"FROM alerts WHERE {where} ORDER BY id {order} LIMIT ?", (*args, f.limit)).fetchall()
-        out = [dict(r) for r in rows]
-        return sorted(out, key=lambda r: -r["id"])
+        rows = self._rows(
+            f"SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
+            f"sensor FROM alerts WHERE {where} ORDER BY id {order} LIMIT ?", (*args, f.limit))
+        return sorted(rows, key=lambda r: -r["id"])
 
     def alert(self, alert_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        if row is None:
+        rows = self._rows("SELECT id, ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, dest_port, proto, "
+                          "message, record, acknowledged, muted, sensor FROM alerts WHERE id = ?", (alert_id,))
+        if not rows:
             return None
-        out = dict(row)
+        out = rows[0]
         out["record"] = json.loads(out["record"])
         return out
 
     def latest_id(self) -> int:
-        return self.conn.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+        return self._value("SELECT coalesce(max(id), 0) AS n FROM alerts") or 0
 
-    def overview(self, minutes: int = 60) -> dict[str, Any]:
-        c = self.conn
-        last = c.execute("SELECT max(minute) FROM alert_minutes").fetchone()[0]
-        per_minute: list[dict[str, Any]] = []
-        if last is not None:
-            rows = c.execute("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > ? GROUP BY minute "
-                             "ORDER BY minute", (last - minutes,)).fetchall()
-            per_minute = [{"t": r["minute"] * 60, "alerts": r["n"]} for r in rows]
-        by_type = {r["type"]: r["count"] for r in c.execute(
-            "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
-        top = [dict(r) for r in c.execute("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT 10")]
-        stats = [json.loads(r["record"]) | {"_ts": r["ts"]} for r in c.execute(
-            "SELECT ts, record FROM stats ORDER BY id DESC LIMIT 120")][::-1]
-        return {"alerts_per_minute": per_minute, "alerts_by_type": by_type, "top_sources": top,
-                "packets_per_s": _rates(stats), "health": _health(stats), "top_talkers": _talkers(stats),
-                "total_alerts": sum(by_type.values())}
+    def overview(self, minutes: int = 60, sensor: str = "") -> dict[str, Any]:
+        """Charts and totals, for the whole fleet or one sensor."""
+        if sensor:
+            last = self._value("SELECT max(minute) AS m FROM sensor_minutes WHERE sensor = ?", (sensor,))
+            per = self._rows("SELECT minute, sum(count) AS n FROM sensor_minutes WHERE sensor = ? AND minute > ? "
+                             "GROUP BY minute ORDER BY minute", (sensor, (last or 0) - minutes)) if last is not None else []
+            by_type = {r["type"]: int(r["n"]) for r in self._rows(
+                "SELECT type, sum(count) AS n FROM sensor_minutes WHERE sensor = ? GROUP BY type ORDER BY n DESC",
+                (sensor,)) if r["n"] > 0}
+            top = self._rows("SELECT src_ip, sum(count) AS count FROM source_activity WHERE sensor = ? GROUP BY src_ip "
+                             "ORDER BY count DESC LIMIT 10", (sensor,))
+        else:
+            last = self._value("SELECT max(minute) AS m FROM alert_minutes")
+            per = self._rows("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > ? GROUP BY minute "
+                             "ORDER BY minute", ((last or 0) - minutes,)) if last is not None else []
+            by_type = {r["type"]: int(r["count"]) for r in self._rows(
+                "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
+            top = self._rows("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT 10")
+        stats = self._stats(sensor)
+        return {"alerts_per_minute": [{"t": r["minute"] * 60, "alerts": int(r["n"])} for r in per],
+                "alerts_by_type": by_type, "top_sources": [{"src_ip": r["src_ip"], "count": int(r["count"])} for r in top],
+                "packets_per_s": _fleet_rates(stats), "health": _health(_latest(stats)),
+                "top_talkers": _talkers(_latest(stats)), "total_alerts": sum(by_type.values()),
+                "sensor": sensor}
+
+    def _stats(self, sensor: str) -> dict[str, list[dict[str, Any]]]:
+        """The last 120 stats events of each sensor (or of one), oldest first."""
+        names = [sensor] if sensor else [r["sensor"] for r in self._rows("SELECT sensor FROM sensors")]
+        if not names:  # a store written before sensors were tracked
+            names = [""]
+        out = {}
+        for name in names:
+            rows = self._rows("SELECT ts, record FROM stats WHERE sensor = ? ORDER BY id DESC LIMIT 120", (name,))
+            if rows:
+                out[name] = [json.loads(r["record"]) | {"_ts": r["ts"]} for r in rows][::-1]
+        return out
+
+    def sensors(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Per-sensor health from each sensor's last two stats events; `quiet` when the last
+        one is older than QUIET_AFTER_S (wall clock: it is about the sensor, not its packets)."""
+        now = time.time() if now is None else now
+        alerts = {r["sensor"]: int(r["n"]) for r in self._rows(
+            "SELECT sensor, sum(count) AS n FROM sensor_minutes GROUP BY sensor")}
+        out = []
+        for r in self._rows("SELECT sensor, first_seen, last_seen, record, prev_seen, prev_record FROM sensors "
+                            "ORDER BY sensor"):
+            cur = json.loads(r["record"])
+            st = cur["stats"]
+            pps = None
+            if r["prev_record"] and r["last_seen"] > r["prev_seen"]:
+                prev = json.loads(r["prev_record"])["stats"]
+                pps = max(0.0, (st["decoder"]["pkts"] - prev["decoder"]["pkts"]) / (r["last_seen"] - r["prev_seen"]))
+            out.append({"sensor": r["sensor"], "first_seen": r["first_seen"], "last_seen": r["last_seen"],
+                        "age_s": max(0.0, now - r["last_seen"]), "quiet": now - r["last_seen"] > QUIET_AFTER_S,
+                        "interface": cur.get("in_iface"), "uptime_s": st.get("uptime"), "final": st.get("final", False),
+                        "packets": st["decoder"]["pkts"], "packets_per_s": pps,
+                        "kernel_drops": st["capture"]["kernel_drops"], "decode_errors": st["decoder"]["invalid"],
+                        "alerts": alerts.get(r["sensor"], 0)})
+        return out
+
+    def incidents(self, sensor: str = "", limit: int = 50) -> list[dict[str, Any]]:
+        """Alerts grouped by attacking source across detectors and sensors, most recent first."""
+        cond, args = ("WHERE sensor = ?", [sensor]) if sensor else ("", [])
+        top = self._rows(f"SELECT src_ip, max(last_ts) AS last FROM source_activity {cond} GROUP BY src_ip "
+                         "ORDER BY last DESC LIMIT ?", (*args, limit))
+        if not top:
+            return []
+        marks = ",".join("?" * len(top))
+        parts = self._rows(f"SELECT src_ip, sensor, type, count, first_ts, last_ts FROM source_activity "
+                           f"WHERE src_ip IN ({marks})", [t["src_ip"] for t in top])
+        grouped: dict[str, dict[str, Any]] = {t["src_ip"]: {"src_ip": t["src_ip"], "alerts": 0, "first_seen": None,
+                                                            "last_seen": None, "types": {}, "sensors": {}} for t in top}
+        for p in parts:
+            g = grouped[p["src_ip"]]
+            n = int(p["count"])
+            g["alerts"] += n
+            g["types"][p["type"]] = g["types"].get(p["type"], 0) + n
+            g["sensors"][p["sensor"]] = g["sensors"].get(p["sensor"], 0) + n
+            g["first_seen"] = p["first_ts"] if g["first_seen"] is None else min(g["first_seen"], p["first_ts"])
+            g["last_seen"] = p["last_ts"] if g["last_seen"] is None else max(g["last_seen"], p["last_ts"])
+        return [grouped[t["src_ip"]] for t in top]
+
+    def incident(self, src_ip: str) -> list[dict[str, Any]]:
+        """One source's alerts, newest first (its timeline), across detectors and sensors."""
+        try:
+            key = addr_key(src_ip)
+        except (ValueError, OSError):
+            raise QueryError(f"src: not an address: {src_ip!r}") from None
+        return self._rows("SELECT id, ts, type, severity, sensor, dest_ip, dest_port, message, muted FROM alerts "
+                          "WHERE src_key = ? ORDER BY id DESC LIMIT ?", (key, INCIDENT_TIMELINE))
+
+    def sensor_names(self) -> list[str]:
+        return [r["sensor"] for r in self._rows("SELECT sensor FROM sensors ORDER BY sensor")]
 
     def mutes(self) -> list[dict[str, Any]]:
         now = time.time()
-        return [dict(r) | {"active": r["until"] > now} for r in
-                self.conn.execute("SELECT * FROM mutes ORDER BY id DESC LIMIT 200")]
+        return [r | {"active": r["until"] > now} for r in self._rows("SELECT * FROM mutes ORDER BY id DESC LIMIT 200")]
 
     def counts_by_type(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.conn.execute("SELECT type, count FROM alert_types")}
+        return {r["type"]: int(r["count"]) for r in self._rows("SELECT type, count FROM alert_types")}
 
     def latest_stats(self) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT record FROM stats ORDER BY id DESC LIMIT 1").fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self._rows("SELECT record FROM stats ORDER BY id DESC LIMIT 1")
+        return json.loads(rows[0]["record"]) if rows else None
 
     def close(self) -> None:
         self.conn.close()
+
+
+class Store(Queries):
+    """The embedded store, opened read-only (the sensor's SqliteSink is its writer)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+
+    def _text_search(self, q: str) -> tuple[str, list[Any]]:
+        pat = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return "(message LIKE ? ESCAPE '\\' OR record LIKE ? ESCAPE '\\')", [pat, pat]
+
+
+class PostgresStore(Queries):
+    """A fleet's shared store, read through a read-only psycopg connection."""
+
+    def __init__(self, url: str):
+        from psycopg.rows import dict_row
+
+        from .postgres_schema import connect
+        self.path = url
+        self.conn = connect(url, read_only=True, autocommit=True)
+        self.conn.row_factory = dict_row
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _text_search(self, q: str) -> tuple[str, list[Any]]:
+        return "search @@ phraseto_tsquery('simple', ?)", [q]
+
+
+def open_store(url: str) -> Queries:
+    from .postgres_schema import is_postgres
+    return PostgresStore(url) if is_postgres(url) else Store(url)
+
+
+def _latest(stats: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The events of the sensor that reported last."""
+    return max(stats.values(), key=lambda s: s[-1]["_ts"]) if stats else []
+
+
+def _fleet_rates(stats: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Packets/s of one sensor, or of the fleet: each sensor's rates averaged per minute,
+    summed over sensors."""
+    if len(stats) <= 1:
+        return _rates(next(iter(stats.values()), []))
+    buckets: dict[float, float] = {}
+    for events in stats.values():
+        per: dict[float, list[float]] = {}
+        for r in _rates(events):
+            per.setdefault(r["t"] // 60 * 60, []).append(r["pps"])
+        for t, values in per.items():
+            buckets[t] = buckets.get(t, 0.0) + sum(values) / len(values)
+    return [{"t": t, "pps": v} for t, v in sorted(buckets.items())]
 
 
 def _rates(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +304,8 @@ def _health(stats: list[dict[str, Any]]) -> dict[str, Any]:
     st = s["stats"]
     return {"interface": s.get("in_iface"), "uptime_s": st.get("uptime"), "updated": s.get("timestamp"),
             "packets": st["decoder"]["pkts"], "kernel_packets": st["capture"]["kernel_packets"],
-            "kernel_drops": st["capture"]["kernel_drops"], "decode_errors": st["decoder"]["invalid"]}
+            "kernel_drops": st["capture"]["kernel_drops"], "decode_errors": st["decoder"]["invalid"],
+            "sensor": s.get("host")}
 
 
 def _talkers(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:

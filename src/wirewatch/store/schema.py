@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from .sensor_tables import SQLITE_SENSORS
+
 MIGRATIONS: list[str] = [
     # 1: alerts, stats, mutes, and roll-ups that keep the overview fast at a million alerts
     """
@@ -69,6 +71,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alerts ADD COLUMN uid TEXT;
     CREATE UNIQUE INDEX alerts_uid ON alerts(uid) WHERE uid IS NOT NULL;
     """,
+    # 4: sensors (a generated column from EVE host) and the per-sensor roll-ups (store/rollups.py)
+    SQLITE_SENSORS,
 ]
 
 

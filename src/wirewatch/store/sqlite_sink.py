@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from .rollups import Rollup, sensor_upserts
 from .schema import addr_key, migrate, record_json, spool_path, store_files
 from .spool import Delivery, Entry, Spool
 
@@ -184,6 +185,8 @@ class SqliteSink:
         c.executemany("INSERT INTO alert_types VALUES (?,?) ON CONFLICT(type) DO UPDATE SET count = count + excluded.count",
                       list(types.items()))
         c.executemany("UPDATE mutes SET hits = hits + ? WHERE id = ?", [(n, m) for m, n in hits.items()])
+        for sql, args in sensor_upserts(_sensor_rollup([e.record for e in entries]), "max", "min"):
+            c.executemany(sql, args)
 
     def enforce_retention(self) -> None:
         """Delete alerts stored more than retention_days ago (insertion time, not packet time:
@@ -264,6 +267,13 @@ def _stored_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
         marks = ",".join("?" * len(part))
         seen.update(r[0] for r in conn.execute(f"SELECT uid FROM alerts WHERE uid IN ({marks})", part))
     return seen
+
+
+def _sensor_rollup(alerts: list[dict[str, Any]]) -> Rollup:
+    rollup = Rollup()
+    for a in alerts:
+        rollup.add(a, _epoch(a["timestamp"]))
+    return rollup
 
 
 def _epoch(ts: str) -> float:

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Flask, g
 
-from ..store.admin import Triage
-from ..store.queries import Store
+from ..store.admin import open_triage
+from ..store.queries import open_store
 from .api import api
 from .auth import auth
 from .pages import pages
@@ -47,8 +47,8 @@ def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None
     app.register_blueprint(api)
 
     @app.before_request
-    def open_store() -> None:
-        g.store = Store(app.config["DB_PATH"])
+    def store_for_request() -> None:
+        g.store = open_store(app.config["DB_PATH"])
 
     @app.teardown_request
     def close_store(_exc: BaseException | None) -> None:
@@ -67,7 +67,7 @@ def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None
 
     app.extensions["sessions"] = SessionRegistry()
     app.extensions["login_throttle"] = LoginThrottle()
-    app.extensions["triage"] = lambda: Triage(app.config["DB_PATH"])
+    app.extensions["triage"] = lambda: open_triage(app.config["DB_PATH"])
     return app
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..detect import registry
-from ..store.queries import QueryError
+from ..store.queries import QUIET_AFTER_S, QueryError
 from .auth import login_required
 from .lookup import alert_or_404, checked_id
-from .params import alert_filter, alert_ids, boolean, mute_request
+from .params import MAX_TEXT, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg, text
 
 api = Blueprint("api", __name__)
 
@@ -39,7 +39,27 @@ def alert(alert_id: int) -> Any:
 @api.route("/api/overview")
 @login_required
 def overview() -> Any:
-    return jsonify(g.store.overview())
+    return jsonify(g.store.overview(sensor=sensor_arg(request.args)))
+
+
+@api.route("/api/sensors")
+@login_required
+def sensors() -> Any:
+    return jsonify(sensors=g.store.sensors(), quiet_after_s=QUIET_AFTER_S)
+
+
+@api.route("/api/incidents")
+@login_required
+def incidents() -> Any:
+    limit = request.args.get("limit")
+    n = 50 if not limit else integer("limit", limit, 1, 500)
+    return jsonify(incidents=g.store.incidents(sensor=sensor_arg(request.args), limit=n))
+
+
+@api.route("/api/incidents/<path:src_ip>")
+@login_required
+def incident(src_ip: str) -> Any:
+    return jsonify(src_ip=src_ip, alerts=g.store.incident(text("src", src_ip, MAX_TEXT)))
 
 
 @api.route("/api/alerts/ack", methods=["POST"])

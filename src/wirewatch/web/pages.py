@@ -23,13 +23,31 @@ def inject() -> dict[str, Any]:
 @pages.route("/")
 @login_required
 def overview() -> Any:
-    return render_template("overview.html")
+    return render_template("overview.html", sensors=g.store.sensor_names())
 
 
 @pages.route("/alerts")
 @login_required
 def alerts() -> Any:
-    return render_template("alerts.html")
+    return render_template("alerts.html", sensors=g.store.sensor_names())
+
+
+@pages.route("/sensors")
+@login_required
+def sensors() -> Any:
+    return render_template("sensors.html")
+
+
+@pages.route("/incidents")
+@login_required
+def incidents() -> Any:
+    return render_template("incidents.html", sensors=g.store.sensor_names())
+
+
+@pages.route("/incidents/<path:src_ip>")
+@login_required
+def incident(src_ip: str) -> Any:
+    return render_template("incident.html", src_ip=src_ip)
 
 
 @pages.route("/alerts/<int:alert_id>")

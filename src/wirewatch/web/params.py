@@ -93,6 +93,10 @@ def alert_filter(args: Mapping[str, Any]) -> AlertFilter:
         sensor=text("sensor", args.get("sensor"), MAX_TEXT))
 
 
+def sensor_arg(args: Mapping[str, Any]) -> str:
+    return text("sensor", args.get("sensor"), MAX_TEXT)
+
+
 def alert_ids(raw: Any) -> list[int]:
     if not isinstance(raw, list):
         raise QueryError(f"ids: expected a list of alert ids, got {_show(raw)}")

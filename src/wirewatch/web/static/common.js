@@ -21,6 +21,24 @@ const WW = {
     if (cls) e.className = cls;
     return e;
   },
+  duration(s) {
+    if (s < 60) return Math.round(s) + " s";
+    if (s < 3600) return Math.round(s / 60) + " min";
+    return (s / 3600).toFixed(1) + " h";
+  },
+  // the page's sensor select, kept in the URL so a reload or a shared link keeps it
+  sensorScope(onChange) {
+    const sel = document.getElementById("sensor");
+    const initial = new URLSearchParams(location.search).get("sensor");
+    if (sel && initial) sel.value = initial;
+    if (sel) sel.addEventListener("change", function () {
+      const u = new URL(location.href);
+      if (sel.value) u.searchParams.set("sensor", sel.value); else u.searchParams.delete("sensor");
+      history.replaceState(null, "", u);
+      onChange();
+    });
+    return () => (sel && sel.value ? "sensor=" + encodeURIComponent(sel.value) : "");
+  },
   time(epoch) { return new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19); },
   alertRow(a, withCheckbox) {
     const tr = document.createElement("tr");
@@ -34,6 +52,7 @@ const WW = {
     tr.appendChild(WW.el("td", a.severity, "sev" + a.severity));
     tr.appendChild(WW.el("td", a.src_ip || "–"));
     tr.appendChild(WW.el("td", a.dest_ip ? a.dest_ip + (a.dest_port !== null ? ":" + a.dest_port : "") : "–"));
+    if (withCheckbox) tr.appendChild(WW.el("td", a.sensor || "–"));
     const msg = document.createElement("td"), link = document.createElement("a");
     link.href = "/alerts/" + encodeURIComponent(a.id); link.textContent = a.message; msg.appendChild(link);
     tr.appendChild(msg);

@@ -22,10 +22,12 @@
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
     return h + "h " + m + "m";
   }
+  const scope = WW.sensorScope(() => refresh());
   async function refresh() {
-    const o = await WW.get("/api/overview");
+    const q = scope();
+    const o = await WW.get("/api/overview?" + q);
     const h = o.health || {};
-    const values = {interface: h.interface, uptime_s: fmtUptime(h.uptime_s), packets: h.packets,
+    const values = {sensor: o.sensor || h.sensor || "all", interface: h.interface, uptime_s: fmtUptime(h.uptime_s), packets: h.packets,
                     kernel_drops: h.kernel_drops, decode_errors: h.decode_errors, total_alerts: o.total_alerts};
     document.querySelectorAll("#health [data-k]").forEach(function (p) {
       const v = values[p.dataset.k]; p.textContent = (v === undefined || v === null) ? "–" : String(v);
@@ -40,7 +42,7 @@
         o.top_sources.map(s => s.src_ip), o.top_sources.map(s => s.count));
     set(chart("chart-talkers", "bar", {label: "packets", indexAxis: "y", bg: "#59a14f"}),
         o.top_talkers.map(s => s.src_ip), o.top_talkers.map(s => s.packets));
-    const latest = await WW.get("/api/alerts?limit=10");
+    const latest = await WW.get("/api/alerts?limit=10" + (q ? "&" + q : ""));
     const body = document.querySelector("#latest tbody");
     body.replaceChildren(...latest.alerts.map(a => WW.alertRow(a, false)));
     document.body.dataset.loaded = "1";

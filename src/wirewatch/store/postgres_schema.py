@@ -1,0 +1,113 @@
+"""The PostgreSQL store's schema, its migrations, and connecting to it through psycopg 3.
+
+The same tables as the SQLite store (alerts, stats, mutes, the roll-ups), with a `sensor`
+column on alerts and stats, a `uid` that makes replays idempotent, the insertion time that
+retention goes by, and a generated `tsvector` for text search. Many sensors connect at
+once: migrations run under an advisory lock, so the first one migrates and the others wait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .sensor_tables import ROLLUP_TABLES
+
+MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
+CONNECT_TIMEOUT_S = 5
+
+MIGRATIONS: list[str] = [
+    # 1: everything the SQLite store has after its migrations, plus sensors, uids and text search
+    """
+    CREATE TABLE alerts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts DOUBLE PRECISION NOT NULL,
+        type TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        src_ip TEXT, dest_ip TEXT, src_key TEXT, dest_key TEXT,
+        src_port INTEGER, dest_port INTEGER, proto TEXT,
+        message TEXT NOT NULL,
+        record TEXT NOT NULL,
+        acknowledged INTEGER NOT NULL DEFAULT 0,
+        muted INTEGER NOT NULL DEFAULT 0,
+        sensor TEXT NOT NULL DEFAULT '',
+        uid TEXT,
+        inserted DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM clock_timestamp()),
+        search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', message || ' ' || record)) STORED
+    );
+    CREATE INDEX alerts_ts ON alerts(ts);
+    CREATE INDEX alerts_type ON alerts(type, id);
+    CREATE INDEX alerts_severity ON alerts(severity, id);
+    CREATE INDEX alerts_src ON alerts(src_key, id);
+    CREATE INDEX alerts_dest ON alerts(dest_key, id);
+    CREATE INDEX alerts_dport ON alerts(dest_port, id);
+    CREATE INDEX alerts_sport ON alerts(src_port, id);
+    CREATE INDEX alerts_sensor ON alerts(sensor, id);
+    CREATE INDEX alerts_inserted ON alerts(inserted);
+    CREATE UNIQUE INDEX alerts_uid ON alerts(uid);
+    CREATE INDEX alerts_search ON alerts USING GIN (search);
+    CREATE TABLE alert_minutes (minute BIGINT NOT NULL, type TEXT NOT NULL, count BIGINT NOT NULL,
+                                PRIMARY KEY (minute, type));
+    CREATE TABLE alert_sources (src_ip TEXT PRIMARY KEY, count BIGINT NOT NULL, last_ts DOUBLE PRECISION NOT NULL);
+    CREATE INDEX alert_sources_count ON alert_sources(count);
+    CREATE TABLE alert_types (type TEXT PRIMARY KEY, count BIGINT NOT NULL);
+    CREATE TABLE stats (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts DOUBLE PRECISION NOT NULL,
+                        sensor TEXT NOT NULL DEFAULT '', record TEXT NOT NULL, uid TEXT);
+    CREATE INDEX stats_ts ON stats(ts);
+    CREATE INDEX stats_sensor ON stats(sensor, id);
+    CREATE UNIQUE INDEX stats_uid ON stats(uid);
+    CREATE TABLE mutes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        type TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        dest_port INTEGER,
+        until DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created DOUBLE PRECISION NOT NULL,
+        hits BIGINT NOT NULL DEFAULT 0
+    );
+    """ + ROLLUP_TABLES,
+]
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - a URL psycopg cannot parse is shown as its scheme only
+        return url.split("://", 1)[0] + "://..."
+    parts.pop("password", None)
+    return make_conninfo(**parts)
+
+
+def connect(url: str, read_only: bool = False, autocommit: bool = False) -> Any:
+    """A psycopg connection; OSError with one line naming the database if it cannot be reached."""
+    import psycopg
+    try:
+        conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit,
+                               application_name="wirewatch")
+    except psycopg.Error as exc:
+        raise OSError(f"{shown(url)}: cannot open alert store: {str(exc).strip().splitlines()[0]}") from None
+    if read_only:
+        conn.read_only = True
+    return conn
+
+
+def migrate(conn: Any) -> int:
+    """Bring the database to the latest schema under an advisory lock; returns the version."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = row[0] if row else 0
+        if row is None:
+            conn.execute("INSERT INTO schema_version VALUES (0)")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute(script)
+            conn.execute("UPDATE schema_version SET version = %s", (number,))
+            version = number
+    return version

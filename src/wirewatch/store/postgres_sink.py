@@ -1,0 +1,211 @@
+"""PostgreSQL sink: one of many sensors writing into one shared store.
+
+One transaction per packet batch (executemany, pipelined by psycopg), the same roll-ups,
+mutes and retention as the SQLite sink. The database may be down, restart or be
+unreachable for a while: Delivery (store/spool.py) retries, then keeps the records in
+the local spool and replays them in order once the database answers again.
+
+No duplicates, even when a COMMIT reached the server but its answer did not reach us:
+every record gets its uid before the first attempt, the uid is stored with the row
+(unique index), and a retry or replay skips uids the database already has.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from typing import Any, TextIO
+
+from ..config import sensor_name
+from .postgres_schema import connect, migrate, shown
+from .rollups import Rollup, alert_row, sensor_of, upserts
+from .schema import record_json
+from .sensor_tables import SENSOR_UPSERT
+from .spool import Delivery, Entry, Spool
+from .sqlite_sink import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, Mutes, _epoch
+
+UID_KEY = "_wirewatch_uid"  # carried by the sink's own copy of a record, never stored in it
+
+
+def postgres_spool(cfg: Any) -> str:
+    """This sensor's spool file: one per sensor name, so sensors sharing a machine never share one."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in sensor_name(cfg.general))
+    return os.path.join(cfg.store.state_dir, f"spool-{name}.jsonl")
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """What means "the database cannot take this now": a lost or refused connection, a
+    server shutting down, a serialization failure. Anything else is a bug and is raised."""
+    import psycopg
+    return (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.errors.CannotConnectNow,
+            psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.InterfaceError)
+
+
+class PostgresSink:
+    name = "postgresql"
+    keeps_muted = True
+
+    def __init__(self, url: str, spool_path: str, retention_days: float = 30.0, clock=time.time,
+                 log: TextIO | None = None):
+        self.url = url
+        self.retention_days = retention_days
+        self.clock = clock
+        self.log = log or sys.stderr
+        self.conn: Any = None
+        self._connect()  # a database that is unreachable at start is a one-line error, like a bad path
+        os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
+        self.spool = Spool(spool_path)
+        self.delivery = Delivery(self._store, self.spool, transient_errors(), log=self.log, what=shown(url))
+        self._uid_prefix = secrets.token_hex(8) + "-"
+        self._uid_seq = 0
+        self.mutes = Mutes([])
+        self.mutes_loaded = 0.0
+        self.since_retention = 0
+        self.last_retention = self.clock()
+        self.muted_count = 0
+        if self.spool.pending:  # left by an earlier run that could not reach the database
+            self.delivery.flush()
+
+    def _connect(self) -> Any:
+        if self.conn is None or self.conn.closed:
+            self.conn = connect(self.url)
+            migrate(self.conn)
+        return self.conn
+
+    def _reconnect_or_raise(self) -> Any:
+        """The connection, reopened if it was lost (raises a transient error while it cannot be)."""
+        import psycopg
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return self.conn
+        try:
+            if self.conn is not None:
+                self.conn.close()
+        finally:
+            self.conn = None
+        try:
+            return self._connect()
+        except OSError as exc:
+            raise psycopg.OperationalError(str(exc)) from None
+
+    def paths(self) -> list[str]:
+        """Files the sensor hands to its unprivileged user before dropping root."""
+        open(self.spool.path, "a").close()
+        return self.spool.files()
+
+    def _stamp(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for r in records:
+            self._uid_seq += 1
+            out.append(dict(r) | {UID_KEY: f"{self._uid_prefix}{self._uid_seq:x}"})
+        return out
+
+    def refresh_mutes(self, force: bool = False) -> None:
+        """Mutes made on the dashboard reach this sensor within MUTE_REFRESH_S; while the
+        database is unreachable the last known mutes stay in force."""
+        now = self.clock()
+        if not force and now - self.mutes_loaded < MUTE_REFRESH_S:
+            return
+        self.mutes_loaded = now
+        try:
+            conn = self._reconnect_or_raise()
+            with conn.transaction():
+                rows = conn.execute("SELECT id, type, cidr, dest_port, until FROM mutes WHERE until > %s",
+                                    (now,)).fetchall()
+        except transient_errors():
+            return
+        self.mutes = Mutes(rows)
+
+    def filter(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.refresh_mutes()
+        now = self.clock()
+        for a in alerts:
+            mid = self.mutes.match(a, now)
+            if mid is not None:
+                a["muted"] = mid
+        return alerts
+
+    def write(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        self.delivery.deliver(self._stamp(alerts))
+        self.since_retention += len(alerts)
+        if self.since_retention >= RETENTION_EVERY:
+            self.since_retention = 0
+            self.enforce_retention()
+
+    def write_event(self, record: dict[str, Any]) -> None:
+        if record.get("event_type") == "stats":
+            self.delivery.deliver(self._stamp([record]))
+            if self.clock() - self.last_retention >= RETENTION_PERIOD_S:
+                self.enforce_retention()
+
+    def _store(self, entries: list[Entry]) -> None:
+        """Store entries (alerts and stats) in one transaction, skipping uids already stored."""
+        conn = self._reconnect_or_raise()
+        pending = [(e.record.get(UID_KEY) or e.uid, {k: v for k, v in e.record.items() if k != UID_KEY})
+                   for e in entries]
+        with conn.transaction():
+            uids = [u for u, _ in pending if u]
+            seen = {r[0] for r in conn.execute("SELECT uid FROM alerts WHERE uid = ANY(%s) UNION "
+                                               "SELECT uid FROM stats WHERE uid = ANY(%s)", (uids, uids))}
+            fresh = [(u, r) for u, r in pending if u not in seen]
+            alerts = [(u, r) for u, r in fresh if r.get("event_type") != "stats"]
+            stats = [(u, r) for u, r in fresh if r.get("event_type") == "stats"]
+            cur = conn.cursor()
+            if alerts:
+                rollup = Rollup()
+                rows = []
+                for uid, a in alerts:
+                    ts = _epoch(a["timestamp"])
+                    rows.append(alert_row(a, ts) + (record_json(a), uid))
+                    rollup.add(a, ts)
+                cur.executemany("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, "
+                                "dest_port, proto, message, muted, sensor, record, uid) VALUES "
+                                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+                for sql, args in upserts(rollup, "greatest", "least"):
+                    if args:
+                        cur.executemany(sql.replace("?", "%s"), args)
+            if stats:
+                now = self.clock()
+                cur.executemany("INSERT INTO stats (ts, sensor, record, uid) VALUES (%s,%s,%s,%s)",
+                                [(now, sensor_of(r), record_json(r), u) for u, r in stats])
+                for _, r in stats:  # in order: each sensor's last two events give its health
+                    cur.execute(SENSOR_UPSERT.replace("?", "%s"), (sensor_of(r), now, now, record_json(r)))
+        self.muted_count += sum(1 for _, a in alerts if a.get("muted"))
+
+    def enforce_retention(self) -> None:
+        """Delete alerts inserted more than retention_days ago (insertion time, as SQLite),
+        keeping the roll-ups true; stats and per-sensor roll-ups age out by time. A
+        database that is unreachable skips it until next time."""
+        self.last_retention = self.clock()
+        cutoff = self.clock() - self.retention_days * 86400
+        try:
+            conn = self._reconnect_or_raise()
+            with conn.transaction():
+                gone = "SELECT * FROM alerts WHERE inserted < %s AND muted = 0"
+                conn.execute(f"UPDATE alert_types t SET count = greatest(0, t.count - g.n) FROM (SELECT type, count(*) AS n "
+                             f"FROM ({gone}) a GROUP BY type) g WHERE t.type = g.type", (cutoff,))
+                conn.execute(f"UPDATE alert_minutes t SET count = t.count - g.n FROM (SELECT floor(ts / 60)::bigint AS "
+                             f"minute, type, count(*) AS n FROM ({gone}) a GROUP BY 1, 2) g WHERE t.minute = g.minute "
+                             "AND t.type = g.type", (cutoff,))
+                conn.execute(f"UPDATE alert_sources t SET count = t.count - g.n FROM (SELECT src_ip, count(*) AS n "
+                             f"FROM ({gone}) a WHERE src_ip IS NOT NULL GROUP BY src_ip) g WHERE t.src_ip = g.src_ip",
+                             (cutoff,))
+                conn.execute("DELETE FROM alerts WHERE inserted < %s", (cutoff,))
+                conn.execute("DELETE FROM alert_sources WHERE count <= 0")
+                conn.execute("DELETE FROM alert_minutes WHERE count <= 0")
+                conn.execute("DELETE FROM stats WHERE ts < %s", (cutoff,))
+                conn.execute("DELETE FROM sensor_minutes WHERE minute < %s", (int(cutoff // 60),))
+                conn.execute("DELETE FROM source_activity WHERE last_ts < %s", (cutoff,))
+        except transient_errors():
+            return
+
+    def close(self) -> None:
+        left = not self.delivery.flush()
+        if left:
+            print(f"wirewatch: {shown(self.url)}: {self.spool.pending:,} records stay in {self.spool.path} "
+                  "until the database answers (replayed at the next start)", file=self.log)
+        if self.conn is not None:
+            self.conn.close()
