@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 # interface for `make run`: the default-route one unless IFACE=... is given
 IFACE ?= $(shell awk '$$2 == "00000000" { print $$1; exit }' /proc/net/route 2>/dev/null)
 
-.PHONY: run test bench bench-live bench-web setup sample clean
+.PHONY: run test bench bench-live bench-web setup sample clean install install-files
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/wirewatch/native/*.c src/wirewatch/native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,36 @@ bench-live: setup
 ## Dashboard latency with a million stored alerts.
 bench-web: setup
 	$(BIN)/python bench/bench_web.py
+
+## Install under PREFIX (a venv of its own) with the systemd units, logrotate snippet and an
+## example config; creates the users wirewatch and wirewatch-web (root; DESTDIR for packaging).
+PREFIX ?= /opt/wirewatch
+SYSTEMD_DIR ?= /etc/systemd/system
+install: $(NODE_STAMP)
+	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)
+	$(DESTDIR)$(PREFIX)/bin/pip install -q --upgrade pip
+	$(DESTDIR)$(PREFIX)/bin/pip install -q .
+	mkdir -p $(DESTDIR)$(PREFIX)/node_modules && cp -r node_modules/chart.js $(DESTDIR)$(PREFIX)/node_modules/
+	$(MAKE) install-files
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  getent group wirewatch >/dev/null || groupadd --system wirewatch; \
+	  getent passwd wirewatch >/dev/null || useradd --system --gid wirewatch --home-dir /var/lib/wirewatch \
+	    --shell /usr/sbin/nologin wirewatch; \
+	  getent group wirewatch-web >/dev/null || groupadd --system wirewatch-web; \
+	  getent passwd wirewatch-web >/dev/null || useradd --system --gid wirewatch-web --home-dir /var/lib/wirewatch-web \
+	    --shell /usr/sbin/nologin wirewatch-web; \
+	  chgrp wirewatch /etc/wirewatch/wirewatch.toml; \
+	  systemctl daemon-reload 2>/dev/null || true; \
+	fi
+	@echo "installed; next: systemctl enable --now wirewatch-sensor@IFACE wirewatch-dashboard (README: A fleet, step by step)"
+
+## Only the files: units, logrotate snippet, example config (kept if present), README.
+install-files:
+	install -D -m 0644 deploy/systemd/wirewatch-sensor@.service $(DESTDIR)$(SYSTEMD_DIR)/wirewatch-sensor@.service
+	install -D -m 0644 deploy/systemd/wirewatch-dashboard.service $(DESTDIR)$(SYSTEMD_DIR)/wirewatch-dashboard.service
+	install -D -m 0644 deploy/logrotate/wirewatch $(DESTDIR)/etc/logrotate.d/wirewatch
+	test -e $(DESTDIR)/etc/wirewatch/wirewatch.toml || install -D -m 0640 deploy/wirewatch.toml $(DESTDIR)/etc/wirewatch/wirewatch.toml
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/README.md
 
 clean:
 	rm -rf $(VENV) var build src/*.egg-info node_modules
