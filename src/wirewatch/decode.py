@@ -103,6 +103,8 @@ IPV4_MAPPED = np.uint64(0xFFFF << 32)
 TUNNEL_NAMES = {1: "gre", 2: "erspan", 3: "vxlan", 4: "geneve", 5: "ip-in-ip", 6: "ipv6-in-ip", 7: "teredo",
                 8: "gtp-u", 9: "mpls", 10: "pppoe"}
 T_GRE, T_ERSPAN, T_VXLAN, T_GENEVE, T_IPIP, T_IPV6, T_TEREDO, T_GTPU, T_MPLS, T_PPPOE = range(1, 11)
+TUNNEL_PROTOS = member_table((PROTO_IPIP, PROTO_IPV6, PROTO_GRE))
+TUNNEL_DPORTS = member_table((PORT_VXLAN, PORT_GENEVE, PORT_GTPU, PORT_TEREDO), np.uint16)
 MAX_TUNNEL_DEPTH = 8  # the tunnel column holds 8 layers of 4 bits
 # tunnel header parse results
 _NONE, _SHORT, _OK = 0, 1, 2
@@ -495,6 +497,14 @@ def _ethernet_inside(r: _Reader, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return r.u16(p + 12).astype(np.int64), p + 14
 
 
+def _may_tunnel(r: _Reader, ip: dict[str, np.ndarray], i: np.ndarray) -> np.ndarray:
+    """A cheap first look (native/decode.c's may_tunnel): could row i's payload be a tunnel?"""
+    proto, l4 = ip["proto"][i], ip["l4"][i]
+    sport, dport = r.u16(l4), r.u16(l4 + 2)
+    udp = (proto == PROTO_UDP) & (TUNNEL_DPORTS[dport] | (sport == PORT_GTPU) | (sport == PORT_TEREDO))
+    return TUNNEL_PROTOS[proto] | udp
+
+
 def _tunnel_header(r: _Reader, ip: dict[str, np.ndarray], i: np.ndarray) -> tuple[np.ndarray, ...]:
     """For rows i (valid IP, not a later fragment): (kind, status, inner EtherType, inner L3
     offset) of the tunnel the packet's payload is, if any. status _NONE: not a tunnel;
@@ -641,6 +651,9 @@ def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: 
     # ---- tunnels: each round looks one layer further into the rows still carrying one --
     rows = np.flatnonzero(ip["valid"] & (ip["frag"] != FRAG_LATER) & (depth < max_depth))
     while rows.size:
+        rows = rows[_may_tunnel(r, ip, rows)]
+        if not rows.size:
+            break
         kind, status, et_in, l3_in = _tunnel_header(r, ip, rows)
         _count(errors, "malformed_inner_packet", status == _SHORT)
         keep = status == _OK
