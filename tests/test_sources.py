@@ -159,3 +159,10 @@ def test_empty_and_header_only_files(tmp_path):
     assert [x for x in r.stderr.decode().splitlines() if x.startswith("wirewatch:")] == [
         f"wirewatch: {empty}: not a pcap/pcapng capture (empty file)"]
     assert [f["ok"] for f in json.loads(r.stdout)["files"]] == [False, True]
+
+
+def test_progress_of_a_compressed_file_counts_its_compressed_bytes(tmp_path):
+    path = tmp_path / "mixed.pcap.gz"
+    path.write_bytes(gzip.compress(MIXED.read_bytes()))
+    consumed = [raw.consumed for raw in read_batches(str(path), 256)]
+    assert sum(consumed) == path.stat().st_size and len(consumed) > 1

@@ -25,7 +25,7 @@ class Progress:
     def update(self, raw) -> None:
         if not self.enabled:
             return
-        self.done += raw.consumed or len(raw.buf) + RECORD_HEADER * len(raw.meta)
+        self.done += raw.consumed if raw.consumed is not None else len(raw.buf) + RECORD_HEADER * len(raw.meta)
         pct = min(100, int(100 * self.done / self.total))
         if pct != self.shown:
             self.shown = pct

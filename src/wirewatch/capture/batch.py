@@ -17,4 +17,4 @@ class RawBatch:
     meta: np.ndarray  # (n, 4) uint32: sec, usec, offset into buf, caplen
     linktype: int
     sub_usec: np.ndarray | None = None  # uint16 nanoseconds beyond the microsecond, for ns captures
-    consumed: int = 0  # bytes of the capture this batch stands for (progress), 0 = unknown
+    consumed: int | None = None  # bytes of the capture file this batch stands for (progress); None = unknown

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = Tr
         raise CaptureError(f"{path}: {exc.strerror}") from None
     if not regular or compression_of(head):  # pipes, process substitution, compressed files
         with open(path, "rb") as fh:
-            yield from _stream(path, read_head(fh), fh, batch_size, compiled)
+            yield from _stream(path, read_head(fh), fh, batch_size, compiled, fh.tell if regular else None)
         return
     if not head:
         raise CaptureError(f"{path}: not a pcap/pcapng capture (empty file)")
@@ -68,10 +68,11 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = Tr
         yield from libpcap_batches(path, batch_size)
 
 
-def _stream(name: str, head: bytes, stream, batch_size: int, compiled: bool) -> Iterator[RawBatch]:
+def _stream(name: str, head: bytes, stream, batch_size: int, compiled: bool,
+            position: Callable[[], int] | None = None) -> Iterator[RawBatch]:
     if not head:
         raise CaptureError(f"{name}: not a pcap/pcapng capture (empty)")
-    yield from stream_batches(name, decompressed(name, head, stream), batch_size, compiled)
+    yield from stream_batches(name, decompressed(name, head, stream), batch_size, compiled, position=position)
 
 
 def _open_libpcap(path: str):

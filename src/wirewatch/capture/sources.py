@@ -92,11 +92,13 @@ def mapped_batches(path: str, batch_size: int, compiled: bool = True) -> Iterato
 
 
 def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool = True,
-                   chunk: int = CHUNK) -> Iterator[RawBatch]:
+                   chunk: int = CHUNK, position: Callable[[], int] | None = None) -> Iterator[RawBatch]:
     """The batches of a capture read from a stream, `chunk` bytes at a time.
 
     A read that fails (a corrupt or truncated compressed file, an I/O error) ends the
-    capture after the records that were read completely before it."""
+    capture after the records that were read completely before it. `position` tells how
+    far into the file the stream has read (a compressed file: its compressed bytes), for
+    each batch's `consumed` (the progress bar)."""
     walker = Walker(name, batch_size, compiled)
     done = [0]  # bytes of the stream before the current buffer
     failure: list[Exception] = []
@@ -130,7 +132,12 @@ def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool 
         done[0] += pos
         return fresh, 0
 
-    yield from _drive(name, walker, b"", refill, lambda pos: done[0] + pos)
+    last = 0
+    for raw in _drive(name, walker, b"", refill, lambda pos: done[0] + pos):
+        if position is not None:
+            now = position()
+            raw.consumed, last = now - last, now
+        yield raw
 
 
 class _Prefixed(io.RawIOBase):
