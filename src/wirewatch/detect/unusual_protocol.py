@@ -2,6 +2,9 @@
 
 NULL, FIN without ACK, Xmas (FIN+PSH+URG), SYN+FIN, SYN+RST and all-flags packets are
 never sent by a normal TCP stack: they are scan probes or evasion attempts.
+
+An IP protocol scan (nmap -sO) sends one packet of each protocol number: no single
+protocol repeats, so it is counted apart, as distinct unusual protocols per source.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
-from .count.window import WindowCounter
+from .count.window import DistinctCounter, WindowCounter
 
 FLAG_KINDS = {1: "NULL (no flags)", 2: "FIN without ACK", 3: "Xmas (FIN+PSH+URG)", 4: "SYN+FIN",
               5: "SYN+RST", 6: "all flags set"}
 PROTO_KIND = 1000  # kind = PROTO_KIND + protocol number for unusual protocols
+PROTO_SCAN = 2000  # the kind of an IP protocol scan (many distinct unusual protocols)
+SAMPLE = 20
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class UnusualProtocolConfig:
                                                               "(default ICMP, IGMP, TCP, UDP, ICMPv6).", 0, 255)
     check_tcp_flags: bool = setting(True, "Also report scan-style TCP flag combinations.")
     threshold: int = setting(3, "Packets of one kind from one source within the window.", 1)
+    scan_threshold: int = setting(8, "Distinct protocols outside allowed_protocols from one source within the "
+                                     "window that make an IP protocol scan (nmap -sO; 0 = off).", 0)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
     max_sources: int = setting(16_384, "Cap on (source, kind) pairs tracked.", 16)
 
@@ -52,6 +59,8 @@ class UnusualProtocol(Reconfigurable):
         self.window = cfg.window or window
         self.configure()
         self.counter = WindowCounter(self.window, cfg.max_sources, ("packets",), {**ADDR_LABELS, "kind": np.int64})
+        self.protocols = DistinctCounter(self.window, cfg.max_sources, cfg.max_sources * 4, ADDR_LABELS,
+                                         {"protocol": np.int64})
 
     def configure(self) -> None:
         self.allowed = member_table(self.cfg.allowed_protocols)
@@ -69,7 +78,35 @@ class UnusualProtocol(Reconfigurable):
         touched = self.counter.add(keys, p.ts, {"packets": np.ones(len(p), np.int64)}, {**addr_labels(p), "kind": k})
         now = float(p.ts.max())
         hot = touched[self.counter.totals(touched, now, "packets") >= self.cfg.threshold]
-        return [self._finding(int(s), now) for s in due(self.counter.table, hot, now, self.window)]
+        out = [self._finding(int(s), now) for s in due(self.counter.table, hot, now, self.window)]
+        return out + self._protocol_scan(p, k, now)
+
+    def _protocol_scan(self, p: PacketBatch, kind: np.ndarray, now: float) -> list[Finding]:
+        odd = np.flatnonzero(kind >= PROTO_KIND)
+        if not self.cfg.scan_threshold or not odd.size:
+            return []
+        q = p.select(odd)
+        proto = q.proto.astype(np.int64)
+        touched = self.protocols.observe(hash_cols(q.src_hi, q.src_lo), proto, q.ts, addr_labels(q), {"protocol": proto})
+        g = self.protocols.groups
+        hot = touched[g.cols["distinct"][touched] >= self.cfg.scan_threshold]
+        return [self._scan_finding(int(s)) for s in due(g, hot, now, self.window)]
+
+    def _scan_finding(self, slot: int) -> Finding:
+        c = self.protocols
+        g = c.groups
+        items = c.items_of(int(g.keys[slot]))
+        protos = sorted(int(x) for x in c.items.cols["protocol"][items])
+        src, dst = src_of(g, slot), dst_of(g, slot)
+        n = int(g.cols["distinct"][slot])
+        return Finding(
+            type=self.name, identifier=(src, PROTO_SCAN), ts=float(g.last_seen[slot]),
+            message=f"IP protocol scan from {src}: {n} unusual protocols", src_ip=src, dest_ip=dst,
+            evidence={"protocol_scan": True, "distinct_protocols": n, "window_s": self.window,
+                      "threshold": self.cfg.scan_threshold, "packets": int(c.items.cols["hits"][items].sum()),
+                      "sample_protocols": protos[:SAMPLE], "last_destination": dst,
+                      **times(g.cols["first_seen"][slot], g.last_seen[slot])},
+        )
 
     def _finding(self, slot: int, now: float) -> Finding:
         t = self.counter.table
@@ -94,9 +131,10 @@ class UnusualProtocol(Reconfigurable):
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)
+        self.protocols.expire(now)
 
     def stats(self) -> dict[str, int]:
-        return self.counter.stats("unusual_protocol")
+        return {**self.counter.stats("unusual_protocol"), **self.protocols.stats("unusual_protocol_scan")}
 
 
 SPEC = DetectorSpec(
