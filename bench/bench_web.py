@@ -1,6 +1,8 @@
-"""`make bench-web`: dashboard latency with 1,000,000 stored alerts.
+"""`make bench-web`: the store's write rate, and dashboard latency with 1,000,000 stored alerts.
 
-Fills a store (once, cached under var/bench/) through the real SqliteSink, then times
+First writes an alert storm (STORM alerts, batches of 16,384 as the engine hands them
+over) into a fresh store through the real SqliteSink and prints alerts/s. Then fills a
+store (once, cached under var/bench/) through the same sink, and times
 the alerts list (first page and a deep page), a filtered query (type + CIDR), free-text
 search and the overview API through the Flask app, and prints p50/p95 in milliseconds.
 """
@@ -8,8 +10,10 @@ search and the overview API through the Flask app, and prints p50/p95 in millise
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +23,8 @@ from wirewatch.store.sqlite_sink import SqliteSink  # noqa: E402
 from wirewatch.web import create_app  # noqa: E402
 
 N = int(os.environ.get("BENCH_WEB_ALERTS", "1000000"))
+STORM = int(os.environ.get("BENCH_STORE_ALERTS", "300000"))
+BATCH = 16384
 DB = os.path.join(ROOT, "var", "bench", f"web-{N}.db")
 TYPES = ["port_scan", "host_sweep", "syn_flood", "failed_handshake", "unusual_protocol", "traffic_burst",
          "blacklist", "suspicious_port", "distributed_scan"]
@@ -53,6 +59,24 @@ def fill() -> None:
     print(f"filled {N:,} alerts in {time.perf_counter() - start:.1f} s ({N / (time.perf_counter() - start):,.0f} alerts/s)")
 
 
+def store_rate() -> None:
+    """Alerts/s into a fresh store: wall clock, and CPU seconds of this process beside it
+    (the two differ when other work shares the machine)."""
+    alerts = [alert(i) for i in range(STORM)]
+    tmp = tempfile.mkdtemp(prefix="bench-store")
+    try:
+        sink = SqliteSink(os.path.join(tmp, "storm.db"), retention_days=100000, max_mb=100000)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for lo in range(0, STORM, BATCH):
+            sink.write(alerts[lo:lo + BATCH])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        sink.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"store write: {STORM:,} alerts in {wall:.2f} s = {STORM / wall:,.0f} alerts/s "
+          f"({STORM / cpu:,.0f} alerts per CPU second)")
+
+
 def timed(client, url: str, runs: int = 40) -> tuple[float, float]:
     auth = {"Authorization": "Bearer bench"}
     client.get(url, headers=auth)
@@ -67,6 +91,7 @@ def timed(client, url: str, runs: int = 40) -> tuple[float, float]:
 
 
 def main() -> int:
+    store_rate()
     fill()
     client = create_app(DB, "bench").test_client()
     deep = client.get("/api/alerts?limit=50&before=500000", headers={"Authorization": "Bearer bench"}).get_json()

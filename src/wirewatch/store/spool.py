@@ -31,7 +31,7 @@ from typing import Any, TextIO
 REPLAY_CHUNK = 5000  # entries per replay transaction
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One record on its way to the store; uid is None unless it went through the spool."""
 
