@@ -23,6 +23,7 @@ from .sinks.jsonl import JsonlSink
 
 DROP_WARN = 0.01
 MAX_DRAIN_BATCHES = 1000
+DRAIN_S = 1.5  # with the store's close (at most store.sqlite_sink.CLOSE_S) a stop takes well under 5 s
 
 
 @dataclass
@@ -105,14 +106,22 @@ class Sensor:
         self.source.close()
         s = self.engine.summary()
         kp, kd, ki = self.last_kernel
+        store = s["store"]
+        stored = (f"; store: spooled {store['spooled']:,}, replayed {store['replayed']:,}, "
+                  f"still spooled {store['spool_pending']:,}" if store else "")
         print(f"wirewatch: stopped; packets {s['packets']:,}, kernel received {kp:,}, kernel drops {kd:,}, "
               f"interface drops {ki:,}, decode errors {sum(s['decode_errors'].values()):,}, "
-              f"alerts {sum(s['alerts'].values()):,}", file=self.log)
+              f"alerts {sum(s['alerts'].values()):,}{stored}", file=self.log)
         return 0
 
     def drain(self) -> None:
-        """After a stop signal: analyse what the kernel already captured."""
+        """After a stop signal: analyse what the kernel already captured, for at most
+        DRAIN_S seconds (during a storm the kernel refills as fast as we drain; systemd
+        kills a unit that takes too long to stop, losing everything not yet written)."""
+        deadline = time.monotonic() + DRAIN_S
         for _ in range(MAX_DRAIN_BATCHES):
+            if time.monotonic() >= deadline:
+                return
             raw = self.source.drain()
             if not len(raw.meta):
                 return
@@ -126,9 +135,10 @@ class Sensor:
             return
         self.engine.reconfigure(new)
         self.cfg = new
-        if self.jsonl:
-            self.jsonl.reopen()
-        print("wirewatch: reloaded config and blocklists; log reopened", file=self.log)
+        problem = self.jsonl.reopen() if self.jsonl else None
+        if problem:
+            print(f"wirewatch: {problem}", file=self.log)
+        print(f"wirewatch: reloaded config and blocklists; log {'kept' if problem else 'reopened'}", file=self.log)
 
     def emit_stats(self, final: bool = False) -> None:
         recv, drop, ifdrop = self.source.kernel_stats()

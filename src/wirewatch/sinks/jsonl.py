@@ -28,10 +28,18 @@ class JsonlSink:
     def write_event(self, record: dict[str, Any]) -> None:
         self.write([record])
 
-    def reopen(self) -> None:
-        """After logrotate renamed the file: continue in a new file at the same path."""
+    def reopen(self) -> str | None:
+        """After logrotate renamed the file: continue in a new file at the same path.
+
+        If the new file cannot be opened (a directory the sensor's user may not write), the
+        old handle stays in use and the reason is returned: alerts keep going somewhere."""
+        try:
+            fh = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            return f"{self.path}: cannot reopen alert log: {exc.strerror or exc}; still writing to the old file"
         self.fh.close()
-        self.fh = open(self.path, "a", encoding="utf-8")
+        self.fh = fh
+        return None
 
     def close(self) -> None:
         self.fh.close()

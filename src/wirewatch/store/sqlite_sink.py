@@ -23,6 +23,7 @@ from .spool import Delivery, Entry, Spool
 MUTE_REFRESH_S = 2.0
 BUSY_TIMEOUT_MS = 250  # per attempt; Delivery retries with backoff, then spools
 OPEN_TIMEOUT_S = 5.0  # opening and migrating may wait longer (once, at start)
+CLOSE_S = 1.5  # at exit, replay the spool for at most this long (a stop must end within 5 s)
 RETENTION_EVERY = 500  # alerts between retention checks
 RETENTION_PERIOD_S = 3600.0  # and at least hourly (with the stats events)
 
@@ -251,7 +252,7 @@ class SqliteSink:
         """Delivery counters for the stats event and the summary."""
         return {"stored": self.stored, **self.delivery.stats()}
 
-    def close(self, deadline_s: float = 2.0) -> None:
+    def close(self, deadline_s: float = CLOSE_S) -> None:
         """Replay what is spooled if the store takes it within the deadline; the rest stays
         in the spool file (said on stderr) and is replayed at the next start."""
         if not self.delivery.flush(deadline_s):
