@@ -19,14 +19,28 @@ def resolve_user(name: str) -> tuple[int, int]:
     return pw.pw_uid, pw.pw_gid
 
 
+def make_dirs(path: str) -> list[str]:
+    """Create a directory and its missing parents; returns the ones created, outermost
+    first: the only directories a process about to drop root may hand to its user."""
+    missing: list[str] = []
+    probe = os.path.abspath(path)
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    os.makedirs(path, exist_ok=True)
+    return missing[::-1]
+
+
 def prepare_path(path: str, uid: int, gid: int) -> None:
-    """Create a file's directory (and the file) owned by the user we will become."""
+    """Create a file's missing directories (and the file) owned by the user we will become;
+    an existing directory keeps its owner."""
     if not path:
         return
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)
-        os.chown(parent, uid, gid)
+    for d in make_dirs(os.path.dirname(os.path.abspath(path))):
+        os.chown(d, uid, gid)
     if not os.path.exists(path):
         open(path, "a").close()
     os.chown(path, uid, gid)

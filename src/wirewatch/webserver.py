@@ -6,10 +6,11 @@ import ipaddress
 import math
 import os
 import secrets
+import sqlite3
 import sys
 
 from .config import Config
-from .privileges import PrivilegeError, drop_to, resolve_user
+from .privileges import PrivilegeError, drop_to, make_dirs, resolve_user
 from .store.postgres_schema import is_postgres
 from .store.schema import store_files
 
@@ -81,17 +82,31 @@ def check_bind(cfg: Config, host: str) -> None:
                        "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'); or bind 127.0.0.1")
 
 
-def prepare_store(db_path: str) -> None:
-    """Make sure the store exists (migrated) so the dashboard can open it read-only."""
-    from .store.admin import open_triage
-    open_triage(db_path).close()
+def prepare_store(db_path: str) -> object:
+    """Make sure the store exists (migrated) and, for SQLite, hold it open (WAL) for the life
+    of the server.
+
+    While one connection is open SQLite keeps the -wal and -shm files, so once they are
+    handed to the dashboard's user it can read and triage after dropping root without
+    needing write access to the directory, which the dashboard never takes over unless
+    it created it."""
+    if is_postgres(db_path):
+        from .store.admin import open_triage
+        open_triage(db_path).close()
+        return None
+    from .store.schema import migrate
+
+    conn = sqlite3.connect(db_path, isolation_level=None, timeout=5, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    migrate(conn)
+    conn.execute("SELECT count(*) FROM schema_version").fetchone()  # creates -shm now, as root
+    return conn
 
 
 def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) -> int:
     check_bind(cfg, host)
-    if not is_postgres(db_path) and not os.path.exists(db_path):
-        os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
-    prepare_store(db_path)
+    created = [] if is_postgres(db_path) else make_dirs(os.path.dirname(os.path.abspath(db_path)))
+    keeper = prepare_store(db_path)  # noqa: F841 - held open until the process ends
     token, token_file = load_token(cfg, db_path)
     from waitress import create_server
 
@@ -102,10 +117,8 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
     warm_up(app, token)
     if os.geteuid() == 0:
         uid, gid = resolve_user(cfg.web.user)
-        for path in store_files(db_path) + ([token_file] if token_file else []):
-            os.chown(path, uid, gid)
-        if not is_postgres(db_path):
-            os.chown(os.path.dirname(os.path.abspath(db_path)), uid, gid)
+        for path in store_files(db_path) + ([token_file] if token_file else []) + created:
+            os.chown(path, uid, gid)  # the store's own files, and directories this process created
         drop_to(uid, gid)
     if os.geteuid() == 0:
         raise PrivilegeError("the dashboard never runs as root")
