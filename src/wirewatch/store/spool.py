@@ -14,7 +14,7 @@ its commit but before its progress was saved (a crash, a kill) stores nothing tw
 Records written directly never went through a failure, so they need no id (None).
 
 Files: `<path>` holds the entries, `<path>.done` the byte offset replayed so far
-(written atomically after each committed chunk). The spool file is truncated once
+(overwritten in place after each committed chunk). The spool file is truncated once
 fully replayed.
 """
 
@@ -66,12 +66,20 @@ class Spool:
             return 0
 
     def _save_offset(self, offset: int) -> None:
-        tmp = self.done_path + ".tmp"
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(str(offset))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.done_path)
+        """Overwrite the offset in place (fixed width, one small write, fsync'd): no temporary
+        file, so an unprivileged sensor needs no write access to the directory."""
+        fd = os.open(self.done_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, f"{offset:020d}\n".encode("ascii"), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def create(self) -> list[str]:
+        """Create both files now (empty), e.g. before dropping root, so that they can be handed over."""
+        for path in (self.path, self.done_path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        return [self.path, self.done_path]
 
     def _count_pending(self) -> int:
         """Entries not yet replayed; a torn last line (a crash mid-append) is cut off first."""

@@ -91,8 +91,8 @@ class SqliteSink:
 
     def paths(self) -> list[str]:
         """Files the sensor hands to its unprivileged user before dropping root (the spool
-        file is created now so that it can be handed over too)."""
-        open(self.spool.path, "a").close()
+        files are created now so that they can be handed over too)."""
+        self.spool.create()
         return store_files(self.path)
 
     def refresh_mutes(self, force: bool = False) -> None:
