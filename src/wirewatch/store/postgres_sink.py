@@ -90,9 +90,9 @@ class PostgresSink:
             raise psycopg.OperationalError(str(exc)) from None
 
     def paths(self) -> list[str]:
-        """Files the sensor hands to its unprivileged user before dropping root."""
-        open(self.spool.path, "a").close()
-        return self.spool.files()
+        """Files the sensor hands to its unprivileged user before dropping root (the spool's
+        offset file too: it is rewritten in place, so the directory may stay root's)."""
+        return self.spool.create()
 
     def _stamp(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
