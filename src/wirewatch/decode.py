@@ -537,7 +537,8 @@ def _tunnel_header(r: _Reader, ip: dict[str, np.ndarray], i: np.ndarray) -> tupl
                           [p, p + 12 + 8 * (r.u8(p + 11) & 1), p + 8 * seq])  # ERSPAN I has no header, II 8 bytes
         ieth, il3 = _ethernet_inside(r, frame)
         eth = (ptype == ETH_TEB) | span
-        gre &= ip_in | eth
+        not_ethernet = span3 & (((r.u16(p + 10) >> 10) & 0x1F) != 0)  # ERSPAN III frame type: 0 is Ethernet
+        gre &= ip_in | (eth & ~not_ethernet)
         kind = np.where(gre, np.where(span, T_ERSPAN, T_GRE), kind)
         et = np.where(gre, np.where(eth, ieth, ptype), et)
         l3 = np.where(gre, np.where(eth, il3, p), l3)

@@ -368,6 +368,8 @@ static tunnel_hdr tunnel_header(const reader *r, const ip_info *ip)
         } else if (ptype == ETH_TEB) {
             ethernet_inside(r, p, &t);
         } else if (ptype == ETH_ERSPAN_3) {
+            if ((u16(r, p + 10) >> 10) & 0x1F) /* frame type: 0 is Ethernet */
+                return t;
             t.kind = T_ERSPAN;
             ethernet_inside(r, p + 12 + ((u8(r, p + 11) & 1) ? 8 : 0), &t);
         } else if (ptype == ETH_ERSPAN_1_2) { /* type I has no ERSPAN header, type II 8 bytes */
