@@ -107,7 +107,7 @@ def test_ip_over_the_link_type_is_decoded(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["ppp", "ppp_in_hdlc", "cisco_hdlc", "frame_relay_nlpid", "nflog",
-                                  "radiotap_qos_data_ipv6", "ipoib"])
+                                  "radiotap_qos_data_ipv6", "ieee802_11_data", "ipoib"])
 def test_port_scan_over_the_link_type_is_reported(tmp_path, name):
     linktype, wrap, v6 = LINKS[name]
     alerts, _ = run_file(write(tmp_path, linktype, [wrap(inner(port, v6)) for port in range(2000, 2030)]))

@@ -113,7 +113,8 @@ def test_inner_packet_is_decoded_and_tunnel_named(tmp_path, name):
     assert_same_as_reference(*frames_meta([frame]), 1)
 
 
-@pytest.mark.parametrize("name", ["vxlan", "gre", "teredo", "gtp_u", "mpls", "pppoe", "erspan_type_3", "geneve",
+@pytest.mark.parametrize("name", ["vxlan", "gre", "gre_transparent_ethernet", "teredo", "gtp_u", "mpls", "pppoe",
+                                  "erspan_type_1", "erspan_type_2", "erspan_type_3", "geneve", "ipv4_in_ipv4",
                                   "ipv6_in_ipv4", "vxlan_in_gre"])
 def test_port_scan_inside_a_tunnel_names_the_inner_attacker_and_the_tunnel(tmp_path, name):
     wrap, names, v6 = TUNNELS[name]
