@@ -84,6 +84,15 @@ def _timed(cmd: list[str]) -> tuple[float, float, bytes]:
     return wall, usage.ru_maxrss / 1024, out
 
 
+def _packet_count(path: str) -> int | None:
+    """The file's packet count by capinfos (wireshark-common), or None without it."""
+    capinfos = shutil.which("capinfos")
+    if capinfos is None:
+        return None
+    out = subprocess.run([capinfos, "-c", "-M", "-T", path], capture_output=True, text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1].split("\t")[-1])
+
+
 def compare(label: str, path: str, blocklist: str | None) -> dict:
     """Alternate wirewatch read and tcpdump -r on `path`; print and return the medians."""
     tcpdump = _tool("tcpdump")
@@ -91,10 +100,13 @@ def compare(label: str, path: str, blocklist: str | None) -> dict:
           "json", "--no-progress"] + (["--blacklist", blocklist] if blocklist else [])
     rows = []
     packets = 0
+    expected = _packet_count(path)
     for _ in range(RUNS):
         w_wall, w_rss, out = _timed(ww)
         summary = json.loads(out)
         packets = summary["packets"]
+        if expected is not None and packets != expected:  # the run must have done the whole file's work
+            raise SystemExit(f"bench: wirewatch analysed {packets:,} packets of {path}, capinfos counts {expected:,}")
         if summary.get("component_errors"):
             raise SystemExit(f"bench: a detector raised: {summary['component_errors']}")
         t_wall, t_rss, _ = _timed([tcpdump, "-r", path, "-w", "/dev/null"])
