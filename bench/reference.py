@@ -147,3 +147,7 @@ def main(generated: str) -> list[dict]:
                   f"peak RSS <= 200 MiB: {'yes' if result['wirewatch_rss_mib'] <= 200 else 'NO'}")
         results.append(result)
     return results
+
+
+if __name__ == "__main__":  # bench_read.py runs this in a child of its own: see main()
+    main(sys.argv[1])
