@@ -46,6 +46,10 @@ NOT_YET = {
     "sinks/console.py": "test_cli.py",
     "sinks/jsonl.py": "test_cli.py",
     "store/admin.py": "test_web.py",
+    "store/postgres_schema.py": "store/test_postgres_fleet.py",
+    "store/postgres_sink.py": "store/test_postgres_fleet.py",
+    "store/rollups.py": "web/test_fleet_dashboard.py",
+    "store/sensor_tables.py": "web/test_fleet_dashboard.py",
     "store/queries.py": "test_web.py",
     "store/schema.py": "store/test_sqlite_sink.py",
     "talkers.py": "test_cli.py",
@@ -65,7 +69,8 @@ MENTION = {"demo.py": "make sample", "detect/base.py": "DetectorSpec", "lut.py":
            "sinks/jsonl.py": "--logfile", "talkers.py": "top sources", "schema.py": "expected",
            "privileges.py": "monitor", "detect/classify/handshakes.py": "RA", "web/__init__.py": "create_app",
            "detect/count/report.py": "first_seen", "web/lookup.py": "/alerts/", "tunnel_evidence.py": "\"tunnel\"", "web/params.py": "400", "web/pages.py": "/alerts",
-           "web/auth.py": "login", "store/queries.py": "/api/alerts", "store/admin.py": "Triage",
+           "web/auth.py": "login", "store/postgres_sink.py": "--db", "store/postgres_schema.py": "--db",
+           "store/rollups.py": "/sensors", "store/sensor_tables.py": "/sensors", "store/queries.py": "/api/alerts", "store/admin.py": "Triage",
            "capture/live.py": "monitor", "webserver.py": "dashboard", "addr.py": "addr", "native/__init__.py": "native"}
 
 
