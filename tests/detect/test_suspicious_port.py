@@ -24,11 +24,13 @@ def test_suspicious_port_list_replaced(tmp_path):
 
 
 def test_suspicious_port_flood_of_sources_keeps_no_state_and_bounded_dedup(tmp_path):
-    """suspicious_port keeps nothing between batches; what a flood of 10x the identifier cap of
-    forged sources grows is the alert manager's dedup memory, and that stays capped."""
+    """suspicious_port keeps only its capped table of known connections (for mid-stream
+    sessions); what a flood of 10x the identifier cap of forged sources grows is the alert
+    manager's dedup memory, and that stays capped too."""
     cap = 16
     pkts = [syn(4, many(4, i), "10.1.0.1", 5000, 4444, T0 + i * 0.001) for i in range(10 * cap)]
-    alerts, engine = run_packets(tmp_path, pkts, {"alerts.max_identifiers": cap})
+    alerts, engine = run_packets(tmp_path, pkts, {"alerts.max_identifiers": cap, "detect.suspicious_port.max_sessions": cap})
     assert len(alerts) == 10 * cap and {a["dest_port"] for a in alerts} == {4444}
-    assert not [k for k in engine.summary()["detector_state"] if k.startswith("suspicious_port")]
+    state = engine.summary()["detector_state"]
+    assert state["suspicious_port_sessions"] <= cap and state["suspicious_port_sessions_evicted"] >= 9 * cap - cap
     assert len(engine.alerts.seen) == cap and engine.alerts.evicted == 9 * cap

@@ -1,4 +1,10 @@
-"""suspicious_port: connection attempts (TCP SYN) or UDP datagrams to ports on a watch list."""
+"""suspicious_port: connection attempts (TCP SYN) or UDP datagrams to ports on a watch list.
+
+A session that was already established when the capture began has no SYN: data on a TCP
+connection whose lower port (the service's side) is watched, on a connection not seen
+before, is reported once as a mid-stream session, naming the side that talks *to* the
+watched port. Known connections are held in a bounded table (SYNs put them there too).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..addr import addr_str
-from ..decode import PacketBatch
+from ..decode import TCP_RST, TCP_SYN, PacketBatch
 from ..lut import member_table
 from ..settings import setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
-from .classify.packets import proto_name, syn_only, udp_initiator
+from .classify.packets import proto_name, syn_only, tcp_rows, udp_initiator
 from .count.kernels import hash_cols
 from .count.report import times
+from .count.table import KeyTable
 from .count.window_util import unique_last
 
+SESSION_IDLE = 300.0  # seconds of packet time after which a quiet known connection is forgotten
 DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]
 
 
@@ -24,6 +32,8 @@ class SuspiciousPortConfig:
     enabled: bool = setting(True, "Alert on connection attempts to ports on the watch list.")
     ports: list[int] = setting(DEFAULT_PORTS, "Watched destination ports (telnet, IRC, well-known backdoors "
                                               "and shells); --suspicious-ports replaces the list.", 0, 65535)
+    max_sessions: int = setting(65_536, "Cap on connections to watched ports remembered (so a mid-stream "
+                                        "session is reported once).", 16)
 
 
 class SuspiciousPort(Reconfigurable):
@@ -32,12 +42,48 @@ class SuspiciousPort(Reconfigurable):
     def __init__(self, cfg: SuspiciousPortConfig):
         self.cfg = cfg
         self.configure()
+        self.sessions = KeyTable(cfg.max_sessions)
 
     def configure(self) -> None:
         self.ports = sorted(set(self.cfg.ports))
         self.watched = member_table(self.ports, np.uint16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
+        return self._attempts(b) + self._midstream(b)
+
+    def _midstream(self, b: PacketBatch) -> list[Finding]:
+        """Data on connections to watched ports that no SYN (and no earlier data) announced."""
+        syn = np.flatnonzero(syn_only(b) & self.watched[b.dport])
+        if syn.size:
+            opened = np.unique(hash_cols(b.src_hi[syn], b.src_lo[syn], b.dst_hi[syn], b.dst_lo[syn], b.sport[syn], b.dport[syn]))
+            self.sessions.upsert(opened, np.full(len(opened), b.ts[syn].max()))
+        data = tcp_rows(b) & b.flags_ok & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0)
+        to_svc = np.flatnonzero(data & (b.dport < b.sport) & self.watched[b.dport])  # client -> service
+        from_svc = np.flatnonzero(data & (b.sport < b.dport) & self.watched[b.sport])  # service -> client
+        if not (to_svc.size or from_svc.size):
+            return []
+        rows = np.concatenate([to_svc, from_svc])
+        fwd = np.r_[np.ones(to_svc.size, bool), np.zeros(from_svc.size, bool)]
+        c_hi, c_lo = np.where(fwd, b.src_hi[rows], b.dst_hi[rows]), np.where(fwd, b.src_lo[rows], b.dst_lo[rows])
+        s_hi, s_lo = np.where(fwd, b.dst_hi[rows], b.src_hi[rows]), np.where(fwd, b.dst_lo[rows], b.src_lo[rows])
+        cport, port = np.where(fwd, b.sport[rows], b.dport[rows]), np.where(fwd, b.dport[rows], b.sport[rows])
+        keys = hash_cols(c_hi, c_lo, s_hi, s_lo, cport, port)
+        uk, last, counts = unique_last(keys)
+        known = self.sessions.find(uk) >= 0
+        self.sessions.upsert(uk, b.ts[rows[last]])
+        out = []
+        for i, n in sorted(zip(last[~known].tolist(), counts[~known].tolist())):
+            src, dst, p = addr_str(c_hi[i], c_lo[i]), addr_str(s_hi[i], s_lo[i]), int(port[i])
+            out.append(Finding(
+                type=self.name, identifier=(src, dst, "TCP", p), ts=float(b.ts[rows[i]]),
+                message=f"Suspicious TCP session from {src} to port {p} (already established: no SYN seen)",
+                src_ip=src, dest_ip=dst, src_port=int(cport[i]), dest_port=p, proto="TCP",
+                evidence={"port": p, "midstream": True, "data_segments": int(n), "watched_ports": self.ports,
+                          **times(b.ts[rows[i]], b.ts[rows[i]])},
+            ))
+        return out
+
+    def _attempts(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero((syn_only(b) | udp_initiator(b)) & self.watched[b.dport])
         if not rows.size:
             return []
@@ -59,10 +105,10 @@ class SuspiciousPort(Reconfigurable):
         return out
 
     def expire(self, now: float) -> None:
-        return None
+        self.sessions.expire(now - SESSION_IDLE)
 
     def stats(self) -> dict[str, int]:
-        return {}
+        return {"suspicious_port_sessions": self.sessions.size, "suspicious_port_sessions_evicted": self.sessions.evicted}
 
 
 SPEC = DetectorSpec(
