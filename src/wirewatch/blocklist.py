@@ -14,7 +14,9 @@ import os
 import re
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 
@@ -58,14 +60,41 @@ class Blocklist:
         return self.v6_entry[i], self.files[self.v6_file[i]]
 
 
+MAX_LINE = 4096  # characters: no address, prefix or comment needs more
+MAX_BYTES = 512 * 1024 * 1024  # a blocklist bigger than this is not a blocklist (/dev/zero, a disk image)
+
+
 def parse_line(raw: str) -> str | None:
     """The address/prefix on a line, or None for blank and comment lines.
 
     `#` and `;` start comments (Spamhaus DROP: `1.2.3.0/24 ; SBL123`); FireHOL netsets
-    are one entry per line with `#` comments.
+    are one entry per line with `#` comments. Anything else after the entry is an error
+    (ValueError): keeping the first of two addresses would silently drop the second.
     """
     text = raw.split("#", 1)[0].split(";", 1)[0].strip()
-    return text.split()[0] if text else None
+    if not text:
+        return None
+    words = text.split()
+    if len(words) > 1:
+        raise ValueError(f"one address or prefix per line, found {len(words)}: {text[:100]!r}")
+    return words[0]
+
+
+def _lines(fh: TextIO, path: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) with the line length and the total size bounded."""
+    total = 0
+    lineno = 0
+    while True:
+        raw = fh.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        lineno += 1
+        total += len(raw)
+        if len(raw) > MAX_LINE:
+            raise BlocklistError(f"{path}:{lineno}: line longer than {MAX_LINE} characters: not a blocklist")
+        if total > MAX_BYTES:
+            raise BlocklistError(f"{path}:{lineno}: more than {MAX_BYTES // (1024 * 1024)} MB: not a blocklist")
+        yield lineno, raw
 
 
 _V4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?$")
@@ -96,8 +125,11 @@ def load(paths: list[str]) -> Blocklist:
     for fi, path in enumerate(paths):
         try:
             with open(path, encoding="utf-8", errors="strict") as fh:
-                for lineno, raw in enumerate(fh, 1):
-                    entry = parse_line(raw)
+                for lineno, raw in _lines(fh, path):
+                    try:
+                        entry = parse_line(raw)
+                    except ValueError as exc:
+                        raise BlocklistError(f"{path}:{lineno}: {exc}") from None
                     if entry is None:
                         continue
                     fast = _v4_range(entry)

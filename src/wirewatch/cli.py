@@ -143,13 +143,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, cfg)
         return cmd_read(args, cfg)
+    except BrokenPipeError:  # `wirewatch config | head`: the reader had enough (an OSError: caught first)
+        _quiet_stdout()
+        return 0
     except (ConfigError, BlocklistError, CaptureError, PrivilegeError, WebError, OSError) as exc:
         print(f"wirewatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None = None) -> int:

@@ -7,6 +7,7 @@ naming the key, the value and where it came from.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import tomllib
@@ -17,7 +18,7 @@ from typing import Any
 
 from .decode import DecodeConfig
 from .detect import registry
-from .settings import setting
+from .settings import cap, setting
 
 ENV_PREFIX = "WIREWATCH_"
 DEFAULT_DB = "var/wirewatch.db"
@@ -48,7 +49,7 @@ def sensor_name(general: GeneralConfig) -> str:
 class AlertsConfig:
     cooldown: float = setting(30.0, "Seconds of packet time during which a repeat of the same alert "
                                     "is suppressed and counted (--cooldown).", 0)
-    max_identifiers: int = setting(100_000, "Cap on distinct alert identifiers remembered for dedup.", 16)
+    max_identifiers: int = cap(100_000, "Cap on distinct alert identifiers remembered for dedup.")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,13 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer")
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                raise ConfigError(f"{where}: expected a finite number") from None
+            if not math.isfinite(number):  # nan compares false with every bound; inf passes a minimum
+                raise ConfigError(f"{where}: expected a finite number")
+            return number
         raise ConfigError(f"{where}: expected a number")
     if kind is str:
         if isinstance(value, str):

@@ -5,6 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+MAX_CAP = 1 << 24  # entries: the ceiling of every state cap (64x the largest default; ~1 GB at worst)
+
+
+def cap(default: int, help: str) -> Any:
+    """A cap on entries of state keyed by something the traffic chooses: at least 16, at most MAX_CAP
+    (a typo such as 10**9 would otherwise allocate gigabytes at start-up)."""
+    return setting(default, help, 16, MAX_CAP)
+
 
 def setting(default: Any, help: str, minimum: float | None = None, maximum: float | None = None) -> Any:
     """A dataclass field carrying help text and bounds for config validation and `wirewatch config`."""

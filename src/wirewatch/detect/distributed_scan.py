@@ -18,7 +18,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
@@ -37,8 +37,8 @@ class DistributedScanConfig:
     member_threshold: int = setting(0, "A member probing this many ports alone is a plain port scan "
                                        "(0 = detect.port_scan.threshold).", 0)
     window: float = setting(30.0, "Window in seconds.", 1)
-    max_targets: int = setting(8_192, "Cap on victims tracked.", 16)
-    max_probes: int = setting(131_072, "Cap on (victim, port), (victim, source) and (source, victim, port) entries.", 16)
+    max_targets: int = cap(8_192, "Cap on victims tracked.")
+    max_probes: int = cap(131_072, "Cap on (victim, port), (victim, source) and (source, victim, port) entries.")
 
 
 CHECK_INTERVAL = 2.0  # seconds of packet time between membership checks of one victim

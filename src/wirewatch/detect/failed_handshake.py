@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..decode import PacketBatch
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
@@ -29,8 +29,8 @@ class FailedHandshakeConfig:
     max_ports: int = setting(5, "Fire only if the failures hit at most this many ports (else it is a scan).", 1)
     window: float = setting(60.0, "Window in seconds.", 1)
     timeout: float = setting(3.0, "Seconds without an answer after which an attempt has failed.", 0.1)
-    max_attempts: int = setting(262_144, "Cap on handshakes in progress tracked.", 16)
-    max_sources: int = setting(32_768, "Cap on (source, host) pairs tracked (x4 failed ports).", 16)
+    max_attempts: int = cap(262_144, "Cap on handshakes in progress tracked.")
+    max_sources: int = cap(32_768, "Cap on (source, host) pairs tracked (x4 failed ports).")
 
 
 class FailedHandshake(Reconfigurable):

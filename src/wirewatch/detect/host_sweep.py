@@ -19,7 +19,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.conversations import conversations
 from .classify.packets import (
@@ -50,8 +50,8 @@ class HostSweepConfig:
     slow_threshold: int = setting(0, "Distinct hosts within slow_window that make a slow sweep "
                                      "(0 = the same as threshold).", 0)
     slow_window: float = setting(120.0, "Long window (seconds) for slow sweeps.", 1)
-    max_sources: int = setting(32_768, "Cap on (source, service) pairs tracked.", 16)
-    max_targets: int = setting(131_072, "Cap on (source, service, host) triples tracked.", 16)
+    max_sources: int = cap(32_768, "Cap on (source, service) pairs tracked.")
+    max_targets: int = cap(131_072, "Cap on (source, service, host) triples tracked.")
 
 
 class HostSweep(Reconfigurable):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..decode import PROTO_TCP, PacketBatch
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, port_probe
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
@@ -35,8 +35,8 @@ class PortScanConfig:
     slow_threshold: int = setting(0, "Distinct ports within slow_window that make a slow scan "
                                      "(0 = 1.25 x threshold, i.e. 25 by default).", 0)
     slow_window: float = setting(120.0, "Long window (seconds) for slow scans.", 1)
-    max_sources: int = setting(32_768, "Cap on (source, host) pairs tracked.", 16)
-    max_probes: int = setting(131_072, "Cap on (source, host, port) probes tracked.", 16)
+    max_sources: int = cap(32_768, "Cap on (source, host) pairs tracked.")
+    max_probes: int = cap(131_072, "Cap on (source, host, port) probes tracked.")
 
 
 def scan_key(src_hi, src_lo, dst_hi, dst_lo) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
@@ -38,8 +38,8 @@ class SynFloodConfig:
                                   "not complete a handshake.", 1)
     max_completion: float = setting(0.5, "Fire only if at most this share of its SYNs completed a handshake.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_targets: int = setting(8_192, "Cap on destinations tracked (~2 KB each).", 16)
-    max_sources: int = setting(262_144, "Cap on (destination, source) pairs tracked.", 16)
+    max_targets: int = cap(8_192, "Cap on destinations tracked (~2 KB each).")
+    max_sources: int = cap(262_144, "Cap on (destination, source) pairs tracked.")
 
 
 class SynFlood(Reconfigurable):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
@@ -43,10 +43,10 @@ class TrafficBurstConfig:
     min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
                                             "fewer packets than this share of those sent.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_pairs: int = setting(65_536, "Cap on (source, destination) pairs tracked.", 16)
+    max_pairs: int = cap(65_536, "Cap on (source, destination) pairs tracked.")
     min_sources: int = setting(10, "A flood against one host from at least this many sources (each below the "
                                    "threshold, e.g. forged) is reported per destination.", 2)
-    max_targets: int = setting(4_096, "Cap on busy destinations tracked for floods from many sources.", 16)
+    max_targets: int = cap(4_096, "Cap on busy destinations tracked for floods from many sources.")
 
 
 class TrafficBurst(Reconfigurable):
