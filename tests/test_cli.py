@@ -101,7 +101,8 @@ def test_bad_config_values_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "config file not found" in r.stderr
     r = cli("read", SCAN, "--set", "detect.port_scan.max_probes=100000000000")  # 10^11 entries: no machine has that
     assert r.returncode == 2
-    assert r.stderr.strip() == "wirewatch: detect.port_scan: its state caps (max_...) need more memory than this machine has; lower them"
+    assert r.stderr.strip() == ("wirewatch: --set: detect.port_scan.max_probes = '100000000000': "
+                                "must be at most 16777216")
 
 
 def test_malformed_blocklist_line_is_named(tmp_path):
