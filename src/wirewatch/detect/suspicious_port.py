@@ -15,7 +15,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import TCP_RST, TCP_SYN, PacketBatch
 from ..lut import member_table
-from ..settings import setting
+from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import proto_name, syn_only, tcp_rows, udp_initiator
 from .count.kernels import hash_cols
@@ -32,8 +32,8 @@ class SuspiciousPortConfig:
     enabled: bool = setting(True, "Alert on connection attempts to ports on the watch list.")
     ports: list[int] = setting(DEFAULT_PORTS, "Watched destination ports (telnet, IRC, well-known backdoors "
                                               "and shells); --suspicious-ports replaces the list.", 0, 65535)
-    max_sessions: int = setting(65_536, "Cap on connections to watched ports remembered (so a mid-stream "
-                                        "session is reported once).", 16)
+    max_sessions: int = cap(65_536, "Cap on connections to watched ports remembered (so a mid-stream "
+                                    "session is reported once).")
 
 
 class SuspiciousPort(Reconfigurable):
