@@ -18,11 +18,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import make_capture  # noqa: E402
-import reference  # noqa: E402
-import scapy_baseline  # noqa: E402
+import make_capture
+import reference
+import scapy_baseline
 
-from wirewatch import native  # noqa: E402
+from wirewatch import native
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURE = os.path.join(ROOT, "var", "bench", "bench.pcap")

@@ -9,10 +9,11 @@ from conftest import decode_file
 from wirewatch import config
 from wirewatch.craft import ping, write_pcap
 from wirewatch.decode import PacketBatch
+from wirewatch.detect.base import Reconfigurable
 from wirewatch.engine import COALESCE_BATCHES, Engine
 
 
-class Recorder:
+class Recorder(Reconfigurable):
     """A detector that records the time span and size of every slice it is shown."""
 
     name = "recorder"

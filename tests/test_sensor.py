@@ -9,6 +9,7 @@ from wirewatch import config
 from wirewatch.capture.live import LiveOptions
 from wirewatch.engine import Engine
 from wirewatch.sensor import Sensor
+from wirewatch.sinks import SinkBase
 
 
 class FakeSource:
@@ -19,7 +20,7 @@ class FakeSource:
         return self.counters
 
 
-class Events:
+class Events(SinkBase):
     name = "events"
 
     def __init__(self):

@@ -28,7 +28,7 @@ class AlertManager:
     cooldown: float
     max_identifiers: int = 100_000
     iface: str | None = None
-    seen: "OrderedDict[tuple[Any, ...], _Seen]" = field(default_factory=OrderedDict)
+    seen: OrderedDict[tuple[Any, ...], _Seen] = field(default_factory=OrderedDict)
     alerts_by_type: dict[str, int] = field(default_factory=dict)
     suppressed_by_type: dict[str, int] = field(default_factory=dict)
     evicted: int = 0

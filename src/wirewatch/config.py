@@ -275,7 +275,7 @@ def build(overrides: Iterable[Override] = ()) -> Config:
         value = _coerce(raw, typing.get_type_hints(cls)[key], where)
         _check_bounds(value, fields[key], where)
         values[section][key] = value
-    top = {}
+    top: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
         if f.name == "detect":
             top["detect"] = DetectConfig({spec.name: spec.config(**values[f"detect.{spec.name}"])

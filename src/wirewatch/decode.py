@@ -169,7 +169,7 @@ class PacketBatch:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def select(self, mask: np.ndarray | slice) -> "PacketBatch":
+    def select(self, mask: np.ndarray | slice) -> PacketBatch:
         """A new batch holding only the selected rows (errors not carried). A slice gives
         views; a mask or index array gives a batch that gathers each column on first use,
         since a detector reads only a few of them."""
@@ -178,8 +178,8 @@ class PacketBatch:
         return _SelectedRows(self, mask)
 
     @classmethod
-    def concat(cls, batches: list["PacketBatch"]) -> "PacketBatch":
-        cols = {name: np.concatenate([getattr(b, name) for b in batches]) for name in BATCH_FIELDS}
+    def concat(cls, batches: list[PacketBatch]) -> PacketBatch:
+        cols: dict[str, Any] = {name: np.concatenate([getattr(b, name) for b in batches]) for name in BATCH_FIELDS}
         out = cls(**cols)
         for b in batches:
             for k, v in b.errors.items():
@@ -213,7 +213,7 @@ class _SelectedRows(PacketBatch):
 class _Reader:
     """Clamped big-endian field reads at many positions at once."""
 
-    def __init__(self, buf: bytes, end: np.ndarray):
+    def __init__(self, buf: bytes | memoryview, end: np.ndarray):
         self.arr = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(1, np.uint8)
         self.last = len(self.arr) - 1
         self.end = end
@@ -352,7 +352,7 @@ def _link_layer(r: _Reader, off: np.ndarray, end: np.ndarray, linktype: int) -> 
 def _push(code: np.ndarray, depth: np.ndarray, kind: int | np.ndarray, where: np.ndarray) -> None:
     """Record one more outer layer (in place) on the rows `where` (a mask or row numbers);
     `kind` is one code or one per row."""
-    layer = kind[where] if np.ndim(kind) else kind
+    layer = kind[where] if isinstance(kind, np.ndarray) else kind
     code[where] |= np.asarray(layer, np.uint32) << (4 * depth[where]).astype(np.uint32)
     depth[where] += 1
 
@@ -607,7 +607,7 @@ def _tunnel_header(r: _Reader, ip: dict[str, np.ndarray], i: np.ndarray) -> tupl
     return kind, status, et, l3
 
 
-def decode(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
+def decode(buf: bytes | memoryview, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
     """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`.
 
     Runs compiled (native/decode.c) when it is built and the link type is supported;
@@ -616,7 +616,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 
     if _compiled is None or linktype not in SUPPORTED_LINKTYPES:
         return decode_numpy(buf, meta, linktype, max_tunnel_depth)
     n = len(meta)
-    cols = {name: np.empty(n, dtype) for name, dtype in COLUMN_DTYPES.items()}
+    cols: dict[str, Any] = {name: np.empty(n, dtype) for name, dtype in COLUMN_DTYPES.items()}
     counts = np.zeros(len(_compiled.ERRORS), np.int64)
     non_ip = _compiled.decode_batch(buf, meta, linktype, tuple(cols[name] for name in _compiled.COLUMNS), counts,
                                     min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH))
@@ -624,7 +624,7 @@ def decode(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 
     return PacketBatch(**cols, errors=errors, non_ip=non_ip)
 
 
-def decode_numpy(buf: bytes, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
+def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
     """The numpy decoder: the reference and the fallback of `decode`."""
     max_depth = min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH)
     meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)

@@ -144,39 +144,35 @@ class Engine:
         self._call_detectors("expire", now)
 
     def _emit(self, alerts: list[dict[str, Any]]) -> None:
-        """Hand alerts to the sinks. A sink with `filter` (the store's mutes) marks muted
+        """Hand alerts to the sinks. Every sink's `filter` (the store's mutes) marks muted
         alerts first; those go only to sinks that keep them (`keeps_muted`)."""
         if not alerts:
             return
         for a in alerts:
             a["host"] = self.sensor  # EVE's sensor name: which of many sensors saw it
         for sink in self.sinks:
-            if hasattr(sink, "filter"):
-                try:
-                    alerts = sink.filter(alerts)
-                except Exception as exc:  # noqa: BLE001
-                    self._failed(f"sink {sink.name} mutes", exc)
+            try:
+                alerts = sink.filter(alerts)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"sink {sink.name} mutes", exc)
         loud = [a for a in alerts if not a.get("muted")]
         self.stats.muted += len(alerts) - len(loud)
         for sink in self.sinks:
-            batch = alerts if getattr(sink, "keeps_muted", False) else loud
-            if not batch:
-                continue
             try:
-                sink.write(batch)
+                batch = alerts if sink.keeps_muted else loud
+                if batch:
+                    sink.write(batch)
             except Exception as exc:  # noqa: BLE001 - a broken sink is logged, not fatal
                 self._failed(f"sink {sink.name}", exc)
 
     def _call_detectors(self, method: str, *args: Any) -> list[Finding]:
-        """Call `method` on every detector that has it and collect the findings it returns;
-        a detector that raises is logged and counted, not fatal."""
+        """Call `method` (observe, tick or expire: see detect.base.Detector) on every detector
+        and collect the findings it returns; a detector that raises is logged and counted,
+        not fatal."""
         found: list[Finding] = []
         for det in self.detectors:
-            call = getattr(det, method, None)
-            if call is None:
-                continue
             try:
-                found.extend(call(*args) or [])
+                found.extend(getattr(det, method)(*args) or [])
             except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
                 self._failed(f"detector {det.name}", exc)
         return found
@@ -200,11 +196,8 @@ class Engine:
     def emit_event(self, record: dict[str, Any]) -> None:
         """A non-alert event (stats) for the sinks that keep events."""
         for sink in self.sinks:
-            write = getattr(sink, "write_event", None)
-            if write is None:
-                continue
             try:
-                write(record)
+                sink.write_event(record)
             except Exception as exc:  # noqa: BLE001
                 self._failed(f"sink {sink.name}", exc)
 
@@ -218,7 +211,7 @@ class Engine:
             if section is None:
                 continue
             try:
-                det.reconfigure(section)  # type: ignore[attr-defined]
+                det.reconfigure(section)
             except Exception as exc:  # noqa: BLE001
                 self._failed(f"detector {det.name} reload", exc)
 
@@ -233,7 +226,7 @@ class Engine:
     def summary(self) -> dict[str, Any]:
         s = self.stats
         wall = time.perf_counter() - self.started
-        duration = (s.last_ts - s.first_ts) if s.first_ts is not None else 0.0
+        duration = (s.last_ts - s.first_ts) if s.first_ts is not None and s.last_ts is not None else 0.0
         state: dict[str, int] = {}
         for det in self.detectors:
             state.update(det.stats())
@@ -254,10 +247,13 @@ class Engine:
         """Delivery counters of the sinks that keep them (stored, spooled, replayed, pending)."""
         out: dict[str, int] = {}
         for sink in self.sinks:
-            counters = getattr(sink, "stats", None)
-            if counters is not None:
-                for k, v in counters().items():
-                    out[k] = out.get(k, 0) + v
+            try:
+                counters = sink.stats()
+            except Exception as exc:  # noqa: BLE001
+                self._failed(f"sink {sink.name} stats", exc)
+                continue
+            for k, v in counters.items():
+                out[k] = out.get(k, 0) + v
         return out
 
 

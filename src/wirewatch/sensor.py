@@ -70,7 +70,7 @@ class Sensor:
             uid, gid = resolve_user(self.user)
             prepare_path(self.cfg.output.logfile, uid, gid)
             for sink in self.extra_sinks:
-                for path in getattr(sink, "paths", list)():
+                for path in sink.paths():
                     prepare_path(path, uid, gid)
             drop_to(uid, gid)
         self.jsonl = JsonlSink(self.cfg.output.logfile) if self.cfg.output.logfile else None

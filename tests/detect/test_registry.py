@@ -15,7 +15,7 @@ from wirewatch.addr import addr_str
 from wirewatch.craft import BASE_TS, eth, write_pcap
 from wirewatch.decode import PacketBatch
 from wirewatch.detect import registry
-from wirewatch.detect.base import DetectorSpec, Finding, Signature
+from wirewatch.detect.base import DetectorSpec, Finding, Reconfigurable, Signature
 from wirewatch.schema import alert_record
 from wirewatch.settings import setting
 
@@ -27,7 +27,7 @@ class PortZeroConfig:
     threshold: int = setting(3, "Datagrams to port 0 from one source within a batch.", 1)
 
 
-class PortZero:
+class PortZero(Reconfigurable):
     name = "port_zero"
 
     def __init__(self, cfg: PortZeroConfig):

@@ -47,7 +47,7 @@ def drain_datagrams(sock: socket.socket) -> list[str]:
     try:
         while True:
             out.append(sock.recv(65536).decode())
-    except socket.timeout:
+    except TimeoutError:
         return out
 
 

@@ -133,7 +133,9 @@ class ScapySource:
         return self.drain() if ready else RawBatch(b"", np.zeros((0, 4), np.uint32), self.linktype)
 
     def drain(self) -> RawBatch:
-        frames, meta, off = [], [], 0
+        frames: list[bytes] = []
+        meta: list[tuple[int, int, int, int]] = []
+        off = 0
         while len(frames) < self.opts.batch_size:
             ready, _, _ = select.select([self.sock], [], [], 0)
             if not ready:

@@ -15,7 +15,7 @@ import io
 import mmap
 import os
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from .batch import CaptureError, RawBatch
 from .walk import DAMAGE, END, INCOMPLETE, Walker
@@ -111,7 +111,7 @@ def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool 
         view = memoryview(fresh)
         # readinto1: one read of the underlying stream per call, so that a read that fails
         # (EOFError of a truncated .gz) loses nothing decompressed before it
-        read = getattr(stream, "readinto1", stream.readinto)
+        read = getattr(stream, "readinto1", None) or cast(io.RawIOBase, stream).readinto  # typeshed's BinaryIO has no readinto
         while filled < len(fresh) and not failure:
             try:
                 got = read(view[filled:])
@@ -155,7 +155,7 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self.head[:n]
             self.head = self.head[n:]
             return n
-        return self.rest.readinto(b)
+        return cast(io.RawIOBase, self.rest).readinto(b) or 0
 
 
 def decompressed(name: str, head: bytes, stream: BinaryIO) -> BinaryIO:
@@ -166,21 +166,21 @@ def decompressed(name: str, head: bytes, stream: BinaryIO) -> BinaryIO:
     if kind == "gzip":
         import gzip
 
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[arg-type]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw))
     if kind == "xz":
         import lzma
 
-        return lzma.LZMAFile(raw)  # type: ignore[arg-type]
+        return cast(BinaryIO, lzma.LZMAFile(cast(BinaryIO, raw)))
     if kind == "bzip2":
         import bz2
 
-        return bz2.BZ2File(raw)  # type: ignore[arg-type]
+        return cast(BinaryIO, bz2.BZ2File(raw))
     if kind == "zstd":
         try:
             import zstandard
         except ImportError:
             raise CaptureError(f"{name}: zstd-compressed, and the zstandard package is not installed") from None
-        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[return-value]
+        return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(cast(BinaryIO, raw)))
     return io.BufferedReader(raw)
 
 

@@ -18,6 +18,7 @@ rare), or a packet whose link type differs from the batch's (a batch has one lin
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -313,8 +314,8 @@ class Walker:
             n, end, status, base = fn(view, pos, self.big, self.nano, self.snapshot, meta, sub)
             linktype = self.linktype
         else:
-            fn = self.kernels.walk_pcapng if self.kernels else walk_pcapng
-            n, end, status, base, linktype = fn(view, pos, self.big, *self.ifs.arrays, meta, sub)
+            walk: Callable[..., tuple[int, int, int, int, int]] = self.kernels.walk_pcapng if self.kernels else walk_pcapng
+            n, end, status, base, linktype = walk(view, pos, self.big, *self.ifs.arrays, meta, sub)
             if status == HEADER and n == 0:
                 end, status = self._pcapng_header(view, end)
         if status in DAMAGE and not self.damage:

@@ -35,27 +35,32 @@ class Finding:
 
 
 class Detector(Protocol):
+    """What the engine calls on every detector (Reconfigurable gives tick and reconfigure
+    their defaults)."""
+
     name: str
-    signature: str
-    category: str
-    severity: int
 
     def observe(self, batch: PacketBatch) -> list[Finding]:
         """Update state from this batch's columns; return findings that crossed a threshold."""
 
+    def tick(self, now: float) -> list[Finding]:
+        """A live sensor's quiet wire: what the clock alone decides (failed_handshake:
+        attempts nobody answered in time)."""
+
     def expire(self, now: float) -> None:
         """Forget state older than the window (packet time)."""
+
+    def reconfigure(self, cfg: Any) -> None:
+        """SIGHUP: this detector's new settings section."""
 
     def stats(self) -> dict[str, int]:
         """Entries held, entries evicted: exported in the summary and as metrics."""
 
-    # Optional: `tick(now) -> list[Finding]`, called by a live sensor when no packets arrive,
-    # for what the clock alone decides (failed_handshake: attempts nobody answered in time).
-
 
 class Reconfigurable:
-    """SIGHUP support: new thresholds take effect on live state; windows and caps
-    (which size the state) keep their start-up values until a restart."""
+    """The defaults of a detector's optional parts. SIGHUP support: new thresholds take
+    effect on live state; windows and caps (which size the state) keep their start-up
+    values until a restart. No clock-driven part unless a detector overrides tick."""
 
     cfg: Any
 
@@ -65,6 +70,9 @@ class Reconfigurable:
 
     def configure(self) -> None:
         """Recompute anything derived from self.cfg (called at start and on reload)."""
+
+    def tick(self, now: float) -> list[Finding]:
+        return []
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class Blacklist(Reconfigurable):
     def observe(self, b: PacketBatch) -> list[Finding]:
         if not len(self.blocklist) or not len(b):
             return []
-        hits: dict[tuple[str, str], list[int]] = {}
+        hits: dict[tuple[str, tuple[str, str]], list[int]] = {}
         for side, hi, lo in (("src", b.src_hi, b.src_lo), ("dst", b.dst_hi, b.dst_lo)):
             v4 = (b.ipver == 4)
             idx = np.flatnonzero(v4)

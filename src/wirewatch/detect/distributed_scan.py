@@ -13,6 +13,7 @@ so the clients of a busy server are not co-scanners of whoever scans it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class DistributedScan(Reconfigurable):
         if len(mine) < self.cfg.min_sources or shares.max() >= self.member_threshold:
             return None
         order = np.lexsort((mine, -shares))
-        members = [{"src_ip": addr_str(m.cols["src_hi"][s], m.cols["src_lo"][s]), "distinct_ports": int(n)}
+        members: list[dict[str, Any]] = [{"src_ip": addr_str(m.cols["src_hi"][s], m.cols["src_lo"][s]), "distinct_ports": int(n)}
                    for s, n in zip(mine[order][:SAMPLE], shares[order][:SAMPLE])]
         victim = dst_of(g, slot)
         items = self.ports.items_of(int(g.keys[slot]))

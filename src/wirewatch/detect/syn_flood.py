@@ -14,6 +14,7 @@ legitimate load as flood, its share.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class SynFlood(Reconfigurable):
         mine = occ[st.cols["victim"][occ] == np.uint64(key)]
         sent = self.sources.totals(mine, now, "syns")
         first = np.lexsort((mine, -sent))[:TOP]  # most SYNs first; ties by slot, for determinism
-        top = [{"src_ip": addr_str(st.cols["src_hi"][i], st.cols["src_lo"][i]), "syns": int(n)}
+        top: list[dict[str, Any]] = [{"src_ip": addr_str(st.cols["src_hi"][i], st.cols["src_lo"][i]), "syns": int(n)}
                for i, n in zip(mine[first].tolist(), sent[first].tolist()) if n > 0]
         return Finding(
             type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from . import SinkBase
+
 
 def _printable(text: str) -> str:
     """Strip control characters so nothing from a packet can drive the terminal."""
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
-class ConsoleSink:
+class ConsoleSink(SinkBase):
     name = "console"
 
     def __init__(self, stream: TextIO | None = None):

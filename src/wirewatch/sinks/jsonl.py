@@ -6,8 +6,10 @@ import json
 import os
 from typing import Any
 
+from . import SinkBase
 
-class JsonlSink:
+
+class JsonlSink(SinkBase):
     name = "jsonl"
 
     def __init__(self, path: str):

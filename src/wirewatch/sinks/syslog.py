@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import ConfigError
+from . import SinkBase
 
 PRIORITIES = {1: "alert", 2: "warning", 3: "notice"}  # alert severity -> syslog priority name
 TAG = "wirewatch: "
@@ -25,10 +26,10 @@ TAG = "wirewatch: "
 class _RaisingSysLogHandler(SysLogHandler):
     """Send failures reach the engine (which logs and counts them) instead of a traceback."""
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+    def handleError(self, record: logging.LogRecord) -> None:
         raise
 
-    def mapPriority(self, levelName: str) -> str:  # noqa: N802, N803 - logging's names
+    def mapPriority(self, levelName: str) -> str:
         return levelName  # write() puts the syslog priority name there
 
 
@@ -48,7 +49,7 @@ def parse_address(address: str) -> tuple[str | tuple[str, int], socket.SocketKin
     return (parts.hostname, port), kinds[parts.scheme]
 
 
-class SyslogSink:
+class SyslogSink(SinkBase):
     name = "syslog"
 
     def __init__(self, address: str, facility: str):

@@ -62,7 +62,8 @@ class Queries:
         raise NotImplementedError
 
     def _where(self, f: AlertFilter) -> tuple[str, list[Any]]:
-        sql, args = ["1=1"], []
+        sql: list[str] = ["1=1"]
+        args: list[Any] = []
         for col, value in (("type", f.type), ("sensor", f.sensor)):
             if value:
                 sql.append(f"{col} = ?")
@@ -85,10 +86,10 @@ class Queries:
         if f.port is not None:
             sql.append("(dest_port = ? OR src_port = ?)")
             args += [f.port, f.port]
-        for value, cond in ((f.since, "ts >= ?"), (f.until, "ts <= ?"), (f.before, "id < ?"), (f.after, "id > ?")):
-            if value is not None:
+        for bound, cond in ((f.since, "ts >= ?"), (f.until, "ts <= ?"), (f.before, "id < ?"), (f.after, "id > ?")):
+            if bound is not None:
                 sql.append(cond)
-                args.append(value)
+                args.append(bound)
         if f.q:
             clause, more = self._text_search(f.q)
             sql.append(clause)

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..sinks import SinkBase
 from .rollups import Rollup, sensor_upserts
 from .schema import addr_key, migrate, record_json, spool_path, store_files
 from .spool import Delivery, Entry, Spool
@@ -46,7 +47,7 @@ class Mutes:
         return None
 
 
-class SqliteSink:
+class SqliteSink(SinkBase):
     """The one writer of alerts and stats into the store.
 
     Each write is one IMMEDIATE transaction (the write lock is taken up front, waiting up
@@ -155,7 +156,10 @@ class SqliteSink:
         self.stored += len(alerts)
 
     def _insert_alerts(self, entries: list[Entry]) -> None:
-        rows, minutes, sources, hits = [], {}, {}, {}
+        rows: list[tuple[Any, ...]] = []
+        minutes: dict[Any, int] = {}
+        sources: dict[str, tuple[int, float]] = {}
+        hits: dict[Any, int] = {}
         for e in entries:
             a = e.record
             ts = _epoch(a["timestamp"])

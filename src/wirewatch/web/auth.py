@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (

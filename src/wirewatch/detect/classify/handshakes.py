@@ -53,7 +53,7 @@ class HandshakeTracker:
         self.table = KeyTable(capacity, _EMPTY)
         self.next_sweep = 0.0
         self._cache: tuple[int, HandshakeEvents] | None = None
-        self.counts = {name: 0 for name in OUTCOMES}
+        self.counts = dict.fromkeys(OUTCOMES, 0)
         self._pending_removal: np.ndarray | None = None
 
     def observe(self, b: PacketBatch) -> HandshakeEvents:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .kernels import door_admit
 from .window_util import unique_first_last
@@ -23,7 +24,7 @@ Columns = Mapping[str, np.ndarray]
 
 
 class Doorkeeper:
-    def __init__(self, window: float, bits: int, parked: Mapping[str, np.dtype]):
+    def __init__(self, window: float, bits: int, parked: Mapping[str, DTypeLike]):
         """`parked`: the per-row columns a first sighting must keep until it is replayed."""
         n = 1 << bits
         self.window = window

@@ -63,7 +63,7 @@ def group(keys: np.ndarray, inverse: bool = False) -> tuple[np.ndarray, ...]:
         order = np.empty(n, np.int64)
         bounds = np.empty(n + 1, np.int64)
         g = _compiled.group(keys, order, bounds, inv)
-        return (order, bounds[:g], bounds[1:g + 1]) + ((inv,) if inverse else ())
+        return (order, bounds[:g], bounds[1:g + 1]) + ((inv,) if inv is not None else ())
     if not n:
         empty = np.zeros(0, np.int64)
         return (empty, empty, empty) + ((empty,) if inverse else ())

@@ -21,13 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import kernels
 from .kernels import EMPTY, TOMBSTONE
 
 INITIAL_SLOTS = 1024  # index slots at first; the index grows by doubling up to max_slots
 EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
-Schema = Mapping[str, tuple[np.dtype, "int | tuple[int, ...]"]]
+Column = tuple[DTypeLike, "int | tuple[int, ...]"]  # (dtype, width per row: 1, w or (w1, w2))
+Schema = Mapping[str, Column]
 
 
 def _next_pow2(n: int) -> int:
@@ -60,7 +62,7 @@ class KeyTable:
         self._reindex(min(self.max_slots, INITIAL_SLOTS))
 
     @staticmethod
-    def _alloc(n: int, dtype: np.dtype, width: int | tuple[int, ...]) -> np.ndarray:
+    def _alloc(n: int, dtype: DTypeLike, width: int | tuple[int, ...]) -> np.ndarray:
         """A column: one value per row, or a (width,) / (w1, w2) block per row."""
         shape = (n,) if width == 1 else (n, *np.atleast_1d(width))
         return np.zeros(shape, dtype)

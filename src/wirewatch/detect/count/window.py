@@ -16,16 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .doorkeeper import Doorkeeper
 from .kernels import group, hash_cols, window_add, window_totals
-from .table import KeyTable
+from .table import Column, KeyTable, Schema
 from .window_util import unique_first_last
 
 EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
 ITEM = "_item"  # the doorkeeper's name for a DistinctCounter row's item
 Labels = Mapping[str, np.ndarray]
-LabelSchema = Mapping[str, np.dtype]
+LabelSchema = Mapping[str, DTypeLike]  # column name -> dtype (np.uint64 or np.dtype(...))
 
 
 def fill_new(table: KeyTable, slots: np.ndarray, new: np.ndarray, idx: np.ndarray,
@@ -58,11 +59,11 @@ class DistinctCounter:
         self.window = float(window)
         self.inner_window = float(inner_window)
         self.next_inner_expire = -np.inf
-        parked = {ITEM: np.uint64, **(item_labels or {})}
+        parked: dict[str, DTypeLike] = {ITEM: np.uint64, **(item_labels or {})}
         self.door = Doorkeeper(self.window, doorkeeper_bits, parked) if doorkeeper_bits else None
-        gcols = {"distinct": (np.int64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
+        gcols: dict[str, Column] = {"distinct": (np.int64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
         gcols.update({k: (v, 1) for k, v in (group_labels or {}).items()})
-        icols = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
+        icols: dict[str, Column] = {"group": (np.uint64, 1), "hits": (np.int64, 1), "first_seen": (np.float64, 1)}
         icols.update({k: (v, 1) for k, v in (item_labels or {}).items()})
         if self.inner_window:
             gcols.update({"distinct_inner": (np.int64, 1), "reported_inner": (np.float64, 1)})
@@ -185,7 +186,7 @@ class WindowCounter:
 
     def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
                  labels: LabelSchema | None = None, buckets: int = 10,
-                 extra: Mapping[str, tuple[np.dtype, int]] | None = None, doorkeeper_bits: int = 0):
+                 extra: Schema | None = None, doorkeeper_bits: int = 0):
         """With `doorkeeper_bits`, a key gets an entry only when seen twice (doorkeeper.py)."""
         self.window = float(window)
         self.nb = int(buckets)
@@ -193,7 +194,7 @@ class WindowCounter:
         self.metrics = metrics
         self.index = {m: i for i, m in enumerate(metrics)}
         dtype = np.int64 if any(m.startswith("bytes") for m in metrics) else np.int32
-        cols: dict[str, tuple[np.dtype, int | tuple[int, ...]]] = {
+        cols: dict[str, Column] = {
             "epoch": (np.int64, self.nb), "counts": (dtype, (len(metrics), self.nb)),
             "first_seen": (np.float64, 1), "reported": (np.float64, 1)}
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
