@@ -81,7 +81,7 @@ def shown(url: str) -> str:
     except Exception:  # noqa: BLE001 - a URL psycopg cannot parse is shown as its scheme only
         return url.split("://", 1)[0] + "://..."
     parts.pop("password", None)
-    return make_conninfo(**parts)
+    return make_conninfo("", **parts)
 
 
 def connect(url: str, read_only: bool = False, autocommit: bool = False) -> Any:
