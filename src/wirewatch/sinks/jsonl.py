@@ -36,7 +36,7 @@ class JsonlSink(SinkBase):
         If the new file cannot be opened (a directory the sensor's user may not write), the
         old handle stays in use and the reason is returned: alerts keep going somewhere."""
         try:
-            fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open until the next reopen
+            fh = open(self.path, "a", encoding="utf-8")
         except OSError as exc:
             return f"{self.path}: cannot reopen alert log: {exc.strerror or exc}; still writing to the old file"
         self.fh.close()
