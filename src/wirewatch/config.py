@@ -66,7 +66,8 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    retention_days: float = setting(30.0, "Delete stored alerts and stats older than this many days.", 0.01)
+    retention_days: float = setting(30.0, "Delete alerts and stats stored more than this many days ago "
+                                          "(insertion time, not packet time).", 0.01)
     max_db_mb: float = setting(1024.0, "Delete the oldest alerts when the store grows beyond this size.", 1)
     state_dir: str = setting("var", "Local directory for what a PostgreSQL store needs on this machine: the spool "
                                     "where alerts wait while the database is unreachable (spool-SENSOR.jsonl), and "
