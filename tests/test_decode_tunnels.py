@@ -29,6 +29,7 @@ from wirewatch.addr import addr_str
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.craft import BASE_TS, write_pcap
 from wirewatch.decode import decode, tunnel_names
+from wirewatch.engine import Engine
 
 ATTACKER, TARGET = "192.168.7.66", "192.168.7.10"
 ATTACKER6, TARGET6 = "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:db8::10"
@@ -227,3 +228,18 @@ def test_compiled_decoder_matches_reference_on_damaged_tunnels(frames, depth):
                 data[pos] = value
         datas.append(bytes(data))
     assert_same_as_reference(*frames_meta(datas), 1, depth)
+
+
+def test_reloaded_depth_takes_effect_on_the_next_batch(tmp_path):
+    """SIGHUP: Engine.reconfigure with a new decode.max_tunnel_depth applies to the packets
+    that follow (the decoder reads the setting per batch)."""
+    wrap = TUNNELS["vxlan"][0]
+    path = write(tmp_path, [wrap(inner(port)) for port in range(1000, 1030)])
+    engine = Engine(config.build([("decode", "max_tunnel_depth", "0", "test")]), sinks=[])
+    alerts = [a for raw in read_batches(path) for a in engine.feed(raw)] + engine.flush()
+    assert not any(a["type"] == "port_scan" for a in alerts)
+    engine.reconfigure(config.build([("decode", "max_tunnel_depth", "4", "test")]))
+    later = write(tmp_path, [wrap(inner(port)) for port in range(2000, 2030)], name="later.pcap")
+    alerts = [a for raw in read_batches(later) for a in engine.feed(raw)] + engine.flush()
+    scans = [a for a in alerts if a["type"] == "port_scan"]
+    assert [a["src_ip"] for a in scans] == [ATTACKER] and scans[0]["evidence"]["tunnel"] == "vxlan"
