@@ -26,6 +26,7 @@ from wirewatch import native
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURE = os.path.join(ROOT, "var", "bench", "bench.pcap")
+MIXED = os.path.join(ROOT, "var", "bench", "mixed.pcap")  # recorded by bench/reference.py
 BLOCKLIST = os.path.join(ROOT, "tests", "corpus", "blacklist.txt")
 SCAPY_PACKETS = int(os.environ.get("BENCH_SCAPY_PACKETS", "30000"))
 PER_DETECTOR = os.environ.get("BENCH_PER_DETECTOR", "") not in ("", "0")
@@ -34,9 +35,9 @@ DETECTORS = ("port_scan", "host_sweep", "distributed_scan", "syn_flood", "failed
 FOUNDATION_ONLY = [x for d in DETECTORS[:7] for x in ("--set", f"detect.{d}.enabled=false")]
 
 
-def run_wirewatch(extra: list[str]) -> tuple[dict, float, float]:
+def run_wirewatch(extra: list[str], capture: str = CAPTURE) -> tuple[dict, float, float]:
     """Run `wirewatch read` in a child; return (summary, wall seconds, peak RSS MiB)."""
-    cmd = [sys.executable, "-m", "wirewatch", "read", CAPTURE, "--quiet", "--format", "json",
+    cmd = [sys.executable, "-m", "wirewatch", "read", capture, "--quiet", "--format", "json",
            "--logfile", os.path.join(ROOT, "var", "bench", "alerts.json"), "--blacklist", BLOCKLIST, *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
@@ -84,17 +85,19 @@ def main() -> int:
     return 0
 
 
-def pipeline_seconds(extra: list[str], runs: int = 3) -> float:
+def pipeline_seconds(extra: list[str], capture: str, runs: int = 3) -> float:
     """Best of `runs` pipeline times (the machine's noise only ever adds time)."""
-    return min(s["packets"] / s["packets_per_s"] for s, _, _ in (run_wirewatch(extra) for _ in range(runs)))
+    return min(s["packets"] / s["packets_per_s"] for s, _, _ in (run_wirewatch(extra, capture) for _ in range(runs)))
 
 
 def per_detector_costs() -> None:
-    """What each detector costs: the pipeline time it saves when it alone is disabled."""
-    base = pipeline_seconds([])
-    print(f"\n[cost of each detector] all detectors: {base:.3f} s pipeline (best of 3)")
+    """What each detector costs: the pipeline time it saves when it alone is disabled, on the
+    recorded mixed capture when there is one (bench/reference.py), else on the generated one."""
+    capture = MIXED if os.path.exists(MIXED) else CAPTURE
+    base = pipeline_seconds([], capture)
+    print(f"\n[cost of each detector on {os.path.basename(capture)}] all detectors: {base:.3f} s pipeline (best of 3)")
     for name in DETECTORS:
-        without = pipeline_seconds(["--set", f"detect.{name}.enabled=false"])
+        without = pipeline_seconds(["--set", f"detect.{name}.enabled=false"], capture)
         print(f"  {name:<18} {base - without:6.3f} s")
     print("  (syn_flood and failed_handshake share the handshake tracker: alone, each saves only its own part)")
 
