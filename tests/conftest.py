@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from wirewatch import config
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.craft import write_pcap
@@ -51,7 +49,3 @@ def cli(*args: str, cwd: str | None = None, env: dict | None = None) -> subproce
 def read_alerts(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
-
-@pytest.fixture
-def tmp(tmp_path: Path) -> Path:
-    return tmp_path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 
 _MAPPED_HI = 0
-_MAPPED_MASK = 0xFFFF << 32
 
 
 def addr_str(hi: int, lo: int) -> str:
@@ -14,11 +13,3 @@ def addr_str(hi: int, lo: int) -> str:
         return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
-
-def addr_parts(text: str) -> tuple[int, int]:
-    """Text address -> (hi, lo) in the decoder's representation."""
-    ip = ipaddress.ip_address(text)
-    if ip.version == 4:
-        return 0, _MAPPED_MASK | int(ip)
-    value = int(ip)
-    return value >> 64, value & 0xFFFFFFFFFFFFFFFF

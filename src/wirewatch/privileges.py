@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 
@@ -65,9 +64,3 @@ def drop_to(uid: int, gid: int) -> None:
     if os.geteuid() == 0 or os.getuid() == 0:
         raise PrivilegeError("failed to drop root privileges")
 
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)

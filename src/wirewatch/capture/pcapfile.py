@@ -22,7 +22,7 @@ from .walk import PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
 
 __all__ = ["DEFAULT_BATCH", "STDIN", "CaptureError", "RawBatch", "libpcap_batches", "read_batches"]
 
-DEFAULT_BATCH = 4096  # 2k-8k packets per batch is fastest and lightest (DESIGN.md)
+DEFAULT_BATCH = 4096  # for library callers (tests, bench); `wirewatch read` passes general.batch_size (16384)
 STDIN = "-"  # as for tcpdump -r: read the capture from standard input (e.g. tcpdump -w - | wirewatch read -)
 KNOWN_MAGICS = {m.to_bytes(4, order) for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAPNG_SHB) for order in ("little", "big")}
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..decode import PROTO_TCP, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
-from .classify.packets import ADDR_LABELS, addr_labels, port_probe
+from .classify.packets import ADDR_LABELS, addr_labels, pair_key, port_probe
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -37,10 +37,6 @@ class PortScanConfig:
     slow_window: float = setting(120.0, "Long window (seconds) for slow scans.", 1)
     max_sources: int = cap(32_768, "Cap on (source, host) pairs tracked.")
     max_probes: int = cap(131_072, "Cap on (source, host, port) probes tracked.")
-
-
-def scan_key(src_hi, src_lo, dst_hi, dst_lo) -> np.ndarray:
-    return hash_cols(src_hi, src_lo, dst_hi, dst_lo)
 
 
 class PortScan(Reconfigurable):
@@ -65,7 +61,7 @@ class PortScan(Reconfigurable):
             self._count_answers(b)
             return []
         p = b.select(probe)
-        keys = scan_key(p.src_hi, p.src_lo, p.dst_hi, p.dst_lo)
+        keys = pair_key(p)
         item = p.proto.astype(np.int64) * 65536 + p.dport
         labels = addr_labels(p)
         out = []
@@ -88,7 +84,7 @@ class PortScan(Reconfigurable):
         """Answers from probed hosts, per (prober, target): see replies.py."""
         r = replies(b)
         scan = r.kind != REPLIED
-        keys = scan_key(r.prober_hi[scan], r.prober_lo[scan], r.target_hi[scan], r.target_lo[scan])
+        keys = hash_cols(r.prober_hi[scan], r.prober_lo[scan], r.target_hi[scan], r.target_lo[scan])  # = pair_key of the probe
         known = self.probes.groups.find(keys) >= 0  # only pairs already seen probing
         if known.any():
             kind = r.kind[scan][known]

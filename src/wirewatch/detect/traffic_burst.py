@@ -27,9 +27,8 @@ from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
 from .count.window import WindowCounter
-from .traffic_burst_spread import VictimFlood
+from .traffic_burst_spread import KINDS, VictimFlood
 
-KINDS = ("icmp", "udp", "tcp")
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes")
 BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
 NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)"}

@@ -22,7 +22,7 @@ from .count.kernels import group, hash_cols
 from .count.report import due, times
 from .count.window import WindowCounter
 
-KINDS = ("icmp", "udp", "tcp")
+KINDS = ("icmp", "udp", "tcp")  # the traffic kinds both halves of traffic_burst count
 REPLY = {"udp": "udp_out", "tcp": "answer_out"}
 METRICS = ("icmp", "udp", "tcp", "udp_out", "answer_out")
 LABELS = {"host_hi": np.uint64, "host_lo": np.uint64}

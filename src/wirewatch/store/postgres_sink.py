@@ -64,7 +64,6 @@ class PostgresSink:
         self.mutes_loaded = 0.0
         self.since_retention = 0
         self.last_retention = self.clock()
-        self.muted_count = 0
         if self.spool.pending:  # left by an earlier run that could not reach the database
             self.delivery.flush()
 
@@ -173,7 +172,6 @@ class PostgresSink:
                                 [(now, sensor_of(r), record_json(r), u) for u, r in stats])
                 for _, r in stats:  # in order: each sensor's last two events give its health
                     cur.execute(SENSOR_UPSERT.replace("?", "%s"), (sensor_of(r), now, now, record_json(r)))
-        self.muted_count += sum(1 for _, a in alerts if a.get("muted"))
 
     def enforce_retention(self) -> None:
         """Delete alerts inserted more than retention_days ago (insertion time, as SQLite),

@@ -82,7 +82,6 @@ class SqliteSink(SinkBase):
         self.mutes_loaded = 0.0
         self.since_retention = 0
         self.last_retention = self.clock()
-        self.muted_count = 0
         self.retention_errors = 0
         self.stored = 0  # alert rows this process inserted
         self.spool = Spool(spool_path(path))
@@ -152,7 +151,6 @@ class SqliteSink(SinkBase):
             if c.in_transaction:
                 c.execute("ROLLBACK")
             raise
-        self.muted_count += sum(1 for e in alerts if e.record.get("muted"))
         self.stored += len(alerts)
 
     def _insert_alerts(self, entries: list[Entry]) -> None:

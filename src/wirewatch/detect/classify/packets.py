@@ -146,10 +146,6 @@ def pair_key(b: PacketBatch, reverse: bool = False) -> np.ndarray:
     return hash_cols(b.src_hi, b.src_lo, b.dst_hi, b.dst_lo)
 
 
-def src_key(b: PacketBatch) -> np.ndarray:
-    return hash_cols(b.src_hi, b.src_lo)
-
-
 def dst_key(b: PacketBatch) -> np.ndarray:
     return hash_cols(b.dst_hi, b.dst_lo)
 

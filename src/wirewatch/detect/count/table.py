@@ -197,7 +197,3 @@ class KeyTable:
 
     def stats(self) -> dict[str, int]:
         return {"entries": self.size, "capacity": self.capacity, "evicted": self.evicted}
-
-    def nbytes(self) -> int:
-        return (self.index_keys.nbytes + self.index_rows.nbytes + self.keys.nbytes + self.last_seen.nbytes
-                + self.slot_of.nbytes + self.free.nbytes + sum(c.nbytes for c in self.cols.values()))
