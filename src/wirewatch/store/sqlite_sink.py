@@ -17,7 +17,7 @@ import time
 from typing import Any, TextIO
 
 from ..sinks import SinkBase
-from .rollups import Rollup, sensor_upserts
+from .rollups import Rollup, upserts
 from .schema import addr_key, migrate, record_json, spool_path, store_files
 from .spool import Delivery, Entry, Spool
 
@@ -154,42 +154,23 @@ class SqliteSink(SinkBase):
         self.stored += len(alerts)
 
     def _insert_alerts(self, entries: list[Entry]) -> None:
-        rows: list[tuple[Any, ...]] = []
-        minutes: dict[Any, int] = {}
-        sources: dict[str, tuple[int, float]] = {}
-        hits: dict[Any, int] = {}
+        """The rows and, in the same pass, what they add to every roll-up (rollups.Rollup)."""
+        rows = []
+        rollup = Rollup()
         for e in entries:
             a = e.record
             ts = _epoch(a["timestamp"])
-            muted = 1 if a.get("muted") else 0
             rows.append((ts, a["type"], a["alert"]["severity"], a["src_ip"], a["dest_ip"], addr_key(a["src_ip"]),
                          addr_key(a["dest_ip"]), a["src_port"], a["dest_port"], a["proto"], a["message"],
-                         record_json(a), muted, e.uid))
-            if muted:
-                hits[a["muted"]] = hits.get(a["muted"], 0) + 1
-                continue
-            key = (int(ts // 60), a["type"])
-            minutes[key] = minutes.get(key, 0) + 1
-            if a["src_ip"]:
-                n, last = sources.get(a["src_ip"], (0, 0.0))
-                sources[a["src_ip"]] = (n + 1, max(last, ts))
+                         record_json(a), 1 if a.get("muted") else 0, e.uid))
+            rollup.add(a, ts)
         c = self.conn
         c.executemany("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, dest_port,"
                       " proto, message, record, muted, uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         c.execute("INSERT OR REPLACE INTO alert_batches VALUES ((SELECT max(id) FROM alerts), ?)", (self.clock(),))
-        c.executemany("INSERT INTO alert_minutes VALUES (?,?,?) ON CONFLICT(minute, type) DO UPDATE SET "
-                      "count = count + excluded.count", [(m, t, n) for (m, t), n in minutes.items()])
-        c.executemany("INSERT INTO alert_sources VALUES (?,?,?) ON CONFLICT(src_ip) DO UPDATE SET "
-                      "count = count + excluded.count, last_ts = max(last_ts, excluded.last_ts)",
-                      [(ip, n, last) for ip, (n, last) in sources.items()])
-        types: dict[str, int] = {}
-        for (_, t), n in minutes.items():
-            types[t] = types.get(t, 0) + n
-        c.executemany("INSERT INTO alert_types VALUES (?,?) ON CONFLICT(type) DO UPDATE SET count = count + excluded.count",
-                      list(types.items()))
-        c.executemany("UPDATE mutes SET hits = hits + ? WHERE id = ?", [(n, m) for m, n in hits.items()])
-        for sql, args in sensor_upserts(_sensor_rollup([e.record for e in entries]), "max", "min"):
-            c.executemany(sql, args)
+        for sql, args in upserts(rollup, "max", "min"):
+            if args:
+                c.executemany(sql, args)
 
     def enforce_retention(self) -> None:
         """Delete alerts stored more than retention_days ago (insertion time, not packet time:
@@ -270,13 +251,6 @@ def _stored_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
         marks = ",".join("?" * len(part))
         seen.update(r[0] for r in conn.execute(f"SELECT uid FROM alerts WHERE uid IN ({marks})", part))
     return seen
-
-
-def _sensor_rollup(alerts: list[dict[str, Any]]) -> Rollup:
-    rollup = Rollup()
-    for a in alerts:
-        rollup.add(a, _epoch(a["timestamp"]))
-    return rollup
 
 
 def _epoch(ts: str) -> float:
