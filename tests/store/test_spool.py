@@ -115,3 +115,18 @@ def test_a_bug_in_the_backend_is_not_mistaken_for_a_busy_store(tmp_path):
     with pytest.raises(KeyError):
         d.deliver(recs(0, 1))
     assert d.spool.pending == 0
+
+
+def test_two_processes_sharing_a_spool_lose_nothing(tmp_path):
+    """A `read --db` beside a running sensor: one replays (and truncates) what both appended."""
+    path = str(tmp_path / "s.spool")
+    first, second = Spool(path), Spool(path)
+    first.append(recs(0, 3))
+    second.append(recs(3, 5))
+    store = Backend()
+    assert first.replay(store.write) == 5
+    assert second.replay(store.write) == 0
+    first.append(recs(5, 6))
+    second.pending = 1
+    second.replay(store.write)
+    assert [r["n"] for r in store.rows] == list(range(6))

@@ -20,13 +20,17 @@ fully replayed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
+
+import orjson
 
 REPLAY_CHUNK = 5000  # entries per replay transaction
 
@@ -40,6 +44,14 @@ class Entry:
 
 
 WriteFn = Callable[[list[Entry]], None]
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    """One spool line (orjson: a storm may be spooling tens of thousands of alerts a second)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # a type orjson does not know: the standard library's rules
+        return json.dumps(obj, default=str).encode("utf-8")
 
 
 class Spool:
@@ -97,6 +109,17 @@ class Spool:
             fh.seek(self._offset())
             return sum(1 for line in fh if line.endswith(b"\n"))
 
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        """The spool file open for appending, under an exclusive lock: two processes on one
+        store (a `read --db` beside a running sensor) never truncate what the other appended."""
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # releases the lock
+
     def append(self, records: list[dict[str, Any]]) -> None:
         """Durably append records (fsync before returning), each with a fresh uid."""
         if not records:
@@ -104,13 +127,12 @@ class Spool:
         lines = []
         for rec in records:
             self._seq += 1
-            lines.append(json.dumps({"uid": f"{self._prefix}{self._seq:x}", "record": rec}) + "\n")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, "".join(lines).encode("utf-8"))
+            lines.append(_dumps({"uid": f"{self._prefix}{self._seq:x}", "record": rec}) + b"\n")
+        data = memoryview(b"".join(lines))
+        with self._locked() as fd:
+            while data:
+                data = data[os.write(fd, data):]
             os.fsync(fd)
-        finally:
-            os.close(fd)
         self.spooled += len(records)
         self.pending += len(records)
 
@@ -139,16 +161,17 @@ class Spool:
         if not self.pending:
             return 0
         done = 0
-        for entries, offset in self._chunks(chunk):
-            if entries:
-                write(entries)
-            self._save_offset(offset)
-            done += len(entries)
-            self.replayed += len(entries)
-            self.pending = max(0, self.pending - len(entries))
-        self.pending = 0
-        os.truncate(self.path, 0)  # all replayed: start the file afresh
-        self._save_offset(0)
+        with self._locked() as fd:
+            for entries, offset in self._chunks(chunk):
+                if entries:
+                    write(entries)
+                self._save_offset(offset)
+                done += len(entries)
+                self.replayed += len(entries)
+                self.pending = max(0, self.pending - len(entries))
+            self.pending = 0
+            os.ftruncate(fd, 0)  # all replayed: start the file afresh
+            self._save_offset(0)
         return done
 
 
