@@ -5,7 +5,7 @@ How to add a detector (one file plus one line):
      them `enabled`), the detector class (observe / expire / stats: see base.Detector) and
      `SPEC = DetectorSpec(name, Config, Signature(signature_id, signature, category, severity),
      build=lambda cfg, shared: ...)`.
-  2. Add `<name>.SPEC` to DETECTORS below.
+  2. Add its module name to BUILT_IN below.
 Everything else follows from this list: the [detect.<name>] config section and its keys in
 `wirewatch config` (config.py), the alert's signature block (schema.alert_record), the
 dashboard's type filter, and README's config, detection and signature tables (checked by
@@ -14,38 +14,30 @@ tests/test_readme.py). tests/detect/test_registry.py shows a throwaway detector 
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
-from . import (
-    blacklist,
-    distributed_scan,
-    failed_handshake,
-    host_sweep,
-    port_scan,
-    suspicious_port,
-    syn_flood,
-    traffic_burst,
-    unusual_protocol,
-)
 from .base import Detector, DetectorSpec, Signature
 from .classify.handshakes import HandshakeTracker
 
 if TYPE_CHECKING:
     from ..config import Config
 
-# The order detectors see each batch in, so the order their alerts come out in; config
-# sections are listed in this order too.
-DETECTORS: list[DetectorSpec] = [
-    blacklist.SPEC,
-    suspicious_port.SPEC,
-    port_scan.SPEC,
-    host_sweep.SPEC,
-    distributed_scan.SPEC,
-    syn_flood.SPEC,
-    failed_handshake.SPEC,
-    unusual_protocol.SPEC,
-    traffic_burst.SPEC,
-]
+# One detector module of this package per line, in the order detectors see each batch (so the
+# order their alerts come out in); config sections are listed in this order too.
+BUILT_IN = (
+    "blacklist",
+    "suspicious_port",
+    "port_scan",
+    "host_sweep",
+    "distributed_scan",
+    "syn_flood",
+    "failed_handshake",
+    "unusual_protocol",
+    "traffic_burst",
+)
+DETECTORS: list[DetectorSpec] = [import_module(f"{__package__}.{name}").SPEC for name in BUILT_IN]
+
 
 class Shared:
     """State more than one detector reads, built once by the first builder that asks for it."""
