@@ -27,18 +27,15 @@ EXEMPT = {
 # for the module to count as exercised (default: the module's name). Giving a module its own
 # tests/<dir>/test_<name>.py makes its line unnecessary.
 MENTION = {
-    "addr.py": "addr",
     "capture/live.py": "monitor",
     "demo.py": "make sample",
     "detect/base.py": "DetectorSpec",
     "detect/classify/handshakes.py": "RA",
     "detect/count/report.py": "first_seen",
-    "lut.py": "suspicious_port",
     "native/__init__.py": "native",
     "privileges.py": "monitor",
     "progress.py": "read",
     "schema.py": "expected",
-    "settings.py": "setting",
     "sinks/console.py": "[ALERT]",
     "sinks/jsonl.py": "--logfile",
     "store/admin.py": "Triage",
@@ -47,7 +44,6 @@ MENTION = {
     "store/queries.py": "/api/alerts",
     "store/rollups.py": "/sensors",
     "store/sensor_tables.py": "/sensors",
-    "talkers.py": "top sources",
     "tunnel_evidence.py": '"tunnel"',
     "web/__init__.py": "create_app",
     "web/auth.py": "login",
