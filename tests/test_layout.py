@@ -31,7 +31,6 @@ MENTION = {
     "demo.py": "make sample",
     "detect/base.py": "DetectorSpec",
     "detect/classify/handshakes.py": "RA",
-    "detect/count/report.py": "first_seen",
     "native/__init__.py": "native",
     "privileges.py": "monitor",
     "schema.py": "expected",
