@@ -30,7 +30,6 @@ MENTION = {
     "capture/live.py": "monitor",
     "demo.py": "make sample",
     "detect/base.py": "DetectorSpec",
-    "detect/classify/handshakes.py": "RA",
     "native/__init__.py": "native",
     "privileges.py": "monitor",
     "schema.py": "expected",

@@ -1,0 +1,61 @@
+"""HandshakeTracker: each attempt ends completed, refused (RST), unreachable (ICMP) or timed out
+(on packet time, or on the clock when the wire is quiet); its table stays capped."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import decode_file
+from crafted import T0, many, syn
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.l2 import Ether
+
+from wirewatch.craft import write_pcap
+from wirewatch.detect.classify.handshakes import (
+    COMPLETED,
+    FAILED_ICMP,
+    FAILED_RST,
+    FAILED_TIMEOUT,
+    HandshakeTracker,
+)
+
+C, S = "10.5.0.7", "10.5.0.1"
+
+
+def pkt(t, layer):
+    return (t, Ether(dst="02:00:00:00:00:02") / layer)
+
+
+def test_every_outcome_once_per_attempt(tmp_path):
+    probe = IP(src=C, dst=S) / TCP(sport=3002, dport=443, flags="S")
+    pkts = [syn(4, C, S, 3000, 80, T0), pkt(T0 + 0.01, IP(src=S, dst=C) / TCP(sport=80, dport=3000, flags="SA")),
+            pkt(T0 + 0.02, IP(src=C, dst=S) / TCP(sport=3000, dport=80, flags="A")),
+            syn(4, C, S, 3001, 81, T0 + 0.1), pkt(T0 + 0.11, IP(src=S, dst=C) / TCP(sport=81, dport=3001, flags="RA")),
+            pkt(T0 + 0.2, probe), pkt(T0 + 0.21, IP(src="10.5.0.254", dst=C) / ICMP(type=3, code=13) / probe),
+            syn(4, C, S, 3003, 82, T0 + 0.3), syn(4, C, S, 3004, 83, T0 + 10)]  # 82 unanswered; 83 moves time on
+    b = decode_file(write_pcap(str(tmp_path / "h.pcap"), pkts))
+    tracker = HandshakeTracker(timeout=3.0, capacity=64)
+    first = tracker.observe(b.select(slice(0, 8)))
+    assert sorted(zip(first.outcome.tolist(), first.dport.tolist())) == [(COMPLETED, 80), (FAILED_RST, 81),
+                                                                         (FAILED_ICMP, 443)]
+    later = tracker.observe(b.select(slice(8, None)))
+    assert later.outcome.tolist() == [FAILED_TIMEOUT] and later.dport.tolist() == [82]
+    assert later.ts.tolist() == [T0 + 0.3 + 3.0]  # failed when its timeout ran out, in packet time
+    assert tracker.stats()["handshakes_completed"] == 1 and tracker.stats()["handshakes_timeout"] == 1
+
+
+def test_the_clock_times_out_attempts_on_a_quiet_wire(tmp_path):
+    b = decode_file(write_pcap(str(tmp_path / "q.pcap"), [syn(4, C, S, 3000, 22, T0)]))
+    tracker = HandshakeTracker(timeout=3.0, capacity=64)
+    assert len(tracker.observe(b)) == 0
+    assert len(tracker.tick(T0 + 1.0)) == 0
+    assert tracker.tick(T0 + 5.0).outcome.tolist() == [FAILED_TIMEOUT]
+
+
+def test_table_stays_capped_under_ten_times_its_capacity(tmp_path):
+    pkts = [syn(4, many(4, i), S, 1024 + i, 80, T0 + i * 0.001) for i in range(640)]
+    b = decode_file(write_pcap(str(tmp_path / "f.pcap"), pkts))
+    tracker = HandshakeTracker(timeout=3.0, capacity=64)
+    for start in range(0, 640, 64):
+        tracker.observe(b.select(np.arange(start, start + 64)))
+    st = tracker.stats()
+    assert st["handshakes_tracked"] <= 64 and st["handshakes_evicted"] >= 640 - 64
