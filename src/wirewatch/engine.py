@@ -20,7 +20,8 @@ from .capture.pcapfile import RawBatch
 from .config import Config, sensor_name
 from .decode import PacketBatch, decode
 from .detect import Detector, Finding, default_detectors
-from .schema import format_ts
+from .layer_counts import LayerCounts
+from .schema import format_ts, present
 from .sinks import Sink
 from .talkers import TopTalkers
 from .timeline import Timeline
@@ -51,6 +52,7 @@ class Engine:
         self.sensor = sensor_name(cfg.general)
         self.stats = RunStats()
         self.talkers = TopTalkers()
+        self.layers = LayerCounts()
         self.timeline = Timeline()
         self.tunnels = TunnelEvidence()
         self.log = log or sys.stderr
@@ -126,6 +128,7 @@ class Engine:
         s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
         s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
         self.talkers.add(batch)
+        self.layers.add(batch)
         self.timeline.add(batch.ts)
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
@@ -259,19 +262,24 @@ class Engine:
 
 def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
                  final: bool, timeline: bool = False) -> dict[str, Any]:
-    """An EVE `stats` event (Suricata's field names where they exist); `timeline` adds
-    packets per second of packet time (an analysed capture has no earlier events to
-    take rates from)."""
+    """An EVE `stats` event: Suricata's names and types (stats.capture.kernel_*,
+    stats.decoder.*, stats.detect.alert) where Suricata has the counter, wirewatch's
+    documented extensions beside them; `timeline` adds packets per second of packet time
+    (an analysed capture has no earlier events to take rates from)."""
     s = engine.summary()
     recv, drop, ifdrop = kernel
+    pkts = s["packets"]
     record: dict[str, Any] = {
-        "timestamp": format_ts(time.time()), "event_type": "stats", "host": engine.sensor, "in_iface": iface,
+        "timestamp": format_ts(time.time()), "event_type": "stats", "host": engine.sensor,
+        **present(in_iface=iface or None),
         "stats": {
             "uptime": int(uptime), "final": final,
             "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
-            "decoder": {"pkts": s["packets"], "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
+            "decoder": {"pkts": pkts, "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
+                        "avg_pkt_size": s["bytes"] // pkts if pkts else 0, **engine.layers.decoder_stats(),
                         "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
-            "detect": {"alert": sum(s["alerts"].values()), "alerts": s["alerts"], "suppressed": s["suppressed"]},
+            "detect": {"alert": sum(s["alerts"].values()), "alerts_suppressed": sum(s["suppressed"].values()),
+                       "alerts": s["alerts"], "suppressed": s["suppressed"]},
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
             "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
         },

@@ -1,4 +1,10 @@
-"""The one place that knows the alert record's field names (Suricata EVE compatible)."""
+"""The one place that knows the alert record's field names (Suricata EVE compatible).
+
+Records validate against Suricata's EVE schema (etc/schema.json): a field wirewatch does
+not know is omitted, never written as null (typed ingest pipelines reject null where the
+schema says integer or string). wirewatch's own keys (`type`, `message`, `evidence`,
+`enrichment`, ...) are the only additions; README lists them.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,15 @@ def flow_id(identifier: tuple[Any, ...]) -> int:
     return zlib.crc32(repr(identifier).encode()) or 1
 
 
+def present(**fields: Any) -> dict[str, Any]:
+    """The fields that have a value: EVE omits what is unknown instead of writing null."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _endpoint(ip: str | None, port: int | None) -> dict[str, Any] | None:
+    return present(ip=ip, port=port) if ip is not None else None
+
+
 def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, Any]:
     from .detect.registry import signature_of  # the detectors import this module: import late
 
@@ -25,18 +40,20 @@ def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, 
     evidence = dict(finding.evidence)
     if suppressed:
         evidence["suppressed_since_last"] = suppressed
+    src = _endpoint(finding.src_ip, finding.src_port)
+    dest = _endpoint(finding.dest_ip, finding.dest_port)
+    # attacker and victim, as Suricata writes them for a rule with `target:dest_ip` (or src_ip)
+    source, target = (dest, src) if getattr(finding, "target", "dest") == "src" else (src, dest)
+    alert = {"action": "allowed", "gid": 1, "signature_id": sig.signature_id, "rev": 1,
+             "signature": sig.signature, "category": sig.category, "severity": sig.severity,
+             **present(source=source, target=target)}
     return {
         "timestamp": format_ts(finding.ts),
         "event_type": "alert",
-        "src_ip": finding.src_ip,
-        "src_port": finding.src_port,
-        "dest_ip": finding.dest_ip,
-        "dest_port": finding.dest_port,
-        "proto": finding.proto,
-        "in_iface": iface,
+        **present(src_ip=finding.src_ip, src_port=finding.src_port, dest_ip=finding.dest_ip,
+                  dest_port=finding.dest_port, proto=finding.proto, in_iface=iface or None),
         "flow_id": flow_id((finding.type,) + tuple(finding.identifier)),
-        "alert": {"action": "allowed", "gid": 1, "signature_id": sig.signature_id, "rev": 1,
-                  "signature": sig.signature, "category": sig.category, "severity": sig.severity},
+        "alert": alert,
         "type": finding.type,
         "message": finding.message,
         "evidence": evidence,

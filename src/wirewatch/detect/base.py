@@ -32,6 +32,7 @@ class Finding:
     dest_port: int | None = None
     proto: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    target: str = "dest"  # the victim's side, like Suricata's `target:` keyword: "dest" or "src"
 
 
 class Detector(Protocol):

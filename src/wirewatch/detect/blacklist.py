@@ -81,6 +81,7 @@ class Blacklist(Reconfigurable):
             evidence={"list": list_name, "entry": entry, "address": listed, "direction": side,
                       "packets": int(len(rows)), "bytes": int(b.length[rows].sum()),
                       "peers": peers, **times(b.ts[rows[0]], b.ts[r])},
+            target="src" if side == "dst" else "dest",  # the listed host is the attacker either way
         )
 
     def expire(self, now: float) -> None:

@@ -160,9 +160,10 @@ class SqliteSink(SinkBase):
         for e in entries:
             a = e.record
             ts = _epoch(a["timestamp"])
-            rows.append((ts, a["type"], a["alert"]["severity"], a["src_ip"], a["dest_ip"], addr_key(a["src_ip"]),
-                         addr_key(a["dest_ip"]), a["src_port"], a["dest_port"], a["proto"], a["message"],
-                         record_json(a), 1 if a.get("muted") else 0, e.uid))
+            src, dest = a.get("src_ip"), a.get("dest_ip")  # EVE omits what is unknown
+            rows.append((ts, a["type"], a["alert"]["severity"], src, dest, addr_key(src), addr_key(dest),
+                         a.get("src_port"), a.get("dest_port"), a.get("proto"), a["message"], record_json(a),
+                         1 if a.get("muted") else 0, e.uid))
             rollup.add(a, ts)
         c = self.conn
         c.executemany("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, dest_port,"
