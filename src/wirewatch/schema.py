@@ -14,6 +14,7 @@ from typing import Any
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 
+
 def format_ts(ts: float) -> str:
     """Packet time -> EVE timestamp, always UTC (+0000), microsecond precision."""
     return dt.datetime.fromtimestamp(round(float(ts), 6), tz=dt.UTC).strftime(TS_FORMAT)

@@ -90,7 +90,8 @@ def test_a_registered_detector_fires_with_its_signature(registered, tmp_path):
     assert [(a["type"], a["src_ip"], a["evidence"]["packets"]) for a in alerts] == [("port_zero", "10.5.0.7", 4)]
     assert alerts[0]["alert"] == {"action": "allowed", "gid": 1, "signature_id": 9000100, "rev": 1,
                                   "signature": "WIREWATCH datagrams to port 0",
-                                  "category": "Potentially Bad Traffic", "severity": 3}
+                                  "category": "Potentially Bad Traffic", "severity": 3,
+                                  "source": {"ip": "10.5.0.7"}}
 
 
 def test_a_disabled_detector_is_not_built(registered):
