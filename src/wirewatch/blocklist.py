@@ -1,4 +1,4 @@
-"""Blocklist files (plain, Spamhaus DROP, FireHOL netset) and vectorized matching.
+"""Blocklists (plain, Spamhaus DROP, FireHOL netset, abuse.ch-style CSV) and vectorized matching.
 
 IPv4 prefixes become disjoint [start, end] intervals over the 32-bit space (a prefix
 nested in a wider one is covered by it), matched for a whole batch with one
@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -68,12 +68,17 @@ def parse_line(raw: str) -> str | None:
     """The address/prefix on a line, or None for blank and comment lines.
 
     `#` and `;` start comments (Spamhaus DROP: `1.2.3.0/24 ; SBL123`); FireHOL netsets
-    are one entry per line with `#` comments. Anything else after the entry is an error
+    are one entry per line with `#` comments; abuse.ch-style CSV has the address in the
+    first column (`"1.2.3.4","443",...`). Anything else after the entry is an error
     (ValueError): keeping the first of two addresses would silently drop the second.
     """
     text = raw.split("#", 1)[0].split(";", 1)[0].strip()
     if not text:
         return None
+    if "," in text:  # CSV: the other columns are ports, dates, malware names
+        text = text.split(",", 1)[0].strip().strip('"').strip()
+        if not text:
+            raise ValueError("empty first column: expected an address or prefix")
     words = text.split()
     if len(words) > 1:
         raise ValueError(f"one address or prefix per line, found {len(words)}: {text[:100]!r}")
@@ -118,35 +123,64 @@ def _v4_range(entry: str) -> tuple[int, int] | None:
     return value & ~host & 0xFFFFFFFF, (value & ~host & 0xFFFFFFFF) | host
 
 
-def load(paths: list[str]) -> Blocklist:
-    v4: list[tuple[int, int, str, int]] = []
-    v6: list[tuple[int, int, str, int]] = []
-    files = [os.path.basename(p) for p in paths]
-    for fi, path in enumerate(paths):
+Prefix = tuple[int, int, str]  # first address, last address, the entry as written
+
+
+@dataclass
+class ParsedList:
+    """One list's entries, before lists are combined into a Blocklist."""
+
+    name: str  # what alerts call the list: a file's base name or a feed's URL
+    v4: list[Prefix] = field(default_factory=list)
+    v6: list[Prefix] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.v4) + len(self.v6)
+
+
+def parse_lines(fh: TextIO, where: str, name: str) -> ParsedList:
+    """Entries of a list (bounded as _lines bounds it); a bad line raises BlocklistError
+    naming `where` (file or URL) and the line."""
+    out = ParsedList(name)
+    for lineno, raw in _lines(fh, where):
         try:
-            with open(path, encoding="utf-8", errors="strict") as fh:
-                for lineno, raw in _lines(fh, path):
-                    try:
-                        entry = parse_line(raw)
-                    except ValueError as exc:
-                        raise BlocklistError(f"{path}:{lineno}: {exc}") from None
-                    if entry is None:
-                        continue
-                    fast = _v4_range(entry)
-                    if fast is not None:
-                        v4.append((fast[0], fast[1], entry, fi))
-                        continue
-                    try:
-                        net = ipaddress.ip_network(entry, strict=False)
-                    except ValueError:
-                        raise BlocklistError(f"{path}:{lineno}: not an IP address or CIDR prefix: {entry!r}") from None
-                    target = v4 if net.version == 4 else v6
-                    target.append((int(net.network_address), int(net.broadcast_address), entry, fi))
-        except OSError as exc:
-            raise BlocklistError(f"{path}: cannot read blocklist: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise BlocklistError(f"{path}: not a text file") from None
-    bl = Blocklist(files=files)
+            entry = parse_line(raw)
+        except ValueError as exc:
+            raise BlocklistError(f"{where}:{lineno}: {exc}") from None
+        if entry is None:
+            continue
+        fast = _v4_range(entry)
+        if fast is not None:
+            out.v4.append((fast[0], fast[1], entry))
+            continue
+        try:
+            net = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise BlocklistError(f"{where}:{lineno}: not an IP address or CIDR prefix: {entry!r}") from None
+        (out.v4 if net.version == 4 else out.v6).append((int(net.network_address), int(net.broadcast_address), entry))
+    return out
+
+
+def read_file(path: str) -> ParsedList:
+    try:
+        with open(path, encoding="utf-8", errors="strict") as fh:
+            return parse_lines(fh, path, os.path.basename(path))
+    except OSError as exc:
+        raise BlocklistError(f"{path}: cannot read blocklist: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BlocklistError(f"{path}: not a text file") from None
+
+
+def load(paths: list[str]) -> Blocklist:
+    return combine([read_file(p) for p in paths])
+
+
+def combine(lists: Iterable[ParsedList]) -> Blocklist:
+    """One matcher over several lists; an entry remembers which list it came from."""
+    lists = list(lists)
+    v4 = [(a, b, e, fi) for fi, pl in enumerate(lists) for a, b, e in pl.v4]
+    v6 = [(a, b, e, fi) for fi, pl in enumerate(lists) for a, b, e in pl.v6]
+    bl = Blocklist(files=[pl.name for pl in lists])
     if v4:
         starts = np.array([t[0] for t in v4], np.uint64)
         ends = np.array([t[1] for t in v4], np.uint64)

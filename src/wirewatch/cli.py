@@ -24,6 +24,7 @@ from .config import (
     parse_assignment,
 )
 from .engine import Engine, stats_record
+from .feeds import attach as attach_feeds
 from .privileges import PrivilegeError
 from .progress import Progress
 from .sinks.console import ConsoleSink
@@ -50,6 +51,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--db", metavar="FILE", help="alert store: a SQLite file (default var/wirewatch.db) or postgresql://USER@HOST/DB")
     g.add_argument("--syslog", metavar="ADDR", help="also send alerts to syslog: udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
+    g.add_argument("--blacklist-url", action="append", default=[], metavar="URL",
+                   help="blocklist feed, fetched at start and every detect.blacklist.refresh s (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
 
 
@@ -122,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
             cli.append((section, key, value, f"--{attr.replace('_', '-')}"))
     if args.blacklist:
         cli.append(("detect.blacklist", "files", list(args.blacklist), "--blacklist"))
+    if args.blacklist_url:
+        cli.append(("detect.blacklist", "urls", list(args.blacklist_url), "--blacklist-url"))
     cli += [parse_assignment(s) for s in args.set]
     return load(args.config, cli)
 
@@ -235,6 +240,10 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             print(f"wirewatch: {exc}", file=sys.stderr)
             return EXIT_USAGE
     engine = Engine(cfg, sinks)
+    feeds = attach_feeds(engine)
+    if feeds is not None:  # offline analysis: the feeds as they are now, fetched once before reading
+        feeds.fetch_all()
+        feeds.stop()
     status = 0
     files = []
     for path in args.files:

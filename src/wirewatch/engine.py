@@ -244,6 +244,7 @@ class Engine:
             "top_sources": self.talkers.top(10), "detector_state": state,
             "component_errors": s.component_errors, "compiled_hot_path": native.active(),
             "store": self.store_stats(),
+            "blacklists": next((d.lists() for d in self.detectors if hasattr(d, "lists")), []),
         }
 
     def store_stats(self) -> dict[str, int]:
@@ -282,6 +283,7 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
                        "alerts": s["alerts"], "suppressed": s["suppressed"]},
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
             "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
+            "blacklists": s["blacklists"],
         },
     }
     if timeline:

@@ -45,6 +45,16 @@ def prepare_path(path: str, uid: int, gid: int) -> None:
     os.chown(path, uid, gid)
 
 
+def prepare_dir(path: str, uid: int, gid: int) -> None:
+    """Create a state directory owned by the user we will become (it writes there later)."""
+    if not path:
+        return
+    os.makedirs(path, exist_ok=True)
+    os.chown(path, uid, gid)
+    for name in os.listdir(path):  # files an earlier run as another user left there
+        os.chown(os.path.join(path, name), uid, gid)
+
+
 def preload() -> None:
     """Import what the standard library loads lazily, while its files are still readable:
     after the drop the interpreter's own directory may be closed to us."""

@@ -17,7 +17,9 @@ from typing import Any, TextIO
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
 from .engine import Engine, stats_record
-from .privileges import drop_to, prepare_path, resolve_user
+from .feeds import attach as attach_feeds
+from .feeds import new_client
+from .privileges import drop_to, prepare_dir, prepare_path, resolve_user
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
 
@@ -66,9 +68,13 @@ class Sensor:
         """Open the capture (needs privileges), then give them up."""
         source_cls = ScapySource if self.capture == "scapy" else LiveSource
         self.source = source_cls(self.opts)
+        feed_cfg = self.cfg.detect.blacklist
+        client = new_client() if feed_cfg.urls else None  # reads the CA bundle: before the drop
         if self.user:
             uid, gid = resolve_user(self.user)
             prepare_path(self.cfg.output.logfile, uid, gid)
+            if feed_cfg.urls:
+                prepare_dir(feed_cfg.cache_dir, uid, gid)
             for sink in self.extra_sinks:
                 for path in sink.paths():
                     prepare_path(path, uid, gid)
@@ -81,11 +87,14 @@ class Sensor:
             sinks.append(self.jsonl)
         sinks += self.extra_sinks
         self.engine = Engine(self.cfg, sinks, log=self.log)
+        self.feeds = attach_feeds(self.engine, self.log, client)
         self.started = time.time()
 
     def run(self) -> int:
         install_handlers(self.flags)
         print(f"wirewatch: monitoring {self.opts.interface} ({self.capture}); Ctrl-C to stop", file=self.log)
+        if self.feeds is not None:
+            self.feeds.start()
         next_stats = time.monotonic() + self.stats_interval
         while not self.flags.stop:
             raw = self.source.read()
@@ -99,6 +108,8 @@ class Sensor:
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.stats_interval
                 self.emit_stats()
+        if self.feeds is not None:
+            self.feeds.stop()
         self.drain()
         self.engine.flush()
         self.emit_stats(final=True)

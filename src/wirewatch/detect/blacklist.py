@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..addr import addr_str
-from ..blocklist import Blocklist, load
+from ..blocklist import Blocklist, ParsedList, combine, read_file
 from ..decode import PacketBatch
 from ..settings import setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
@@ -21,7 +23,17 @@ MAX_PEERS = 10
 class BlacklistConfig:
     enabled: bool = setting(True, "Alert on traffic to or from blocklisted addresses.")
     files: list[str] = setting([], "Blocklist files: one IP or CIDR per line; # and ; comments; "
-                                   "Spamhaus DROP and FireHOL netset layouts work as-is.")
+                                   "Spamhaus DROP, FireHOL netset and abuse.ch CSV layouts work as-is.")
+    urls: list[str] = setting([], "Blocklist feeds (--blacklist-url): fetched at start and every `refresh` "
+                                  "seconds in the background, same formats as files; the last good copy "
+                                  "is kept in `cache_dir`.")
+    refresh: float = setting(3600.0, "Seconds between feed refreshes (conditional requests: ETag, "
+                                     "If-Modified-Since).", 1)
+    max_shrink: float = setting(0.5, "A new copy of a feed with fewer than (1 - max_shrink) x the entries "
+                                     "of the previous one is rejected and the previous list kept.", 0, 1)
+    max_bytes: int = setting(64 << 20, "Largest feed download accepted, bytes.", 1024)
+    cache_dir: str = setting("var/blocklists", "Where the last good copy of each feed is kept (state "
+                                               "directory, owned by the sensor's unprivileged user).")
 
 
 class Blacklist(Reconfigurable):
@@ -29,33 +41,54 @@ class Blacklist(Reconfigurable):
 
     def __init__(self, cfg: BlacklistConfig, blocklist: Blocklist | None = None):
         self.cfg = cfg
-        self.blocklist = blocklist if blocklist is not None else load(list(cfg.files))
+        self.file_lists = [read_file(p) for p in cfg.files]
+        self.feed_lists: dict[str, ParsedList] = {}
+        self._rebuilding = threading.Lock()  # SIGHUP (main thread) and the feed thread both rebuild
+        self.feeds: Any = None  # feeds.FeedSet, attached by feeds.attach when detect.blacklist.urls is set
+        self.blocklist = blocklist if blocklist is not None else combine(self.file_lists)
         self.matched_packets = 0
 
     def configure(self) -> None:
         """On reload, read the blocklist files again (a bad file keeps the old list)."""
         if getattr(self, "blocklist", None) is not None:
-            self.blocklist = load(list(self.cfg.files))
+            self.file_lists = [read_file(p) for p in self.cfg.files]
+            self._rebuild()
+
+    def use_feed(self, parsed: ParsedList) -> None:
+        """A feed's new copy (from the refresh thread): the matcher is rebuilt aside and
+        swapped in with one assignment, so a batch sees either the old list or the new."""
+        self.feed_lists[parsed.name] = parsed
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        with self._rebuilding:
+            self.blocklist = combine(self.file_lists + list(self.feed_lists.values()))
+
+    def lists(self) -> list[dict[str, Any]]:
+        """Each list's name and entries; a feed's also its last fetch time and last error."""
+        files: list[dict[str, Any]] = [{"list": pl.name, "entries": len(pl)} for pl in self.file_lists]
+        return files + (self.feeds.status() if self.feeds is not None else [])
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        if not len(self.blocklist) or not len(b):
+        blocklist = self.blocklist  # one list for the whole batch, whatever the refresh thread does
+        if not len(blocklist) or not len(b):
             return []
         hits: dict[tuple[str, tuple[str, str]], list[int]] = {}
         for side, hi, lo in (("src", b.src_hi, b.src_lo), ("dst", b.dst_hi, b.dst_lo)):
             v4 = (b.ipver == 4)
             idx = np.flatnonzero(v4)
             if idx.size:
-                m = self.blocklist.match_v4(lo[idx] & np.uint64(0xFFFFFFFF))
+                m = blocklist.match_v4(lo[idx] & np.uint64(0xFFFFFFFF))
                 for entry_i in np.unique(m[m >= 0]):
                     rows = idx[m == entry_i]
-                    self._collect(hits, side, self.blocklist.v4_source(int(entry_i)), rows, b)
+                    self._collect(hits, side, blocklist.v4_source(int(entry_i)), rows, b)
             v6 = np.flatnonzero(b.ipver == 6)
-            if v6.size and self.blocklist.v6_entry:
+            if v6.size and blocklist.v6_entry:
                 values = (hi[v6].astype(object) << 64) | lo[v6].astype(object)
                 for value in set(values.tolist()):
-                    i = self.blocklist.match_v6(value)
+                    i = blocklist.match_v6(value)
                     if i >= 0:
-                        self._collect(hits, side, self.blocklist.v6_source(i), v6[values == value], b)
+                        self._collect(hits, side, blocklist.v6_source(i), v6[values == value], b)
         # the listed host as source first: "traffic from it" is the more useful alert
         return [self._finding(side, src, rows, b) for (side, src), rows in sorted(hits.items(), reverse=True)]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..detect import registry
+from ..schema import TS_FORMAT
 from ..store.queries import QUIET_AFTER_S, QueryError
 from .auth import login_required
 from .lookup import alert_or_404, checked_id
@@ -129,7 +131,27 @@ def metrics() -> Any:
                   "# TYPE wirewatch_detector_state gauge"]
         for k, v in sorted(st.get("state", {}).items()):
             lines.append(f'wirewatch_detector_state{{key="{_label(k)}"}} {v}')
+        lines += _blacklist_metrics(st.get("blacklists", []))
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+def _blacklist_metrics(lists: list[dict[str, Any]]) -> list[str]:
+    """Per blocklist (file or feed URL): entries, last fetch time, and its last error as a label."""
+    out = ["# HELP wirewatch_blacklist_entries Entries in each blocklist.", "# TYPE wirewatch_blacklist_entries gauge",
+           "# HELP wirewatch_blacklist_last_fetch_timestamp_seconds When each feed last answered.",
+           "# TYPE wirewatch_blacklist_last_fetch_timestamp_seconds gauge",
+           "# HELP wirewatch_blacklist_error 1 when the feed's last fetch failed (the reason is the label).",
+           "# TYPE wirewatch_blacklist_error gauge"]
+    for bl in lists:
+        name = _label(str(bl.get("list", "")))
+        out.append(f'wirewatch_blacklist_entries{{list="{name}"}} {int(bl.get("entries", 0))}')
+        if bl.get("last_fetch"):
+            when = dt.datetime.strptime(bl["last_fetch"], TS_FORMAT).timestamp()
+            out.append(f'wirewatch_blacklist_last_fetch_timestamp_seconds{{list="{name}"}} {when:.3f}')
+        if "last_fetch" in bl or "last_error" in bl:
+            error = f',error="{_label(bl["last_error"])}"' if bl.get("last_error") else ""
+            out.append(f'wirewatch_blacklist_error{{list="{name}"{error}}} {1 if error else 0}')
+    return out
 
 
 def _label(text: str) -> str:
