@@ -24,7 +24,6 @@ from .config import (
     parse_assignment,
 )
 from .engine import Engine, stats_record
-from .feeds import attach as attach_feeds
 from .privileges import PrivilegeError
 from .progress import Progress
 from .sinks.console import ConsoleSink
@@ -50,6 +49,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
     g.add_argument("--db", metavar="FILE", help="alert store: a SQLite file (default var/wirewatch.db) or postgresql://USER@HOST/DB")
     g.add_argument("--syslog", metavar="ADDR", help="also send alerts to syslog: udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
+    g.add_argument("--webhook", metavar="URL", help="also post alerts as JSON with a text field (Slack, Mattermost, Teams)")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
     g.add_argument("--blacklist-url", action="append", default=[], metavar="URL",
                    help="blocklist feed, fetched at start and every detect.blacklist.refresh s (repeatable)")
@@ -85,6 +85,7 @@ FLAG_KEYS = {
     "cooldown": ("alerts", "cooldown"),
     "logfile": ("output", "logfile"),
     "syslog": ("output", "syslog"),
+    "webhook": ("output", "webhook"),
     "db": ("output", "db"),
     "suspicious_ports": ("detect.suspicious_port", "ports"),
     "host": ("web", "host"),
@@ -190,7 +191,7 @@ def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None 
 
 
 def output_sinks(cfg: Config) -> list[Any]:
-    """The alert store and the syslog sink: opened here, before a sensor drops root."""
+    """The alert store, the syslog and webhook sinks: opened here, before a sensor drops root."""
     sinks: list[Any] = []
     if cfg.output.db and is_postgres(cfg.output.db):
         from .store.postgres_sink import PostgresSink, postgres_spool  # imported only when used
@@ -204,6 +205,10 @@ def output_sinks(cfg: Config) -> list[Any]:
         from .sinks.syslog import SyslogSink
 
         sinks.append(SyslogSink(cfg.output.syslog, cfg.output.syslog_facility))
+    if cfg.output.webhook:
+        from .sinks.webhook import WebhookSink
+
+        sinks.append(WebhookSink(cfg.output.webhook, cfg.output.webhook_min_severity, cfg.output.webhook_queue))
     return sinks
 
 
@@ -240,10 +245,13 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             print(f"wirewatch: {exc}", file=sys.stderr)
             return EXIT_USAGE
     engine = Engine(cfg, sinks)
-    feeds = attach_feeds(engine)
-    if feeds is not None:  # offline analysis: the feeds as they are now, fetched once before reading
-        feeds.fetch_all()
-        feeds.stop()
+    if cfg.detect.blacklist.urls:  # offline analysis: the feeds as they are now, fetched once before reading
+        from .feeds import attach as attach_feeds  # imports the HTTP client: only when feeds are set
+
+        feeds = attach_feeds(engine)
+        if feeds is not None:
+            feeds.fetch_all()
+            feeds.stop()
     status = 0
     files = []
     for path in args.files:

@@ -62,6 +62,12 @@ class OutputConfig:
     syslog: str = setting("", "Also send each alert to syslog as its EVE JSON (--syslog): udp://HOST:PORT, "
                               "tcp://HOST:PORT or a unix socket path such as /dev/log. Empty = off.")
     syslog_facility: str = setting("local5", "Syslog facility of those messages (Suricata's EVE default).")
+    webhook: str = setting("", "Also post alerts as JSON to this http(s) URL (--webhook): a `text` field that "
+                               "Slack, Mattermost and Teams incoming webhooks show, plus the records. Empty = off.")
+    webhook_min_severity: int = setting(3, "Post alerts of this severity or higher (1 = high .. 3 = low: "
+                                           "2 posts severities 1 and 2).", 1, 3)
+    webhook_queue: int = setting(10_000, "Alerts waiting for the webhook beyond this are dropped and counted "
+                                         "(capture never waits).", 1, 10_000_000)
 
 
 @dataclass(frozen=True)

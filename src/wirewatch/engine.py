@@ -286,6 +286,10 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
             "blacklists": s["blacklists"],
         },
     }
+    for sink in engine.sinks:  # a sink with counters of its own (the webhook's sent / failed / dropped)
+        counters = getattr(sink, "counters", None)
+        if counters is not None:
+            record["stats"][sink.name] = counters()
     if timeline:
         record["stats"]["timeline"] = engine.timeline.rates()
     return record

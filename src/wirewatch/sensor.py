@@ -17,8 +17,6 @@ from typing import Any, TextIO
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
 from .engine import Engine, stats_record
-from .feeds import attach as attach_feeds
-from .feeds import new_client
 from .privileges import drop_to, prepare_dir, prepare_path, resolve_user
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
@@ -69,7 +67,11 @@ class Sensor:
         source_cls = ScapySource if self.capture == "scapy" else LiveSource
         self.source = source_cls(self.opts)
         feed_cfg = self.cfg.detect.blacklist
-        client = new_client() if feed_cfg.urls else None  # reads the CA bundle: before the drop
+        client = None
+        if feed_cfg.urls:
+            from .feeds import new_client  # the HTTP client: imported only when feeds are set
+
+            client = new_client()  # reads the CA bundle: before the drop
         if self.user:
             uid, gid = resolve_user(self.user)
             prepare_path(self.cfg.output.logfile, uid, gid)
@@ -87,7 +89,11 @@ class Sensor:
             sinks.append(self.jsonl)
         sinks += self.extra_sinks
         self.engine = Engine(self.cfg, sinks, log=self.log)
-        self.feeds = attach_feeds(self.engine, self.log, client)
+        self.feeds = None
+        if client is not None:
+            from .feeds import attach
+
+            self.feeds = attach(self.engine, self.log, client)
         self.started = time.time()
 
     def run(self) -> int:
