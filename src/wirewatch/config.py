@@ -18,6 +18,7 @@ from typing import Any
 
 from .decode import DecodeConfig
 from .detect import registry
+from .enrich import EnrichConfig
 from .settings import cap, setting
 
 ENV_PREFIX = "WIREWATCH_"
@@ -134,6 +135,7 @@ class Config:
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     web: WebConfig = dataclasses.field(default_factory=WebConfig)
+    enrich: EnrichConfig = dataclasses.field(default_factory=EnrichConfig)
     detect: DetectConfig = dataclasses.field(default_factory=DetectConfig)
 
 

@@ -20,6 +20,7 @@ from .capture.pcapfile import RawBatch
 from .config import Config, sensor_name
 from .decode import PacketBatch, decode
 from .detect import Detector, Finding, default_detectors
+from .enrich import Enricher
 from .layer_counts import LayerCounts
 from .schema import format_ts, present
 from .sinks import Sink
@@ -56,6 +57,7 @@ class Engine:
         self.timeline = Timeline()
         self.tunnels = TunnelEvidence()
         self.log = log or sys.stderr
+        self.enricher = Enricher(cfg.enrich, self.log) if cfg.enrich.enabled else None
         self.next_expire: float | None = None
         self.started = time.perf_counter()
         self._seq = 0
@@ -153,6 +155,8 @@ class Engine:
             return
         for a in alerts:
             a["host"] = self.sensor  # EVE's sensor name: which of many sensors saw it
+        if self.enricher is not None:  # who owns the addresses: per alert, never per packet
+            self.enricher.annotate(alerts)
         for sink in self.sinks:
             try:
                 alerts = sink.filter(alerts)
@@ -234,6 +238,8 @@ class Engine:
         for det in self.detectors:
             state.update(det.stats())
         state.update(self.tunnels.stats())
+        if self.enricher is not None:
+            state.update(self.enricher.stats())
         return {
             "packets": s.packets, "bytes": s.bytes, "capture_duration_s": round(duration, 6),
             "wall_s": round(wall, 3), "packets_per_s": round(s.packets / wall) if wall > 0 else 0,
