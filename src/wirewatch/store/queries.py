@@ -40,6 +40,13 @@ class AlertFilter:
     after: int | None = None
     limit: int = 50
     sensor: str = ""
+    country: str = ""  # ISO code of either address (enrichment)
+    asn: str = ""  # AS number, or part of its name, of either address (enrichment)
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') matching `text` anywhere."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class Queries:
@@ -60,6 +67,27 @@ class Queries:
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
         """A WHERE clause (and its arguments) for the free-text filter."""
         raise NotImplementedError
+
+    def _json_text(self, path: str) -> str:
+        """SQL for the text at a dotted path of the stored EVE record (NULL when absent)."""
+        return f"CAST(json_extract(record, '$.{path}') AS TEXT)"
+
+    def _owner_filter(self, f: AlertFilter) -> tuple[list[str], list[Any]]:
+        """Country / AS of either address, from the record's enrichment."""
+        sql: list[str] = []
+        args: list[Any] = []
+        sides = ("src", "dest")
+        if f.country:
+            sql.append("(" + " OR ".join(f"{self._json_text(f'enrichment.{s}.country')} = ?" for s in sides) + ")")
+            args += [f.country.upper()] * 2
+        if f.asn.isdigit():
+            sql.append("(" + " OR ".join(f"{self._json_text(f'enrichment.{s}.as.number')} = ?" for s in sides) + ")")
+            args += [str(int(f.asn))] * 2
+        elif f.asn:
+            sql.append("(" + " OR ".join(f"lower({self._json_text(f'enrichment.{s}.as.name')}) LIKE ? ESCAPE '\\'"
+                                         for s in sides) + ")")
+            args += [_like(f.asn.lower())] * 2
+        return sql, args
 
     def _where(self, f: AlertFilter) -> tuple[str, list[Any]]:
         sql: list[str] = ["1=1"]
@@ -94,6 +122,9 @@ class Queries:
             clause, more = self._text_search(f.q)
             sql.append(clause)
             args += more
+        owner_sql, owner_args = self._owner_filter(f)
+        sql += owner_sql
+        args += owner_args
         if f.acknowledged is not None:
             sql.append("acknowledged = ?")
             args.append(1 if f.acknowledged else 0)
@@ -104,7 +135,9 @@ class Queries:
         order = "ASC" if f.after is not None and f.before is None else "DESC"
         rows = self._rows(
             f"SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
-            f"sensor FROM alerts WHERE {where} ORDER BY id {order} LIMIT ?", (*args, f.limit))
+            f"sensor, record FROM alerts WHERE {where} ORDER BY id {order} LIMIT ?", (*args, f.limit))
+        for r in rows:  # the list shows who owns each address
+            r["enrichment"] = json.loads(r.pop("record")).get("enrichment", {})
         return sorted(rows, key=lambda r: -r["id"])
 
     def alert(self, alert_id: int) -> dict[str, Any] | None:
@@ -139,7 +172,8 @@ class Queries:
             top = self._rows("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT 10")
         stats = self._stats(sensor)
         return {"alerts_per_minute": [{"t": r["minute"] * 60, "alerts": int(r["n"])} for r in per],
-                "alerts_by_type": by_type, "top_sources": [{"src_ip": r["src_ip"], "count": int(r["count"])} for r in top],
+                "alerts_by_type": by_type, "top_sources": [{"src_ip": r["src_ip"], "count": int(r["count"]),
+                                 "owner": self.owner(r["src_ip"])} for r in top],
                 "packets_per_s": _fleet_rates(stats), "health": _health(_latest(stats)),
                 "top_talkers": _talkers(_latest(stats)), "total_alerts": sum(by_type.values()),
                 "sensor": sensor}
@@ -213,6 +247,11 @@ class Queries:
     def sensor_names(self) -> list[str]:
         return [r["sensor"] for r in self._rows("SELECT sensor FROM sensors ORDER BY sensor")]
 
+    def owner(self, src_ip: str) -> dict[str, Any]:
+        """Country / AS / label of a source, from its latest alert's enrichment (src_key is indexed)."""
+        rows = self._rows("SELECT record FROM alerts WHERE src_key = ? ORDER BY id DESC LIMIT 1", (addr_key(src_ip),))
+        return json.loads(rows[0]["record"]).get("enrichment", {}).get("src", {}) if rows else {}
+
     def mutes(self) -> list[dict[str, Any]]:
         now = time.time()
         return [r | {"active": r["until"] > now} for r in self._rows("SELECT * FROM mutes ORDER BY id DESC LIMIT 200")]
@@ -237,8 +276,7 @@ class Store(Queries):
         self.conn.row_factory = sqlite3.Row
 
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        pat = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return "(message LIKE ? ESCAPE '\\' OR record LIKE ? ESCAPE '\\')", [pat, pat]
+        return "(message LIKE ? ESCAPE '\\' OR record LIKE ? ESCAPE '\\')", [_like(q)] * 2
 
 
 class PostgresStore(Queries):
@@ -257,6 +295,9 @@ class PostgresStore(Queries):
 
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
         return "search @@ phraseto_tsquery('simple', ?)", [q]
+
+    def _json_text(self, path: str) -> str:
+        return f"(record::jsonb #>> '{{{','.join(path.split('.'))}}}')"
 
 
 def open_store(url: str) -> Queries:

@@ -90,7 +90,15 @@ def alert_filter(args: Mapping[str, Any]) -> AlertFilter:
         until=opt("until", number, 0, MAX_EPOCH), q=text("q", args.get("q"), MAX_Q),
         acknowledged=boolean("acknowledged", args.get("acknowledged")), before=opt("before", integer, 0, INT64_MAX),
         after=opt("after", integer, 0, INT64_MAX), limit=min(500, limit or 50),
-        sensor=text("sensor", args.get("sensor"), MAX_TEXT))
+        sensor=text("sensor", args.get("sensor"), MAX_TEXT), country=country_code(args.get("country")),
+        asn=text("asn", args.get("asn"), MAX_TEXT))
+
+
+def country_code(raw: Any) -> str:
+    code = text("country", raw, MAX_TEXT)
+    if code and not (len(code) == 2 and code.isascii() and code.isalpha()):
+        raise QueryError(f"country: expected a two-letter country code such as US, got {_show(code)}")
+    return code.upper()
 
 
 def sensor_arg(args: Mapping[str, Any]) -> str:

@@ -39,6 +39,12 @@ const WW = {
     });
     return () => (sel && sel.value ? "sensor=" + encodeURIComponent(sel.value) : "");
   },
+  owner(e) {  // enrichment of one address -> "US · GOOGLE" / "private", "" when unknown
+    if (!e) return "";
+    const as = e.as ? (e.as.number ? "AS" + e.as.number + " " : "") + (e.as.name || "") : "";
+    return e.label === "public" ? [e.country, as.trim()].filter(Boolean).join(" · ") : (e.label || "");
+  },
+  withOwner(ip, e) { const o = WW.owner(e); return o ? ip + " (" + o + ")" : ip; },
   time(epoch) { return new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19); },
   alertRow(a, withCheckbox) {
     const tr = document.createElement("tr");
@@ -50,8 +56,9 @@ const WW = {
     tr.appendChild(WW.el("td", WW.time(a.ts)));
     tr.appendChild(WW.el("td", a.type));
     tr.appendChild(WW.el("td", a.severity, "sev" + a.severity));
-    tr.appendChild(WW.el("td", a.src_ip || "–"));
-    tr.appendChild(WW.el("td", a.dest_ip ? a.dest_ip + (a.dest_port !== null ? ":" + a.dest_port : "") : "–"));
+    const en = a.enrichment || {};
+    tr.appendChild(WW.el("td", a.src_ip ? WW.withOwner(a.src_ip, en.src) : "–"));
+    tr.appendChild(WW.el("td", a.dest_ip ? WW.withOwner(a.dest_ip + (a.dest_port !== null ? ":" + a.dest_port : ""), en.dest) : "–"));
     if (withCheckbox) tr.appendChild(WW.el("td", a.sensor || "–"));
     const msg = document.createElement("td"), link = document.createElement("a");
     link.href = "/alerts/" + encodeURIComponent(a.id); link.textContent = a.message; msg.appendChild(link);

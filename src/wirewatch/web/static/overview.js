@@ -39,7 +39,7 @@
     const types = Object.keys(o.alerts_by_type);
     set(chart("chart-types", "doughnut", {label: "alerts"}), types, types.map(t => o.alerts_by_type[t]));
     set(chart("chart-sources", "bar", {label: "alerts", indexAxis: "y"}),
-        o.top_sources.map(s => s.src_ip), o.top_sources.map(s => s.count));
+        o.top_sources.map(s => WW.withOwner(s.src_ip, s.owner)), o.top_sources.map(s => s.count));
     set(chart("chart-talkers", "bar", {label: "packets", indexAxis: "y", bg: "#59a14f"}),
         o.top_talkers.map(s => s.src_ip), o.top_talkers.map(s => s.packets));
     const latest = await WW.get("/api/alerts?limit=10" + (q ? "&" + q : ""));
