@@ -61,7 +61,7 @@ SURICATA_STATS = {
 EXTENSION_STATS = {
     "final": {"type": "boolean"}, "state": {"type": "object"}, "top_talkers": {"type": "array"},
     "muted": INT, "compiled_hot_path": {"type": "boolean"}, "timeline": {"type": "array"},
-    "blacklists": {"type": "array"}, "webhook": {"type": "object"},
+    "blacklists": {"type": "array"}, "webhook": {"type": "object"}, "store": {"type": "object"},
 }
 STATS_SCHEMA = {
     "type": "object", "required": ["timestamp", "event_type", "stats"], "additionalProperties": False,
