@@ -234,3 +234,41 @@ def test_stats_and_metrics_give_entries_last_fetch_and_last_error(server, tmp_pa
     assert f'wirewatch_blacklist_entries{{list="{server.url}"}} 3' in metrics
     assert f'wirewatch_blacklist_last_fetch_timestamp_seconds{{list="{server.url}"}}' in metrics
     assert f'wirewatch_blacklist_error{{list="{server.url}",error="an HTML page, not a blocklist"}} 1' in metrics
+
+
+def test_tls_is_verified_a_self_signed_server_is_refused(tmp_path):
+    """An https feed whose certificate no CA vouches for is not loaded (and not cached)."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    served = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "11")
+            self.end_headers()
+            self.wfile.write(b"203.0.113.5")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{httpd.server_address[1]}/list.txt"
+    try:
+        engine, log = engine_with(url, tmp_path / "cache")
+        engine.feeds.fetch_all()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert url in log.getvalue() and "CERTIFICATE_VERIFY_FAILED" in log.getvalue() and "no list yet" in log.getvalue()
+    assert served == [] and feed_state(engine)["entries"] == 0 and not (tmp_path / "cache").exists()
