@@ -272,3 +272,12 @@ def test_tls_is_verified_a_self_signed_server_is_refused(tmp_path):
         httpd.server_close()
     assert url in log.getvalue() and "CERTIFICATE_VERIFY_FAILED" in log.getvalue() and "no list yet" in log.getvalue()
     assert served == [] and feed_state(engine)["entries"] == 0 and not (tmp_path / "cache").exists()
+
+
+def test_the_cache_defaults_to_blocklists_in_the_state_directory(server, tmp_path):
+    server.set(DROP, '"v1"')
+    cfg = config.build([("detect.blacklist", "urls", [server.url], "test"),
+                        ("store", "state_dir", str(tmp_path / "state"), "test")])
+    engine = Engine(cfg, sinks=[], log=io.StringIO())
+    attach(engine).fetch_all()
+    assert [p.suffix for p in sorted((tmp_path / "state" / "blocklists").iterdir())] == [".json", ".txt"]

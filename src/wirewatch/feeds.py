@@ -46,6 +46,11 @@ def check_urls(urls: list[str]) -> None:
             raise ConfigError(f"detect.blacklist.urls = {url!r}: expected an http:// or https:// URL")
 
 
+def cache_dir(cfg: Any) -> str:
+    """The feed cache of a Config: detect.blacklist.cache_dir, else blocklists/ in the state directory."""
+    return cfg.detect.blacklist.cache_dir or os.path.join(cfg.store.state_dir, "blocklists")
+
+
 def attach(engine: Any, log: TextIO | None = None, client: httpx.Client | None = None) -> FeedSet | None:
     """Give the engine's blacklist detector the configured feeds, starting from their cached
     copies; None when there are no feeds (or the detector is off)."""
@@ -54,7 +59,7 @@ def attach(engine: Any, log: TextIO | None = None, client: httpx.Client | None =
     if not cfg.urls or detector is None:
         return None
     check_urls(cfg.urls)
-    feeds = FeedSet(cfg.urls, cfg.cache_dir, cfg.refresh, cfg.max_shrink, cfg.max_bytes, detector.use_feed,
+    feeds = FeedSet(cfg.urls, cache_dir(engine.cfg), cfg.refresh, cfg.max_shrink, cfg.max_bytes, detector.use_feed,
                     log=log, client=client)
     detector.feeds = feeds
     feeds.load_cache()

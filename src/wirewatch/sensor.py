@@ -76,7 +76,9 @@ class Sensor:
             uid, gid = resolve_user(self.user)
             prepare_path(self.cfg.output.logfile, uid, gid)
             if feed_cfg.urls:
-                prepare_dir(feed_cfg.cache_dir, uid, gid)
+                from .feeds import cache_dir
+
+                prepare_dir(cache_dir(self.cfg), uid, gid)
             for sink in self.extra_sinks:
                 for path in sink.paths():
                     prepare_path(path, uid, gid)

@@ -32,8 +32,8 @@ class BlacklistConfig:
     max_shrink: float = setting(0.5, "A new copy of a feed with fewer than (1 - max_shrink) x the entries "
                                      "of the previous one is rejected and the previous list kept.", 0, 1)
     max_bytes: int = setting(64 << 20, "Largest feed download accepted, bytes.", 1024)
-    cache_dir: str = setting("var/blocklists", "Where the last good copy of each feed is kept (state "
-                                               "directory, owned by the sensor's unprivileged user).")
+    cache_dir: str = setting("", "Where the last good copy of each feed is kept (owned by the sensor's "
+                                 "unprivileged user); empty = blocklists/ in store.state_dir.")
 
 
 class Blacklist(Reconfigurable):
