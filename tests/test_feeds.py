@@ -84,7 +84,7 @@ def engine_with(url: str, cache: Path, **keys) -> tuple[Engine, io.StringIO]:
 
 
 def feed_state(engine: Engine) -> dict:
-    (state,) = [s for s in stats_record(engine, None, (0, 0, 0), 0, False)["stats"]["blacklists"]]
+    (state,) = stats_record(engine, None, (0, 0, 0), 0, False)["stats"]["blacklists"]
     return state
 
 

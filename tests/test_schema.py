@@ -52,7 +52,7 @@ SURICATA_STATS = {
         "kernel_packets", "kernel_drops", "kernel_ifdrops"], "properties": {
         "kernel_packets": INT, "kernel_drops": INT, "kernel_ifdrops": INT}},
     "decoder": {"type": "object", "additionalProperties": False, "required": ["pkts", "bytes", "invalid"],
-                "properties": {**{k: INT for k in DECODER_COUNTERS},
+                "properties": {**dict.fromkeys(DECODER_COUNTERS, INT),
                                "errors": {"type": "object"}, "non_ip": INT}},  # errors, non_ip: wirewatch's
     "detect": {"type": "object", "additionalProperties": False, "required": ["alert"], "properties": {
         "alert": INT, "alerts_suppressed": INT,

@@ -71,9 +71,10 @@ class MaxMindSource:
         out: dict[str, Any] = {}
         asn: dict[str, Any] = {}
         for reader in self.readers:
-            rec = reader.get(ip)
-            if not isinstance(rec, dict):
+            found = reader.get(ip)
+            if not isinstance(found, dict):
                 continue
+            rec: dict[str, Any] = found
             country = rec.get("country") or rec.get("registered_country") or {}
             if "country" not in out and country.get("iso_code"):
                 out["country"] = country["iso_code"]

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from ..config import ConfigError
+from . import SinkBase
 
 BATCH = 50
 BATCH_WAIT_S = 1.0
@@ -38,7 +39,9 @@ def alert_line(a: dict[str, Any]) -> str:
         (f" ({where})" if where else "")
 
 
-class WebhookSink:
+class WebhookSink(SinkBase):
+    """Its counters go to stats.webhook (counters()), not into the store's delivery stats."""
+
     name = "webhook"
 
     def __init__(self, url: str, min_severity: int = 3, queue_size: int = 10_000,
