@@ -28,8 +28,6 @@ EXEMPT = {
 # tests/<dir>/test_<name>.py makes its line unnecessary.
 MENTION = {
     "capture/live.py": "monitor",
-    "demo.py": "make sample",
-    "detect/base.py": "DetectorSpec",
     "native/__init__.py": "native",
     "privileges.py": "monitor",
     "schema.py": "expected",
