@@ -53,6 +53,7 @@ bench-live: setup
 ## Dashboard latency with a million stored alerts.
 bench-web: setup
 	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_web_fleet.py
 
 ## Install under PREFIX (a venv of its own) with the systemd units, logrotate snippet and an
 ## example config; creates the users wirewatch and wirewatch-web (root; DESTDIR for packaging).

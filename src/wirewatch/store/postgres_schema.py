@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sensor_tables import ROLLUP_TABLES
+from .sensor_tables import ROLLUP_TABLES, SENSOR_SOURCES
 
 MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
 CONNECT_TIMEOUT_S = 5
@@ -66,6 +66,8 @@ MIGRATIONS: list[str] = [
         hits BIGINT NOT NULL DEFAULT 0
     );
     """ + ROLLUP_TABLES,
+    # 2: per-sensor sources by index, the fleet's incidents by last_ts (store/sensor_tables.py)
+    SENSOR_SOURCES,
 ]
 
 

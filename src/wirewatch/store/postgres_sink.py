@@ -197,6 +197,7 @@ class PostgresSink:
                 conn.execute("DELETE FROM stats WHERE ts < %s", (cutoff,))
                 conn.execute("DELETE FROM sensor_minutes WHERE minute < %s", (int(cutoff // 60),))
                 conn.execute("DELETE FROM source_activity WHERE last_ts < %s", (cutoff,))
+                conn.execute("DELETE FROM sensor_sources WHERE last_ts < %s", (cutoff,))
         except transient_errors():
             return
 

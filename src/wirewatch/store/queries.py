@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .schema import addr_key, cidr_range
+from .search import TSQUERY_PHRASE, fts5_phrase
 
 QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked quiet (4 default intervals)
 INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
@@ -161,8 +162,8 @@ class Queries:
             by_type = {r["type"]: int(r["n"]) for r in self._rows(
                 "SELECT type, sum(count) AS n FROM sensor_minutes WHERE sensor = ? GROUP BY type ORDER BY n DESC",
                 (sensor,)) if r["n"] > 0}
-            top = self._rows("SELECT src_ip, sum(count) AS count FROM source_activity WHERE sensor = ? GROUP BY src_ip "
-                             "ORDER BY count DESC LIMIT 10", (sensor,))
+            top = self._rows("SELECT src_ip, count FROM sensor_sources WHERE sensor = ? ORDER BY count DESC LIMIT 10",
+                             (sensor,))
         else:
             last = self._value("SELECT max(minute) AS m FROM alert_minutes")
             per = self._rows("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > ? GROUP BY minute "
@@ -215,14 +216,16 @@ class Queries:
 
     def incidents(self, sensor: str = "", limit: int = 50) -> list[dict[str, Any]]:
         """Alerts grouped by attacking source across detectors and sensors, most recent first."""
-        cond, args = ("WHERE sensor = ?", [sensor]) if sensor else ("", [])
-        top = self._rows(f"SELECT src_ip, max(last_ts) AS last FROM source_activity {cond} GROUP BY src_ip "
-                         "ORDER BY last DESC LIMIT ?", (*args, limit))
+        if sensor:
+            top = self._rows("SELECT src_ip FROM sensor_sources WHERE sensor = ? AND count > 0 ORDER BY last_ts DESC "
+                             "LIMIT ?", (sensor, limit))
+        else:
+            top = self._rows("SELECT src_ip FROM alert_sources WHERE count > 0 ORDER BY last_ts DESC LIMIT ?", (limit,))
         if not top:
             return []
         marks = ",".join("?" * len(top))
         parts = self._rows(f"SELECT src_ip, sensor, type, count, first_ts, last_ts FROM source_activity "
-                           f"WHERE src_ip IN ({marks})", [t["src_ip"] for t in top])
+                           f"WHERE src_ip IN ({marks}) AND count > 0", [t["src_ip"] for t in top])
         grouped: dict[str, dict[str, Any]] = {t["src_ip"]: {"src_ip": t["src_ip"], "alerts": 0, "first_seen": None,
                                                             "last_seen": None, "types": {}, "sensors": {}} for t in top}
         for p in parts:
@@ -276,7 +279,22 @@ class Store(Queries):
         self.conn.row_factory = sqlite3.Row
 
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        return "(message LIKE ? ESCAPE '\\' OR record LIKE ? ESCAPE '\\')", [_like(q)] * 2
+        return "id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)", [fts5_phrase(q)]
+
+    def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
+        """Text search alone (the common case) asks the index for just one page, newest
+        first, instead of every match: the index walks its rowids in order."""
+        only_text = f.q and f.after is None and AlertFilter(q=f.q, before=f.before, limit=f.limit) == f
+        if not only_text:
+            return super().alerts(f)
+        keyset, args = ("AND rowid < ?", [f.before]) if f.before is not None else ("", [])
+        rows = self._rows(
+            "SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
+            "sensor, record FROM alerts WHERE id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ? "
+            f"{keyset} ORDER BY rowid DESC LIMIT ?) ORDER BY id DESC", (fts5_phrase(f.q), *args, f.limit))
+        for r in rows:  # as Queries.alerts: who owns each address
+            r["enrichment"] = json.loads(r.pop("record")).get("enrichment", {})
+        return rows
 
 
 class PostgresStore(Queries):
@@ -294,7 +312,7 @@ class PostgresStore(Queries):
         return sql.replace("?", "%s")
 
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        return "search @@ phraseto_tsquery('simple', ?)", [q]
+        return TSQUERY_PHRASE, [q]
 
     def _json_text(self, path: str) -> str:
         return f"(record::jsonb #>> '{{{','.join(path.split('.'))}}}')"

@@ -43,6 +43,7 @@ class Rollup:
     hits: dict[int, int] = field(default_factory=dict)
     sensor_minutes: dict[tuple[str, int, str], int] = field(default_factory=dict)
     activity: dict[tuple[str, str, str], tuple[int, float, float]] = field(default_factory=dict)
+    sensor_sources: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
 
     def add(self, a: dict[str, Any], ts: float) -> None:
         if a.get("muted"):
@@ -58,6 +59,8 @@ class Rollup:
             self.sources[src] = (n + 1, max(last, ts))
             n, first, last = self.activity.get((src, sensor, t), (0, ts, ts))
             self.activity[(src, sensor, t)] = (n + 1, min(first, ts), max(last, ts))
+            n, last = self.sensor_sources.get((sensor, src), (0, ts))
+            self.sensor_sources[(sensor, src)] = (n + 1, max(last, ts))
 
 
 def upserts(r: Rollup, greatest: str, least: str) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
@@ -84,3 +87,7 @@ def sensor_upserts(r: Rollup, greatest: str, least: str) -> Iterable[tuple[str, 
            f"first_ts = {least}(source_activity.first_ts, excluded.first_ts), "
            f"last_ts = {greatest}(source_activity.last_ts, excluded.last_ts)",
            [(ip, s, t, n, f, last) for (ip, s, t), (n, f, last) in r.activity.items()])
+    yield ("INSERT INTO sensor_sources (sensor, src_ip, count, last_ts) VALUES (?,?,?,?) "
+           "ON CONFLICT (sensor, src_ip) DO UPDATE SET count = sensor_sources.count + excluded.count, "
+           f"last_ts = {greatest}(sensor_sources.last_ts, excluded.last_ts)",
+           [(s, ip, n, last) for (s, ip), (n, last) in r.sensor_sources.items()])

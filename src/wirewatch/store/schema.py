@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from .sensor_tables import SQLITE_SENSORS
+from .search import SQLITE_FTS
+from .sensor_tables import SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
 
 MIGRATIONS: list[str] = [
     # 1: alerts, stats, mutes, and roll-ups that keep the overview fast at a million alerts
@@ -75,6 +76,10 @@ MIGRATIONS: list[str] = [
     """,
     # 4: sensors (a generated column from EVE host) and the per-sensor roll-ups (store/rollups.py)
     SQLITE_SENSORS,
+    # 5: full-text search (FTS5 over message and record, kept by triggers; store/search.py)
+    SQLITE_FTS,
+    # 6: per-sensor sources by index, the fleet's incidents by last_ts (store/sensor_tables.py)
+    SQLITE_SENSOR_SOURCES,
 ]
 
 

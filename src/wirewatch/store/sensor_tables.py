@@ -1,6 +1,7 @@
 """The per-sensor tables both stores share: alerts per sensor, minute and type
 (`sensor_minutes`), alerts per attacking source, sensor and type (`source_activity`, the
-incidents view), and each sensor's last two stats events (`sensors`, its health)."""
+incidents view), alerts per sensor and source (`sensor_sources`: a sensor's top sources and
+its incidents, by index), and each sensor's last two stats events (`sensors`, its health)."""
 
 ROLLUP_TABLES = """
 CREATE TABLE sensor_minutes (sensor TEXT NOT NULL, minute BIGINT NOT NULL, type TEXT NOT NULL, count BIGINT NOT NULL,
@@ -44,3 +45,22 @@ END;
 SENSOR_UPSERT = ("INSERT INTO sensors (sensor, first_seen, last_seen, record) VALUES (?,?,?,?) ON CONFLICT (sensor) "
                  "DO UPDATE SET prev_seen = sensors.last_seen, prev_record = sensors.record, "
                  "last_seen = excluded.last_seen, record = excluded.record")
+
+# Both stores, second step: per-sensor sources by index (top sources and incidents of one
+# sensor were a scan of source_activity), the fleet's incidents by alert_sources' last_ts.
+SENSOR_SOURCES = """
+DROP INDEX source_activity_last;
+DROP INDEX source_activity_sensor;
+CREATE TABLE sensor_sources (sensor TEXT NOT NULL, src_ip TEXT NOT NULL, count BIGINT NOT NULL,
+                             last_ts DOUBLE PRECISION NOT NULL, PRIMARY KEY (sensor, src_ip));
+CREATE INDEX sensor_sources_count ON sensor_sources(sensor, count);
+CREATE INDEX sensor_sources_last ON sensor_sources(sensor, last_ts);
+CREATE INDEX alert_sources_last ON alert_sources(last_ts);
+INSERT INTO sensor_sources SELECT sensor, src_ip, sum(count), max(last_ts) FROM source_activity GROUP BY 1, 2;
+"""
+
+SQLITE_SENSOR_SOURCES = SENSOR_SOURCES + """
+CREATE TRIGGER alerts_sensor_sources_retention AFTER DELETE ON alerts WHEN OLD.muted = 0 BEGIN
+    UPDATE sensor_sources SET count = count - 1 WHERE sensor = OLD.sensor AND src_ip = OLD.src_ip;
+END;
+"""

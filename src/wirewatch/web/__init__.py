@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, g
 
 from ..store.admin import open_triage
-from ..store.queries import open_store
+from ..store.pool import StorePool
 from .api import api
 from .auth import auth
 from .pages import pages
@@ -46,15 +46,18 @@ def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None
     app.register_blueprint(pages)
     app.register_blueprint(api)
 
+    pool = StorePool(app.config["DB_PATH"])
+    app.extensions["store_pool"] = pool
+
     @app.before_request
     def store_for_request() -> None:
-        g.store = open_store(app.config["DB_PATH"])
+        g.store = pool.acquire()
 
     @app.teardown_request
-    def close_store(_exc: BaseException | None) -> None:
+    def release_store(exc: BaseException | None) -> None:
         store = g.pop("store", None)
         if store is not None:
-            store.close()
+            pool.release(store, failed=exc is not None)
 
     @app.after_request
     def security_headers(resp):
