@@ -100,13 +100,15 @@ def prepare_store(db_path: str) -> object:
     conn.execute("PRAGMA journal_mode=WAL")
     migrate(conn)
     conn.execute("SELECT count(*) FROM schema_version").fetchone()  # creates -shm now, as root
+    from .store.search import index_pending
+    index_pending(conn)  # what was stored before the dashboard started becomes searchable
     return conn
 
 
 def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) -> int:
     check_bind(cfg, host)
     created = [] if is_postgres(db_path) else make_dirs(os.path.dirname(os.path.abspath(db_path)))
-    keeper = prepare_store(db_path)  # noqa: F841 - held open until the process ends
+    keeper = prepare_store(db_path)  # held open until the process ends; the indexer's connection
     token, token_file = load_token(cfg, db_path)
     from waitress import create_server
 
@@ -126,6 +128,9 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
     print(f"wirewatch dashboard: http://{shown}:{server.effective_port}/login?token={token}", file=sys.stderr, flush=True)
     if token_file:
         print(f"wirewatch dashboard: access token stored in {token_file}", file=sys.stderr, flush=True)
+    if keeper is not None:  # SQLite: new alerts become searchable within seconds
+        from .store.search import Indexer
+        Indexer(keeper).start()
     try:
         server.run()
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from dashboard_fixtures import TOKEN, fake_alert, login  # noqa: E402
 
 from wirewatch.store.postgres_sink import PostgresSink  # noqa: E402
 from wirewatch.store.queries import AlertFilter, open_store  # noqa: E402
+from wirewatch.store.search import catch_up  # noqa: E402
 from wirewatch.store.sqlite_sink import SqliteSink  # noqa: E402
 from wirewatch.web import create_app  # noqa: E402
 
@@ -46,6 +47,8 @@ def db(request, tmp_path):
         sink = PostgresSink(url, str(tmp_path / "spool.jsonl"))
     sink.write(alerts())
     sink.close()
+    if request.param == "sqlite":  # the dashboard indexes a SQLite store (at start, then every 2 s)
+        assert catch_up(url) == 300 and catch_up(url) == 0
     return url
 
 
@@ -82,3 +85,28 @@ def test_any_text_is_a_query_not_an_error(db, q):
     r = c.get("/api/alerts", query_string={"q": q})
     assert r.status_code == 200, (q, r.get_json())
     assert c.get("/api/alerts?limit=1").get_json()["alerts"]  # nothing was dropped
+
+
+def test_the_dashboard_indexes_new_sqlite_alerts_within_seconds_and_retention_unindexes(tmp_path):
+    import sqlite3
+
+    from wirewatch.store.search import Indexer
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write(alerts())
+    catch_up(path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    indexer = Indexer(conn, every_s=0.1).start()
+    try:
+        sink.write([fake_alert(1000, message="Late arrival from 198.51.100.77", host="edge-b")])
+        deadline = time.time() + 5
+        while ids(path, q="Late arrival") != [301]:
+            assert time.time() < deadline, "a new alert was not searchable within 5 s"
+            time.sleep(0.1)
+    finally:
+        indexer.stop.set()
+        indexer.thread.join(timeout=5)
+    conn.execute("DELETE FROM alerts WHERE id <= 10")  # what retention does
+    assert ids(path, q="Blacklisted address") == []  # alert 8 is gone from the index too
+    assert len(ids(path, q="port scan")) == 291
+    sink.close()

@@ -13,6 +13,8 @@ from flask import Flask, g
 
 from ..store.admin import open_triage
 from ..store.pool import StorePool
+from ..store.postgres_schema import is_postgres
+from ..store.search import catch_up
 from .api import api
 from .auth import auth
 from .pages import pages
@@ -46,6 +48,8 @@ def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None
     app.register_blueprint(pages)
     app.register_blueprint(api)
 
+    if not is_postgres(db_path):
+        catch_up(db_path)  # text search covers what is stored now (serve() keeps it current)
     pool = StorePool(app.config["DB_PATH"])
     app.extensions["store_pool"] = pool
 
