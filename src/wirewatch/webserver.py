@@ -82,7 +82,7 @@ def check_bind(cfg: Config, host: str) -> None:
                        "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'); or bind 127.0.0.1")
 
 
-def prepare_store(db_path: str) -> object:
+def prepare_store(db_path: str) -> sqlite3.Connection | None:
     """Make sure the store exists (migrated) and, for SQLite, hold it open (WAL) for the life
     of the server.
 

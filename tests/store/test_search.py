@@ -13,13 +13,13 @@ import pytest
 from pg_server import PgServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
-from dashboard_fixtures import TOKEN, fake_alert, login  # noqa: E402
+from dashboard_fixtures import TOKEN, fake_alert, login
 
-from wirewatch.store.postgres_sink import PostgresSink  # noqa: E402
-from wirewatch.store.queries import AlertFilter, open_store  # noqa: E402
-from wirewatch.store.search import catch_up  # noqa: E402
-from wirewatch.store.sqlite_sink import SqliteSink  # noqa: E402
-from wirewatch.web import create_app  # noqa: E402
+from wirewatch.store.postgres_sink import PostgresSink
+from wirewatch.store.queries import AlertFilter, open_store
+from wirewatch.store.search import catch_up
+from wirewatch.store.sqlite_sink import SqliteSink
+from wirewatch.web import create_app
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ MIGRATIONS: list[str] = [
     """,
     # 4: sensors (a generated column from EVE host) and the per-sensor roll-ups (store/rollups.py)
     SQLITE_SENSORS,
-    # 5: full-text search (FTS5 over message and record, kept by triggers; store/search.py)
+    # 5: full-text search (FTS5 over message and record, indexed by the dashboard; store/search.py)
     SQLITE_FTS,
     # 6: per-sensor sources by index, the fleet's incidents by last_ts (store/sensor_tables.py)
     SQLITE_SENSOR_SOURCES,

@@ -65,7 +65,7 @@ class Indexer:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="wirewatch-fts", daemon=True)
 
-    def start(self) -> "Indexer":
+    def start(self) -> Indexer:
         self.thread.start()
         return self
 
