@@ -63,7 +63,8 @@ def fill_sqlite() -> None:
     for ext in ("", "-wal", "-shm"):
         if os.path.exists(tmp + ext):
             os.replace(tmp + ext, DB + ext)
-    print(f"sqlite: filled {N:,} alerts ({rate:,.0f} alerts/s through SqliteSink, full-text index included)")
+    print(f"sqlite: filled {N:,} alerts ({rate:,.0f} alerts/s through SqliteSink; the dashboard indexes them "
+          "for text search when it starts)")
 
 
 def fill_postgres(url: str, spool: str) -> None:
@@ -100,12 +101,15 @@ def serve(db: str) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "WIREWATCH_WEB__TOKEN": TOKEN, "WIREWATCH_STORE__STATE_DIR": os.path.join(ROOT, "var", "bench")}
     proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
+    for _ in range(6000):  # a SQLite store's pending full-text indexing is done before it serves
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return proc, port
         except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("the dashboard exited") from None
             time.sleep(0.1)
+    proc.kill()
     raise SystemExit("the dashboard did not start")
 
 
