@@ -1,4 +1,4 @@
-"""`wirewatch read | monitor | run | dashboard | config`: argument parsing only."""
+"""`wirewatch read | monitor | run | dashboard | tune | config`: argument parsing only."""
 
 from __future__ import annotations
 
@@ -113,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="serve the dashboard over an alert store")
     _web(dash)
     _common(dash)
+    tune = sub.add_parser("tune", help="alerts against threshold on your own captures, in one pass")
+    tune.add_argument("files", nargs="*", metavar="CAPTURE")
+    tune.add_argument("--detector", metavar="NAME", help="only this detector")
+    tune.add_argument("--grid", action="append", default=[], metavar="DETECTOR.KEY=LO:HI:STEP",
+                      help="threshold values to try, e.g. port_scan.threshold=5:50:5 (repeatable; "
+                           "default a range around each detector's default)")
+    tune.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    tune.add_argument("--baseline", action="append", default=[], metavar="CAPTURE",
+                      help="traffic you call normal: suggest thresholds that keep it silent (repeatable)")
+    tune.add_argument("--margin", type=float, default=1.25, metavar="FACTOR",
+                      help="suggested threshold = baseline peak x FACTOR, rounded up (default 1.25)")
+    tune.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _common(tune)
     cfg = sub.add_parser("config", help="print the configuration in effect, with help")
     _common(cfg)
     return parser
@@ -139,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print(describe(cfg))
             return 0
-        slow = native.warning() if args.command in ("read", "monitor", "run") else None
+        slow = native.warning() if args.command in ("read", "monitor", "run", "tune") else None
         if slow:
             print(slow, file=sys.stderr)
         if args.command == "monitor":
@@ -148,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(cfg, cfg.output.db or DEFAULT_DB, cfg.web.host, cfg.web.port)
         if args.command == "run":
             return cmd_run(args, cfg)
+        if args.command == "tune":
+            from .tune_report import cmd_tune  # imported only for tune: start-up of `read`
+
+            return cmd_tune(args, cfg)
         return cmd_read(args, cfg)
     except BrokenPipeError:  # `wirewatch config | head`: the reader had enough (an OSError: caught first)
         _quiet_stdout()

@@ -87,16 +87,37 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class Tunable:
+    """A threshold `wirewatch tune` can sweep (see tune.py).
+
+    `key` is the setting in the detector's section, `figure` the evidence key of the number
+    the threshold is compared with (a finding belongs to the first of its detector's
+    tunables whose figure is in its evidence), `grid` the default (lowest, highest, step),
+    a sensible range around the default, and `note` where the one-pass estimate is
+    approximate for this detector. `slow` names a second window's threshold that follows this
+    one (0 = `slow_factor` x it, rounded): tune records the two windows apart.
+    """
+
+    key: str
+    figure: str
+    grid: tuple[float, float, float]
+    note: str = ""
+    slow: str = ""
+    slow_factor: float = 1.0
+
+
+@dataclass(frozen=True)
 class DetectorSpec:
     """Everything the rest of wirewatch needs to know about one detector.
 
     `config` is its settings dataclass: the [detect.<name>] section (it must have `enabled`).
     `build(cfg, shared)` makes the detector from the whole Config (a detector may read another
     section, e.g. distributed_scan reads port_scan's threshold) and the state detectors share
-    (`shared.handshakes()`).
+    (`shared.handshakes()`). `tunables` are the thresholds `wirewatch tune` sweeps.
     """
 
     name: str
     config: type
     signature: Signature
     build: Callable[[Config, Shared], Detector]
+    tunables: tuple[Tunable, ...] = ()

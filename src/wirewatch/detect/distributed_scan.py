@@ -20,7 +20,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .count.kernels import hash_cols
@@ -125,4 +125,7 @@ SPEC = DetectorSpec(
     name=DistributedScan.name, config=DistributedScanConfig,
     signature=Signature(9000003, "WIREWATCH distributed port scan", "Attempted Information Leak", 2),
     build=lambda cfg, shared: DistributedScan(cfg.detect.distributed_scan, cfg.detect.port_scan.threshold),
+    tunables=(Tunable("threshold", "distinct_ports", (10, 60, 5),
+                      "membership (no member a port scanner alone) is checked at every slice in tune, "
+                      "every 2 s in read: a borderline victim may differ"),),
 )

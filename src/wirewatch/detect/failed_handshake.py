@@ -13,7 +13,7 @@ import numpy as np
 
 from ..decode import PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -103,4 +103,5 @@ SPEC = DetectorSpec(
     name=FailedHandshake.name, config=FailedHandshakeConfig,
     signature=Signature(9000005, "WIREWATCH repeated failed TCP handshakes", "Misc activity", 3),
     build=lambda cfg, shared: FailedHandshake(cfg.detect.failed_handshake, shared.handshakes()),
+    tunables=(Tunable("threshold", "failed_handshakes", (2, 20, 1)),),
 )

@@ -20,7 +20,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import (
     ADDR_LABELS,
@@ -170,4 +170,7 @@ SPEC = DetectorSpec(
     name=HostSweep.name, config=HostSweepConfig,
     signature=Signature(9000002, "WIREWATCH host sweep", "Attempted Information Leak", 2),
     build=lambda cfg, shared: HostSweep(cfg.detect.host_sweep, cfg.general.time_window),
+    tunables=(Tunable("threshold", "distinct_hosts", (4, 40, 2),
+                      "the slow-sweep window's threshold follows threshold (unless slow_threshold is set)",
+                      slow="slow_threshold"),),
 )

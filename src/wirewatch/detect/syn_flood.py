@@ -21,7 +21,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
@@ -154,4 +154,7 @@ SPEC = DetectorSpec(
     name=SynFlood.name, config=SynFloodConfig,
     signature=Signature(9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 1),
     build=lambda cfg, shared: SynFlood(cfg.detect.syn_flood, cfg.general.time_window, shared.handshakes()),
+    tunables=(Tunable("threshold", "incomplete_syns", (100, 1000, 50),
+                      "one finding per victim and slice: where its host-and-port key is above the lowered "
+                      "threshold, that key's figure is recorded, not the host's (which can be larger)"),),
 )

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -140,4 +140,8 @@ SPEC = DetectorSpec(
     name=TrafficBurst.name, config=TrafficBurstConfig,
     signature=Signature(9000007, "WIREWATCH traffic burst", "Attempted Denial of Service", 2),
     build=lambda cfg, shared: TrafficBurst(cfg.detect.traffic_burst, cfg.general.time_window),
+    tunables=(Tunable("threshold", "packets", (250, 3000, 250),
+                      "bursts raised by bytes_threshold alone are counted at their packet count; the "
+                      "many-sources view admits destinations by the threshold's rate and stays quiet "
+                      "about victims a per-pair alert covers, so it can differ near the edge"),),
 )

@@ -16,7 +16,7 @@ import numpy as np
 from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
 from ..lut import member_table
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, src_of, times
@@ -141,4 +141,6 @@ SPEC = DetectorSpec(
     name=UnusualProtocol.name, config=UnusualProtocolConfig,
     signature=Signature(9000006, "WIREWATCH unusual protocol or TCP flags", "Potentially Bad Traffic", 2),
     build=lambda cfg, shared: UnusualProtocol(cfg.detect.unusual_protocol, cfg.general.time_window),
+    tunables=(Tunable("scan_threshold", "distinct_protocols", (2, 16, 1)),
+              Tunable("threshold", "packets", (1, 10, 1))),
 )

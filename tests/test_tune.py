@@ -1,0 +1,113 @@
+"""tune.py: one recording pass gives, at the threshold in effect, exactly the distinct alerts
+`read` raises, on every capture of both corpora; bad --grid values are one clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, cli
+
+from wirewatch.capture.pcapfile import read_batches
+from wirewatch.config import Config, ConfigError, load
+from wirewatch.engine import Engine
+from wirewatch.tune import grids, lowered, parse_grid, record
+
+BUSY = CORPUS.parent / "corpus-busy"
+
+
+def captures() -> list[Path]:
+    out = []
+    for folder in (CORPUS, BUSY):
+        if folder.exists():
+            labels = json.loads((folder / "labels.json").read_text())
+            out += [folder / e["file"] for e in labels["pcaps"] if (folder / e["file"]).exists()]
+    return out
+
+
+CAPTURES = captures()
+
+
+def config_for(path: Path) -> Config:
+    return load(None, [("detect.blacklist", "files", [str(path.parent / "blacklist.txt")], "test")])
+
+
+def read_keys(cfg: Config, path: Path) -> dict[str, set[int]]:
+    """What `read` raises: per detector type, the distinct alerts (flow_id = detector type and
+    finding identifier, what the alert manager deduplicates on; suppressed repeats not counted)."""
+    engine = Engine(cfg)
+    alerts = []
+    for raw in read_batches(str(path), cfg.general.batch_size):
+        alerts += engine.feed(raw)
+    alerts += engine.flush()
+    engine.close()
+    out: dict[str, set[int]] = {}
+    for a in alerts:
+        out.setdefault(a["type"], set()).add(a["flow_id"])
+    return out
+
+
+def tune_keys(cfg: Config, path: Path) -> dict[str, set[int]]:
+    """What tune says fires at the value in effect, per detector type, as flow_ids."""
+    from wirewatch.schema import flow_id
+
+    sweep = grids(cfg)
+    peaks = record(cfg, [str(path)], sweep, progress=False)
+    out: dict[str, set[int]] = {}
+    for g in sweep:
+        out.setdefault(g.detector, set()).update(flow_id(k) for k in peaks.at(g.label, g.current))
+    for name, keys in peaks.untuned.items():
+        out.setdefault(name, set()).update(flow_id(k) for k in keys)
+    return {k: v for k, v in out.items() if v}
+
+
+def test_both_corpora_are_swept():
+    assert len(CAPTURES) >= 30
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_count_at_the_threshold_in_effect_is_what_read_raises(path):
+    cfg = config_for(path)
+    assert tune_keys(cfg, path) == read_keys(cfg, path)
+
+
+def test_a_grid_value_between_counts_what_read_raises_with_that_threshold(tmp_path):
+    """Not only at the default: port_scan at 3 ports on a capture with a small UDP scan."""
+    path = CORPUS / "dev03_nmap_udp_small.pcap"
+    cfg = load(None, [("detect.port_scan", "threshold", 3, "test")])
+    assert tune_keys(cfg, path).get("port_scan") == read_keys(cfg, path).get("port_scan")
+
+
+def test_recording_pass_lowers_only_the_swept_thresholds_and_pins_derived_ones():
+    cfg = load()
+    run = lowered(cfg, grids(cfg, ["port_scan.threshold=4:30:2"]))
+    assert run.detect.port_scan.threshold == 4
+    assert run.detect.distributed_scan.member_threshold == cfg.detect.port_scan.threshold
+    assert run.detect.port_scan.window == cfg.detect.port_scan.window
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ("port_scan.threshold=5:50", "expected DETECTOR.KEY=LO:HI:STEP"),
+    ("port_scan.threshold=a:50:5", "must be numbers"),
+    ("port_scan.threshold=50:5:5", "HI is below LO"),
+    ("port_scan.threshold=5:50:0", "STEP must be above 0"),
+    ("port_scan.threshold=5.5:50:5", "whole number"),
+    ("port_scan.threshold=1:50:1", "below the setting's minimum 2"),
+    ("port_scan.threshold=2:1e9:1", "at most 1000"),
+    ("port_scan.window=1:5:1", "not a tunable threshold"),
+    ("nosuch.threshold=1:5:1", "not a tunable threshold"),
+    ("port_scan.threshold=nan:5:1", "finite"),
+])
+def test_bad_grid_is_one_clear_line_and_exit_2(grid, message):
+    r = cli("tune", str(CORPUS / "dev01_nmap_syn_top100.pcap"), "--grid", grid)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and grid in lines[0], r.stderr
+    assert r.stdout == ""
+
+
+def test_grid_parsing_accepts_the_section_prefix():
+    assert parse_grid("detect.syn_flood.threshold=100:500:100") == ("syn_flood", "threshold", (100.0, 500.0, 100.0))
+    with pytest.raises(ConfigError):
+        grids(load(), ["syn_flood.max_completion=0:1:0.1"])
