@@ -1,5 +1,6 @@
 """`make bench`, first part: wirewatch read next to `tcpdump -r FILE -w /dev/null` on the two
-reference captures of real traffic (../shared/bench/record.sh: "mixed" and "bulk").
+reference captures of real traffic (shared/bench/record.sh: "mixed" and "bulk"; found through
+BENCH_RECORD_SH, else beside the checkout (../shared), else in /work/shared).
 
 Each capture is recorded once (root) and cached under var/bench/, then made four times
 longer from time-shifted copies (editcap -t, mergecap -a, Debian's wireshark-common), so
@@ -21,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var", "bench")
-RECORD = os.path.join(ROOT, "..", "shared", "bench", "record.sh")
+RECORD_CANDIDATES = (os.path.join(ROOT, "..", "shared", "bench", "record.sh"), "/work/shared/bench/record.sh")
 BLOCKLIST = os.path.join(VAR, "reference-blocklist.txt")  # the captures' "blacklisted" source
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 SHIFT_S = {"mixed": 70, "bulk": 10}  # more than each capture lasts
@@ -37,16 +38,32 @@ def _tool(name: str) -> str:
     return path
 
 
+def record_script() -> str | None:
+    """record.sh: $BENCH_RECORD_SH when set (it must exist), else the first of RECORD_CANDIDATES that does."""
+    override = os.environ.get("BENCH_RECORD_SH")
+    if override:
+        if not os.path.isfile(override):
+            raise SystemExit(f"bench: BENCH_RECORD_SH={override}: no such file")
+        return override
+    return next((path for path in RECORD_CANDIDATES if os.path.isfile(path)), None)
+
+
 def recorded(kind: str) -> str | None:
-    """var/bench/KIND.pcap, recorded now when missing; None when that needs root."""
+    """var/bench/KIND.pcap, recorded now when missing; None when that needs root or record.sh is missing."""
     path = os.path.join(VAR, f"{kind}.pcap")
     if os.path.exists(path):
         return path
     if os.geteuid() != 0:
+        print(f"  not root: {kind}.pcap cannot be recorded (record.sh needs network namespaces)")
+        return None
+    script = record_script()
+    if script is None:
+        print(f"  {kind}.pcap cannot be recorded: record.sh not found (set BENCH_RECORD_SH, or looked in "
+              f"{' and '.join(RECORD_CANDIDATES)})")
         return None
     os.makedirs(VAR, exist_ok=True)
-    print(f"recording {kind}.pcap once with record.sh (cached in var/bench/) ...", flush=True)
-    subprocess.run(["bash", RECORD, kind, path], check=True, cwd=ROOT)
+    print(f"recording {kind}.pcap once with {script} (cached in var/bench/) ...", flush=True)
+    subprocess.run(["bash", script, kind, path], check=True, cwd=ROOT)
     return path
 
 
@@ -126,8 +143,7 @@ def main(generated: str) -> list[dict]:
     results = []
     captures = {kind: recorded(kind) for kind in ("mixed", "bulk")}
     if not all(captures.values()):
-        print("  not root: the reference captures cannot be recorded (record.sh needs network namespaces);"
-              " using the generated capture instead")
+        print("  the reference captures are missing: using the generated capture instead")
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "make_capture.py"), generated], check=True,
                        stdout=subprocess.DEVNULL)
         captures = {"generated": generated}
