@@ -13,17 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS
+from ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "WIREWATCH_WEB__TOKEN": "browser-test-token"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_into(db: Path, *pcaps: str) -> None:

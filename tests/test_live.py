@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from netns import can_create_namespaces, lab
+from ports import free_port
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
 SRC = str(Path(__file__).resolve().parent.parent / "src")
@@ -228,10 +229,11 @@ def test_unknown_interface_and_no_permission(tmp_path):
 def test_run_serves_the_dashboard_unprivileged_beside_the_sensor(net, world_dir):
     need("nmap")
     env = {**os.environ, "PYTHONPATH": SRC, "WIREWATCH_WEB__TOKEN": "live-run-token"}
-    proc = net.popen(net.sensor, sys.executable, "-m", "wirewatch", "run", "-i", net.sensor_if, "--port", "8096",
+    port = str(free_port())  # the sensor's namespace is ours, but `ps` below sees every checkout's processes
+    proc = net.popen(net.sensor, sys.executable, "-m", "wirewatch", "run", "-i", net.sensor_if, "--port", port,
                      "--quiet", "--stats-interval", "1", cwd=str(world_dir), env=env,
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = "http://127.0.0.1:8096/api/alerts"
+    url = f"http://127.0.0.1:{port}/api/alerts"
     auth = ["-H", "Authorization: Bearer live-run-token"]
     deadline = time.time() + 20
     while time.time() < deadline and net.run(net.sensor, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
@@ -247,7 +249,7 @@ def test_run_serves_the_dashboard_unprivileged_beside_the_sensor(net, world_dir)
     assert "Possible port scan detected from 10.203.0.66" in body
     assert net.run(net.sensor, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url).stdout == "401"
     users = subprocess.run(["ps", "-ww", "-eo", "user,args"], capture_output=True, text=True).stdout.splitlines()
-    ours = [line for line in users if "8096" in line and "wirewatch" in line]
+    ours = [line for line in users if f"--port {port}" in line and "wirewatch" in line]
     assert len(ours) == 2 and all(line.split()[0] != "root" for line in ours), ours
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
