@@ -23,6 +23,7 @@ import reference
 import scapy_baseline
 
 from wirewatch import native
+from wirewatch.detect import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURE = os.path.join(ROOT, "var", "bench", "bench.pcap")
@@ -30,9 +31,9 @@ MIXED = os.path.join(ROOT, "var", "bench", "mixed.pcap")  # recorded by bench/re
 BLOCKLIST = os.path.join(ROOT, "tests", "corpus", "blacklist.txt")
 SCAPY_PACKETS = int(os.environ.get("BENCH_SCAPY_PACKETS", "30000"))
 PER_DETECTOR = os.environ.get("BENCH_PER_DETECTOR", "") not in ("", "0")
-DETECTORS = ("port_scan", "host_sweep", "distributed_scan", "syn_flood", "failed_handshake", "unusual_protocol",
-             "traffic_burst", "blacklist", "suspicious_port")
-FOUNDATION_ONLY = [x for d in DETECTORS[:7] for x in ("--set", f"detect.{d}.enabled=false")]
+DETECTORS = tuple(registry.names())  # every registered detector, as the sensor runs them
+FOUNDATION = ("blacklist", "suspicious_port")  # one look-up per packet, no windows
+FOUNDATION_ONLY = [x for d in DETECTORS if d not in FOUNDATION for x in ("--set", f"detect.{d}.enabled=false")]
 
 
 def run_wirewatch(extra: list[str], capture: str = CAPTURE) -> tuple[dict, float, float]:
