@@ -106,6 +106,7 @@ T_GRE, T_ERSPAN, T_VXLAN, T_GENEVE, T_IPIP, T_IPV6, T_TEREDO, T_GTPU, T_MPLS, T_
 TUNNEL_PROTOS = member_table((PROTO_IPIP, PROTO_IPV6, PROTO_GRE))
 TUNNEL_DPORTS = member_table((PORT_VXLAN, PORT_GENEVE, PORT_GTPU, PORT_TEREDO), np.uint16)
 MAX_TUNNEL_DEPTH = 8  # the tunnel column holds 8 layers of 4 bits
+DEFAULT_TUNNEL_DEPTH = 4
 # tunnel header parse results
 _NONE, _SHORT, _OK = 0, 1, 2
 
@@ -113,7 +114,7 @@ _NONE, _SHORT, _OK = 0, 1, 2
 @dataclass(frozen=True)
 class DecodeConfig:
     max_tunnel_depth: int = setting(
-        4, "Encapsulation layers (GRE, VXLAN, Geneve, IP-in-IP, Teredo, GTP-U, MPLS, PPPoE) the decoder "
+        DEFAULT_TUNNEL_DEPTH, "Encapsulation layers (GRE, VXLAN, Geneve, IP-in-IP, Teredo, GTP-U, MPLS, PPPoE) the decoder "
            "looks through to reach the inner packet; 0 = analyse the outermost packet.", 0, MAX_TUNNEL_DEPTH)
 
 
@@ -607,7 +608,13 @@ def _tunnel_header(r: _Reader, ip: dict[str, np.ndarray], i: np.ndarray) -> tupl
     return kind, status, et, l3
 
 
-def decode(buf: bytes | memoryview, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
+def _depth_bound(max_tunnel_depth: int) -> int:
+    """The tunnel depth a decoder uses: the setting, held within 0..MAX_TUNNEL_DEPTH."""
+    return min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH)
+
+
+def decode(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
+           max_tunnel_depth: int = DEFAULT_TUNNEL_DEPTH) -> PacketBatch:
     """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`.
 
     Runs compiled (native/decode.c) when it is built and the link type is supported;
@@ -619,14 +626,15 @@ def decode(buf: bytes | memoryview, meta: np.ndarray, linktype: int, max_tunnel_
     cols: dict[str, Any] = {name: np.empty(n, dtype) for name, dtype in COLUMN_DTYPES.items()}
     counts = np.zeros(len(_compiled.ERRORS), np.int64)
     non_ip = _compiled.decode_batch(buf, meta, linktype, tuple(cols[name] for name in _compiled.COLUMNS), counts,
-                                    min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH))
+                                    _depth_bound(max_tunnel_depth))
     errors = {reason: int(c) for reason, c in zip(_compiled.ERRORS, counts) if c}
     return PacketBatch(**cols, errors=errors, non_ip=non_ip)
 
 
-def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int, max_tunnel_depth: int = 4) -> PacketBatch:
+def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
+                 max_tunnel_depth: int = DEFAULT_TUNNEL_DEPTH) -> PacketBatch:
     """The numpy decoder: the reference and the fallback of `decode`."""
-    max_depth = min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH)
+    max_depth = _depth_bound(max_tunnel_depth)
     meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)
     n = len(meta)
     errors: dict[str, int] = {}
