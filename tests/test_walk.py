@@ -232,3 +232,22 @@ def test_damage_message_names_file_byte_and_last_good_packet(tmp_path):
     assert len(got) == 104
     assert error == f"{cut}: damaged capture at byte {bounds[104]}, after packet 104: " \
                     "truncated record (the file ends inside it)"
+
+
+@pytest.mark.parametrize("compiled", (True, False), ids=("compiled", "reference"))
+def test_a_start_outside_the_buffer_is_refused_not_read(compiled):
+    """The compiled walker reads buf + pos without Python's bounds checks: a start before the
+    buffer or past its end must be refused by both walkers alike, not read."""
+    kernels = walk._compiled if compiled else walk
+    assert kernels is not None
+    data = pcap([(BASE_TS, 0, frames(1)[0])])[24:]
+    meta, sub = np.empty((4, 4), np.uint32), np.empty(4, np.uint16)
+    ifs = (np.array([1], np.int32), np.array([65535], np.uint32), np.array([10**6], np.uint64), np.zeros(1, np.int64))
+    for pos in (-1, -len(data), len(data) + 1):
+        with pytest.raises(ValueError, match="pos outside the buffer"):
+            kernels.walk_pcap(data, pos, 0, 0, 65535, meta, sub)
+        with pytest.raises(ValueError, match="pos outside the buffer"):
+            kernels.walk_pcapng(data, pos, 0, *ifs, meta, sub)
+    n, end, status, _ = kernels.walk_pcap(data, 0, 0, 0, 65535, meta, sub)  # the same buffer walked from 0
+    assert (n, end, status) == (1, len(data), walk.END)
+    assert kernels.walk_pcap(data, len(data), 0, 0, 65535, meta, sub)[:3] == (0, len(data), walk.END)

@@ -66,11 +66,18 @@ def _add_row(meta: np.ndarray, sub: np.ndarray, n: int, base: int, sec: int, nse
     return True
 
 
+def _check_pos(walker: str, pos: int, end: int) -> None:
+    """As the compiled walker: a start outside the buffer is the caller's error."""
+    if not 0 <= pos <= end:
+        raise ValueError(f"{walker}: pos outside the buffer")
+
+
 def walk_pcap(buf, pos: int, big: int, nano: int, snapshot: int, meta: np.ndarray,
               sub: np.ndarray) -> tuple[int, int, int, int]:
     """Classic pcap records from `pos`: (packets, next position, status, base)."""
     view = memoryview(buf).cast("B")
     end, n, base, status = len(view), 0, 0, FULL
+    _check_pos("walk_pcap", pos, end)
     header = struct.Struct(">IIII" if big else "<IIII")
     meta = meta.reshape(-1, 4)
     while n < len(sub):
@@ -101,6 +108,7 @@ def walk_pcapng(buf, pos: int, big: int, linktypes: np.ndarray, snaplens: np.nda
     """pcapng blocks from `pos`: (packets, next position, status, base, the packets' link type or -1)."""
     view = memoryview(buf).cast("B")
     end, n, base, status, linktype = len(view), 0, 0, FULL, -1
+    _check_pos("walk_pcapng", pos, end)
     o = ">" if big else "<"
     u32, u16 = struct.Struct(o + "I"), struct.Struct(o + "H")
     meta = meta.reshape(-1, 4)

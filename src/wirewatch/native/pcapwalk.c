@@ -98,6 +98,10 @@ static PyObject *k_walk_pcap(PyObject *self, PyObject *args)
         PyBuffer_Release(&b);
         return NULL;
     }
+    if (pos < 0 || pos > b.len) { /* the loop reads p + pos: never outside the buffer */
+        release_buffers(v, 2);
+        return finish(&b, 1, 1, "walk_pcap: pos outside the buffer");
+    }
     const uint8_t *p = b.buf;
     const int64_t end = b.len;
     int status = ST_FULL;
@@ -176,6 +180,10 @@ static PyObject *k_walk_pcapng(PyObject *self, PyObject *args)
             release_buffers(v, 2);
             return finish(in, 5, 1, "walk_pcapng: zero time stamp units");
         }
+    }
+    if (pos < 0 || pos > in[0].len) {
+        release_buffers(v, 2);
+        return finish(in, 5, 1, "walk_pcapng: pos outside the buffer");
     }
     const uint8_t *p = in[0].buf;
     const int64_t end = in[0].len;
