@@ -166,11 +166,21 @@ def test_decoder_never_raises_on_arbitrary_bytes(frames, linktype):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=0, max_size=120), st.integers(0, 2000))
-def test_decoder_never_raises_with_lying_caplen_offsets(data, extra):
-    # meta that points past the buffer must be clamped, never crash
+@given(st.booleans(), st.binary(min_size=0, max_size=120), st.integers(0, 2000))
+def test_decoder_clamps_lying_caplen_offsets(real, tail, extra):
+    """meta that points past the buffer is clamped to it: no crash, no byte read from beyond it
+    (a row that starts at the buffer's end has nothing to decode), compiled = reference."""
+    data = (bytes(Ether(dst="02:00:00:00:00:02") / TCP4) if real else b"") + tail  # a real packet, or noise
     meta = np.array([[1, 0, len(data), extra], [1, 0, 0, len(data) + extra]], np.uint32)
-    decode(bytes(Ether(dst="02:00:00:00:00:02") / TCP4)[:0] + data, meta, 1)
+    b = decode(data, meta, 1)
+    assert len(b) == 2
+    assert b.ipver[0] == 0  # no bytes inside the buffer: not a packet
+    if real:  # the packet inside the buffer is still decoded
+        assert (b.ipver[1], b.proto[1], b.dport[1]) == (4, 6, 80)
+    honest = decode(data, np.array([[1, 0, 0, len(data)]], np.uint32), 1)  # the row cut to what the buffer holds
+    for name in ("ipver", "proto", "src_lo", "dst_lo", "sport", "dport", "tcp_flags"):
+        assert getattr(b, name)[1] == getattr(honest, name)[0], name
+    assert_same_as_reference(data, meta, 1)
 
 
 # ---- the compiled decoder (native/decode.c) against the numpy reference ----------------
