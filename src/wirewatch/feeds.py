@@ -203,6 +203,7 @@ class FeedSet:
             kept = f"keeping the previous list ({len(feed.parsed)} entries)" if feed.parsed else "no list yet"
             print(f"wirewatch: blocklist feed {feed.url}: {why}; {kept}", file=self.log)
             return False
+        self.on_update(parsed)  # the matcher first: the status never shows a list not yet in effect
         feed.parsed, feed.etag, feed.last_modified = parsed, headers.get("ETag"), headers.get("Last-Modified")
         feed.last_fetch, feed.last_error = time.time(), None
         try:
@@ -210,7 +211,6 @@ class FeedSet:
         except OSError as exc:
             feed.last_error = f"cache not written: {exc.strerror or exc}"
             print(f"wirewatch: blocklist feed {feed.url}: {feed.last_error}", file=self.log)
-        self.on_update(parsed)
         return True
 
     def fetch_all(self) -> None:
