@@ -10,6 +10,7 @@ import lzma
 import shlex
 import subprocess
 import sys
+import threading
 
 import pytest
 import zstandard
@@ -166,3 +167,38 @@ def test_progress_of_a_compressed_file_counts_its_compressed_bytes(tmp_path):
     path.write_bytes(gzip.compress(MIXED.read_bytes()))
     consumed = [raw.consumed for raw in read_batches(str(path), 256)]
     assert sum(consumed) == path.stat().st_size and len(consumed) > 1
+
+
+def test_a_pipe_that_stays_open_is_analysed_as_packets_arrive(tmp_path):
+    """`tcpdump -w - | wirewatch read -`: a scan written into a pipe that then stays open (a quiet
+    wire) is reported while the pipe is still open, not when it closes or a chunk fills."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    scan = [(1_700_000_000 + i * 0.01, Ether() / IP(src="10.9.9.66", dst="10.9.9.2") / TCP(sport=40000, dport=i, flags="S"))
+            for i in range(1, 120)]
+    data = open(write_pcap(str(tmp_path / "scan.pcap"), scan), "rb").read()
+    proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "read", "-", "--db", ""],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(data)
+        proc.stdin.flush()  # and keep the pipe open
+        seen = []
+
+        def first_alert() -> None:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                seen.append(line.decode())
+                if b"port scan" in line:
+                    return
+
+        reader = threading.Thread(target=first_alert, daemon=True)
+        reader.start()
+        reader.join(timeout=60)
+        assert any("Possible port scan detected from 10.9.9.66" in line for line in seen), seen
+        assert proc.poll() is None, "the alert came only because the reader ended"
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()

@@ -10,6 +10,7 @@ WIREWATCH_READER=libpcap.
 from __future__ import annotations
 
 import os
+import select
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = Tr
     if path == STDIN:
         stdin = sys.stdin.buffer
         head = read_head(stdin)
-        yield from _stream("standard input", head, stdin, batch_size, compiled)
+        yield from _stream("standard input", head, stdin, batch_size, compiled, ready=_ready(stdin))
         return
     _check_path(path)
     try:
@@ -58,7 +59,8 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = Tr
         raise CaptureError(f"{path}: {exc.strerror}") from None
     if not regular or compression_of(head):  # pipes, process substitution, compressed files
         with open(path, "rb") as fh:
-            yield from _stream(path, read_head(fh), fh, batch_size, compiled, fh.tell if regular else None)
+            yield from _stream(path, read_head(fh), fh, batch_size, compiled, fh.tell if regular else None,
+                               None if regular else _ready(fh))
         return
     if not head:
         raise CaptureError(f"{path}: not a pcap/pcapng capture (empty file)")
@@ -69,10 +71,18 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = Tr
 
 
 def _stream(name: str, head: bytes, stream, batch_size: int, compiled: bool,
-            position: Callable[[], int] | None = None) -> Iterator[RawBatch]:
+            position: Callable[[], int] | None = None, ready: Callable[[], bool] | None = None) -> Iterator[RawBatch]:
     if not head:
         raise CaptureError(f"{name}: not a pcap/pcapng capture (empty)")
-    yield from stream_batches(name, decompressed(name, head, stream), batch_size, compiled, position=position)
+    yield from stream_batches(name, decompressed(name, head, stream), batch_size, compiled, position=position,
+                              ready=ready)
+
+
+def _ready(stream) -> Callable[[], bool]:
+    """Whether the kernel holds more input for a pipe (terminal, socket) right now. Bytes its
+    reader has already buffered do not count: a refill then stops early, which costs nothing."""
+    fd = stream.fileno()
+    return lambda: bool(select.select([fd], [], [], 0)[0])
 
 
 def _open_libpcap(path: str):

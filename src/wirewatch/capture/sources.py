@@ -21,6 +21,7 @@ from .batch import CaptureError, RawBatch
 from .walk import DAMAGE, END, INCOMPLETE, Walker
 
 CHUNK = 8 * 1024 * 1024  # bytes read per refill of a stream
+LIVE_CHUNK = 1024 * 1024  # per refill of a pipe that may pause (each refill allocates this much)
 RELEASE_EVERY = 8 * 1024 * 1024  # hand mapped pages back to the kernel in steps of this size
 MAGIC_LEN = 6
 COMPRESSED = (
@@ -92,14 +93,20 @@ def mapped_batches(path: str, batch_size: int, compiled: bool = True) -> Iterato
 
 
 def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool = True,
-                   chunk: int = CHUNK, position: Callable[[], int] | None = None) -> Iterator[RawBatch]:
+                   chunk: int = CHUNK, position: Callable[[], int] | None = None,
+                   ready: Callable[[], bool] | None = None) -> Iterator[RawBatch]:
     """The batches of a capture read from a stream, `chunk` bytes at a time.
 
+    `ready` (given for pipes and standard input) tells whether more input is there without
+    waiting: a refill then stops at what has arrived, so that `tcpdump -w - | wirewatch read -`
+    analyses packets as they come instead of when a whole chunk has accumulated.
     A read that fails (a corrupt or truncated compressed file, an I/O error) ends the
     capture after the records that were read completely before it. `position` tells how
     far into the file the stream has read (a compressed file: its compressed bytes), for
     each batch's `consumed` (the progress bar)."""
     walker = Walker(name, batch_size, compiled)
+    if ready is not None:
+        chunk = min(chunk, LIVE_CHUNK)
     done = [0]  # bytes of the stream before the current buffer
     failure: list[Exception] = []
 
@@ -121,6 +128,8 @@ def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool 
             if not got:
                 break
             filled += got
+            if ready is not None and not ready():
+                break
         view.release()
         if filled == len(tail):
             if failure:
@@ -155,7 +164,10 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self.head[:n]
             self.head = self.head[n:]
             return n
-        return cast(io.RawIOBase, self.rest).readinto(b) or 0
+        # readinto1 where the stream has it: one read of what is there (a BufferedReader's
+        # readinto would wait until `b` is full, which a pipe may take minutes to do)
+        read = getattr(self.rest, "readinto1", None) or cast(io.RawIOBase, self.rest).readinto
+        return read(b) or 0
 
 
 def decompressed(name: str, head: bytes, stream: BinaryIO) -> BinaryIO:
