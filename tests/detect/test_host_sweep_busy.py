@@ -94,3 +94,15 @@ def test_acks_of_established_connections_are_not_pings(tmp_path):
         pkts.append((t + 0.001, eth(IP(src=SWEEPER, dst=srv) / TCP(sport=33000 + i, dport=443, flags="A"))))
         pkts.append((t + 0.002, eth(IP(src=SWEEPER, dst=srv) / TCP(sport=33000 + i, dport=443, flags="A"))))
     assert sweeps(run_packets(tmp_path, pkts)[0]) == []
+
+
+def test_unsolicited_data_after_each_syn_does_not_hide_a_sweep(tmp_path):
+    """An evasion: one data byte after each SYN, never answered, must not pass for browsing."""
+    pkts = []
+    for i in range(59):
+        t = T0 + i * 0.05
+        pkts.append((t, eth(IP(src=SWEEPER, dst=site(i)) / TCP(sport=40000 + i, dport=22, flags="S"))))
+        pkts.append((t + 0.01, eth(IP(src=SWEEPER, dst=site(i)) / TCP(sport=40000 + i, dport=22, flags="PA", seq=1,
+                                                                     ack=1) / b"x")))
+    alerts, _ = run_packets(tmp_path, pkts)
+    assert [a["src_ip"] for a in sweeps(alerts)] == [SWEEPER]

@@ -21,9 +21,20 @@ def triples(tmp_path, pkts) -> set[tuple[str, str, int, int]]:
 
 def test_tcp_data_either_way_marks_the_clients_use_of_the_server_port(tmp_path):
     request = eth(IP(src=C, dst=S) / TCP(sport=40000, dport=443, flags="PA") / b"hello")
+    acked = eth(IP(src=S, dst=C) / TCP(sport=443, dport=40000, flags="A"))
     response = eth(IP(src=S, dst=C) / TCP(sport=443, dport=40000, flags="PA") / b"world")
-    assert (C, S, 6, 443) in triples(tmp_path, [request])
+    assert (C, S, 6, 443) in triples(tmp_path, [request, acked])  # an upload the server acknowledges
     assert (C, S, 6, 443) in triples(tmp_path, [response])  # a download whose client only ACKs
+
+
+def test_data_the_target_never_answered_or_reset_is_no_conversation(tmp_path):
+    """A sweeper that follows each SYN with one unsolicited byte has used nothing."""
+    request = eth(IP(src=C, dst=S) / TCP(sport=40000, dport=443, flags="PA") / b"x")
+    reset = eth(IP(src=S, dst=C) / TCP(sport=443, dport=40000, flags="R"))
+    other = eth(IP(src=S, dst=C) / TCP(sport=443, dport=40001, flags="A"))  # another connection
+    for pkts in ([request], [request, reset], [request, other]):
+        # (the data still reads as the prober's own port answering: harmless, it is not a probe)
+        assert (C, S, 6, 443) not in triples(tmp_path, pkts)
 
 
 def test_handshake_flags_and_resets_are_not_conversations(tmp_path):

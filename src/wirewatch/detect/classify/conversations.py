@@ -7,8 +7,11 @@ names, per batch, the (prober, target, service) triples that show such an exchan
 the same terms as a probe (packets.service), so a detector can tell its probes that
 turned into conversations from the ones that did not:
 
-* a TCP segment with payload, in either direction: the initiator sent a request, or the
-  server sent data (a download whose client only acknowledges);
+* a TCP segment with payload from the service port: the server sent data (a response, a
+  banner, a download whose client only acknowledges);
+* a TCP segment with payload to the service port that the target acknowledged in the same
+  batch (any segment back on that connection but a reset): an upload. Data the target never
+  answered proves nothing: a sweeper could follow each SYN with one unsolicited byte;
 * a UDP datagram *from* the probed port back to the prober: the service answered (a DNS
   server, NTP polled from port 123 on both sides).
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
+from ..count.kernels import hash_cols
 from .packets import tcp_rows
 
 
@@ -42,16 +46,29 @@ def conversations(b: PacketBatch) -> Conversations:
 
 
 def _find(b: PacketBatch) -> Conversations:
-    data = np.flatnonzero(tcp_rows(b) & b.flags_ok & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0))
+    tcp = tcp_rows(b) & b.flags_ok
+    data = np.flatnonzero(tcp & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0))
+    fwd = data[_answered(b, data, np.flatnonzero(tcp & ((b.tcp_flags & TCP_RST) == 0)))]
     udp = np.flatnonzero((b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0))
     tcp_svc = np.int64(PROTO_TCP) * 65536
-    # forward: data from the initiator to the service port; backward: data from the service
-    # port to the initiator, and a UDP answer from the probed port (prober = its destination)
+    # forward: acknowledged data from the initiator to the service port; backward: data from
+    # the service port to the initiator, and a UDP answer from the probed port (prober = its
+    # destination)
     return Conversations(
-        prober_hi=np.concatenate([b.src_hi[data], b.dst_hi[data], b.dst_hi[udp]]),
-        prober_lo=np.concatenate([b.src_lo[data], b.dst_lo[data], b.dst_lo[udp]]),
-        target_hi=np.concatenate([b.dst_hi[data], b.src_hi[data], b.src_hi[udp]]),
-        target_lo=np.concatenate([b.dst_lo[data], b.src_lo[data], b.src_lo[udp]]),
-        service=np.concatenate([tcp_svc + b.dport[data].astype(np.int64), tcp_svc + b.sport[data].astype(np.int64),
+        prober_hi=np.concatenate([b.src_hi[fwd], b.dst_hi[data], b.dst_hi[udp]]),
+        prober_lo=np.concatenate([b.src_lo[fwd], b.dst_lo[data], b.dst_lo[udp]]),
+        target_hi=np.concatenate([b.dst_hi[fwd], b.src_hi[data], b.src_hi[udp]]),
+        target_lo=np.concatenate([b.dst_lo[fwd], b.src_lo[data], b.src_lo[udp]]),
+        service=np.concatenate([tcp_svc + b.dport[fwd].astype(np.int64), tcp_svc + b.sport[data].astype(np.int64),
                                 np.int64(PROTO_UDP) * 65536 + b.sport[udp].astype(np.int64)]),
     )
+
+
+def _answered(b: PacketBatch, rows: np.ndarray, replies: np.ndarray) -> np.ndarray:
+    """Which of `rows` have a segment back on the same connection among `replies`."""
+    if not len(rows) or not len(replies):
+        return np.zeros(len(rows), bool)
+    sent = hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
+    back = hash_cols(b.dst_hi[replies], b.dst_lo[replies], b.src_hi[replies], b.src_lo[replies],
+                     b.dport[replies], b.sport[replies])
+    return np.isin(sent, back)
