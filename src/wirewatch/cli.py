@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="traffic you call normal: suggest thresholds that keep it silent (repeatable)")
     tune.add_argument("--margin", type=float, default=1.25, metavar="FACTOR",
                       help="suggested threshold = baseline peak x FACTOR, rounded up (default 1.25)")
+    tune.add_argument("--png", metavar="FILE", help="also draw alerts against threshold into a PNG file "
+                                                    "(needs matplotlib: the chart extra)")
     tune.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _common(tune)
     cfg = sub.add_parser("config", help="print the configuration in effect, with help")

@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -134,8 +135,14 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
         doc["baseline"] = {"captures": list(args.baseline), "packets": base.packets, "margin": args.margin,
                            "suggestions": suggestions, "config": config_lines(suggestions),
                            "untuned": untuned_rows(base)}
+    if args.png:
+        from .tune_chart import write_png  # matplotlib: imported only when a chart is asked for
+
+        write_png(doc, args.png)
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:
         print(render_table(doc))
+    if args.png:
+        print(f"wirewatch: chart written to {args.png}", file=sys.stderr)
     return 0
