@@ -62,6 +62,7 @@ EXTENSION_STATS = {
     "final": {"type": "boolean"}, "state": {"type": "object"}, "top_talkers": {"type": "array"},
     "muted": INT, "compiled_hot_path": {"type": "boolean"}, "timeline": {"type": "array"},
     "blacklists": {"type": "array"}, "webhook": {"type": "object"}, "store": {"type": "object"},
+    "alert_manager": {"type": "object"},
 }
 STATS_SCHEMA = {
     "type": "object", "required": ["timestamp", "event_type", "stats"], "additionalProperties": False,

@@ -1,18 +1,27 @@
-"""Finding -> Alert: deduplication by identifier with a cooldown in packet time."""
+"""Finding -> Alert: deduplication by identifier with a cooldown in packet time,
+escalation of repeats that grew, storm control and correlation of probes with scans."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .correlate import Correlator
 from .detect.base import Finding
-from .schema import alert_record
+from .schema import alert_record, flow_id, severity_of
+from .storm import StormControl
+
+STORM_FIGURE = "distinct_sources"  # an aggregate's main figure, whatever its type
 
 
 @dataclass
 class _Seen:
-    last_alert: float
+    last_alert: float  # packet time of the alert that started the cooldown
+    figure: float | None  # its main figure (see AlertManager.figures)
+    severity: int
+    ref: dict[str, Any]  # how a later escalation names it (escalated_from)
     suppressed: int = 0
 
 
@@ -21,38 +30,144 @@ class AlertManager:
     """Decides whether a finding is a new alert or a suppressed duplicate.
 
     "The same alert" is (detector type, finding.identifier). A repeat within `cooldown`
-    seconds of the last alert for it is suppressed and counted; the next alert for it
-    carries `evidence.suppressed_since_last`. Identifiers are capped (least recent go).
+    seconds of the alert that started the cooldown is suppressed and counted (the next
+    alert for it carries `evidence.suppressed_since_last`), unless it escalates: its main
+    figure (`figures[type]`, an evidence key each detector declares: distinct sources,
+    packets, ports) reached `escalation_factor` times that alert's, or its severity rose.
+    An escalation is a new alert with `escalated_from` naming the earlier one, and starts
+    a new cooldown. Identifiers are capped (least recent go).
     """
 
     cooldown: float
     max_identifiers: int = 100_000
     iface: str | None = None
+    figures: Mapping[str, str] = field(default_factory=dict)
+    storm_labels: Mapping[str, str] = field(default_factory=dict)
+    escalation_factor: float = 10.0
+    storm_sources: int = 0
+    max_storm_sources: int = 1_048_576
     seen: OrderedDict[tuple[Any, ...], _Seen] = field(default_factory=OrderedDict)
     alerts_by_type: dict[str, int] = field(default_factory=dict)
     suppressed_by_type: dict[str, int] = field(default_factory=dict)
+    escalated_by_type: dict[str, int] = field(default_factory=dict)
     evicted: int = 0
+    held: list[Finding] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.storm = StormControl(self.storm_sources, self.cooldown, self.max_storm_sources, self.max_identifiers)
+        self.correlator = Correlator(self.cooldown, self.max_identifiers)
+
+    def reconfigure(self, cooldown: float, escalation_factor: float, storm_sources: int) -> None:
+        self.cooldown = self.storm.cooldown = self.correlator.cooldown = cooldown
+        self.escalation_factor = escalation_factor
+        self.storm.threshold = storm_sources
 
     def ingest(self, findings: list[Finding]) -> list[dict[str, Any]]:
+        """This slice's findings -> its alerts. Probes (watched-port findings) that no scan
+        alert explains yet wait one slice: the scan may cross its threshold in the next."""
+        out: list[dict[str, Any]] = []
+        self.correlator.begin()
+        held, self.held = self.held, []
+        # scans and sweeps first, so a probe of the same slice can join its scan's alert
+        ordered = sorted(findings, key=lambda f: (self.correlator.is_probe(f), f.ts, f.type, repr(f.identifier)))
+        for f in ordered:
+            self.storm.note(f)
+        for f in ordered:
+            self._one(f, out, may_hold=True)
+        for f in held:
+            self._one(f, out, may_hold=False)
+        for group, agg in self.storm.aggregates(self.storm_labels):
+            record = self._decide(agg)
+            if record is not None:
+                self.storm.reported(group)
+                out.append(record)
+        return out
+
+    def _one(self, f: Finding, out: list[dict[str, Any]], may_hold: bool) -> None:
+        if self.correlator.absorb(f) or self.storm.fold(f, self.figures.get(f.type)):
+            return
+        if may_hold and self.correlator.is_probe(f):
+            self.held.append(f)
+            return
+        record = self._decide(f)
+        if record is not None:
+            self.correlator.noted(f, record)
+            out.append(record)
+
+    def release(self) -> list[dict[str, Any]]:
+        """The probes held back from the last slice, decided now (end of input, idle wire)."""
+        held, self.held = self.held, []
+        out: list[dict[str, Any]] = []
+        for f in held:
+            self._one(f, out, may_hold=False)
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        """At the end of a run: a last aggregate for storms that grew since their last alert
+        (its `final` evidence says so), whatever the cooldown."""
         out = []
-        for f in sorted(findings, key=lambda f: (f.ts, f.type, repr(f.identifier))):
-            key = (f.type,) + tuple(f.identifier)
-            prior = self.seen.get(key)
-            if prior is not None and f.ts - prior.last_alert < self.cooldown:
+        for group, agg in self.storm.aggregates(self.storm_labels, final=True):
+            record = self._decide(agg, force=True)
+            if record is not None:
+                self.storm.reported(group)
+                out.append(record)
+        return out
+
+    def _figure(self, f: Finding) -> float | None:
+        name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
+        v = f.evidence.get(name) if name else None
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def _decide(self, f: Finding, force: bool = False) -> dict[str, Any] | None:
+        key = (f.type,) + tuple(f.identifier)
+        prior = self.seen.get(key)
+        figure, severity = self._figure(f), severity_of(f)
+        escalated_from = None
+        if prior is not None and f.ts - prior.last_alert < self.cooldown and not force:
+            if not self._escalates(prior, figure, severity):
                 prior.suppressed += 1
                 self.suppressed_by_type[f.type] = self.suppressed_by_type.get(f.type, 0) + 1
-                continue
-            suppressed = prior.suppressed if prior else 0
-            self.seen[key] = _Seen(f.ts)
-            self.seen.move_to_end(key)
-            if len(self.seen) > self.max_identifiers:
-                self.seen.popitem(last=False)
-                self.evicted += 1
-            self.alerts_by_type[f.type] = self.alerts_by_type.get(f.type, 0) + 1
-            out.append(alert_record(f, self.iface, suppressed))
-        return out
+                return None
+            escalated_from = prior.ref
+            self.escalated_by_type[f.type] = self.escalated_by_type.get(f.type, 0) + 1
+        suppressed = prior.suppressed if prior else 0
+        record = alert_record(f, self.iface, suppressed, escalated_from)
+        name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
+        if escalated_from is not None and prior is not None:
+            record["message"] = f"{f.message} [escalated: {_change(name, prior, figure, severity)}]"
+        ref = {"flow_id": flow_id(key), "timestamp": record["timestamp"], "message": f.message}
+        if name and figure is not None:
+            ref[name] = f.evidence[name]
+        self.seen[key] = _Seen(f.ts, figure, severity, ref)
+        self.seen.move_to_end(key)
+        if len(self.seen) > self.max_identifiers:
+            self.seen.popitem(last=False)
+            self.evicted += 1
+        self.alerts_by_type[f.type] = self.alerts_by_type.get(f.type, 0) + 1
+        return record
+
+    def _escalates(self, prior: _Seen, figure: float | None, severity: int) -> bool:
+        if severity < prior.severity:  # 1 = high: a lower number is a rise
+            return True
+        if self.escalation_factor <= 0 or figure is None or prior.figure is None or prior.figure <= 0:
+            return False
+        return figure >= self.escalation_factor * prior.figure
 
     def pending_suppressed(self) -> list[dict[str, Any]]:
         """At the end of a run: identifiers with duplicates not yet reported."""
         return [{"type": k[0], "identifier": [str(x) for x in k[1:]], "suppressed": s.suppressed}
                 for k, s in self.seen.items() if s.suppressed]
+
+    def stats(self) -> dict[str, Any]:
+        return {"escalated": dict(sorted(self.escalated_by_type.items())), **self.storm.stats(),
+                **self.correlator.stats(), "alert_identifiers_evicted": self.evicted}
+
+
+def _change(name: str | None, prior: _Seen, figure: float | None, severity: int) -> str:
+    """What grew, for the escalated alert's message: "distinct_sources 1 -> 195,000"."""
+    parts = []
+    if name and figure is not None and prior.figure is not None and figure != prior.figure:
+        parts.append(f"{name} {prior.figure:,.0f} -> {figure:,.0f}")
+    if severity < prior.severity:
+        parts.append(f"severity {prior.severity} -> {severity}")
+    return ", ".join(parts) + f" since {prior.ref['timestamp']}"

@@ -51,6 +51,15 @@ class AlertsConfig:
     cooldown: float = setting(30.0, "Seconds of packet time during which a repeat of the same alert "
                                     "is suppressed and counted (--cooldown).", 0)
     max_identifiers: int = cap(100_000, "Cap on distinct alert identifiers remembered for dedup.")
+    escalation_factor: float = setting(10.0, "A repeat inside the cooldown whose main figure (distinct sources, "
+                                             "packets, ports) reached this multiple of the alert that started the "
+                                             "cooldown is a new alert with escalated_from (0 = never by figure; a "
+                                             "higher severity always escalates).", 0)
+    storm_sources: int = setting(10, "Storm control: once one alert type against one destination (and port) "
+                                     "comes from more than this many distinct sources within the cooldown, "
+                                     "further ones fold into one aggregate alert (0 = off).", 0)
+    max_storm_sources: int = cap(1_048_576, "Cap on source addresses all storms remember together "
+                                            "(beyond it the least recent storm is forgotten).")
 
 
 @dataclass(frozen=True)

@@ -70,3 +70,30 @@ def dns_query(t: float, client: str, server: str, sport: int) -> list[tuple[floa
 def ping(t: float, src: str, dst: str, seq: int) -> list[tuple[float, Packet]]:
     return [(t, eth(IP(src=src, dst=dst) / ICMP(type=8, seq=seq))),
             (t + 0.001, eth(IP(src=dst, dst=src) / ICMP(type=0, seq=seq)))]
+
+
+def write_syn_storm(path: str, n: int, dst: str, dport: int, t0: float = BASE_TS, duration: float = 10.0,
+                    seed: int = 1) -> str:
+    """`n` SYNs from `n` distinct random (spoofed) IPv4 sources to dst:dport, evenly spread over
+    `duration` seconds, written with numpy (Scapy would take minutes for 200,000 packets).
+    Sources are drawn from 11.0.0.0-126.255.255.255 without repeats."""
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    src = (np.uint32(11 << 24) + rng.choice(115 << 24, n, replace=False).astype(np.uint32)).astype(">u4")
+    frame = bytes(eth(IP(src="0.0.0.0", dst=dst) / TCP(sport=1024, dport=dport, flags="S")))
+    rec = np.zeros((n, 16 + len(frame)), np.uint8)
+    rec[:, 16:] = np.frombuffer(frame, np.uint8)
+    ts = t0 + np.arange(n) * (duration / max(n, 1))
+    sec = np.floor(ts).astype("<u4")
+    head = np.stack([sec, np.round((ts - sec) * 1e6).clip(0, 999_999).astype("<u4"),
+                     np.full(n, len(frame), "<u4"), np.full(n, len(frame), "<u4")], axis=1)
+    rec[:, :16] = head.astype("<u4").view(np.uint8).reshape(n, 16)
+    rec[:, 16 + 26:16 + 30] = src.view(np.uint8).reshape(n, 4)  # IPv4 source address
+    rec[:, 16 + 34:16 + 36] = (1024 + np.arange(n) % 60000).astype(">u2").view(np.uint8).reshape(n, 2)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        fh.write(rec.tobytes())
+    return path

@@ -20,8 +20,10 @@ from .capture.pcapfile import RawBatch
 from .config import Config, sensor_name
 from .decode import PacketBatch, decode
 from .detect import Detector, Finding, default_detectors
+from .detect.registry import DETECTORS
 from .enrich import Enricher
 from .layer_counts import LayerCounts
+from .reload import restart_only_changes
 from .schema import format_ts, present
 from .sinks import Sink
 from .talkers import TopTalkers
@@ -49,7 +51,13 @@ class Engine:
         self.cfg = cfg
         self.detectors = default_detectors(cfg) if detectors is None else detectors
         self.sinks = list(sinks)
-        self.alerts = AlertManager(cfg.alerts.cooldown, cfg.alerts.max_identifiers, cfg.general.interface or None)
+        a = cfg.alerts
+        self.alerts = AlertManager(
+            a.cooldown, a.max_identifiers, cfg.general.interface or None,
+            figures={s.name: s.figure for s in DETECTORS if s.figure},
+            storm_labels={s.name: s.storm_label for s in DETECTORS if s.storm_label},
+            escalation_factor=a.escalation_factor, storm_sources=a.storm_sources,
+            max_storm_sources=a.max_storm_sources)
         self.sensor = sensor_name(cfg.general)
         self.stats = RunStats()
         self.talkers = TopTalkers()
@@ -90,14 +98,21 @@ class Engine:
                 continue
             tick = float(np.floor(part.ts[0] / step))
             if self._pending and (tick != self._pending_tick or self._pending_rows + len(part) > limit):
-                alerts += self.flush()
+                alerts += self._analyse_pending()
             self._pending.append(part)
             self._pending_tick = tick
             self._pending_rows += len(part)
         return alerts
 
     def flush(self) -> list[dict[str, Any]]:
-        """Analyse the packets waiting for their time slice to end."""
+        """Analyse the packets waiting for their time slice to end, and let the alert
+        manager decide the probes it holds back for a scan alert of the next slice."""
+        alerts = self._analyse_pending()
+        held = self.alerts.release()
+        self._emit(held)
+        return alerts + held
+
+    def _analyse_pending(self) -> list[dict[str, Any]]:
         if not self._pending:
             return []
         parts, self._pending, self._pending_rows = self._pending, [], 0
@@ -208,22 +223,26 @@ class Engine:
             except Exception as exc:  # noqa: BLE001
                 self._failed(f"sink {sink.name}", exc)
 
-    def reconfigure(self, cfg: Config) -> None:
-        """Apply new thresholds and blocklists to the running detectors, keeping their state."""
+    def reconfigure(self, cfg: Config) -> list[str]:
+        """Apply new thresholds and blocklists to the running detectors, keeping their state.
+        Returns the changed keys that only a restart applies (reload.py)."""
+        pending = restart_only_changes(self.cfg, cfg)
         self.cfg = cfg
         self.sensor = sensor_name(cfg.general)
-        self.alerts.cooldown = cfg.alerts.cooldown
+        self.alerts.reconfigure(cfg.alerts.cooldown, cfg.alerts.escalation_factor, cfg.alerts.storm_sources)
         for det in self.detectors:
             section = getattr(cfg.detect, det.name, None)
             if section is None:
                 continue
             try:
-                det.reconfigure(section)
+                det.reconfigure(section, cfg)
             except Exception as exc:  # noqa: BLE001
                 self._failed(f"detector {det.name} reload", exc)
+        return pending
 
     def close(self) -> None:
         self.flush()
+        self._emit(self.alerts.finish())
         for sink in self.sinks:
             try:
                 sink.close()
@@ -247,6 +266,7 @@ class Engine:
             "alerts": dict(sorted(self.alerts.alerts_by_type.items())),
             "suppressed": dict(sorted(self.alerts.suppressed_by_type.items())),
             "suppressed_pending": self.alerts.pending_suppressed()[:20], "muted": s.muted,
+            "alert_manager": self.alerts.stats(),
             "top_sources": self.talkers.top(10), "detector_state": state,
             "component_errors": s.component_errors, "compiled_hot_path": native.active(),
             "store": self.store_stats(),
@@ -287,6 +307,7 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
                         "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
             "detect": {"alert": sum(s["alerts"].values()), "alerts_suppressed": sum(s["suppressed"].values()),
                        "alerts": s["alerts"], "suppressed": s["suppressed"]},
+            "alert_manager": s["alert_manager"],  # escalations, storms, correlated probes
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
             "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
             "blacklists": s["blacklists"],

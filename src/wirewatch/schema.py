@@ -12,12 +12,20 @@ import datetime as dt
 import zlib
 from typing import Any
 
+import numpy as np
+
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 
 
 def format_ts(ts: float) -> str:
     """Packet time -> EVE timestamp, always UTC (+0000), microsecond precision."""
     return dt.datetime.fromtimestamp(round(float(ts), 6), tz=dt.UTC).strftime(TS_FORMAT)
+
+
+def format_ts_many(ts: Any) -> list[str]:
+    """format_ts over an array of packet times (same text, one numpy call)."""
+    us = np.round(np.asarray(ts, np.float64) * 1e6).astype("datetime64[us]")
+    return [t + "+0000" for t in np.datetime_as_string(us, unit="us").tolist()]
 
 
 def flow_id(identifier: tuple[Any, ...]) -> int:
@@ -34,7 +42,18 @@ def _endpoint(ip: str | None, port: int | None) -> dict[str, Any] | None:
     return present(ip=ip, port=port) if ip is not None else None
 
 
-def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, Any]:
+def severity_of(finding: Any) -> int:
+    """The finding's own severity if it set one, else its detector's (1 = high .. 3 = low)."""
+    from .detect.registry import signature_of  # the detectors import this module: import late
+
+    own = getattr(finding, "severity", None)
+    return int(own) if own else signature_of(finding.type).severity
+
+
+def alert_record(finding: Any, iface: str | None, suppressed: int,
+                 escalated_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`escalated_from` (present only on an escalation) names the earlier alert of the same
+    identifier (its flow_id, timestamp, message and main figure) that this one outgrew."""
     from .detect.registry import signature_of  # the detectors import this module: import late
 
     sig = signature_of(finding.type)
@@ -46,9 +65,9 @@ def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, 
     # attacker and victim, as Suricata writes them for a rule with `target:dest_ip` (or src_ip)
     source, target = (dest, src) if getattr(finding, "target", "dest") == "src" else (src, dest)
     alert = {"action": "allowed", "gid": 1, "signature_id": sig.signature_id, "rev": 1,
-             "signature": sig.signature, "category": sig.category, "severity": sig.severity,
+             "signature": sig.signature, "category": sig.category, "severity": severity_of(finding),
              **present(source=source, target=target)}
-    return {
+    record = {
         "timestamp": format_ts(finding.ts),
         "event_type": "alert",
         **present(src_ip=finding.src_ip, src_port=finding.src_port, dest_ip=finding.dest_ip,
@@ -59,3 +78,6 @@ def alert_record(finding: Any, iface: str | None, suppressed: int) -> dict[str, 
         "message": finding.message,
         "evidence": evidence,
     }
+    if escalated_from is not None:
+        record["escalated_from"] = escalated_from
+    return record

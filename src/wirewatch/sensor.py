@@ -152,7 +152,10 @@ class Sensor:
         except Exception as exc:  # noqa: BLE001 - a bad edit must not stop the sensor
             print(f"wirewatch: reload failed, keeping the running config: {exc}", file=self.log)
             return
-        self.engine.reconfigure(new)
+        pending = self.engine.reconfigure(new)
+        if pending:
+            print(f"wirewatch: reload: {', '.join(pending)} changed; these take effect only after a restart "
+                  "(the running values stay)", file=self.log)
         self.cfg = new
         problem = self.jsonl.reopen() if self.jsonl else None
         if problem:

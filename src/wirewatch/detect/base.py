@@ -33,6 +33,7 @@ class Finding:
     proto: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     target: str = "dest"  # the victim's side, like Suricata's `target:` keyword: "dest" or "src"
+    severity: int | None = None  # None = the detector's signature severity
 
 
 class Detector(Protocol):
@@ -51,8 +52,8 @@ class Detector(Protocol):
     def expire(self, now: float) -> None:
         """Forget state older than the window (packet time)."""
 
-    def reconfigure(self, cfg: Any) -> None:
-        """SIGHUP: this detector's new settings section."""
+    def reconfigure(self, cfg: Any, root: Any = None) -> None:
+        """SIGHUP: this detector's new settings section (and the whole new Config)."""
 
     def stats(self) -> dict[str, int]:
         """Entries held, entries evicted: exported in the summary and as metrics."""
@@ -65,8 +66,12 @@ class Reconfigurable:
 
     cfg: Any
 
-    def reconfigure(self, cfg: Any) -> None:
+    def reconfigure(self, cfg: Any, root: Any = None) -> None:
+        """`cfg` is the detector's section; `root`, the whole new Config, for a detector
+        whose settings default to another section's (distributed_scan: port_scan.threshold)."""
         self.cfg = cfg
+        if root is not None:
+            self.root = root
         self.configure()
 
     def configure(self) -> None:
@@ -114,6 +119,9 @@ class DetectorSpec:
     `build(cfg, shared)` makes the detector from the whole Config (a detector may read another
     section, e.g. distributed_scan reads port_scan's threshold) and the state detectors share
     (`shared.handshakes()`). `tunables` are the thresholds `wirewatch tune` sweeps.
+    `figure` is the evidence key of its main figure (distinct sources, packets, ports): a repeat
+    inside the cooldown that grew tenfold in it is an escalation (alerts.py). `storm_label` is
+    what many of its alerts are called in a storm aggregate ("Suspicious {proto} connections").
     """
 
     name: str
@@ -121,3 +129,5 @@ class DetectorSpec:
     signature: Signature
     build: Callable[[Config, Shared], Detector]
     tunables: tuple[Tunable, ...] = ()
+    figure: str | None = None
+    storm_label: str | None = None

@@ -113,7 +113,7 @@ class Blacklist(Reconfigurable):
             dest_port=int(b.dport[r]) if b.has_ports[r] else None, proto=proto_name(b.proto[r]),
             evidence={"list": list_name, "entry": entry, "address": listed, "direction": side,
                       "packets": int(len(rows)), "bytes": int(b.length[rows].sum()),
-                      "peers": peers, **times(b.ts[rows[0]], b.ts[r])},
+                      "peers": peers, **times(b.ts[rows[0]], b.ts[rows[-1]])},
             target="src" if side == "dst" else "dest",  # the listed host is the attacker either way
         )
 
@@ -128,4 +128,5 @@ SPEC = DetectorSpec(
     name=Blacklist.name, config=BlacklistConfig,
     signature=Signature(9000008, "WIREWATCH blacklisted address", "Potentially Bad Traffic", 1),
     build=lambda cfg, shared: Blacklist(cfg.detect.blacklist),
+    storm_label="Blacklisted-address alerts",
 )

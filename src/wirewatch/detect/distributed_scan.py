@@ -50,13 +50,20 @@ class DistributedScan(Reconfigurable):
 
     def __init__(self, cfg: DistributedScanConfig, scan_threshold: int):
         self.cfg = cfg
-        self.member_threshold = cfg.member_threshold or scan_threshold
+        self.scan_threshold = scan_threshold
+        self.configure()
         w = cfg.window
         talked = {"talked": np.uint8}
         self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64, **talked})
         self.members = DistinctCounter(w, cfg.max_probes, cfg.max_probes,
                                        {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
                                        talked, doorkeeper_bits=16)
+
+    def configure(self) -> None:
+        root = getattr(self, "root", None)  # on reload, the new port_scan.threshold
+        if root is not None:
+            self.scan_threshold = root.detect.port_scan.threshold
+        self.member_threshold = self.cfg.member_threshold or self.scan_threshold
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         rows = np.flatnonzero(port_probe(b))
@@ -128,4 +135,5 @@ SPEC = DetectorSpec(
     tunables=(Tunable("threshold", "distinct_ports", (10, 60, 5),
                       "membership (no member a port scanner alone) is checked at every slice in tune, "
                       "every 2 s in read: a borderline victim may differ"),),
+    figure="distinct_ports",
 )

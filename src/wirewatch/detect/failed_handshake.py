@@ -44,6 +44,10 @@ class FailedHandshake(Reconfigurable):
                                         {"port": np.int64, "rst": np.int64, "icmp": np.int64, "timeout": np.int64},
                                         doorkeeper_bits=16)
 
+    def configure(self) -> None:
+        """The shared handshake tracker's timeout is this detector's setting."""
+        self.tracker.timeout = float(self.cfg.timeout)
+
     def observe(self, b: PacketBatch) -> list[Finding]:
         return self._failures(self.tracker.observe(b))
 
@@ -104,4 +108,5 @@ SPEC = DetectorSpec(
     signature=Signature(9000005, "WIREWATCH repeated failed TCP handshakes", "Misc activity", 3),
     build=lambda cfg, shared: FailedHandshake(cfg.detect.failed_handshake, shared.handshakes()),
     tunables=(Tunable("threshold", "failed_handshakes", (2, 20, 1)),),
+    figure="failed_handshakes", storm_label="Repeated failed TCP handshakes",
 )

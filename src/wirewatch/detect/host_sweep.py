@@ -173,4 +173,5 @@ SPEC = DetectorSpec(
     tunables=(Tunable("threshold", "distinct_hosts", (4, 40, 2),
                       "the slow-sweep window's threshold follows threshold (unless slow_threshold is set)",
                       slow="slow_threshold"),),
+    figure="distinct_hosts",
 )

@@ -133,4 +133,5 @@ SPEC = DetectorSpec(
                       "the slow-scan window's threshold follows threshold (x1.25, rounded): its findings are "
                       "scaled to threshold units, so a slow scan near the edge may be off by one port",
                       slow="slow_threshold", slow_factor=1.25),),
+    figure="distinct_ports",
 )

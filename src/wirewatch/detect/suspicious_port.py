@@ -12,16 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..addr import addr_str
+from ..addr import addr_str, addr_strs
 from ..decode import TCP_RST, TCP_SYN, PacketBatch
 from ..lut import member_table
+from ..schema import format_ts_many
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import proto_name, syn_only, tcp_rows, udp_initiator
 from .count.kernels import hash_cols
 from .count.report import times
 from .count.table import KeyTable
-from .count.window_util import unique_last
+from .count.window_util import unique_first_last, unique_last
 
 SESSION_IDLE = 300.0  # seconds of packet time after which a quiet known connection is forgotten
 DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]
@@ -37,10 +39,17 @@ class SuspiciousPortConfig:
 
 
 class SuspiciousPort(Reconfigurable):
+    """One finding per (source, destination, protocol, port) and batch: `attempts` counts its
+    SYNs or datagrams, first_seen/last_seen span them. A TCP connection to a watched port
+    whose handshake completed (seen by the shared handshake tracker) is a finding of its own
+    with `completed`: the alert manager folds bare probes of a known scanner into its scan
+    alert, never a completed connection."""
+
     name = "suspicious_port"
 
-    def __init__(self, cfg: SuspiciousPortConfig):
+    def __init__(self, cfg: SuspiciousPortConfig, tracker: HandshakeTracker | None = None):
         self.cfg = cfg
+        self.tracker = tracker
         self.configure()
         self.sessions = KeyTable(cfg.max_sessions)
 
@@ -49,7 +58,8 @@ class SuspiciousPort(Reconfigurable):
         self.watched = member_table(self.ports, np.uint16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        return self._attempts(b) + self._midstream(b)
+        completed = self._completed(b) if self.tracker is not None else []
+        return completed + self._attempts(b) + self._midstream(b)
 
     def _midstream(self, b: PacketBatch) -> list[Finding]:
         """Data on connections to watched ports that no SYN (and no earlier data) announced."""
@@ -84,23 +94,40 @@ class SuspiciousPort(Reconfigurable):
         return out
 
     def _attempts(self, b: PacketBatch) -> list[Finding]:
+        out: list[Finding] = []
         rows = np.flatnonzero((syn_only(b) | udp_initiator(b)) & self.watched[b.dport])
         if not rows.size:
-            return []
+            return out
         keys = hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.dport[rows], b.proto[rows])
-        _, last, counts = unique_last(keys)
-        out = []
-        for i, n in sorted(zip(last.tolist(), counts.tolist())):
-            r = rows[i]
-            src, dst = addr_str(b.src_hi[r], b.src_lo[r]), addr_str(b.dst_hi[r], b.dst_lo[r])
+        _, first, last, counts = unique_first_last(keys)
+        order = np.argsort(last, kind="stable")
+        first, last, counts = rows[first[order]], rows[last[order]], counts[order]
+        srcs, dsts = addr_strs(b.src_hi[last], b.src_lo[last]), addr_strs(b.dst_hi[last], b.dst_lo[last])
+        t0, t1 = format_ts_many(b.ts[first]), format_ts_many(b.ts[last])
+        for i, r in enumerate(last.tolist()):
+            src, dst = srcs[i], dsts[i]
             proto, port = proto_name(b.proto[r]), int(b.dport[r])
             kind = "connection" if proto == "TCP" else "datagram"
             out.append(Finding(
                 type=self.name, identifier=(src, dst, proto, port), ts=float(b.ts[r]),
                 message=f"Suspicious {proto} {kind} from {src} to port {port}",
                 src_ip=src, dest_ip=dst, src_port=int(b.sport[r]), dest_port=port, proto=proto,
-                evidence={"port": port, "attempts": int(n), "watched_ports": self.ports,
-                          **times(b.ts[r], b.ts[r])},
+                evidence={"port": port, "attempts": int(counts[i]), "watched_ports": self.ports,
+                          "first_seen": t0[i], "last_seen": t1[i]},
+            ))
+        return out
+
+    def _completed(self, b: PacketBatch) -> list[Finding]:
+        ev = self.tracker.observe(b)  # type: ignore[union-attr]
+        done = np.flatnonzero((ev.outcome == COMPLETED) & self.watched[ev.dport.astype(np.uint16)])
+        out = []
+        for i in done.tolist():
+            src, dst, port = addr_str(ev.src_hi[i], ev.src_lo[i]), addr_str(ev.dst_hi[i], ev.dst_lo[i]), int(ev.dport[i])
+            out.append(Finding(
+                type=self.name, identifier=(src, dst, "TCP", port), ts=float(ev.ts[i]),
+                message=f"Suspicious TCP connection completed from {src} to port {port}",
+                src_ip=src, dest_ip=dst, dest_port=port, proto="TCP",
+                evidence={"port": port, "completed": True, "watched_ports": self.ports, **times(ev.ts[i], ev.ts[i])},
             ))
         return out
 
@@ -114,5 +141,6 @@ class SuspiciousPort(Reconfigurable):
 SPEC = DetectorSpec(
     name=SuspiciousPort.name, config=SuspiciousPortConfig,
     signature=Signature(9000009, "WIREWATCH suspicious port", "Potentially Bad Traffic", 2),
-    build=lambda cfg, shared: SuspiciousPort(cfg.detect.suspicious_port),
+    build=lambda cfg, shared: SuspiciousPort(cfg.detect.suspicious_port, shared.handshakes()),
+    figure="attempts", storm_label="Suspicious {proto} connections",
 )

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
+from ..schema import format_ts
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, HandshakeTracker
@@ -86,7 +87,39 @@ class SynFlood(Reconfigurable):
         hot = hot[np.lexsort((-t.cols["port"][hot], t.cols["dst_lo"][hot], t.cols["dst_hi"][hot]))]
         victim = hash_cols(t.cols["dst_hi"][hot], t.cols["dst_lo"][hot])
         hot = hot[np.r_[True, victim[1:] != victim[:-1]]] if hot.size else hot
+        hot = np.array([s for s in hot.tolist() if t.cols["port"][s] >= 0 or not self._a_scan(s, now)], np.int64)
         return [self._finding(int(s), now) for s in due(t, hot, now, self.window)]
+
+    def _host_slot(self, slot: int) -> int:
+        t = self.rate.table
+        return int(t.find(hash_cols(t.cols["dst_hi"][[slot]], t.cols["dst_lo"][[slot]]))[0])
+
+    def _by_source(self, slot: int, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-source slots (of self.sources) of this slot's host, and their SYNs in the window."""
+        t, st = self.rate.table, self.sources.table
+        key = hash_cols(t.cols["dst_hi"][[slot]], t.cols["dst_lo"][[slot]])[0]  # top sources are per host
+        occ = st.occupied()
+        mine = occ[st.cols["victim"][occ] == key]
+        return mine, self.sources.totals(mine, now, "syns")
+
+    def _busiest_port(self, slot: int, now: float) -> dict[str, int] | None:
+        """The port of this slot's host that got the most SYNs in the window."""
+        t = self.rate.table
+        occ = t.occupied()
+        mine = occ[(t.cols["port"][occ] >= 0) & (t.cols["dst_hi"][occ] == t.cols["dst_hi"][slot])
+                   & (t.cols["dst_lo"][occ] == t.cols["dst_lo"][slot])]
+        if not mine.size:
+            return None
+        syns = self.rate.totals(mine, now, "syn")
+        i = int(np.argmax(syns))
+        return {"port": int(t.cols["port"][mine[i]]), "syns": int(syns[i])}
+
+    def _a_scan(self, slot: int, now: float) -> bool:
+        """A host-wide flood that one source sent most of, no port of it hot on its own: one
+        source spreading SYNs over many ports is a port scan (port_scan's), not a flood."""
+        _, sent = self._by_source(slot, now)
+        syns = int(self.rate.totals(np.array([slot]), now, "syn")[0])
+        return bool(sent.size) and 2 * int(sent.max()) >= syns
 
     def _count_sources(self, keys: np.ndarray, src: np.ndarray, ts: np.ndarray) -> None:
         slots = self.rate.table.find(keys)
@@ -112,12 +145,12 @@ class SynFlood(Reconfigurable):
         peak = int(self.rate.peak(s, now, "syn")[0]) / self.rate.width
         victim = dst_of(t, slot)
         port = int(t.cols["port"][slot])
-        key = int(hash_cols(t.cols["dst_hi"][s], t.cols["dst_lo"][s])[0])  # top sources are per host
-        distinct = int(round(self.distinct.estimate(t.cols, s, now)[0]))
+        # an estimate, never above the SYNs it counts
+        distinct = min(syns, int(round(self.distinct.estimate(t.cols, s, now)[0])))
         st = self.sources.table
-        occ = st.occupied()
-        mine = occ[st.cols["victim"][occ] == np.uint64(key)]
-        sent = self.sources.totals(mine, now, "syns")
+        mine, sent = self._by_source(slot, now)
+        host = self._host_slot(slot)
+        host_syns = int(self.rate.totals(np.array([host]), now, "syn")[0]) if host >= 0 else syns
         first = np.lexsort((mine, -sent))[:TOP]  # most SYNs first; ties by slot, for determinism
         top: list[dict[str, Any]] = [{"src_ip": addr_str(st.cols["src_hi"][i], st.cols["src_lo"][i]), "syns": int(n)}
                for i, n in zip(mine[first].tolist(), sent[first].tolist()) if n > 0]
@@ -132,8 +165,14 @@ class SynFlood(Reconfigurable):
                       "completed_handshakes": completed, "incomplete_syns": syns - min(completed, syns),
                       "max_completion": self.cfg.max_completion, "completion_ratio": round(completed / max(syns, 1), 4),
                       "peak_syn_per_s": round(peak, 1), "distinct_sources": distinct,
-                      "distinct_sources_note": "HyperLogLog estimate (about 4.6 % error)",
-                      "top_sources": top, "top_sources_note": "sources that sent at least two SYNs",
+                      "distinct_sources_note": "HyperLogLog estimate (about 4.6 % error) of the sources since "
+                                               "distinct_sources_since (the window's last two half-windows)",
+                      "distinct_sources_since": format_ts(self.distinct.span_start(now)),
+                      "top_sources": top, "top_sources_note": "sources that sent at least two SYNs, "
+                                                              "counted over the whole host",
+                      "host_syns": host_syns, "other_sources_syns": host_syns - sum(x["syns"] for x in top),
+                      "other_sources_note": "SYNs to the host from the sources not listed (fewer each, or one)",
+                      "busiest_port": self._busiest_port(slot, now),
                       **times(t.cols["first_seen"][slot], t.last_seen[slot])},
         )
 
@@ -157,4 +196,5 @@ SPEC = DetectorSpec(
     tunables=(Tunable("threshold", "incomplete_syns", (100, 1000, 50),
                       "one finding per victim and slice: where its host-and-port key is above the lowered "
                       "threshold, that key's figure is recorded, not the host's (which can be larger)"),),
+    figure="distinct_sources",
 )

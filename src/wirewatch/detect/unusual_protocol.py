@@ -143,4 +143,5 @@ SPEC = DetectorSpec(
     build=lambda cfg, shared: UnusualProtocol(cfg.detect.unusual_protocol, cfg.general.time_window),
     tunables=(Tunable("scan_threshold", "distinct_protocols", (2, 16, 1)),
               Tunable("threshold", "packets", (1, 10, 1))),
+    figure="packets", storm_label="Unusual protocol alerts",
 )

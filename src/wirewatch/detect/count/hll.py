@@ -27,6 +27,10 @@ class WindowedHLL:
         if len(slots):
             hll_add(cols["hll"], cols["hll_epoch"], slots, hashes, np.floor(ts / self.half).astype(np.int64))
 
+    def span_start(self, now: float) -> float:
+        """Packet time from which an estimate at `now` counts (the previous half-window's start)."""
+        return (np.floor(now / self.half) - 1) * self.half
+
     def estimate(self, cols: dict[str, np.ndarray], slots: np.ndarray, now: float) -> np.ndarray:
         cur = np.int64(np.floor(now / self.half))
         ep = cols["hll_epoch"][slots]

@@ -1,0 +1,37 @@
+"""What a SIGHUP reload can change in a running engine, and what needs a restart.
+
+Thresholds, ratios, port lists, blocklists, timeouts and the alert manager's cooldown,
+escalation and storm settings take effect at once (each detector's `configure`). Windows
+and caps size state that already exists, a detector switched on or off would need state
+built or dropped, and the general section shapes capture and slicing: changing any of
+those is reported at reload as waiting for a restart, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .detect.registry import names
+
+# keys (in any detect.* section, or alerts/general) that only a restart applies
+RESTART_ONLY = {"enabled", "window", "slow_window", "max_targets", "max_sources", "max_probes", "max_pairs",
+                "max_attempts", "max_identifiers", "max_storm_sources"}
+RESTART_SECTIONS = ("general", "output", "web")
+
+
+def restart_only_changes(old: Any, new: Any) -> list[str]:
+    """Dotted keys whose new value differs from the running one and needs a restart."""
+    out: list[str] = []
+    for name in RESTART_SECTIONS:
+        out += [f"{name}.{k}" for k in _changed(getattr(old, name), getattr(new, name))
+                if not (name == "general" and k == "sensor")]
+    out += [f"alerts.{k}" for k in _changed(old.alerts, new.alerts) if k in RESTART_ONLY]
+    for name in names():
+        a, b = getattr(old.detect, name), getattr(new.detect, name)
+        out += [f"detect.{name}.{k}" for k in _changed(a, b) if k in RESTART_ONLY]
+    return out
+
+
+def _changed(a: Any, b: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]

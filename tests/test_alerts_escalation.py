@@ -1,0 +1,80 @@
+"""Escalation (alerts.py): a repeat inside the cooldown whose main figure grew tenfold is a new
+alert naming the one it outgrew; a bigger attack is not hidden by a smaller one's cooldown."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import cli, decode_file, read_alerts
+
+from wirewatch.craft import BASE_TS, eth, write_pcap, write_syn_storm
+from wirewatch.decode import TCP_ACK, TCP_RST, TCP_SYN
+from wirewatch.schema import format_ts
+
+VICTIM = "10.0.0.2"
+
+
+def one_source_flood(path: str) -> str:
+    """600 SYNs from one source to port 80 within a second, never completed."""
+    from scapy.layers.inet import IP, TCP
+    pkts = [(BASE_TS + i / 600, eth(IP(src="10.1.0.1", dst=VICTIM) / TCP(sport=1024 + i, dport=80, flags="S")))
+            for i in range(600)]
+    return write_pcap(path, pkts)
+
+
+def syns(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(packet times, source addresses as one integer) of the SYNs to the victim in a capture."""
+    b = decode_file(path)
+    ok = ((b.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN) & (b.proto == 6)
+    return b.ts[ok], b.src_lo[ok]
+
+
+def run(tmp_path, *files: str, extra: tuple[str, ...] = ()) -> list[dict]:
+    log = tmp_path / "a.json"
+    log.unlink(missing_ok=True)
+    r = cli("read", *files, "--logfile", str(log), "--quiet", *extra)
+    assert r.returncode == 0, r.stderr
+    return [a for a in read_alerts(log) if a["type"] == "syn_flood"]
+
+
+def test_a_forged_source_flood_inside_the_cooldown_of_a_one_source_flood_escalates(tmp_path):
+    first = one_source_flood(str(tmp_path / "one.pcap"))
+    # 12 s later (inside the 30 s cooldown, after the 10 s window): 20,000 forged sources
+    second = write_syn_storm(str(tmp_path / "many.pcap"), 20_000, VICTIM, 8080, t0=BASE_TS + 12, duration=2.0)
+    floods = run(tmp_path, first, second)
+    assert len(floods) == 2
+    small, big = floods
+    assert small["evidence"]["distinct_sources"] == 1 and "escalated_from" not in small
+    assert big["escalated_from"] == {"flow_id": small["flow_id"], "timestamp": small["timestamp"],
+                                     "message": small["message"], "distinct_sources": 1}
+    assert big["flow_id"] == small["flow_id"]  # the same alert identity, grown
+    assert "[escalated: distinct_sources 1 -> " in big["message"]
+    # the figures against the captures themselves
+    ts1, src1 = syns(first)
+    ts2, src2 = syns(second)
+    assert small["evidence"]["syns"] == len(ts1) and small["evidence"]["top_sources"][0]["src_ip"] == "10.1.0.1"
+    assert small["evidence"]["busiest_port"] == {"port": 80, "syns": 600}
+    e = big["evidence"]
+    upto = np.array([format_ts(t) <= e["last_seen"] for t in ts2])  # what the alert had seen
+    assert e["scope"] == "host and port" and big.get("dest_port") == 8080
+    assert e["first_seen"] == format_ts(ts2.min()) and e["last_seen"] in {format_ts(t) for t in ts2}
+    assert e["syns"] == upto.sum()  # the one-source flood has left the 10 s window
+    exact = len(np.unique(src2[upto]))
+    assert abs(e["distinct_sources"] - exact) <= 0.05 * exact  # HyperLogLog: within its error
+    assert sum(s["syns"] for s in e["top_sources"]) + e["other_sources_syns"] == e["host_syns"] == e["syns"]
+    assert e["busiest_port"] == {"port": 8080, "syns": upto.sum()}
+
+
+def test_without_escalation_the_bigger_flood_is_only_a_suppressed_repeat(tmp_path):
+    first = one_source_flood(str(tmp_path / "one.pcap"))
+    second = write_syn_storm(str(tmp_path / "many.pcap"), 20_000, VICTIM, 8080, t0=BASE_TS + 12, duration=2.0)
+    floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=0"))
+    assert len(floods) == 1 and floods[0]["evidence"]["distinct_sources"] == 1
+
+
+def test_the_escalation_factor_is_configurable(tmp_path):
+    first = one_source_flood(str(tmp_path / "one.pcap"))
+    second = write_syn_storm(str(tmp_path / "few.pcap"), 600, VICTIM, 80, t0=BASE_TS + 12, duration=1.0)
+    floods = run(tmp_path, first, second)
+    assert len(floods) == 2 and floods[1]["escalated_from"]["distinct_sources"] == 1  # 1 -> ~600 sources
+    floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=1000"))
+    assert len(floods) == 1  # ~600 is not 1,000 x 1
