@@ -69,7 +69,11 @@ def test_both_corpora_are_swept():
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
 def test_count_at_the_threshold_in_effect_is_what_read_raises(path):
     cfg = config_for(path)
-    assert tune_keys(cfg, path) == read_keys(cfg, path)
+    tuned, read = tune_keys(cfg, path), read_keys(cfg, path)
+    # read's alert manager folds a scanner's watched-port probes into its scan alert (correlate.py);
+    # tune counts findings before it, so its suspicious_port keys are a superset of read's
+    assert read.pop("suspicious_port", set()) <= tuned.pop("suspicious_port", set())
+    assert tuned == read
 
 
 def test_a_grid_value_between_counts_what_read_raises_with_that_threshold(tmp_path):
