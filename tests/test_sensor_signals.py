@@ -1,10 +1,11 @@
 """The live sensor's signals with the store attached, in network namespaces this test creates
-(issue 9): SIGHUP when the log cannot be reopened."""
+(issue 9): SIGHUP when the log cannot be reopened; SIGTERM during an alert storm."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -95,3 +96,28 @@ def test_sighup_with_an_unwritable_log_directory_keeps_the_old_log_and_the_senso
     assert any(r.get("type") == "port_scan" for r in old)  # written through the old handle
     assert old[-1]["event_type"] == "stats" and old[-1]["stats"]["final"] is True
     assert not log.exists()
+
+def test_sigterm_during_an_alert_storm_exits_within_5s_with_every_alert_written(net, world):
+    """Defect 5: during a spoofed-source SYN storm to a watched port SIGTERM took ~82 s."""
+    need("hping3")
+    proc, log, db = start(net, world)
+    flood = net.popen(net.attacker, "hping3", "--flood", "--rand-source", "-S", "-p", "4444", net.sensor_ip,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(4.0)
+        assert proc.poll() is None, proc.communicate()
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t
+    finally:
+        flood.kill()
+        flood.wait()
+    assert proc.returncode == 0, err
+    assert took < 5.0, f"stopping took {took:.1f} s"
+    raised = int(re.search(r"alerts ([\d,]+)", err.splitlines()[-1]).group(1).replace(",", ""))
+    assert raised > 0
+    assert rows(db) == raised, err  # every alert raised is in the store
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len([r for r in records if r["event_type"] == "alert"]) == raised  # and in the log
+    assert [r for r in records if r["event_type"] == "stats"][-1]["stats"]["final"] is True
