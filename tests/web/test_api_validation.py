@@ -85,3 +85,17 @@ def test_acknowledge_and_unmute_still_work(client):
     assert client.post("/api/alerts/ack", json={"ids": [1, 2]}, headers=h).get_json() == {"updated": 2}
     assert client.get("/api/alerts?acknowledged=true").get_json()["alerts"][0]["id"] == 2
     assert client.post(f"/api/mutes/{HUGE}/end", headers=h).status_code == 400
+
+
+@pytest.mark.parametrize("src", ["not-an-ip", "<script>alert(1)</script>", "10.0.0.999", "1" * 5000])
+def test_an_incident_names_an_address_or_is_a_400(client, src):
+    for url in (f"/api/incidents/{src}", f"/incidents/{src}"):
+        r = client.get(url)
+        assert r.status_code == 400, (url, r.status_code)
+        assert b"src:" in r.data, r.data[:200]
+
+
+def test_an_incident_of_a_real_address_is_served(client):
+    src = fake_alert(0)["src_ip"]
+    assert client.get(f"/api/incidents/{src}").get_json()["src_ip"] == src
+    assert client.get(f"/incidents/{src}").status_code == 200

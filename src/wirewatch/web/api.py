@@ -13,7 +13,7 @@ from ..schema import TS_FORMAT
 from ..store.queries import QUIET_AFTER_S, QueryError
 from .auth import login_required
 from .lookup import alert_or_404, checked_id
-from .params import MAX_TEXT, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg, text
+from .params import address, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg
 
 api = Blueprint("api", __name__)
 
@@ -61,7 +61,8 @@ def incidents() -> Any:
 @api.route("/api/incidents/<path:src_ip>")
 @login_required
 def incident(src_ip: str) -> Any:
-    return jsonify(src_ip=src_ip, alerts=g.store.incident(text("src", src_ip, MAX_TEXT)))
+    src = address("src", src_ip)
+    return jsonify(src_ip=src, alerts=g.store.incident(src))
 
 
 @api.route("/api/alerts/ack", methods=["POST"])

@@ -9,8 +9,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, render_template, send_from_directory
 
 from ..detect import registry
+from ..store.queries import QueryError
 from .auth import csrf_token, login_required
 from .lookup import alert_or_404
+from .params import address
 
 pages = Blueprint("pages", __name__)
 
@@ -47,7 +49,11 @@ def incidents() -> Any:
 @pages.route("/incidents/<path:src_ip>")
 @login_required
 def incident(src_ip: str) -> Any:
-    return render_template("incident.html", src_ip=src_ip)
+    try:
+        src = address("src", src_ip)
+    except QueryError as exc:
+        abort(400, str(exc))
+    return render_template("incident.html", src_ip=src)
 
 
 @pages.route("/alerts/<int:alert_id>")

@@ -7,6 +7,7 @@ durations are finite and within a sane range, text is short enough to search qui
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -59,6 +60,15 @@ def text(name: str, raw: Any, limit: int) -> str:
     if any(ord(c) < 0x20 for c in raw):
         raise QueryError(f"{name}: control characters are not allowed")
     return raw.strip()
+
+
+def address(name: str, raw: Any) -> str:
+    """One IPv4 or IPv6 address, in its normal spelling."""
+    value = text(name, raw, MAX_TEXT)
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise QueryError(f"{name}: not an IP address: {_show(raw)}") from None
 
 
 def boolean(name: str, raw: Any) -> bool | None:
