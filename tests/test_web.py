@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import CORPUS
+from dashboard_fixtures import fake_alert
 
 from wirewatch import config
 from wirewatch.craft import BASE_TS
@@ -18,18 +19,6 @@ from wirewatch.web import create_app
 
 TOKEN = "test-token-123"
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>']
-
-
-def fake_alert(i: int, **kw) -> dict:
-    a = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime(BASE_TS + i)), "event_type": "alert",
-         "src_ip": f"10.0.{i // 250}.{i % 250 + 1}", "src_port": 1000 + i, "dest_ip": "192.168.1.1", "dest_port": 80 + i % 3,
-         "proto": "TCP", "in_iface": "eth0", "flow_id": i,
-         "alert": {"action": "allowed", "gid": 1, "signature_id": 9000001, "rev": 1, "signature": "WIREWATCH port scan",
-                   "category": "Attempted Information Leak", "severity": 2},
-         "type": "port_scan" if i % 2 else "host_sweep", "message": f"Possible port scan detected from alert {i}",
-         "evidence": {"distinct_ports": 20 + i, "threshold": 20}}
-    a.update(kw)
-    return a
 
 
 @pytest.fixture
