@@ -28,9 +28,11 @@ from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
 from .count.kernels import hash_cols
 from .count.report import dst_of, due, times
+from .count.table import Schema
 from .count.window import WindowCounter
 
 TOP = 10
+BUCKETS = 10  # ring cells per window
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ class SynFlood(Reconfigurable):
         self.window = cfg.window or window
         self.tracker = tracker
         labels = {**ADDR_LABELS, "port": np.int64}  # port -1: the key of the whole host
-        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), labels, extra=hll.COLUMNS)
+        self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), labels,
+                                  buckets=BUCKETS,
+                                  extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS)})
+        self.syn_times = SynTimes(self.rate)  # first and last SYN counted (not completions)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
         self.sources = WindowCounter(self.window, cfg.max_sources, ("syns",),
@@ -71,7 +76,8 @@ class SynFlood(Reconfigurable):
             for keys, port in ((host, np.full(len(p), -1, np.int64)), (_port_key(host, p.dport), p.dport.astype(np.int64))):
                 slots = self.rate.add(keys, p.ts, {"syn": ones}, {**addr_labels(p), "port": port})
                 touched = np.concatenate([touched, slots])
-                self._count_sources(keys, src, p.ts)
+                rows_slots = self._count_sources(keys, src, p.ts)
+                self.syn_times.add(rows_slots, p.ts)
             self.sources.add(hash_cols(host, src), p.ts, {"syns": ones},
                              {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": host})
         self._count_completed(events)
@@ -121,10 +127,12 @@ class SynFlood(Reconfigurable):
         syns = int(self.rate.totals(np.array([slot]), now, "syn")[0])
         return bool(sent.size) and 2 * int(sent.max()) >= syns
 
-    def _count_sources(self, keys: np.ndarray, src: np.ndarray, ts: np.ndarray) -> None:
+    def _count_sources(self, keys: np.ndarray, src: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Distinct sources per key; returns each row's slot (-1: not tracked)."""
         slots = self.rate.table.find(keys)
         ok = slots >= 0
         self.distinct.add(self.rate.table.cols, slots[ok], src[ok], ts[ok])
+        return slots
 
     def _count_completed(self, events) -> None:
         """Completed handshakes count for victims we already track (host and host+port)."""
@@ -145,6 +153,7 @@ class SynFlood(Reconfigurable):
         peak = int(self.rate.peak(s, now, "syn")[0]) / self.rate.width
         victim = dst_of(t, slot)
         port = int(t.cols["port"][slot])
+        first_syn, last_syn = self.syn_times.span(slot, now)
         # an estimate, never above the SYNs it counts
         distinct = min(syns, int(round(self.distinct.estimate(t.cols, s, now)[0])))
         st = self.sources.table
@@ -155,7 +164,7 @@ class SynFlood(Reconfigurable):
         top: list[dict[str, Any]] = [{"src_ip": addr_str(st.cols["src_hi"][i], st.cols["src_lo"][i]), "syns": int(n)}
                for i, n in zip(mine[first].tolist(), sent[first].tolist()) if n > 0]
         return Finding(
-            type=self.name, identifier=(victim,), ts=float(t.last_seen[slot]),
+            type=self.name, identifier=(victim,), ts=last_syn,
             message=f"Possible SYN flood against {victim}{'' if port < 0 else f' port {port}'} "
                     f"({distinct} source{'' if distinct == 1 else 's'})",
             src_ip=top[0]["src_ip"] if distinct == 1 and top else None, dest_ip=victim,
@@ -173,7 +182,7 @@ class SynFlood(Reconfigurable):
                       "host_syns": host_syns, "other_sources_syns": host_syns - sum(x["syns"] for x in top),
                       "other_sources_note": "SYNs to the host from the sources not listed (fewer each, or one)",
                       "busiest_port": self._busiest_port(slot, now),
-                      **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+                      **times(first_syn, last_syn)},
         )
 
     def expire(self, now: float) -> None:
@@ -183,6 +192,50 @@ class SynFlood(Reconfigurable):
     def stats(self) -> dict[str, int]:
         return {**self.rate.stats("syn_flood_targets"), **self.sources.stats("syn_flood_sources"),
                 **self.tracker.stats()}
+
+
+class SynTimes:
+    """The packet times of the first and the last SYN a key's window counts (a key's
+    table entry lives longer, and completed handshakes also touch it): per ring cell of
+    the WindowCounter, the earliest SYN of the cell's epoch, and the latest SYN."""
+
+    @staticmethod
+    def columns(buckets: int) -> Schema:
+        return {"syn_epoch": (np.int64, buckets), "syn_first": (np.float64, buckets), "syn_last": (np.float64, 1)}
+
+    def __init__(self, counter: WindowCounter):
+        self.counter = counter
+
+    def add(self, slots: np.ndarray, ts: np.ndarray) -> None:
+        ok = slots >= 0
+        slots, ts = slots[ok], ts[ok]
+        if not slots.size:
+            return
+        c, nb = self.counter.table.cols, self.counter.nb
+        ep = np.floor(ts / self.counter.width).astype(np.int64) + 1  # + 1: 0 marks an empty cell
+        cell = slots * nb + (ep - 1) % nb
+        order = np.lexsort((ts, ep, cell))  # per cell its newest epoch last, per epoch its earliest SYN first
+        cell, ep, ts = cell[order], ep[order], ts[order]
+        head = np.r_[True, (cell[1:] != cell[:-1]) | (ep[1:] != ep[:-1])]
+        tail = np.r_[cell[1:] != cell[:-1], True]  # the newest epoch of each cell
+        start = np.flatnonzero(head)
+        newest = start[tail[np.flatnonzero(np.r_[head[1:], True])]]
+        cells, eps, earliest = cell[newest], ep[newest], ts[newest]
+        held_ep, held = c["syn_epoch"].reshape(-1), c["syn_first"].reshape(-1)
+        same = held_ep[cells] == eps
+        newer = held_ep[cells] < eps
+        held[cells[same]] = np.minimum(held[cells[same]], earliest[same])
+        held[cells[newer]], held_ep[cells[newer]] = earliest[newer], eps[newer]
+        np.maximum.at(c["syn_last"], slots, ts)
+
+    def span(self, slot: int, now: float) -> tuple[float, float]:
+        """(first, last) SYN time counted in `slot`'s window at `now`."""
+        c = self.counter.table.cols
+        cur = int(np.floor(now / self.counter.width)) + 1
+        ep = c["syn_epoch"][slot]
+        live = (ep > cur - self.counter.nb) & (ep <= cur)
+        first = float(c["syn_first"][slot][live].min()) if live.any() else float(c["syn_last"][slot])
+        return first, float(c["syn_last"][slot])
 
 
 def _port_key(host: np.ndarray, port: np.ndarray) -> np.ndarray:
