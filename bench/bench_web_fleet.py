@@ -78,7 +78,7 @@ def fill_postgres(url: str, spool: str) -> None:
 def writer(db: str) -> None:
     """A sensor writing WRITER_RATE alerts/s in batches of a tenth of a second, until killed."""
     from wirewatch import config
-    from wirewatch.cli import output_sinks
+    from wirewatch.commands.outputs import output_sinks
     cfg = config.build([("output", "db", db, "bench"), ("general", "sensor", "writer", "bench"),
                         ("store", "state_dir", os.path.join(ROOT, "var", "bench"), "bench")])
     (sink,) = output_sinks(cfg)

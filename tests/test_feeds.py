@@ -19,8 +19,9 @@ from scapy.layers.inet import IP, TCP
 from wirewatch import config
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.craft import eth, write_pcap
-from wirewatch.engine import Engine, stats_record
+from wirewatch.engine import Engine
 from wirewatch.feeds import attach
+from wirewatch.schema import stats_record
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 

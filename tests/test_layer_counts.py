@@ -8,7 +8,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP
 
 from wirewatch.craft import eth
-from wirewatch.engine import stats_record
+from wirewatch.schema import stats_record
 
 
 def test_counts_per_ip_version_and_protocol(tmp_path):

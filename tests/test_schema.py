@@ -18,7 +18,7 @@ from conftest import CORPUS, run_file, run_packets
 from scapy.layers.inet import IP, TCP
 
 from wirewatch.craft import eth
-from wirewatch.engine import stats_record
+from wirewatch.schema import stats_record
 
 INT = {"type": "integer"}
 STR = {"type": "string"}

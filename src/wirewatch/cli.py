@@ -1,19 +1,16 @@
-"""`wirewatch read | monitor | run | dashboard | tune | config`: argument parsing only."""
+"""`wirewatch read | monitor | run | dashboard | tune | config`: argument parsing and dispatch
+only; what each command does lives in commands/ (and tune_report.py for tune)."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from . import __version__, native
 from .blocklist import BlocklistError
-from .capture.pcapfile import CaptureError, read_batches
+from .capture.pcapfile import CaptureError
 from .config import (
     DEFAULT_DB,
     Config,
@@ -23,13 +20,8 @@ from .config import (
     load,
     parse_assignment,
 )
-from .engine import Engine, stats_record
 from .privileges import PrivilegeError
-from .progress import Progress
-from .sinks.console import ConsoleSink
-from .sinks.jsonl import JsonlSink
-from .store.postgres_schema import is_postgres
-from .webserver import WebError, check_bind, serve
+from .webserver import WebError, serve
 
 EXIT_USAGE = 2
 
@@ -157,16 +149,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         slow = native.warning() if args.command in ("read", "monitor", "run", "tune") else None
         if slow:
             print(slow, file=sys.stderr)
-        if args.command == "monitor":
-            return cmd_monitor(args, cfg, output_sinks(cfg))
         if args.command == "dashboard":
             return serve(cfg, cfg.output.db or DEFAULT_DB, cfg.web.host, cfg.web.port)
-        if args.command == "run":
-            return cmd_run(args, cfg)
+        if args.command in ("monitor", "run"):
+            from .commands import monitor  # live capture only: `read` does not load it
+            from .commands.outputs import output_sinks
+
+            def reload() -> Config:
+                return config_from_args(args)
+
+            if args.command == "run":
+                return monitor.cmd_run(args, cfg, reload)
+            return monitor.cmd_monitor(args, cfg, reload, output_sinks(cfg))
         if args.command == "tune":
             from .tune_report import cmd_tune  # imported only for tune: start-up of `read`
 
             return cmd_tune(args, cfg)
+        from .commands.read import cmd_read
+
         return cmd_read(args, cfg)
     except BrokenPipeError:  # `wirewatch config | head`: the reader had enough (an OSError: caught first)
         _quiet_stdout()
@@ -186,146 +186,6 @@ def _quiet_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
-
-
-def cmd_monitor(args: argparse.Namespace, cfg: Config, extra_sinks: list | None = None) -> int:
-    from .capture.live import default_route_interface  # live capture only: libpcap is not loaded for `read`
-    from .sensor import Sensor, live_options
-
-    iface = args.interface or default_route_interface()
-    if not iface:
-        raise CaptureError("no interface given (-i) and no default route to pick one")
-    if not args.interface:
-        cfg = dataclasses.replace(cfg, general=dataclasses.replace(cfg.general, interface=iface))
-    user = args.user or ("nobody" if os.geteuid() == 0 else None)
-    try:
-        sensor = Sensor(cfg, live_options(args, cfg, iface), lambda: config_from_args(args), user,
-                        capture=args.capture, stats_interval=args.stats_interval, quiet=args.quiet,
-                        extra_sinks=extra_sinks)
-        sensor.open()
-    except CaptureError as exc:
-        hint = "; to analyse a capture file instead: wirewatch read FILE" if "needs root" in str(exc) else ""
-        raise CaptureError(f"{exc}{hint}") from None
-    return sensor.run()
-
-
-def output_sinks(cfg: Config) -> list[Any]:
-    """The alert store, the syslog and webhook sinks: opened here, before a sensor drops root."""
-    sinks: list[Any] = []
-    if cfg.output.db and is_postgres(cfg.output.db):
-        from .store.postgres_sink import PostgresSink, postgres_spool  # imported only when used
-
-        sinks.append(PostgresSink(cfg.output.db, postgres_spool(cfg), cfg.store.retention_days))
-    elif cfg.output.db:
-        from .store.sqlite_sink import SqliteSink  # imported only when used: start-up of `read`
-
-        sinks.append(SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb))
-    if cfg.output.syslog:
-        from .sinks.syslog import SyslogSink
-
-        sinks.append(SyslogSink(cfg.output.syslog, cfg.output.syslog_facility))
-    if cfg.output.webhook:
-        from .sinks.webhook import WebhookSink
-
-        sinks.append(WebhookSink(cfg.output.webhook, cfg.output.webhook_min_severity, cfg.output.webhook_queue))
-    return sinks
-
-
-def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
-    """Sensor in this process (drops root after opening the capture), dashboard in a
-    separate unprivileged process over the same store."""
-    db = cfg.output.db or DEFAULT_DB
-    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, db=db))
-    check_bind(cfg, cfg.web.host)
-    sinks = output_sinks(cfg)  # the sensor hands these files to its user before dropping root
-    web_cmd = [sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--host", cfg.web.host,
-               "--port", str(cfg.web.port)] + (["--config", args.config] if args.config else [])
-    web_cmd += [x for s in args.set for x in ("--set", s)]
-    web = subprocess.Popen(web_cmd)
-    try:
-        return cmd_monitor(args, cfg, sinks)
-    finally:
-        web.terminate()
-        try:
-            web.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-
-
-def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
-    sinks: list[Any] = output_sinks(cfg)
-    if cfg.output.console and not args.quiet:
-        # with --format json stdout carries only the summary document
-        sinks.append(ConsoleSink(sys.stderr if args.format == "json" else sys.stdout))
-    if cfg.output.logfile:
-        try:
-            sinks.append(JsonlSink(cfg.output.logfile))
-        except OSError as exc:
-            print(f"wirewatch: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    engine = Engine(cfg, sinks)
-    if cfg.detect.blacklist.urls:  # offline analysis: the feeds as they are now, fetched once before reading
-        from .feeds import attach as attach_feeds  # imports the HTTP client: only when feeds are set
-
-        feeds = attach_feeds(engine)
-        if feeds is not None:
-            feeds.fetch_all()
-            feeds.stop()
-    status = 0
-    files = []
-    for path in args.files:
-        progress = Progress(path, enabled=not args.no_progress)
-        try:
-            for raw in read_batches(path, cfg.general.batch_size):
-                engine.feed(raw)
-                progress.update(raw)
-            files.append({"file": path, "ok": True})
-        except CaptureError as exc:
-            print(f"wirewatch: {exc}", file=sys.stderr)
-            files.append({"file": path, "ok": False, "error": str(exc)})
-            status = EXIT_USAGE
-        finally:
-            progress.close()
-    engine.flush()
-    store = [x for x in sinks if getattr(x, "name", "") in ("sqlite", "postgresql")]
-    if store:  # the dashboard's health panel and charts for an offline analysis
-        names = [os.path.basename(f) for f in args.files]
-        label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")
-        store[0].write_event(stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True,
-                                            timeline=True))
-    engine.close()
-    summary = {"files": files, **engine.summary()}
-    if args.format == "json":
-        print(json.dumps(summary, indent=2))
-    else:
-        print(render_summary(summary), file=sys.stderr if not args.quiet else sys.stdout)
-    return status
-
-
-def render_summary(s: dict[str, Any]) -> str:
-    lines = ["", "== wirewatch summary =="]
-    lines.append(f"packets {s['packets']:,}  bytes {s['bytes']:,}  capture {s['capture_duration_s']:.3f} s  "
-                 f"analysed in {s['wall_s']:.3f} s ({s['packets_per_s']:,} packets/s)")
-    errs = ", ".join(f"{k} {v}" for k, v in s["decode_errors"].items()) or "none"
-    lines.append(f"decode errors: {errs}; non-IP frames: {s['non_ip_frames']}")
-    alerts = ", ".join(f"{k} {v}" for k, v in s["alerts"].items()) or "none"
-    lines.append(f"alerts: {alerts}")
-    if s["suppressed"]:
-        lines.append("suppressed duplicates: " + ", ".join(f"{k} {v}" for k, v in s["suppressed"].items()))
-    lines.append("top sources: " + ", ".join(f"{t['src_ip']} ({t['packets']:,} pkts)" for t in s["top_sources"][:5]))
-    evicted = {k: v for k, v in s["detector_state"].items() if k.endswith("evicted") and v}
-    if evicted:
-        lines.append("state evictions: " + ", ".join(f"{k} {v:,}" for k, v in evicted.items()))
-    if s.get("store"):
-        st = s["store"]
-        line = f"store: {st['stored']:,} alerts stored; spooled {st['spooled']:,}, replayed {st['replayed']:,}"
-        if st["spool_pending"]:
-            line += f", {st['spool_pending']:,} still spooled (stored at the next start)"
-        lines.append(line)
-    for f in s["files"]:
-        if not f["ok"]:
-            lines.append(f"FAILED: {f['error']}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

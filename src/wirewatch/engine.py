@@ -24,7 +24,6 @@ from .detect.registry import DETECTORS
 from .enrich import Enricher
 from .layer_counts import LayerCounts
 from .reload import restart_only_changes
-from .schema import format_ts, present
 from .sinks import Sink
 from .talkers import TopTalkers
 from .timeline import Timeline
@@ -285,38 +284,3 @@ class Engine:
             for k, v in counters.items():
                 out[k] = out.get(k, 0) + v
         return out
-
-
-def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
-                 final: bool, timeline: bool = False) -> dict[str, Any]:
-    """An EVE `stats` event: Suricata's names and types (stats.capture.kernel_*,
-    stats.decoder.*, stats.detect.alert) where Suricata has the counter, wirewatch's
-    documented extensions beside them; `timeline` adds packets per second of packet time
-    (an analysed capture has no earlier events to take rates from)."""
-    s = engine.summary()
-    recv, drop, ifdrop = kernel
-    pkts = s["packets"]
-    record: dict[str, Any] = {
-        "timestamp": format_ts(time.time()), "event_type": "stats", "host": engine.sensor,
-        **present(in_iface=iface or None),
-        "stats": {
-            "uptime": int(uptime), "final": final,
-            "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
-            "decoder": {"pkts": pkts, "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
-                        "avg_pkt_size": s["bytes"] // pkts if pkts else 0, **engine.layers.decoder_stats(),
-                        "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
-            "detect": {"alert": sum(s["alerts"].values()), "alerts_suppressed": sum(s["suppressed"].values()),
-                       "alerts": s["alerts"], "suppressed": s["suppressed"]},
-            "alert_manager": s["alert_manager"],  # escalations, storms, correlated probes
-            "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
-            "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
-            "blacklists": s["blacklists"],
-        },
-    }
-    for sink in engine.sinks:  # a sink with counters of its own (the webhook's sent / failed / dropped)
-        counters = getattr(sink, "counters", None)
-        if counters is not None:
-            record["stats"][sink.name] = counters()
-    if timeline:
-        record["stats"]["timeline"] = engine.timeline.rates()
-    return record

@@ -1,4 +1,4 @@
-"""The one place that knows the alert record's field names (Suricata EVE compatible).
+"""The one place that knows the alert and stats records' field names (Suricata EVE compatible).
 
 Records validate against Suricata's EVE schema (etc/schema.json): a field wirewatch does
 not know is omitted, never written as null (typed ingest pipelines reject null where the
@@ -9,10 +9,14 @@ schema says integer or string). wirewatch's own keys (`type`, `message`, `eviden
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the engine builds records with this module: a type only
+    from .engine import Engine
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 
@@ -80,4 +84,39 @@ def alert_record(finding: Any, iface: str | None, suppressed: int,
     }
     if escalated_from is not None:
         record["escalated_from"] = escalated_from
+    return record
+
+
+def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int], uptime: float,
+                 final: bool, timeline: bool = False) -> dict[str, Any]:
+    """An EVE `stats` event: Suricata's names and types (stats.capture.kernel_*,
+    stats.decoder.*, stats.detect.alert) where Suricata has the counter, wirewatch's
+    documented extensions beside them; `timeline` adds packets per second of packet time
+    (an analysed capture has no earlier events to take rates from)."""
+    s = engine.summary()
+    recv, drop, ifdrop = kernel
+    pkts = s["packets"]
+    record: dict[str, Any] = {
+        "timestamp": format_ts(time.time()), "event_type": "stats", "host": engine.sensor,
+        **present(in_iface=iface or None),
+        "stats": {
+            "uptime": int(uptime), "final": final,
+            "capture": {"kernel_packets": recv, "kernel_drops": drop, "kernel_ifdrops": ifdrop},
+            "decoder": {"pkts": pkts, "bytes": s["bytes"], "invalid": sum(s["decode_errors"].values()),
+                        "avg_pkt_size": s["bytes"] // pkts if pkts else 0, **engine.layers.decoder_stats(),
+                        "errors": s["decode_errors"], "non_ip": s["non_ip_frames"]},
+            "detect": {"alert": sum(s["alerts"].values()), "alerts_suppressed": sum(s["suppressed"].values()),
+                       "alerts": s["alerts"], "suppressed": s["suppressed"]},
+            "alert_manager": s["alert_manager"],  # escalations, storms, correlated probes
+            "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
+            "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
+            "blacklists": s["blacklists"],
+        },
+    }
+    for sink in engine.sinks:  # a sink with counters of its own (the webhook's sent / failed / dropped)
+        counters = getattr(sink, "counters", None)
+        if counters is not None:
+            record["stats"][sink.name] = counters()
+    if timeline:
+        record["stats"]["timeline"] = engine.timeline.rates()
     return record

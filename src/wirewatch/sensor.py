@@ -16,8 +16,9 @@ from typing import Any, TextIO
 
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
-from .engine import Engine, stats_record
+from .engine import Engine
 from .privileges import drop_to, prepare_dir, prepare_path, resolve_user
+from .schema import stats_record
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
 

@@ -125,7 +125,8 @@ def test_stats_events_carry_the_webhook_counters(receiver):
     from test_schema import STATS_SCHEMA, problems
 
     from wirewatch import config
-    from wirewatch.engine import Engine, stats_record
+    from wirewatch.engine import Engine
+    from wirewatch.schema import stats_record
 
     sink = WebhookSink(receiver.url, min_severity=2)
     engine = Engine(config.build(), sinks=[sink])

@@ -121,7 +121,7 @@ def test_incidents_group_a_source_across_detectors_and_sensors(fleet):
 
 def test_a_dashboard_mute_reaches_a_running_sensor(fleet, tmp_path):
     from wirewatch import config
-    from wirewatch.cli import output_sinks
+    from wirewatch.commands.outputs import output_sinks
     cfg = config.build([("output", "db", fleet, "test"), ("store", "state_dir", str(tmp_path), "test"),
                         ("general", "sensor", "edge-a", "test")])
     (sink,) = output_sinks(cfg)

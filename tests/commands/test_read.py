@@ -1,0 +1,117 @@
+"""`wirewatch read` (commands/read.py): damaged, missing and unreadable files are named and the
+others still analysed; pcapng and standard input; the console lines and the text summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import CORPUS, cli, read_alerts
+
+from wirewatch.commands.read import render_summary
+
+SCAN = str(CORPUS / "dev01_nmap_syn_top100.pcap")
+
+
+def test_missing_garbage_and_directory_inputs_are_named_and_others_still_analysed(tmp_path):
+    garbage = tmp_path / "notes.pcap"
+    garbage.write_text("this is not a capture\n")
+    log = tmp_path / "a.json"
+    r = cli("read", str(tmp_path / "missing.pcap"), str(garbage), str(tmp_path), SCAN, "--logfile", str(log),
+            "--format", "json")
+    assert r.returncode == 2
+    errors = [l for l in r.stderr.splitlines() if l.startswith("wirewatch:")]
+    assert errors == [f"wirewatch: {tmp_path / 'missing.pcap'}: no such file",
+                      f"wirewatch: {garbage}: not a pcap/pcapng capture (unknown file format)",
+                      f"wirewatch: {tmp_path}: is a directory, not a capture file"]
+    summary = json.loads(r.stdout)
+    assert summary["packets"] == 209 and summary["alerts"]["port_scan"] == 1
+    assert [f["ok"] for f in summary["files"]] == [False, False, False, True]
+
+
+def test_truncated_capture_keeps_every_packet_before_the_damage(tmp_path):
+    data = (CORPUS / "dev20_benign_http_200.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2])
+    r = cli("read", str(cut), "--logfile", str(tmp_path / "a.json"), "--format", "json")
+    assert r.returncode == 2
+    assert "damaged capture" in r.stderr and str(cut) in r.stderr
+    # count the complete records in the first half with a plain reader
+    import struct
+    off, n = 24, 0
+    half = data[: len(data) // 2]
+    while off + 16 <= len(half):
+        incl = struct.unpack_from("<I", half, off + 8)[0]
+        if off + 16 + incl > len(half):
+            break
+        off += 16 + incl
+        n += 1
+    assert json.loads(r.stdout)["packets"] == n
+
+
+def test_unreadable_file_permission(tmp_path):
+    p = tmp_path / "secret.pcap"
+    shutil.copy(SCAN, p)
+    p.chmod(0)
+    r = cli("read", str(p), "--logfile", str(tmp_path / "a.json"), env={"HOME": str(tmp_path)})
+    import os
+    if os.geteuid() == 0:  # root reads anything: the file must then be analysed
+        assert r.returncode == 0
+    else:
+        assert r.returncode == 2 and "permission denied" in r.stderr
+
+
+def test_pcapng_is_read(tmp_path):
+    from scapy.utils import PcapNgWriter, rdpcap
+    pkts = rdpcap(SCAN)
+    out = tmp_path / "scan.pcapng"
+    with PcapNgWriter(str(out)) as w:
+        for p in pkts:
+            w.write(p)
+    log = tmp_path / "a.json"
+    r = cli("read", str(out), "--logfile", str(log), "--quiet")
+    assert r.returncode == 0
+    assert "port_scan" in {a["type"] for a in read_alerts(log)}
+
+
+def test_console_lines_and_text_summary(tmp_path):
+    r = cli("read", SCAN, "--logfile", str(tmp_path / "a.json"))
+    assert "[ALERT] Possible port scan detected from 10.10.0.66" in r.stdout.splitlines()
+    assert "packets 209" in r.stderr and "port_scan 1" in r.stderr and "top sources: 10.10.0.66" in r.stderr
+
+
+
+
+def test_reads_a_capture_from_standard_input(tmp_path):
+    """`tcpdump -w - | wirewatch read -`: the same alerts as from the file."""
+    import subprocess
+    import sys
+
+    def read(args: list[str], stdin: bytes | None = None) -> tuple[int, str, list[dict]]:
+        log = tmp_path / "a.json"
+        log.unlink(missing_ok=True)
+        r = subprocess.run([sys.executable, "-m", "wirewatch", "read", *args, "--quiet", "--logfile", str(log),
+                            "--db", ""], input=stdin, capture_output=True, timeout=120)
+        return r.returncode, r.stderr.decode(), read_alerts(log)
+
+    code, _, from_file = read([SCAN])
+    assert code == 0 and from_file
+    code, _, from_stdin = read(["-"], (CORPUS / "dev01_nmap_syn_top100.pcap").read_bytes())
+    assert code == 0 and from_stdin == from_file
+    code, err, _ = read(["-"], b"this is not a capture\n")
+    assert code == 2 and err.strip().endswith("standard input: not a pcap/pcapng capture (unknown file format)")
+
+
+def test_the_summary_names_the_store_and_every_failed_file():
+    summary = {"files": [{"file": "a.pcap", "ok": True}, {"file": "b.pcap", "ok": False, "error": "b.pcap: truncated"}],
+               "packets": 1200, "bytes": 96_000, "capture_duration_s": 2.5, "wall_s": 0.25, "packets_per_s": 4800,
+               "decode_errors": {"truncated_ip": 2}, "non_ip_frames": 3, "alerts": {"port_scan": 1},
+               "suppressed": {}, "top_sources": [{"src_ip": "10.0.0.9", "packets": 1100}],
+               "detector_state": {"port_scan_evicted": 4, "host_sweep_evicted": 0},
+               "store": {"stored": 1, "spooled": 2, "replayed": 1, "spool_pending": 1}}
+    text = render_summary(summary)
+    assert "packets 1,200  bytes 96,000  capture 2.500 s  analysed in 0.250 s (4,800 packets/s)" in text
+    assert "decode errors: truncated_ip 2; non-IP frames: 3" in text
+    assert "state evictions: port_scan_evicted 4" in text and "host_sweep_evicted" not in text
+    assert "store: 1 alerts stored; spooled 2, replayed 1, 1 still spooled (stored at the next start)" in text
+    assert text.splitlines()[-1] == "FAILED: b.pcap: truncated"
