@@ -24,6 +24,16 @@ def fake_alert(i: int, **kw: Any) -> dict[str, Any]:
     return a
 
 
+def store_with_alerts(path: str, count: int) -> str:
+    """A SQLite store at `path` holding fake_alert(0..count-1), written through the real sink."""
+    from wirewatch.store.sqlite_sink import SqliteSink
+
+    sink = SqliteSink(path)
+    sink.write([fake_alert(i) for i in range(count)])
+    sink.close()
+    return path
+
+
 def login(client: Any, token: str = TOKEN) -> Any:
     r = client.get(f"/login?token={token}")
     assert r.status_code == 302, r.status_code

@@ -8,6 +8,8 @@ with another process asking the OS for a port at the same instant.
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 
 
 def free_port() -> int:
@@ -15,3 +17,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, seconds: float = 30.0) -> None:
+    """Until a server started as `proc` accepts on 127.0.0.1:port; fails at once if it exited."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, f"nothing listens on 127.0.0.1:{port} after {seconds:g} s"
+            time.sleep(0.2)

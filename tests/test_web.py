@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import CORPUS
-from dashboard_fixtures import fake_alert
+from dashboard_fixtures import fake_alert, store_with_alerts
 
 from wirewatch import config
 from wirewatch.craft import BASE_TS
@@ -23,11 +23,7 @@ XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>']
 
 @pytest.fixture
 def db(tmp_path):
-    path = str(tmp_path / "ww.db")
-    sink = SqliteSink(path)
-    sink.write([fake_alert(i) for i in range(120)])
-    sink.close()
-    return path
+    return store_with_alerts(str(tmp_path / "ww.db"), 120)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting the dashboard as root needs root")
 TOKEN = "privileges-token"
@@ -28,12 +28,6 @@ def root_dir():
     os.chmod(d, 0o755)  # root's, like /var/lib
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:

@@ -4,9 +4,8 @@ nothing out of range is stored (a 1e308-hour mute used to break the Mutes page).
 from __future__ import annotations
 
 import pytest
-from dashboard_fixtures import TOKEN, csrf, fake_alert, login
+from dashboard_fixtures import TOKEN, csrf, fake_alert, login, store_with_alerts
 
-from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 
 HUGE = "9" * 30
@@ -14,11 +13,7 @@ HUGE = "9" * 30
 
 @pytest.fixture
 def client(tmp_path):
-    path = str(tmp_path / "ww.db")
-    sink = SqliteSink(path)
-    sink.write([fake_alert(i) for i in range(20)])
-    sink.close()
-    return login(create_app(path, TOKEN).test_client())
+    return login(create_app(store_with_alerts(str(tmp_path / "ww.db"), 20), TOKEN).test_client())
 
 
 @pytest.mark.parametrize("query, field", [

@@ -4,15 +4,14 @@ real PostgreSQL server holding three sensors' alerts (corpus captures)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS
 from pg_server import PgServer
+from ports import free_port, wait_listening
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
@@ -20,12 +19,6 @@ TOKEN = "fleet-browser-token-" + "x" * 24
 SENSORS = {"edge-a": ["dev01_nmap_syn_top100.pcap", "dev17_suspicious_ports.pcap"],
            "edge-b": ["dev04_nmap_xmas.pcap", "dev17_suspicious_ports.pcap"],
            "edge-c": ["dev07_nmap_ping_sweep.pcap"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -43,14 +36,7 @@ def fleet_dashboard(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
+    wait_listening(port, proc, 30)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)

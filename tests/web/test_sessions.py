@@ -4,10 +4,9 @@ client, `next=` never leaves the site, non-loopback binds need a strong token.""
 from __future__ import annotations
 
 import pytest
-from dashboard_fixtures import TOKEN, csrf, fake_alert, login
+from dashboard_fixtures import TOKEN, csrf, login, store_with_alerts
 
 from wirewatch import config
-from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 from wirewatch.web.sessions import LoginThrottle
 from wirewatch.webserver import WebError, check_bind
@@ -15,11 +14,7 @@ from wirewatch.webserver import WebError, check_bind
 
 @pytest.fixture
 def app(tmp_path):
-    path = str(tmp_path / "ww.db")
-    sink = SqliteSink(path)
-    sink.write([fake_alert(i) for i in range(5)])
-    sink.close()
-    return create_app(path, TOKEN)
+    return create_app(store_with_alerts(str(tmp_path / "ww.db"), 5), TOKEN)
 
 
 def test_logout_revokes_the_session_on_the_server(app):
