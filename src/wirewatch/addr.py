@@ -16,6 +16,13 @@ def addr_str(hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
+def addr_cols(text: str) -> tuple[int, int]:
+    """The decoder's (hi, lo) columns of an address in text (the inverse of addr_str)."""
+    ip = ipaddress.ip_address(text)
+    value = int(ip) | (0xFFFF << 32) if ip.version == 4 else int(ip)
+    return value >> 64, value & 0xFFFFFFFFFFFFFFFF
+
+
 def addr_strs(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     """addr_str over columns: IPv4 rows without ipaddress (a storm names 200,000 sources)."""
     hi, lo = np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import native
 from .lut import member_table
-from .settings import setting
+from .settings import cap, setting
 
 _compiled = native.load("_decode")
 
@@ -116,6 +116,8 @@ class DecodeConfig:
     max_tunnel_depth: int = setting(
         DEFAULT_TUNNEL_DEPTH, "Encapsulation layers (GRE, VXLAN, Geneve, IP-in-IP, Teredo, GTP-U, MPLS, PPPoE) the decoder "
            "looks through to reach the inner packet; 0 = analyse the outermost packet.", 0, MAX_TUNNEL_DEPTH)
+    tunnel_addresses: int = cap(65_536, "Cap on addresses remembered with the tunnel they were last seen in (an "
+                                        "alert's `tunnel` evidence); the least recently seen go first, counted.")
 
 
 def tunnel_names(code: int) -> list[str]:

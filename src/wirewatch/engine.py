@@ -62,7 +62,7 @@ class Engine:
         self.talkers = TopTalkers()
         self.layers = LayerCounts()
         self.timeline = Timeline()
-        self.tunnels = TunnelEvidence()
+        self.tunnels = TunnelEvidence(cfg.decode.tunnel_addresses)
         self.log = log or sys.stderr
         self.enricher = Enricher(cfg.enrich, self.log) if cfg.enrich.enabled else None
         self.next_expire: float | None = None
@@ -229,6 +229,7 @@ class Engine:
         self.cfg = cfg
         self.sensor = sensor_name(cfg.general)
         self.alerts.reconfigure(cfg.alerts.cooldown, cfg.alerts.escalation_factor, cfg.alerts.storm_sources)
+        self.tunnels.reconfigure(cfg.decode.tunnel_addresses)
         for det in self.detectors:
             section = getattr(cfg.detect, det.name, None)
             if section is None:

@@ -14,26 +14,27 @@ without tunnels costs one `any()` per batch, and its alerts carry no `tunnel` ke
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
 
 import numpy as np
 
-from .addr import addr_str
+from .addr import addr_cols
 from .decode import PacketBatch, tunnel_names
 from .detect.base import Finding
 
-DEFAULT_CAP = 65_536
+Key = tuple[int, int, int]  # (role: 0 source / 1 destination, address hi, address lo)
 
 
 class TunnelEvidence:
-    def __init__(self, cap: int = DEFAULT_CAP):
+    def __init__(self, cap: int):
         self.cap = cap
         self.evicted = 0
-        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()  # (role, address) -> tunnel code
+        self._seen: dict[Key, int] = {}  # insertion order = least recently seen first
         self.packets: dict[str, int] = {}  # tunnelled packets by their layers, e.g. "mpls/gre"
 
     def observe(self, batch: PacketBatch) -> None:
-        """Remember the tunnel of every address that sent or received a tunnelled packet."""
+        """Remember, per address that sent or received a tunnelled packet, the layers of the
+        last such packet of the batch (one dict update per distinct address, no text)."""
         code = batch.tunnel
         if not len(code) or not code.any():
             return
@@ -41,17 +42,27 @@ class TunnelEvidence:
         for c, count in zip(*np.unique(code[rows], return_counts=True)):
             name = "/".join(tunnel_names(int(c)))
             self.packets[name] = self.packets.get(name, 0) + int(count)
-        for role, hi, lo in (("src", batch.src_hi, batch.src_lo), ("dst", batch.dst_hi, batch.dst_lo)):
-            keys = np.stack([hi[rows], lo[rows], code[rows].astype(np.uint64)], axis=1)
-            for h, low, c in np.unique(keys, axis=0).tolist():
-                self._remember((role, addr_str(h, low)), int(c))
+        last = rows[::-1]  # np.unique's first index over reversed rows = each address's last packet
+        for role, hi, lo in ((0, batch.src_hi, batch.src_lo), (1, batch.dst_hi, batch.dst_lo)):
+            _, first = np.unique(np.stack([hi[last], lo[last]], axis=1), axis=0, return_index=True)
+            pick = last[np.sort(first)[::-1]]  # in packet order, so the latest ends up most recent
+            keys = [(role, h, low) for h, low in zip(hi[pick].tolist(), lo[pick].tolist())]
+            for k in keys:
+                self._seen.pop(k, None)
+            self._seen.update(zip(keys, code[pick].tolist()))
+        self._evict()
 
-    def _remember(self, key: tuple[str, str], code: int) -> None:
-        self._seen[key] = code
-        self._seen.move_to_end(key)
-        if len(self._seen) > self.cap:
-            self._seen.popitem(last=False)
-            self.evicted += 1
+    def _evict(self) -> None:
+        excess = len(self._seen) - self.cap
+        if excess > 0:
+            for k in list(itertools.islice(self._seen, excess)):
+                del self._seen[k]
+            self.evicted += excess
+
+    def reconfigure(self, cap: int) -> None:
+        """A new `decode.tunnel_addresses` (SIGHUP): a smaller cap evicts at once."""
+        self.cap = cap
+        self._evict()
 
     def annotate(self, findings: list[Finding]) -> list[Finding]:
         """Add `tunnel` to the evidence of findings about hosts seen inside a tunnel."""
@@ -59,14 +70,13 @@ class TunnelEvidence:
             return findings
         for f in findings:
             if f.src_ip:
-                code = self._seen.get(("src", f.src_ip))
+                code = self._seen.get((0, *addr_cols(f.src_ip)))
             else:  # floods from many sources name only the victim
-                code = self._seen.get(("dst", f.dest_ip)) if f.dest_ip else None
+                code = self._seen.get((1, *addr_cols(f.dest_ip))) if f.dest_ip else None
             if code and "tunnel" not in f.evidence:
                 names = tunnel_names(code)
                 f.evidence["tunnel"] = names[0] if len(names) == 1 else names
         return findings
-
     def stats(self) -> dict[str, int]:
         """Tunnelled packets by layers, addresses held and evicted; empty until a tunnel is
         seen (summaries of captures without tunnels stay as they were)."""
