@@ -3,8 +3,9 @@
 The mechanism. Each detector runs once, as `read` runs it (same readers, engine, slices,
 state caps), except that every tunable threshold (detect.base.Tunable, declared in the
 detector's SPEC) is lowered to the lowest value of its grid, and the once-per-window report
-gate (count.report.due) is opened, so a key is reported at *every* evaluation where it is
-above the lowered threshold, not only the first. Per alert key (detector type and finding
+gate is opened (the detectors are built with count.report.EVERY_EVALUATION as their Gate,
+through Shared), so a key is reported at *every* evaluation where it is above the lowered
+threshold, not only the first. Per alert key (detector type and finding
 identifier: what the alert manager deduplicates on) we keep the peak of the figure the
 threshold is compared with (Tunable.figure in the evidence). The detector with threshold T
 raises that key iff at some evaluation its figure reached T, i.e. iff its peak >= T: the
@@ -22,21 +23,17 @@ counted, not repeats.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from .capture.pcapfile import read_batches
 from .config import Config, ConfigError
 from .decode import PacketBatch
 from .detect.base import Detector, DetectorSpec, Finding, Tunable
-from .detect.count import report
+from .detect.count.report import EVERY_EVALUATION
 from .detect.registry import DETECTORS, Shared
 from .engine import Engine
 from .progress import Progress
@@ -172,28 +169,6 @@ def lowered(cfg: Config, sweep: Sequence[Grid]) -> Config:
     return dataclasses.replace(cfg, detect=type(cfg.detect)(sections))
 
 
-@contextlib.contextmanager
-def open_report_gate() -> Iterator[None]:
-    """For the recording pass: count.report.due still marks keys reported (a detector may
-    read that) but returns every slot it is given, so a key above the lowered threshold is
-    reported at every evaluation and its peak is seen. Restored on exit."""
-    original = report.due
-
-    def every(table: Any, slots: np.ndarray, now: float, interval: float, col: str = "reported") -> np.ndarray:
-        original(table, slots, now, interval, col)
-        return slots
-
-    modules = [m for name, m in list(sys.modules.items())
-               if name.startswith(f"{__package__}.detect.") and getattr(m, "due", None) is original]
-    for m in modules:
-        m.due = every  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.due = original  # type: ignore[attr-defined]
-
-
 class PeakRecorder:
     """Wraps a detector for the recording pass: its findings go to `record`, not to alerts.
     `fixed`: this instance's findings do not depend on the swept threshold (a slow window
@@ -266,7 +241,7 @@ def instances(run_cfg: Config, sweep: Sequence[Grid], recorder: Recorder) -> lis
     second threshold follows the swept one (Tunable.slow) runs twice, one window each: the
     detector reports a key in one window only, so with one instance the short window's
     findings at the lowered threshold would hide the long window's figure."""
-    shared = Shared(run_cfg)
+    shared = Shared(run_cfg, EVERY_EVALUATION)  # every evaluation over the lowered threshold is reported
     slow = {g.detector: g for g in sweep if g.tunable.slow}
     out: list[Detector] = []
     for spec in DETECTORS:
@@ -302,17 +277,16 @@ def record(cfg: Config, paths: Sequence[str], sweep: Sequence[Grid], only: str |
         sections = {n: c if n == only else dataclasses.replace(c, enabled=False) for n, c in sections.items()}
         run_cfg = dataclasses.replace(run_cfg, detect=type(run_cfg.detect)(sections))
     recorder = Recorder(sweep)
-    with open_report_gate():
-        detectors = instances(run_cfg, sweep, recorder)
-        engine = Engine(run_cfg, (), detectors)
-        for path in paths:
-            bar = Progress(path, enabled=progress)
-            try:
-                for raw in read_batches(path, run_cfg.general.batch_size):
-                    engine.feed(raw)
-                    bar.update(raw)
-            finally:
-                bar.close()
-        engine.close()
+    detectors = instances(run_cfg, sweep, recorder)
+    engine = Engine(run_cfg, (), detectors)
+    for path in paths:
+        bar = Progress(path, enabled=progress)
+        try:
+            for raw in read_batches(path, run_cfg.general.batch_size):
+                engine.feed(raw)
+                bar.update(raw)
+        finally:
+            bar.close()
+    engine.close()
     recorder.peaks.packets = engine.stats.packets
     return recorder.peaks

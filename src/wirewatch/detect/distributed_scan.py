@@ -24,7 +24,7 @@ from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .count.kernels import hash_cols
-from .count.report import dst_of, due, times
+from .count.report import COOLDOWN, Gate
 from .count.window import DistinctCounter
 
 SAMPLE = 20
@@ -48,13 +48,13 @@ CHECK_INTERVAL = 2.0  # seconds of packet time between membership checks of one 
 class DistributedScan(Reconfigurable):
     name = "distributed_scan"
 
-    def __init__(self, cfg: DistributedScanConfig, scan_threshold: int):
+    def __init__(self, cfg: DistributedScanConfig, scan_threshold: int, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.scan_threshold = scan_threshold
         self.configure()
         w = cfg.window
         talked = {"talked": np.uint8}
-        self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64, **talked})
+        self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64, **talked}, gate=gate)
         self.members = DistinctCounter(w, cfg.max_probes, cfg.max_probes,
                                        {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
                                        talked, doorkeeper_bits=16)
@@ -79,11 +79,11 @@ class DistributedScan(Reconfigurable):
         self._mark_conversations(b)
         if not touched.size:
             return []
-        g = self.ports.groups
-        hot = touched[g.cols["distinct"][touched] >= self.cfg.threshold]
-        hot = hot[g.cols["distinct"][hot] - self.ports.marked(hot, "talked") >= self.cfg.threshold]
+        c = self.ports
+        hot = c.over(touched, self.cfg.threshold)
+        hot = hot[c.distinct(hot) - c.marked(hot, "talked") >= self.cfg.threshold]
         now = float(p.ts.max())
-        found = (self._finding(int(s)) for s in due(g, hot, now, min(CHECK_INTERVAL, self.cfg.window)))
+        found = (self._finding(int(s)) for s in c.due(hot, now, min(CHECK_INTERVAL, self.cfg.window)))
         return [f for f in found if f is not None]
 
     def _mark_conversations(self, b: PacketBatch) -> None:
@@ -91,33 +91,32 @@ class DistributedScan(Reconfigurable):
         if not len(c.service):
             return
         victim = hash_cols(c.target_hi, c.target_lo)
-        for counter, gkeys in ((self.ports, victim), (self.members, hash_cols(victim, c.prober_hi, c.prober_lo))):
-            slots = counter.find_items(gkeys, c.service)
-            counter.items.cols["talked"][slots[slots >= 0]] = 1
+        self.ports.mark(victim, c.service, "talked")
+        self.members.mark(hash_cols(victim, c.prober_hi, c.prober_lo), c.service, "talked")
 
     def _finding(self, slot: int) -> Finding | None:
-        g, m = self.ports.groups, self.members.groups
-        occ = m.occupied()
-        mine = occ[(m.cols["victim"][occ] == g.keys[slot]) & (m.cols["distinct"][occ] > 0)]
-        shares = m.cols["distinct"][mine] - self.members.marked(mine, "talked")
+        c, m = self.ports, self.members
+        mine = m.keys_where("victim", c.key(slot))
+        mine = mine[m.distinct(mine) > 0]
+        shares = m.distinct(mine) - m.marked(mine, "talked")
         mine, shares = mine[shares > 0], shares[shares > 0]
         if len(mine) < self.cfg.min_sources or shares.max() >= self.member_threshold:
             return None
-        order = np.lexsort((mine, -shares))
-        members: list[dict[str, Any]] = [{"src_ip": addr_str(m.cols["src_hi"][s], m.cols["src_lo"][s]), "distinct_ports": int(n)}
-                   for s, n in zip(mine[order][:SAMPLE], shares[order][:SAMPLE])]
-        victim = dst_of(g, slot)
-        items = self.ports.items_of(int(g.keys[slot]))
-        items = items[self.ports.items.cols["talked"][items] == 0]
-        ports = sorted(int(x % 65536) for x in self.ports.items.cols["port"][items])
+        first, shares = m.top(mine, shares, SAMPLE)
+        members: list[dict[str, Any]] = [{"src_ip": addr_str(hi, lo), "distinct_ports": int(n)}
+                                         for hi, lo, n in zip(m.label(first, "src_hi"), m.label(first, "src_lo"), shares)]
+        victim = c.dst(slot)
+        items = c.members(slot)
+        items = items[c.item(items, "talked") == 0]
+        ports = sorted(int(x % 65536) for x in c.item(items, "port"))
         return Finding(
-            type=self.name, identifier=(victim,), ts=float(g.last_seen[slot]),
+            type=self.name, identifier=(victim,), ts=c.last_seen(slot),
             message=f"Possible distributed port scan of {victim} from {len(mine)} sources",
             dest_ip=victim, src_ip=members[0]["src_ip"],
             evidence={"distinct_ports": len(ports), "window_s": self.cfg.window,
                       "threshold": self.cfg.threshold, "sources": int(len(mine)),
                       "member_threshold": self.member_threshold, "members": members,
-                      **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_ports": ports[:SAMPLE]},
+                      **c.seen(slot), "sample_ports": ports[:SAMPLE]},
         )
 
     def expire(self, now: float) -> None:
@@ -131,7 +130,8 @@ class DistributedScan(Reconfigurable):
 SPEC = DetectorSpec(
     name=DistributedScan.name, config=DistributedScanConfig,
     signature=Signature(9000003, "WIREWATCH distributed port scan", "Attempted Information Leak", 2),
-    build=lambda cfg, shared: DistributedScan(cfg.detect.distributed_scan, cfg.detect.port_scan.threshold),
+    build=lambda cfg, shared: DistributedScan(cfg.detect.distributed_scan, cfg.detect.port_scan.threshold,
+                                               shared.gate),
     tunables=(Tunable("threshold", "distinct_ports", (10, 60, 5),
                       "membership (no member a port scanner alone) is checked at every slice in tune, "
                       "every 2 s in read: a borderline victim may differ"),),

@@ -16,7 +16,7 @@ from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
-from .count.report import dst_of, due, src_of, times
+from .count.report import COOLDOWN, Gate
 from .count.window import DistinctCounter
 
 SAMPLE = 10
@@ -36,13 +36,13 @@ class FailedHandshakeConfig:
 class FailedHandshake(Reconfigurable):
     name = "failed_handshake"
 
-    def __init__(self, cfg: FailedHandshakeConfig, tracker: HandshakeTracker):
+    def __init__(self, cfg: FailedHandshakeConfig, tracker: HandshakeTracker, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.tracker = tracker
         labels = {"src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64}
         self.failures = DistinctCounter(cfg.window, cfg.max_sources, cfg.max_sources * 4, labels,
                                         {"port": np.int64, "rst": np.int64, "icmp": np.int64, "timeout": np.int64},
-                                        doorkeeper_bits=16)
+                                        doorkeeper_bits=16, gate=gate)
 
     def configure(self) -> None:
         """The shared handshake tracker's timeout is this detector's setting."""
@@ -64,36 +64,30 @@ class FailedHandshake(Reconfigurable):
         labels = {"src_hi": ev.src_hi[fail], "src_lo": ev.src_lo[fail], "dst_hi": ev.dst_hi[fail], "dst_lo": ev.dst_lo[fail]}
         touched = self.failures.observe(keys, ports, ev.ts[fail], labels, {"port": ports})
         self._count_reasons(keys, ports, ev.outcome[fail])
-        g = self.failures.groups
-        totals = g.cols["hits"][touched]
-        hot = touched[(totals >= self.cfg.threshold) & (g.cols["distinct"][touched] <= self.cfg.max_ports)]
+        c = self.failures
+        hot = touched[(c.hits(touched) >= self.cfg.threshold) & (c.distinct(touched) <= self.cfg.max_ports)]
         now = float(ev.ts[fail].max())
-        return [self._finding(int(s)) for s in due(g, hot, now, self.cfg.window)]
+        return [self._finding(int(s)) for s in c.due(hot, now, self.cfg.window)]
 
     def _count_reasons(self, keys: np.ndarray, ports: np.ndarray, outcome: np.ndarray) -> None:
-        items = self.failures.items
-        slots = items.find(hash_cols(keys, ports))
+        slots = self.failures.find_items(keys, ports)
         for code, col in ((FAILED_RST, "rst"), (FAILED_ICMP, "icmp"), (FAILED_TIMEOUT, "timeout")):
-            sel = (slots >= 0) & (outcome == code)
-            np.add.at(items.cols[col], slots[sel], 1)
+            self.failures.add_to_items(slots, col, outcome == code)
 
     def _finding(self, slot: int) -> Finding:
         c = self.failures
-        g = c.groups
-        items = c.items_of(int(g.keys[slot]))
-        ic = c.items.cols
-        src, dst = src_of(g, slot), dst_of(g, slot)
-        ports = sorted(int(p) for p in ic["port"][items])
-        total = int(ic["hits"][items].sum())
+        items = c.members(slot)
+        src, dst = c.src(slot), c.dst(slot)
+        ports = sorted(int(p) for p in c.item(items, "port"))
+        total = c.item_hits(items)
         return Finding(
-            type=self.name, identifier=(src, dst), ts=float(g.last_seen[slot]),
+            type=self.name, identifier=(src, dst), ts=c.last_seen(slot),
             message=f"Repeated failed TCP handshakes from {src} to {dst} (ports {', '.join(map(str, ports[:SAMPLE]))})",
             src_ip=src, dest_ip=dst, dest_port=ports[0] if len(ports) == 1 else None, proto="TCP",
             evidence={"failed_handshakes": total, "window_s": self.cfg.window, "threshold": self.cfg.threshold,
                       "distinct_ports": len(ports), "max_ports": self.cfg.max_ports, "ports": ports[:SAMPLE],
-                      "answered_rst": int(ic["rst"][items].sum()), "icmp_unreachable": int(ic["icmp"][items].sum()),
-                      "unanswered": int(ic["timeout"][items].sum()), "timeout_s": self.cfg.timeout,
-                      **times(g.cols["first_seen"][slot], g.last_seen[slot])},
+                      "answered_rst": int(c.item(items, "rst").sum()), "icmp_unreachable": int(c.item(items, "icmp").sum()),
+                      "unanswered": int(c.item(items, "timeout").sum()), "timeout_s": self.cfg.timeout, **c.seen(slot)},
         )
 
     def expire(self, now: float) -> None:
@@ -106,7 +100,7 @@ class FailedHandshake(Reconfigurable):
 SPEC = DetectorSpec(
     name=FailedHandshake.name, config=FailedHandshakeConfig,
     signature=Signature(9000005, "WIREWATCH repeated failed TCP handshakes", "Misc activity", 3),
-    build=lambda cfg, shared: FailedHandshake(cfg.detect.failed_handshake, shared.handshakes()),
+    build=lambda cfg, shared: FailedHandshake(cfg.detect.failed_handshake, shared.handshakes(), shared.gate),
     tunables=(Tunable("threshold", "failed_handshakes", (2, 20, 1)),),
     figure="failed_handshakes", storm_label="Repeated failed TCP handshakes",
 )

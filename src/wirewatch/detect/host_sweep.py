@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from .classify.packets import (
 )
 from .classify.replies import UNREACHABLE, replies
 from .count.kernels import hash_cols
-from .count.report import due, src_of, times
+from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
@@ -57,7 +58,7 @@ class HostSweepConfig:
 class HostSweep(Reconfigurable):
     name = "host_sweep"
 
-    def __init__(self, cfg: HostSweepConfig, window: float):
+    def __init__(self, cfg: HostSweepConfig, window: float, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.window = cfg.window or window
         self.configure()
@@ -65,7 +66,7 @@ class HostSweep(Reconfigurable):
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.counter = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_targets, labels,
                                        {"host_hi": np.uint64, "host_lo": np.uint64, "talked": np.uint8},
-                                       doorkeeper_bits=16, inner_window=self.window)
+                                       doorkeeper_bits=16, inner_window=self.window, gate=gate)
         self.answers = WindowCounter(max(cfg.slow_window, self.window), cfg.max_sources, ("replied", "unreachable"))
 
     def configure(self) -> None:
@@ -89,13 +90,12 @@ class HostSweep(Reconfigurable):
             return []
         self._count_answers(b)
         now = float(b.ts[rows].max())
-        g = self.counter.groups
+        c = self.counter
         out, fired = [], set()
-        for inner, limit, window, col in ((True, self.cfg.threshold, self.window, "reported_inner"),
-                                          (False, self.slow_threshold, self.cfg.slow_window, "reported")):
-            hot = touched[g.cols["distinct_inner" if inner else "distinct"][touched] >= limit]
+        for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
+            hot = c.over(touched, limit, inner)
             hot = hot[self._swept(hot, inner) >= limit]
-            for slot in due(g, hot, now, window, col):
+            for slot in c.due(hot, now, window, inner):
                 if int(slot) not in fired:
                     out.append(self._finding(int(slot), limit, window, inner))
                     fired.add(int(slot))
@@ -103,15 +103,12 @@ class HostSweep(Reconfigurable):
 
     def _swept(self, slots: np.ndarray, inner: bool) -> np.ndarray:
         """Distinct hosts per group that were probed and never talked with."""
-        total = self.counter.groups.cols["distinct_inner" if inner else "distinct"][slots]
-        return total - self.counter.marked(slots, "talked", inner)
+        return self.counter.distinct(slots, inner) - self.counter.marked(slots, "talked", inner)
 
     def _mark_conversations(self, b: PacketBatch) -> None:
         c = conversations(b)
         if len(c.service):
-            slots = self.counter.find_items(hash_cols(c.prober_hi, c.prober_lo, c.service),
-                                            hash_cols(c.target_hi, c.target_lo))
-            self.counter.items.cols["talked"][slots[slots >= 0]] = 1
+            self.counter.mark(hash_cols(c.prober_hi, c.prober_lo, c.service), hash_cols(c.target_hi, c.target_lo), "talked")
 
     def _count_answers(self, b: PacketBatch) -> None:
         """Answers to a sweeper, keyed back onto its (source, service): see replies.py."""
@@ -124,28 +121,40 @@ class HostSweep(Reconfigurable):
 
     def _finding(self, slot: int, threshold: int, window: float, inner: bool) -> Finding:
         c = self.counter
-        g = c.groups
-        svc = int(g.cols["service"][slot])
+        svc = int(c.label(slot, "service"))
         proto, port = svc // 65536, svc % 65536
-        items = c.items_of(int(g.keys[slot]))
-        ic = c.items.cols
-        if inner:
-            items = items[ic["inner"][items] == 1]
-        swept = items[ic["talked"][items] == 0]
-        hosts = sorted((addr_str(h, lo) for h, lo in zip(ic["host_hi"][swept], ic["host_lo"][swept])), key=_addr_sort)
-        src = src_of(g, slot)
+        items = c.members(slot, inner)
+        swept = items[c.item(items, "talked") == 0]
+        hosts = sorted((addr_str(h, lo) for h, lo in zip(c.item(swept, "host_hi"), c.item(swept, "host_lo"))), key=_addr_sort)
+        src = c.src(slot)
         is_icmp = proto in (1, 58)
         what = f"ICMP type {port}" if is_icmp else f"{proto_name(proto)} port {port}"
         return Finding(
-            type=self.name, identifier=(src, svc), ts=float(g.last_seen[slot]),
+            type=self.name, identifier=(src, svc), ts=c.last_seen(slot),
             message=f"Possible host sweep from {src} ({what})",
             src_ip=src, dest_port=None if is_icmp else port, proto=proto_name(proto),
             evidence={"distinct_hosts": len(swept), "window_s": window, "threshold": threshold,
                       "mode": "short window" if inner else "long window (slow sweep)", "service": what,
-                      "probes": int(ic["hits"][swept].sum()), "conversations": int(len(items) - len(swept)),
-                      **times(g.cols["first_seen"][slot], g.last_seen[slot]), "sample_hosts": hosts[:SAMPLE],
-                      "answers": self._answers(int(g.keys[slot]), float(g.last_seen[slot]))},
+                      "probes": c.item_hits(swept), "conversations": int(len(items) - len(swept)),
+                      **c.seen(slot), "sample_hosts": hosts[:SAMPLE],
+                      "answers": self._answers(c.key(slot), c.last_seen(slot))},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Sources at >= half a threshold on one service, in either window (hosts probed and
+        never talked with, as of the last expiry step)."""
+        c = self.counter
+        occ = c.occupied()
+        swept = {inner: self._swept(occ, inner) for inner in (True, False)}
+        keep = (swept[True] < self.cfg.threshold) & (swept[False] < self.slow_threshold)  # not alerted
+        out = []
+        for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
+            slots, figure = near(occ[keep], swept[inner][keep], limit)
+            for s, n in zip(slots.tolist(), figure.tolist()):
+                svc = int(c.label(s, "service"))
+                port = None if svc // 65536 in (1, 58) else svc % 65536
+                out.append(near_miss(self.name, c.src(s), n, limit, "hosts", window, dest_port=port))
+        return best_near_misses(out)
 
     def _answers(self, key: int, now: float) -> dict[str, int]:
         slot = self.answers.table.find(np.array([key], np.uint64))
@@ -169,7 +178,7 @@ def _addr_sort(text: str) -> tuple[int, str]:
 SPEC = DetectorSpec(
     name=HostSweep.name, config=HostSweepConfig,
     signature=Signature(9000002, "WIREWATCH host sweep", "Attempted Information Leak", 2),
-    build=lambda cfg, shared: HostSweep(cfg.detect.host_sweep, cfg.general.time_window),
+    build=lambda cfg, shared: HostSweep(cfg.detect.host_sweep, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "distinct_hosts", (4, 40, 2),
                       "the slow-sweep window's threshold follows threshold (unless slow_threshold is set)",
                       slow="slow_threshold"),),

@@ -10,6 +10,7 @@ the target answers them with a bare RST (packets.answered_ack_probes).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, port_probe
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
-from .count.report import dst_of, due, src_of, times
+from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
@@ -42,14 +43,14 @@ class PortScanConfig:
 class PortScan(Reconfigurable):
     name = "port_scan"
 
-    def __init__(self, cfg: PortScanConfig, window: float):
+    def __init__(self, cfg: PortScanConfig, window: float, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.window = cfg.window or window
         self.configure()
         ports = {"port": np.int64}
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.probes = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_probes,
-                                      ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window)
+                                      ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window, gate=gate)
         self.answers = WindowCounter(cfg.slow_window, cfg.max_sources, tuple(ANSWERS))
 
     def configure(self) -> None:
@@ -64,20 +65,15 @@ class PortScan(Reconfigurable):
         keys = pair_key(p)
         item = p.proto.astype(np.int64) * 65536 + p.dport
         labels = addr_labels(p)
-        out = []
         touched = self.probes.observe(keys, item, p.ts, labels, {"port": item})
         self._count_answers(b)
-        g = self.probes.groups
         now = float(p.ts.max())
-        fired = set()
-        hot = touched[g.cols["distinct_inner"][touched] >= self.cfg.threshold]
-        for slot in due(g, hot, now, self.window, "reported_inner"):
-            out.append(self._finding(slot, self.cfg.threshold, self.window, "short window", inner=True))
-            fired.add(int(slot))
-        hot = touched[g.cols["distinct"][touched] >= self.slow_threshold]
-        for slot in due(g, hot, now, self.cfg.slow_window):
+        short = self.probes.due(self.probes.over(touched, self.cfg.threshold, inner=True), now, self.window, inner=True)
+        out = [self._finding(int(s), self.cfg.threshold, self.window, "short window", inner=True) for s in short]
+        fired = set(short.tolist())
+        for slot in self.probes.due(self.probes.over(touched, self.slow_threshold), now, self.cfg.slow_window):
             if int(slot) not in fired:
-                out.append(self._finding(slot, self.slow_threshold, self.cfg.slow_window, "long window (slow scan)"))
+                out.append(self._finding(int(slot), self.slow_threshold, self.cfg.slow_window, "long window (slow scan)"))
         return out
 
     def _count_answers(self, b: PacketBatch) -> None:
@@ -91,31 +87,38 @@ class PortScan(Reconfigurable):
             self.answers.add(keys[known], b.ts[r.rows[scan][known]], {m: kind == k for m, k in ANSWERS.items()})
 
     def _finding(self, slot: int, threshold: int, window: float, mode: str, inner: bool = False) -> Finding:
-        counter = self.probes
-        g = counter.groups
-        key = int(g.keys[slot])
-        items = counter.items_of(key)
-        if inner:
-            items = items[counter.items.cols["inner"][items] == 1]
-        ports = np.sort(counter.items.cols["port"][items])
-        hits = int(counter.items.cols["hits"][items].sum())
-        src, dst = src_of(g, slot), dst_of(g, slot)
+        c = self.probes
+        key = c.key(slot)
+        items = c.members(slot, inner)
+        ports = np.sort(c.item(items, "port"))
+        hits = c.item_hits(items)
+        src, dst = c.src(slot), c.dst(slot)
         protos = sorted({"TCP" if p // 65536 == PROTO_TCP else "UDP" for p in ports[:1000].tolist()})
         ans = self.answers.table.find(np.array([key], np.uint64))
         answered = {}
         if ans[0] >= 0:
-            now = float(g.last_seen[slot])
-            answered = {m: int(v[0]) for m, v in self.answers.all_totals(ans, now).items()}
+            answered = {m: int(v[0]) for m, v in self.answers.all_totals(ans, c.last_seen(slot)).items()}
         answered["unanswered_or_filtered"] = max(0, hits - sum(answered.values()))
         return Finding(
-            type=self.name, identifier=(src,), ts=float(g.last_seen[slot]),
+            type=self.name, identifier=(src,), ts=c.last_seen(slot),
             message=f"Possible port scan detected from {src}",
             src_ip=src, dest_ip=dst, proto="/".join(protos) or None,
-            evidence={"distinct_ports": int(g.cols["distinct_inner" if inner else "distinct"][slot]), "window_s": window,
-                      "threshold": threshold, "mode": mode, "target": dst, "probes": hits,
-                      **times(g.cols["first_seen"][slot], g.last_seen[slot]),
+            evidence={"distinct_ports": int(c.distinct(slot, inner)), "window_s": window,
+                      "threshold": threshold, "mode": mode, "target": dst, "probes": hits, **c.seen(slot),
                       "sample_ports": [int(p % 65536) for p in ports[:SAMPLE]], "answers": answered},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Sources at >= half a threshold, in either window (counts as of the last expiry step)."""
+        c = self.probes
+        occ = c.occupied()
+        occ = occ[(c.distinct(occ, True) < self.cfg.threshold) & (c.distinct(occ) < self.slow_threshold)]  # not alerted
+        out = []
+        for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
+            slots, figure = near(occ, c.distinct(occ, inner), limit)
+            out += [near_miss(self.name, c.src(s), n, limit, "ports", window, dest_ip=c.dst(s))
+                    for s, n in zip(slots.tolist(), figure.tolist())]
+        return best_near_misses(out)
 
     def expire(self, now: float) -> None:
         self.probes.expire(now)
@@ -128,7 +131,7 @@ class PortScan(Reconfigurable):
 SPEC = DetectorSpec(
     name=PortScan.name, config=PortScanConfig,
     signature=Signature(9000001, "WIREWATCH port scan", "Attempted Information Leak", 2),
-    build=lambda cfg, shared: PortScan(cfg.detect.port_scan, cfg.general.time_window),
+    build=lambda cfg, shared: PortScan(cfg.detect.port_scan, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "distinct_ports", (5, 50, 5),
                       "the slow-scan window's threshold follows threshold (x1.25, rounded): its findings are "
                       "scaled to threshold units, so a slow scan near the edge may be off by one port",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .base import Detector, DetectorSpec, Signature
 from .classify.handshakes import HandshakeTracker
+from .count.report import COOLDOWN, Gate
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -42,8 +43,10 @@ DETECTORS: list[DetectorSpec] = [import_module(f"{__package__}.{name}").SPEC for
 class Shared:
     """State more than one detector reads, built once by the first builder that asks for it."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, gate: Gate = COOLDOWN):
+        """`gate`: when a key over its threshold is reported (count.report.Gate); tune opens it."""
         self.cfg = cfg
+        self.gate = gate
         self._handshakes: HandshakeTracker | None = None
 
     def handshakes(self) -> HandshakeTracker:

@@ -27,7 +27,7 @@ from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
 from .count.kernels import hash_cols
-from .count.report import dst_of, due, times
+from .count.report import COOLDOWN, Gate, times
 from .count.table import Schema
 from .count.window import WindowCounter
 
@@ -49,14 +49,14 @@ class SynFloodConfig:
 class SynFlood(Reconfigurable):
     name = "syn_flood"
 
-    def __init__(self, cfg: SynFloodConfig, window: float, tracker: HandshakeTracker):
+    def __init__(self, cfg: SynFloodConfig, window: float, tracker: HandshakeTracker, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.window = cfg.window or window
         self.tracker = tracker
         labels = {**ADDR_LABELS, "port": np.int64}  # port -1: the key of the whole host
         self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), labels,
                                   buckets=BUCKETS,
-                                  extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS)})
+                                  extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS)}, gate=gate)
         self.syn_times = SynTimes(self.rate)  # first and last SYN counted (not completions)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
@@ -89,36 +89,32 @@ class SynFlood(Reconfigurable):
         done_n = np.minimum(self.rate.totals(touched, now, "completed"), syns)
         hot = touched[(syns - done_n >= self.cfg.threshold) & (done_n <= self.cfg.max_completion * np.maximum(syns, 1))]
         # one finding per victim: the port key when it is hot (more specific), else the host's
-        t = self.rate.table
-        hot = hot[np.lexsort((-t.cols["port"][hot], t.cols["dst_lo"][hot], t.cols["dst_hi"][hot]))]
-        victim = hash_cols(t.cols["dst_hi"][hot], t.cols["dst_lo"][hot])
+        r = self.rate
+        hot = hot[np.lexsort((-r.label(hot, "port"), r.label(hot, "dst_lo"), r.label(hot, "dst_hi")))]
+        victim = r.dst_keys(hot)
         hot = hot[np.r_[True, victim[1:] != victim[:-1]]] if hot.size else hot
-        hot = np.array([s for s in hot.tolist() if t.cols["port"][s] >= 0 or not self._a_scan(s, now)], np.int64)
-        return [self._finding(int(s), now) for s in due(t, hot, now, self.window)]
+        hot = np.array([s for s in hot.tolist() if r.label(s, "port") >= 0 or not self._a_scan(s, now)], np.int64)
+        return [self._finding(int(s), now) for s in r.due(hot, now, self.window)]
 
     def _host_slot(self, slot: int) -> int:
-        t = self.rate.table
-        return int(t.find(hash_cols(t.cols["dst_hi"][[slot]], t.cols["dst_lo"][[slot]]))[0])
+        return int(self.rate.table.find(self.rate.dst_keys(np.array([slot])))[0])
 
     def _by_source(self, slot: int, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-source slots (of self.sources) of this slot's host, and their SYNs in the window."""
-        t, st = self.rate.table, self.sources.table
-        key = hash_cols(t.cols["dst_hi"][[slot]], t.cols["dst_lo"][[slot]])[0]  # top sources are per host
-        occ = st.occupied()
-        mine = occ[st.cols["victim"][occ] == key]
+        mine = self.sources.keys_where("victim", self.rate.dst_keys(np.array([slot]))[0])  # top sources are per host
         return mine, self.sources.totals(mine, now, "syns")
 
     def _busiest_port(self, slot: int, now: float) -> dict[str, int] | None:
         """The port of this slot's host that got the most SYNs in the window."""
-        t = self.rate.table
-        occ = t.occupied()
-        mine = occ[(t.cols["port"][occ] >= 0) & (t.cols["dst_hi"][occ] == t.cols["dst_hi"][slot])
-                   & (t.cols["dst_lo"][occ] == t.cols["dst_lo"][slot])]
+        r = self.rate
+        occ = r.occupied()
+        mine = occ[(r.label(occ, "port") >= 0) & (r.label(occ, "dst_hi") == r.label(slot, "dst_hi"))
+                   & (r.label(occ, "dst_lo") == r.label(slot, "dst_lo"))]
         if not mine.size:
             return None
-        syns = self.rate.totals(mine, now, "syn")
+        syns = r.totals(mine, now, "syn")
         i = int(np.argmax(syns))
-        return {"port": int(t.cols["port"][mine[i]]), "syns": int(syns[i])}
+        return {"port": int(r.label(mine[i], "port")), "syns": int(syns[i])}
 
     def _a_scan(self, slot: int, now: float) -> bool:
         """A host-wide flood that one source sent most of, no port of it hot on its own: one
@@ -146,23 +142,23 @@ class SynFlood(Reconfigurable):
                 self.rate.add(keys[known], events.ts[done][known], {"completed": np.ones(int(known.sum()), np.int64)})
 
     def _finding(self, slot: int, now: float) -> Finding:
-        t = self.rate.table
+        r = self.rate
         s = np.array([slot])
-        syns = int(self.rate.totals(s, now, "syn")[0])
-        completed = int(self.rate.totals(s, now, "completed")[0])
-        peak = int(self.rate.peak(s, now, "syn")[0]) / self.rate.width
-        victim = dst_of(t, slot)
-        port = int(t.cols["port"][slot])
+        syns = int(r.totals(s, now, "syn")[0])
+        completed = int(r.totals(s, now, "completed")[0])
+        peak = int(r.peak(s, now, "syn")[0]) / r.width
+        victim = r.dst(slot)
+        port = int(r.label(slot, "port"))
         first_syn, last_syn = self.syn_times.span(slot, now)
         # an estimate, never above the SYNs it counts
-        distinct = min(syns, int(round(self.distinct.estimate(t.cols, s, now)[0])))
-        st = self.sources.table
+        distinct = min(syns, int(round(self.distinct.estimate(r.table.cols, s, now)[0])))
         mine, sent = self._by_source(slot, now)
         host = self._host_slot(slot)
-        host_syns = int(self.rate.totals(np.array([host]), now, "syn")[0]) if host >= 0 else syns
-        first = np.lexsort((mine, -sent))[:TOP]  # most SYNs first; ties by slot, for determinism
-        top: list[dict[str, Any]] = [{"src_ip": addr_str(st.cols["src_hi"][i], st.cols["src_lo"][i]), "syns": int(n)}
-               for i, n in zip(mine[first].tolist(), sent[first].tolist()) if n > 0]
+        host_syns = int(r.totals(np.array([host]), now, "syn")[0]) if host >= 0 else syns
+        first, most = self.sources.top(mine, sent, TOP)  # most SYNs first; ties by slot, for determinism
+        top: list[dict[str, Any]] = [{"src_ip": addr_str(hi, lo), "syns": int(n)} for hi, lo, n in
+                                     zip(self.sources.label(first, "src_hi"), self.sources.label(first, "src_lo"),
+                                         most.tolist()) if n > 0]
         return Finding(
             type=self.name, identifier=(victim,), ts=last_syn,
             message=f"Possible SYN flood against {victim}{'' if port < 0 else f' port {port}'} "
@@ -245,7 +241,8 @@ def _port_key(host: np.ndarray, port: np.ndarray) -> np.ndarray:
 SPEC = DetectorSpec(
     name=SynFlood.name, config=SynFloodConfig,
     signature=Signature(9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 1),
-    build=lambda cfg, shared: SynFlood(cfg.detect.syn_flood, cfg.general.time_window, shared.handshakes()),
+    build=lambda cfg, shared: SynFlood(cfg.detect.syn_flood, cfg.general.time_window, shared.handshakes(),
+                                        shared.gate),
     tunables=(Tunable("threshold", "incomplete_syns", (100, 1000, 50),
                       "one finding per victim and slice: where its host-and-port key is above the lowered "
                       "threshold, that key's figure is recorded, not the host's (which can be larger)"),),

@@ -25,7 +25,7 @@ from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
-from .count.report import dst_of, due, src_of, times
+from .count.report import COOLDOWN, Gate
 from .count.window import WindowCounter
 from .count.window_util import unique_first_last
 from .traffic_burst_spread import KINDS, VictimFlood
@@ -53,12 +53,13 @@ class TrafficBurstConfig:
 class TrafficBurst(Reconfigurable):
     name = "traffic_burst"
 
-    def __init__(self, cfg: TrafficBurstConfig, window: float):
+    def __init__(self, cfg: TrafficBurstConfig, window: float, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.window = cfg.window or window
-        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS, buckets=BUCKETS)
+        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS, buckets=BUCKETS, gate=gate)
         self.pair_alerted: dict[tuple[str, str], float] = {}  # (victim, kind) -> last per-pair alert
-        self.victims = VictimFlood(self.window, cfg.threshold, cfg.min_reply_ratio, cfg.min_sources, cfg.max_targets, NAMES)
+        self.victims = VictimFlood(self.window, cfg.threshold, cfg.min_reply_ratio, cfg.min_sources, cfg.max_targets, NAMES,
+                                  gate)
 
     def configure(self) -> None:
         """On reload: the many-sources view takes the new thresholds too."""
@@ -99,7 +100,7 @@ class TrafficBurst(Reconfigurable):
                 quiet = replies < self.cfg.min_reply_ratio * np.maximum(sent[big], 1)
                 spread = 2 * sums[f"{kind}_new_port"][big] >= sent[big]  # most packets went to a new port
                 cand = cand[quiet & ~spread]
-            for slot in due(self.counter.table, cand, now, self.window):
+            for slot in self.counter.due(cand, now, self.window):
                 out.append(self._finding(int(slot), now, kind))
         for f in out:
             self.pair_alerted[(f.dest_ip or "", f.evidence["kind"])] = f.ts
@@ -112,9 +113,9 @@ class TrafficBurst(Reconfigurable):
         return seen is not None
 
     def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
-        t = self.counter.table
-        rev = hash_cols(t.cols["dst_hi"][slots], t.cols["dst_lo"][slots], t.cols["src_hi"][slots], t.cols["src_lo"][slots])
-        rslots = t.find(rev)
+        c = self.counter
+        rev = hash_cols(c.label(slots, "dst_hi"), c.label(slots, "dst_lo"), c.label(slots, "src_hi"), c.label(slots, "src_lo"))
+        rslots = c.table.find(rev)  # the reverse pair's key
         out = np.zeros(len(slots), np.int64)
         ok = rslots >= 0
         if ok.any():
@@ -122,29 +123,29 @@ class TrafficBurst(Reconfigurable):
         return out
 
     def _finding(self, slot: int, now: float, kind: str) -> Finding:
-        t = self.counter.table
+        c = self.counter
         s = np.array([slot])
-        packets = int(self.counter.totals(s, now, kind)[0])
-        nbytes = int(self.counter.totals(s, now, "bytes")[0])
+        packets = int(c.totals(s, now, kind)[0])
+        nbytes = int(c.totals(s, now, "bytes")[0])
         # the busiest bucket's packets per second; a burst shorter than a bucket is measured
         # over its own duration (1,000 packets in 0.11 s are 9,000/s, not 1,000 / 2 s)
-        span = float(t.last_seen[slot] - t.cols["first_seen"][slot])
-        if span < self.counter.width:  # every packet of the pair is inside that span
+        span = c.last_seen(slot) - c.first_seen(slot)
+        if span < c.width:  # every packet of the pair is inside that span
             peak = packets / max(span, PEAK_MIN_S)
         else:
-            peak = int(self.counter.peak(s, now, kind)[0]) / self.counter.width
-        src, dst = src_of(t, slot), dst_of(t, slot)
+            peak = int(c.peak(s, now, kind)[0]) / c.width
+        src, dst = c.src(slot), c.dst(slot)
         reply_metric = {"icmp": None, "udp": "udp", "tcp": "tcp_answer"}[kind]
         replies = int(self._replies(s, now, reply_metric)[0]) if reply_metric else None
         return Finding(
-            type=self.name, identifier=(src, dst, kind), ts=float(t.last_seen[slot]),
+            type=self.name, identifier=(src, dst, kind), ts=c.last_seen(slot),
             message=f"High traffic burst from {src} to {dst}: {NAMES[kind]}",
             src_ip=src, dest_ip=dst, proto={"icmp": "ICMP", "udp": "UDP", "tcp": "TCP"}[kind],
             evidence={"kind": NAMES[kind], "packets": packets, "bytes": nbytes, "window_s": self.window,
                       "threshold": self.cfg.threshold, "bytes_threshold": self.cfg.bytes_threshold,
                       "bytes_note": "bytes of all non-answer packets on this pair in the window",
                       "peak_pps": round(peak, 1), "replies": replies, "min_reply_ratio": self.cfg.min_reply_ratio,
-                      **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+                      **c.seen(slot)},
         )
 
     def expire(self, now: float) -> None:
@@ -159,7 +160,7 @@ class TrafficBurst(Reconfigurable):
 SPEC = DetectorSpec(
     name=TrafficBurst.name, config=TrafficBurstConfig,
     signature=Signature(9000007, "WIREWATCH traffic burst", "Attempted Denial of Service", 2),
-    build=lambda cfg, shared: TrafficBurst(cfg.detect.traffic_burst, cfg.general.time_window),
+    build=lambda cfg, shared: TrafficBurst(cfg.detect.traffic_burst, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "packets", (250, 3000, 250),
                       "bursts raised by bytes_threshold alone are counted at their packet count; the "
                       "many-sources view admits destinations by the threshold's rate and stays quiet "

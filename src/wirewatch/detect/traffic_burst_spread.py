@@ -19,7 +19,7 @@ from ..decode import PacketBatch
 from .base import Finding
 from .count import hll
 from .count.kernels import group, hash_cols
-from .count.report import due, times
+from .count.report import COOLDOWN, Gate
 from .count.window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")  # the traffic kinds both halves of traffic_burst count
@@ -30,11 +30,11 @@ LABELS = {"host_hi": np.uint64, "host_lo": np.uint64}
 
 class VictimFlood:
     def __init__(self, window: float, threshold: int, min_reply_ratio: float, min_sources: int, cap: int,
-                 names: dict[str, str]):
+                 names: dict[str, str], gate: Gate = COOLDOWN):
         self.window, self.threshold = window, threshold
         self.min_reply_ratio, self.min_sources = min_reply_ratio, min_sources
         self.names = names
-        self.counter = WindowCounter(window, cap, METRICS, LABELS, buckets=5, extra=hll.COLUMNS)
+        self.counter = WindowCounter(window, cap, METRICS, LABELS, buckets=5, extra=hll.COLUMNS, gate=gate)
         self.sources = hll.WindowedHLL(window)
 
     def observe(self, b: PacketBatch, kinds: dict[str, np.ndarray], answer: np.ndarray,
@@ -69,7 +69,7 @@ class VictimFlood:
                 sent = self.counter.totals(cand, now, REPLY[kind])
                 cand = cand[sent < self.min_reply_ratio * self.counter.totals(cand, now, kind)]
             spread = self.sources.estimate(self.counter.table.cols, cand, now) >= self.min_sources
-            for slot in due(self.counter.table, cand[spread], now, self.window):
+            for slot in self.counter.due(cand[spread], now, self.window):
                 finding = self._finding(int(slot), now, kind)
                 if not explained(finding.dest_ip or "", kind):
                     out.append(finding)
@@ -86,21 +86,20 @@ class VictimFlood:
             self.counter.add(keys[known], b.ts[r], {"udp_out": udp[r], "answer_out": answer[r]})
 
     def _finding(self, slot: int, now: float, kind: str) -> Finding:
-        t = self.counter.table
+        c = self.counter
         s = np.array([slot])
-        victim = addr_str(t.cols["host_hi"][slot], t.cols["host_lo"][slot])
-        packets = int(self.counter.totals(s, now, kind)[0])
-        sources = int(round(self.sources.estimate(t.cols, s, now)[0]))
-        replies = int(self.counter.totals(s, now, REPLY[kind])[0]) if kind in REPLY else None
+        victim = addr_str(int(c.label(slot, "host_hi")), int(c.label(slot, "host_lo")))
+        packets = int(c.totals(s, now, kind)[0])
+        sources = int(round(self.sources.estimate(c.table.cols, s, now)[0]))
+        replies = int(c.totals(s, now, REPLY[kind])[0]) if kind in REPLY else None
         return Finding(
-            type="traffic_burst", identifier=(victim, kind, "many sources"), ts=float(t.last_seen[slot]),
+            type="traffic_burst", identifier=(victim, kind, "many sources"), ts=c.last_seen(slot),
             message=f"Traffic flood against {victim} from {sources} sources: {self.names[kind]}",
             dest_ip=victim, proto={"icmp": "ICMP", "udp": "UDP", "tcp": "TCP"}[kind],
             evidence={"kind": self.names[kind], "packets": packets, "window_s": self.window, "threshold": self.threshold,
                       "distinct_sources": sources, "distinct_sources_note": "HyperLogLog estimate",
                       "min_sources": self.min_sources, "replies": replies, "min_reply_ratio": self.min_reply_ratio,
-                      "peak_pps": round(int(self.counter.peak(s, now, kind)[0]) / self.counter.width, 1),
-                      **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+                      "peak_pps": round(int(c.peak(s, now, kind)[0]) / c.width, 1), **c.seen(slot)},
         )
 
     def expire(self, now: float) -> None:

@@ -19,7 +19,7 @@ from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
-from .count.report import dst_of, due, src_of, times
+from .count.report import COOLDOWN, Gate
 from .count.window import DistinctCounter, WindowCounter
 
 FLAG_KINDS = {1: "NULL (no flags)", 2: "FIN without ACK", 3: "Xmas (FIN+PSH+URG)", 4: "SYN+FIN",
@@ -54,13 +54,13 @@ def flag_kind(flags: np.ndarray) -> np.ndarray:
 class UnusualProtocol(Reconfigurable):
     name = "unusual_protocol"
 
-    def __init__(self, cfg: UnusualProtocolConfig, window: float):
+    def __init__(self, cfg: UnusualProtocolConfig, window: float, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.window = cfg.window or window
         self.configure()
-        self.counter = WindowCounter(self.window, cfg.max_sources, ("packets",), {**ADDR_LABELS, "kind": np.int64})
+        self.counter = WindowCounter(self.window, cfg.max_sources, ("packets",), {**ADDR_LABELS, "kind": np.int64}, gate=gate)
         self.protocols = DistinctCounter(self.window, cfg.max_sources, cfg.max_sources * 4, ADDR_LABELS,
-                                         {"protocol": np.int64})
+                                         {"protocol": np.int64}, gate=gate)
 
     def configure(self) -> None:
         self.allowed = member_table(self.cfg.allowed_protocols)
@@ -78,7 +78,7 @@ class UnusualProtocol(Reconfigurable):
         touched = self.counter.add(keys, p.ts, {"packets": np.ones(len(p), np.int64)}, {**addr_labels(p), "kind": k})
         now = float(p.ts.max())
         hot = touched[self.counter.totals(touched, now, "packets") >= self.cfg.threshold]
-        out = [self._finding(int(s), now) for s in due(self.counter.table, hot, now, self.window)]
+        out = [self._finding(int(s), now) for s in self.counter.due(hot, now, self.window)]
         return out + self._protocol_scan(p, k, now)
 
     def _protocol_scan(self, p: PacketBatch, kind: np.ndarray, now: float) -> list[Finding]:
@@ -88,31 +88,28 @@ class UnusualProtocol(Reconfigurable):
         q = p.select(odd)
         proto = q.proto.astype(np.int64)
         touched = self.protocols.observe(hash_cols(q.src_hi, q.src_lo), proto, q.ts, addr_labels(q), {"protocol": proto})
-        g = self.protocols.groups
-        hot = touched[g.cols["distinct"][touched] >= self.cfg.scan_threshold]
-        return [self._scan_finding(int(s)) for s in due(g, hot, now, self.window)]
+        c = self.protocols
+        return [self._scan_finding(int(s)) for s in c.due(c.over(touched, self.cfg.scan_threshold), now, self.window)]
 
     def _scan_finding(self, slot: int) -> Finding:
         c = self.protocols
-        g = c.groups
-        items = c.items_of(int(g.keys[slot]))
-        protos = sorted(int(x) for x in c.items.cols["protocol"][items])
-        src, dst = src_of(g, slot), dst_of(g, slot)
-        n = int(g.cols["distinct"][slot])
+        items = c.members(slot)
+        protos = sorted(int(x) for x in c.item(items, "protocol"))
+        src, dst = c.src(slot), c.dst(slot)
+        n = int(c.distinct(slot))
         return Finding(
-            type=self.name, identifier=(src, PROTO_SCAN), ts=float(g.last_seen[slot]),
+            type=self.name, identifier=(src, PROTO_SCAN), ts=c.last_seen(slot),
             message=f"IP protocol scan from {src}: {n} unusual protocols", src_ip=src, dest_ip=dst,
             evidence={"protocol_scan": True, "distinct_protocols": n, "window_s": self.window,
-                      "threshold": self.cfg.scan_threshold, "packets": int(c.items.cols["hits"][items].sum()),
-                      "sample_protocols": protos[:SAMPLE], "last_destination": dst,
-                      **times(g.cols["first_seen"][slot], g.last_seen[slot])},
+                      "threshold": self.cfg.scan_threshold, "packets": c.item_hits(items),
+                      "sample_protocols": protos[:SAMPLE], "last_destination": dst, **c.seen(slot)},
         )
 
     def _finding(self, slot: int, now: float) -> Finding:
-        t = self.counter.table
-        kind = int(t.cols["kind"][slot])
-        count = int(self.counter.totals(np.array([slot]), now, "packets")[0])
-        src, dst = src_of(t, slot), dst_of(t, slot)
+        c = self.counter
+        kind = int(c.label(slot, "kind"))
+        count = int(c.totals(np.array([slot]), now, "packets")[0])
+        src, dst = c.src(slot), c.dst(slot)
         if kind >= PROTO_KIND:
             num = kind - PROTO_KIND
             what = f"IP protocol {num} ({proto_name(num)})" if proto_name(num) != str(num) else f"IP protocol {num}"
@@ -123,10 +120,10 @@ class UnusualProtocol(Reconfigurable):
             detail = {"tcp_flags": FLAG_KINDS[kind]}
             proto = "TCP"
         return Finding(
-            type=self.name, identifier=(src, kind), ts=float(t.last_seen[slot]),
+            type=self.name, identifier=(src, kind), ts=c.last_seen(slot),
             message=f"Unusual traffic from {src}: {what}", src_ip=src, dest_ip=dst, proto=proto,
             evidence={**detail, "packets": count, "window_s": self.window, "threshold": self.cfg.threshold,
-                      "last_destination": dst, **times(t.cols["first_seen"][slot], t.last_seen[slot])},
+                      "last_destination": dst, **c.seen(slot)},
         )
 
     def expire(self, now: float) -> None:
@@ -140,7 +137,7 @@ class UnusualProtocol(Reconfigurable):
 SPEC = DetectorSpec(
     name=UnusualProtocol.name, config=UnusualProtocolConfig,
     signature=Signature(9000006, "WIREWATCH unusual protocol or TCP flags", "Potentially Bad Traffic", 2),
-    build=lambda cfg, shared: UnusualProtocol(cfg.detect.unusual_protocol, cfg.general.time_window),
+    build=lambda cfg, shared: UnusualProtocol(cfg.detect.unusual_protocol, cfg.general.time_window, shared.gate),
     tunables=(Tunable("scan_threshold", "distinct_protocols", (2, 16, 1)),
               Tunable("threshold", "packets", (1, 10, 1))),
     figure="packets", storm_label="Unusual protocol alerts",

@@ -102,3 +102,34 @@ def test_window_counter_bounded_and_expires_on_packet_time():
     w.next_expire = -np.inf
     w.expire(19.5)
     assert w.table.size == 0
+
+
+def test_the_counter_interface_answers_what_detectors_ask():
+    """Keys and DistinctCounter by meaning: due (the gate), over, distinct, members (scan for the
+    first question, an index after), source / destination / first and last seen, top."""
+    labels = {"src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64}
+    c = DistinctCounter(10.0, 64, 512, labels, {"port": np.int64}, inner_window=5.0)
+    mapped = np.uint64(0xFFFF << 32)
+    groups = np.repeat(np.array([101, 102, 103], np.uint64), [6, 3, 1])
+    ports = np.array([1, 2, 3, 4, 5, 6, 1, 2, 3, 9], np.int64)
+    ts = np.linspace(100.0, 101.0, len(groups))
+    src = mapped | groups  # 0.0.0.101 ...
+    touched = c.observe(groups, ports, ts, {"src_hi": np.zeros(10, np.uint64), "src_lo": src,
+                                            "dst_hi": np.zeros(10, np.uint64), "dst_lo": np.full(10, mapped | np.uint64(7))},
+                        {"port": ports})
+    by_key = {c.key(s): int(s) for s in touched}
+    assert c.distinct(np.array([by_key[101], by_key[102]])).tolist() == [6, 3]
+    assert c.over(touched, 3).tolist() == [by_key[101], by_key[102]]
+    assert c.due(c.over(touched, 3), 101.0, 10.0).tolist() == [by_key[101], by_key[102]]
+    assert c.due(c.over(touched, 3), 102.0, 10.0).tolist() == []  # within the cooldown
+    assert c.due(c.over(touched, 3, inner=True), 102.0, 5.0, inner=True).size == 2  # the inner window's own gate
+    s = by_key[101]
+    assert (c.src(s), c.dst(s)) == ("0.0.0.101", "0.0.0.7")
+    assert (c.first_seen(s), c.last_seen(s)) == (100.0, float(ts[5]))
+    assert c.seen(s)["first_seen"] == "1970-01-01T00:01:40.000000+0000"
+    scanned = [c.members(by_key[k]) for k in (101, 102, 103)]  # the first by a scan, the others by the index
+    assert [x.tolist() for x in scanned] == [c.items_of(k).tolist() for k in (101, 102, 103)]
+    assert sorted(c.item(scanned[0], "port").tolist()) == [1, 2, 3, 4, 5, 6]
+    assert c.item_hits(scanned[1]) == 3
+    slots, fig = c.top(touched, c.distinct(touched), 2)
+    assert slots.tolist() == [by_key[101], by_key[102]] and fig.tolist() == [6, 3]

@@ -20,6 +20,7 @@ from numpy.typing import DTypeLike
 
 from .doorkeeper import Doorkeeper
 from .kernels import group, hash_cols, window_add, window_totals
+from .report import COOLDOWN, Gate, dst_of, src_of, times, top
 from .table import Column, KeyTable, Schema
 from .window_util import unique_first_last
 
@@ -40,7 +41,67 @@ def fill_new(table: KeyTable, slots: np.ndarray, new: np.ndarray, idx: np.ndarra
         table.cols[name][s] = col[rows]
 
 
-class DistinctCounter:
+class Keys:
+    """What a detector asks a counter about its keys (slots of its key table), by meaning
+    rather than by column name: which touched keys are due for reporting (the gate), a key's
+    source, destination, first and last seen, the keys whose label has a value, the top keys
+    by a figure. Labels are the columns the detector declared itself (a port, a service)."""
+
+    table: KeyTable
+    gate: Gate
+
+    def due(self, slots: np.ndarray, now: float, interval: float, inner: bool = False) -> np.ndarray:
+        """Of these slots over their threshold, those due for reporting (at most once per
+        `interval` of packet time, per window: `inner` is a DistinctCounter's short one)."""
+        return self.gate.due(self.table, slots, now, interval, "reported_inner" if inner else "reported")
+
+    def key(self, slot: int) -> int:
+        return int(self.table.keys[slot])
+
+    def src(self, slot: int) -> str:
+        """The key's source address (a table with ADDR_LABELS)."""
+        return src_of(self.table, slot)
+
+    def dst(self, slot: int) -> str:
+        """The key's destination address (a table with ADDR_LABELS)."""
+        return dst_of(self.table, slot)
+
+    def dst_keys(self, slots: np.ndarray) -> np.ndarray:
+        """The destinations of these keys hashed as classify.packets.dst_key does."""
+        c = self.table.cols
+        return hash_cols(c["dst_hi"][slots], c["dst_lo"][slots])
+
+    def first_seen(self, slot: int) -> float:
+        return float(self.table.cols["first_seen"][slot])
+
+    def last_seen(self, slot: int) -> float:
+        return float(self.table.last_seen[slot])
+
+    def seen(self, slot: int) -> dict[str, str]:
+        """first_seen and last_seen as the evidence gives them."""
+        return times(self.table.cols["first_seen"][slot], self.table.last_seen[slot])
+
+    def label(self, slots: np.ndarray | int, name: str) -> np.ndarray:
+        """A label column (declared by the detector) of these slots."""
+        return self.table.cols[name][slots]
+
+    def keys_where(self, name: str, value: int | np.integer) -> np.ndarray:
+        """Slots whose label `name` equals `value` (O(table): only when reporting)."""
+        occ = self.table.occupied()
+        col = self.table.cols[name]
+        return occ[col[occ] == col.dtype.type(value)]
+
+    def occupied(self) -> np.ndarray:
+        return self.table.occupied()
+
+    @staticmethod
+    def top(slots: np.ndarray, figure: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The n slots with the largest figures, largest first (ties by slot), and their figures."""
+        best = top(slots, figure, n)
+        return slots[best], figure[best]
+
+
+class DistinctCounter(Keys):
     """Per group key: how many distinct items were seen within `window` seconds.
 
     Items are (group, item) pairs held with their last-seen time; a group's count goes
@@ -55,8 +116,9 @@ class DistinctCounter:
 
     def __init__(self, window: float, group_cap: int, item_cap: int,
                  group_labels: LabelSchema | None = None, item_labels: LabelSchema | None = None,
-                 doorkeeper_bits: int = 0, inner_window: float = 0.0):
+                 doorkeeper_bits: int = 0, inner_window: float = 0.0, gate: Gate = COOLDOWN):
         self.window = float(window)
+        self.gate = gate
         self.inner_window = float(inner_window)
         self.next_inner_expire = -np.inf
         parked: dict[str, DTypeLike] = {ITEM: np.uint64, **(item_labels or {})}
@@ -71,6 +133,9 @@ class DistinctCounter:
         self.next_expire = -np.inf
         self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots])
         self.items = KeyTable(item_cap, icols, priority=self._item_priority, reports=("group", "inner"))
+        self.table = self.groups
+        self._members: tuple[np.ndarray, np.ndarray] | None = None  # see members()
+        self._member_queries = 0
 
     def _item_priority(self, slots: np.ndarray) -> np.ndarray:
         """An item is worth as much as its group's distinct count (a scanner's probes)."""
@@ -80,6 +145,7 @@ class DistinctCounter:
     def observe(self, gkeys: np.ndarray, items: np.ndarray, ts: np.ndarray,
                 glabels: Labels | None = None, ilabels: Labels | None = None) -> np.ndarray:
         """Count this batch's (group, item) pairs; return the slots of the groups touched."""
+        self._stale()
         if not len(gkeys):
             return np.zeros(0, np.int64)
         if self.door is not None:
@@ -128,6 +194,7 @@ class DistinctCounter:
 
     def expire(self, now: float) -> None:
         """Drop items older than the window; runs at most every window/EXPIRE_STEPS seconds."""
+        self._stale()
         if self.inner_window and now >= self.next_inner_expire:
             self.next_inner_expire = now + self.inner_window / EXPIRE_STEPS
             t = self.items
@@ -164,9 +231,62 @@ class DistinctCounter:
         return out
 
     def items_of(self, gkey: int) -> np.ndarray:
-        """Item slots that belong to one group (O(table): only used when reporting)."""
+        """Item slots that belong to one group, in slot order (O(items table))."""
         occ = self.items.occupied()
         return occ[self.items.cols["group"][occ] == np.uint64(gkey)]
+
+    def _stale(self) -> None:
+        self._members, self._member_queries = None, 0
+
+    def members(self, slot: int, inner: bool = False) -> np.ndarray:
+        """Item slots of one group (within the inner window if `inner`), in slot order. The
+        first question after the items changed scans the items table; a second one builds
+        an index (the items sorted by group), so reporting many groups at once costs one
+        sort instead of a scan each."""
+        gkey = self.groups.keys[slot]
+        if self._members is None:
+            self._member_queries += 1
+            if self._member_queries < 2:
+                items = self.items_of(int(gkey))
+                return items[self.items.cols["inner"][items] == 1] if inner else items
+            occ = self.items.occupied()
+            groups = self.items.cols["group"][occ]
+            order = np.argsort(groups, kind="stable")
+            self._members = (occ[order], groups[order])
+        occ, groups = self._members
+        lo, hi = np.searchsorted(groups, gkey, "left"), np.searchsorted(groups, gkey, "right")
+        items = occ[lo:hi]
+        return items[self.items.cols["inner"][items] == 1] if inner else items
+
+    def distinct(self, slots: np.ndarray | int, inner: bool = False) -> np.ndarray:
+        """Distinct items per group within the window (the inner, short one if `inner`)."""
+        return self.groups.cols["distinct_inner" if inner else "distinct"][slots]
+
+    def over(self, slots: np.ndarray, threshold: float, inner: bool = False) -> np.ndarray:
+        """The slots whose distinct count reached `threshold`."""
+        return slots[self.distinct(slots, inner) >= threshold]
+
+    def hits(self, slots: np.ndarray | int) -> np.ndarray:
+        """Observations per group since its entry was made."""
+        return self.groups.cols["hits"][slots]
+
+    def item(self, items: np.ndarray, name: str) -> np.ndarray:
+        """An item label (declared by the detector) of these item slots."""
+        return self.items.cols[name][items]
+
+    def item_hits(self, items: np.ndarray) -> int:
+        """Observations of these items, together."""
+        return int(self.items.cols["hits"][items].sum())
+
+    def mark(self, gkeys: np.ndarray, items: np.ndarray, name: str) -> None:
+        """Set the item label `name` to 1 on the existing (group, item) pairs given."""
+        slots = self.find_items(gkeys, items)
+        self.items.cols[name][slots[slots >= 0]] = 1
+
+    def add_to_items(self, slots: np.ndarray, name: str, where: np.ndarray) -> None:
+        """Add 1 to the item label `name` of these item slots (find_items) where `where` holds."""
+        sel = (slots >= 0) & where
+        np.add.at(self.items.cols[name], slots[sel], 1)
 
     def stats(self, prefix: str) -> dict[str, int]:
         out = {f"{prefix}_groups": self.groups.size, f"{prefix}_items": self.items.size,
@@ -176,7 +296,7 @@ class DistinctCounter:
         return out
 
 
-class WindowCounter:
+class WindowCounter(Keys):
     """Per key: sums of several metrics over a ring of `buckets` sub-windows of packet time.
 
     All metrics of a key live in one row of `counts[slot, metric, ring]` (int64 if a
@@ -186,9 +306,10 @@ class WindowCounter:
 
     def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
                  labels: LabelSchema | None = None, buckets: int = 10,
-                 extra: Schema | None = None, doorkeeper_bits: int = 0):
+                 extra: Schema | None = None, doorkeeper_bits: int = 0, gate: Gate = COOLDOWN):
         """With `doorkeeper_bits`, a key gets an entry only when seen twice (doorkeeper.py)."""
         self.window = float(window)
+        self.gate = gate
         self.nb = int(buckets)
         self.width = self.window / self.nb
         self.metrics = metrics
