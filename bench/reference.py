@@ -88,8 +88,9 @@ def longer(path: str, shift_s: int) -> str:
     return out
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, bytes]:
-    """Whole-process wall seconds, peak RSS (MiB, the child's own, from wait4) and stdout of one command."""
+def _timed(cmd: list[str]) -> tuple[float, float, bytes, float]:
+    """Whole-process wall seconds, peak RSS (MiB, the child's own, from wait4), stdout and CPU
+    seconds (user + system) of one command."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     out = proc.stdout.read()  # type: ignore[union-attr]
@@ -98,7 +99,7 @@ def _timed(cmd: list[str]) -> tuple[float, float, bytes]:
     wall = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"bench: {' '.join(cmd)} failed: {err.decode(errors='replace').strip()}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
 def _packet_count(path: str) -> int | None:
@@ -119,22 +120,24 @@ def compare(label: str, path: str, blocklist: str | None) -> dict:
     packets = 0
     expected = _packet_count(path)
     for _ in range(RUNS):
-        w_wall, w_rss, out = _timed(ww)
+        w_wall, w_rss, out, w_cpu = _timed(ww)
         summary = json.loads(out)
         packets = summary["packets"]
         if expected is not None and packets != expected:  # the run must have done the whole file's work
             raise SystemExit(f"bench: wirewatch analysed {packets:,} packets of {path}, capinfos counts {expected:,}")
         if summary.get("component_errors"):
             raise SystemExit(f"bench: a detector raised: {summary['component_errors']}")
-        t_wall, t_rss, _ = _timed([tcpdump, "-r", path, "-w", "/dev/null"])
-        rows.append((packets / w_wall, w_rss, packets / t_wall, t_rss, t_wall / w_wall))
+        t_wall, t_rss, _, t_cpu = _timed([tcpdump, "-r", path, "-w", "/dev/null"])
+        rows.append((packets / w_wall, w_rss, packets / t_wall, t_rss, t_wall / w_wall, w_cpu, t_cpu))
     med = [statistics.median(col) for col in zip(*rows)]
     ratios = sorted(r[4] for r in rows)
     print(f"  {label:<10} {packets:>10,} packets  wirewatch {med[0]:>11,.0f} packets/s, peak RSS {med[1]:5.0f} MiB"
           f"  |  tcpdump {med[2]:>11,.0f} packets/s, peak RSS {med[3]:4.0f} MiB  |  ratio {med[4]:.3f}x"
-          f" (runs {ratios[0]:.3f}-{ratios[-1]:.3f})", flush=True)
+          f" (runs {ratios[0]:.3f}-{ratios[-1]:.3f})  |  CPU s wirewatch {med[5]:.2f}, tcpdump {med[6]:.2f}"
+          f"  |  load {os.getloadavg()[0]:.2f}", flush=True)
     return {"capture": label, "packets": packets, "wirewatch_pps": med[0], "wirewatch_rss_mib": med[1],
-            "tcpdump_pps": med[2], "tcpdump_rss_mib": med[3], "ratio": med[4]}
+            "tcpdump_pps": med[2], "tcpdump_rss_mib": med[3], "ratio": med[4],
+            "wirewatch_cpu_s": med[5], "tcpdump_cpu_s": med[6]}
 
 
 def main(generated: str) -> list[dict]:

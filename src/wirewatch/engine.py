@@ -74,6 +74,9 @@ class Engine:
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
         batch = decode(raw.buf, raw.meta, raw.linktype, self.cfg.decode.max_tunnel_depth)
+        if raw.intact is not None and (intact := raw.intact()) < len(raw.meta):
+            # the mapped file was truncated under the decoder: only the rows before its new end were read
+            return self.feed(raw.prefix(intact))
         if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
             batch.ts += raw.sub_usec * 1e-9
         return self.process(batch)

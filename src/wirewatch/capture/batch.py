@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,3 +19,12 @@ class RawBatch:
     linktype: int
     sub_usec: np.ndarray | None = None  # uint16 nanoseconds beyond the microsecond, for ns captures
     consumed: int | None = None  # bytes of the capture file this batch stands for (progress); None = unknown
+    offset: int = 0  # where buf starts in the buffer the walker walked (a mapped file: the file position)
+    # a mapped file: how many rows are still intact after the consumer read them (another process
+    # may truncate the file meanwhile: the rows past its new end then read zeros); None = all, always
+    intact: Callable[[], int] | None = None
+
+    def prefix(self, rows: int) -> RawBatch:
+        """The first `rows` packets of this batch."""
+        sub = None if self.sub_usec is None else self.sub_usec[:rows]
+        return replace(self, meta=self.meta[:rows], sub_usec=sub, intact=None)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .batch import CaptureError, RawBatch
-from .sources import compression_of, decompressed, mapped_batches, read_head, stream_batches
+from .sources import can_map, compression_of, decompressed, mapped_batches, read_head, stream_batches
 from .walk import PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
 
 __all__ = ["DEFAULT_BATCH", "STDIN", "CaptureError", "RawBatch", "libpcap_batches", "read_batches"]
@@ -57,7 +57,9 @@ def read_batches(path: str, batch_size: int = DEFAULT_BATCH, compiled: bool = Tr
             head = read_head(fh) if regular else b""
     except OSError as exc:
         raise CaptureError(f"{path}: {exc.strerror}") from None
-    if not regular or compression_of(head):  # pipes, process substitution, compressed files
+    # pipes, process substitution, compressed files; every regular file without the compiled
+    # walker, whose SIGBUS guard a mapping needs (capture/sources.py)
+    if not regular or compression_of(head) or (head[:4] in KNOWN_MAGICS and not can_map()):
         with open(path, "rb") as fh:
             yield from _stream(path, read_head(fh), fh, batch_size, compiled, fh.tell if regular else None,
                                None if regular else _ready(fh))

@@ -7,6 +7,13 @@ read in chunks into fresh buffers that the batches then point into; a record cut
 of a chunk is carried into the next one. Both drive the same Walker, so both give the
 same batches, and damage is reported the same way: every packet before it is yielded,
 then one CaptureError naming the file, the byte position and the last good packet.
+
+A mapped file that another process truncates while it is read would raise SIGBUS at the
+first access past its new end. The compiled walker module guards each mapping
+(native/pcapwalk.c: the pages past the end read zeros and the fault is counted); the reader
+checks the count after each walk and after the consumer decoded each batch, and ends with
+the damage rule at the file's new size. Without the compiled module there is no such
+guard, so regular files are then streamed like pipes (`can_map`).
 """
 
 from __future__ import annotations
@@ -14,9 +21,13 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, cast
 
+import numpy as np
+
+from .. import native
 from .batch import CaptureError, RawBatch
 from .walk import DAMAGE, END, INCOMPLETE, Walker
 
@@ -32,6 +43,12 @@ COMPRESSED = (
 )
 
 Refill = Callable[[object, int], "tuple[object, int] | None"]
+_guards = native.load("_pcapwalk")
+
+
+def can_map() -> bool:
+    """Whether a regular file may be mapped: only with the SIGBUS guard of the compiled walker."""
+    return _guards is not None
 
 
 def compression_of(head: bytes) -> str | None:
@@ -45,13 +62,54 @@ def _damage(name: str, walker: Walker, offset: int, status: int) -> CaptureError
     return CaptureError(f"{name}: damaged capture at byte {offset}, {where}: {reason}")
 
 
+def _truncated(name: str, walker: Walker, size: int) -> CaptureError:
+    good = walker.packets
+    where = f"after packet {good}" if good else "before the first packet"
+    return CaptureError(f"{name}: damaged capture at byte {size}, {where}: the file was truncated to {size} bytes "
+                        f"while it was read")
+
+
+def _rows_before(raw: RawBatch, size: int) -> int:
+    """How many of the batch's packets lie wholly before byte `size` of the walked buffer."""
+    ends = raw.offset + raw.meta[:, 2].astype(np.int64) + raw.meta[:, 3]
+    return int(np.searchsorted(ends, size, side="right"))
+
+
+def _intact(raw: RawBatch, truncated: Callable[[], int | None]) -> Callable[[], int]:
+    rows = len(raw.meta)
+
+    def intact() -> int:
+        size = truncated()
+        return rows if size is None else _rows_before(raw, size)
+
+    return intact
+
+
 def _drive(name: str, walker: Walker, buf: object, refill: Refill, offset_of: Callable[[int], int],
-           moved: Callable[[int], None] = lambda pos: None) -> Iterator[RawBatch]:
+           moved: Callable[[int], None] = lambda pos: None,
+           truncated: Callable[[], int | None] | None = None) -> Iterator[RawBatch]:
+    """Walk, refill and report damage. `truncated` (a mapped file) gives the file's new size
+    once it shrank under the walk, else None."""
     pos = 0
     while True:
         raw, pos, status = walker.step(buf, pos)
+        cut = truncated() if truncated is not None else None
+        if cut is not None:  # the file shrank: did the walk read past its new end (zeros)?
+            rows = 0 if raw is None else len(raw.meta)
+            keep = 0 if raw is None else _rows_before(raw, cut)
+            if keep < rows or pos > cut:
+                walker.packets -= rows - keep
+                if keep:
+                    yield raw.prefix(keep)  # type: ignore[union-attr]
+                raise _truncated(name, walker, cut)
         if raw is not None:
+            if truncated is not None:
+                raw.intact = _intact(raw, truncated)
             yield raw
+            cut = truncated() if truncated is not None else None
+            if cut is not None and _rows_before(raw, cut) < len(raw.meta):  # the consumer read zeros
+                walker.packets -= len(raw.meta) - _rows_before(raw, cut)
+                raise _truncated(name, walker, cut)
             moved(pos)
         if status in DAMAGE and status != INCOMPLETE:
             raise _damage(name, walker, offset_of(pos), status)
@@ -72,13 +130,18 @@ def mapped_batches(path: str, batch_size: int, compiled: bool = True) -> Iterato
 
     Behind the walk, pages are handed back (MADV_DONTNEED: they stay in the page cache, but
     no longer count in this process's resident set). Ahead of it, plain page faults map them:
-    measured, they cost less than MADV_POPULATE_READ (the kernel maps 16 pages a fault)."""
+    measured, they cost less than MADV_POPULATE_READ (the kernel maps 16 pages a fault).
+    A truncation by another process ends the file with the damage rule (see the module's doc)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise CaptureError(f"{path}: not a pcap/pcapng capture (empty file)")
         mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        fd = os.dup(fh.fileno())  # for fstat once a fault says the file shrank
     # no close(): the batches' windows keep the mapping alive until the engine drops them
+    slot = _guards.guard(mapping) if _guards is not None else -1
+    if slot >= 0:
+        weakref.finalize(mapping, _guards.unguard, slot)  # type: ignore[union-attr]
     released = [0]
 
     def release(pos: int) -> None:
@@ -88,8 +151,19 @@ def mapped_batches(path: str, batch_size: int, compiled: bool = True) -> Iterato
             mapping.madvise(mmap.MADV_DONTNEED, start, stop - start)
             released[0] = stop
 
-    yield from _drive(path, Walker(path, batch_size, compiled), mapping, lambda buf, pos: None, lambda pos: pos,
-                      release)
+    def truncated() -> int | None:
+        # fstat (about a microsecond, a few times per batch) also sees a file that shrank within
+        # its last page, where the bytes past the end read zeros without a fault
+        now = os.fstat(fd).st_size
+        if now < size or (slot >= 0 and _guards.faults(slot)):  # type: ignore[union-attr]
+            return min(now, size)
+        return None
+
+    try:
+        yield from _drive(path, Walker(path, batch_size, compiled), mapping, lambda buf, pos: None, lambda pos: pos,
+                          release, truncated)
+    finally:
+        os.close(fd)
 
 
 def stream_batches(name: str, stream: BinaryIO, batch_size: int, compiled: bool = True,

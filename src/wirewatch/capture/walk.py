@@ -334,7 +334,8 @@ class Walker:
         meta = meta[:n]
         window = int(meta[-1, 2]) + int(meta[-1, 3])
         subs = sub[:n] if self.nano or (self.format == "pcapng" and sub[:n].any()) else None
-        return RawBatch(view[base:base + window], meta, linktype, sub_usec=subs, consumed=end - pos), end, status
+        return (RawBatch(view[base:base + window], meta, linktype, sub_usec=subs, consumed=end - pos, offset=base),
+                end, status)
 
 
 def _dlt(linktype: int) -> int:

@@ -14,6 +14,10 @@
  */
 #include "buffers.h"
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 /* keep in step with walk.py */
 enum {
     ST_FULL, ST_END, ST_INCOMPLETE, ST_BAD_CAPLEN, ST_BAD_BLOCK_LENGTH, ST_BAD_INTERFACE, ST_BAD_PACKET_LENGTH,
@@ -277,7 +281,106 @@ static PyObject *k_walk_pcapng(PyObject *self, PyObject *args)
     return Py_BuildValue("nnnLL", r.n, pos, (Py_ssize_t)status, (long long)r.base, (long long)linktype);
 }
 
+/* ---- SIGBUS guard for mapped capture files ------------------------------------------------
+ * A page of a file mapping that lies beyond the file's end (another process truncated the
+ * file while we read it) raises SIGBUS on access, which would kill the process. The handler
+ * below maps anonymous zero pages over the rest of a registered mapping from the faulting
+ * page on, counts the fault for that mapping, and returns: the access, and every later one,
+ * reads zeros instead. The reader (capture/sources.py) checks the count after each walk and
+ * each decode, learns the new size with fstat, and ends the file with the damage rule.
+ * Faults outside a registered mapping go to the previous handler (faulthandler, default). */
+#define MAX_GUARDS 64
+static volatile uintptr_t guard_start[MAX_GUARDS], guard_end[MAX_GUARDS];
+static volatile sig_atomic_t guard_faults[MAX_GUARDS];
+static struct sigaction previous_bus;
+static int bus_installed;
+static uintptr_t page_size;
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx)
+{
+    uintptr_t a = (uintptr_t)info->si_addr;
+    for (int i = 0; i < MAX_GUARDS; i++) {
+        uintptr_t start = guard_start[i], end = guard_end[i];
+        if (start <= a && a < end) {
+            uintptr_t page = a & ~(page_size - 1);
+            if (mmap((void *)page, end - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+                guard_faults[i]++;
+                return;
+            }
+            break;
+        }
+    }
+    if ((previous_bus.sa_flags & SA_SIGINFO) && previous_bus.sa_sigaction) {
+        previous_bus.sa_sigaction(sig, info, ctx);
+    } else if (previous_bus.sa_handler != SIG_DFL && previous_bus.sa_handler != SIG_IGN) {
+        previous_bus.sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL); /* returning re-runs the access: the default action (core dump) */
+    }
+}
+
+/* guard(buffer) -> slot: protect the mapping `buffer` points into (its start to its end) */
+static PyObject *k_guard(PyObject *self, PyObject *args)
+{
+    PyObject *obuf;
+    if (!PyArg_ParseTuple(args, "O", &obuf))
+        return NULL;
+    Py_buffer b;
+    if (get_buffer(obuf, &b, 0, 0, "buf") < 0)
+        return NULL;
+    uintptr_t start = (uintptr_t)b.buf, end = start + (uintptr_t)b.len;
+    PyBuffer_Release(&b);
+    struct sigaction current;
+    if (sigaction(SIGBUS, NULL, &current) == 0 && current.sa_sigaction != on_sigbus)
+        bus_installed = 0; /* someone (faulthandler.enable) installed theirs since: chain to it */
+    if (!bus_installed) {
+        page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGBUS, &sa, &previous_bus) < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        bus_installed = 1;
+    }
+    for (int i = 0; i < MAX_GUARDS; i++) {
+        if (guard_end[i] == 0) {
+            guard_faults[i] = 0;
+            guard_start[i] = start;
+            guard_end[i] = end;
+            return PyLong_FromLong(i);
+        }
+    }
+    return PyLong_FromLong(-1); /* all slots taken: unguarded */
+}
+
+/* unguard(slot): the mapping is gone */
+static PyObject *k_unguard(PyObject *self, PyObject *args)
+{
+    int i;
+    if (!PyArg_ParseTuple(args, "i", &i))
+        return NULL;
+    if (i >= 0 && i < MAX_GUARDS) {
+        guard_end[i] = 0;
+        guard_start[i] = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+/* faults(slot) -> SIGBUS faults caught in that mapping so far */
+static PyObject *k_faults(PyObject *self, PyObject *args)
+{
+    int i;
+    if (!PyArg_ParseTuple(args, "i", &i))
+        return NULL;
+    return PyLong_FromLong(i >= 0 && i < MAX_GUARDS ? (long)guard_faults[i] : 0);
+}
+
 static PyMethodDef methods[] = {
+    {"guard", k_guard, METH_VARARGS, "guard(buffer) -> slot: SIGBUS in the mapping reads zeros and is counted"},
+    {"unguard", k_unguard, METH_VARARGS, "unguard(slot)"},
+    {"faults", k_faults, METH_VARARGS, "faults(slot) -> SIGBUS faults caught in the mapping"},
     {"walk_pcap", k_walk_pcap, METH_VARARGS, "walk_pcap(buf, pos, big, nano, snapshot, meta, sub) -> (n, pos, status, base)"},
     {"walk_pcapng", k_walk_pcapng, METH_VARARGS,
      "walk_pcapng(buf, pos, big, linktypes, snaplens, units, offsets, meta, sub) -> (n, pos, status, base, linktype)"},
