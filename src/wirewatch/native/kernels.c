@@ -171,6 +171,55 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(g);
 }
 
+/* isin(keys u64[n], of u64[m], out bool[n]): out[i] = keys[i] is among `of` (np.isin, in
+ * one pass over each: a hash set of `of`, then one probe per key). */
+static PyObject *k_isin(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2]))
+        return NULL;
+    static const buffer_spec specs[3] = {{8, 0, 0, "keys"}, {8, 0, 0, "of"}, {1, 1, 0, "out"}};
+    Py_buffer v[3];
+    if (get_buffers(o, v, specs, 3) < 0)
+        return NULL;
+    const uint64_t *keys = v[0].buf, *of = v[1].buf;
+    uint8_t *out = v[2].buf;
+    Py_ssize_t n = length(&v[0]), m = length(&v[1]);
+    if (length(&v[2]) < n)
+        return finish(v, 3, 1, "isin: out shorter than keys");
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * m)
+        bits++;
+    Py_ssize_t nslots = (Py_ssize_t)1 << bits;
+    uint64_t mask = (uint64_t)nslots - 1;
+    uint64_t *slot_key = PyMem_RawMalloc(nslots * sizeof(uint64_t));
+    uint8_t *used = PyMem_RawCalloc(nslots, 1);
+    if (!slot_key || !used) {
+        PyMem_RawFree(slot_key);
+        PyMem_RawFree(used);
+        release_buffers(v, 3);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < m; j++) {
+        uint64_t key = of[j], p = (key * K3) >> (64 - bits);
+        while (used[p] && slot_key[p] != key)
+            p = (p + 1) & mask;
+        used[p] = 1;
+        slot_key[p] = key;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = keys[i], p = (key * K3) >> (64 - bits);
+        while (used[p] && slot_key[p] != key)
+            p = (p + 1) & mask;
+        out[i] = used[p];
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(slot_key);
+    PyMem_RawFree(used);
+    return finish(v, 3, 0, NULL);
+}
+
 /* Whether a buffer's elements are signed integers (bool and unsigned: 0); -1 if not integers. */
 static int integer_kind(const Py_buffer *v)
 {
@@ -464,6 +513,7 @@ static PyMethodDef methods[] = {
     {"find", k_find, METH_VARARGS, "find(table_keys, keys, out, values=None): slot (or values[slot]) of each key, or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts, inverse=None) -> number of groups"},
+    {"isin", k_isin, METH_VARARGS, "isin(keys, of, out): whether each key is among `of`"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door_key, door_ts, keys, ts, window, slot, back, back_ts)"},
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},

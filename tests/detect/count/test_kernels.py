@@ -68,6 +68,17 @@ def test_group_matches_reference(keys):
     assert len(set(keys.tolist())) == len(starts)
 
 
+@settings(max_examples=60, deadline=None)
+@given(keys=st.one_of(KEYS, SMALL_KEYS), of=st.one_of(KEYS, SMALL_KEYS, arrays(np.uint64, st.integers(0, 50),
+                                                                                elements=st.integers(0, 2**64 - 1))))
+def test_isin_matches_reference(keys, of):
+    compiled = kernels.isin(keys, of)
+    with kernels_of(compiled=False):
+        reference = kernels.isin(keys, of)
+    np.testing.assert_array_equal(compiled, reference)
+    np.testing.assert_array_equal(compiled, np.array([k in set(of.tolist()) for k in keys.tolist()], bool))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64,
                                    np.uint64, np.bool_])
 def test_hash_cols_matches_reference(numpy_only, dtype):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
-from ..count.kernels import hash_cols
+from ..count.kernels import hash_cols, isin
 from .packets import tcp_rows
 
 
@@ -71,4 +71,4 @@ def _answered(b: PacketBatch, rows: np.ndarray, replies: np.ndarray) -> np.ndarr
     sent = hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
     back = hash_cols(b.dst_hi[replies], b.dst_lo[replies], b.src_hi[replies], b.src_lo[replies],
                      b.dport[replies], b.sport[replies])
-    return np.isin(sent, back)
+    return isin(sent, back)

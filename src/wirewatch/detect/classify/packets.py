@@ -21,7 +21,7 @@ from ...decode import (
     PacketBatch,
 )
 from ...lut import member_table
-from ..count.kernels import hash_cols
+from ..count.kernels import hash_cols, isin
 
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
                51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}
@@ -108,8 +108,8 @@ def _pair_acks_with_resets(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
     f = b.tcp_flags
     busy = np.flatnonzero(tcp_rows(b) & b.flags_ok & (((f & (TCP_SYN | TCP_FIN)) != 0) | (b.payload > 0)))
     live = np.concatenate([_tuple_key(b, busy), _tuple_key(b, busy, reverse=True)])
-    probe_ok = np.isin(probe, answer) & ~np.isin(probe, live)
-    return acks[probe_ok], rst[np.isin(answer, probe[probe_ok])]
+    probe_ok = isin(probe, answer) & ~isin(probe, live)
+    return acks[probe_ok], rst[isin(answer, probe[probe_ok])]
 
 
 def _tuple_key(b: PacketBatch, rows: np.ndarray, reverse: bool = False) -> np.ndarray:

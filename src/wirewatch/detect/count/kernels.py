@@ -82,6 +82,17 @@ def group(keys: np.ndarray, inverse: bool = False) -> tuple[np.ndarray, ...]:
     return order, new_starts, new_ends
 
 
+def isin(keys: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """np.isin(keys, of) for uint64 keys: one hash-set pass compiled (numpy sorts both)."""
+    keys = np.ascontiguousarray(keys, np.uint64)
+    of = np.ascontiguousarray(of, np.uint64)
+    if _compiled is not None:
+        out = np.empty(len(keys), np.bool_)
+        _compiled.isin(keys, of, out)
+        return out
+    return np.isin(keys, of)
+
+
 def window_add(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, buckets: np.ndarray,
                values: np.ndarray) -> None:
     """Add each row's metric values (values[i, :]) to the ring cell (slots[i], buckets[i] %
