@@ -47,5 +47,7 @@ def cli(*args: str, cwd: str | None = None, env: dict | None = None) -> subproce
 
 
 def read_alerts(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """The alerts of a JSON-lines log (read and monitor also write stats events there)."""
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in records if r.get("event_type") != "stats"]
 

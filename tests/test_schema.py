@@ -63,6 +63,12 @@ EXTENSION_STATS = {
     "muted": INT, "compiled_hot_path": {"type": "boolean"}, "timeline": {"type": "array"},
     "blacklists": {"type": "array"}, "webhook": {"type": "object"}, "store": {"type": "object"},
     "alert_manager": {"type": "object"},
+    "near_misses": {"type": "array", "items": {  # the contract the dashboard's panel and /metrics read
+        "type": "object", "additionalProperties": False,
+        "required": ["detector", "src_ip", "figure", "threshold", "fraction", "unit", "window", "text"],
+        "properties": {"detector": STR, "src_ip": STR, "dest_ip": STR, "dest_port": INT, "figure": {"type": "number"},
+                       "threshold": {"type": "number"}, "fraction": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1},
+                       "unit": STR, "window": {"type": "number"}, "text": STR}}},
 }
 STATS_SCHEMA = {
     "type": "object", "required": ["timestamp", "event_type", "stats"], "additionalProperties": False,

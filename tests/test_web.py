@@ -225,3 +225,22 @@ def test_timeline_stays_bounded_and_keeps_every_packet():
     width = rates[1]["t"] - rates[0]["t"]
     assert width == 4.0 and len(t.counts) == 8
     assert sum(r["pps"] * width for r in rates) == 5
+
+
+def test_metrics_give_the_highest_near_miss_fraction_per_detector(tmp_path):
+    """`read --db` of a capture where one source probed 14 of 20 ports: /metrics, from the stored
+    stats event, says 0.7 for port_scan and 0 for every other detector, labelled with the sensor."""
+    from conftest import cli
+    from crafted import scan
+
+    from wirewatch.craft import write_pcap
+    from wirewatch.detect import registry
+
+    db = str(tmp_path / "ww.db")
+    r = cli("read", write_pcap(str(tmp_path / "n.pcap"), scan(4, 14)), "--db", db, "--sensor", "lab1",
+            "--logfile", "", "--quiet")
+    assert r.returncode == 0, r.stderr
+    c = create_app(db, TOKEN).test_client()
+    m = c.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
+    got = dict(re.findall(r'^wirewatch_near_miss_fraction\{detector="([a-z_]+)",sensor="lab1"\} (\S+)$', m, re.M))
+    assert got == {name: "0.7" if name == "port_scan" else "0" for name in registry.names()}

@@ -276,6 +276,20 @@ class Engine:
             "blacklists": next((d.lists() for d in self.detectors if hasattr(d, "lists")), []),
         }
 
+    def near_misses(self) -> list[dict[str, Any]]:
+        """Every detector's near misses at the last packet time (README "Alert record", stats records): at
+        most 5 each, in registry order. O(state), so asked only when a stats record is written."""
+        now = self.stats.last_ts
+        out: list[dict[str, Any]] = []
+        if now is None:
+            return out
+        for det in self.detectors:
+            try:
+                out.extend(det.near_misses(now))
+            except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
+                self._failed(f"detector {det.name} near misses", exc)
+        return out
+
     def store_stats(self) -> dict[str, int]:
         """Delivery counters of the sinks that keep them (stored, spooled, replayed, pending)."""
         out: dict[str, int] = {}

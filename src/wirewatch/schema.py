@@ -110,7 +110,7 @@ def stats_record(engine: Engine, iface: str | None, kernel: tuple[int, int, int]
             "alert_manager": s["alert_manager"],  # escalations, storms, correlated probes
             "state": s["detector_state"], "top_talkers": s["top_sources"][:10], "muted": s["muted"],
             "compiled_hot_path": s["compiled_hot_path"], "store": s["store"],
-            "blacklists": s["blacklists"],
+            "blacklists": s["blacklists"], "near_misses": engine.near_misses(),
         },
     }
     for sink in engine.sinks:  # a sink with counters of its own (the webhook's sent / failed / dropped)

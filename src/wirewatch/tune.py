@@ -199,6 +199,9 @@ class PeakRecorder:
     def stats(self) -> dict[str, int]:
         return self.inner.stats()
 
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        return []  # tune writes no stats records
+
 
 class Recorder:
     """Turns findings of the recording pass into Peaks."""

@@ -60,3 +60,13 @@ def test_host_sweep_bounded(tmp_path):
     assert [a["src_ip"] for a in alerts if a["type"] == "host_sweep"] == ["10.1.0.66"]
     st = engine.summary()["detector_state"]
     assert st["host_sweep_groups"] <= cap and st["host_sweep_evicted"] > 0
+
+
+def test_host_sweep_near_miss_names_the_service_port(tmp_path):
+    """12 of 15 hosts swept on port 22: a near miss with the service's port and no destination host."""
+    pkts = [syn(4, ADDRS[4][0], host(4, h), 40000, 22, T0 + h * 0.01) for h in range(12)]
+    alerts, engine = run_packets(tmp_path, pkts)
+    assert "host_sweep" not in types(alerts)
+    assert engine.near_misses() == [{"detector": "host_sweep", "src_ip": "10.1.0.66", "dest_port": 22, "figure": 12,
+                                     "threshold": 15, "fraction": 0.8, "unit": "hosts", "window": 10.0,
+                                     "text": "10.1.0.66: 12 of 15 hosts in 10 s"}]

@@ -3,8 +3,10 @@ decoys, and state that stays bounded under a flood of forged sources."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from conftest import run_packets
+from conftest import cli, run_packets, write_pcap
 from crafted import ADDRS, T0, host, ip, many, scan, syn, types
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -124,3 +126,33 @@ def test_port_scan_state_bounded_under_source_flood(tmp_path):
 
 def test_disabled_detector_is_silent(tmp_path):
     assert run_packets(tmp_path, scan(4, 30), {"detect.port_scan.enabled": False})[0] == []
+
+
+@pytest.mark.parametrize("ports", [14, 9])
+def test_near_miss_in_the_stats_record_of_read(tmp_path, ports):
+    """A source probing 14 of 20 ports is a near miss in the final stats event `read` writes to
+    its log (what the dashboard's panel and /metrics read); 9 of 20 is below half: none."""
+    log = tmp_path / "a.json"
+    r = cli("read", write_pcap(str(tmp_path / "n.pcap"), scan(4, ports)), "--logfile", str(log), "--quiet")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [x["event_type"] for x in records] == ["stats"]  # no alert: below the threshold
+    near = records[0]["stats"]["near_misses"]
+    if ports == 9:
+        assert near == []
+        return
+    assert near == [{"detector": "port_scan", "src_ip": "10.1.0.66", "dest_ip": "10.1.0.1", "figure": 14,
+                     "threshold": 20, "fraction": 0.7, "unit": "ports", "window": 10.0,
+                     "text": "10.1.0.66: 14 of 20 ports in 10 s"}]
+
+
+def test_near_misses_leave_out_alerted_keys_and_keep_the_five_highest(tmp_path):
+    """Seven sources at 11..17 of 20 ports and one at 20 (alerted): the five highest below 1."""
+    pkts = [p for i in range(7) for p in scan(4, 11 + i, src=f"10.1.0.{100 + i}")]
+    pkts += scan(4, 20, src="10.1.0.99")
+    alerts, engine = run_packets(tmp_path, sorted(pkts, key=lambda p: p[0]))
+    assert [a["src_ip"] for a in alerts] == ["10.1.0.99"]
+    near = engine.near_misses()
+    assert [(m["src_ip"], m["figure"], m["fraction"]) for m in near] == [
+        ("10.1.0.106", 17, 0.85), ("10.1.0.105", 16, 0.8), ("10.1.0.104", 15, 0.75), ("10.1.0.103", 14, 0.7),
+        ("10.1.0.102", 13, 0.65)]

@@ -86,7 +86,8 @@ def test_a_registered_detector_fires_with_its_signature(registered, tmp_path):
     log = tmp_path / "alerts.json"
     pcap = port_zero_pcap(tmp_path, 4)
     assert cli.main(["read", pcap, "--logfile", str(log), "--db", "", "--quiet", "--no-progress"]) == 0
-    alerts = [json.loads(line) for line in log.read_text().splitlines()]
+    *alerts, stats = [json.loads(line) for line in log.read_text().splitlines()]
+    assert stats["event_type"] == "stats" and stats["stats"]["detect"]["alerts"] == {"port_zero": 1}
     assert [(a["type"], a["src_ip"], a["evidence"]["packets"]) for a in alerts] == [("port_zero", "10.5.0.7", 4)]
     assert alerts[0]["alert"] == {"action": "allowed", "gid": 1, "signature_id": 9000100, "rev": 1,
                                   "signature": "WIREWATCH datagrams to port 0",

@@ -56,11 +56,15 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             progress.close()
     engine.flush()
     store = [x for x in sinks if getattr(x, "name", "") in ("sqlite", "postgresql")]
-    if store:  # the dashboard's health panel and charts for an offline analysis
+    log = [x for x in sinks if isinstance(x, JsonlSink)]
+    if store or log:  # the dashboard's health panel and charts for an offline analysis; the log's final stats event
         names = [os.path.basename(f) for f in args.files]
         label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")
-        store[0].write_event(stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True,
-                                            timeline=True))
+        record = stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True)
+        for sink in log:
+            sink.write_event(record)
+        if store:
+            store[0].write_event({**record, "stats": {**record["stats"], "timeline": engine.timeline.rates()}})
     engine.close()
     summary = {"files": files, **engine.summary()}
     if args.format == "json":

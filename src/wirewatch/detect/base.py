@@ -58,6 +58,11 @@ class Detector(Protocol):
     def stats(self) -> dict[str, int]:
         """Entries held, entries evicted: exported in the summary and as metrics."""
 
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Its current top keys below their threshold (at least half of it): at most 5,
+        highest fraction first, built with count.report.near_miss. Asked only when a stats
+        record is written (README "Alert record", stats records), never per packet."""
+
 
 class Reconfigurable:
     """The defaults of a detector's optional parts. SIGHUP support: new thresholds take
@@ -78,6 +83,10 @@ class Reconfigurable:
         """Recompute anything derived from self.cfg (called at start and on reload)."""
 
     def tick(self, now: float) -> list[Finding]:
+        return []
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """None, unless the detector has a figure that grows towards a threshold."""
         return []
 
 

@@ -8,6 +8,7 @@ a retrying client), as opposed to a scan's breadth.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
-from .count.report import COOLDOWN, Gate
+from .count.report import COOLDOWN, Gate, near, near_miss
 from .count.window import DistinctCounter
 
 SAMPLE = 10
@@ -89,6 +90,16 @@ class FailedHandshake(Reconfigurable):
                       "answered_rst": int(c.item(items, "rst").sum()), "icmp_unreachable": int(c.item(items, "icmp").sum()),
                       "unanswered": int(c.item(items, "timeout").sum()), "timeout_s": self.cfg.timeout, **c.seen(slot)},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """(source, destination) pairs at >= half the threshold of failed handshakes (over at
+        most max_ports ports)."""
+        c = self.failures
+        occ = c.occupied()
+        occ = occ[c.distinct(occ) <= self.cfg.max_ports]
+        slots, figure = near(occ, c.hits(occ), self.cfg.threshold)
+        return [near_miss(self.name, c.src(s), n, self.cfg.threshold, "failed handshakes", self.cfg.window,
+                          dest_ip=c.dst(s)) for s, n in zip(slots.tolist(), figure.tolist())]
 
     def expire(self, now: float) -> None:
         self.failures.expire(now)

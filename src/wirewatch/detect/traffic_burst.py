@@ -17,6 +17,7 @@ looks at what comes back on the same pair of hosts within the window:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
-from .count.report import COOLDOWN, Gate
+from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
 from .count.window_util import unique_first_last
 from .traffic_burst_spread import KINDS, VictimFlood
@@ -147,6 +148,29 @@ class TrafficBurst(Reconfigurable):
                       "peak_pps": round(peak, 1), "replies": replies, "min_reply_ratio": self.cfg.min_reply_ratio,
                       **c.seen(slot)},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """(source, destination) pairs at >= half the threshold of one kind of flood traffic
+        within the window (UDP and TCP only where the destination stayed quiet and most packets
+        did not go to new ports, as for an alert)."""
+        c = self.counter
+        occ = c.occupied()
+        sums = c.all_totals(occ, now)
+        out = []
+        for kind in KINDS:
+            sent = sums[kind]
+            keep = (sent >= 0.5 * self.cfg.threshold) & (sent < self.cfg.threshold)
+            if kind != "icmp" and keep.any():
+                cand = occ[keep]
+                replies = self._replies(cand, now, "udp" if kind == "udp" else "tcp_answer")
+                quiet = replies < self.cfg.min_reply_ratio * np.maximum(sent[keep], 1)
+                spread = 2 * sums[f"{kind}_new_port"][keep] >= sent[keep]
+                keep[np.flatnonzero(keep)[~(quiet & ~spread)]] = False
+            slots, figure = near(occ[keep], sent[keep], self.cfg.threshold)
+            unit = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection"}[kind]
+            out += [near_miss(self.name, c.src(s), n, self.cfg.threshold, unit, self.window, dest_ip=c.dst(s))
+                    for s, n in zip(slots.tolist(), figure.tolist())]
+        return best_near_misses(out)
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)

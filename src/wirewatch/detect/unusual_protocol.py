@@ -10,6 +10,7 @@ protocol repeats, so it is counted apart, as distinct unusual protocols per sour
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
-from .count.report import COOLDOWN, Gate
+from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
 
 FLAG_KINDS = {1: "NULL (no flags)", 2: "FIN without ACK", 3: "Xmas (FIN+PSH+URG)", 4: "SYN+FIN",
@@ -125,6 +126,25 @@ class UnusualProtocol(Reconfigurable):
             evidence={**detail, "packets": count, "window_s": self.window, "threshold": self.cfg.threshold,
                       "last_destination": dst, **c.seen(slot)},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Sources at >= half the threshold of packets of one unusual kind, or of distinct
+        unusual protocols (the protocol scan)."""
+        c, pc = self.counter, self.protocols
+        occ = c.occupied()
+        slots, figure = near(occ, c.totals(occ, now, "packets"), self.cfg.threshold)
+        out = [near_miss(self.name, c.src(s), n, self.cfg.threshold, f"packets of {self._kind_name(int(c.label(s, 'kind')))}",
+                         self.window, dest_ip=c.dst(s)) for s, n in zip(slots.tolist(), figure.tolist())]
+        if self.cfg.scan_threshold:
+            occ = pc.occupied()
+            slots, figure = near(occ, pc.distinct(occ), self.cfg.scan_threshold)
+            out += [near_miss(self.name, pc.src(s), n, self.cfg.scan_threshold, "unusual protocols", self.window,
+                              dest_ip=pc.dst(s)) for s, n in zip(slots.tolist(), figure.tolist())]
+        return best_near_misses(out)
+
+    @staticmethod
+    def _kind_name(kind: int) -> str:
+        return f"IP protocol {kind - PROTO_KIND}" if kind >= PROTO_KIND else f"TCP flags {FLAG_KINDS[kind]}"
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)

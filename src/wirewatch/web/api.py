@@ -133,6 +133,7 @@ def metrics() -> Any:
         for k, v in sorted(st.get("state", {}).items()):
             lines.append(f'wirewatch_detector_state{{key="{_label(k)}"}} {v}')
         lines += _blacklist_metrics(st.get("blacklists", []))
+        lines += _near_miss_metrics(s)
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
 
@@ -152,6 +153,20 @@ def _blacklist_metrics(lists: list[dict[str, Any]]) -> list[str]:
         if "last_fetch" in bl or "last_error" in bl:
             error = f',error="{_label(bl["last_error"])}"' if bl.get("last_error") else ""
             out.append(f'wirewatch_blacklist_error{{list="{name}"{error}}} {1 if error else 0}')
+    return out
+
+
+def _near_miss_metrics(record: dict[str, Any]) -> list[str]:
+    """Per detector, the highest fraction of its threshold one of its keys has reached in the
+    stats record's near misses (0 when none), labelled with the record's sensor."""
+    sensor = _label(str(record.get("host", "")))
+    best = dict.fromkeys(registry.names(), 0.0)
+    for m in record["stats"].get("near_misses", []):
+        name = str(m.get("detector", ""))
+        best[name] = max(best.get(name, 0.0), float(m.get("fraction", 0.0)))
+    out = ["# HELP wirewatch_near_miss_fraction Highest figure of a detector's keys as a fraction of its threshold "
+           "(near misses: 0.5 to below 1; 0 when none).", "# TYPE wirewatch_near_miss_fraction gauge"]
+    out += [f'wirewatch_near_miss_fraction{{detector="{_label(d)}",sensor="{sensor}"}} {v:g}' for d, v in best.items()]
     return out
 
 

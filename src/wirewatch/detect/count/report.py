@@ -77,7 +77,7 @@ def near(slots: np.ndarray, figure: np.ndarray, threshold: float) -> tuple[np.nd
 
 def near_miss(detector: str, src: str, figure: float, threshold: float, unit: str, window: float,
               dest_ip: str | None = None, dest_port: int | None = None) -> dict[str, Any]:
-    """One entry of a stats record's `near_misses` (README "Stats events")."""
+    """One entry of a stats record's `near_misses` (README "Alert record", stats records)."""
     fig = int(figure) if float(figure).is_integer() else round(float(figure), 1)
     thr = int(threshold) if float(threshold).is_integer() else float(threshold)
     out: dict[str, Any] = {"detector": detector, "src_ip": src}
