@@ -1,4 +1,4 @@
-"""`wirewatch read | monitor | run | dashboard | tune | config`: argument parsing and dispatch
+"""`wirewatch read | monitor | run | dashboard | tune | extract | config`: argument parsing and dispatch
 only; what each command does lives in commands/ (and tune_report.py for tune)."""
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--blacklist-url", action="append", default=[], metavar="URL",
                    help="blocklist feed, fetched at start and every detect.blacklist.refresh s (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
+    g.add_argument("--alert-frames", type=int, metavar="N",
+                   help="keep an alert's first N packets with it (frame numbers, live a pcap; 0 = off)")
 
 
 def _live(p: argparse.ArgumentParser) -> None:
@@ -80,6 +82,7 @@ FLAG_KEYS = {
     "webhook": ("output", "webhook"),
     "db": ("output", "db"),
     "suspicious_ports": ("detect.suspicious_port", "ports"),
+    "alert_frames": ("output", "alert_frames"),
     "host": ("web", "host"),
     "port": ("web", "port"),
 }
@@ -120,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(needs matplotlib: the chart extra)")
     tune.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _common(tune)
+    ext = sub.add_parser("extract", help="write a stored alert's packets to a pcap file")
+    ext.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id in the store (the dashboard's /alerts/ID)")
+    ext.add_argument("-o", "--output", required=True, metavar="OUT.pcap", help="pcap file to write")
+    _common(ext)
     cfg = sub.add_parser("config", help="print the configuration in effect, with help")
     _common(cfg)
     return parser
@@ -161,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "run":
                 return monitor.cmd_run(args, cfg, reload)
             return monitor.cmd_monitor(args, cfg, reload, output_sinks(cfg))
+        if args.command == "extract":
+            from .commands.extract import cmd_extract
+
+            return cmd_extract(args, cfg)
         if args.command == "tune":
             from .tune_report import cmd_tune  # imported only for tune: start-up of `read`
 

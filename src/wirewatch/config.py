@@ -78,6 +78,21 @@ class OutputConfig:
                                            "2 posts severities 1 and 2).", 1, 3)
     webhook_queue: int = setting(10_000, "Alerts waiting for the webhook beyond this are dropped and counted "
                                          "(capture never waits).", 1, 10_000_000)
+    alert_frames: int = setting(100, "An alert's packets kept with it (--alert-frames): from a capture file the "
+                                     "frame numbers of its first this many packets (`packets` in EVE), live a "
+                                     "pcap of them in pcap_dir. 0 = off.", 0, 100_000)
+    packet_ring: int = setting(262_144, "Recent packets the engine remembers (addresses, ports, time, frame) "
+                                        "to find an alert's packets; older ones are evicted and counted.", 1024,
+                               1 << 26)
+    packet_ring_mb: float = setting(16.0, "At most this much memory for that ring (about 60 bytes a packet).", 1)
+    pcap_dir: str = setting("var/pcap", "Live capture: where each alert's packets are written as a pcap "
+                                        "(a state directory; the dashboard serves them from here).")
+    pcap_ring_mb: float = setting(64.0, "Live capture: the recent packets' bytes (as captured) kept in memory "
+                                        "for those pcaps, whole batches, oldest let go first.", 1)
+    pcap_max_files: int = setting(1000, "Live capture: at most this many pcaps in pcap_dir (oldest removed "
+                                        "first).", 1, 10_000_000)
+    pcap_max_mb: float = setting(256.0, "Live capture: at most this many MB of pcaps in pcap_dir (oldest "
+                                        "removed first).", 1)
 
 
 @dataclass(frozen=True)

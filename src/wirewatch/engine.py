@@ -23,6 +23,7 @@ from .detect import Detector, Finding, default_detectors
 from .detect.registry import DETECTORS
 from .enrich import Enricher
 from .layer_counts import LayerCounts
+from .packet_ring import PacketRing, frames_of
 from .reload import restart_only_changes
 from .sinks import Sink
 from .talkers import TopTalkers
@@ -71,6 +72,29 @@ class Engine:
         self._pending: list[PacketBatch] = []  # the current time slice, not yet analysed
         self._pending_tick = 0.0
         self._pending_rows = 0
+        self.packets: PacketRing | None = None  # an alert's packets: begin_file() or keep_packets()
+        self.spool: Any = None  # live: alert_pcap.PcapSpool, where those packets are written
+
+    def begin_file(self, path: str) -> None:
+        """The batches that follow are frames of this capture file: alerts carry their
+        frame numbers (`packets`; output.alert_frames of them)."""
+        if self.packets is None and self.cfg.output.alert_frames:
+            o = self.cfg.output
+            self.packets = PacketRing(o.packet_ring, int(o.packet_ring_mb * 1e6))
+        if self.packets is not None:
+            self.packets.begin_file(path)
+
+    def keep_packets(self) -> None:
+        """Live capture: keep recent packets' bytes too, and write each alert's packets to a
+        pcap file in output.pcap_dir."""
+        from .alert_pcap import PcapSpool  # live only
+
+        o = self.cfg.output
+        if not o.alert_frames:
+            return
+        self.packets = PacketRing(o.packet_ring, int(o.packet_ring_mb * 1e6), keep_bytes=True,
+                                  max_raw_bytes=int(o.pcap_ring_mb * 1e6))
+        self.spool = PcapSpool(o.pcap_dir, o.pcap_max_files, int(o.pcap_max_mb * 1e6))
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
         batch = decode(raw.buf, raw.meta, raw.linktype, self.cfg.decode.max_tunnel_depth)
@@ -79,6 +103,8 @@ class Engine:
             return self.feed(raw.prefix(intact))
         if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
             batch.ts += raw.sub_usec * 1e-9
+        if self.packets is not None:
+            self.packets.add(batch, (raw.buf, raw.meta, raw.sub_usec, raw.linktype) if self.spool is not None else None)
         return self.process(batch)
 
     def process(self, batch: PacketBatch) -> list[dict[str, Any]]:
@@ -172,6 +198,8 @@ class Engine:
             return
         for a in alerts:
             a["host"] = self.sensor  # EVE's sensor name: which of many sensors saw it
+        if self.packets is not None:
+            self._attach_packets(alerts)
         if self.enricher is not None:  # who owns the addresses: per alert, never per packet
             self.enricher.annotate(alerts)
         for sink in self.sinks:
@@ -188,6 +216,28 @@ class Engine:
                     sink.write(batch)
             except Exception as exc:  # noqa: BLE001 - a broken sink is logged, not fatal
                 self._failed(f"sink {sink.name}", exc)
+
+    def _attach_packets(self, alerts: list[dict[str, Any]]) -> None:
+        """Each alert's packets from the ring: frame numbers in its capture file, or live a
+        pcap of them in output.pcap_dir (packet_ring.py)."""
+        ring, limit = self.packets, self.cfg.output.alert_frames
+        assert ring is not None
+        for a in alerts:
+            try:
+                frames, files, matched, partial = ring.match(a, limit)
+                if self.spool is not None:
+                    held = ring.packets(frames)
+                    info: dict[str, Any] = {"pcap": self.spool.write(a, held), "count": len(held)}
+                else:
+                    info = frames_of(frames, files, ring.files)
+                info["matched"] = matched
+                if partial:
+                    info["partial"] = True
+                a["packets"] = info
+            except Exception as exc:  # noqa: BLE001 - the alert goes out without its packets
+                if self.spool is not None:
+                    self.spool.failed += 1
+                self._failed("alert packets", exc)
 
     def _call_detectors(self, method: str, *args: Any) -> list[Finding]:
         """Call `method` (observe, tick or expire: see detect.base.Detector) on every detector
@@ -260,6 +310,10 @@ class Engine:
         for det in self.detectors:
             state.update(det.stats())
         state.update(self.tunnels.stats())
+        if self.packets is not None:
+            state.update(self.packets.stats())
+        if self.spool is not None:
+            state.update(self.spool.stats())
         if self.enricher is not None:
             state.update(self.enricher.stats())
         return {

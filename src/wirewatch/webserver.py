@@ -114,7 +114,7 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
 
     from .web import create_app
 
-    app = create_app(db_path, token)
+    app = create_app(db_path, token, {"PCAP_DIR": cfg.output.pcap_dir})
     server = create_server(app, host=host, port=port, threads=cfg.web.threads, ident="wirewatch")
     warm_up(app, token)
     if os.geteuid() == 0:

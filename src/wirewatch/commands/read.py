@@ -43,6 +43,7 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
     files = []
     for path in args.files:
         progress = Progress(path, enabled=not args.no_progress)
+        engine.begin_file(path)
         try:
             for raw in read_batches(path, cfg.general.batch_size):
                 engine.feed(raw)

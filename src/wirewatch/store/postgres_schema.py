@@ -68,6 +68,8 @@ MIGRATIONS: list[str] = [
     """ + ROLLUP_TABLES,
     # 2: per-sensor sources by index, the fleet's incidents by last_ts (store/sensor_tables.py)
     SENSOR_SOURCES,
+    # 3: an alert's packets (EVE `packets`), generated from the record as in the SQLite store
+    "ALTER TABLE alerts ADD COLUMN packets TEXT GENERATED ALWAYS AS ((record::jsonb -> 'packets')::text) STORED;",
 ]
 
 

@@ -80,6 +80,9 @@ MIGRATIONS: list[str] = [
     SQLITE_FTS,
     # 6: per-sensor sources by index, the fleet's incidents by last_ts (store/sensor_tables.py)
     SQLITE_SENSOR_SOURCES,
+    # 7: an alert's packets (EVE `packets`: capture file and frame numbers, or a live pcap's name),
+    # generated from the record so the writer is unchanged (packet_ring.py, alert_pcap.py)
+    "ALTER TABLE alerts ADD COLUMN packets TEXT GENERATED ALWAYS AS (json_extract(record, '$.packets')) VIRTUAL;",
 ]
 
 

@@ -38,6 +38,18 @@ def alert(alert_id: int) -> Any:
     return jsonify(alert_or_404(alert_id))
 
 
+@api.route("/api/alerts/<alert_id>/pcap")
+@login_required
+def alert_pcap(alert_id: str) -> Any:
+    """The alert's packets as a pcap (as the page's download): 400 for an id that is not one,
+    404 naming why for an alert without packets that can still be read."""
+    from .pages import pcap_response
+
+    if not alert_id.isdigit():
+        raise QueryError(f"alert id: {alert_id!r} is not a whole number")
+    return pcap_response(checked_id(int(alert_id), "alert id"))
+
+
 @api.route("/api/overview")
 @login_required
 def overview() -> Any:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, render_template, send_from_directory
+from flask import Blueprint, Response, abort, current_app, g, render_template, send_from_directory
 
+from ..alert_pcap import PacketsError, alert_pcap
 from ..detect import registry
 from ..store.queries import QueryError
 from .auth import csrf_token, login_required
@@ -62,6 +63,24 @@ def detail(alert_id: int) -> Any:
     alert = alert_or_404(alert_id)
     evidence = alert["record"].get("evidence", {})
     return render_template("detail.html", a=alert, evidence=evidence, pretty=json.dumps(alert["record"], indent=2))
+
+
+@pages.route("/alerts/<int:alert_id>/pcap")
+@login_required
+def pcap(alert_id: int) -> Any:
+    """The alert's packets as a pcap download: frames of the capture file it was read from,
+    or the pcap a live sensor wrote when it fired (404 naming why when neither is there)."""
+    return pcap_response(alert_id)
+
+
+def pcap_response(alert_id: int) -> Any:
+    alert = alert_or_404(alert_id)
+    try:
+        data = alert_pcap(alert["record"], current_app.config.get("PCAP_DIR", "var/pcap"))
+    except PacketsError as exc:
+        abort(404, str(exc))
+    return Response(data, mimetype="application/vnd.tcpdump.pcap",
+                    headers={"Content-Disposition": f"attachment; filename=wirewatch-alert-{alert_id}.pcap"})
 
 
 @pages.route("/mutes")

@@ -1,0 +1,48 @@
+"""`wirewatch extract ALERT_ID -o OUT.pcap`: a stored alert's packets, as a pcap file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..alert_pcap import PacketsError, alert_pcap
+from ..config import DEFAULT_DB, Config
+from ..store.queries import open_store
+
+EXIT_USAGE = 2
+INT64_MAX = 2**63 - 1
+
+
+def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
+    db = cfg.output.db or DEFAULT_DB
+    try:
+        alert_id = int(args.alert_id)
+        if not 0 < alert_id <= INT64_MAX:
+            raise ValueError
+    except ValueError:
+        return _fail(f"ALERT_ID: {args.alert_id!r} is not an alert id (a whole number from 1)")
+    if "://" not in db and not os.path.exists(db):
+        return _fail(f"{db}: no such alert store")
+    store = open_store(db)
+    try:
+        alert = store.alert(alert_id)
+    finally:
+        store.close()
+    if alert is None:
+        return _fail(f"{db}: no alert {alert_id}")
+    try:
+        data = alert_pcap(alert["record"], cfg.output.pcap_dir)
+    except PacketsError as exc:
+        return _fail(f"alert {alert_id}: {exc}")
+    try:
+        with open(args.output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        return _fail(f"{args.output}: cannot write: {exc.strerror}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"wirewatch: {message}", file=sys.stderr)
+    return EXIT_USAGE

@@ -1,0 +1,208 @@
+"""An alert's packets: a bounded ring of recent packets' summaries (and, live, their bytes),
+from which each alert gets the packets that made it, without asking any detector.
+
+The engine adds every decoded batch (numpy slices into preallocated columns: no Python per
+packet). When an alert is emitted, the packets matching its attacker and victim (src_ip,
+dest_ip, proto, dest_port when it has one; the victim's answers too where the evidence is
+about a conversation) within its first_seen..last_seen window are selected: for a capture
+file their frame numbers (1-based, as Wireshark counts them) and the file; live, the packets'
+bytes, which the engine writes to a pcap file (alert_pcap.PcapSpool). Approximate where the
+ring is: packets older than the ring (evicted) are not found (the alert then says `partial`),
+and a match is by address, protocol, port and time, not by the detector's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import ipaddress
+import os
+from typing import Any
+
+import numpy as np
+
+from .decode import PROTO_ICMP, PROTO_ICMPV6, PacketBatch
+from .detect.classify.packets import PROTO_NAMES
+from .schema import TS_FORMAT
+
+COLUMNS = {"ts": np.float64, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64,
+           "proto": np.uint8, "sport": np.uint16, "dport": np.uint16, "has_ports": np.bool_}
+ROW_BYTES = sum(np.dtype(t).itemsize for t in COLUMNS.values()) + 8 + 2  # + frame, file
+PROTO_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
+# detectors whose evidence is about a conversation: the victim's answers belong to the alert
+CONVERSATION = frozenset({"port_scan", "host_sweep", "syn_flood", "failed_handshake", "suspicious_port",
+                          "blacklist", "traffic_burst"})
+TOLERANCE_S = 1e-6  # first_seen / last_seen are written to the microsecond
+LIVE = -1  # the file index of live packets
+
+
+class PacketRing:
+    """The last `max_packets` packets' summaries (at most `max_bytes` of them), oldest
+    overwritten first and counted; with `keep_bytes` (live capture) also the packets' bytes,
+    whole batches, at most `max_raw_bytes`, oldest batch let go first and counted."""
+
+    def __init__(self, max_packets: int, max_bytes: int, keep_bytes: bool = False, max_raw_bytes: int = 0):
+        self.capacity = c = max(1, min(max_packets, max_bytes // ROW_BYTES))
+        self.ts = np.zeros(c, np.float64)
+        self.src_hi, self.src_lo = np.zeros(c, np.uint64), np.zeros(c, np.uint64)
+        self.dst_hi, self.dst_lo = np.zeros(c, np.uint64), np.zeros(c, np.uint64)
+        self.proto, self.has_ports = np.zeros(c, np.uint8), np.zeros(c, np.bool_)
+        self.sport, self.dport = np.zeros(c, np.uint16), np.zeros(c, np.uint16)
+        self.frame = np.zeros(self.capacity, np.int64)
+        self.file = np.zeros(self.capacity, np.int16)
+        self.total = 0  # rows ever added
+        self.evicted = 0  # rows overwritten
+        self.files: list[str] = []
+        self._file, self._frame = LIVE, 1
+        self.keep_bytes, self.max_raw_bytes = keep_bytes, max_raw_bytes
+        self.raw: list[tuple[int, Any]] = []  # (first frame, (buf, meta, sub_usec, linktype)), oldest first
+        self.raw_bytes = 0
+        self.raw_evicted = 0  # packets whose bytes were let go
+
+    def begin_file(self, path: str) -> None:
+        """Frames of the batches that follow are counted from 1 in this capture file."""
+        self.files.append(path if path == "-" else os.path.abspath(path))
+        self._file, self._frame = len(self.files) - 1, 1
+
+    def add(self, batch: PacketBatch, raw: Any = None) -> None:
+        """One decoded batch (every frame of it, IP or not: frame numbers count them all);
+        `raw` = (buf, meta, sub_usec, linktype) keeps its bytes when the ring keeps bytes."""
+        n = len(batch)
+        if not n:
+            return
+        c = self.capacity
+        skip = max(0, n - c)  # a batch larger than the ring: its last `capacity` rows
+        pos, k = (self.total + skip) % c, n - skip
+        first = min(k, c - pos)
+        frames = np.arange(self._frame + skip, self._frame + n, dtype=np.int64)
+        for name in COLUMNS:
+            self._put(getattr(self, name), getattr(batch, name)[skip:], pos, first)
+        self._put(self.frame, frames, pos, first)
+        self._put(self.file, np.full(k, self._file, np.int16), pos, first)
+        self.evicted += max(0, self.total + n - c) - max(0, self.total - c)
+        self.total += n
+        if self.keep_bytes and raw is not None:
+            self.raw.append((self._frame, raw))
+            self.raw_bytes += _raw_size(raw)
+            while self.raw_bytes > self.max_raw_bytes and len(self.raw) > 1:
+                first_frame, old = self.raw.pop(0)
+                self.raw_bytes -= _raw_size(old)
+                self.raw_evicted += len(old[1])
+        self._frame += n
+
+    @staticmethod
+    def _put(col: np.ndarray, src: np.ndarray, pos: int, first: int) -> None:
+        col[pos:pos + first] = src[:first]
+        if first < len(src):
+            col[:len(src) - first] = src[first:]
+
+    def match(self, alert: dict[str, Any], limit: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        """The alert's packets the ring holds: up to `limit` (frames, files) in capture order,
+        how many matched in all, and whether its window reaches back before the oldest packet
+        the ring still holds after evicting some (then some may be missing)."""
+        held = min(self.total, self.capacity)
+        lo, hi = _window(alert)
+        empty = np.zeros(0, np.int64)
+        if not held:
+            return empty, empty, 0, False
+        ts = self.ts[:held]
+        rows = np.flatnonzero((ts >= lo - TOLERANCE_S) & (ts <= hi + TOLERANCE_S))
+        rows = rows[self._endpoints(alert, rows)]
+        oldest = self.total % self.capacity if self.total > self.capacity else 0
+        rows = rows[np.argsort((rows - oldest) % self.capacity, kind="stable")]  # capture order
+        partial = bool(self.evicted) and float(self.ts[oldest]) > lo
+        top = rows[:limit]
+        return self.frame[top], self.file[top].astype(np.int64), int(rows.size), partial
+
+    def _endpoints(self, alert: dict[str, Any], idx: np.ndarray) -> np.ndarray:
+        attacker, victim = _addr(alert.get("src_ip")), _addr(alert.get("dest_ip"))
+        if attacker is None and victim is None:
+            return np.zeros(len(idx), bool)
+        sh, sl, dh, dl = self.src_hi[idx], self.src_lo[idx], self.dst_hi[idx], self.dst_lo[idx]
+        fwd = np.ones(len(idx), bool)
+        rev = np.ones(len(idx), bool)
+        if attacker is not None:
+            fwd &= (sh == attacker[0]) & (sl == attacker[1])
+            rev &= (dh == attacker[0]) & (dl == attacker[1])
+        if victim is not None:
+            fwd &= (dh == victim[0]) & (dl == victim[1])
+            rev &= (sh == victim[0]) & (sl == victim[1])
+        name = str(alert.get("proto", ""))
+        proto = PROTO_NUMBERS.get(name, int(name) if name.isdigit() else None)
+        p = self.proto[idx]
+        if proto is not None:
+            fwd &= p == proto
+            rev &= (p == proto) | (p == PROTO_ICMP) | (p == PROTO_ICMPV6)  # an unreachable answers too
+        port = alert.get("dest_port")
+        if port is not None:
+            ports = self.has_ports[idx]
+            fwd &= ports & (self.dport[idx] == port)
+            rev &= ~ports | (self.sport[idx] == port)
+        if alert.get("type") not in CONVERSATION:
+            return fwd
+        return fwd | rev
+
+    def packets(self, frames: np.ndarray) -> list[tuple[int, int, bytes, int]]:
+        """Live: (sec, sub-second in ns, bytes, linktype) of these frames whose bytes are still held."""
+        starts = [f for f, _ in self.raw]
+        out = []
+        for frame in frames.tolist():
+            i = bisect.bisect_right(starts, frame) - 1
+            if i < 0:
+                continue
+            first, (buf, meta, sub, linktype) = self.raw[i]
+            row = frame - first
+            if row >= len(meta):
+                continue
+            sec, usec, off, cap = (int(x) for x in meta[row])
+            ns = usec * 1000 + (int(sub[row]) if sub is not None else 0)
+            out.append((sec, ns, bytes(buf[off:off + cap]), linktype))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        out = {"packet_ring_packets": min(self.total, self.capacity), "packet_ring_evicted": self.evicted}
+        if self.keep_bytes:
+            out["packet_ring_bytes_evicted"] = self.raw_evicted
+        return out
+
+
+def frames_of(frames: np.ndarray, files: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """An alert from capture files: the file of its first packet and its frame numbers there."""
+    if not len(frames) or files[0] < 0:
+        return {"frames": []}
+    return {"file": names[int(files[0])], "frames": frames[files == files[0]].tolist()}
+
+
+def _raw_size(raw: Any) -> int:
+    return len(raw[0]) + raw[1].nbytes
+
+
+def _addr(text: Any) -> tuple[np.uint64, np.uint64] | None:
+    if not text:
+        return None
+    try:
+        ip = ipaddress.ip_address(str(text))
+    except ValueError:
+        return None
+    v = int(ip) | (0xFFFF << 32) if ip.version == 4 else int(ip)
+    return np.uint64(v >> 64), np.uint64(v & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _epoch(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.strptime(text, TS_FORMAT).timestamp()
+    except ValueError:
+        return None
+
+
+def _window(alert: dict[str, Any]) -> tuple[float, float]:
+    ev = alert.get("evidence") or {}
+    at = _epoch(alert.get("timestamp"))
+    lo, hi = _epoch(ev.get("first_seen")), _epoch(ev.get("last_seen"))
+    lo = lo if lo is not None else at
+    hi = hi if hi is not None else at
+    if lo is None or hi is None:
+        return 0.0, -1.0
+    return min(lo, hi), max(lo, hi)

@@ -1,0 +1,67 @@
+"""alert_pcap.py: pcaps written are read back by wirewatch's reader (nanosecond stamps, bytes
+as captured); frames re-read from a capture are the ones asked for; the live spool keeps
+within its caps, oldest removed first; an alert without readable packets is one line."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from conftest import CORPUS
+
+from wirewatch.alert_pcap import PacketsError, PcapSpool, alert_pcap, capture_frames, write_pcap
+from wirewatch.capture.pcapfile import read_batches
+
+SCAN = str(CORPUS / "dev01_nmap_syn_top100.pcap")
+
+
+def test_frames_round_trip(tmp_path):
+    got = capture_frames(SCAN, [7, 5, 209, 5])
+    assert len(got) == 3
+    raws = list(read_batches(SCAN))
+    meta = raws[0].meta
+    for (sec, ns, data, lt), frame in zip(got, [5, 7, 209]):
+        s, us, off, cap = (int(x) for x in meta[frame - 1])
+        assert (sec, ns, data, lt) == (s, us * 1000, bytes(raws[0].buf[off:off + cap]), raws[0].linktype)
+    out = tmp_path / "x.pcap"
+    with open(out, "wb") as fh:
+        assert write_pcap(fh, got) == 3
+    back = list(read_batches(str(out)))
+    assert len(back[0].meta) == 3 and back[0].sub_usec is not None
+    assert [bytes(back[0].buf[o:o + c]) for _, _, o, c in back[0].meta.tolist()] == [g[2] for g in got]
+
+
+def test_spool_caps_files_and_bytes_oldest_first(tmp_path):
+    spool = PcapSpool(str(tmp_path / "pcap"), max_files=3, max_bytes=10**9)
+    pkt = capture_frames(SCAN, [5])
+    names = []
+    for i in range(5):
+        names.append(spool.write({"type": "port_scan"}, pkt))
+        os.utime(tmp_path / "pcap" / names[-1], ns=(i * 10**9, i * 10**9))
+    assert sorted(os.listdir(tmp_path / "pcap")) == sorted(names[-3:]) and spool.removed == 2
+    size = (tmp_path / "pcap" / names[-1]).stat().st_size
+    tight = PcapSpool(str(tmp_path / "pcap"), max_files=100, max_bytes=2 * size)
+    tight.write({"type": "x"}, pkt)
+    assert len(os.listdir(tmp_path / "pcap")) == 2 and tight.removed == 2
+    assert alert_pcap({"packets": {"pcap": names[-1]}}, str(tmp_path / "pcap")) == \
+        (tmp_path / "pcap" / names[-1]).read_bytes()
+
+
+@pytest.mark.parametrize("record, words", [
+    ({}, "no packets recorded"),
+    ({"packets": {"frames": []}}, "none matched"),
+    ({"packets": {"pcap": "../etc/passwd"}}, "not a file name"),
+    ({"packets": {"pcap": "alert-gone.pcap"}}, "no longer there"),
+    ({"packets": {"file": "/nonexistent/x.pcap", "frames": [1]}}, "no longer there"),
+    ({"packets": {"file": "-", "frames": [1]}}, "standard input"),
+])
+def test_unreadable_packets_are_one_line(tmp_path, record, words):
+    with pytest.raises(PacketsError, match=words) as exc:
+        alert_pcap(record, str(tmp_path))
+    assert "\n" not in str(exc.value)
+
+
+def test_empty_pcap_is_valid():
+    buf = io.BytesIO()
+    assert write_pcap(buf, []) == 0 and len(buf.getvalue()) == 24
