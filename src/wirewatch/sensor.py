@@ -7,6 +7,7 @@ blocklists from the config file, keeping all detector state.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
 from .engine import Engine
-from .privileges import drop_to, prepare_dir, prepare_path, resolve_user
+from .privileges import drop_to, make_dirs, prepare_dir, prepare_path, resolve_user
 from .schema import stats_record
 from .sinks.console import ConsoleSink
 from .sinks.jsonl import JsonlSink
@@ -83,6 +84,9 @@ class Sensor:
             for sink in self.extra_sinks:
                 for path in sink.paths():
                     prepare_path(path, uid, gid)
+            if self.cfg.output.alert_frames:  # alerts' pcaps: only directories created here change owner
+                for d in make_dirs(self.cfg.output.pcap_dir):
+                    os.chown(d, uid, gid)
             drop_to(uid, gid)
         self.jsonl = JsonlSink(self.cfg.output.logfile) if self.cfg.output.logfile else None
         sinks: list[Any] = []
@@ -92,6 +96,7 @@ class Sensor:
             sinks.append(self.jsonl)
         sinks += self.extra_sinks
         self.engine = Engine(self.cfg, sinks, log=self.log)
+        self.engine.keep_packets()  # each alert's packets to a pcap in output.pcap_dir
         self.feeds = None
         if client is not None:
             from .feeds import attach
