@@ -4,6 +4,7 @@ corpus capture comes back as exactly its packets, attempts and the RSTs answerin
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from conftest import CORPUS, cli, read_alerts
@@ -56,3 +57,27 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     capture.unlink()
     line = _one_line(cli("extract", "1", "--db", db, "-o", out))
     assert str(capture) in line and "no longer there" in line
+
+
+def test_extract_from_a_postgresql_store(tmp_path):
+    """The PostgreSQL store keeps the packets too (migration 3: the generated packets column)."""
+    from pg_server import PgServer
+
+    from wirewatch.store.postgres_schema import connect
+
+    pg = PgServer()
+    try:
+        url = pg.url()
+        env = {"WIREWATCH_STORE__STATE_DIR": str(tmp_path)}
+        r = cli("read", str(RST), "--db", url, "--logfile", "", "--quiet", env=env)
+        assert r.returncode == 0, r.stderr
+        with connect(url) as conn:
+            rows = conn.execute("SELECT id, packets FROM alerts WHERE type = 'failed_handshake'").fetchall()
+        assert rows and '"frames"' in rows[0][1]
+        out = tmp_path / "pg.pcap"
+        r = cli("extract", str(rows[0][0]), "--db", url, "-o", str(out), env=env)
+        assert r.returncode == 0, r.stderr
+        wanted = set(json.loads(rows[0][1])["frames"])
+        same_packets(frames(str(out)), [f for f in frames(str(RST)) if f["frame"] in wanted])
+    finally:
+        pg.close()
