@@ -47,14 +47,15 @@ def _epoch(text: str) -> float:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
-def alert_frames(rows: list[dict], alert: dict) -> list[dict]:
-    """The alert's packets by tshark's dissection of the capture, in file order."""
+def alert_frames(rows: list[dict], alert: dict, slack: float = 1e-6) -> list[dict]:
+    """The alert's packets by tshark's dissection of the capture, in file order (first_seen and
+    last_seen are microseconds: `slack` around them)."""
     lo, hi = _epoch(alert["evidence"]["first_seen"]), _epoch(alert["evidence"]["last_seen"])
     a, v, port = alert.get("src_ip"), alert.get("dest_ip"), alert.get("dest_port")
     proto = PROTOS.get(alert.get("proto", ""))
     out = []
     for r in rows:
-        if not lo - 1e-6 <= r["ts"] <= hi + 1e-6:
+        if not lo - slack <= r["ts"] <= hi + slack:
             continue
         fwd = (a is None or r["src"] == a) and (v is None or r["dst"] == v) \
             and (proto is None or r["proto"] == proto) and (port is None or r["dport"] == port)
@@ -65,8 +66,9 @@ def alert_frames(rows: list[dict], alert: dict) -> list[dict]:
     return out
 
 
-def same_packets(got: list[dict], want: list[dict]) -> None:
-    """Addresses, ports and time stamps (to the microsecond) equal, frame for frame."""
+def same_packets(got: list[dict], want: list[dict], tolerance: float = 1e-6) -> None:
+    """Addresses, ports and time stamps (to the microsecond, or `tolerance`) equal, frame for frame."""
     key = lambda r: (r["src"], r["dst"], r["proto"], r["sport"], r["dport"])  # noqa: E731
     assert [key(r) for r in got] == [key(r) for r in want]
-    assert all(abs(g["ts"] - w["ts"]) < 1e-6 for g, w in zip(got, want))
+    diffs = [round(g["ts"] - w["ts"], 7) for g, w in zip(got, want)]
+    assert all(abs(d) <= tolerance for d in diffs), sorted(set(diffs))[:20]

@@ -52,7 +52,11 @@ def test_a_batch_larger_than_the_ring_keeps_its_last_rows():
     ring.begin_file("x.pcap")
     ring.add(batch)
     assert ring.evicted == len(batch) - 50
-    assert sorted(ring.frame.tolist()) == list(range(len(batch) - 49, len(batch) + 1))
+    n = len(batch)
+    assert list(ring.ts[np.arange(n - 50, n) % 50]) == list(batch.ts[-50:])
+    rows, files, matched, partial = ring.match(_alert(batch, n - 1), 1000)
+    assert partial and matched == len(rows) and rows.min() >= n - 50
+    assert ring.frames(rows, files)["frames"] == (rows + 1).tolist()  # frame = row + 1 in the one file
 
 
 def test_sweep_alerts_match_tshark(tmp_path):
@@ -75,6 +79,8 @@ def test_no_match_without_addresses():
     batch = decode_file(str(CORPUS / "dev01_nmap_syn_top100.pcap"))
     ring = PacketRing(1000, 10**9)
     ring.add(batch)
-    frames_, _, matched, _ = ring.match({"type": "x", "evidence": {}}, 10)
-    assert matched == 0 and not len(frames_)
-    assert np.all(ring.file[: len(batch)] == -1)  # live rows: no file
+    rows, _, matched, _ = ring.match({"type": "x", "evidence": {}}, 10)
+    assert matched == 0 and not len(rows)
+    rows, files, matched, _ = ring.match(_alert(batch, 5), 10)
+    assert matched > 10 and len(rows) == 10 and set(files.tolist()) == {-1}  # no begin_file: no file
+    assert ring.frames(rows, files) == {"frames": []}

@@ -23,7 +23,7 @@ from .detect import Detector, Finding, default_detectors
 from .detect.registry import DETECTORS
 from .enrich import Enricher
 from .layer_counts import LayerCounts
-from .packet_ring import PacketRing, frames_of
+from .packet_ring import PacketRing
 from .reload import restart_only_changes
 from .sinks import Sink
 from .talkers import TopTalkers
@@ -224,12 +224,12 @@ class Engine:
         assert ring is not None
         for a in alerts:
             try:
-                frames, files, matched, partial = ring.match(a, limit)
+                rows, files, matched, partial = ring.match(a, limit)
                 if self.spool is not None:
-                    held = ring.packets(frames)
+                    held = ring.packets(rows)
                     info: dict[str, Any] = {"pcap": self.spool.write(a, held), "count": len(held)}
                 else:
-                    info = frames_of(frames, files, ring.files)
+                    info = ring.frames(rows, files)
                 info["matched"] = matched
                 if partial:
                     info["partial"] = True

@@ -27,13 +27,12 @@ from .schema import TS_FORMAT
 
 COLUMNS = {"ts": np.float64, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64,
            "proto": np.uint8, "sport": np.uint16, "dport": np.uint16, "has_ports": np.bool_}
-ROW_BYTES = sum(np.dtype(t).itemsize for t in COLUMNS.values()) + 8 + 2  # + frame, file
+ROW_BYTES = sum(np.dtype(t).itemsize for t in COLUMNS.values())
 PROTO_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
 # detectors whose evidence is about a conversation: the victim's answers belong to the alert
 CONVERSATION = frozenset({"port_scan", "host_sweep", "syn_flood", "failed_handshake", "suspicious_port",
                           "blacklist", "traffic_burst"})
 TOLERANCE_S = 1e-6  # first_seen / last_seen are written to the microsecond
-LIVE = -1  # the file index of live packets
 
 
 class PacketRing:
@@ -48,12 +47,10 @@ class PacketRing:
         self.dst_hi, self.dst_lo = np.zeros(c, np.uint64), np.zeros(c, np.uint64)
         self.proto, self.has_ports = np.zeros(c, np.uint8), np.zeros(c, np.bool_)
         self.sport, self.dport = np.zeros(c, np.uint16), np.zeros(c, np.uint16)
-        self.frame = np.zeros(self.capacity, np.int64)
-        self.file = np.zeros(self.capacity, np.int16)
-        self.total = 0  # rows ever added
+        self.total = 0  # rows ever added: row t (0-based over the run) lives at position t % capacity
         self.evicted = 0  # rows overwritten
         self.files: list[str] = []
-        self._file, self._frame = LIVE, 1
+        self.file_starts: list[int] = []  # the row that is frame 1 of each file
         self.keep_bytes, self.max_raw_bytes = keep_bytes, max_raw_bytes
         self.raw: list[tuple[int, Any]] = []  # (first frame, (buf, meta, sub_usec, linktype)), oldest first
         self.raw_bytes = 0
@@ -62,7 +59,7 @@ class PacketRing:
     def begin_file(self, path: str) -> None:
         """Frames of the batches that follow are counted from 1 in this capture file."""
         self.files.append(path if path == "-" else os.path.abspath(path))
-        self._file, self._frame = len(self.files) - 1, 1
+        self.file_starts.append(self.total)
 
     def add(self, batch: PacketBatch, raw: Any = None) -> None:
         """One decoded batch (every frame of it, IP or not: frame numbers count them all);
@@ -74,21 +71,17 @@ class PacketRing:
         skip = max(0, n - c)  # a batch larger than the ring: its last `capacity` rows
         pos, k = (self.total + skip) % c, n - skip
         first = min(k, c - pos)
-        frames = np.arange(self._frame + skip, self._frame + n, dtype=np.int64)
         for name in COLUMNS:
             self._put(getattr(self, name), getattr(batch, name)[skip:], pos, first)
-        self._put(self.frame, frames, pos, first)
-        self._put(self.file, np.full(k, self._file, np.int16), pos, first)
         self.evicted += max(0, self.total + n - c) - max(0, self.total - c)
         self.total += n
         if self.keep_bytes and raw is not None:
-            self.raw.append((self._frame, raw))
+            self.raw.append((self.total - n, raw))
             self.raw_bytes += _raw_size(raw)
             while self.raw_bytes > self.max_raw_bytes and len(self.raw) > 1:
                 first_frame, old = self.raw.pop(0)
                 self.raw_bytes -= _raw_size(old)
                 self.raw_evicted += len(old[1])
-        self._frame += n
 
     @staticmethod
     def _put(col: np.ndarray, src: np.ndarray, pos: int, first: int) -> None:
@@ -97,9 +90,10 @@ class PacketRing:
             col[:len(src) - first] = src[first:]
 
     def match(self, alert: dict[str, Any], limit: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
-        """The alert's packets the ring holds: up to `limit` (frames, files) in capture order,
-        how many matched in all, and whether its window reaches back before the oldest packet
-        the ring still holds after evicting some (then some may be missing)."""
+        """The alert's packets the ring holds: up to `limit` (rows, files) in capture order
+        (rows counted over the run from 0; files index self.files, -1 for none), how many
+        matched in all, and whether its window reaches back before the oldest packet the ring
+        still holds after evicting some (then some may be missing)."""
         held = min(self.total, self.capacity)
         lo, hi = _window(alert)
         empty = np.zeros(0, np.int64)
@@ -108,11 +102,13 @@ class PacketRing:
         ts = self.ts[:held]
         rows = np.flatnonzero((ts >= lo - TOLERANCE_S) & (ts <= hi + TOLERANCE_S))
         rows = rows[self._endpoints(alert, rows)]
-        oldest = self.total % self.capacity if self.total > self.capacity else 0
-        rows = rows[np.argsort((rows - oldest) % self.capacity, kind="stable")]  # capture order
+        base = self.total - held  # the oldest row held
+        oldest = base % self.capacity
+        order = np.sort((rows - oldest) % self.capacity)  # capture order
         partial = bool(self.evicted) and float(self.ts[oldest]) > lo
-        top = rows[:limit]
-        return self.frame[top], self.file[top].astype(np.int64), int(rows.size), partial
+        top = base + order[:limit]
+        files = np.searchsorted(np.asarray(self.file_starts, np.int64), top, side="right") - 1
+        return top, files, int(rows.size), partial
 
     def _endpoints(self, alert: dict[str, Any], idx: np.ndarray) -> np.ndarray:
         attacker, victim = _addr(alert.get("src_ip")), _addr(alert.get("dest_ip"))
@@ -142,11 +138,19 @@ class PacketRing:
             return fwd
         return fwd | rev
 
-    def packets(self, frames: np.ndarray) -> list[tuple[int, int, bytes, int]]:
-        """Live: (sec, sub-second in ns, bytes, linktype) of these frames whose bytes are still held."""
+    def frames(self, rows: np.ndarray, files: np.ndarray) -> dict[str, Any]:
+        """An alert from capture files: the file of its first packet and its frame numbers
+        there (1-based, as Wireshark numbers them)."""
+        if not len(rows) or files[0] < 0:
+            return {"frames": []}
+        f = int(files[0])
+        return {"file": self.files[f], "frames": (rows[files == f] - self.file_starts[f] + 1).tolist()}
+
+    def packets(self, rows: np.ndarray) -> list[tuple[int, int, bytes, int]]:
+        """Live: (sec, sub-second in ns, bytes, linktype) of these rows whose bytes are still held."""
         starts = [f for f, _ in self.raw]
         out = []
-        for frame in frames.tolist():
+        for frame in rows.tolist():
             i = bisect.bisect_right(starts, frame) - 1
             if i < 0:
                 continue
@@ -164,13 +168,6 @@ class PacketRing:
         if self.keep_bytes:
             out["packet_ring_bytes_evicted"] = self.raw_evicted
         return out
-
-
-def frames_of(frames: np.ndarray, files: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """An alert from capture files: the file of its first packet and its frame numbers there."""
-    if not len(frames) or files[0] < 0:
-        return {"frames": []}
-    return {"file": names[int(files[0])], "frames": frames[files == files[0]].tolist()}
 
 
 def _raw_size(raw: Any) -> int:
