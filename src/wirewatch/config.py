@@ -84,7 +84,7 @@ class OutputConfig:
     packet_ring: int = setting(262_144, "Recent packets the engine remembers (addresses, ports, time, frame) "
                                         "to find an alert's packets; older ones are evicted and counted.", 1024,
                                1 << 26)
-    packet_ring_mb: float = setting(16.0, "At most this much memory for that ring (about 60 bytes a packet).", 1)
+    packet_ring_mb: float = setting(16.0, "At most this much memory for that ring (46 bytes a packet).", 1)
     pcap_dir: str = setting("var/pcap", "Live capture: where each alert's packets are written as a pcap "
                                         "(a state directory; the dashboard serves them from here).")
     pcap_ring_mb: float = setting(64.0, "Live capture: the recent packets' bytes (as captured) kept in memory "
