@@ -17,6 +17,7 @@ import bisect
 import datetime as dt
 import ipaddress
 import os
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ PROTO_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
 CONVERSATION = frozenset({"port_scan", "host_sweep", "syn_flood", "failed_handshake", "suspicious_port",
                           "blacklist", "traffic_burst"})
 TOLERANCE_S = 1e-6  # first_seen / last_seen are written to the microsecond
+SPAN_ROWS = 1024  # consecutive small batches (live) share one time span of at least this many rows
 
 
 class PacketRing:
@@ -51,6 +53,9 @@ class PacketRing:
         self.evicted = 0  # rows overwritten
         self.files: list[str] = []
         self.file_starts: list[int] = []  # the row that is frame 1 of each file
+        # [first row, rows, earliest ts, latest ts] of consecutive batches, oldest first: an
+        # alert's window is looked for only in the rows of the spans it overlaps
+        self.spans: deque[list[Any]] = deque()
         self.keep_bytes, self.max_raw_bytes = keep_bytes, max_raw_bytes
         self.raw: list[tuple[int, Any]] = []  # (first frame, (buf, meta, sub_usec, linktype)), oldest first
         self.raw_bytes = 0
@@ -74,7 +79,16 @@ class PacketRing:
         for name in COLUMNS:
             self._put(getattr(self, name), getattr(batch, name)[skip:], pos, first)
         self.evicted += max(0, self.total + n - c) - max(0, self.total - c)
+        tmin, tmax = float(batch.ts.min()), float(batch.ts.max())
+        last = self.spans[-1] if self.spans else None
+        if last is not None and last[1] < SPAN_ROWS:
+            last[1] += n
+            last[2], last[3] = min(last[2], tmin), max(last[3], tmax)
+        else:
+            self.spans.append([self.total, n, tmin, tmax])
         self.total += n
+        while self.spans[0][0] + self.spans[0][1] <= self.total - c:
+            self.spans.popleft()
         if self.keep_bytes and raw is not None:
             self.raw.append((self.total - n, raw))
             self.raw_bytes += _raw_size(raw)
@@ -94,29 +108,36 @@ class PacketRing:
         (rows counted over the run from 0; files index self.files, -1 for none), how many
         matched in all, and whether its window reaches back before the oldest packet the ring
         still holds after evicting some (then some may be missing)."""
-        held = min(self.total, self.capacity)
+        c = self.capacity
+        base = max(0, self.total - c)  # the oldest row held
         lo, hi = _window(alert)
-        empty = np.zeros(0, np.int64)
-        if not held:
-            return empty, empty, 0, False
-        ts = self.ts[:held]
-        rows = np.flatnonzero((ts >= lo - TOLERANCE_S) & (ts <= hi + TOLERANCE_S))
-        rows = rows[self._endpoints(alert, rows)]
-        base = self.total - held  # the oldest row held
-        oldest = base % self.capacity
-        order = np.sort((rows - oldest) % self.capacity)  # capture order
-        partial = bool(self.evicted) and float(self.ts[oldest]) > lo
-        top = base + order[:limit]
+        lo, hi = lo - TOLERANCE_S, hi + TOLERANCE_S
+        partial = bool(self.evicted) and float(self.ts[base % c]) > lo
+        near = [(sp[0], sp[0] + sp[1]) for sp in self.spans if sp[3] >= lo and sp[2] <= hi]
+        if not near:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, 0, partial
+        a, b = max(base, min(x for x, _ in near)), max(y for _, y in near)
+        found = []
+        for first, last in ((a, min(b, a - a % c + c)), (a - a % c + c, b)):  # the range, unwrapped
+            if first >= last:
+                continue
+            sl = slice(first % c, (last - 1) % c + 1)
+            ts = self.ts[sl]
+            keep = (ts >= lo) & (ts <= hi) & self._endpoints(alert, sl)
+            found.append(first + np.flatnonzero(keep))
+        rows = np.concatenate(found)
+        top = rows[:limit]
         files = np.searchsorted(np.asarray(self.file_starts, np.int64), top, side="right") - 1
         return top, files, int(rows.size), partial
 
-    def _endpoints(self, alert: dict[str, Any], idx: np.ndarray) -> np.ndarray:
+    def _endpoints(self, alert: dict[str, Any], idx: slice) -> np.ndarray:
         attacker, victim = _addr(alert.get("src_ip")), _addr(alert.get("dest_ip"))
-        if attacker is None and victim is None:
-            return np.zeros(len(idx), bool)
         sh, sl, dh, dl = self.src_hi[idx], self.src_lo[idx], self.dst_hi[idx], self.dst_lo[idx]
-        fwd = np.ones(len(idx), bool)
-        rev = np.ones(len(idx), bool)
+        if attacker is None and victim is None:
+            return np.zeros(len(sh), bool)
+        fwd = np.ones(len(sh), bool)
+        rev = np.ones(len(sh), bool)
         if attacker is not None:
             fwd &= (sh == attacker[0]) & (sl == attacker[1])
             rev &= (dh == attacker[0]) & (dl == attacker[1])
