@@ -24,7 +24,6 @@ import numpy as np
 
 from .decode import PROTO_ICMP, PROTO_ICMPV6, PacketBatch
 from .detect.classify.packets import PROTO_NAMES
-from .schema import TS_FORMAT
 
 COLUMNS = {"ts": np.float64, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64,
            "proto": np.uint8, "sport": np.uint16, "dport": np.uint16, "has_ports": np.bool_}
@@ -209,8 +208,8 @@ def _addr(text: Any) -> tuple[np.uint64, np.uint64] | None:
 def _epoch(text: Any) -> float | None:
     if not isinstance(text, str):
         return None
-    try:
-        return dt.datetime.strptime(text, TS_FORMAT).timestamp()
+    try:  # schema.TS_FORMAT; fromisoformat reads it without importing _strptime (12 ms at start-up)
+        return dt.datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
 
