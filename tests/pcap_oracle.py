@@ -72,3 +72,15 @@ def same_packets(got: list[dict], want: list[dict], tolerance: float = 1e-6) -> 
     assert [key(r) for r in got] == [key(r) for r in want]
     diffs = [round(g["ts"] - w["ts"], 7) for g, w in zip(got, want)]
     assert all(abs(d) <= tolerance for d in diffs), sorted(set(diffs))[:20]
+
+
+def without_file(alerts: list[dict]) -> list[dict]:
+    """Alerts as they compare across copies of one capture (plain, compressed, standard input):
+    the same frames, but each names the file it was read from (`packets.file`)."""
+    out = []
+    for a in alerts:
+        a = dict(a)
+        if isinstance(a.get("packets"), dict):
+            a["packets"] = {k: v for k, v in a["packets"].items() if k != "file"}
+        out.append(a)
+    return out

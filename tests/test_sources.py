@@ -16,6 +16,7 @@ import pytest
 import zstandard
 from capfiles import libpcap_packets, packets_of, pcap
 from conftest import CORPUS, read_alerts
+from pcap_oracle import without_file
 
 from wirewatch import config
 from wirewatch.capture.batch import CaptureError
@@ -55,7 +56,7 @@ def test_compressed_capture_gives_the_same_alerts_as_the_plain_one(tmp_path):
     a = wirewatch_read(str(MIXED), "--logfile", str(plain_log))
     b = wirewatch_read(str(gz), "--logfile", str(gz_log))
     assert a.returncode == b.returncode == 0
-    assert read_alerts(plain_log) and read_alerts(plain_log) == read_alerts(gz_log)
+    assert read_alerts(plain_log) and without_file(read_alerts(plain_log)) == without_file(read_alerts(gz_log))
     assert json.loads(a.stdout)["packets"] == json.loads(b.stdout)["packets"] == 3695
 
 
@@ -112,7 +113,7 @@ def test_compressed_standard_input(tmp_path):
     a = wirewatch_read(str(MIXED), "--logfile", str(log_plain))
     b = wirewatch_read("-", "--logfile", str(log_stdin), stdin=lzma.compress(MIXED.read_bytes()))
     assert a.returncode == b.returncode == 0
-    assert read_alerts(log_plain) == read_alerts(log_stdin) and read_alerts(log_stdin)
+    assert without_file(read_alerts(log_plain)) == without_file(read_alerts(log_stdin)) and read_alerts(log_stdin)
 
 
 def test_nanosecond_time_stamps_reach_the_engine(tmp_path):
@@ -147,7 +148,7 @@ def test_big_endian_file_through_the_command_line(tmp_path):
     a = wirewatch_read(str(MIXED), "--logfile", str(tmp_path / "a.json"))
     b = wirewatch_read(str(be), "--logfile", str(tmp_path / "b.json"))
     assert a.returncode == b.returncode == 0
-    assert read_alerts(tmp_path / "a.json") == read_alerts(tmp_path / "b.json")
+    assert without_file(read_alerts(tmp_path / "a.json")) == without_file(read_alerts(tmp_path / "b.json"))
     assert read_alerts(tmp_path / "a.json")
 
 
