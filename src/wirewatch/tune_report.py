@@ -1,5 +1,6 @@
 """`wirewatch tune`'s command body: the table, the JSON document and the baseline's
-suggested thresholds (with the config lines to paste), from the peaks tune.record gathers."""
+suggested thresholds (with the config lines to paste), from the peaks tune.record gathers;
+with a store (`--db`, `output.db`) the document is saved there for the dashboard's tune page."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, sensor_name
 from .schema import flow_id
 from .tune import Grid, Peaks, grids, record, spec_named
 
@@ -139,6 +140,13 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
         from .tune_chart import write_png  # matplotlib: imported only when a chart is asked for
 
         write_png(doc, args.png)
+    if cfg.output.db:  # --db or the configured store: the dashboard's tune page shows it
+        from .store.postgres_schema import is_postgres, shown
+        from .store.tune_runs import save_run
+
+        run_id = save_run(cfg.output.db, doc, sensor_name(cfg.general))
+        where = shown(cfg.output.db) if is_postgres(cfg.output.db) else cfg.output.db
+        print(f"wirewatch: tune run {run_id} saved to {where} (the dashboard's /tune?run={run_id})", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .sensor_tables import ROLLUP_TABLES, SENSOR_SOURCES
+from .tune_runs import POSTGRES_TUNE_RUNS
 
 MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
 CONNECT_TIMEOUT_S = 5
@@ -70,6 +71,8 @@ MIGRATIONS: list[str] = [
     SENSOR_SOURCES,
     # 3: an alert's packets (EVE `packets`), generated from the record as in the SQLite store
     "ALTER TABLE alerts ADD COLUMN packets TEXT GENERATED ALWAYS AS ((record::jsonb -> 'packets')::text) STORED;",
+    # 4: saved `wirewatch tune` runs, for the dashboard's tune page (store/tune_runs.py)
+    POSTGRES_TUNE_RUNS,
 ]
 
 

@@ -17,9 +17,13 @@ from typing import Any
 
 from .schema import addr_key, cidr_range
 from .search import TSQUERY_PHRASE, fts5_phrase
+from .tune_runs import LIST as TUNE_LIST
+from .tune_runs import ONE as TUNE_ONE
+from .tune_runs import run_summary
 
 QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked quiet (4 default intervals)
 INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
+NEAR_MISS = 0.5  # the overview lists sources at this fraction of a threshold or more
 
 
 class QueryError(ValueError):
@@ -266,6 +270,26 @@ class Queries:
         rows = self._rows("SELECT record FROM stats ORDER BY id DESC LIMIT 1")
         return json.loads(rows[0]["record"]) if rows else None
 
+    def near_misses(self, sensor: str = "") -> list[dict[str, Any]]:
+        """Per sensor (or for one), the sources at >= NEAR_MISS of a threshold in its latest
+        stats event (`stats.near_misses`), highest fraction first."""
+        where, args = ("WHERE sensor = ?", (sensor,)) if sensor else ("", ())
+        out = []
+        for r in self._rows(f"SELECT sensor, last_seen, record FROM sensors {where} ORDER BY sensor", args):
+            stats = json.loads(r["record"]).get("stats", {})
+            entries = _near_misses(stats.get("near_misses") if isinstance(stats, dict) else None)
+            out.append({"sensor": r["sensor"], "updated": r["last_seen"], "near_misses": entries})
+        return out
+
+    def tune_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Saved `wirewatch tune` runs, newest first (without their documents)."""
+        return [run_summary(r) for r in self._rows(TUNE_LIST, (limit,))]
+
+    def tune_run(self, run_id: int) -> dict[str, Any] | None:
+        """One saved tune run with its document (tune --format json), or None."""
+        rows = self._rows(TUNE_ONE, (run_id,))
+        return run_summary(rows[0]) | {"document": json.loads(rows[0]["document"])} if rows else None
+
     def close(self) -> None:
         self.conn.close()
 
@@ -366,6 +390,22 @@ def _health(stats: list[dict[str, Any]]) -> dict[str, Any]:
             "packets": st["decoder"]["pkts"], "kernel_packets": st["capture"]["kernel_packets"],
             "kernel_drops": st["capture"]["kernel_drops"], "decode_errors": st["decoder"]["invalid"],
             "sensor": s.get("host")}
+
+
+def _near_misses(raw: Any) -> list[dict[str, Any]]:
+    """The well-formed entries of a stats event's `near_misses` (a sensor wrote them, but what
+    a store holds is read defensively): a text and a fraction in [NEAR_MISS, 1), highest first."""
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for e in raw:
+        if not isinstance(e, dict) or not isinstance(e.get("text"), str) or not isinstance(e.get("detector"), str):
+            continue
+        f = e.get("fraction")
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not NEAR_MISS <= f < 1:
+            continue
+        out.append(e)
+    return sorted(out, key=lambda e: (-e["fraction"], e["detector"], e["text"]))
 
 
 def _talkers(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import orjson
 
 from .search import SQLITE_FTS
 from .sensor_tables import SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
+from .tune_runs import SQLITE_TUNE_RUNS
 
 MIGRATIONS: list[str] = [
     # 1: alerts, stats, mutes, and roll-ups that keep the overview fast at a million alerts
@@ -83,6 +84,8 @@ MIGRATIONS: list[str] = [
     # 7: an alert's packets (EVE `packets`: capture file and frame numbers, or a live pcap's name),
     # generated from the record so the writer is unchanged (packet_ring.py, alert_pcap.py)
     "ALTER TABLE alerts ADD COLUMN packets TEXT GENERATED ALWAYS AS (json_extract(record, '$.packets')) VIRTUAL;",
+    # 8: saved `wirewatch tune` runs, for the dashboard's tune page (store/tune_runs.py)
+    SQLITE_TUNE_RUNS,
 ]
 
 

@@ -12,7 +12,7 @@ from ..detect import registry
 from ..schema import TS_FORMAT
 from ..store.queries import QUIET_AFTER_S, QueryError
 from .auth import login_required
-from .lookup import alert_or_404, checked_id
+from .lookup import INT64_MAX, alert_or_404, checked_id
 from .params import address, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg
 
 api = Blueprint("api", __name__)
@@ -53,7 +53,26 @@ def alert_pcap(alert_id: str) -> Any:
 @api.route("/api/overview")
 @login_required
 def overview() -> Any:
-    return jsonify(g.store.overview(sensor=sensor_arg(request.args)))
+    sensor = sensor_arg(request.args)
+    return jsonify(g.store.overview(sensor=sensor) | {"near_misses": g.store.near_misses(sensor)})
+
+
+@api.route("/api/tune")
+@login_required
+def tune_runs() -> Any:
+    limit = request.args.get("limit")
+    n = 50 if not limit else integer("limit", limit, 1, 500)
+    return jsonify(runs=g.store.tune_runs(n))
+
+
+@api.route("/api/tune/<path:run_id>")
+@login_required
+def tune_run(run_id: str) -> Any:
+    n = integer("id", run_id, 1, INT64_MAX)
+    run = g.store.tune_run(n)
+    if run is None:
+        return jsonify(error=f"id: no tune run {n}"), 404
+    return jsonify(run)
 
 
 @api.route("/api/sensors")

@@ -83,6 +83,12 @@ def pcap_response(alert_id: int) -> Any:
                     headers={"Content-Disposition": f"attachment; filename=wirewatch-alert-{alert_id}.pcap"})
 
 
+@pages.route("/tune")
+@login_required
+def tune() -> Any:
+    return render_template("tune.html")
+
+
 @pages.route("/mutes")
 @login_required
 def mutes() -> Any:

@@ -22,6 +22,34 @@
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
     return h + "h " + m + "m";
   }
+  // near misses per sensor: "10.0.0.9: 14 of 20 ports in 10 s" with a bar (all text via textContent)
+  function nearMisses(sensors) {
+    const box = document.getElementById("near-list");
+    box.replaceChildren(...sensors.map(function (s) {
+      const part = WW.el("div", null, "near-sensor");
+      part.dataset.sensor = s.sensor;
+      part.appendChild(WW.el("h3", (s.sensor || "(unnamed sensor)") + " — stats event of " + WW.time(s.updated) + " UTC"));
+      if (!s.near_misses.length) {
+        part.appendChild(WW.el("p", "no source at 50 % of a threshold or more", "muted"));
+        return part;
+      }
+      const table = WW.el("table", null, "alerts"), body = document.createElement("tbody");
+      s.near_misses.forEach(function (n) {
+        const tr = document.createElement("tr"), bar = WW.el("td", null, "bar"), meter = document.createElement("meter");
+        meter.min = 0; meter.max = 1; meter.low = 0.75; meter.high = 0.9; meter.optimum = 0; meter.value = n.fraction;
+        bar.appendChild(meter);
+        bar.appendChild(WW.el("span", " " + Math.floor(n.fraction * 100) + " %"));
+        tr.appendChild(WW.el("td", n.detector));
+        tr.appendChild(WW.el("td", n.text, "near-text"));
+        tr.appendChild(bar);
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      part.appendChild(table);
+      return part;
+    }));
+    if (!sensors.length) box.appendChild(WW.el("p", "no stats event stored yet", "muted"));
+  }
   const scope = WW.sensorScope(() => refresh());
   async function refresh() {
     const q = scope();
@@ -42,6 +70,7 @@
         o.top_sources.map(s => WW.withOwner(s.src_ip, s.owner)), o.top_sources.map(s => s.count));
     set(chart("chart-talkers", "bar", {label: "packets", indexAxis: "y", bg: "#59a14f"}),
         o.top_talkers.map(s => s.src_ip), o.top_talkers.map(s => s.packets));
+    nearMisses(o.near_misses || []);
     const latest = await WW.get("/api/alerts?limit=10" + (q ? "&" + q : ""));
     const body = document.querySelector("#latest tbody");
     body.replaceChildren(...latest.alerts.map(a => WW.alertRow(a, false)));

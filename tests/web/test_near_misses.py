@@ -1,0 +1,63 @@
+"""The overview's near-miss panel through Flask's test client: per sensor, the sources at
+>= 50 % of a threshold in its latest stats record (`stats.near_misses`), highest first, only
+well-formed entries, a hostile value kept as data (the page adds it with textContent)."""
+
+from __future__ import annotations
+
+import pytest
+from dashboard_fixtures import TOKEN, login
+from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
+
+from wirewatch.store.sqlite_sink import SqliteSink
+from wirewatch.web import create_app
+
+HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+BROKEN = [  # dropped: no text, a fraction outside [0.5, 1), not a number, not an entry
+    {"detector": "port_scan", "src_ip": "10.9.9.1", "fraction": 0.9},
+    {"detector": "port_scan", "text": "at the threshold is an alert", "fraction": 1.0},
+    {"detector": "port_scan", "text": "far below", "fraction": 0.3},
+    {"detector": "port_scan", "text": "text fraction", "fraction": "0.9"},
+    {"detector": "port_scan", "text": "bool fraction", "fraction": True},
+    "not an entry", None, 7,
+]
+
+
+@pytest.fixture
+def store(tmp_path):
+    capture = near_miss_capture(tmp_path / "near.pcap")
+    db = str(tmp_path / "ww.db")
+    sink = SqliteSink(db)
+    hostile = dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE, fraction=0.95)
+    sink.write_event(stats_event(capture, "edge-a", [{"detector": "port_scan", "text": "older", "fraction": 0.99}]))
+    sink.write_event(stats_event(capture, "edge-a", NEAR_MISSES + BROKEN))  # the latest of edge-a
+    sink.write_event(stats_event(capture, "edge-b", [hostile]))
+    sink.write_event(stats_event(capture, "edge-c", []))
+    sink.close()
+    return db
+
+
+def test_each_sensor_shows_its_latest_near_misses_highest_first(store):
+    c = login(create_app(store, TOKEN).test_client())
+    near = {s["sensor"]: s for s in c.get("/api/overview").get_json()["near_misses"]}
+    assert sorted(near) == ["edge-a", "edge-b", "edge-c"]
+    assert [n["text"] for n in near["edge-a"]["near_misses"]] == ["10.0.0.7: 12 of 15 hosts in 10 s",
+                                                                   "10.0.0.9: 14 of 20 ports in 10 s"]
+    assert near["edge-a"]["near_misses"][1] == NEAR_MISSES[0]  # the entry as the sensor wrote it
+    assert near["edge-c"]["near_misses"] == [] and near["edge-a"]["updated"] > 0
+    one = c.get("/api/overview?sensor=edge-b").get_json()["near_misses"]
+    assert [s["sensor"] for s in one] == ["edge-b"] and one[0]["near_misses"][0]["text"] == HOSTILE
+
+
+def test_a_hostile_value_never_reaches_the_html(store):
+    c = login(create_app(store, TOKEN).test_client())
+    page = c.get("/").get_data(as_text=True)
+    assert 'id="near-list"' in page and "onerror" not in page and "__xss" not in page
+    r = c.get("/api/overview")
+    assert r.mimetype == "application/json" and HOSTILE in r.get_json()["near_misses"][1]["near_misses"][0]["text"]
+
+
+def test_a_store_without_stats_events_has_no_near_misses(tmp_path):
+    db = str(tmp_path / "empty.db")
+    SqliteSink(db).close()
+    c = login(create_app(db, TOKEN).test_client())
+    assert c.get("/api/overview").get_json()["near_misses"] == []
