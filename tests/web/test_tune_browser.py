@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, cli
 from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
-from ports import free_port
+from ports import free_port, wait_listening
 
 from wirewatch.store.sqlite_sink import SqliteSink
 
@@ -62,14 +60,7 @@ def dashboard():
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--db", str(db), "--port", str(port)],
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
+    wait_listening(port, proc)
     yield f"http://127.0.0.1:{port}", doc
     proc.terminate()
     proc.wait(timeout=10)
