@@ -1,8 +1,12 @@
 """`make bench-live` (root): replay a capture onto a veth with tcpreplay and measure the sensor.
 
 A namespace pair is created for the run and deleted afterwards; tcpreplay sends in one
-namespace, `wirewatch monitor` captures in the other. For each rate (packets/s, or
-"topspeed") it prints packets/s captured, kernel drop percentage and the sensor's CPU use.
+namespace, `wirewatch monitor` captures in the other (default headers-only snapshot). For
+each reader (the compiled dispatch loop, and pcapy-ng's next_batch) and each rate (packets/s,
+or "topspeed") it prints packets/s captured, kernel drop percentage and the sensor's CPU use,
+then the highest rate with zero drops and the sensor's CPU share at it. BENCH_LIVE_CAPTURE
+replays another capture (e.g. var/bench/bulk.pcap, MTU frames) instead of the generated one;
+BENCH_LIVE_READERS=compiled or =pcapy runs one reader only.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from netns import lab  # noqa: E402
 PACKETS = int(os.environ.get("BENCH_LIVE_PACKETS", "1000000"))
 STATS_INTERVAL = 0.1  # seconds between the sensor's stats events: the resolution of "done in"
 RATES = os.environ.get("BENCH_LIVE_RATES", "50000,100000,200000,400000,topspeed").split(",")
+READERS = {"compiled": {}, "pcapy": {"WIREWATCH_LIVE_READER": "pcapy"}}
+CHOSEN = os.environ.get("BENCH_LIVE_READERS", "compiled,pcapy").split(",")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -47,7 +53,7 @@ def wait_caught_up(log: str, packets: int, t0: float, limit: float = 120.0) -> f
     return limit
 
 
-def one_rate(capture: str, rate: str, extra: list[str]) -> dict:
+def one_rate(capture: str, rate: str, extra: list[str], env: dict[str, str]) -> dict:
     workdir = tempfile.mkdtemp(prefix="wwbench", dir="/tmp")
     os.chmod(workdir, 0o755)
     log = os.path.join(workdir, "logs", "alerts.json")
@@ -55,7 +61,7 @@ def one_rate(capture: str, rate: str, extra: list[str]) -> dict:
         mon = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if, "--quiet",
                       "--logfile", log, "--stats-interval", str(STATS_INTERVAL), "--buffer-size", "256", *extra,
                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
-                      env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")})
+                      env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), **env})
         while not (os.path.exists(log) and os.path.getsize(log)):
             time.sleep(0.1)
         cpu0, t0 = cpu_seconds(mon.pid), time.time()
@@ -80,21 +86,25 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench-live needs root (network namespaces and capture)", file=sys.stderr)
         return 2
-    capture = make_capture.ensure(os.path.join(ROOT, "var", "bench", "bench.pcap"))
-    for label, extra in (("all detectors", []),):
-        print(f"[{label}] replaying {PACKETS:,} packets of {capture}")
+    capture = os.environ.get("BENCH_LIVE_CAPTURE") or make_capture.ensure(os.path.join(ROOT, "var", "bench", "bench.pcap"))
+    for reader in CHOSEN:
+        env = READERS[reader]
+        print(f"[all detectors, {reader} reader] replaying {PACKETS:,} packets of {capture} (load {os.getloadavg()[0]:.1f})")
         print(f"{'rate':>10} {'sent in':>8} {'analysed':>10} {'sent pps':>10} {'done in':>8} {'sustained':>10} "
               f"{'drops':>8} {'drop %':>7} {'CPU %':>6}")
         best = None
         for rate in RATES:
-            r = one_rate(capture, rate, extra)
+            r = one_rate(capture, rate, [], env)
             print(f"{r['rate']:>10} {r['sent_s']:>7.2f}s {r['analysed']:>10,} {r['pps']:>10,.0f} {r['done_s']:>7.2f}s "
-                  f"{r['sustained']:>10,.0f} {r['drops']:>8,} {r['drop_pct']:>6.2f}% {r['cpu_pct']:>5.0f}%")
+                  f"{r['sustained']:>10,.0f} {r['drops']:>8,} {r['drop_pct']:>6.2f}% {r['cpu_pct']:>5.0f}%", flush=True)
             if r["drops"] == 0:
                 best = r
         if best:
-            print(f"highest send rate with zero kernel drops: {best['pps']:,.0f} packets/s (requested {best['rate']}); "
-                  f"sensor analysed them at {best['sustained']:,.0f} packets/s")
+            print(f"{reader}: highest send rate with zero kernel drops: {best['pps']:,.0f} packets/s (requested "
+                  f"{best['rate']}); sensor analysed them at {best['sustained']:,.0f} packets/s using "
+                  f"{best['cpu_pct']:.0f} % of one core")
+        else:
+            print(f"{reader}: every rate dropped packets")
     return 0
 
 

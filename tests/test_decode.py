@@ -258,3 +258,66 @@ def test_compiled_decoder_matches_reference_on_arbitrary_bytes(frames, linktype)
     offs = np.cumsum([0] + [len(f) for f in frames[:-1]]) if frames else []
     meta = np.array([[1, 0, o, len(f)] for o, f in zip(offs, frames)], np.uint32).reshape(-1, 4)
     assert_same_as_reference(buf, meta, linktype)
+
+
+def four_tunnels_deep() -> Ether:
+    """IPv6 with a hop-by-hop header, VXLAN, a VLAN tag, GRE, Geneve with options, IPv6 in IPv6,
+    then TCP with options and a full-size payload: the four layers decode.max_tunnel_depth allows."""
+    from scapy.contrib.geneve import GENEVE
+    from scapy.layers.l2 import GRE
+    from scapy.layers.vxlan import VXLAN
+
+    inner = (IPv6(src="fd00::1", dst="fd00::2") / IPv6(src="fd00::3", dst="fd00::4")
+             / TCP(sport=1, dport=2, flags="PA", options=[("MSS", 1400), ("NOP", None), ("WScale", 7)])
+             / Raw(b"p" * 1200))
+    geneve = UDP(sport=6, dport=6081) / GENEVE(proto=0x6558, optionlen=4, options=b"\x01" * 16) / Ether(
+        src="02:00:00:00:00:05", dst="02:00:00:00:00:06") / inner
+    gre = IP(src="10.1.0.1", dst="10.1.0.2", options=[IPOption_RR()]) / GRE() / IP(src="10.2.0.1", dst="10.2.0.2") / geneve
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(src="fd01::1", dst="fd01::2") / \
+        IPv6ExtHdrHopByHop() / UDP(sport=7, dport=4789) / VXLAN(vni=1) / Ether(src="02:00:00:00:00:03",
+                                                                                dst="02:00:00:00:00:04") / Dot1Q(vlan=3) / gre
+
+
+def test_headers_snaplen_cuts_no_header_the_decoder_reads(tmp_path):
+    """Live capture's default snapshot (headers_snaplen): every packet of both corpora (all shorter
+    than it), and full-size ones, one of them four tunnels deep, decode the same cut to it as
+    whole (columns, errors, wire lengths)."""
+    from conftest import CORPUS
+
+    from wirewatch.capture.pcapfile import read_batches
+    from wirewatch.decode import headers_snaplen
+
+    snap = headers_snaplen()
+    assert (snap, headers_snaplen(0)) == (832, 320)
+    from scapy.layers.vxlan import VXLAN
+
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    big = [four_tunnels_deep(), e / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(flags="PA") / Raw(b"x" * 1448),
+           e / IP(src="10.0.0.3", dst="10.0.0.4") / UDP(sport=5, dport=4789) / VXLAN() / e / IPv6() / UDP()
+           / Raw(b"y" * 1300)]
+    deep = write_pcap(str(tmp_path / "deep.pcap"), [(BASE_TS + i, p) for i, p in enumerate(big)])
+    paths = [deep, *sorted(CORPUS.glob("*.pcap")), *sorted((CORPUS.parent / "corpus-busy").glob("*.pcap*"))]
+    cut_rows = 0
+    for path in paths:
+        for raw in read_batches(str(path), 16384):
+            meta = raw.meta.copy()
+            meta[:, 3] = np.minimum(meta[:, 3], snap)
+            cut_rows += int(np.count_nonzero(meta[:, 3] < raw.meta[:, 3]))
+            whole, cut = decode(raw.buf, raw.meta, raw.linktype), decode(raw.buf, meta, raw.linktype)
+            for name in BATCH_FIELDS:
+                np.testing.assert_array_equal(getattr(cut, name), getattr(whole, name), err_msg=f"{path}: {name}")
+            assert (cut.errors, cut.non_ip) == (whole.errors, whole.non_ip), path
+            if path == deep:
+                assert whole.tunnel[0] > 0xFFF  # four layers
+    assert cut_rows == len(big)
+
+
+def test_monitor_takes_the_headers_snaplen():
+    from wirewatch import cli, config
+    from wirewatch.decode import headers_snaplen
+    from wirewatch.sensor import live_options
+
+    def snaplen(*argv: str) -> int:
+        return live_options(cli.build_parser().parse_args(["monitor", "-i", "eth0", *argv]), config.build(), "eth0").snaplen
+
+    assert snaplen() == 262144 and snaplen("--snaplen", str(headers_snaplen())) == 832

@@ -53,12 +53,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _live(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("live capture")
     g.add_argument("--bpf", metavar="FILTER", help="BPF capture filter, e.g. 'not port 22'")
-    g.add_argument("--snaplen", type=int, default=262144, metavar="BYTES", help="bytes captured per packet (default 262144)")
+    g.add_argument("--snaplen", type=int, default=262144, metavar="BYTES",
+                   help="bytes captured per packet (default 262144; 832 captures the headers decoded, see README)")
     g.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     g.add_argument("--buffer-size", type=int, default=64, metavar="MB", help="kernel capture buffer (default 64 MB)")
     g.add_argument("--user", metavar="NAME", help="user to become after opening the capture (default nobody when root)")
     g.add_argument("--capture", choices=("pcap", "scapy"), default="pcap",
-                   help="capture backend: libpcap via pcapy-ng (default) or Scapy (portable, slower)")
+                   help="capture backend: libpcap (default; a compiled read loop, else pcapy-ng) or Scapy (portable, slower)")
     g.add_argument("--stats-interval", type=float, default=30.0, metavar="SECONDS",
                    help="seconds between EVE stats events (default 30)")
     g.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")

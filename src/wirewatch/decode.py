@@ -615,6 +615,21 @@ def _depth_bound(max_tunnel_depth: int) -> int:
     return min(max(max_tunnel_depth, 0), MAX_TUNNEL_DEPTH)
 
 
+# Headers-only live capture (`monitor`'s default --snaplen): the bytes the decoder reads of a
+# packet, at most, budgeted per layer. Link: Ethernet with two VLAN tags (22), cooked v2 (20),
+# IPoIB (44), usual radiotap and NFLOG prefixes. Each tunnel layer: an outer IPv4 header with
+# options (60) or IPv6 with 24 bytes of extension headers, UDP or GRE, the tunnel header with
+# up to 24 bytes of options (VXLAN, Geneve, GTP-U, ERSPAN, an MPLS stack...), the inner Ethernet
+# header and a VLAN tag. Innermost: IPv6 with 92 bytes of extension headers and a TCP header
+# with options (60), or an ICMP error quoting an IPv4 header with options and its ports.
+SNAP_LINK, SNAP_PER_TUNNEL, SNAP_INNER = 128, 128, 192
+
+
+def headers_snaplen(max_tunnel_depth: int = DEFAULT_TUNNEL_DEPTH) -> int:
+    """Bytes per packet that cover every header the decoder reads at this tunnel depth (832 at 4)."""
+    return SNAP_LINK + _depth_bound(max_tunnel_depth) * SNAP_PER_TUNNEL + SNAP_INNER
+
+
 def decode(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
            max_tunnel_depth: int = DEFAULT_TUNNEL_DEPTH) -> PacketBatch:
     """Decode a batch: `meta` rows are (sec, usec, offset, caplen) into `buf`.

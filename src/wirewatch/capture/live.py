@@ -1,21 +1,40 @@
-"""Live capture through pcapy-ng: batched, non-blocking reads, kernel drop statistics.
+"""Live capture through libpcap: batched, non-blocking reads, kernel drop statistics.
 
 The handle is non-blocking and polled with select() on its file descriptor, so an idle
 wire returns at once (empty) and packets arrive within about the handle's timeout:
 stats, expiry and signals keep working when nothing is on the wire (DESIGN.md).
+
+The read loop is compiled (native/pcapwalk.c, libpcap loaded at run time): pcap_dispatch
+copies each packet once from the kernel's ring into one of two preallocated buffers, with
+a meta row per packet and no Python object per packet. pcapy-ng's next_batch (a new bytes
+object per batch) serves when the compiled module or libpcap is missing, or with
+WIREWATCH_LIVE_READER=pcapy.
+
+`--snaplen` of `decode.headers_snaplen` bytes (832 at the default tunnel depth) captures only
+the headers: enough for the deepest header chain the decoder reads (README: not yet the default).
 """
 
 from __future__ import annotations
 
+import os
 import select
 from dataclasses import dataclass
 
 import numpy as np
 import pcapy
 
+from .. import native
 from .pcapfile import CaptureError, RawBatch
 
 POLL_S = 0.2
+BUFFER_MAX = 16 * 1024 * 1024  # bytes of each of the two batch buffers of the compiled loop, at most
+_native = native.load("_pcapwalk")
+
+
+def compiled_loop() -> bool:
+    """Whether live capture reads through the compiled dispatch loop."""
+    return (_native is not None and hasattr(_native, "live_available") and _native.live_available()
+            and os.environ.get("WIREWATCH_LIVE_READER") != "pcapy")
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,32 @@ class LiveSource:
         if opts.interface != "any" and opts.interface not in interfaces() and interfaces():
             known = ", ".join(interfaces())
             raise CaptureError(f"unknown interface {opts.interface!r} (interfaces: {known})")
+        self.compiled = compiled_loop()
+        if self.compiled:
+            self._open_compiled(opts)
+        else:
+            self._open_pcapy(opts)
+
+    def _open_compiled(self, opts: LiveOptions) -> None:
+        handle, status, message = _native.live_open(  # type: ignore[union-attr]
+            opts.interface, opts.snaplen, 1 if opts.promisc else 0, opts.timeout_ms, opts.buffer_mb * 1024 * 1024,
+            opts.bpf)
+        if handle is None:
+            if status == -100:
+                raise CaptureError(f"--bpf {opts.bpf!r}: {message}")
+            if status == -1:
+                raise CaptureError(_explain(opts.interface, OSError(message)))
+            raise CaptureError(_activate_error(opts.interface, status))
+        self.handle = handle
+        self.linktype = _native.live_datalink(handle)  # type: ignore[union-attr]
+        self.fd = _native.live_fd(handle)  # type: ignore[union-attr]
+        size = max(opts.snaplen, min(BUFFER_MAX, opts.batch_size * opts.snaplen))
+        # two of each: a batch handed out stays intact while the next one is read
+        self._bufs = [bytearray(size), bytearray(size)]
+        self._metas = [np.empty((opts.batch_size, 4), np.uint32) for _ in range(2)]
+        self._turn = 0
+
+    def _open_pcapy(self, opts: LiveOptions) -> None:
         try:
             h = pcapy.create(opts.interface)
             h.set_snaplen(opts.snaplen)
@@ -96,11 +141,23 @@ class LiveSource:
         return self.drain()
 
     def drain(self) -> RawBatch:
-        buf, meta = self.handle.next_batch(self.opts.batch_size)
-        return RawBatch(buf, np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4), self.linktype)
+        if not self.compiled:
+            buf, meta = self.handle.next_batch(self.opts.batch_size)
+            return RawBatch(buf, np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4), self.linktype)
+        turn = self._turn
+        self._turn ^= 1
+        buf, meta = self._bufs[turn], self._metas[turn]
+        try:
+            n, used = _native.live_dispatch(self.handle, buf, meta, self.opts.snaplen)  # type: ignore[union-attr]
+        except OSError as exc:
+            raise CaptureError(f"{self.opts.interface}: {exc}") from None
+        return RawBatch(memoryview(buf)[:used], meta[:n], self.linktype)
 
     def kernel_stats(self) -> tuple[int, int, int]:
         """(packets received, dropped by the kernel, dropped by the interface)."""
+        if self.compiled:
+            got = _native.live_stats(self.handle)  # type: ignore[union-attr]
+            return (0, 0, 0) if got is None else (int(got[0]), int(got[1]), int(got[2]))
         try:
             recv, drop, ifdrop = self.handle.stats()
         except pcapy.PcapError:
@@ -108,7 +165,10 @@ class LiveSource:
         return int(recv), int(drop), int(ifdrop)
 
     def close(self) -> None:
-        self.handle.close()
+        if self.compiled:
+            _native.live_close(self.handle)  # type: ignore[union-attr]
+        else:
+            self.handle.close()
 
 
 class ScapySource:

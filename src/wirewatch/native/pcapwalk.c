@@ -14,7 +14,9 @@
  */
 #include "buffers.h"
 
+#include <dlfcn.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -377,7 +379,274 @@ static PyObject *k_faults(PyObject *self, PyObject *args)
     return PyLong_FromLong(i >= 0 && i < MAX_GUARDS ? (long)guard_faults[i] : 0);
 }
 
+/* ---- live capture: libpcap's dispatch loop into a preallocated buffer --------------------
+ * libpcap is opened at run time (dlopen), so building needs no libpcap headers and a machine
+ * without libpcap still imports this module (live_available() is then false and
+ * capture/live.py uses pcapy-ng). The handle is opened, configured and read here; each
+ * packet is copied once, from libpcap's ring into the caller's buffer, with one meta row
+ * (sec, usec, offset, caplen): no Python object per packet. */
+typedef struct {
+    struct timeval ts;
+    uint32_t caplen, len;
+} pkthdr;
+typedef struct {
+    unsigned int bf_len;
+    void *bf_insns;
+} bpf_program;
+typedef struct {
+    unsigned int ps_recv, ps_drop, ps_ifdrop;
+} pcap_stat_t;
+typedef void (*handler_fn)(unsigned char *, const pkthdr *, const unsigned char *);
+
+static struct {
+    int loaded;
+    void *(*create)(const char *, char *);
+    int (*set_snaplen)(void *, int);
+    int (*set_promisc)(void *, int);
+    int (*set_timeout)(void *, int);
+    int (*set_buffer_size)(void *, int);
+    int (*activate)(void *);
+    char *(*geterr)(void *);
+    int (*compile)(void *, bpf_program *, const char *, int, uint32_t);
+    int (*setfilter)(void *, bpf_program *);
+    void (*freecode)(bpf_program *);
+    int (*setnonblock)(void *, int, char *);
+    int (*get_selectable_fd)(void *);
+    int (*datalink)(void *);
+    int (*stats)(void *, pcap_stat_t *);
+    void (*close)(void *);
+    int (*dispatch)(void *, int, handler_fn, unsigned char *);
+} lp;
+
+static int load_libpcap(void)
+{
+    if (lp.loaded)
+        return lp.loaded > 0;
+    const char *names[] = {"libpcap.so.1", "libpcap.so.0.8", "libpcap.so", NULL};
+    void *h = NULL;
+    for (int i = 0; names[i] && !h; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    lp.loaded = -1;
+    if (!h)
+        return 0;
+#define SYM(field, name)                                 \
+    if (!(*(void **)&lp.field = dlsym(h, name))) \
+        return 0;
+    SYM(create, "pcap_create")
+    SYM(set_snaplen, "pcap_set_snaplen")
+    SYM(set_promisc, "pcap_set_promisc")
+    SYM(set_timeout, "pcap_set_timeout")
+    SYM(set_buffer_size, "pcap_set_buffer_size")
+    SYM(activate, "pcap_activate")
+    SYM(geterr, "pcap_geterr")
+    SYM(compile, "pcap_compile")
+    SYM(setfilter, "pcap_setfilter")
+    SYM(freecode, "pcap_freecode")
+    SYM(setnonblock, "pcap_setnonblock")
+    SYM(get_selectable_fd, "pcap_get_selectable_fd")
+    SYM(datalink, "pcap_datalink")
+    SYM(stats, "pcap_stats")
+    SYM(close, "pcap_close")
+    SYM(dispatch, "pcap_dispatch")
+#undef SYM
+    lp.loaded = 1;
+    return 1;
+}
+
+#define HANDLE_NAME "wirewatch.live_handle"
+
+static void *handle_of(PyObject *capsule)
+{
+    void *p = PyCapsule_GetPointer(capsule, HANDLE_NAME);
+    if (p == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "live: the handle is closed");
+    return p;
+}
+
+static void close_capsule(PyObject *capsule)
+{
+    void *p = PyCapsule_GetPointer(capsule, HANDLE_NAME);
+    if (p)
+        lp.close(p);
+}
+
+/* live_available() -> whether libpcap could be loaded */
+static PyObject *k_live_available(PyObject *self, PyObject *args) { return PyBool_FromLong(load_libpcap()); }
+
+/* live_open(device, snaplen, promisc, timeout_ms, buffer_bytes, bpf) -> (handle, status, message)
+ * status: pcap_activate's (negative: failed, handle None) or -100 for a filter that does not compile */
+static PyObject *k_live_open(PyObject *self, PyObject *args)
+{
+    const char *dev, *bpf;
+    int snaplen, promisc, timeout, buffer;
+    if (!PyArg_ParseTuple(args, "siiiis", &dev, &snaplen, &promisc, &timeout, &buffer, &bpf))
+        return NULL;
+    if (!load_libpcap()) {
+        PyErr_SetString(PyExc_OSError, "libpcap could not be loaded");
+        return NULL;
+    }
+    char errbuf[512] = "";
+    void *p = lp.create(dev, errbuf);
+    if (!p)
+        return Py_BuildValue("Ois", Py_None, -1, errbuf);
+    lp.set_snaplen(p, snaplen);
+    lp.set_promisc(p, promisc);
+    lp.set_timeout(p, timeout);
+    lp.set_buffer_size(p, buffer);
+    int status = lp.activate(p);
+    if (status < 0) {
+        PyObject *r = Py_BuildValue("Ois", Py_None, status, lp.geterr(p));
+        lp.close(p);
+        return r;
+    }
+    if (bpf[0]) {
+        bpf_program prog;
+        if (lp.compile(p, &prog, bpf, 1, 0xFFFFFFFFu) < 0) {
+            PyObject *r = Py_BuildValue("Ois", Py_None, -100, lp.geterr(p));
+            lp.close(p);
+            return r;
+        }
+        int bad = lp.setfilter(p, &prog) < 0;
+        lp.freecode(&prog);
+        if (bad) {
+            PyObject *r = Py_BuildValue("Ois", Py_None, -100, lp.geterr(p));
+            lp.close(p);
+            return r;
+        }
+    }
+    if (lp.setnonblock(p, 1, errbuf) < 0) {
+        PyObject *r = Py_BuildValue("Ois", Py_None, -1, errbuf);
+        lp.close(p);
+        return r;
+    }
+    PyObject *capsule = PyCapsule_New(p, HANDLE_NAME, close_capsule);
+    if (!capsule) {
+        lp.close(p);
+        return NULL;
+    }
+    PyObject *r = Py_BuildValue("Ois", capsule, status, "");
+    Py_DECREF(capsule);
+    return r;
+}
+
+typedef struct {
+    uint8_t *buf;
+    int64_t cap, used;
+    uint32_t *meta;
+    Py_ssize_t n, max;
+} live_rows;
+
+static void on_packet(unsigned char *user, const pkthdr *h, const unsigned char *bytes)
+{
+    live_rows *r = (live_rows *)user;
+    uint32_t caplen = h->caplen;
+    if (r->n >= r->max || r->used + caplen > r->cap)
+        return; /* never: the caller's count leaves room for a full snapshot per packet */
+    memcpy(r->buf + r->used, bytes, caplen);
+    uint32_t *m = r->meta + 4 * r->n;
+    m[0] = (uint32_t)h->ts.tv_sec;
+    m[1] = (uint32_t)h->ts.tv_usec;
+    m[2] = (uint32_t)r->used;
+    m[3] = caplen;
+    r->used += caplen;
+    r->n++;
+}
+
+/* live_dispatch(handle, buf, meta, snaplen) -> (packets, bytes): what one pcap_dispatch gives now,
+ * up to len(meta) / 4 packets and as many as fit len(buf) at `snaplen` bytes each */
+static PyObject *k_live_dispatch(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *obuf, *ometa;
+    int snaplen;
+    if (!PyArg_ParseTuple(args, "OOOi", &capsule, &obuf, &ometa, &snaplen))
+        return NULL;
+    void *p = handle_of(capsule);
+    if (!p)
+        return NULL;
+    PyObject *o[2] = {obuf, ometa};
+    const buffer_spec specs[2] = {{1, 1, 0, "buf"}, {4, 1, 0, "meta"}};
+    Py_buffer v[2];
+    if (get_buffers(o, v, specs, 2) < 0)
+        return NULL;
+    live_rows r = {v[0].buf, v[0].len, 0, v[1].buf, 0, length(&v[1]) / 4};
+    int failed = 0;
+    if (snaplen < 1)
+        snaplen = 1;
+    /* one pcap_dispatch call, as pcapy-ng's next_batch: at most what the ring holds now (a
+     * storm then hands over ring blocks, not a full batch each time, and a stop signal is
+     * seen between them) */
+    int64_t room = (r.cap - r.used) / snaplen;
+    Py_ssize_t count = r.max < room ? r.max : (Py_ssize_t)room;
+    Py_BEGIN_ALLOW_THREADS
+    if (count > 0) {
+        int got = lp.dispatch(p, (int)(count > 1 << 30 ? 1 << 30 : count), on_packet, (unsigned char *)&r);
+        failed = got < 0 && got != -2; /* -2: pcap_breakloop */
+    }
+    Py_END_ALLOW_THREADS
+    release_buffers(v, 2);
+    if (failed) {
+        PyErr_Format(PyExc_OSError, "live capture: %s", lp.geterr(p));
+        return NULL;
+    }
+    return Py_BuildValue("nL", r.n, (long long)r.used);
+}
+
+/* live_fd(handle) -> the descriptor to select() on; live_datalink(handle) -> DLT */
+static PyObject *k_live_fd(PyObject *self, PyObject *args)
+{
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "O", &capsule))
+        return NULL;
+    void *p = handle_of(capsule);
+    return p ? PyLong_FromLong(lp.get_selectable_fd(p)) : NULL;
+}
+
+static PyObject *k_live_datalink(PyObject *self, PyObject *args)
+{
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "O", &capsule))
+        return NULL;
+    void *p = handle_of(capsule);
+    return p ? PyLong_FromLong(lp.datalink(p)) : NULL;
+}
+
+/* live_stats(handle) -> (received, dropped, dropped by the interface), or None when libpcap fails */
+static PyObject *k_live_stats(PyObject *self, PyObject *args)
+{
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "O", &capsule))
+        return NULL;
+    void *p = handle_of(capsule);
+    if (!p)
+        return NULL;
+    pcap_stat_t st;
+    if (lp.stats(p, &st) < 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("III", st.ps_recv, st.ps_drop, st.ps_ifdrop);
+}
+
+/* live_close(handle) */
+static PyObject *k_live_close(PyObject *self, PyObject *args)
+{
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "O", &capsule))
+        return NULL;
+    void *p = PyCapsule_GetPointer(capsule, HANDLE_NAME);
+    if (p) {
+        lp.close(p);
+        PyCapsule_SetDestructor(capsule, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"live_available", k_live_available, METH_NOARGS, "live_available() -> libpcap could be loaded"},
+    {"live_open", k_live_open, METH_VARARGS, "live_open(device, snaplen, promisc, timeout_ms, buffer_bytes, bpf) -> (handle, status, message)"},
+    {"live_dispatch", k_live_dispatch, METH_VARARGS, "live_dispatch(handle, buf, meta, snaplen) -> (packets, bytes)"},
+    {"live_fd", k_live_fd, METH_VARARGS, "live_fd(handle) -> selectable descriptor"},
+    {"live_datalink", k_live_datalink, METH_VARARGS, "live_datalink(handle) -> DLT"},
+    {"live_stats", k_live_stats, METH_VARARGS, "live_stats(handle) -> (received, dropped, ifdropped) or None"},
+    {"live_close", k_live_close, METH_VARARGS, "live_close(handle)"},
     {"guard", k_guard, METH_VARARGS, "guard(buffer) -> slot: SIGBUS in the mapping reads zeros and is counted"},
     {"unguard", k_unguard, METH_VARARGS, "unguard(slot)"},
     {"faults", k_faults, METH_VARARGS, "faults(slot) -> SIGBUS faults caught in the mapping"},
