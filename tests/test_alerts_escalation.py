@@ -1,5 +1,6 @@
 """Escalation (alerts.py): a repeat inside the cooldown whose main figure grew tenfold is a new
-alert naming the one it outgrew; a bigger attack is not hidden by a smaller one's cooldown."""
+alert naming the one it outgrew; a bigger attack is not hidden by a smaller one's cooldown; a
+repeat that grew less is the alert's update (`update_of`) when the cooldown or the run ends."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def test_a_forged_source_flood_inside_the_cooldown_of_a_one_source_flood_escalat
     # 12 s later (inside the 30 s cooldown, after the 10 s window): 20,000 forged sources
     second = write_syn_storm(str(tmp_path / "many.pcap"), 20_000, VICTIM, 8080, t0=BASE_TS + 12, duration=2.0)
     floods = run(tmp_path, first, second)
-    assert len(floods) == 2
-    small, big = floods
+    assert len(floods) == 3  # the alert, its escalation at the storm's first slice, the escalation's update
+    small, big, grown = floods
     assert small["evidence"]["distinct_sources"] == 1 and "escalated_from" not in small
     assert big["escalated_from"] == {"flow_id": small["flow_id"], "timestamp": small["timestamp"],
                                      "message": small["message"], "distinct_sources": 1}
@@ -62,13 +63,26 @@ def test_a_forged_source_flood_inside_the_cooldown_of_a_one_source_flood_escalat
     assert abs(e["distinct_sources"] - exact) <= 0.05 * exact  # HyperLogLog: within its error
     assert sum(s["syns"] for s in e["top_sources"]) + e["other_sources_syns"] == e["host_syns"] == e["syns"]
     assert e["busiest_port"] == {"port": 8080, "syns": upto.sum()}
+    # the storm went on growing after its escalation: the update at the end of the run says by how much
+    g = grown["evidence"]
+    assert grown["update_of"] == {"flow_id": big["flow_id"], "timestamp": big["timestamp"],
+                                  "message": big["message"].split(" [escalated: ")[0],
+                                  "distinct_sources": e["distinct_sources"]}
+    assert "escalated_from" not in grown and "[update: distinct_sources " in grown["message"]
+    upto = np.array([format_ts(t) <= g["last_seen"] for t in ts2])
+    assert g["syns"] == upto.sum() and g["distinct_sources"] >= 1.5 * e["distinct_sources"]
+    assert abs(g["distinct_sources"] - len(np.unique(src2[upto]))) <= 0.05 * len(np.unique(src2[upto]))
 
 
 def test_without_escalation_the_bigger_flood_is_only_a_suppressed_repeat(tmp_path):
     first = one_source_flood(str(tmp_path / "one.pcap"))
     second = write_syn_storm(str(tmp_path / "many.pcap"), 20_000, VICTIM, 8080, t0=BASE_TS + 12, duration=2.0)
     floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=0"))
-    assert len(floods) == 1 and floods[0]["evidence"]["distinct_sources"] == 1
+    assert len(floods) == 2 and floods[0]["evidence"]["distinct_sources"] == 1
+    # not a new alert, but not lost either: the largest repeat is the alert's update when its cooldown ends
+    small, update = floods
+    assert "escalated_from" not in update and update["update_of"]["timestamp"] == small["timestamp"]
+    assert update["evidence"]["distinct_sources"] > 10_000 and update["flow_id"] == small["flow_id"]
 
 
 def test_the_escalation_factor_is_configurable(tmp_path):
@@ -77,4 +91,4 @@ def test_the_escalation_factor_is_configurable(tmp_path):
     floods = run(tmp_path, first, second)
     assert len(floods) == 2 and floods[1]["escalated_from"]["distinct_sources"] == 1  # 1 -> ~600 sources
     floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=1000"))
-    assert len(floods) == 1  # ~600 is not 1,000 x 1
+    assert [("escalated_from" in a, "update_of" in a) for a in floods] == [(False, False), (False, True)]  # ~600 is not 1,000 x 1

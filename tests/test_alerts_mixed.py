@@ -20,13 +20,16 @@ import numpy as np
 import pytest
 from conftest import cli, decode_file, read_alerts
 
+from wirewatch import config
 from wirewatch.decode import TCP_ACK, TCP_RST, TCP_SYN
 from wirewatch.detect.count.kernels import hash_cols
 from wirewatch.detect.suspicious_port import DEFAULT_PORTS
-from wirewatch.schema import TS_FORMAT, format_ts
+from wirewatch.detect.syn_flood import REPORT_GROWTH
+from wirewatch.schema import TS_FORMAT
 
 HERE = Path(__file__).resolve().parent
 CLIENT, VICTIM, LISTED = "10.213.77.1", "10.213.77.2", "10.213.77.66"
+COOLDOWN = config.build([]).alerts.cooldown
 SCANS = {"port_scan", "host_sweep", "distributed_scan", "failed_handshake", "unusual_protocol"}
 CAPTURES = [str(HERE / "mixed" / "mixed-small.pcap.xz")] + (
     [os.environ["WIREWATCH_BENCH_MIXED"]] if os.environ.get("WIREWATCH_BENCH_MIXED") else [])
@@ -77,6 +80,12 @@ def test_the_forged_source_flood_is_its_own_alert_with_its_sources(run):
     assert abs(e["distinct_sources"] - exact) <= 0.1 * exact  # HyperLogLog: about 4.6 % standard error
     assert sum(s["syns"] for s in e["top_sources"]) + e["other_sources_syns"] == e["host_syns"]
     assert f"({e['distinct_sources']} sources)" in a["message"]
+    # and not an early glimpse of it: a flood of half a window or less (the HyperLogLog span) is
+    # reported (in an alert, an escalation or their update) with all its sources, to within
+    # the detector's re-report step and the estimate's error
+    everything = flood_syns(b, a)
+    if np.ptp(b.ts[everything]) <= e["window_s"] / 2:
+        assert e["distinct_sources"] >= 0.9 * len(np.unique(b.src_lo[everything])) / REPORT_GROWTH
 
 
 def test_syn_flood_first_and_last_seen_are_the_first_and_last_syn_it_counts(run):
@@ -111,13 +120,15 @@ def test_every_syn_flood_alert_adds_up(run):
 
 def test_the_scanners_watched_port_probes_are_in_its_scan_alerts(run):
     alerts, b = run
-    scans = [a for a in alerts if a["type"] == "port_scan" and a.get("src_ip") == CLIENT]
+    scans = [a for a in alerts if a["type"] == "port_scan" and a.get("src_ip") == CLIENT]  # with their updates
     touched = set().union(*(a["evidence"].get("watched_ports_touched", []) for a in scans))
     probed = syns(b) & (b.src_lo == lo(CLIENT)) & (b.dst_lo == lo(VICTIM)) & np.isin(b.dport, DEFAULT_PORTS)
     assert touched <= set(b.dport[probed].tolist())
-    last_scan = max(a["timestamp"] for a in scans)
-    before = [p for p, t in zip(b.dport[probed].tolist(), b.ts[probed].tolist()) if format_ts(t + 1.0) < last_scan]
-    assert set(before) <= touched
+    # every probe within the cooldown of a scan alert is in that alert, its next one or its update
+    starts = [when(a["timestamp"]) for a in scans if "update_of" not in a]
+    inside = [p for p, t in zip(b.dport[probed].tolist(), b.ts[probed].tolist())
+              if any(t0 <= t < t0 + COOLDOWN for t0 in starts)]
+    assert inside and set(inside) <= touched
     bare = [a for a in alerts if a["type"] == "suspicious_port" and a.get("src_ip") == CLIENT and "attempts" in a["evidence"]]
     assert bare == []  # every bare probe of the scanner is part of its scan
 

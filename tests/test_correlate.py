@@ -125,3 +125,40 @@ def test_challenge_acks_of_a_flooded_victim_are_no_ack_scan(tmp_path):
     alerts, _ = run_packets(tmp_path, pkts)
     assert not [a for a in alerts if a.get("src_ip") == TARGET]
 
+
+
+def test_probes_after_the_scan_alert_are_its_update_not_alerts_and_not_lost(tmp_path):
+    # the scan alert is written in its second; 5 s later the scanner probes two watched ports
+    pkts = syn_scan(T0, SCANNER, TARGET, range(100, 160)) + syn_scan(T0 + 5, SCANNER, TARGET, [4444, 31337])
+    alerts, engine = run_packets(tmp_path, pkts)
+    by = types(alerts + engine.alerts.finish())  # the run ends inside the cooldown: the update comes then
+    assert "suspicious_port" not in by
+    scan, update = by["port_scan"]
+    assert "watched_ports_touched" not in scan["evidence"]
+    assert update["update_of"] == {"flow_id": scan["flow_id"], "timestamp": scan["timestamp"], "message": scan["message"]}
+    assert update["flow_id"] == scan["flow_id"] and update["evidence"]["distinct_ports"] == scan["evidence"]["distinct_ports"]
+    late = watched_syns_in(str(tmp_path / "t.pcap"), SCANNER)
+    assert update["evidence"]["watched_ports_touched"] == sorted(late) == [4444, 31337]
+    assert update["evidence"]["watched_port_probes"] == 2
+    assert update["message"] == f"{scan['message']} [update: watched ports 4444, 31337 probed since {scan['timestamp']}]"
+    assert update["timestamp"].endswith("00:00:05.001000+0000")  # the last late probe
+
+
+def test_the_update_comes_when_the_cooldown_ends_and_later_probes_alert_on_their_own(tmp_path):
+    # probes at 5 s (inside the 30 s cooldown), traffic at 31 s ends it, a probe at 40 s is its own alert
+    pkts = (syn_scan(T0, SCANNER, TARGET, range(100, 160)) + syn_scan(T0 + 5, SCANNER, TARGET, [4444])
+            + syn_scan(T0 + 31, "10.2.0.9", TARGET, [80]) + syn_scan(T0 + 40, SCANNER, TARGET, [6667]))
+    alerts, _ = run_packets(tmp_path, pkts)
+    kinds = [(a["type"], "update_of" in a, a["timestamp"][11:19]) for a in alerts]
+    assert kinds == [("port_scan", False, "00:00:00"), ("port_scan", True, "00:00:05"),
+                     ("suspicious_port", False, "00:00:40")]
+
+
+def test_a_scan_that_grew_has_one_update_with_its_late_probes(tmp_path):
+    # 60 ports, then (suppressed: not tenfold) 200 more ports and a watched-port probe 12 s later
+    pkts = (syn_scan(T0, SCANNER, TARGET, range(100, 160))
+            + syn_scan(T0 + 12, SCANNER, TARGET, [*range(1000, 1200), 4444]))
+    alerts, engine = run_packets(tmp_path, pkts)
+    scan, update = types(alerts + engine.alerts.finish())["port_scan"]
+    assert "[update: distinct_ports 60 -> 261 since " in update["message"]  # all 261 within the slow window
+    assert update["evidence"]["watched_ports_touched"] == [4444] and update["update_of"]["distinct_ports"] == 60

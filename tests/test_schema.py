@@ -36,7 +36,8 @@ SURICATA_ALERT = {
 # wirewatch's additions to an alert record (README documents each)
 EXTENSION_ALERT = {
     "type": STR, "message": STR, "evidence": {"type": "object"}, "enrichment": {"type": "object"},
-    "escalated_from": {"type": ["string", "object", "array"]}, "muted": INT, "packets": {"type": "object"},
+    "escalated_from": {"type": ["string", "object", "array"]}, "update_of": {"type": "object"}, "muted": INT,
+    "packets": {"type": "object"},
 }
 ALERT_SCHEMA = {
     "type": "object", "required": ["timestamp", "event_type", "alert", "type", "message", "evidence"],

@@ -14,6 +14,7 @@ from .schema import alert_record, flow_id, severity_of
 from .storm import StormControl
 
 STORM_FIGURE = "distinct_sources"  # an aggregate's main figure, whatever its type
+UPDATE_GROWTH = 1.5  # suppressed repeats whose figure reached this multiple of the alert's make its update
 
 
 @dataclass
@@ -21,8 +22,9 @@ class _Seen:
     last_alert: float  # packet time of the alert that started the cooldown
     figure: float | None  # its main figure (see AlertManager.figures)
     severity: int
-    ref: dict[str, Any]  # how a later escalation names it (escalated_from)
+    ref: dict[str, Any]  # how a later escalation or update names it (escalated_from, update_of)
     suppressed: int = 0
+    grown: Finding | None = None  # the suppressed repeat with the largest figure, for the update
 
 
 @dataclass
@@ -35,7 +37,11 @@ class AlertManager:
     figure (`figures[type]`, an evidence key each detector declares: distinct sources,
     packets, ports) reached `escalation_factor` times that alert's, or its severity rose.
     An escalation is a new alert with `escalated_from` naming the earlier one, and starts
-    a new cooldown. Identifiers are capped (least recent go).
+    a new cooldown. A repeat suppressed with a larger figure is not lost: when the cooldown
+    ends without a new alert (or the run ends), the largest one becomes an update of the alert
+    (`update_of` naming it) if its figure reached UPDATE_GROWTH times the alert's; so do a
+    scanner's watched-port probes that came after its scan alert was written (correlate.py).
+    Identifiers are capped (least recent go).
     """
 
     cooldown: float
@@ -50,6 +56,8 @@ class AlertManager:
     alerts_by_type: dict[str, int] = field(default_factory=dict)
     suppressed_by_type: dict[str, int] = field(default_factory=dict)
     escalated_by_type: dict[str, int] = field(default_factory=dict)
+    updated_by_type: dict[str, int] = field(default_factory=dict)
+    growing: OrderedDict[tuple[Any, ...], None] = field(default_factory=OrderedDict)  # keys with a `grown`
     evicted: int = 0
     held: list[Finding] = field(default_factory=list)
 
@@ -62,9 +70,10 @@ class AlertManager:
         self.escalation_factor = escalation_factor
         self.storm.threshold = storm_sources
 
-    def ingest(self, findings: list[Finding]) -> list[dict[str, Any]]:
+    def ingest(self, findings: list[Finding], now: float | None = None) -> list[dict[str, Any]]:
         """This slice's findings -> its alerts. Probes (watched-port findings) that no scan
-        alert explains yet wait one slice: the scan may cross its threshold in the next."""
+        alert explains yet wait one slice: the scan may cross its threshold in the next.
+        `now` (packet time; default the latest finding's) ends cooldowns: their updates follow."""
         out: list[dict[str, Any]] = []
         self.correlator.begin()
         held, self.held = self.held, []
@@ -81,6 +90,10 @@ class AlertManager:
             if record is not None:
                 self.storm.reported(group)
                 out.append(record)
+        if now is None and findings:
+            now = max(f.ts for f in findings)
+        if now is not None:
+            out += self._updates(now)
         return out
 
     def _one(self, f: Finding, out: list[dict[str, Any]], may_hold: bool) -> None:
@@ -111,7 +124,41 @@ class AlertManager:
             if record is not None:
                 self.storm.reported(group)
                 out.append(record)
+        return out + self._updates(None)
+
+    def _updates(self, now: float | None) -> list[dict[str, Any]]:
+        """Updates of alerts whose cooldown ended by `now` (None: the run ends, all of them):
+        the largest suppressed repeat that grew, then scanners' late watched-port probes."""
+        out: list[dict[str, Any]] = []
+        for key in list(self.growing):
+            prior = self.seen.get(key)
+            f = prior.grown if prior is not None else None
+            if prior is None or f is None:
+                del self.growing[key]
+                continue
+            if now is not None and now - prior.last_alert < self.cooldown:
+                continue
+            del self.growing[key]
+            prior.grown = None
+            figure = self._figure(f)
+            if figure is None or prior.figure is None or figure < UPDATE_GROWTH * prior.figure:
+                continue
+            record = alert_record(f, self.iface, prior.suppressed, None)
+            name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
+            record["update_of"] = prior.ref
+            record["message"] = f"{f.message} [update: {_change(name, prior, figure, prior.severity)}]"
+            self.correlator.noted(f, record, update=True)  # a scan's update takes its late probes
+            prior.suppressed = 0
+            self._count_update(f.type)
+            out.append(record)
+        for record in self.correlator.updates(now):
+            self._count_update(record["type"])
+            out.append(record)
         return out
+
+    def _count_update(self, kind: str) -> None:
+        self.updated_by_type[kind] = self.updated_by_type.get(kind, 0) + 1
+        self.alerts_by_type[kind] = self.alerts_by_type.get(kind, 0) + 1
 
     def _figure(self, f: Finding) -> float | None:
         name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
@@ -127,6 +174,7 @@ class AlertManager:
             if not self._escalates(prior, figure, severity):
                 prior.suppressed += 1
                 self.suppressed_by_type[f.type] = self.suppressed_by_type.get(f.type, 0) + 1
+                self._grew(key, prior, f, figure)
                 return None
             escalated_from = prior.ref
             self.escalated_by_type[f.type] = self.escalated_by_type.get(f.type, 0) + 1
@@ -146,6 +194,15 @@ class AlertManager:
         self.alerts_by_type[f.type] = self.alerts_by_type.get(f.type, 0) + 1
         return record
 
+    def _grew(self, key: tuple[Any, ...], prior: _Seen, f: Finding, figure: float | None) -> None:
+        """Keep the suppressed repeat with the largest figure above the alert's (its update)."""
+        if figure is None or prior.figure is None or figure <= prior.figure:
+            return
+        best = self._figure(prior.grown) if prior.grown is not None else None
+        if best is None or figure >= best:
+            prior.grown = f
+            self.growing[key] = None
+
     def _escalates(self, prior: _Seen, figure: float | None, severity: int) -> bool:
         if severity < prior.severity:  # 1 = high: a lower number is a rise
             return True
@@ -159,7 +216,8 @@ class AlertManager:
                 for k, s in self.seen.items() if s.suppressed]
 
     def stats(self) -> dict[str, Any]:
-        return {"escalated": dict(sorted(self.escalated_by_type.items())), **self.storm.stats(),
+        return {"escalated": dict(sorted(self.escalated_by_type.items())),
+                "updated": dict(sorted(self.updated_by_type.items())), **self.storm.stats(),
                 **self.correlator.stats(), "alert_identifiers_evicted": self.evicted}
 
 

@@ -3,18 +3,23 @@ one of that scan's probes, not an alert of its own.
 
 The probe goes into the scan alert's evidence (`watched_ports_touched`): into the alert
 itself when both come from the same time slice (the alert manager handles scans before
-probes), else into that scanner's next scan alert. A completed connection to a watched
+probes), else into that scanner's next scan alert, or, when none comes within the cooldown
+(or the run ends first), into an update of its last one: the same alert again with the
+probes added and `update_of` naming it. A completed connection to a watched
 port (suspicious_port evidence `completed`), like a session seen mid-stream, is no probe and
 always alerts.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from .detect.base import Finding
+from .schema import format_ts
 
 SCANS = ("port_scan", "host_sweep")  # findings that explain one source's probes
 PROBES = ("suspicious_port",)  # findings that are one probe of a source
@@ -26,6 +31,8 @@ class _Scanner:
     record: dict[str, Any] | None  # that alert, while it has not been handed to the sinks
     ports: set[int] = field(default_factory=set)  # probes not yet in any alert's evidence
     probes: int = 0
+    sent: dict[str, Any] | None = None  # its last scan alert, handed to the sinks (for an update)
+    late: float = 0.0  # packet time of the last probe not yet in any alert
 
 
 @dataclass
@@ -44,7 +51,8 @@ class Correlator:
     def begin(self) -> None:
         """A new slice: alerts of earlier slices are gone to the sinks, never edit them."""
         for s in self.scanners.values():
-            s.record = None
+            if s.record is not None:
+                s.sent, s.record = s.record, None
 
     def absorb(self, f: Finding) -> bool:
         """True when `f` is a probe of a source alerted for a scan within the cooldown."""
@@ -60,14 +68,22 @@ class Correlator:
         else:
             s.ports.add(port)
             s.probes += 1
+            s.late = max(s.late, f.ts)
         return True
 
-    def noted(self, f: Finding, record: dict[str, Any]) -> None:
-        """`record` became an alert; a scan alert collects its source's pending probes."""
+    def noted(self, f: Finding, record: dict[str, Any], update: bool = False) -> None:
+        """`record` became an alert; a scan alert collects its source's pending probes. An
+        update of a scan alert takes them too, but starts no cooldown of its own."""
         if f.type not in SCANS or f.src_ip is None:
             return
+        if update:
+            s0 = self.scanners.get(f.src_ip)
+            if s0 is not None and s0.ports:
+                _add(record["evidence"], s0.ports, s0.probes)
+                s0.ports, s0.probes = set(), 0
+            return
         s = self.scanners.pop(f.src_ip, None) or _Scanner(f.ts, None)
-        s.ts, s.record = f.ts, record
+        s.ts, s.record, s.sent = f.ts, record, None
         if s.ports:
             _add(record["evidence"], s.ports, s.probes)
             s.ports, s.probes = set(), 0
@@ -76,6 +92,18 @@ class Correlator:
             self.scanners.popitem(last=False)
             self.evicted += 1
 
+    def updates(self, now: float | None) -> list[dict[str, Any]]:
+        """Updates of scan alerts whose probes came after they were written, once the
+        cooldown ended without a new scan alert by `now` (None: the run ends, every one)."""
+        out = []
+        for src, s in list(self.scanners.items()):  # oldest scan alert first (noted() moves to the end)
+            if now is not None and now - s.ts < self.cooldown:
+                break
+            if s.ports and s.sent is not None:
+                out.append(_update(s))
+            del self.scanners[src]  # its cooldown is over: later probes alert on their own
+        return out
+
     def stats(self) -> dict[str, int]:
         return {"correlated_probes": self.absorbed, "correlation_scanners_evicted": self.evicted}
 
@@ -83,3 +111,19 @@ class Correlator:
 def _add(evidence: dict[str, Any], ports: set[int], probes: int) -> None:
     evidence["watched_ports_touched"] = sorted(set(evidence.get("watched_ports_touched", [])) | ports)
     evidence["watched_port_probes"] = evidence.get("watched_port_probes", 0) + probes
+
+
+def _update(s: _Scanner) -> dict[str, Any]:
+    """The scan alert `s.sent` again, with the probes that came after it."""
+    sent = s.sent
+    assert sent is not None
+    record = copy.deepcopy(sent)
+    record.pop("escalated_from", None)
+    record["update_of"] = {"flow_id": sent["flow_id"], "timestamp": sent["timestamp"], "message": sent["message"]}
+    record["timestamp"] = format_ts(s.late)
+    ports = ", ".join(str(p) for p in sorted(s.ports))
+    base = re.sub(r" \[(escalated|update): .*\]$", "", sent["message"])
+    record["message"] = f"{base} [update: watched ports {ports} probed since {sent['timestamp']}]"
+    _add(record["evidence"], s.ports, s.probes)
+    s.ports, s.probes = set(), 0
+    return record

@@ -178,7 +178,7 @@ class Engine:
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
         self.tunnels.observe(batch)
-        alerts = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("observe", batch)))
+        alerts = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("observe", batch)), hi)
         self._emit(alerts)
         self._maybe_expire(hi)
         return alerts
@@ -264,7 +264,7 @@ class Engine:
         self.flush()
         if self.stats.last_ts is None or now <= self.stats.last_ts:
             return
-        self._emit(self.alerts.ingest(self.tunnels.annotate(self._call_detectors("tick", now))))
+        self._emit(self.alerts.ingest(self.tunnels.annotate(self._call_detectors("tick", now)), now))
         self._maybe_expire(now)
 
     def emit_event(self, record: dict[str, Any]) -> None:

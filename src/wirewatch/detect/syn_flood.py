@@ -33,6 +33,8 @@ from .count.window import WindowCounter
 
 TOP = 10
 BUCKETS = 10  # ring cells per window
+REPORT_GROWTH = 1.1  # reported again within its interval when its distinct sources grew by 10 % since
+                     # its last report (the alert manager makes the largest repeat the alert's update)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class SynFlood(Reconfigurable):
         labels = {**ADDR_LABELS, "port": np.int64}  # port -1: the key of the whole host
         self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), labels,
                                   buckets=BUCKETS,
-                                  extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS)}, gate=gate)
+                                  extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS),
+                                         "reported_sources": (np.int64, 1)}, gate=gate)
         self.syn_times = SynTimes(self.rate)  # first and last SYN counted (not completions)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
@@ -94,7 +97,16 @@ class SynFlood(Reconfigurable):
         victim = r.dst_keys(hot)
         hot = hot[np.r_[True, victim[1:] != victim[:-1]]] if hot.size else hot
         hot = np.array([s for s in hot.tolist() if r.label(s, "port") >= 0 or not self._a_scan(s, now)], np.int64)
-        return [self._finding(int(s), now) for s in r.due(hot, now, self.window)]
+        ready = r.due(hot, now, self.window)
+        return [self._finding(int(s), now) for s in np.r_[ready, self._grown(np.setdiff1d(hot, ready), now)]]
+
+    def _grown(self, slots: np.ndarray, now: float) -> np.ndarray:
+        """Reported keys whose distinct sources grew by REPORT_GROWTH since their last report."""
+        told = self.rate.label(slots, "reported_sources")
+        slots, told = slots[told > 0], told[told > 0]
+        if not slots.size:
+            return slots
+        return slots[self.distinct.estimate(self.rate.table.cols, slots, now) >= REPORT_GROWTH * told]
 
     def _host_slot(self, slot: int) -> int:
         return int(self.rate.table.find(self.rate.dst_keys(np.array([slot])))[0])
@@ -152,6 +164,7 @@ class SynFlood(Reconfigurable):
         first_syn, last_syn = self.syn_times.span(slot, now)
         # an estimate, never above the SYNs it counts
         distinct = min(syns, int(round(self.distinct.estimate(r.table.cols, s, now)[0])))
+        r.table.cols["reported_sources"][slot] = max(distinct, 1)
         mine, sent = self._by_source(slot, now)
         host = self._host_slot(slot)
         host_syns = int(r.totals(np.array([host]), now, "syn")[0]) if host >= 0 else syns
@@ -211,12 +224,12 @@ class SynTimes:
         ep = np.floor(ts / self.counter.width).astype(np.int64) + 1  # + 1: 0 marks an empty cell
         cell = slots * nb + (ep - 1) % nb
         order = np.lexsort((ts, ep, cell))  # per cell its newest epoch last, per epoch its earliest SYN first
-        cell, ep, ts = cell[order], ep[order], ts[order]
+        cell, ep, t = cell[order], ep[order], ts[order]
         head = np.r_[True, (cell[1:] != cell[:-1]) | (ep[1:] != ep[:-1])]
         tail = np.r_[cell[1:] != cell[:-1], True]  # the newest epoch of each cell
         start = np.flatnonzero(head)
         newest = start[tail[np.flatnonzero(np.r_[head[1:], True])]]
-        cells, eps, earliest = cell[newest], ep[newest], ts[newest]
+        cells, eps, earliest = cell[newest], ep[newest], t[newest]
         held_ep, held = c["syn_epoch"].reshape(-1), c["syn_first"].reshape(-1)
         same = held_ep[cells] == eps
         newer = held_ep[cells] < eps
