@@ -74,21 +74,40 @@ def test_a_forged_source_flood_inside_the_cooldown_of_a_one_source_flood_escalat
     assert abs(g["distinct_sources"] - len(np.unique(src2[upto]))) <= 0.05 * len(np.unique(src2[upto]))
 
 
-def test_without_escalation_the_bigger_flood_is_only_a_suppressed_repeat(tmp_path):
+def fifty_source_flood(path: str, t0: float) -> str:
+    """600 SYNs to port 80 within a second from 50 sources (12 each): more sources, but fewer than
+    the 100 that raise syn_flood's severity, so only the figure can escalate it."""
+    from scapy.layers.inet import IP, TCP
+    pkts = [(t0 + i / 600, eth(IP(src=f"10.1.1.{1 + i % 50}", dst=VICTIM) / TCP(sport=1024 + i, dport=80, flags="S")))
+            for i in range(600)]
+    return write_pcap(path, pkts)
+
+
+def test_without_escalation_the_bigger_flood_is_the_alerts_update_not_a_new_alert(tmp_path):
     first = one_source_flood(str(tmp_path / "one.pcap"))
-    second = write_syn_storm(str(tmp_path / "many.pcap"), 20_000, VICTIM, 8080, t0=BASE_TS + 12, duration=2.0)
+    second = fifty_source_flood(str(tmp_path / "fifty.pcap"), BASE_TS + 12)
     floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=0"))
     assert len(floods) == 2 and floods[0]["evidence"]["distinct_sources"] == 1
     # not a new alert, but not lost either: the largest repeat is the alert's update when its cooldown ends
     small, update = floods
     assert "escalated_from" not in update and update["update_of"]["timestamp"] == small["timestamp"]
-    assert update["evidence"]["distinct_sources"] > 10_000 and update["flow_id"] == small["flow_id"]
+    assert abs(update["evidence"]["distinct_sources"] - 50) <= 2 and update["flow_id"] == small["flow_id"]  # HyperLogLog
+    assert small["alert"]["severity"] == update["alert"]["severity"] == 2
+
+
+def test_a_rise_in_severity_escalates_whatever_the_factor(tmp_path):
+    first = one_source_flood(str(tmp_path / "one.pcap"))
+    second = write_syn_storm(str(tmp_path / "many.pcap"), 20_000, VICTIM, 8080, t0=BASE_TS + 12, duration=2.0)
+    floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=0"))
+    small, big = floods[:2]
+    assert (small["alert"]["severity"], big["alert"]["severity"]) == (2, 1)  # 100 sources or more: severity 1
+    assert big["escalated_from"]["timestamp"] == small["timestamp"] and "severity 2 -> 1" in big["message"]
 
 
 def test_the_escalation_factor_is_configurable(tmp_path):
     first = one_source_flood(str(tmp_path / "one.pcap"))
-    second = write_syn_storm(str(tmp_path / "few.pcap"), 600, VICTIM, 80, t0=BASE_TS + 12, duration=1.0)
+    second = fifty_source_flood(str(tmp_path / "fifty.pcap"), BASE_TS + 12)
     floods = run(tmp_path, first, second)
-    assert len(floods) == 2 and floods[1]["escalated_from"]["distinct_sources"] == 1  # 1 -> ~600 sources
+    assert len(floods) == 2 and floods[1]["escalated_from"]["distinct_sources"] == 1  # 1 -> 50 sources
     floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=1000"))
-    assert [("escalated_from" in a, "update_of" in a) for a in floods] == [(False, False), (False, True)]  # ~600 is not 1,000 x 1
+    assert [("escalated_from" in a, "update_of" in a) for a in floods] == [(False, False), (False, True)]  # 50 is not 1,000 x 1

@@ -80,6 +80,7 @@ def test_the_forged_source_flood_is_its_own_alert_with_its_sources(run):
     assert abs(e["distinct_sources"] - exact) <= 0.1 * exact  # HyperLogLog: about 4.6 % standard error
     assert sum(s["syns"] for s in e["top_sources"]) + e["other_sources_syns"] == e["host_syns"]
     assert f"({e['distinct_sources']} sources)" in a["message"]
+    assert a["alert"]["severity"] == 1 and {x["alert"]["severity"] for x in one} == {2}  # many sources: severity 1
     # and not an early glimpse of it: a flood of half a window or less (the HyperLogLog span) is
     # reported (in an alert, an escalation or their update) with all its sources, to within
     # the detector's re-report step and the estimate's error
@@ -145,3 +146,4 @@ def test_completed_connections_to_watched_ports_still_alert(run):
     completed_ports = set(b.dport[ack][np.isin(acked, answered)].tolist())
     alerted = {a.get("dest_port") for a in alerts if a["type"] == "suspicious_port" and a["evidence"].get("completed")}
     assert completed_ports and alerted == completed_ports
+    assert {a["alert"]["severity"] for a in alerts if a["type"] == "suspicious_port" and a["evidence"].get("completed")} == {1}

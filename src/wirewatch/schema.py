@@ -47,11 +47,12 @@ def _endpoint(ip: str | None, port: int | None) -> dict[str, Any] | None:
 
 
 def severity_of(finding: Any) -> int:
-    """The finding's own severity if it set one, else its detector's (1 = high .. 3 = low)."""
-    from .detect.registry import signature_of  # the detectors import this module: import late
+    """The finding's own severity if it set one, else its detector's (1 = high .. 3 = low):
+    the signature's, raised by the rises its SPEC declares that the evidence meets."""
+    from .detect.registry import severity_for  # the detectors import this module: import late
 
     own = getattr(finding, "severity", None)
-    return int(own) if own else signature_of(finding.type).severity
+    return int(own) if own else severity_for(finding.type, finding.evidence)
 
 
 def alert_record(finding: Any, iface: str | None, suppressed: int,

@@ -3,7 +3,7 @@ module declares (its name, settings, signature and builder) for detect/registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,6 +101,24 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class Rise:
+    """The alert's severity rises to `severity` (1 = high .. 3 = low) when the evidence value
+    at `key` (a dot reaches into a dict: "answers.open"; true counts as 1) is at least `at_least`.
+    A repeat inside the cooldown whose severity rose is an escalation (alerts.py)."""
+
+    key: str
+    at_least: float
+    severity: int
+    why: str = ""  # for README's signature table
+
+    def applies(self, evidence: Mapping[str, Any]) -> bool:
+        v: Any = evidence
+        for part in self.key.split("."):
+            v = v.get(part) if isinstance(v, Mapping) else None
+        return isinstance(v, (int, float)) and v >= self.at_least
+
+
+@dataclass(frozen=True)
 class Tunable:
     """A threshold `wirewatch tune` can sweep (see tune.py).
 
@@ -131,6 +149,7 @@ class DetectorSpec:
     `figure` is the evidence key of its main figure (distinct sources, packets, ports): a repeat
     inside the cooldown that grew tenfold in it is an escalation (alerts.py). `storm_label` is
     what many of its alerts are called in a storm aggregate ("Suspicious {proto} connections").
+    `rises` raise an alert's severity above the signature's as its evidence grows (Rise).
     """
 
     name: str
@@ -140,3 +159,4 @@ class DetectorSpec:
     tunables: tuple[Tunable, ...] = ()
     figure: str | None = None
     storm_label: str | None = None
+    rises: tuple[Rise, ...] = ()

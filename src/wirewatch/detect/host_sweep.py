@@ -21,7 +21,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import (
     ADDR_LABELS,
@@ -177,10 +177,11 @@ def _addr_sort(text: str) -> tuple[int, str]:
 
 SPEC = DetectorSpec(
     name=HostSweep.name, config=HostSweepConfig,
-    signature=Signature(9000002, "WIREWATCH host sweep", "Attempted Information Leak", 2),
+    signature=Signature(9000002, "WIREWATCH host sweep", "Attempted Information Leak", 3),
     build=lambda cfg, shared: HostSweep(cfg.detect.host_sweep, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "distinct_hosts", (4, 40, 2),
                       "the slow-sweep window's threshold follows threshold (unless slow_threshold is set)",
                       slow="slow_threshold"),),
     figure="distinct_hosts",
+    rises=(Rise("answers.replied", 1, 2, "hosts answered it"),),
 )

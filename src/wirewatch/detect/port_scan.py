@@ -16,7 +16,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, port_probe
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
@@ -130,11 +130,12 @@ class PortScan(Reconfigurable):
 
 SPEC = DetectorSpec(
     name=PortScan.name, config=PortScanConfig,
-    signature=Signature(9000001, "WIREWATCH port scan", "Attempted Information Leak", 2),
+    signature=Signature(9000001, "WIREWATCH port scan", "Attempted Information Leak", 3),
     build=lambda cfg, shared: PortScan(cfg.detect.port_scan, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "distinct_ports", (5, 50, 5),
                       "the slow-scan window's threshold follows threshold (x1.25, rounded): its findings are "
                       "scaled to threshold units, so a slow scan near the edge may be off by one port",
                       slow="slow_threshold", slow_factor=1.25),),
     figure="distinct_ports",
+    rises=(Rise("answers.open", 1, 2, "it found an open port"),),
 )

@@ -14,8 +14,9 @@ tests/test_readme.py). tests/detect/test_registry.py shows a throwaway detector 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import Detector, DetectorSpec, Signature
 from .classify.handshakes import HandshakeTracker
@@ -62,6 +63,15 @@ def names() -> list[str]:
     return [spec.name for spec in DETECTORS]
 
 
+def severity_for(finding_type: str, evidence: Mapping[str, Any]) -> int:
+    """The signature's severity, raised by the detector's `rises` that the evidence meets."""
+    severity = signature_of(finding_type).severity
+    for spec in DETECTORS:
+        if spec.name == finding_type:
+            severity = min([severity] + [r.severity for r in spec.rises if r.applies(evidence)])
+    return severity
+
+
 def signature_of(finding_type: str) -> Signature:
     """A registered detector's signature; a finding of any other type (from a detector handed
     to Engine directly, not registered) gets the catch-all id 9000099."""
@@ -90,8 +100,10 @@ def default_detectors(cfg: Config) -> list[Detector]:
 
 def signatures_markdown() -> str:
     """README's signature table."""
-    rows = ["| type | signature_id | signature | category | severity |", "|---|---|---|---|---|"]
+    rows = ["| type | signature_id | signature | category | severity | rises to |", "|---|---|---|---|---|---|"]
     for spec in sorted(DETECTORS, key=lambda s: s.signature.signature_id):
         s = spec.signature
-        rows.append(f"| `{spec.name}` | {s.signature_id} | {s.signature} | {s.category} | {s.severity} |")
+        rises = "; ".join(f"{r.severity} when `{r.key}` ≥ {r.at_least:g}{f' ({r.why})' if r.why else ''}"
+                          for r in spec.rises) or "—"
+        rows.append(f"| `{spec.name}` | {s.signature_id} | {s.signature} | {s.category} | {s.severity} | {rises} |")
     return "\n".join(rows)

@@ -17,7 +17,7 @@ from ..decode import TCP_RST, TCP_SYN, PacketBatch
 from ..lut import member_table
 from ..schema import format_ts_many
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import proto_name, syn_only, tcp_rows, udp_initiator
 from .count.kernels import hash_cols
@@ -143,4 +143,5 @@ SPEC = DetectorSpec(
     signature=Signature(9000009, "WIREWATCH suspicious port", "Potentially Bad Traffic", 2),
     build=lambda cfg, shared: SuspiciousPort(cfg.detect.suspicious_port, shared.handshakes()),
     figure="attempts", storm_label="Suspicious {proto} connections",
+    rises=(Rise("completed", 1, 1, "the connection completed"),),
 )

@@ -22,7 +22,7 @@ from ..addr import addr_str
 from ..decode import PacketBatch
 from ..schema import format_ts
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
@@ -253,11 +253,12 @@ def _port_key(host: np.ndarray, port: np.ndarray) -> np.ndarray:
 
 SPEC = DetectorSpec(
     name=SynFlood.name, config=SynFloodConfig,
-    signature=Signature(9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 1),
+    signature=Signature(9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 2),
     build=lambda cfg, shared: SynFlood(cfg.detect.syn_flood, cfg.general.time_window, shared.handshakes(),
                                         shared.gate),
     tunables=(Tunable("threshold", "incomplete_syns", (100, 1000, 50),
                       "one finding per victim and slice: where its host-and-port key is above the lowered "
                       "threshold, that key's figure is recorded, not the host's (which can be larger)"),),
     figure="distinct_sources",
+    rises=(Rise("distinct_sources", 100, 1, "spoofed or distributed"),),
 )

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
 from .count.kernels import hash_cols
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
@@ -190,4 +190,5 @@ SPEC = DetectorSpec(
                       "many-sources view admits destinations by the threshold's rate and stays quiet "
                       "about victims a per-pair alert covers, so it can differ near the edge"),),
     figure="packets", storm_label="Traffic bursts",
+    rises=(Rise("distinct_sources", 100, 1, "a flood from many, often forged, sources"),),
 )
