@@ -1,13 +1,20 @@
-"""The overview's near-miss panel through Flask's test client: per sensor, the sources at
->= 50 % of a threshold in its latest stats record (`stats.near_misses`), highest first, only
-well-formed entries, a hostile value kept as data (the page adds it with textContent)."""
+"""The overview's near-miss panel through Flask's test client, over SQLite and a real
+PostgreSQL server: per sensor, the sources at >= 50 % of a threshold in its latest stats
+record (`stats.near_misses`), highest first, only well-formed entries, a hostile value kept
+as data (the page adds it with textContent)."""
 
 from __future__ import annotations
+
+import os
+import time
+from typing import Any
 
 import pytest
 from dashboard_fixtures import TOKEN, login
 from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
+from pg_server import PgServer
 
+from wirewatch.store.postgres_sink import PostgresSink
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 
@@ -22,11 +29,22 @@ BROKEN = [  # dropped: no text, a fraction outside [0.5, 1), not a number, not a
 ]
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(scope="module")
+def pg():
+    server = PgServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
     capture = near_miss_capture(tmp_path / "near.pcap")
-    db = str(tmp_path / "ww.db")
-    sink = SqliteSink(db)
+    if request.param == "sqlite":
+        db = str(tmp_path / "ww.db")
+        sink: Any = SqliteSink(db)
+    else:
+        db = request.getfixturevalue("pg").create_database(f"near_{os.getpid()}_{time.monotonic_ns()}")
+        sink = PostgresSink(db, str(tmp_path / "spool.jsonl"))
     hostile = dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE, fraction=0.95)
     sink.write_event(stats_event(capture, "edge-a", [{"detector": "port_scan", "text": "older", "fraction": 0.99}]))
     sink.write_event(stats_event(capture, "edge-a", NEAR_MISSES + BROKEN))  # the latest of edge-a
