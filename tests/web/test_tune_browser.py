@@ -49,9 +49,10 @@ def dashboard():
     r = cli("read", str(CORPUS / "dev01_nmap_syn_top100.pcap"), "--db", str(db), "--sensor", "edge-a", "--logfile", "",
             "--quiet", "--no-progress")
     assert r.returncode == 0, r.stderr
-    capture = near_miss_capture(work / "near.pcap")
-    sink = SqliteSink(str(db))
-    sink.write_event(stats_event(capture, "edge-a", NEAR_MISSES))
+    capture = near_miss_capture(work / "near.pcap")  # the sensor's own near misses, from a real read --db
+    r = cli("read", capture, "--db", str(db), "--sensor", "edge-a", "--logfile", "", "--quiet", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    sink = SqliteSink(str(db))  # a hostile value the test writes (a sensor writes addresses and numbers)
     sink.write_event(stats_event(capture, "edge-b", [dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE,
                                                           fraction=0.55)]))
     sink.close()
