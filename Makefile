@@ -20,7 +20,13 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-setup: $(STAMP) $(NODE_STAMP)
+ENRICH_STAMP := var/enrich/.built-$(shell sed -n 's/.*"@ip-location-db\/asn": "\(.*\)".*/\1/p' package.json)
+
+$(ENRICH_STAMP): $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m wirewatch.enrich_data var  # the enrichment data's lookup arrays (seconds, once per data version)
+	touch $(ENRICH_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP) $(ENRICH_STAMP)
 
 ## Live sensor on the default-route interface + dashboard on http://127.0.0.1:8080 (needs root).
 run: setup
@@ -67,7 +73,7 @@ install: $(NODE_STAMP)
 	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)
 	$(DESTDIR)$(PREFIX)/bin/pip install -q --upgrade pip
 	$(DESTDIR)$(PREFIX)/bin/pip install -q .
-	mkdir -p $(DESTDIR)$(PREFIX)/node_modules && cp -r node_modules/chart.js $(DESTDIR)$(PREFIX)/node_modules/
+	mkdir -p $(DESTDIR)$(PREFIX)/node_modules && cp -r node_modules/chart.js node_modules/@ip-location-db $(DESTDIR)$(PREFIX)/node_modules/
 	$(MAKE) install-files
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
 	  getent group wirewatch >/dev/null || groupadd --system wirewatch; \

@@ -1,9 +1,15 @@
-"""Enrichment of alerts from crafted packets with public addresses: country and AS from the
-default data (geoip2fast's bundled GeoLite2 data) and from a MaxMind-format database the
-test writes; private and reserved ranges labelled; looked up per alert, not per packet."""
+"""Enrichment of alerts from crafted packets with public addresses: country and AS (number
+and name) from the default data (the ip-location-db packages npm installs; what to expect is
+read from their files, tests/enrich_reference.py) and from a MaxMind-format database the test
+writes, which answers first; private and reserved ranges labelled; looked up per alert, not
+per packet."""
 
 from __future__ import annotations
 
+import ipaddress
+import random
+
+import enrich_reference as reference
 import pytest
 from conftest import cli, run_packets
 from netaddr import IPSet
@@ -12,7 +18,7 @@ from scapy.layers.inet6 import IPv6
 
 from wirewatch import config
 from wirewatch.craft import eth
-from wirewatch.enrich import EnrichConfig, Enricher
+from wirewatch.enrich import EnrichConfig, Enricher, country_name
 
 
 def listed_traffic(tmp_path, pairs, packets_each=1):
@@ -33,17 +39,48 @@ def enrichment_by_src(alerts):
     return {a["src_ip"]: a["enrichment"] for a in alerts if a["type"] == "blacklist"}
 
 
-def test_default_data_gives_country_and_as_for_public_addresses(tmp_path):
-    overrides, pkts = listed_traffic(tmp_path, [("8.8.8.8", "192.168.1.5"), ("2001:4860:4860::8888", "fd00::5"),
-                                                ("1.1.1.1", "100.64.0.9")])
-    alerts, _ = run_packets(tmp_path, pkts, overrides)
+def public(address):
+    """What the default data answers for a public address, from its files, with the country's name."""
+    want = {"label": "public", **reference.expected(address)}
+    if "country" in want:
+        want["country_name"] = country_name(want["country"])
+    return want
+
+
+# Google's and Cloudflare's resolvers, RIPE NCC, an address of a wide IPv6 allocation, and
+# addresses taken from the data files' rows (a seeded pick, so every run checks the same ones)
+PUBLIC = ["8.8.8.8", "1.1.1.1", "193.0.6.139", "2001:4860:4860::8888", "2606:4700:4700::1111", "2a00:1450:4001::1"]
+
+
+def sampled_public(version, count, seed):
+    rng = random.Random(seed)
+    out = []
+    while len(out) < count:
+        start, end, _ = rng.choice(reference.rows("asn", version))
+        x = rng.randint(start, end)
+        ip = ipaddress.IPv6Address(x) if version == 6 else ipaddress.IPv4Address(x)
+        if ip.is_global:
+            out.append(str(ip))
+    return out
+
+
+def test_default_data_gives_country_and_as_number_and_name_for_public_addresses(tmp_path):
+    sources = PUBLIC + sampled_public(4, 4, 1) + sampled_public(6, 4, 2)
+    pairs = [(s, "fd00::5" if ":" in s else ("192.168.1.5", "10.9.8.7")[i % 2]) for i, s in enumerate(sources)]
+    pairs[2] = (pairs[2][0], "100.64.0.9")  # shared address space: reserved, not private
+    overrides, pkts = listed_traffic(tmp_path, pairs)
+    alerts, engine = run_packets(tmp_path, pkts, overrides)
     got = enrichment_by_src(alerts)
-    assert got["8.8.8.8"] == {"src": {"label": "public", "country": "US", "country_name": "United States",
-                                      "as": {"name": "GOOGLE"}}, "dest": {"label": "private"}}
-    assert got["2001:4860:4860::8888"]["src"]["country"] == "US"
-    assert got["2001:4860:4860::8888"]["src"]["as"] == {"name": "GOOGLE"}
-    assert got["2001:4860:4860::8888"]["dest"] == {"label": "private"}
-    assert got["1.1.1.1"]["src"]["as"] == {"name": "CLOUDFLARENET"} and got["1.1.1.1"]["dest"] == {"label": "reserved"}
+    assert set(got) == set(sources)
+    for src, dst in pairs:
+        assert got[src]["src"] == public(src), src
+        assert got[src]["dest"] == {"label": "reserved" if dst == "100.64.0.9" else "private"}
+    # the well-known ones, so a data file that lost them would show here too
+    assert got["8.8.8.8"]["src"]["as"]["number"] == 15169 and got["8.8.8.8"]["src"]["country"] == "US"
+    assert got["2001:4860:4860::8888"]["src"]["as"]["number"] == 15169
+    assert got["1.1.1.1"]["src"]["as"]["number"] == 13335
+    assert isinstance(got["8.8.8.8"]["src"]["as"]["number"], int)
+    assert engine.enricher.lookups == len(sources)
 
 
 def test_reserved_loopback_and_multicast_are_labelled_without_lookups():
@@ -51,7 +88,7 @@ def test_reserved_loopback_and_multicast_are_labelled_without_lookups():
     assert [e.describe(a)["label"] for a in ("10.1.2.3", "172.20.0.1", "192.0.2.7", "127.0.0.1", "169.254.1.1",
                                              "224.0.0.251", "fe80::1", "2001:db8::1")] == \
         ["private", "private", "reserved", "loopback", "link-local", "multicast", "link-local", "reserved"]
-    assert e.lookups == 0 and e.source is None  # the default data is not even loaded
+    assert e.lookups == 0 and e.default is None  # the default data is not even loaded
 
 
 @pytest.fixture
@@ -67,16 +104,47 @@ def mmdb(tmp_path):
     return str(path)
 
 
-def test_a_maxmind_database_gives_as_number_and_name(tmp_path, mmdb):
-    overrides, pkts = listed_traffic(tmp_path, [("81.2.69.160", "10.0.0.5"), ("8.8.4.4", "10.0.0.5")],
-                                     packets_each=50)
+def test_a_maxmind_database_answers_first_and_the_default_data_fills_in(tmp_path, mmdb):
+    overrides, pkts = listed_traffic(tmp_path, [("81.2.69.160", "10.0.0.5"), ("8.8.4.4", "10.0.0.5"),
+                                                ("81.2.70.1", "10.0.0.5")], packets_each=50)
     alerts, engine = run_packets(tmp_path, pkts, {**overrides, "enrich.mmdb": [mmdb]})
     got = enrichment_by_src(alerts)
+    # the given database overrides what the default data says of 81.2.69.0/24
+    assert reference.expected("81.2.69.160")["as"]["number"] != 64511
     assert got["81.2.69.160"]["src"] == {"label": "public", "country": "GB", "country_name": "United Kingdom",
                                          "as": {"number": 64511, "name": "Example Transit"}}
-    assert got["8.8.4.4"]["src"] == {"label": "public"}  # not in the given database: nothing made up
-    # 100 packets, 2 alerts: one lookup per public address, none per packet
-    assert engine.enricher.lookups == 2 and engine.summary()["detector_state"]["enrich_lookups"] == 2
+    assert got["8.8.4.4"]["src"] == public("8.8.4.4")  # not in the given database: the default data's answer
+    assert got["81.2.70.1"]["src"] == public("81.2.70.1")
+    # 150 packets, 3 alerts: one lookup per public address, none per packet
+    assert engine.enricher.lookups == 3 and engine.summary()["detector_state"]["enrich_lookups"] == 3
+
+
+def test_without_the_default_data_only_the_given_database_answers(tmp_path, mmdb):
+    overrides, pkts = listed_traffic(tmp_path, [("81.2.69.160", "10.0.0.5"), ("8.8.4.4", "10.0.0.5")])
+    alerts, engine = run_packets(tmp_path, pkts, {**overrides, "enrich.mmdb": [mmdb], "enrich.default_data": False})
+    got = enrichment_by_src(alerts)
+    assert got["81.2.69.160"]["src"]["as"] == {"number": 64511, "name": "Example Transit"}
+    assert got["8.8.4.4"]["src"] == {"label": "public"}  # nothing made up
+    assert engine.enricher.default is None
+
+
+def test_a_country_only_database_leaves_the_as_to_the_default_data(tmp_path):
+    from mmdb_writer import MMDBWriter
+
+    path = tmp_path / "country.mmdb"
+    w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="Test-Country")
+    w.insert_network(IPSet(["8.8.8.0/24"]), {"country_code": "CH"})  # ip-location-db's country .mmdb shape
+    w.to_db_file(str(path))
+    e = Enricher(EnrichConfig(mmdb=[str(path)]))
+    assert e.describe("8.8.8.8") == {"label": "public", "country": "CH", "country_name": "Switzerland",
+                                     "as": reference.expected("8.8.8.8")["as"]}
+
+
+def test_warm_loads_the_default_data_in_the_background():
+    e = Enricher(EnrichConfig())
+    e.warm()
+    assert e._warming is not None
+    assert e.describe("9.9.9.9") == public("9.9.9.9") and e.default is not None and e._warming is None
 
 
 def test_the_cache_is_capped_and_counts_evictions():

@@ -21,7 +21,7 @@ from .config import Config, sensor_name
 from .decode import PacketBatch, decode
 from .detect import Detector, Finding, default_detectors
 from .detect.registry import DETECTORS
-from .enrich import Enricher
+from .enrich import Enricher, cache_root
 from .layer_counts import LayerCounts
 from .packet_ring import PacketRing
 from .reload import restart_only_changes
@@ -65,7 +65,7 @@ class Engine:
         self.timeline = Timeline()
         self.tunnels = TunnelEvidence(cfg.decode.tunnel_addresses)
         self.log = log or sys.stderr
-        self.enricher = Enricher(cfg.enrich, self.log) if cfg.enrich.enabled else None
+        self.enricher = Enricher(cfg.enrich, self.log, cache_root(cfg)) if cfg.enrich.enabled else None
         self.next_expire: float | None = None
         self.started = time.perf_counter()
         self._seq = 0

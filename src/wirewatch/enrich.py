@@ -6,17 +6,23 @@ address gets a `label`: `private` (RFC 1918, IPv6 ULA), `loopback`, `link-local`
 benchmarking ranges, ...) or `public`; a public address also gets `country` (ISO code),
 `country_name` and `as` (`number`, `name`) where the data has them.
 
-Data: MaxMind-format databases the user names in `enrich.mmdb` (GeoLite2 / GeoIP2 Country or
-City and ASN, DB-IP lite, ...: read with the maxminddb reader; entries from several files are
-merged), or by default the GeoLite2-derived country + ASN data that the geoip2fast package
-ships (AS names, no AS numbers: that data keeps only the names). The default data is loaded
-on the first public address (about two seconds), so runs that never see one never pay.
+Data, first to answer wins (country and AS each as a whole): the MaxMind-format databases the
+user names in `enrich.mmdb` (GeoLite2 / GeoIP2 Country or City and ASN, DB-IP lite,
+ip-location-db's .mmdb files, ...: read with the maxminddb reader), then, unless
+`enrich.default_data` is off, the ip-location-db data that package.json installs
+(enrich_data.py: AS number and organisation, country code; IPv4 and IPv6). Country names
+the data lacks come from the iso3166 package. The default data is mapped from its cache at
+the first public address (milliseconds); building that cache from the packages' CSV files
+takes seconds, once per data version: `make setup` does it, and a live sensor does it in a
+background thread at start (warm()), so a first alert does not wait.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
@@ -24,7 +30,6 @@ from typing import Any, Protocol, TextIO
 from .settings import cap, setting
 
 PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
-DEFAULT_DATA = "geoip2fast-asn-ipv6.dat.gz"
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,17 @@ class EnrichConfig:
     enabled: bool = setting(True, "Add enrichment.src / enrichment.dest (country, AS, or private/reserved "
                                   "label) to each alert.")
     mmdb: list[str] = setting([], "MaxMind-format databases (GeoLite2/GeoIP2 Country, City, ASN; DB-IP lite) to "
-                                  "look addresses up in; empty = the GeoLite2-derived data geoip2fast ships.")
+                                  "look addresses up in first; what they do not answer comes from the default data.")
+    default_data: bool = setting(True, "Look addresses up in the ip-location-db data package.json installs (AS "
+                                       "number and name, country; IPv4 and IPv6) after the enrich.mmdb files.")
+    cache_dir: str = setting("", "Where the default data's lookup arrays are cached (built once per data version); "
+                                 "empty = enrich/ in store.state_dir.")
     max_cached: int = cap(65_536, "Cap on addresses whose answer is remembered (least recent go).")
+
+
+def cache_root(cfg: Any) -> str:
+    """The default data's cache of a Config: enrich.cache_dir, else enrich/ in the state directory."""
+    return cfg.enrich.cache_dir or os.path.join(cfg.store.state_dir, "enrich")
 
 
 def label(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -48,8 +62,18 @@ def label(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return "public" if ip.is_global else "reserved"
 
 
+def country_name(code: str) -> str | None:
+    """English short name of an ISO 3166-1 alpha-2 code (iso3166 package), None if unknown."""
+    import iso3166
+
+    found = iso3166.countries_by_alpha2.get(code.upper())
+    return found.apolitical_name if found else None
+
+
 class Source(Protocol):
     def lookup(self, ip: str) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 class MaxMindSource:
@@ -81,6 +105,8 @@ class MaxMindSource:
                 name = (country.get("names") or {}).get("en")
                 if name:
                     out["country_name"] = name
+            elif "country" not in out and isinstance(rec.get("country_code"), str) and rec["country_code"]:
+                out["country"] = rec["country_code"]  # ip-location-db's country .mmdb files
             if "number" not in asn and rec.get("autonomous_system_number") is not None:
                 asn["number"] = int(rec["autonomous_system_number"])
             if "name" not in asn and rec.get("autonomous_system_organization"):
@@ -94,50 +120,45 @@ class MaxMindSource:
             r.close()
 
 
-class BundledSource:
-    """The data the geoip2fast package ships (GeoLite2 country and ASN, IPv4 and IPv6)."""
-
-    def __init__(self) -> None:
-        from geoip2fast import GeoIP2Fast
-
-        self.db = GeoIP2Fast(geoip2fast_data_file=DEFAULT_DATA, verbose=False)
-
-    def lookup(self, ip: str) -> dict[str, Any]:
-        r = self.db.lookup(ip)
-        out: dict[str, Any] = {}
-        if r.country_code and len(r.country_code) == 2 and r.country_code != "--":
-            out["country"] = r.country_code
-            if r.country_name:
-                out["country_name"] = r.country_name
-        if r.asn_name and r.asn_name not in ("<unknown>", "IANA.ORG"):
-            out["as"] = {"name": r.asn_name}
-        return out
-
-    def close(self) -> None:
-        return None
-
-
 class Enricher:
     """Adds `enrichment` to alert records; answers per address are cached (capped, LRU)."""
 
-    def __init__(self, cfg: EnrichConfig, log: TextIO | None = None):
+    def __init__(self, cfg: EnrichConfig, log: TextIO | None = None, cache_dir: str = os.path.join("var", "enrich")):
         self.cfg = cfg
         self.log = log or sys.stderr
-        self.source: Source | None = MaxMindSource(list(cfg.mmdb)) if cfg.mmdb else None
-        self.source_failed = False
+        self.cache_dir = cache_dir
+        self.mmdb: Source | None = MaxMindSource(list(cfg.mmdb)) if cfg.mmdb else None
+        self.default: Source | None = None  # the ip-location-db data, loaded at the first public address
+        self.default_failed = not cfg.default_data
+        self._warming: threading.Thread | None = None
         self.cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.evicted = 0
         self.lookups = 0
 
-    def _source(self) -> Source | None:
-        if self.source is None and not self.source_failed:
-            try:
-                self.source = BundledSource()
-            except Exception as exc:  # noqa: BLE001 - no data: labels only, said once
-                self.source_failed = True
-                print(f"wirewatch: enrichment data ({DEFAULT_DATA} of geoip2fast) not loaded: {exc}; "
-                      f"addresses get only their private/public label", file=self.log)
-        return self.source
+    def _load_default(self) -> None:
+        from .enrich_data import DefaultData
+
+        try:
+            self.default = DefaultData(self.cache_dir, self.log)
+        except Exception as exc:  # noqa: BLE001 - no data: labels (and the .mmdb files) only, said once
+            self.default_failed = True
+            print(f"wirewatch: default enrichment data not loaded: {exc}; public addresses get only what "
+                  f"enrich.mmdb answers", file=self.log)
+
+    def warm(self) -> None:
+        """Load (or, the first time, build) the default data in a background thread now, so the
+        first public address of a live sensor does not wait for it."""
+        if self.default is None and not self.default_failed and self._warming is None:
+            self._warming = threading.Thread(target=self._load_default, name="enrich-data", daemon=True)
+            self._warming.start()
+
+    def sources(self) -> list[Source]:
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
+        if self.default is None and not self.default_failed:
+            self._load_default()
+        return [s for s in (self.mmdb, self.default) if s is not None]
 
     def describe(self, address: str) -> dict[str, Any]:
         hit = self.cache.get(address)
@@ -147,10 +168,18 @@ class Enricher:
         ip = ipaddress.ip_address(address)
         out: dict[str, Any] = {"label": label(ip)}
         if out["label"] == "public":
-            source = self._source()
-            if source is not None:
+            sources = self.sources()
+            if sources:
                 self.lookups += 1
-                out.update(source.lookup(address))
+            for source in sources:
+                found = source.lookup(address)
+                if "country" in found and "country" not in out:
+                    out["country"] = found["country"]
+                    name = found.get("country_name") or country_name(found["country"])
+                    if name:
+                        out["country_name"] = name
+                if "as" in found and "as" not in out:
+                    out["as"] = found["as"]
         self.cache[address] = out
         if len(self.cache) > self.cfg.max_cached:
             self.cache.popitem(last=False)

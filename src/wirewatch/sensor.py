@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
 from .engine import Engine
+from .enrich import cache_root
 from .privileges import drop_to, make_dirs, prepare_dir, prepare_path, resolve_user
 from .schema import stats_record
 from .sinks.console import ConsoleSink
@@ -81,6 +82,8 @@ class Sensor:
                 from .feeds import cache_dir
 
                 prepare_dir(cache_dir(self.cfg), uid, gid)
+            if self.cfg.enrich.enabled and self.cfg.enrich.default_data:
+                prepare_dir(cache_root(self.cfg), uid, gid)  # the default data's arrays, built once
             for sink in self.extra_sinks:
                 for path in sink.paths():
                     prepare_path(path, uid, gid)
@@ -97,6 +100,8 @@ class Sensor:
         sinks += self.extra_sinks
         self.engine = Engine(self.cfg, sinks, log=self.log)
         self.engine.keep_packets()  # each alert's packets to a pcap in output.pcap_dir
+        if self.engine.enricher is not None:
+            self.engine.enricher.warm()  # the enrichment data off the capture path, before any alert
         self.feeds = None
         if client is not None:
             from .feeds import attach
