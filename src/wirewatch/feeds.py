@@ -66,6 +66,43 @@ def attach(engine: Any, log: TextIO | None = None, client: httpx.Client | None =
     return feeds
 
 
+FEED_KEYS = ("urls", "refresh", "max_shrink", "max_bytes", "cache_dir")
+
+
+def reattach(engine: Any, current: FeedSet | None, log: TextIO | None = None, start: bool = True) -> FeedSet | None:
+    """SIGHUP: the feeds of the reloaded config (engine.cfg, already in effect). With the same
+    feed settings the running FeedSet stays; otherwise it stops (its HTTP client, made before
+    the drop, is handed on), the lists of feeds no longer named leave the matcher, and a new
+    FeedSet starts from the cached copies and fetches now (`start`: in its refresh thread;
+    else once, here). A URL that is not http(s) raises ConfigError before anything changes."""
+    cfg = engine.cfg.detect.blacklist
+    detector = next((d for d in engine.detectors if d.name == "blacklist"), None)
+    if current is not None and detector is not None and \
+            [f.url for f in current.feeds] == list(dict.fromkeys(cfg.urls)) and current.cache_dir == cache_dir(engine.cfg) \
+            and (current.refresh, current.max_shrink, current.max_bytes) == (cfg.refresh, cfg.max_shrink, cfg.max_bytes):
+        return current
+    check_urls(cfg.urls)
+    client = None
+    if current is not None:
+        current.stop(close_client=False)
+        client = current.client
+    if detector is not None:
+        for url in [u for u in detector.feed_lists if u not in cfg.urls]:
+            detector.feed_lists.pop(url, None)
+        detector.feeds = None
+        detector.configure()  # the matcher without them
+    feeds = attach(engine, log, client) if cfg.urls else None
+    if feeds is None:
+        if client is not None:
+            client.close()
+        return None
+    if start:
+        feeds.start()
+    else:
+        feeds.fetch_all()
+    return feeds
+
+
 class FeedRejected(Exception):
     """A downloaded copy that must not replace the previous list; the message says why."""
 
@@ -197,6 +234,8 @@ class FeedSet:
                 feed.last_fetch, feed.last_error = time.time(), None
                 return False
             parsed = validate(feed.url, body, headers.get("Content-Type", ""), feed.parsed, self.max_shrink)
+            if self._stop.is_set():  # stopped meanwhile (a reload dropped this feed): the copy is not used
+                return False
         except (FeedRejected, httpx.HTTPError, OSError) as exc:
             why = str(exc) or type(exc).__name__
             feed.last_error = why
@@ -231,11 +270,12 @@ class FeedSet:
             self.fetch_all()
             self._stop.wait(self.refresh)
 
-    def stop(self) -> None:
+    def stop(self, close_client: bool = True) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)  # a download in flight must not hold up shutdown (daemon thread)
-        self.client.close()
+        if close_client:
+            self.client.close()
 
     def status(self) -> list[dict[str, Any]]:
         return [f.status() for f in self.feeds]

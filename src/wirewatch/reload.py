@@ -1,7 +1,8 @@
 """What a SIGHUP reload can change in a running engine, and what needs a restart.
 
 Thresholds, ratios, port lists, blocklists, timeouts and the alert manager's cooldown,
-escalation and storm settings take effect at once (each detector's `configure`). Windows
+escalation and storm settings take effect at once (each detector's `configure`); so do the
+blocklist feeds (feeds.reattach) and the webhook (sinks/webhook.reconfigure). Windows
 and caps size state that already exists, a detector switched on or off would need state
 built or dropped, and the general section shapes capture and slicing: changing any of
 those is reported at reload as waiting for a restart, never silently ignored.
@@ -17,7 +18,8 @@ from .detect.registry import names
 # keys (in any detect.* section, or alerts/general) that only a restart applies
 RESTART_ONLY = {"enabled", "window", "slow_window", "max_targets", "max_sources", "max_probes", "max_pairs",
                 "max_attempts", "max_identifiers", "max_storm_sources"}
-RESTART_SECTIONS = ("general", "output", "web")
+RESTART_SECTIONS = ("general", "output", "web", "enrich")
+RELOADABLE = {"general.sensor", "output.webhook", "output.webhook_min_severity", "output.webhook_queue"}
 
 
 def restart_only_changes(old: Any, new: Any) -> list[str]:
@@ -25,7 +27,7 @@ def restart_only_changes(old: Any, new: Any) -> list[str]:
     out: list[str] = []
     for name in RESTART_SECTIONS:
         out += [f"{name}.{k}" for k in _changed(getattr(old, name), getattr(new, name))
-                if not (name == "general" and k == "sensor")]
+                if f"{name}.{k}" not in RELOADABLE]
     out += [f"alerts.{k}" for k in _changed(old.alerts, new.alerts) if k in RESTART_ONLY]
     for name in names():
         a, b = getattr(old.detect, name), getattr(new.detect, name)

@@ -164,6 +164,7 @@ class Sensor:
             print(f"wirewatch: reload failed, keeping the running config: {exc}", file=self.log)
             return
         pending = self.engine.reconfigure(new)
+        self.reload_outputs()
         if pending:
             print(f"wirewatch: reload: {', '.join(pending)} changed; these take effect only after a restart "
                   "(the running values stay)", file=self.log)
@@ -172,6 +173,27 @@ class Sensor:
         if problem:
             print(f"wirewatch: {problem}", file=self.log)
         print(f"wirewatch: reloaded config and blocklists; log {'kept' if problem else 'reopened'}", file=self.log)
+
+    def reload_outputs(self) -> None:
+        """The blocklist feeds and the webhook of the reloaded config (engine.cfg); one that
+        cannot be applied (a URL that is not http(s)) keeps the running one, said in one line."""
+        from .config import ConfigError
+
+        cfg = self.engine.cfg
+        try:
+            if self.feeds is not None or cfg.detect.blacklist.urls:
+                from .feeds import reattach  # the HTTP client: imported only when feeds are or were set
+
+                self.feeds = reattach(self.engine, self.feeds, self.log)
+        except ConfigError as exc:
+            print(f"wirewatch: reload: {exc}; the running feeds stay", file=self.log)
+        try:
+            if cfg.output.webhook or any(s.name == "webhook" for s in self.engine.sinks):
+                from .sinks.webhook import reconfigure
+
+                reconfigure(self.engine, cfg)
+        except ConfigError as exc:
+            print(f"wirewatch: reload: {exc}; the running webhook stays", file=self.log)
 
     def emit_stats(self, final: bool = False) -> None:
         recv, drop, ifdrop = self.source.kernel_stats()

@@ -124,3 +124,26 @@ class WebhookSink(SinkBase):
         self._stop.set()
         self._thread.join(timeout=CLOSE_WAIT_S + 1)
         self.client.close()
+
+
+def reconfigure(engine: Any, cfg: Any) -> WebhookSink | None:
+    """SIGHUP: the webhook of the reloaded config in the engine's sinks. A new minimum severity
+    applies to the running sink; a new URL or queue size puts a new sink in its place (it goes on
+    with the old one's counters) while the old one sends what it holds in a thread of its own,
+    so capture does not wait; an empty URL removes it. A bad URL raises ConfigError first."""
+    out = cfg.output
+    current = next((s for s in engine.sinks if isinstance(s, WebhookSink)), None)
+    if current is not None and out.webhook == current.url and out.webhook_queue == current.queue.maxsize:
+        current.min_severity = out.webhook_min_severity
+        return current
+    new = WebhookSink(out.webhook, out.webhook_min_severity, out.webhook_queue) if out.webhook else None
+    if current is not None:
+        if new is not None:
+            new.counts = current.counts  # one set of counters for the run; the old thread adds what it still sends
+            engine.sinks[engine.sinks.index(current)] = new
+        else:
+            engine.sinks.remove(current)
+        threading.Thread(target=current.close, name="webhook-close", daemon=True).start()
+    elif new is not None:
+        engine.sinks.append(new)
+    return new
