@@ -5,7 +5,9 @@ Prints first, on the reference captures of real traffic, wirewatch next to tcpdu
 * packets/s and peak RSS of `wirewatch read` with all detectors, and with only the
   foundation detectors (blacklist, suspicious_port);
 * packets/s of the Scapy per-packet way on a prefix of the same capture, and the ratios;
-* with BENCH_PER_DETECTOR=1, what each detector costs (the time saved by disabling it alone).
+* with BENCH_PER_DETECTOR=1, what each detector costs (the time saved by disabling it alone);
+* what enrichment costs on captures whose alerts are few: CPU seconds (user + sys) of
+  `wirewatch read` with enrichment on and off, alternating BENCH_RUNS times (BENCH_ENRICH=0 skips).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ MIXED = os.path.join(ROOT, "var", "bench", "mixed.pcap")  # recorded by bench/re
 BLOCKLIST = os.path.join(ROOT, "tests", "corpus", "blacklist.txt")
 SCAPY_PACKETS = int(os.environ.get("BENCH_SCAPY_PACKETS", "30000"))
 PER_DETECTOR = os.environ.get("BENCH_PER_DETECTOR", "") not in ("", "0")
+ENRICH = os.environ.get("BENCH_ENRICH", "1") != "0"
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+PUBLIC_LIST = os.path.join(ROOT, "var", "bench", "public-blocklist.txt")  # puts a few public sources on alerts
 DETECTORS = tuple(registry.names())  # every registered detector, as the sensor runs them
 FOUNDATION = ("blacklist", "suspicious_port")  # one look-up per packet, no windows
 FOUNDATION_ONLY = [x for d in DETECTORS if d not in FOUNDATION for x in ("--set", f"detect.{d}.enabled=false")]
@@ -83,6 +88,8 @@ def main() -> int:
         print(f"  evictions          {evicted or 'none'}")
     if PER_DETECTOR:
         per_detector_costs()
+    if ENRICH:
+        enrichment_cost()
     return 0
 
 
@@ -101,6 +108,51 @@ def per_detector_costs() -> None:
         without = pipeline_seconds(["--set", f"detect.{name}.enabled=false"], capture)
         print(f"  {name:<18} {base - without:6.3f} s")
     print("  (syn_flood and failed_handshake share the handshake tracker: alone, each saves only its own part)")
+
+
+def cpu_seconds(capture: str, extra: list[str]) -> tuple[float, dict]:
+    """User + sys CPU seconds of one `wirewatch read` child, and its summary."""
+    cmd = [sys.executable, "-m", "wirewatch", "read", capture, "--quiet", "--format", "json", "--logfile", "", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"wirewatch read failed with status {status}")
+    return usage.ru_utime + usage.ru_stime, json.loads(out)
+
+
+def median(values: list[float]) -> float:
+    v = sorted(values)
+    return (v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2
+
+
+def enrichment_cost() -> None:
+    """Enrichment on vs off (`enrich.enabled`), alternating, on captures whose alerts are few:
+    the generated capture (its alerts' addresses are private or reserved: labels only), the
+    same with a blocklist that puts a few public flood sources on alerts (the default data is
+    mapped and looked up), and the recorded mixed capture when there is one."""
+    with open(PUBLIC_LIST, "w") as fh:
+        fh.write("10.10.0.99\n45.0.0.0/16\n")
+    cases = [("bench.pcap", CAPTURE, ["--blacklist", BLOCKLIST]),
+             ("bench.pcap, public sources listed", CAPTURE, ["--blacklist", PUBLIC_LIST])]
+    if os.path.exists(MIXED):
+        cases.append(("mixed.pcap", MIXED, ["--blacklist", BLOCKLIST]))
+    print(f"\n[enrichment on vs off: CPU seconds (user + sys) of wirewatch read, {RUNS} alternating runs each, "
+          f"load average {os.getloadavg()[0]:.1f}]")
+    for label, capture, extra in cases:
+        on: list[float] = []
+        off: list[float] = []
+        summary: dict = {}
+        for _ in range(RUNS):
+            secs, summary = cpu_seconds(capture, extra)
+            on.append(secs)
+            off.append(cpu_seconds(capture, [*extra, "--set", "enrich.enabled=false"])[0])
+        m_on, m_off = median(on), median(off)
+        state = summary["detector_state"]
+        diffs = [100 * (a - b) / b for a, b in zip(on, off)]  # each run against the one right after it
+        print(f"  {label:<36} on {m_on:6.3f} s  off {m_off:6.3f} s  ({100 * (m_on - m_off) / m_off:+.1f} %; "
+              f"pairs {min(diffs):+.1f} .. {max(diffs):+.1f} %)  alerts {sum(summary['alerts'].values())}, public addresses looked up {state.get('enrich_lookups', 0)}")
+    print(f"  (load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":
