@@ -13,8 +13,8 @@ ip-location-db's .mmdb files, ...: read with the maxminddb reader), then, unless
 (enrich_data.py: AS number and organisation, country code; IPv4 and IPv6). Country names
 the data lacks come from the iso3166 package. The default data is mapped from its cache at
 the first public address (milliseconds); building that cache from the packages' CSV files
-takes seconds, once per data version: `make setup` does it, and a live sensor does it in a
-background thread at start (warm()), so a first alert does not wait.
+takes seconds, once per data version: `make setup` does it for `var`; elsewhere the first
+public address does (warm() does it in a background thread, for a caller that wants that).
 """
 
 from __future__ import annotations

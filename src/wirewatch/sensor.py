@@ -100,8 +100,6 @@ class Sensor:
         sinks += self.extra_sinks
         self.engine = Engine(self.cfg, sinks, log=self.log)
         self.engine.keep_packets()  # each alert's packets to a pcap in output.pcap_dir
-        if self.engine.enricher is not None:
-            self.engine.enricher.warm()  # the enrichment data off the capture path, before any alert
         self.feeds = None
         if client is not None:
             from .feeds import attach
