@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sensor_tables import ROLLUP_TABLES, SENSOR_SOURCES
+from .sensor_tables import ATTACKER_REBUILD, ROLLUP_TABLES, SENSOR_SOURCES
+from .tables import create_alerts, owner_tables
 from .tune_runs import POSTGRES_TUNE_RUNS
 
 MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
@@ -19,22 +20,7 @@ CONNECT_TIMEOUT_S = 5
 MIGRATIONS: list[str] = [
     # 1: everything the SQLite store has after its migrations, plus sensors, uids and text search
     """
-    CREATE TABLE alerts (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        ts DOUBLE PRECISION NOT NULL,
-        type TEXT NOT NULL,
-        severity INTEGER NOT NULL,
-        src_ip TEXT, dest_ip TEXT, src_key TEXT, dest_key TEXT,
-        src_port INTEGER, dest_port INTEGER, proto TEXT,
-        message TEXT NOT NULL,
-        record TEXT NOT NULL,
-        acknowledged INTEGER NOT NULL DEFAULT 0,
-        muted INTEGER NOT NULL DEFAULT 0,
-        sensor TEXT NOT NULL DEFAULT '',
-        uid TEXT,
-        inserted DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM clock_timestamp()),
-        search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', message || ' ' || record)) STORED
-    );
+    """ + create_alerts("postgresql") + """
     CREATE INDEX alerts_ts ON alerts(ts);
     CREATE INDEX alerts_type ON alerts(type, id);
     CREATE INDEX alerts_severity ON alerts(severity, id);
@@ -70,9 +56,24 @@ MIGRATIONS: list[str] = [
     # 2: per-sensor sources by index, the fleet's incidents by last_ts (store/sensor_tables.py)
     SENSOR_SOURCES,
     # 3: an alert's packets (EVE `packets`), generated from the record as in the SQLite store
-    "ALTER TABLE alerts ADD COLUMN packets TEXT GENERATED ALWAYS AS ((record::jsonb -> 'packets')::text) STORED;",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS packets TEXT GENERATED ALWAYS AS ((record::jsonb -> 'packets')::text) STORED;",
     # 4: saved `wirewatch tune` runs, for the dashboard's tune page (store/tune_runs.py)
     POSTGRES_TUNE_RUNS,
+    # 5: attackers (a store made by migration 1 from today's column list has the column
+    # already), country / AS terms, per-sensor totals; alert_sources goes (sensor_tables.py)
+    """
+    ALTER TABLE alerts ADD COLUMN IF NOT EXISTS attacker TEXT;
+    UPDATE alerts SET attacker = coalesce(record::jsonb #>> '{alert,source,ip}', src_ip)
+        WHERE attacker IS NULL;
+    """ + owner_tables("postgresql") + ATTACKER_REBUILD + """
+    INSERT INTO alert_owners SELECT DISTINCT t.term, a.id FROM alerts a, LATERAL (VALUES
+        ('c:' || (a.record::jsonb #>> '{enrichment,src,country}')), ('c:' || (a.record::jsonb #>> '{enrichment,dest,country}')),
+        ('a:' || (a.record::jsonb #>> '{enrichment,src,as,number}')), ('a:' || (a.record::jsonb #>> '{enrichment,dest,as,number}')),
+        ('n:' || lower(a.record::jsonb #>> '{enrichment,src,as,name}')), ('n:' || lower(a.record::jsonb #>> '{enrichment,dest,as,name}'))
+    ) AS t(term) WHERE t.term IS NOT NULL AND a.record LIKE '%"enrichment"%';
+    INSERT INTO owner_names SELECT DISTINCT substr(term, 3) FROM alert_owners WHERE term LIKE 'n:%';
+    CREATE INDEX alert_owners_id ON alert_owners(id);
+    """,
 ]
 
 

@@ -20,13 +20,15 @@ from typing import Any, TextIO
 
 from ..config import sensor_name
 from .postgres_schema import connect, migrate, shown
-from .rollups import Rollup, alert_row, sensor_of, upserts
+from .rollups import prepare, sensor_of, upserts
 from .schema import record_json
 from .sensor_tables import SENSOR_UPSERT
+from .sink_base import MuteRow, StoreSink
 from .spool import Delivery, Entry, Spool
-from .sqlite_sink import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, Mutes, _epoch
+from .tables import insert_alerts
 
 UID_KEY = "_wirewatch_uid"  # carried by the sink's own copy of a record, never stored in it
+INSERT = insert_alerts("%s")
 
 
 def postgres_spool(cfg: Any) -> str:
@@ -43,9 +45,8 @@ def transient_errors() -> tuple[type[BaseException], ...]:
             psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.InterfaceError)
 
 
-class PostgresSink:
+class PostgresSink(StoreSink):
     name = "postgresql"
-    keeps_muted = True
 
     def __init__(self, url: str, spool_path: str, retention_days: float = 30.0, clock=time.time,
                  log: TextIO | None = None):
@@ -60,10 +61,7 @@ class PostgresSink:
         self.delivery = Delivery(self._store, self.spool, transient_errors(), log=self.log, what=shown(url))
         self._uid_prefix = secrets.token_hex(8) + "-"
         self._uid_seq = 0
-        self.mutes = Mutes([])
-        self.mutes_loaded = 0.0
-        self.since_retention = 0
-        self.last_retention = self.clock()
+        self._init_cadence()
         if self.spool.pending:  # left by an earlier run that could not reach the database
             self.delivery.flush()
 
@@ -100,45 +98,18 @@ class PostgresSink:
             out.append(dict(r) | {UID_KEY: f"{self._uid_prefix}{self._uid_seq:x}"})
         return out
 
-    def refresh_mutes(self, force: bool = False) -> None:
-        """Mutes made on the dashboard reach this sensor within MUTE_REFRESH_S; while the
-        database is unreachable the last known mutes stay in force."""
-        now = self.clock()
-        if not force and now - self.mutes_loaded < MUTE_REFRESH_S:
-            return
-        self.mutes_loaded = now
+    def _load_mutes(self, now: float) -> list[MuteRow] | None:
+        """While the database is unreachable the last known mutes stay in force."""
         try:
             conn = self._reconnect_or_raise()
             with conn.transaction():
-                rows = conn.execute("SELECT id, type, cidr, dest_port, until FROM mutes WHERE until > %s",
+                return conn.execute("SELECT id, type, cidr, dest_port, until FROM mutes WHERE until > %s",
                                     (now,)).fetchall()
         except transient_errors():
-            return
-        self.mutes = Mutes(rows)
+            return None
 
-    def filter(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        self.refresh_mutes()
-        now = self.clock()
-        for a in alerts:
-            mid = self.mutes.match(a, now)
-            if mid is not None:
-                a["muted"] = mid
-        return alerts
-
-    def write(self, alerts: list[dict[str, Any]]) -> None:
-        if not alerts:
-            return
-        self.delivery.deliver(self._stamp(alerts))
-        self.since_retention += len(alerts)
-        if self.since_retention >= RETENTION_EVERY:
-            self.since_retention = 0
-            self.enforce_retention()
-
-    def write_event(self, record: dict[str, Any]) -> None:
-        if record.get("event_type") == "stats":
-            self.delivery.deliver(self._stamp([record]))
-            if self.clock() - self.last_retention >= RETENTION_PERIOD_S:
-                self.enforce_retention()
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        self.delivery.deliver(self._stamp(records))
 
     def _store(self, entries: list[Entry]) -> None:
         """Store entries (alerts and stats) in one transaction, skipping uids already stored."""
@@ -154,18 +125,16 @@ class PostgresSink:
             stats = [(u, r) for u, r in fresh if r.get("event_type") == "stats"]
             cur = conn.cursor()
             if alerts:
-                rollup = Rollup()
-                rows = []
-                for uid, a in alerts:
-                    ts = _epoch(a["timestamp"])
-                    rows.append(alert_row(a, ts) + (record_json(a), uid))
-                    rollup.add(a, ts)
-                cur.executemany("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, "
-                                "dest_port, proto, message, muted, sensor, record, uid) VALUES "
-                                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+                rows, rollup = prepare([r for _, r in alerts], [u for u, _ in alerts])
+                cur.executemany(INSERT, rows)
                 for sql, args in upserts(rollup, "greatest", "least"):
                     if args:
                         cur.executemany(sql.replace("?", "%s"), args)
+                if rollup.owners:  # ids by uid: other sensors insert between our rows
+                    cur.execute("INSERT INTO alert_owners (term, id) SELECT t.term, a.id FROM "
+                                "unnest(%s::text[], %s::text[]) AS t(uid, term) JOIN alerts a ON a.uid = t.uid "
+                                "ON CONFLICT DO NOTHING", ([alerts[i][0] for i, _ in rollup.owners],
+                                                           [term for _, term in rollup.owners]))
             if stats:
                 now = self.clock()
                 cur.executemany("INSERT INTO stats (ts, sensor, record, uid) VALUES (%s,%s,%s,%s)",
@@ -188,11 +157,11 @@ class PostgresSink:
                 conn.execute(f"UPDATE alert_minutes t SET count = t.count - g.n FROM (SELECT floor(ts / 60)::bigint AS "
                              f"minute, type, count(*) AS n FROM ({gone}) a GROUP BY 1, 2) g WHERE t.minute = g.minute "
                              "AND t.type = g.type", (cutoff,))
-                conn.execute(f"UPDATE alert_sources t SET count = t.count - g.n FROM (SELECT src_ip, count(*) AS n "
-                             f"FROM ({gone}) a WHERE src_ip IS NOT NULL GROUP BY src_ip) g WHERE t.src_ip = g.src_ip",
+                conn.execute(f"UPDATE sensor_types t SET count = greatest(0, t.count - g.n) FROM (SELECT sensor, type, "
+                             f"count(*) AS n FROM ({gone}) a GROUP BY 1, 2) g WHERE t.sensor = g.sensor AND t.type = g.type",
                              (cutoff,))
-                conn.execute("DELETE FROM alerts WHERE inserted < %s", (cutoff,))
-                conn.execute("DELETE FROM alert_sources WHERE count <= 0")
+                conn.execute("WITH gone AS (DELETE FROM alerts WHERE inserted < %s RETURNING id) "
+                             "DELETE FROM alert_owners WHERE id IN (SELECT id FROM gone)", (cutoff,))
                 conn.execute("DELETE FROM alert_minutes WHERE count <= 0")
                 conn.execute("DELETE FROM stats WHERE ts < %s", (cutoff,))
                 conn.execute("DELETE FROM sensor_minutes WHERE minute < %s", (int(cutoff // 60),))

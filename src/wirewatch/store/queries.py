@@ -21,6 +21,8 @@ from .tune_runs import LIST as TUNE_LIST
 from .tune_runs import ONE as TUNE_ONE
 from .tune_runs import run_summary
 
+MAX_AS_NAMES = 200  # AS names an AS filter by part of a name may match
+FLEET_TOP = 10  # top sources of the overview
 QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked quiet (4 default intervals)
 INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
 NEAR_MISS = 0.5  # the overview lists sources at this fraction of a threshold or more
@@ -58,6 +60,7 @@ class Queries:
     """The queries; subclasses open the connection and say how their dialect differs."""
 
     conn: Any
+    _join = "JOIN"  # how alert_owners drives a read (SQLite: CROSS JOIN keeps that order)
 
     def _sql(self, sql: str) -> str:
         return sql
@@ -73,36 +76,30 @@ class Queries:
         """A WHERE clause (and its arguments) for the free-text filter."""
         raise NotImplementedError
 
-    def _json_text(self, path: str) -> str:
-        """SQL for the text at a dotted path of the stored EVE record (NULL when absent)."""
-        return f"CAST(json_extract(record, '$.{path}') AS TEXT)"
-
-    def _owner_filter(self, f: AlertFilter) -> tuple[list[str], list[Any]]:
-        """Country / AS of either address, from the record's enrichment."""
-        sql: list[str] = []
-        args: list[Any] = []
-        sides = ("src", "dest")
+    def _owner_terms(self, f: AlertFilter) -> list[list[str]]:
+        """Country / AS of either address as owner terms (tables.owner_terms): one list of
+        alternatives per filter, every list must match. An AS name filter matches the names
+        seen (owner_names, a small table) that contain it."""
+        out: list[list[str]] = []
         if f.country:
-            sql.append("(" + " OR ".join(f"{self._json_text(f'enrichment.{s}.country')} = ?" for s in sides) + ")")
-            args += [f.country.upper()] * 2
+            out.append([f"c:{f.country.upper()}"])
         if f.asn.isdigit():
-            sql.append("(" + " OR ".join(f"{self._json_text(f'enrichment.{s}.as.number')} = ?" for s in sides) + ")")
-            args += [str(int(f.asn))] * 2
+            out.append([f"a:{int(f.asn)}"])
         elif f.asn:
-            sql.append("(" + " OR ".join(f"lower({self._json_text(f'enrichment.{s}.as.name')}) LIKE ? ESCAPE '\\'"
-                                         for s in sides) + ")")
-            args += [_like(f.asn.lower())] * 2
-        return sql, args
+            names = self._rows("SELECT name FROM owner_names WHERE name LIKE ? ESCAPE '\\' ORDER BY name LIMIT ?",
+                               (_like(f.asn.lower()), MAX_AS_NAMES))
+            out.append([f"n:{r['name']}" for r in names] or ["n:"])  # no such name: a term nothing has
+        return out
 
     def _where(self, f: AlertFilter) -> tuple[str, list[Any]]:
         sql: list[str] = ["1=1"]
         args: list[Any] = []
         for col, value in (("type", f.type), ("sensor", f.sensor)):
             if value:
-                sql.append(f"{col} = ?")
+                sql.append(f"a.{col} = ?")
                 args.append(value)
         if f.severity is not None:
-            sql.append("severity = ?")
+            sql.append("a.severity = ?")
             args.append(f.severity)
         for col, value in (("src_key", f.src), ("dest_key", f.dest)):
             if value:
@@ -111,15 +108,13 @@ class Queries:
                 except ValueError:
                     raise QueryError(f"{col.split('_')[0]}: not an address or CIDR: {value!r}") from None
                 if lo == hi:
-                    sql.append(f"{col} = ?")
+                    sql.append(f"a.{col} = ?")
                     args.append(lo)
                 else:
-                    sql.append(f"{col} BETWEEN ? AND ?")
+                    sql.append(f"a.{col} BETWEEN ? AND ?")
                     args += [lo, hi]
-        if f.port is not None:
-            sql.append("(dest_port = ? OR src_port = ?)")
-            args += [f.port, f.port]
-        for bound, cond in ((f.since, "ts >= ?"), (f.until, "ts <= ?"), (f.before, "id < ?"), (f.after, "id > ?")):
+        for bound, cond in ((f.since, "a.ts >= ?"), (f.until, "a.ts <= ?"), (f.before, "a.id < ?"),
+                            (f.after, "a.id > ?")):
             if bound is not None:
                 sql.append(cond)
                 args.append(bound)
@@ -127,20 +122,39 @@ class Queries:
             clause, more = self._text_search(f.q)
             sql.append(clause)
             args += more
-        owner_sql, owner_args = self._owner_filter(f)
-        sql += owner_sql
-        args += owner_args
+        for terms in self._owner_terms(f)[1:]:  # the first drives the query (alerts)
+            sql.append(f"a.id IN (SELECT id FROM alert_owners WHERE term IN ({','.join('?' * len(terms))}))")
+            args += terms
         if f.acknowledged is not None:
-            sql.append("acknowledged = ?")
+            sql.append("a.acknowledged = ?")
             args.append(1 if f.acknowledged else 0)
         return " AND ".join(sql), args
 
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
+        """One page, newest first. Each way of reading it walks one index in id order and
+        stops at the page's end: a port is either side (two ordered reads merged), a country
+        or AS is read from alert_owners in id order, anything else from its own index."""
         where, args = self._where(f)
         order = "ASC" if f.after is not None and f.before is None else "DESC"
-        rows = self._rows(
-            f"SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
-            f"sensor, record FROM alerts WHERE {where} ORDER BY id {order} LIMIT ?", (*args, f.limit))
+        cols = ("a.id, a.ts, a.type, a.severity, a.src_ip, a.dest_ip, a.src_port, a.dest_port, a.proto, a.message, "
+                "a.acknowledged, a.muted, a.sensor, a.record")
+        owners = self._owner_terms(f)
+        reads: list[tuple[str, list[Any]]] = []
+        sides = [("a.dest_port = ?", [f.port]), ("a.src_port = ?", [f.port])] if f.port is not None else [("1=1", [])]
+        for cond, more in sides:
+            if owners:
+                terms = owners[0]
+                reads.append((f"SELECT {cols} FROM alert_owners o {self._join} alerts a ON a.id = o.id "
+                              f"WHERE o.term IN ({','.join('?' * len(terms))}) AND {cond} AND {where} "
+                              f"ORDER BY o.id {order} LIMIT ?", [*terms, *more, *args, f.limit]))
+            else:
+                reads.append((f"SELECT {cols} FROM alerts a WHERE {cond} AND {where} "
+                              f"ORDER BY a.id {order} LIMIT ?", [*more, *args, f.limit]))
+        seen: dict[int, dict[str, Any]] = {}
+        for sql, read_args in reads:
+            for r in self._rows(sql, read_args):
+                seen[r["id"]] = r
+        rows = sorted(seen.values(), key=lambda r: r["id"], reverse=order == "DESC")[:f.limit]
         for r in rows:  # the list shows who owns each address
             r["enrichment"] = json.loads(r.pop("record")).get("enrichment", {})
         return sorted(rows, key=lambda r: -r["id"])
@@ -163,18 +177,17 @@ class Queries:
             last = self._value("SELECT max(minute) AS m FROM sensor_minutes WHERE sensor = ?", (sensor,))
             per = self._rows("SELECT minute, sum(count) AS n FROM sensor_minutes WHERE sensor = ? AND minute > ? "
                              "GROUP BY minute ORDER BY minute", (sensor, (last or 0) - minutes)) if last is not None else []
-            by_type = {r["type"]: int(r["n"]) for r in self._rows(
-                "SELECT type, sum(count) AS n FROM sensor_minutes WHERE sensor = ? GROUP BY type ORDER BY n DESC",
-                (sensor,)) if r["n"] > 0}
-            top = self._rows("SELECT src_ip, count FROM sensor_sources WHERE sensor = ? ORDER BY count DESC LIMIT 10",
-                             (sensor,))
+            by_type = {r["type"]: int(r["count"]) for r in self._rows(
+                "SELECT type, count FROM sensor_types WHERE sensor = ? AND count > 0 ORDER BY count DESC", (sensor,))}
+            top = self._rows("SELECT src_ip, count FROM sensor_sources WHERE sensor = ? ORDER BY count DESC LIMIT ?",
+                             (sensor, FLEET_TOP))
         else:
             last = self._value("SELECT max(minute) AS m FROM alert_minutes")
             per = self._rows("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > ? GROUP BY minute "
                              "ORDER BY minute", ((last or 0) - minutes,)) if last is not None else []
             by_type = {r["type"]: int(r["count"]) for r in self._rows(
                 "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
-            top = self._rows("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT 10")
+            top = self._fleet_top(FLEET_TOP)
         stats = self._stats(sensor)
         return {"alerts_per_minute": [{"t": r["minute"] * 60, "alerts": int(r["n"])} for r in per],
                 "alerts_by_type": by_type, "top_sources": [{"src_ip": r["src_ip"], "count": int(r["count"]),
@@ -200,7 +213,7 @@ class Queries:
         one is older than QUIET_AFTER_S (wall clock: it is about the sensor, not its packets)."""
         now = time.time() if now is None else now
         alerts = {r["sensor"]: int(r["n"]) for r in self._rows(
-            "SELECT sensor, sum(count) AS n FROM sensor_minutes GROUP BY sensor")}
+            "SELECT sensor, sum(count) AS n FROM sensor_types GROUP BY sensor")}
         out = []
         for r in self._rows("SELECT sensor, first_seen, last_seen, record, prev_seen, prev_record FROM sensors "
                             "ORDER BY sensor"):
@@ -219,12 +232,13 @@ class Queries:
         return out
 
     def incidents(self, sensor: str = "", limit: int = 50) -> list[dict[str, Any]]:
-        """Alerts grouped by attacking source across detectors and sensors, most recent first."""
+        """Alerts grouped by attacker (alert.source.ip, else src_ip) across detectors and
+        sensors, most recent first."""
         if sensor:
             top = self._rows("SELECT src_ip FROM sensor_sources WHERE sensor = ? AND count > 0 ORDER BY last_ts DESC "
                              "LIMIT ?", (sensor, limit))
         else:
-            top = self._rows("SELECT src_ip FROM alert_sources WHERE count > 0 ORDER BY last_ts DESC LIMIT ?", (limit,))
+            top = self._fleet_recent(limit)
         if not top:
             return []
         marks = ",".join("?" * len(top))
@@ -243,21 +257,74 @@ class Queries:
         return [grouped[t["src_ip"]] for t in top]
 
     def incident(self, src_ip: str) -> list[dict[str, Any]]:
-        """One source's alerts, newest first (its timeline), across detectors and sensors."""
+        """One attacker's alerts, newest first (its timeline), across detectors and sensors."""
         try:
             key = addr_key(src_ip)
         except (ValueError, OSError):
             raise QueryError(f"src: not an address: {src_ip!r}") from None
-        return self._rows("SELECT id, ts, type, severity, sensor, dest_ip, dest_port, message, muted FROM alerts "
-                          "WHERE src_key = ? ORDER BY id DESC LIMIT ?", (key, INCIDENT_TIMELINE))
+        cols = "id, ts, type, severity, sensor, src_ip, dest_ip, dest_port, message, muted"
+        rows = {r["id"]: r for side in ("src", "dest") for r in self._rows(
+            f"SELECT {cols} FROM alerts WHERE {side}_key = ? AND attacker = {side}_ip ORDER BY id DESC LIMIT ?",
+            (key, INCIDENT_TIMELINE))}  # the attacker is one of the two addresses: two ordered reads
+        return sorted(rows.values(), key=lambda r: -r["id"])[:INCIDENT_TIMELINE]
+
+    def _sensors_with_sources(self) -> list[str]:
+        """The sensors in sensor_sources, one index seek each (a skip scan, not a scan)."""
+        return [r["s"] for r in self._rows(
+            "WITH RECURSIVE n(s) AS (SELECT min(sensor) FROM sensor_sources UNION ALL "
+            "SELECT (SELECT min(sensor) FROM sensor_sources WHERE sensor > n.s) FROM n WHERE n.s IS NOT NULL) "
+            "SELECT s FROM n WHERE s IS NOT NULL")]
+
+    def _fleet_recent(self, limit: int) -> list[dict[str, Any]]:
+        """The `limit` attackers seen last over all sensors: each sensor's last `limit` by
+        index, merged (an attacker's fleet-wide last time is its latest on some sensor, so
+        the merge of the sensors' heads is exact)."""
+        best: dict[str, float] = {}
+        for name in self._sensors_with_sources():
+            for r in self._rows("SELECT src_ip, last_ts FROM sensor_sources WHERE sensor = ? AND count > 0 "
+                                "ORDER BY last_ts DESC LIMIT ?", (name, limit)):
+                best[r["src_ip"]] = max(best.get(r["src_ip"], r["last_ts"]), r["last_ts"])
+        return [{"src_ip": ip} for ip, _ in sorted(best.items(), key=lambda kv: -kv[1])[:limit]]
+
+    def _fleet_top(self, n: int) -> list[dict[str, Any]]:
+        """The n attackers with most alerts over all sensors, exactly, from each sensor's
+        head by count (Fagin's threshold: once the n-th total is at least the sum of the
+        sensors' k-th counts, no attacker outside the heads can beat it; else k grows)."""
+        names = self._sensors_with_sources()
+        k = n
+        while True:
+            heads = {name: self._rows("SELECT src_ip, count FROM sensor_sources WHERE sensor = ? "
+                                      "ORDER BY count DESC LIMIT ?", (name, k)) for name in names}
+            candidates = sorted({r["src_ip"] for rows in heads.values() for r in rows})
+            if not candidates:
+                return []
+            totals: dict[str, int] = {}
+            for lo in range(0, len(candidates), 500):
+                part = candidates[lo:lo + 500]
+                for r in self._rows(f"SELECT src_ip, sum(count) AS n FROM sensor_sources WHERE sensor IN "
+                                    f"({','.join('?' * len(names))}) AND src_ip IN ({','.join('?' * len(part))}) "
+                                    "GROUP BY src_ip", [*names, *part]):
+                    totals[r["src_ip"]] = int(r["n"])
+            top = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+            bound = sum(int(rows[-1]["count"]) for rows in heads.values() if len(rows) == k)
+            if len(heads) == 1 or (len(top) == n and top[-1][1] >= bound) or all(len(r) < k for r in heads.values()):
+                return [{"src_ip": ip, "count": c} for ip, c in top if c > 0]
+            k *= 4
 
     def sensor_names(self) -> list[str]:
         return [r["sensor"] for r in self._rows("SELECT sensor FROM sensors ORDER BY sensor")]
 
-    def owner(self, src_ip: str) -> dict[str, Any]:
-        """Country / AS / label of a source, from its latest alert's enrichment (src_key is indexed)."""
-        rows = self._rows("SELECT record FROM alerts WHERE src_key = ? ORDER BY id DESC LIMIT 1", (addr_key(src_ip),))
-        return json.loads(rows[0]["record"]).get("enrichment", {}).get("src", {}) if rows else {}
+    def owner(self, ip: str) -> dict[str, Any]:
+        """Country / AS / label of an address, from the enrichment of its latest alert as
+        source, else as destination (an attacker may be either; both keys are indexed)."""
+        key = addr_key(ip)
+        for side in ("src", "dest"):
+            rows = self._rows(f"SELECT record FROM alerts WHERE {side}_key = ? ORDER BY id DESC LIMIT 1", (key,))
+            if rows:
+                found = json.loads(rows[0]["record"]).get("enrichment", {}).get(side, {})
+                if found:
+                    return found
+        return {}
 
     def mutes(self) -> list[dict[str, Any]]:
         now = time.time()
@@ -302,8 +369,10 @@ class Store(Queries):
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
 
+    _join = "CROSS JOIN"
+
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        return "id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)", [fts5_phrase(q)]
+        return "a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)", [fts5_phrase(q)]
 
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
         """Text search alone (the common case) asks the index for just one page, newest
@@ -336,10 +405,7 @@ class PostgresStore(Queries):
         return sql.replace("?", "%s")
 
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        return TSQUERY_PHRASE, [q]
-
-    def _json_text(self, path: str) -> str:
-        return f"(record::jsonb #>> '{{{','.join(path.split('.'))}}}')"
+        return "a." + TSQUERY_PHRASE, [q]
 
 
 def open_store(url: str) -> Queries:

@@ -1,14 +1,16 @@
-"""Per-sensor roll-ups, shared by the SQLite and PostgreSQL writers.
+"""Roll-ups, shared by the SQLite and PostgreSQL writers: a batch's rows and what it adds to
+every roll-up table, aggregated in Python first so each key costs one UPSERT per batch.
 
-The fleet dashboard filters charts by sensor and groups alerts into incidents by attacking
-source. Both read these small tables instead of scanning a million alerts:
+The dashboard reads these small tables instead of scanning a million alerts:
 
-- `sensor_minutes` (sensor, minute, type) -> count: alerts per minute and per type, per sensor;
-- `source_activity` (src_ip, sensor, type) -> count, first and last alert time: incidents.
+- `alert_minutes` (minute, type) and `alert_types` (type): the fleet's charts and totals;
+- `sensor_minutes` (sensor, minute, type) and `sensor_types` (sensor, type): one sensor's;
+- `source_activity` (attacker, sensor, type) -> count, first and last alert time: incidents;
+- `sensor_sources` (sensor, attacker) -> count, last time: top attackers and incidents by index;
+- `alert_owners` (term, id): country / AS of either address (store/tables.py).
 
-Only loud (not muted) alerts count, as in the other roll-ups. The tables are in
-store/sensor_tables.py; this module computes what a batch adds to them (the PostgreSQL
-writer; SQLite's triggers do the same row by row).
+Sources are attackers (`alert.source.ip`, else src_ip: tables.attacker_of), kept in the
+columns named src_ip. Only loud (not muted) alerts count; a muted one adds to its mute's hits.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import addr_key
+from .schema import addr_key, record_json
+from .sink_base import epoch
+from .tables import attacker_of, owner_terms
 
 
 def sensor_of(record: dict[str, Any]) -> str:
@@ -25,60 +29,94 @@ def sensor_of(record: dict[str, Any]) -> str:
     return str(record.get("host") or "")
 
 
-def alert_row(a: dict[str, Any], ts: float) -> tuple[Any, ...]:
-    """(ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, dest_port, proto, message, muted, sensor).
-    EVE omits unknown fields, so every optional one is read with .get."""
-    src, dest = a.get("src_ip"), a.get("dest_ip")
-    return (ts, a["type"], a["alert"]["severity"], src, dest, addr_key(src), addr_key(dest), a.get("src_port"),
-            a.get("dest_port"), a.get("proto"), a.get("message", ""), 1 if a.get("muted") else 0, sensor_of(a))
-
-
 @dataclass
 class Rollup:
     """What one batch of alerts adds to every roll-up table."""
 
-    minutes: dict[tuple[int, str], int] = field(default_factory=dict)
-    types: dict[str, int] = field(default_factory=dict)
-    sources: dict[str, tuple[int, float]] = field(default_factory=dict)
     hits: dict[int, int] = field(default_factory=dict)
     sensor_minutes: dict[tuple[str, int, str], int] = field(default_factory=dict)
-    activity: dict[tuple[str, str, str], tuple[int, float, float]] = field(default_factory=dict)
-    sensor_sources: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    activity: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+    owners: list[tuple[int, str]] = field(default_factory=list)  # (row index in the batch, term)
+    names: set[str] = field(default_factory=set)
 
-    def add(self, a: dict[str, Any], ts: float) -> None:
-        if a.get("muted"):
-            self.hits[a["muted"]] = self.hits.get(a["muted"], 0) + 1
-            return
-        t, minute, sensor = a["type"], int(ts // 60), sensor_of(a)
-        self.minutes[(minute, t)] = self.minutes.get((minute, t), 0) + 1
-        self.types[t] = self.types.get(t, 0) + 1
-        self.sensor_minutes[(sensor, minute, t)] = self.sensor_minutes.get((sensor, minute, t), 0) + 1
-        src = a.get("src_ip")
-        if src:
-            n, last = self.sources.get(src, (0, ts))
-            self.sources[src] = (n + 1, max(last, ts))
-            n, first, last = self.activity.get((src, sensor, t), (0, ts, ts))
-            self.activity[(src, sensor, t)] = (n + 1, min(first, ts), max(last, ts))
-            n, last = self.sensor_sources.get((sensor, src), (0, ts))
-            self.sensor_sources[(sensor, src)] = (n + 1, max(last, ts))
+    def minutes(self) -> dict[tuple[int, str], int]:
+        out: dict[tuple[int, str], int] = {}
+        for (_, m, t), n in self.sensor_minutes.items():
+            out[(m, t)] = out.get((m, t), 0) + n
+        return out
+
+    def types(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for (s, _, t), n in self.sensor_minutes.items():
+            out[(s, t)] = out.get((s, t), 0) + n
+        return out
+
+    def sensor_sources(self) -> dict[tuple[str, str], list[Any]]:
+        out: dict[tuple[str, str], list[Any]] = {}
+        for (ip, s, _), (n, _, last) in self.activity.items():
+            v = out.get((s, ip))
+            if v is None:
+                out[(s, ip)] = [n, last]
+            else:
+                v[0] += n
+                if last > v[1]:
+                    v[1] = last
+        return out
+
+
+def prepare(records: list[dict[str, Any]], uids: list[str | None]) -> tuple[list[tuple[Any, ...]], Rollup]:
+    """The rows (in tables.WRITTEN order) of a batch of alerts and, in the same pass, what
+    they add to every roll-up. EVE omits unknown fields, so every optional one is read with .get."""
+    rows = []
+    r = Rollup()
+    minutes, activity, hits = r.sensor_minutes, r.activity, r.hits
+    for i, (a, uid) in enumerate(zip(records, uids)):
+        ts = epoch(a["timestamp"])
+        src, dest, t = a.get("src_ip"), a.get("dest_ip"), a["type"]
+        sensor = str(a.get("host") or "")
+        attacker = attacker_of(a)
+        muted = a.get("muted")
+        rows.append((ts, t, a["alert"]["severity"], src, dest, addr_key(src), addr_key(dest), a.get("src_port"),
+                     a.get("dest_port"), a.get("proto"), a.get("message", ""), record_json(a), 1 if muted else 0,
+                     sensor, attacker, uid))
+        if "enrichment" in a:
+            for term in owner_terms(a):
+                r.owners.append((i, term))
+                if term.startswith("n:"):
+                    r.names.add(term[2:])
+        if muted:
+            hits[muted] = hits.get(muted, 0) + 1
+            continue
+        k = (sensor, int(ts // 60), t)
+        minutes[k] = minutes.get(k, 0) + 1
+        if attacker:
+            key = (attacker, sensor, t)
+            v = activity.get(key)
+            if v is None:
+                activity[key] = [1, ts, ts]
+            else:
+                v[0] += 1
+                if ts < v[1]:
+                    v[1] = ts
+                elif ts > v[2]:
+                    v[2] = ts
+    return rows, r
 
 
 def upserts(r: Rollup, greatest: str, least: str) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
     """(SQL with ? placeholders, rows) for each roll-up table; `greatest`/`least` are the
     dialect's two-argument max/min (SQLite: max/min, PostgreSQL: greatest/least)."""
     yield ("INSERT INTO alert_minutes (minute, type, count) VALUES (?,?,?) ON CONFLICT (minute, type) DO UPDATE "
-           "SET count = alert_minutes.count + excluded.count", [(m, t, n) for (m, t), n in r.minutes.items()])
+           "SET count = alert_minutes.count + excluded.count", [(m, t, n) for (m, t), n in r.minutes().items()])
+    types = r.types()
+    per_type: dict[str, int] = {}
+    for (_, t), n in types.items():
+        per_type[t] = per_type.get(t, 0) + n
     yield ("INSERT INTO alert_types (type, count) VALUES (?,?) ON CONFLICT (type) DO UPDATE "
-           "SET count = alert_types.count + excluded.count", list(r.types.items()))
-    yield ("INSERT INTO alert_sources (src_ip, count, last_ts) VALUES (?,?,?) ON CONFLICT (src_ip) DO UPDATE "
-           f"SET count = alert_sources.count + excluded.count, last_ts = {greatest}(alert_sources.last_ts, excluded.last_ts)",
-           [(ip, n, last) for ip, (n, last) in r.sources.items()])
+           "SET count = alert_types.count + excluded.count", list(per_type.items()))
+    yield ("INSERT INTO sensor_types (sensor, type, count) VALUES (?,?,?) ON CONFLICT (sensor, type) DO UPDATE "
+           "SET count = sensor_types.count + excluded.count", [(s, t, n) for (s, t), n in types.items()])
     yield ("UPDATE mutes SET hits = hits + ? WHERE id = ?", [(n, m) for m, n in r.hits.items()])
-    yield from sensor_upserts(r, greatest, least)
-
-
-def sensor_upserts(r: Rollup, greatest: str, least: str) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
-    """Only the per-sensor tables (what the SQLite writer adds to its own roll-ups)."""
     yield ("INSERT INTO sensor_minutes (sensor, minute, type, count) VALUES (?,?,?,?) "
            "ON CONFLICT (sensor, minute, type) DO UPDATE SET count = sensor_minutes.count + excluded.count",
            [(s, m, t, n) for (s, m, t), n in r.sensor_minutes.items()])
@@ -90,4 +128,5 @@ def sensor_upserts(r: Rollup, greatest: str, least: str) -> Iterable[tuple[str, 
     yield ("INSERT INTO sensor_sources (sensor, src_ip, count, last_ts) VALUES (?,?,?,?) "
            "ON CONFLICT (sensor, src_ip) DO UPDATE SET count = sensor_sources.count + excluded.count, "
            f"last_ts = {greatest}(sensor_sources.last_ts, excluded.last_ts)",
-           [(s, ip, n, last) for (s, ip), (n, last) in r.sensor_sources.items()])
+           [(s, ip, n, last) for (s, ip), (n, last) in r.sensor_sources().items()])
+    yield ("INSERT INTO owner_names (name) VALUES (?) ON CONFLICT (name) DO NOTHING", [(n,) for n in r.names])

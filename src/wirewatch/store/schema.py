@@ -12,8 +12,47 @@ from typing import Any
 import orjson
 
 from .search import SQLITE_FTS
-from .sensor_tables import SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
+from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
+from .tables import SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
 from .tune_runs import SQLITE_TUNE_RUNS
+
+_COPIED = ", ".join(c for c in WRITTEN if c not in ("sensor", "attacker")) + ", acknowledged"
+
+# 9: the alerts table rebuilt from the one column list (store/tables.py): `sensor` a stored
+# column the writer fills (the generated one parsed every record's JSON on insert, for its
+# index), `attacker`; a port index per side; country / AS terms; sources are attackers.
+SQLITE_ONE_COLUMN_LIST = create_alerts("sqlite", "alerts_v7") + f"""
+INSERT INTO alerts_v7 (id, {_COPIED}, sensor, attacker)
+    SELECT id, {_COPIED}, sensor, coalesce(json_extract(record, '$.alert.source.ip'), src_ip) FROM alerts;
+DROP TABLE alerts;
+ALTER TABLE alerts_v7 RENAME TO alerts;
+{SQLITE_INDEXES}
+CREATE UNIQUE INDEX alerts_uid ON alerts(uid) WHERE uid IS NOT NULL;
+CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
+    INSERT INTO alerts_fts(alerts_fts, rowid, message, record) VALUES ('delete', OLD.id, OLD.message, OLD.record);
+END;
+CREATE TRIGGER alerts_sensor_retention AFTER DELETE ON alerts WHEN OLD.muted = 0 BEGIN
+    UPDATE sensor_minutes SET count = count - 1
+        WHERE sensor = OLD.sensor AND minute = CAST(OLD.ts / 60 AS INTEGER) AND type = OLD.type;
+    UPDATE sensor_types SET count = count - 1 WHERE sensor = OLD.sensor AND type = OLD.type;
+    UPDATE source_activity SET count = count - 1 WHERE src_ip = OLD.attacker AND sensor = OLD.sensor AND type = OLD.type;
+    UPDATE sensor_sources SET count = count - 1 WHERE sensor = OLD.sensor AND src_ip = OLD.attacker;
+END;
+{owner_tables("sqlite")}
+{ATTACKER_REBUILD}
+CREATE TEMP TABLE owned AS SELECT id, record FROM alerts
+    WHERE instr(record, '"country"') > 0 OR instr(record, '"as"') > 0;  -- only enriched public addresses have terms
+INSERT OR IGNORE INTO alert_owners SELECT term, id FROM (
+    SELECT 'c:' || json_extract(record, '$.enrichment.src.country') AS term, id FROM owned
+    UNION ALL SELECT 'c:' || json_extract(record, '$.enrichment.dest.country'), id FROM owned
+    UNION ALL SELECT 'a:' || json_extract(record, '$.enrichment.src.as.number'), id FROM owned
+    UNION ALL SELECT 'a:' || json_extract(record, '$.enrichment.dest.as.number'), id FROM owned
+    UNION ALL SELECT 'n:' || lower(json_extract(record, '$.enrichment.src.as.name')), id FROM owned
+    UNION ALL SELECT 'n:' || lower(json_extract(record, '$.enrichment.dest.as.name')), id FROM owned
+) WHERE term IS NOT NULL;
+DROP TABLE owned;
+INSERT OR IGNORE INTO owner_names SELECT substr(term, 3) FROM alert_owners WHERE term >= 'n:' AND term < 'n;';
+"""
 
 MIGRATIONS: list[str] = [
     # 1: alerts, stats, mutes, and roll-ups that keep the overview fast at a million alerts
@@ -86,6 +125,8 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE alerts ADD COLUMN packets TEXT GENERATED ALWAYS AS (json_extract(record, '$.packets')) VIRTUAL;",
     # 8: saved `wirewatch tune` runs, for the dashboard's tune page (store/tune_runs.py)
     SQLITE_TUNE_RUNS,
+    # 9: the alerts table from the one column list (store/tables.py; above)
+    SQLITE_ONE_COLUMN_LIST,
 ]
 
 

@@ -8,46 +8,27 @@ detector for a source while the sensor runs.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import sqlite3
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
-from ..sinks import SinkBase
-from .rollups import Rollup, upserts
-from .schema import addr_key, migrate, record_json, spool_path, store_files
+from .rollups import prepare, upserts
+from .schema import migrate, record_json, spool_path, store_files
+from .sink_base import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, MuteRow, StoreSink
 from .spool import Delivery, Entry, Spool
+from .tables import insert_alerts
 
-MUTE_REFRESH_S = 2.0
+__all__ = ["MUTE_REFRESH_S", "RETENTION_EVERY", "RETENTION_PERIOD_S", "SqliteSink"]
+
 BUSY_TIMEOUT_MS = 250  # per attempt; Delivery retries with backoff, then spools
 OPEN_TIMEOUT_S = 5.0  # opening and migrating may wait longer (once, at start)
 CLOSE_S = 1.5  # at exit, replay the spool for at most this long (a stop must end within 5 s)
-RETENTION_EVERY = 500  # alerts between retention checks
-RETENTION_PERIOD_S = 3600.0  # and at least hourly (with the stats events)
+INSERT = insert_alerts("?")
 
 
-class Mutes:
-    """Active mutes: (type, network, dest_port or None, until)."""
-
-    def __init__(self, rows: list[tuple[int, str, str, int | None, float]]):
-        self.rows = [(mid, t, ipaddress.ip_network(c, strict=False), p, u) for mid, t, c, p, u in rows]
-
-    def match(self, alert: dict[str, Any], now: float) -> int | None:
-        for mid, typ, net, port, until in self.rows:
-            if until < now or typ not in (alert["type"], "*"):
-                continue
-            if port is not None and alert.get("dest_port") != port:
-                continue
-            for ip in (alert.get("src_ip"), alert.get("dest_ip")):
-                if ip and ipaddress.ip_address(ip).version == net.version and ipaddress.ip_address(ip) in net:
-                    return mid
-        return None
-
-
-class SqliteSink(SinkBase):
+class SqliteSink(StoreSink):
     """The one writer of alerts and stats into the store.
 
     Each write is one IMMEDIATE transaction (the write lock is taken up front, waiting up
@@ -58,7 +39,6 @@ class SqliteSink(SinkBase):
     """
 
     name = "sqlite"
-    keeps_muted = True
 
     def __init__(self, path: str, retention_days: float = 30.0, max_mb: float = 1024.0, clock=time.time,
                  log: TextIO | None = None):
@@ -78,10 +58,7 @@ class SqliteSink(SinkBase):
             self.conn.execute("PRAGMA cache_size = -65536")  # 64 MB: nine indexes stay in memory in a storm
         except sqlite3.Error as exc:
             raise OSError(f"{path}: cannot open alert store: {exc}") from None
-        self.mutes = Mutes([])
-        self.mutes_loaded = 0.0
-        self.since_retention = 0
-        self.last_retention = self.clock()
+        self._init_cadence()
         self.retention_errors = 0
         self.stored = 0  # alert rows this process inserted
         self.spool = Spool(spool_path(path))
@@ -95,41 +72,12 @@ class SqliteSink(SinkBase):
         self.spool.create()
         return store_files(self.path)
 
-    def refresh_mutes(self, force: bool = False) -> None:
-        now = self.clock()
-        if force or now - self.mutes_loaded >= MUTE_REFRESH_S:
-            self.mutes_loaded = now
-            try:
-                rows = self.conn.execute("SELECT id, type, cidr, dest_port, until FROM mutes WHERE until > ?",
-                                         (now,)).fetchall()
-            except sqlite3.Error:
-                return  # the store is busy: keep the mutes we have, try again later
-            self.mutes = Mutes(rows)
-
-    def filter(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Mark alerts that a mute covers (alert["muted"] = mute id); called before other sinks."""
-        self.refresh_mutes()
-        now = self.clock()
-        for a in alerts:
-            mid = self.mutes.match(a, now)
-            if mid is not None:
-                a["muted"] = mid
-        return alerts
-
-    def write(self, alerts: list[dict[str, Any]]) -> None:
-        if not alerts:
-            return
-        self.delivery.deliver(alerts)
-        self.since_retention += len(alerts)
-        if self.since_retention >= RETENTION_EVERY:
-            self.since_retention = 0
-            self.enforce_retention()
-
-    def write_event(self, record: dict[str, Any]) -> None:
-        if record.get("event_type") == "stats":
-            self.delivery.deliver([record])
-            if self.clock() - self.last_retention >= RETENTION_PERIOD_S:  # a quiet sensor still ages out
-                self.enforce_retention()
+    def _load_mutes(self, now: float) -> list[MuteRow] | None:
+        try:
+            return self.conn.execute("SELECT id, type, cidr, dest_port, until FROM mutes WHERE until > ?",
+                                     (now,)).fetchall()
+        except sqlite3.Error:
+            return None  # the store is busy: keep the mutes we have, try again later
 
     def _store(self, entries: list[Entry]) -> None:
         """Store entries (alerts and stats events) in one transaction, or roll back and raise."""
@@ -154,24 +102,20 @@ class SqliteSink(SinkBase):
         self.stored += len(alerts)
 
     def _insert_alerts(self, entries: list[Entry]) -> None:
-        """The rows and, in the same pass, what they add to every roll-up (rollups.Rollup)."""
-        rows = []
-        rollup = Rollup()
-        for e in entries:
-            a = e.record
-            ts = _epoch(a["timestamp"])
-            src, dest = a.get("src_ip"), a.get("dest_ip")  # EVE omits what is unknown
-            rows.append((ts, a["type"], a["alert"]["severity"], src, dest, addr_key(src), addr_key(dest),
-                         a.get("src_port"), a.get("dest_port"), a.get("proto"), a["message"], record_json(a),
-                         1 if a.get("muted") else 0, e.uid))
-            rollup.add(a, ts)
+        """The rows and, in the same pass, what they add to every roll-up (rollups.prepare):
+        one executemany for the rows, one UPSERT per roll-up key."""
+        rows, rollup = prepare([e.record for e in entries], [e.uid for e in entries])
         c = self.conn
-        c.executemany("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, src_port, dest_port,"
-                      " proto, message, record, muted, uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        c.execute("INSERT OR REPLACE INTO alert_batches VALUES ((SELECT max(id) FROM alerts), ?)", (self.clock(),))
+        c.executemany(INSERT, rows)
+        last = c.execute("SELECT max(id) FROM alerts").fetchone()[0]
+        c.execute("INSERT OR REPLACE INTO alert_batches VALUES (?, ?)", (last, self.clock()))
         for sql, args in upserts(rollup, "max", "min"):
             if args:
                 c.executemany(sql, args)
+        if rollup.owners:  # one writer, one transaction: the batch's ids are the last len(rows)
+            first = last - len(rows) + 1
+            c.executemany("INSERT OR IGNORE INTO alert_owners (term, id) VALUES (?, ?)",
+                          [(term, first + i) for i, term in rollup.owners])
 
     def enforce_retention(self) -> None:
         """Delete alerts stored more than retention_days ago (insertion time, not packet time:
@@ -205,7 +149,7 @@ class SqliteSink(SinkBase):
                 self._delete_through(last[0])
 
     def _delete_through(self, last_id: int) -> None:
-        """Delete alerts with id <= last_id and keep the roll-ups (per type, source and minute) true."""
+        """Delete alerts with id <= last_id and keep the roll-ups (per type, sensor, attacker and minute) true."""
         c = self.conn
         where, args = "id <= ?", (last_id,)
         c.execute("BEGIN IMMEDIATE")
@@ -220,11 +164,9 @@ class SqliteSink(SinkBase):
                 per_type[t] = per_type.get(t, 0) + n
             c.executemany("UPDATE alert_types SET count = max(0, count - ?) WHERE type = ?",
                           [(n, t) for t, n in per_type.items()])
-            srcs = c.execute(f"SELECT src_ip, count(*) FROM alerts WHERE muted = 0 AND src_ip IS NOT NULL AND {where} "
-                             "GROUP BY src_ip", args).fetchall()
-            c.executemany("UPDATE alert_sources SET count = count - ? WHERE src_ip = ?", [(n, ip) for ip, n in srcs])
-            c.execute("DELETE FROM alert_sources WHERE count <= 0")
-            c.execute(f"DELETE FROM alerts WHERE {where}", args)
+            c.execute(f"DELETE FROM alerts WHERE {where}", args)  # triggers: the per-sensor roll-ups
+            c.execute("DELETE FROM alert_owners WHERE id <= ?", (last_id,))
+            c.execute("DELETE FROM sensor_types WHERE count <= 0")
             c.execute("DELETE FROM alert_batches WHERE last_id <= ?", (last_id,))
             c.execute("COMMIT")
         except BaseException:
@@ -252,8 +194,3 @@ def _stored_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
         marks = ",".join("?" * len(part))
         seen.update(r[0] for r in conn.execute(f"SELECT uid FROM alerts WHERE uid IN ({marks})", part))
     return seen
-
-
-def _epoch(ts: str) -> float:
-    """EVE timestamp -> epoch seconds (fromisoformat is C code: no lazy import after a privilege drop)."""
-    return dt.datetime.fromisoformat(ts).timestamp()
