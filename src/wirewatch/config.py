@@ -100,6 +100,10 @@ class StoreConfig:
     retention_days: float = setting(30.0, "Delete alerts and stats stored more than this many days ago "
                                           "(insertion time, not packet time).", 0.01)
     max_db_mb: float = setting(1024.0, "Delete the oldest alerts when the store grows beyond this size.", 1)
+    spool_max_mb: float = setting(1024.0, "Largest size of the spool where alerts wait while the store cannot take "
+                                          "them; when full, further alerts are dropped from the store (counted as "
+                                          "spool_dropped, said once) until it is replayed: the sensor never blocks, and "
+                                          "they still reach the log and the other outputs.", 1)
     state_dir: str = setting("var", "Local directory for what a PostgreSQL store needs on this machine: the spool "
                                     "where alerts wait while the database is unreachable (spool-SENSOR.jsonl), and "
                                     "the dashboard's web-token.")

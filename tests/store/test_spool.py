@@ -57,7 +57,7 @@ def test_spooled_records_replay_in_order_after_the_store_returns(tmp_path):
     d.deliver(recs(30, 40))
     assert [r["n"] for r in store.rows] == list(range(40))
     assert d.stats() | {"store_errors": 0} == {"spooled": 20, "replayed": 20, "spool_pending": 0, "store_errors": 0,
-                                               "spool_damaged": 0}
+                                               "spool_damaged": 0, "spool_dropped": 0}
     assert d.stats()["store_errors"] == 4  # the first try and three retries of one batch
 
 
@@ -130,3 +130,29 @@ def test_two_processes_sharing_a_spool_lose_nothing(tmp_path):
     second.pending = 1
     second.replay(store.write)
     assert [r["n"] for r in store.rows] == list(range(6))
+
+
+def test_a_full_spool_drops_in_order_says_so_once_and_counts_and_takes_again_after_replay(tmp_path):
+    """store.spool_max_mb: the spool never grows past its bound; what does not fit (and
+    everything after it, so the store keeps a gap-free prefix) is dropped and counted, said
+    once; after a replay the spool takes records again."""
+    import io
+    backend = Backend()
+    backend.busy = True
+    spool = Spool(str(tmp_path / "s.spool"), max_bytes=4000)
+    log = io.StringIO()
+    d = Delivery(backend.write, spool, (Busy,), sleep=lambda s: None, clock=lambda: 0.0, log=log)
+    for lo in range(0, 400, 20):
+        d.deliver(recs(lo, lo + 20))
+    size = (tmp_path / "s.spool").stat().st_size
+    assert 0 < size <= 4000
+    kept = spool.pending
+    assert 0 < kept < 400 and spool.dropped == 400 - kept and d.stats()["spool_dropped"] == 400 - kept
+    assert log.getvalue().count("is full") == 1 and "store.spool_max_mb" in log.getvalue()
+    backend.busy = False
+    d._next_probe = 0.0
+    d.deliver(recs(400, 410))  # replays the spool, then stores these
+    assert [r["n"] for r in backend.rows] == list(range(kept)) + list(range(400, 410))
+    backend.busy = True
+    d.deliver(recs(410, 412))  # the spool takes records again
+    assert spool.pending == 2 and spool.dropped == 400 - kept

@@ -42,7 +42,7 @@ def rollups_agree(path: str) -> None:
     n = c.execute("SELECT count(*) FROM alerts WHERE muted = 0").fetchone()[0]
     assert c.execute("SELECT coalesce(sum(count), 0) FROM alert_types").fetchone()[0] == n
     assert c.execute("SELECT coalesce(sum(count), 0) FROM alert_minutes").fetchone()[0] == n
-    for table in ("sensor_types", "sensor_minutes", "sensor_sources", "source_activity"):
+    for table in ("alert_sources", "sensor_types", "sensor_minutes", "sensor_sources", "source_activity"):
         assert c.execute(f"SELECT coalesce(sum(count), 0) FROM {table}").fetchone()[0] == n, table
     c.close()
 

@@ -14,11 +14,13 @@ def output_sinks(cfg: Config) -> list[Any]:
     if cfg.output.db and is_postgres(cfg.output.db):
         from ..store.postgres_sink import PostgresSink, postgres_spool  # imported only when used
 
-        sinks.append(PostgresSink(cfg.output.db, postgres_spool(cfg), cfg.store.retention_days))
+        sinks.append(PostgresSink(cfg.output.db, postgres_spool(cfg), cfg.store.retention_days,
+                                  spool_max_mb=cfg.store.spool_max_mb))
     elif cfg.output.db:
         from ..store.sqlite_sink import SqliteSink  # imported only when used: start-up of `read`
 
-        sinks.append(SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb))
+        sinks.append(SqliteSink(cfg.output.db, cfg.store.retention_days, cfg.store.max_db_mb,
+                                spool_max_mb=cfg.store.spool_max_mb))
     if cfg.output.syslog:
         from ..sinks.syslog import SyslogSink
 

@@ -60,7 +60,7 @@ MIGRATIONS: list[str] = [
     # 4: saved `wirewatch tune` runs, for the dashboard's tune page (store/tune_runs.py)
     POSTGRES_TUNE_RUNS,
     # 5: attackers (a store made by migration 1 from today's column list has the column
-    # already), country / AS terms, per-sensor totals; alert_sources goes (sensor_tables.py)
+    # already), country / AS terms, per-sensor totals; type + source by index (sensor_tables.py)
     """
     ALTER TABLE alerts ADD COLUMN IF NOT EXISTS attacker TEXT;
     UPDATE alerts SET attacker = coalesce(record::jsonb #>> '{alert,source,ip}', src_ip)
@@ -73,6 +73,7 @@ MIGRATIONS: list[str] = [
     ) AS t(term) WHERE t.term IS NOT NULL AND a.record LIKE '%"enrichment"%';
     INSERT INTO owner_names SELECT DISTINCT substr(term, 3) FROM alert_owners WHERE term LIKE 'n:%';
     CREATE INDEX alert_owners_id ON alert_owners(id);
+    CREATE INDEX alerts_type_src ON alerts(type, src_key, id);
     """,
 ]
 

@@ -49,7 +49,7 @@ class PostgresSink(StoreSink):
     name = "postgresql"
 
     def __init__(self, url: str, spool_path: str, retention_days: float = 30.0, clock=time.time,
-                 log: TextIO | None = None):
+                 log: TextIO | None = None, spool_max_mb: float = 1024.0):
         self.url = url
         self.retention_days = retention_days
         self.clock = clock
@@ -57,7 +57,7 @@ class PostgresSink(StoreSink):
         self.conn: Any = None
         self._connect()  # a database that is unreachable at start is a one-line error, like a bad path
         os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
-        self.spool = Spool(spool_path)
+        self.spool = Spool(spool_path, spool_max_mb * 1024 * 1024)
         self.delivery = Delivery(self._store, self.spool, transient_errors(), log=self.log, what=shown(url))
         self._uid_prefix = secrets.token_hex(8) + "-"
         self._uid_seq = 0
@@ -160,9 +160,13 @@ class PostgresSink(StoreSink):
                 conn.execute(f"UPDATE sensor_types t SET count = greatest(0, t.count - g.n) FROM (SELECT sensor, type, "
                              f"count(*) AS n FROM ({gone}) a GROUP BY 1, 2) g WHERE t.sensor = g.sensor AND t.type = g.type",
                              (cutoff,))
+                conn.execute(f"UPDATE alert_sources t SET count = t.count - g.n FROM (SELECT attacker, count(*) AS n "
+                             f"FROM ({gone}) a WHERE attacker IS NOT NULL GROUP BY 1) g WHERE t.src_ip = g.attacker",
+                             (cutoff,))
                 conn.execute("WITH gone AS (DELETE FROM alerts WHERE inserted < %s RETURNING id) "
                              "DELETE FROM alert_owners WHERE id IN (SELECT id FROM gone)", (cutoff,))
                 conn.execute("DELETE FROM alert_minutes WHERE count <= 0")
+                conn.execute("DELETE FROM alert_sources WHERE count <= 0")
                 conn.execute("DELETE FROM stats WHERE ts < %s", (cutoff,))
                 conn.execute("DELETE FROM sensor_minutes WHERE minute < %s", (int(cutoff // 60),))
                 conn.execute("DELETE FROM source_activity WHERE last_ts < %s", (cutoff,))

@@ -187,7 +187,7 @@ class Queries:
                              "ORDER BY minute", ((last or 0) - minutes,)) if last is not None else []
             by_type = {r["type"]: int(r["count"]) for r in self._rows(
                 "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
-            top = self._fleet_top(FLEET_TOP)
+            top = self._rows("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT ?", (FLEET_TOP,))
         stats = self._stats(sensor)
         return {"alerts_per_minute": [{"t": r["minute"] * 60, "alerts": int(r["n"])} for r in per],
                 "alerts_by_type": by_type, "top_sources": [{"src_ip": r["src_ip"], "count": int(r["count"]),
@@ -235,7 +235,7 @@ class Queries:
         """Alerts grouped by attacker (alert.source.ip, else src_ip) across detectors and
         sensors, most recent first."""
         if sensor:
-            top = self._rows("SELECT src_ip FROM sensor_sources WHERE sensor = ? AND count > 0 ORDER BY last_ts DESC "
+            top = self._rows("SELECT src_ip FROM sensor_sources WHERE sensor = ? AND +count > 0 ORDER BY last_ts DESC "
                              "LIMIT ?", (sensor, limit))
         else:
             top = self._fleet_recent(limit)
@@ -281,35 +281,10 @@ class Queries:
         the merge of the sensors' heads is exact)."""
         best: dict[str, float] = {}
         for name in self._sensors_with_sources():
-            for r in self._rows("SELECT src_ip, last_ts FROM sensor_sources WHERE sensor = ? AND count > 0 "
+            for r in self._rows("SELECT src_ip, last_ts FROM sensor_sources WHERE sensor = ? AND +count > 0 "
                                 "ORDER BY last_ts DESC LIMIT ?", (name, limit)):
                 best[r["src_ip"]] = max(best.get(r["src_ip"], r["last_ts"]), r["last_ts"])
         return [{"src_ip": ip} for ip, _ in sorted(best.items(), key=lambda kv: -kv[1])[:limit]]
-
-    def _fleet_top(self, n: int) -> list[dict[str, Any]]:
-        """The n attackers with most alerts over all sensors, exactly, from each sensor's
-        head by count (Fagin's threshold: once the n-th total is at least the sum of the
-        sensors' k-th counts, no attacker outside the heads can beat it; else k grows)."""
-        names = self._sensors_with_sources()
-        k = n
-        while True:
-            heads = {name: self._rows("SELECT src_ip, count FROM sensor_sources WHERE sensor = ? "
-                                      "ORDER BY count DESC LIMIT ?", (name, k)) for name in names}
-            candidates = sorted({r["src_ip"] for rows in heads.values() for r in rows})
-            if not candidates:
-                return []
-            totals: dict[str, int] = {}
-            for lo in range(0, len(candidates), 500):
-                part = candidates[lo:lo + 500]
-                for r in self._rows(f"SELECT src_ip, sum(count) AS n FROM sensor_sources WHERE sensor IN "
-                                    f"({','.join('?' * len(names))}) AND src_ip IN ({','.join('?' * len(part))}) "
-                                    "GROUP BY src_ip", [*names, *part]):
-                    totals[r["src_ip"]] = int(r["n"])
-            top = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-            bound = sum(int(rows[-1]["count"]) for rows in heads.values() if len(rows) == k)
-            if len(heads) == 1 or (len(top) == n and top[-1][1] >= bound) or all(len(r) < k for r in heads.values()):
-                return [{"src_ip": ip, "count": c} for ip, c in top if c > 0]
-            k *= 4
 
     def sensor_names(self) -> list[str]:
         return [r["sensor"] for r in self._rows("SELECT sensor FROM sensors ORDER BY sensor")]

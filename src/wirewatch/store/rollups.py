@@ -6,6 +6,7 @@ The dashboard reads these small tables instead of scanning a million alerts:
 - `alert_minutes` (minute, type) and `alert_types` (type): the fleet's charts and totals;
 - `sensor_minutes` (sensor, minute, type) and `sensor_types` (sensor, type): one sensor's;
 - `source_activity` (attacker, sensor, type) -> count, first and last alert time: incidents;
+- `alert_sources` (attacker) -> count, last time: the fleet's top attackers by index;
 - `sensor_sources` (sensor, attacker) -> count, last time: top attackers and incidents by index;
 - `alert_owners` (term, id): country / AS of either address (store/tables.py).
 
@@ -49,6 +50,18 @@ class Rollup:
         out: dict[tuple[str, str], int] = {}
         for (s, _, t), n in self.sensor_minutes.items():
             out[(s, t)] = out.get((s, t), 0) + n
+        return out
+
+    def sources(self) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for (ip, _, _), (n, _, last) in self.activity.items():
+            v = out.get(ip)
+            if v is None:
+                out[ip] = [n, last]
+            else:
+                v[0] += n
+                if last > v[1]:
+                    v[1] = last
         return out
 
     def sensor_sources(self) -> dict[tuple[str, str], list[Any]]:
@@ -114,6 +127,9 @@ def upserts(r: Rollup, greatest: str, least: str) -> Iterable[tuple[str, list[tu
         per_type[t] = per_type.get(t, 0) + n
     yield ("INSERT INTO alert_types (type, count) VALUES (?,?) ON CONFLICT (type) DO UPDATE "
            "SET count = alert_types.count + excluded.count", list(per_type.items()))
+    yield ("INSERT INTO alert_sources (src_ip, count, last_ts) VALUES (?,?,?) ON CONFLICT (src_ip) DO UPDATE "
+           f"SET count = alert_sources.count + excluded.count, last_ts = {greatest}(alert_sources.last_ts, excluded.last_ts)",
+           [(ip, n, last) for ip, (n, last) in r.sources().items()])
     yield ("INSERT INTO sensor_types (sensor, type, count) VALUES (?,?,?) ON CONFLICT (sensor, type) DO UPDATE "
            "SET count = sensor_types.count + excluded.count", [(s, t, n) for (s, t), n in types.items()])
     yield ("UPDATE mutes SET hits = hits + ? WHERE id = ?", [(n, m) for m, n in r.hits.items()])

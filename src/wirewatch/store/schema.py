@@ -37,6 +37,7 @@ CREATE TRIGGER alerts_sensor_retention AFTER DELETE ON alerts WHEN OLD.muted = 0
     UPDATE sensor_types SET count = count - 1 WHERE sensor = OLD.sensor AND type = OLD.type;
     UPDATE source_activity SET count = count - 1 WHERE src_ip = OLD.attacker AND sensor = OLD.sensor AND type = OLD.type;
     UPDATE sensor_sources SET count = count - 1 WHERE sensor = OLD.sensor AND src_ip = OLD.attacker;
+    UPDATE alert_sources SET count = count - 1 WHERE src_ip = OLD.attacker;
 END;
 {owner_tables("sqlite")}
 {ATTACKER_REBUILD}

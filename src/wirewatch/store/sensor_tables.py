@@ -65,16 +65,18 @@ CREATE TRIGGER alerts_sensor_sources_retention AFTER DELETE ON alerts WHEN OLD.m
 END;
 """
 
-# Both stores, third step: sources are attackers (alert.source.ip, else src_ip) and the
-# fleet's top sources and incidents come from sensor_sources (queries.py merges the
-# sensors' indexes), so alert_sources and its two indexes go (three fewer index writes per
-# new source in a storm); per-sensor totals by type; country / AS terms.
+# Both stores, third step: sources are attackers (alert.source.ip, else src_ip); the fleet's
+# incidents come from sensor_sources (queries.py merges the sensors' heads by last_ts), so
+# alert_sources keeps only its count index (one index write fewer per new source in a
+# storm); per-sensor totals by type; country / AS terms.
 ATTACKER_REBUILD = """
 DELETE FROM source_activity;
 INSERT INTO source_activity SELECT attacker, sensor, type, count(*), min(ts), max(ts) FROM alerts
     WHERE muted = 0 AND attacker IS NOT NULL GROUP BY 1, 2, 3;
 DELETE FROM sensor_sources;
 INSERT INTO sensor_sources SELECT sensor, src_ip, sum(count), max(last_ts) FROM source_activity GROUP BY 1, 2;
-DROP TABLE alert_sources;
+DROP INDEX alert_sources_last;
+DELETE FROM alert_sources;
+INSERT INTO alert_sources SELECT src_ip, sum(count), max(last_ts) FROM source_activity GROUP BY 1;
 INSERT INTO sensor_types SELECT sensor, type, count(*) FROM alerts WHERE muted = 0 GROUP BY 1, 2;
 """

@@ -13,6 +13,13 @@ stores that id with the row and skips ids it already has, so a replay interrupte
 its commit but before its progress was saved (a crash, a kill) stores nothing twice.
 Records written directly never went through a failure, so they need no id (None).
 
+The spool is bounded (`store.spool_max_mb`): once the next records would pass the bound,
+they and everything after them are dropped from the store (and counted) until the spool has
+been replayed; the sensor never blocks on its store. Dropping, not blocking, because a
+blocked writer stops the capture loop: the kernel then drops packets, so the sensor goes
+blind to everything, while a dropped alert still reaches the console, the EVE log, syslog
+and webhooks (the store is one output of several). Delivery says so once per episode.
+
 Files: `<path>` holds the entries, `<path>.done` the byte offset replayed so far
 (overwritten in place after each committed chunk). The spool file is truncated once
 fully replayed.
@@ -33,6 +40,7 @@ from typing import Any, TextIO
 import orjson
 
 REPLAY_CHUNK = 5000  # entries per replay transaction
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024  # store.spool_max_mb's default
 
 
 @dataclass(slots=True)
@@ -57,8 +65,11 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 class Spool:
     """Append-only file of entries in arrival order, replayed in that order."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, max_bytes: float = DEFAULT_MAX_BYTES):
         self.path = path
+        self.max_bytes = max_bytes
+        self.full = False  # records are being dropped until the spool is replayed
+        self.dropped = 0  # records dropped because the spool was full
         self.done_path = path + ".done"
         self._prefix = secrets.token_hex(8) + "-"  # uids are unique across runs and hosts
         self._seq = 0
@@ -120,21 +131,38 @@ class Spool:
         finally:
             os.close(fd)  # releases the lock
 
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Durably append records (fsync before returning), each with a fresh uid."""
+    def append(self, records: list[dict[str, Any]]) -> int:
+        """Durably append records (fsync before returning), each with a fresh uid; returns how
+        many were dropped because the spool is full (those and all after them, in order,
+        until the spool has been replayed)."""
         if not records:
-            return
+            return 0
+        if self.full:
+            self.dropped += len(records)
+            return len(records)
         lines = []
         for rec in records:
             self._seq += 1
             lines.append(_dumps({"uid": f"{self._prefix}{self._seq:x}", "record": rec}) + b"\n")
-        data = memoryview(b"".join(lines))
         with self._locked() as fd:
+            room = self.max_bytes - os.fstat(fd).st_size
+            kept = 0
+            for line in lines:
+                room -= len(line)
+                if room < 0:
+                    break
+                kept += 1
+            data = memoryview(b"".join(lines[:kept]))
             while data:
                 data = data[os.write(fd, data):]
             os.fsync(fd)
-        self.spooled += len(records)
-        self.pending += len(records)
+        lost = len(records) - kept
+        if lost:
+            self.full = True
+            self.dropped += lost
+        self.spooled += kept
+        self.pending += kept
+        return lost
 
     def _chunks(self, size: int) -> Iterator[tuple[list[Entry], int]]:
         """(entries, offset just past them) from the replay offset on; a torn or damaged line
@@ -170,6 +198,7 @@ class Spool:
                 self.replayed += len(entries)
                 self.pending = max(0, self.pending - len(entries))
             self.pending = 0
+            self.full = False
             os.ftruncate(fd, 0)  # all replayed: start the file afresh
             self._save_offset(0)
         return done
@@ -234,16 +263,24 @@ class Delivery:
         if self.log is not None:
             print(f"wirewatch: {self.what}: {text}", file=self.log, flush=True)
 
+    def _spool(self, records: list[dict[str, Any]]) -> None:
+        was_full = self.spool.full
+        self.spool.append(records)
+        if self.spool.full and not was_full:
+            self._say(f"spool {self.spool.path} is full ({self.spool.max_bytes / 1048576:,.0f} MB, "
+                      "store.spool_max_mb): alerts are dropped from the store, and counted (spool_dropped), until "
+                      "it has been replayed; they still reach the console, the log and the other outputs")
+
     def deliver(self, records: list[dict[str, Any]]) -> None:
         """Store `records` after everything spooled before them, or spool them."""
         if not records:
             return
         if self.spool.pending and (self.clock() < self._next_probe or not self._replay()):
-            self.spool.append(records)
+            self._spool(records)
             return
         if not self._attempt([Entry(r) for r in records], self.retries):
             self._say(f"cannot store ({self.last_error}); spooling to {self.spool.path} until it can")
-            self.spool.append(records)
+            self._spool(records)
             self._next_probe = self.clock() + self._probe_every
 
     def flush(self, deadline_s: float = 2.0) -> bool:
@@ -260,4 +297,4 @@ class Delivery:
 
     def stats(self) -> dict[str, int]:
         return {"spooled": self.spool.spooled, "replayed": self.spool.replayed, "spool_pending": self.spool.pending,
-                "store_errors": self.errors, "spool_damaged": self.spool.damaged}
+                "store_errors": self.errors, "spool_damaged": self.spool.damaged, "spool_dropped": self.spool.dropped}

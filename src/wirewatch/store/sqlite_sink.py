@@ -41,7 +41,7 @@ class SqliteSink(StoreSink):
     name = "sqlite"
 
     def __init__(self, path: str, retention_days: float = 30.0, max_mb: float = 1024.0, clock=time.time,
-                 log: TextIO | None = None):
+                 log: TextIO | None = None, spool_max_mb: float = 1024.0):
         self.path = path
         self.retention_days = retention_days
         self.max_bytes = max_mb * 1024 * 1024
@@ -61,7 +61,7 @@ class SqliteSink(StoreSink):
         self._init_cadence()
         self.retention_errors = 0
         self.stored = 0  # alert rows this process inserted
-        self.spool = Spool(spool_path(path))
+        self.spool = Spool(spool_path(path), spool_max_mb * 1024 * 1024)
         self.delivery = Delivery(self._store, self.spool, (sqlite3.Error,), log=self.log, what=path)
         if self.spool.pending:  # left by an earlier run that could not reach the store
             self.delivery.flush()
@@ -167,6 +167,7 @@ class SqliteSink(StoreSink):
             c.execute(f"DELETE FROM alerts WHERE {where}", args)  # triggers: the per-sensor roll-ups
             c.execute("DELETE FROM alert_owners WHERE id <= ?", (last_id,))
             c.execute("DELETE FROM sensor_types WHERE count <= 0")
+            c.execute("DELETE FROM alert_sources WHERE count <= 0")
             c.execute("DELETE FROM alert_batches WHERE last_id <= ?", (last_id,))
             c.execute("COMMIT")
         except BaseException:

@@ -66,6 +66,7 @@ CREATE INDEX alerts_ts ON alerts(ts);
 CREATE INDEX alerts_type ON alerts(type, id);
 CREATE INDEX alerts_severity ON alerts(severity, id);
 CREATE INDEX alerts_src ON alerts(src_key, id);
+CREATE INDEX alerts_type_src ON alerts(type, src_key, id);
 CREATE INDEX alerts_dest ON alerts(dest_key, id);
 CREATE INDEX alerts_dport ON alerts(dest_port, id);
 CREATE INDEX alerts_sport ON alerts(src_port, id) WHERE src_port IS NOT NULL;
