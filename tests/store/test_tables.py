@@ -92,7 +92,8 @@ def test_a_store_of_the_previous_schema_upgrades_with_nothing_lost(tmp_path):
         a = json.loads(text)
         assert sensor == a["host"] and attacker == a["alert"]["source"]["ip"]
     # the generated sensor column is now a stored one
-    assert "GENERATED" not in c.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
+    table = c.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
+    assert "sensor TEXT NOT NULL DEFAULT ''," in table
     n = len(rows)
     for table in ("alert_types", "alert_minutes", "alert_sources", "sensor_types", "sensor_minutes", "sensor_sources", "source_activity"):
         assert c.execute(f"SELECT sum(count) FROM {table}").fetchone()[0] == n, table
