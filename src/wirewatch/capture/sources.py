@@ -71,16 +71,22 @@ def _truncated(name: str, walker: Walker, size: int) -> CaptureError:
 
 def _rows_before(raw: RawBatch, size: int) -> int:
     """How many of the batch's packets lie wholly before byte `size` of the walked buffer."""
-    ends = raw.offset + raw.meta[:, 2].astype(np.int64) + raw.meta[:, 3]
+    return _rows_within(raw.offset, raw.meta, size)
+
+
+def _rows_within(offset: int, meta: np.ndarray, size: int) -> int:
+    ends = offset + meta[:, 2].astype(np.int64) + meta[:, 3]
     return int(np.searchsorted(ends, size, side="right"))
 
 
 def _intact(raw: RawBatch, truncated: Callable[[], int | None]) -> Callable[[], int]:
-    rows = len(raw.meta)
+    # the closure holds the batch's meta, not the batch: a cycle (batch -> intact -> batch)
+    # would keep every batch's arrays until the cyclic collector runs (+16 MiB peak RSS seen)
+    offset, meta = raw.offset, raw.meta
 
     def intact() -> int:
         size = truncated()
-        return rows if size is None else _rows_before(raw, size)
+        return len(meta) if size is None else _rows_within(offset, meta, size)
 
     return intact
 
