@@ -48,6 +48,19 @@ def test_spool_caps_files_and_bytes_oldest_first(tmp_path):
         (tmp_path / "pcap" / names[-1]).read_bytes()
 
 
+def test_spooled_pcaps_are_not_for_every_local_user(tmp_path):
+    """They hold payloads (passwords, cookies): the directory 0750 and files 0640 whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        spool = PcapSpool(str(tmp_path / "pcap"), max_files=3, max_bytes=10**9)
+        name = spool.write({"type": "port_scan"}, capture_frames(SCAN, [5]))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "pcap").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "pcap" / name).stat().st_mode & 0o777 == 0o640
+    assert not [n for n in os.listdir(tmp_path / "pcap") if n.endswith(".part")]
+
+
 @pytest.mark.parametrize("record, words", [
     ({}, "no packets recorded"),
     ({"packets": {"frames": []}}, "none matched"),

@@ -84,3 +84,24 @@ def test_no_match_without_addresses():
     rows, files, matched, _ = ring.match(_alert(batch, 5), 10)
     assert matched > 10 and len(rows) == 10 and set(files.tolist()) == {-1}  # no begin_file: no file
     assert ring.frames(rows, files) == {"frames": []}
+
+
+def test_live_bytes_survive_the_readers_reused_buffers():
+    """The compiled live loop hands out two preallocated buffers in turn: the ring must keep
+    its own copy, or a held batch's packets are overwritten two batches later (review)."""
+    from wirewatch.capture.pcapfile import read_batches
+    from wirewatch.decode import decode
+
+    raws = list(read_batches(str(CORPUS / "dev01_nmap_syn_top100.pcap"), 16))
+    bufs, metas = [bytearray(max(len(r.buf) for r in raws)) for _ in range(2)], [None, None]
+    ring = PacketRing(10_000, 10**9, keep_bytes=True, max_raw_bytes=10**9)
+    want = []
+    for i, r in enumerate(raws):
+        buf = bufs[i % 2]
+        buf[:len(r.buf)] = bytes(r.buf)
+        metas[i % 2] = np.array(r.meta, copy=True)
+        aliased = memoryview(buf)[:len(r.buf)]
+        ring.add(decode(aliased, metas[i % 2], r.linktype), (aliased, metas[i % 2], r.sub_usec, r.linktype))
+        want += [(int(s), int(u) * 1000, bytes(r.buf[o:o + c])) for s, u, o, c in r.meta.tolist()]
+    got = [(sec, ns, data) for sec, ns, data, _ in ring.packets(np.arange(len(want)))]
+    assert len(raws) > 3 and got == want

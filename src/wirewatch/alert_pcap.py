@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -108,15 +109,20 @@ class PcapSpool:
         self._seq = 0
 
     def write(self, alert: dict[str, Any], packets: list[tuple[int, int, bytes, int]]) -> str:
-        os.makedirs(self.directory, exist_ok=True)
+        os.makedirs(self.directory, mode=0o750, exist_ok=True)  # packets with payloads: not for every local user
         self._seq += 1
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"alert-{stamp}-{os.getpid()}-{self._seq:06d}-{alert.get('type', 'alert')}.pcap"
         path = os.path.join(self.directory, name)
         tmp = path + ".part"
-        with open(tmp, "wb") as fh:
-            write_pcap(fh, packets)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640), "wb") as fh:
+                write_pcap(fh, packets)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self.written += 1
         self._enforce()
         return name

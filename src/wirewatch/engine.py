@@ -68,6 +68,7 @@ class Engine:
         self.enricher = Enricher(cfg.enrich, self.log, cache_root(cfg)) if cfg.enrich.enabled else None
         self.next_expire: float | None = None
         self.started = time.perf_counter()
+        self._finished = False
         self._seq = 0
         self._pending: list[PacketBatch] = []  # the current time slice, not yet analysed
         self._pending_tick = 0.0
@@ -293,9 +294,17 @@ class Engine:
                 self._failed(f"detector {det.name} reload", exc)
         return pending
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """End of input: analyse what waits and emit the run-end alerts (updates of alerts
+        whose cooldown the input outlived), so that a final stats record written after this
+        counts them. Idempotent; close() calls it."""
         self.flush()
-        self._emit(self.alerts.finish())
+        if not self._finished:
+            self._finished = True
+            self._emit(self.alerts.finish())
+
+    def close(self) -> None:
+        self.finish()
         for sink in self.sinks:
             try:
                 sink.close()

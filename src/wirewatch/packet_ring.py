@@ -89,6 +89,10 @@ class PacketRing:
         while self.spans[0][0] + self.spans[0][1] <= self.total - c:
             self.spans.popleft()
         if self.keep_bytes and raw is not None:
+            # a copy: the live reader hands out its two preallocated buffers in turn, so the
+            # batch's bytes and meta are overwritten two batches later
+            buf, meta, sub, lt = raw
+            raw = (bytes(buf), np.array(meta, copy=True), None if sub is None else np.array(sub, copy=True), lt)
             self.raw.append((self.total - n, raw))
             self.raw_bytes += _raw_size(raw)
             while self.raw_bytes > self.max_raw_bytes and len(self.raw) > 1:

@@ -90,6 +90,7 @@ class Sensor:
             if self.cfg.output.alert_frames:  # alerts' pcaps: only directories created here change owner
                 for d in make_dirs(self.cfg.output.pcap_dir):
                     os.chown(d, uid, gid)
+                    os.chmod(d, 0o750)  # packets with payloads: the sensor's user and group only
             drop_to(uid, gid)
         self.jsonl = JsonlSink(self.cfg.output.logfile) if self.cfg.output.logfile else None
         sinks: list[Any] = []
@@ -128,7 +129,7 @@ class Sensor:
         if self.feeds is not None:
             self.feeds.stop()
         self.drain()
-        self.engine.flush()
+        self.engine.finish()  # the run-end updates before the final stats event, which counts them
         self.emit_stats(final=True)
         self.engine.close()
         self.source.close()

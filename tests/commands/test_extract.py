@@ -51,6 +51,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert "no alert 999" in _one_line(cli("extract", "999", "--db", db, "-o", out))
     assert "ALERT_ID: 'abc'" in _one_line(cli("extract", "abc", "--db", db, "-o", out))
     assert "no such alert store" in _one_line(cli("extract", "1", "--db", str(tmp_path / "none.db"), "-o", out))
+    (tmp_path / "bad.db").write_text("x")
+    assert "bad.db: not a readable alert store" in _one_line(cli("extract", "1", "--db", str(tmp_path / "bad.db"),
+                                                                  "-o", out))
     line = _one_line(cli("extract", "1", "--db", db, "-o", str(tmp_path / "no" / "dir" / "x.pcap")))
     assert "cannot write" in line and "no/dir/x.pcap" in line
     assert cli("extract", "1", "--db", db, "-o", out).returncode == 0

@@ -117,3 +117,21 @@ def test_the_summary_names_the_store_and_every_failed_file():
     assert "state evictions: port_scan_evicted 4" in text and "host_sweep_evicted" not in text
     assert "store: 1 alerts stored; spooled 2, replayed 1, 1 still spooled (stored at the next start)" in text
     assert text.splitlines()[-1] == "FAILED: b.pcap: truncated"
+
+
+def test_the_final_stats_event_comes_last_and_counts_the_run_end_updates(tmp_path):
+    """The mixed capture ends inside cooldowns: its run-end updates are alerts of the run, so the
+    log ends with the stats event and that event counts them (it was written before them)."""
+    from pathlib import Path
+
+    log = tmp_path / "a.json"
+    capture = Path(__file__).resolve().parent.parent / "mixed" / "mixed-small.pcap.xz"
+    r = cli("read", str(capture), "--logfile", str(log), "--db", "", "--quiet", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    *alerts, stats = records
+    assert stats["event_type"] == "stats" and all(a["event_type"] == "alert" for a in alerts)
+    updates = [a for a in alerts if "update_of" in a]
+    assert updates, "the capture is chosen to end with updates"
+    assert stats["stats"]["detect"]["alert"] == len(alerts)
+    assert sum(stats["stats"]["alert_manager"]["updated"].values()) == len(updates)

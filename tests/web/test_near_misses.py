@@ -79,3 +79,17 @@ def test_a_store_without_stats_events_has_no_near_misses(tmp_path):
     SqliteSink(db).close()
     c = login(create_app(db, TOKEN).test_client())
     assert c.get("/api/overview").get_json()["near_misses"] == []
+
+
+def test_metrics_skip_malformed_entries_instead_of_failing(tmp_path):
+    """/metrics reads the stored entries as defensively as the overview (a 500 before, review)."""
+    db = str(tmp_path / "ww.db")
+    sink = SqliteSink(db)
+    good = {"detector": "host_sweep", "src_ip": "10.0.0.7", "text": "10.0.0.7: 12 of 15 hosts in 10 s", "fraction": 0.8}
+    sink.write_event(stats_event(near_miss_capture(tmp_path / "near.pcap"), "edge-a", [good] + BROKEN))
+    sink.close()
+    r = login(create_app(db, TOKEN).test_client()).get("/metrics")
+    assert r.status_code == 200
+    body = r.get_data(as_text=True)
+    assert 'wirewatch_near_miss_fraction{detector="host_sweep",sensor="edge-a"} 0.8' in body
+    assert 'wirewatch_near_miss_fraction{detector="port_scan",sensor="edge-a"} 0' in body.splitlines()

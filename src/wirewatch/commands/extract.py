@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 from ..alert_pcap import PacketsError, alert_pcap
@@ -24,11 +25,14 @@ def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
         return _fail(f"ALERT_ID: {args.alert_id!r} is not an alert id (a whole number from 1)")
     if "://" not in db and not os.path.exists(db):
         return _fail(f"{db}: no such alert store")
-    store = open_store(db)
     try:
-        alert = store.alert(alert_id)
-    finally:
-        store.close()
+        store = open_store(db)
+        try:
+            alert = store.alert(alert_id)
+        finally:
+            store.close()
+    except (sqlite3.DatabaseError, OSError) as exc:
+        return _fail(f"{db}: not a readable alert store ({exc})")
     if alert is None:
         return _fail(f"{db}: no alert {alert_id}")
     try:

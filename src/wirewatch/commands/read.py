@@ -55,7 +55,7 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             status = EXIT_USAGE
         finally:
             progress.close()
-    engine.flush()
+    engine.finish()  # the run-end updates before the final stats record, which counts them
     store = [x for x in sinks if getattr(x, "name", "") in ("sqlite", "postgresql")]
     log = [x for x in sinks if isinstance(x, JsonlSink)]
     if store or log:  # the dashboard's health panel and charts for an offline analysis; the log's final stats event

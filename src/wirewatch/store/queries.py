@@ -319,7 +319,7 @@ class Queries:
         out = []
         for r in self._rows(f"SELECT sensor, last_seen, record FROM sensors {where} ORDER BY sensor", args):
             stats = json.loads(r["record"]).get("stats", {})
-            entries = _near_misses(stats.get("near_misses") if isinstance(stats, dict) else None)
+            entries = near_miss_entries(stats.get("near_misses") if isinstance(stats, dict) else None)
             out.append({"sensor": r["sensor"], "updated": r["last_seen"], "near_misses": entries})
         return out
 
@@ -433,7 +433,7 @@ def _health(stats: list[dict[str, Any]]) -> dict[str, Any]:
             "sensor": s.get("host")}
 
 
-def _near_misses(raw: Any) -> list[dict[str, Any]]:
+def near_miss_entries(raw: Any) -> list[dict[str, Any]]:
     """The well-formed entries of a stats event's `near_misses` (a sensor wrote them, but what
     a store holds is read defensively): a text and a fraction in [NEAR_MISS, 1), highest first."""
     if not isinstance(raw, list):

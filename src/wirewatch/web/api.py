@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..detect import registry
 from ..schema import TS_FORMAT
-from ..store.queries import QUIET_AFTER_S, QueryError
+from ..store.queries import QUIET_AFTER_S, QueryError, near_miss_entries
 from .auth import login_required
 from .lookup import INT64_MAX, alert_or_404, checked_id
 from .params import address, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg
@@ -192,9 +192,9 @@ def _near_miss_metrics(record: dict[str, Any]) -> list[str]:
     stats record's near misses (0 when none), labelled with the record's sensor."""
     sensor = _label(str(record.get("host", "")))
     best = dict.fromkeys(registry.names(), 0.0)
-    for m in record["stats"].get("near_misses", []):
-        name = str(m.get("detector", ""))
-        best[name] = max(best.get(name, 0.0), float(m.get("fraction", 0.0)))
+    stats = record.get("stats")
+    for m in near_miss_entries(stats.get("near_misses") if isinstance(stats, dict) else None):
+        best[m["detector"]] = max(best.get(m["detector"], 0.0), float(m["fraction"]))
     out = ["# HELP wirewatch_near_miss_fraction Highest figure of a detector's keys as a fraction of its threshold "
            "(near misses: 0.5 to below 1; 0 when none).", "# TYPE wirewatch_near_miss_fraction gauge"]
     out += [f'wirewatch_near_miss_fraction{{detector="{_label(d)}",sensor="{sensor}"}} {v:g}' for d, v in best.items()]
