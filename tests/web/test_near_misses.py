@@ -93,3 +93,12 @@ def test_metrics_skip_malformed_entries_instead_of_failing(tmp_path):
     body = r.get_data(as_text=True)
     assert 'wirewatch_near_miss_fraction{detector="host_sweep",sensor="edge-a"} 0.8' in body
     assert 'wirewatch_near_miss_fraction{detector="port_scan",sensor="edge-a"} 0' in body.splitlines()
+
+
+def test_metrics_give_one_series_per_sensor(store):
+    """Each sensor's latest near misses, not only those of the sensor that reported last."""
+    body = login(create_app(store, TOKEN).test_client()).get("/metrics").get_data(as_text=True)
+    series = [x for x in body.splitlines() if x.startswith("wirewatch_near_miss_fraction{")]
+    assert {x.split('sensor="')[1].split('"')[0] for x in series} == {"edge-a", "edge-b", "edge-c"}
+    assert 'wirewatch_near_miss_fraction{detector="port_scan",sensor="edge-b"} 0.95' in series
+    assert all(x.endswith(" 0") for x in series if 'sensor="edge-c"' in x)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..detect import registry
 from ..schema import TS_FORMAT
-from ..store.queries import QUIET_AFTER_S, QueryError, near_miss_entries
+from ..store.queries import QUIET_AFTER_S, QueryError
 from .auth import login_required
 from .lookup import INT64_MAX, alert_or_404, checked_id
 from .params import address, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg
@@ -164,7 +164,7 @@ def metrics() -> Any:
         for k, v in sorted(st.get("state", {}).items()):
             lines.append(f'wirewatch_detector_state{{key="{_label(k)}"}} {v}')
         lines += _blacklist_metrics(st.get("blacklists", []))
-        lines += _near_miss_metrics(s)
+        lines += _near_miss_metrics(g.store.near_misses())
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
 
@@ -187,17 +187,18 @@ def _blacklist_metrics(lists: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _near_miss_metrics(record: dict[str, Any]) -> list[str]:
-    """Per detector, the highest fraction of its threshold one of its keys has reached in the
-    stats record's near misses (0 when none), labelled with the record's sensor."""
-    sensor = _label(str(record.get("host", "")))
-    best = dict.fromkeys(registry.names(), 0.0)
-    stats = record.get("stats")
-    for m in near_miss_entries(stats.get("near_misses") if isinstance(stats, dict) else None):
-        best[m["detector"]] = max(best.get(m["detector"], 0.0), float(m["fraction"]))
+def _near_miss_metrics(sensors: list[dict[str, Any]]) -> list[str]:
+    """Per sensor and detector, the highest fraction of its threshold one of its keys has
+    reached in that sensor's latest stats record (0 when none): one series per sensor."""
     out = ["# HELP wirewatch_near_miss_fraction Highest figure of a detector's keys as a fraction of its threshold "
-           "(near misses: 0.5 to below 1; 0 when none).", "# TYPE wirewatch_near_miss_fraction gauge"]
-    out += [f'wirewatch_near_miss_fraction{{detector="{_label(d)}",sensor="{sensor}"}} {v:g}' for d, v in best.items()]
+           "(near misses: 0.5 to below 1; 0 when none), per sensor.", "# TYPE wirewatch_near_miss_fraction gauge"]
+    for entry in sensors:
+        sensor = _label(str(entry["sensor"]))
+        best = dict.fromkeys(registry.names(), 0.0)
+        for m in entry["near_misses"]:
+            best[m["detector"]] = max(best.get(m["detector"], 0.0), float(m["fraction"]))
+        out += [f'wirewatch_near_miss_fraction{{detector="{_label(d)}",sensor="{sensor}"}} {v:g}'
+                for d, v in best.items()]
     return out
 
 

@@ -59,3 +59,33 @@ def test_table_stays_capped_under_ten_times_its_capacity(tmp_path):
         tracker.observe(b.select(np.arange(start, start + 64)))
     st = tracker.stats()
     assert st["handshakes_tracked"] <= 64 and st["handshakes_evicted"] >= 640 - 64
+
+
+def test_each_completed_handshake_carries_its_own_time_not_the_batchs_latest(tmp_path):
+    """Two connections to watched ports in one batch, 0.3 s apart: each alert's last_seen is a
+    packet of its own connection (it was the batch's latest packet: the review found a
+    suspicious_port alert stamped with an unrelated ACK, and its pcap download empty)."""
+    import json
+
+    from conftest import cli
+
+    from wirewatch.schema import format_ts
+
+    frames = []
+    for t, src, port in ((T0, "10.1.0.5", 4444), (T0 + 0.3, "10.1.0.6", 6667)):
+        c, s = IP(src=src, dst="10.1.0.2"), IP(src="10.1.0.2", dst=src)
+        frames += [(t, Ether() / c / TCP(sport=40000, dport=port, flags="S", seq=1)),
+                   (t + 0.001, Ether() / s / TCP(sport=port, dport=40000, flags="SA", seq=7, ack=2)),
+                   (t + 0.002, Ether() / c / TCP(sport=40000, dport=port, flags="A", seq=2, ack=8))]
+    frames.append((T0 + 0.6, Ether() / IP(src="10.1.0.9", dst="10.1.0.3") / TCP(sport=5555, dport=80, flags="A")))
+    pcap = tmp_path / "two.pcap"
+    write_pcap(str(pcap), frames)
+    log = tmp_path / "a.json"
+    assert cli("read", str(pcap), "--logfile", str(log), "--db", "", "--quiet").returncode == 0
+    alerts = {a["dest_port"]: a for a in map(json.loads, log.read_text().splitlines()) if a.get("type") == "suspicious_port"}
+    b = decode_file(str(pcap))
+    for port in (4444, 6667):
+        own = b.ts[(b.dport == port) | (b.sport == port)]
+        last = alerts[port]["evidence"]["last_seen"]
+        assert last in {format_ts(t) for t in own}, (port, last)
+        assert alerts[port]["packets"]["matched"] >= 1

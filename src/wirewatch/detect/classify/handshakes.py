@@ -127,10 +127,12 @@ class HandshakeTracker:
             return np.zeros(0, np.int64)
         uk, last, _ = unique_last(keys)
         slots = self.table.find(uk)
-        slots = slots[slots >= 0]
-        moved = slots[member_table(from_states)[self.table.cols["state"][slots]]]
+        known = slots >= 0
+        slots, key_ts = slots[known], ts[last][known]  # each attempt's own latest packet, not the batch's
+        hit = member_table(from_states)[self.table.cols["state"][slots]]
+        moved = slots[hit]
         self.table.cols["state"][moved] = to
-        self.table.last_seen[moved] = np.maximum(self.table.last_seen[moved], ts.max())
+        self.table.last_seen[moved] = np.maximum(self.table.last_seen[moved], key_ts[hit])
         return moved
 
     def _sweep(self, now: float) -> np.ndarray:
