@@ -76,11 +76,12 @@ def same_packets(got: list[dict], want: list[dict], tolerance: float = 1e-6) -> 
 
 def without_file(alerts: list[dict]) -> list[dict]:
     """Alerts as they compare across copies of one capture (plain, compressed, standard input):
-    the same frames, but each names the file it was read from (`packets.file`)."""
+    the same frames, but each names the file it was read from (`packets.file`, with that file's
+    `size` and `mtime_ns`, or `reopenable: false` for a pipe)."""
     out = []
     for a in alerts:
         a = dict(a)
         if isinstance(a.get("packets"), dict):
-            a["packets"] = {k: v for k, v in a["packets"].items() if k != "file"}
+            a["packets"] = {k: v for k, v in a["packets"].items() if k not in ("file", "size", "mtime_ns", "reopenable")}
         out.append(a)
     return out

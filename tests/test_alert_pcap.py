@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 
 import pytest
 from conftest import CORPUS
@@ -21,9 +22,9 @@ def test_frames_round_trip(tmp_path):
     assert len(got) == 3
     raws = list(read_batches(SCAN))
     meta = raws[0].meta
-    for (sec, ns, data, lt), frame in zip(got, [5, 7, 209]):
+    for (sec, ns, data, lt, wire), frame in zip(got, [5, 7, 209]):
         s, us, off, cap = (int(x) for x in meta[frame - 1])
-        assert (sec, ns, data, lt) == (s, us * 1000, bytes(raws[0].buf[off:off + cap]), raws[0].linktype)
+        assert (sec, ns, data, lt, wire) == (s, us * 1000, bytes(raws[0].buf[off:off + cap]), raws[0].linktype, cap)
     out = tmp_path / "x.pcap"
     with open(out, "wb") as fh:
         assert write_pcap(fh, got) == 3
@@ -46,6 +47,35 @@ def test_spool_caps_files_and_bytes_oldest_first(tmp_path):
     assert len(os.listdir(tmp_path / "pcap")) == 2 and tight.removed == 2
     assert alert_pcap({"packets": {"pcap": names[-1]}}, str(tmp_path / "pcap")) == \
         (tmp_path / "pcap" / names[-1]).read_bytes()
+
+
+def test_spool_lists_its_directory_once(tmp_path, monkeypatch):
+    """It listed and stat'ed the whole directory (up to pcap_max_files) on every live alert,
+    inside the capture loop. Now once, at the first write; the caps still hold, oldest first,
+    files of an earlier run included."""
+    d = tmp_path / "pcap"
+    pkt = capture_frames(SCAN, [5])
+    earlier = PcapSpool(str(d), max_files=100, max_bytes=10**9).write({"type": "old"}, pkt)
+    os.utime(d / earlier, ns=(0, 0))
+    calls = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: calls.append(path) or real(path))
+    spool = PcapSpool(str(d), max_files=3, max_bytes=10**9)
+    names = [spool.write({"type": "port_scan"}, pkt) for _ in range(6)]
+    assert len(calls) == 1
+    assert sorted(os.listdir(d)) == sorted(names[-3:]) and spool.removed == 4  # the earlier run's first
+    (d / names[-3]).unlink()  # removed by someone else: not an error, still counted as gone
+    spool.write({"type": "port_scan"}, pkt)
+    assert len(os.listdir(d)) == 3 and len(calls) == 1
+
+
+def test_written_pcap_keeps_the_wire_length():
+    buf = io.BytesIO()
+    write_pcap(buf, [(1, 5, b"x" * 60, 1, 1514), (1, 6, b"y" * 54, 1, 54), (1, 7, b"z" * 54, 1, 0)])
+    data = buf.getvalue()
+    assert struct.unpack_from("<II", data, 24 + 8) == (60, 1514)
+    assert struct.unpack_from("<II", data, 24 + 76 + 8) == (54, 54)
+    assert struct.unpack_from("<II", data, 24 + 76 + 70 + 8) == (54, 54)  # never less than what was kept
 
 
 def test_spooled_pcaps_are_not_for_every_local_user(tmp_path):

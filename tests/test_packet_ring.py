@@ -103,5 +103,5 @@ def test_live_bytes_survive_the_readers_reused_buffers():
         aliased = memoryview(buf)[:len(r.buf)]
         ring.add(decode(aliased, metas[i % 2], r.linktype), (aliased, metas[i % 2], r.sub_usec, r.linktype))
         want += [(int(s), int(u) * 1000, bytes(r.buf[o:o + c])) for s, u, o, c in r.meta.tolist()]
-    got = [(sec, ns, data) for sec, ns, data, _ in ring.packets(np.arange(len(want)))]
+    got = [(sec, ns, data) for sec, ns, data, _, _ in ring.packets(np.arange(len(want)))]
     assert len(raws) > 3 and got == want

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tune)
     ext = sub.add_parser("extract", help="write a stored alert's packets to a pcap file")
     ext.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id in the store (the dashboard's /alerts/ID)")
-    ext.add_argument("-o", "--output", required=True, metavar="OUT.pcap", help="pcap file to write")
+    ext.add_argument("-o", "--output", required=True, metavar="OUT.pcap", help="pcap file to write; - for standard output (e.g. | tcpdump -r -)")
     _common(ext)
     cfg = sub.add_parser("config", help="print the configuration in effect, with help")
     _common(cfg)

@@ -17,6 +17,7 @@ import bisect
 import datetime as dt
 import ipaddress
 import os
+import stat
 from collections import deque
 from typing import Any
 
@@ -51,6 +52,7 @@ class PacketRing:
         self.total = 0  # rows ever added: row t (0-based over the run) lives at position t % capacity
         self.evicted = 0  # rows overwritten
         self.files: list[str] = []
+        self.file_ids: list[dict[str, Any]] = []  # per file: what extract checks it against (begin_file)
         self.file_starts: list[int] = []  # the row that is frame 1 of each file
         # [first row, rows, earliest ts, latest ts] of consecutive batches, oldest first: an
         # alert's window is looked for only in the rows of the spans it overlaps
@@ -61,8 +63,23 @@ class PacketRing:
         self.raw_evicted = 0  # packets whose bytes were let go
 
     def begin_file(self, path: str) -> None:
-        """Frames of the batches that follow are counted from 1 in this capture file."""
-        self.files.append(path if path == "-" else os.path.abspath(path))
+        """Frames of the batches that follow are counted from 1 in this capture file. A regular
+        file is named with its size and mtime_ns (extract refuses a file that differs: replaced
+        or rewritten since); any other input (a pipe, `<(...)`, a device) is marked as one that
+        cannot be read again."""
+        name = path if path == "-" else os.path.abspath(path)
+        ident: dict[str, Any] = {}
+        if path != "-":
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None  # read_batches names the problem
+            if st is not None and stat.S_ISREG(st.st_mode):
+                ident = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            else:
+                ident = {"reopenable": False}
+        self.files.append(name)
+        self.file_ids.append(ident)
         self.file_starts.append(self.total)
 
     def add(self, batch: PacketBatch, raw: Any = None) -> None:
@@ -168,10 +185,12 @@ class PacketRing:
         if not len(rows) or files[0] < 0:
             return {"frames": []}
         f = int(files[0])
-        return {"file": self.files[f], "frames": (rows[files == f] - self.file_starts[f] + 1).tolist()}
+        return {"file": self.files[f], **self.file_ids[f],
+                "frames": (rows[files == f] - self.file_starts[f] + 1).tolist()}
 
-    def packets(self, rows: np.ndarray) -> list[tuple[int, int, bytes, int]]:
-        """Live: (sec, sub-second in ns, bytes, linktype) of these rows whose bytes are still held."""
+    def packets(self, rows: np.ndarray) -> list[tuple[int, int, bytes, int, int]]:
+        """Live: (sec, sub-second in ns, bytes, linktype, wire length) of these rows whose bytes
+        are still held. The live reader's rows carry no wire length: the captured one stands in."""
         starts = [f for f, _ in self.raw]
         out = []
         for frame in rows.tolist():
@@ -184,7 +203,7 @@ class PacketRing:
                 continue
             sec, usec, off, cap = (int(x) for x in meta[row])
             ns = usec * 1000 + (int(sub[row]) if sub is not None else 0)
-            out.append((sec, ns, bytes(buf[off:off + cap]), linktype))
+            out.append((sec, ns, bytes(buf[off:off + cap]), linktype, cap))
         return out
 
     def stats(self) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """The alert page's "download pcap" (web/pages.py /alerts/ID/pcap, /api/alerts/ID/pcap): an
 alert read from a corpus capture downloads exactly its packets (tshark compares addresses,
-ports and time stamps with the original file); login required; 400/404 for bad requests."""
+ports and time stamps with the original file); login required; 400/404 for bad requests; 409
+when the capture at the alert's path was replaced."""
 
 from __future__ import annotations
 
@@ -68,3 +69,18 @@ def test_bad_ids_and_a_capture_no_longer_there(tmp_path):
     capture.unlink()
     r = client.get("/api/alerts/1/pcap")
     assert r.status_code == 404 and str(capture) in r.get_data(as_text=True)
+
+
+def test_a_replaced_capture_is_a_409_that_says_so(tmp_path):
+    """Review finding: the download gave another capture's packets when the file at the
+    alert's path had been replaced. Now 409 naming the file and why, page and API alike."""
+    capture = tmp_path / "cap.pcap"
+    shutil.copy(SCAN, capture)
+    db = _read(tmp_path, capture)
+    client = login(create_app(db, TOKEN).test_client())
+    assert client.get("/alerts/1/pcap").status_code == 200
+    shutil.copy(CORPUS / "dev04_nmap_xmas.pcap", capture)
+    for url in ("/alerts/1/pcap", "/api/alerts/1/pcap"):
+        r = client.get(url)
+        text = r.get_data(as_text=True)
+        assert r.status_code == 409 and str(capture) in text and "replaced or changed" in text

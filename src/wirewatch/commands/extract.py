@@ -1,8 +1,10 @@
-"""`wirewatch extract ALERT_ID -o OUT.pcap`: a stored alert's packets, as a pcap file."""
+"""`wirewatch extract ALERT_ID -o OUT.pcap`: a stored alert's packets, as a pcap file (`-o -`: on
+standard output)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sqlite3
 import sys
@@ -39,11 +41,29 @@ def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
         data = alert_pcap(alert["record"], cfg.output.pcap_dir)
     except PacketsError as exc:
         return _fail(f"alert {alert_id}: {exc}")
+    if args.output == "-":
+        return _to_stdout(data)
     try:
         with open(args.output, "wb") as fh:
             fh.write(data)
     except OSError as exc:
         return _fail(f"{args.output}: cannot write: {exc.strerror}")
+    return 0
+
+
+def _to_stdout(data: bytes) -> int:
+    """`-o -`: the pcap on standard output (as tcpdump -w -), never onto a terminal."""
+    out = sys.stdout.buffer
+    if out.isatty():
+        return _fail("-o -: standard output is a terminal; redirect it (> OUT.pcap) or pipe it (| tcpdump -r -)")
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    except OSError as exc:
+        return _fail(f"standard output: cannot write: {exc.strerror}")
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, send_from_directory
 
-from ..alert_pcap import PacketsError, alert_pcap
+from ..alert_pcap import CaptureChanged, PacketsError, alert_pcap
 from ..detect import registry
 from ..store.queries import QueryError
 from .auth import csrf_token, login_required
@@ -69,7 +69,8 @@ def detail(alert_id: int) -> Any:
 @login_required
 def pcap(alert_id: int) -> Any:
     """The alert's packets as a pcap download: frames of the capture file it was read from,
-    or the pcap a live sensor wrote when it fired (404 naming why when neither is there)."""
+    or the pcap a live sensor wrote when it fired (404 naming why when neither is there; 409
+    when the file at the alert's path was replaced or changed since)."""
     return pcap_response(alert_id)
 
 
@@ -77,6 +78,8 @@ def pcap_response(alert_id: int) -> Any:
     alert = alert_or_404(alert_id)
     try:
         data = alert_pcap(alert["record"], current_app.config.get("PCAP_DIR", "var/pcap"))
+    except CaptureChanged as exc:  # the file is there, but another one: 409, naming why
+        abort(409, str(exc))
     except PacketsError as exc:
         abort(404, str(exc))
     return Response(data, mimetype="application/vnd.tcpdump.pcap",
