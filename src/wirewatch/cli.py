@@ -21,7 +21,6 @@ from .config import (
     parse_assignment,
 )
 from .privileges import PrivilegeError
-from .webserver import WebError, serve
 
 EXIT_USAGE = 2
 
@@ -158,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if slow:
             print(slow, file=sys.stderr)
         if args.command == "dashboard":
+            from .webserver import serve  # the dashboard's modules: `read` does not load them
+
             return serve(cfg, cfg.output.db or DEFAULT_DB, cfg.web.host, cfg.web.port)
         if args.command in ("monitor", "run"):
             from .commands import monitor  # live capture only: `read` does not load it
@@ -183,11 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `wirewatch config | head`: the reader had enough (an OSError: caught first)
         _quiet_stdout()
         return 0
-    except (ConfigError, BlocklistError, CaptureError, PrivilegeError, WebError, OSError) as exc:
+    except _usage_errors() as exc:
         print(f"wirewatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The errors that are one line and exit status 2. The dashboard's own (WebError) only
+    once its module was loaded (dashboard, run): nothing else raises it, and `read` stays
+    without the web modules (start-up)."""
+    web = sys.modules.get(f"{__package__}.webserver")
+    return (ConfigError, BlocklistError, CaptureError, PrivilegeError, OSError) + ((web.WebError,) if web else ())
 
 
 def _quiet_stdout() -> None:

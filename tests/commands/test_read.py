@@ -135,3 +135,25 @@ def test_the_final_stats_event_comes_last_and_counts_the_run_end_updates(tmp_pat
     assert updates, "the capture is chosen to end with updates"
     assert stats["stats"]["detect"]["alert"] == len(alerts)
     assert sum(stats["stats"]["alert_manager"]["updated"].values()) == len(updates)
+
+
+
+def test_read_loads_neither_the_dashboard_nor_the_store_nor_numpy_ma_and_one_blas_thread(tmp_path):
+    """Start-up (README "Start-up"): `read` without a store imports only what it needs (no
+    Flask, waitress, Scapy, SQLite, dashboard or store modules, no numpy.ma), and numpy's
+    OpenBLAS is told to start one thread, not one per core."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os, runpy, sys\n"
+             "sys.argv = ['wirewatch', 'read', sys.argv[1], '--quiet', '--logfile', '', '--db', '']\n"
+             "code = None\n"
+             "try:\n    runpy.run_module('wirewatch', run_name='__main__')\n"
+             "except SystemExit as e:\n    code = e.code\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'waitress', 'scapy', 'sqlite3')"
+             " or m == 'numpy.ma' or m.startswith(('wirewatch.web', 'wirewatch.store', 'numpy.ma.')))\n"
+             "print(code, os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules, heavy)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    r = subprocess.run([sys.executable, "-c", probe, SCAN], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.stdout.splitlines()[-1] == "0 1 True []", r.stdout + r.stderr

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from ..store.postgres_schema import is_postgres
 
 
 def output_sinks(cfg: Config) -> list[Any]:
     """The alert store, the syslog and webhook sinks: opened here, before a sensor drops root."""
     sinks: list[Any] = []
+    if cfg.output.db:
+        from ..store.postgres_schema import is_postgres  # the store's modules only with a store
     if cfg.output.db and is_postgres(cfg.output.db):
         from ..store.postgres_sink import PostgresSink, postgres_spool  # imported only when used
 

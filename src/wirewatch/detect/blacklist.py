@@ -15,6 +15,7 @@ from ..settings import setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import proto_name
 from .count.report import times
+from .count.window_util import sorted_unique
 
 MAX_PEERS = 10
 
@@ -79,7 +80,7 @@ class Blacklist(Reconfigurable):
             idx = np.flatnonzero(v4)
             if idx.size:
                 m = blocklist.match_v4(lo[idx] & np.uint64(0xFFFFFFFF))
-                for entry_i in np.unique(m[m >= 0]):
+                for entry_i in sorted_unique(m[m >= 0]):
                     rows = idx[m == entry_i]
                     self._collect(hits, side, blocklist.v4_source(int(entry_i)), rows, b)
             v6 = np.flatnonzero(b.ipver == 6)

@@ -23,7 +23,7 @@ from .classify.packets import proto_name, syn_only, tcp_rows, udp_initiator
 from .count.kernels import hash_cols
 from .count.report import times
 from .count.table import KeyTable
-from .count.window_util import unique_first_last, unique_last
+from .count.window_util import sorted_unique, unique_first_last, unique_last
 
 SESSION_IDLE = 300.0  # seconds of packet time after which a quiet known connection is forgotten
 DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]
@@ -65,7 +65,7 @@ class SuspiciousPort(Reconfigurable):
         """Data on connections to watched ports that no SYN (and no earlier data) announced."""
         syn = np.flatnonzero(syn_only(b) & self.watched[b.dport])
         if syn.size:
-            opened = np.unique(hash_cols(b.src_hi[syn], b.src_lo[syn], b.dst_hi[syn], b.dst_lo[syn], b.sport[syn], b.dport[syn]))
+            opened = sorted_unique(hash_cols(b.src_hi[syn], b.src_lo[syn], b.dst_hi[syn], b.dst_lo[syn], b.sport[syn], b.dport[syn]))
             self.sessions.upsert(opened, np.full(len(opened), b.ts[syn].max()))
         data = tcp_rows(b) & b.flags_ok & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0)
         to_svc = np.flatnonzero(data & (b.dport < b.sport) & self.watched[b.dport])  # client -> service

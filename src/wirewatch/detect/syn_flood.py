@@ -30,6 +30,7 @@ from .count.kernels import hash_cols
 from .count.report import COOLDOWN, Gate, times
 from .count.table import Schema
 from .count.window import WindowCounter
+from .count.window_util import sorted_unique
 
 TOP = 10
 BUCKETS = 10  # ring cells per window
@@ -86,7 +87,7 @@ class SynFlood(Reconfigurable):
         self._count_completed(events)
         if not touched.size:
             return []
-        touched = np.unique(touched)
+        touched = sorted_unique(touched)
         now = float(b.ts[rows].max())
         syns = self.rate.totals(touched, now, "syn")
         done_n = np.minimum(self.rate.totals(touched, now, "completed"), syns)
@@ -98,7 +99,9 @@ class SynFlood(Reconfigurable):
         hot = hot[np.r_[True, victim[1:] != victim[:-1]]] if hot.size else hot
         hot = np.array([s for s in hot.tolist() if r.label(s, "port") >= 0 or not self._a_scan(s, now)], np.int64)
         ready = r.due(hot, now, self.window)
-        return [self._finding(int(s), now) for s in np.r_[ready, self._grown(np.setdiff1d(hot, ready), now)]]
+        rest = sorted_unique(hot)  # np.setdiff1d(hot, ready), without its numpy.ma import
+        rest = rest[~np.isin(rest, ready)]
+        return [self._finding(int(s), now) for s in np.r_[ready, self._grown(rest, now)]]
 
     def _grown(self, slots: np.ndarray, now: float) -> np.ndarray:
         """Reported keys whose distinct sources grew by REPORT_GROWTH since their last report."""

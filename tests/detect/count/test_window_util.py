@@ -1,4 +1,4 @@
-"""unique_first_last / unique_last against a plain Python pass over the keys."""
+"""unique_first_last / unique_last against a plain Python pass over the keys; sorted_unique against np.unique."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wirewatch.detect.count.window_util import unique_first_last, unique_last
+from wirewatch.detect.count.window_util import sorted_unique, unique_first_last, unique_last
 
 
 @given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 5), max_size=300))
@@ -22,3 +22,10 @@ def test_first_last_and_counts_of_each_distinct_key(values):
     assert got == {k: (first[k], last[k], values.count(k)) for k in first}
     uk2, l2, n2 = unique_last(keys)
     assert {int(k): (int(b), int(c)) for k, b, c in zip(uk2, l2, n2)} == {k: (last[k], values.count(k)) for k in first}
+
+
+@given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 5), max_size=300), st.sampled_from([np.uint64, np.int64]))
+def test_sorted_unique_is_np_unique(values, dtype):
+    keys = np.array([v if dtype is np.uint64 else v % 2**62 for v in values], dtype)
+    got = sorted_unique(keys)
+    assert got.dtype == keys.dtype and got.tolist() == np.unique(keys).tolist()
