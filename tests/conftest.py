@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from wirewatch import config
 from wirewatch.capture.pcapfile import read_batches
@@ -51,3 +54,40 @@ def read_alerts(path: Path) -> list[dict]:
     records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     return [r for r in records if r.get("event_type") != "stats"]
 
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the whole run (tests/pg_server.py); each test takes
+    its own database from it with `pg_url`."""
+    from pg_server import PgServer
+    server = PgServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres) -> str:
+    """A new, empty database on the session's PostgreSQL server."""
+    return postgres.create_database(f"t{os.getpid()}_{next(_databases)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """An empty alert store of each kind: a SQLite path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ww.db")
+    return request.getfixturevalue("pg_url")
+
+
+def store_sink(url: str, state_dir: Path, **kw):
+    """The sink a sensor writes `url` with (SqliteSink or PostgresSink, its spool in state_dir)."""
+    from wirewatch.store.postgres_schema import is_postgres
+    if is_postgres(url):
+        from wirewatch.store.postgres_sink import PostgresSink
+        return PostgresSink(url, str(state_dir / "spool.jsonl"), **kw)
+    from wirewatch.store.sqlite_sink import SqliteSink
+    return SqliteSink(url, **kw)

@@ -244,3 +244,33 @@ def test_metrics_give_the_highest_near_miss_fraction_per_detector(tmp_path):
     m = c.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
     got = dict(re.findall(r'^wirewatch_near_miss_fraction\{detector="([a-z_]+)",sensor="lab1"\} (\S+)$', m, re.M))
     assert got == {name: "0.7" if name == "port_scan" else "0" for name in registry.names()}
+
+
+def test_vendor_dir_finds_chart_js_and_an_override_holding_it_comes_first(tmp_path, monkeypatch):
+    from wirewatch.web import vendor_dir
+    monkeypatch.delenv("WIREWATCH_NODE_MODULES", raising=False)
+    found = vendor_dir()
+    assert found is not None and (found / "chart.js" / "dist" / "chart.umd.js").exists()  # make setup's npm install
+    monkeypatch.setenv("WIREWATCH_NODE_MODULES", str(tmp_path))
+    assert vendor_dir() == found  # an override without Chart.js: the checkout's node_modules still serve
+    (tmp_path / "chart.js" / "dist").mkdir(parents=True)
+    (tmp_path / "chart.js" / "dist" / "chart.umd.js").write_text("/* Chart */")
+    assert vendor_dir() == tmp_path
+
+
+def test_token_matches_needs_the_whole_token():
+    from wirewatch.web import token_matches
+    assert token_matches(TOKEN, TOKEN)
+    assert not any(token_matches(TOKEN, t) for t in (None, "", TOKEN[:-1], TOKEN + "4", TOKEN.upper()))
+
+
+def test_each_request_takes_a_store_from_the_pool_and_gives_it_back(db):
+    app = create_app(db, TOKEN)
+    pool = app.extensions["store_pool"]
+    c = app.test_client()
+    c.get(f"/login?token={TOKEN}")
+    assert pool.idle.qsize() == 1  # the login request's store, back in the pool
+    first = pool.idle.queue[0]
+    for _ in range(3):
+        assert c.get("/api/alerts").status_code == 200
+    assert pool.idle.qsize() == 1 and pool.idle.queue[0] is first  # one store, reused

@@ -1,0 +1,116 @@
+"""store/queries.py: the dashboard's reads, one set of SQL over SQLite and PostgreSQL, on
+alerts the real engine raised and wrote through the sensor's own sink."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import store_sink
+from dashboard_fixtures import fake_alert
+from store_fixtures import SCANNER, SCANNER6, SWEEPER, VICTIM, VICTIM6, engine_records
+
+from wirewatch.store.postgres_schema import is_postgres
+from wirewatch.store.queries import AlertFilter, PostgresStore, QueryError, Store, near_miss_entries, open_store
+from wirewatch.store.search import catch_up
+
+
+@pytest.fixture
+def store(store_url, tmp_path):
+    """Two sensors' alerts and stats events, then the read-only store the dashboard opens."""
+    sink = store_sink(store_url, tmp_path)
+    for sensor in ("edge-a", "edge-b"):
+        alerts, stats = engine_records(tmp_path, sensor)
+        sink.write(sink.filter(alerts))
+        sink.write_event(stats)
+    sink.close()
+    if not is_postgres(store_url):
+        catch_up(store_url)  # SQLite's text index is the dashboard's to fill (create_app, serve)
+    q = open_store(store_url)
+    yield q
+    q.close()
+
+
+def test_open_store_picks_the_backend_by_url(store, store_url):
+    assert isinstance(store, PostgresStore if store_url.startswith("postgresql://") else Store)
+
+
+def test_filters_by_type_sensor_address_and_cidr(store):
+    every = store.alerts(AlertFilter())
+    assert len(every) == 6 and [a["id"] for a in every] == sorted((a["id"] for a in every), reverse=True)
+    assert {a["type"] for a in store.alerts(AlertFilter(type="host_sweep"))} == {"host_sweep"}
+    assert len(store.alerts(AlertFilter(type="port_scan"))) == 4
+    assert {a["sensor"] for a in store.alerts(AlertFilter(sensor="edge-b"))} == {"edge-b"}
+    assert {a["src_ip"] for a in store.alerts(AlertFilter(src=SCANNER))} == {SCANNER}
+    assert {a["src_ip"] for a in store.alerts(AlertFilter(src="10.0.0.0/24"))} == {SWEEPER}
+    assert {a["src_ip"] for a in store.alerts(AlertFilter(src="10.0.0.0/8"))} == {SCANNER, SWEEPER}
+    assert {a["dest_ip"] for a in store.alerts(AlertFilter(dest="fd00::/64"))} == {VICTIM6}
+    assert {a["dest_ip"] for a in store.alerts(AlertFilter(dest=VICTIM))} == {VICTIM}
+    assert len(store.alerts(AlertFilter(port=22))) == 2 and store.alerts(AlertFilter(port=23)) == []
+    assert len(store.alerts(AlertFilter(severity=3))) == 6 and store.alerts(AlertFilter(severity=1)) == []
+    assert [a["src_ip"] for a in store.alerts(AlertFilter(q=SCANNER6))] == [SCANNER6, SCANNER6]
+
+
+def test_bad_filters_name_their_field(store):
+    for f, field in ((AlertFilter(src="10.0.0.300"), "src"), (AlertFilter(dest="not/an/address"), "dest")):
+        with pytest.raises(QueryError, match=rf"^{field}: not an address or CIDR"):
+            store.alerts(f)
+    with pytest.raises(QueryError, match="^src: not an address"):
+        store.incident("nope")
+
+
+def test_keyset_pages_cover_every_alert_once(store):
+    seen, before = [], None
+    while True:
+        page = store.alerts(AlertFilter(limit=4, before=before))
+        if not page:
+            break
+        seen += [a["id"] for a in page]
+        before = page[-1]["id"]
+    assert seen == [a["id"] for a in store.alerts(AlertFilter(limit=100))] and len(set(seen)) == 6
+    newest = store.latest_id()
+    assert newest == seen[0] and store.alerts(AlertFilter(after=newest)) == []
+    assert [a["id"] for a in store.alerts(AlertFilter(after=newest - 2))] == [newest, newest - 1]
+
+
+def test_one_alert_carries_its_record(store):
+    a = store.alert(store.latest_id())
+    assert a["record"]["type"] == a["type"] and a["record"]["host"] == a["sensor"] == "edge-b"
+    assert store.alert(store.latest_id() + 1) is None
+
+
+def test_overview_sensors_and_incidents_from_the_roll_ups(store):
+    o = store.overview()
+    assert o["total_alerts"] == 6 and o["alerts_by_type"] == {"port_scan": 4, "host_sweep": 2}
+    assert sum(m["alerts"] for m in o["alerts_per_minute"]) == 6
+    assert {s["src_ip"]: s["count"] for s in o["top_sources"]} == {SCANNER: 2, SWEEPER: 2, SCANNER6: 2}
+    one = store.overview(sensor="edge-a")
+    assert one["total_alerts"] == 3 and one["sensor"] == "edge-a" and one["health"]["sensor"] == "edge-a"
+    assert store.sensor_names() == ["edge-a", "edge-b"]
+    health = {s["sensor"]: s for s in store.sensors()}
+    assert health["edge-a"]["packets"] == 130 and health["edge-a"]["alerts"] == 3 and health["edge-b"]["final"]
+    inc = {i["src_ip"]: i for i in store.incidents()}
+    assert set(inc) == {SCANNER, SWEEPER, SCANNER6}
+    assert inc[SCANNER]["alerts"] == 2 and inc[SCANNER]["sensors"] == {"edge-a": 1, "edge-b": 1}
+    assert [a["type"] for a in store.incident(SCANNER)] == ["port_scan", "port_scan"]
+    assert {i["src_ip"] for i in store.incidents(sensor="edge-b", limit=2)} <= set(inc)
+    assert store.counts_by_type() == {"port_scan": 4, "host_sweep": 2}
+    assert store.latest_stats()["host"] == "edge-b"
+
+
+def test_near_miss_entries_keep_only_well_formed_ones_highest_first():
+    good = {"detector": "port_scan", "text": "a: 14 of 20", "fraction": 0.7}
+    raw = [good, good | {"fraction": 0.9, "text": "b"}, good | {"fraction": 1.0}, good | {"fraction": 0.49},
+           good | {"fraction": True}, good | {"text": 3}, {"detector": "x"}, "junk"]
+    assert [e["fraction"] for e in near_miss_entries(raw)] == [0.9, 0.7]
+    assert near_miss_entries({"not": "a list"}) == [] and near_miss_entries(None) == []
+
+
+def test_the_sqlite_store_is_read_only(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "ww.db")
+    sink = store_sink(path, tmp_path)
+    sink.write([fake_alert(1)])
+    sink.close()
+    q = Store(path)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        q.conn.execute("DELETE FROM alerts")
+    assert len(q.alerts(AlertFilter())) == 1

@@ -1,0 +1,33 @@
+"""Alerts and stats events the real engine produces from crafted packets, for the store's
+tests (tests/store/): written through a real sink into either store, read back by queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import run_packets
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+
+from wirewatch.craft import BASE_TS, eth, syn_scan
+from wirewatch.schema import stats_record
+
+SCANNER, VICTIM = "10.9.8.7", "10.0.0.2"  # port_scan: 40 ports of the victim
+SWEEPER = "10.0.0.7"  # host_sweep: port 22 of 20 hosts in 10.0.1.0/24
+SCANNER6, VICTIM6 = "fd00::9", "fd00::2"  # port_scan over IPv6, a minute later
+
+
+def scenario() -> list[tuple[float, Any]]:
+    pkts = syn_scan(BASE_TS, SCANNER, VICTIM, range(1000, 1040), gap=0.01)
+    pkts += [(BASE_TS + 1 + i * 0.05, eth(IP(src=SWEEPER, dst=f"10.0.1.{i + 1}") / TCP(sport=41000, dport=22, flags="S")))
+             for i in range(20)]
+    pkts += [(BASE_TS + 60 + p * 0.01, eth(IPv6(src=SCANNER6, dst=VICTIM6) / TCP(sport=40001, dport=p, flags="S")))
+             for p in range(2000, 2030)]
+    return sorted(pkts, key=lambda p: p[0])
+
+
+def engine_records(tmp_path: Path, sensor: str = "edge-a") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(alerts, final stats event) of the scenario analysed as `sensor`."""
+    alerts, engine = run_packets(tmp_path, scenario(), {"general.sensor": sensor}, name=f"{sensor}.pcap")
+    return alerts, stats_record(engine, None, (engine.stats.packets, 0, 0), 1.0, True)
