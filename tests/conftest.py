@@ -55,6 +55,49 @@ def read_alerts(path: Path) -> list[dict]:
     return [r for r in records if r.get("event_type") != "stats"]
 
 
+def read_events(path: Path, kind: str = "alert") -> list[dict]:
+    """The events of one type in the JSON-lines log of a sensor that is still writing it:
+    a half-written last line is skipped (it is whole at the next read); no log yet, none."""
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written
+        if rec.get("event_type") == kind:
+            out.append(rec)
+    return out
+
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")  # PYTHONPATH of a sensor started in a namespace
+
+
+def need(tool: str) -> None:
+    """A tool a live test runs (nmap, hping3, tcpdump, ...): missing is a failure, not a skip."""
+    import shutil
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def world():
+    """A directory under /tmp the sensor can still use after it drops root (0755, removed after)."""
+    import shutil
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="wwlive", dir="/tmp"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def net():
+    """Two network namespaces joined by a veth pair (tests/netns.py), deleted after the test."""
+    from netns import lab
+    with lab() as L:
+        yield L
+
+
 
 _databases = itertools.count(1)
 

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import SRC, read_events
 
 
 def can_create_namespaces() -> bool:
@@ -67,3 +74,38 @@ def lab() -> Iterator[Lab]:
             for pid in pids:
                 sh("kill", "-9", pid, check=False)
             sh("ip", "netns", "del", ns, check=False)
+
+
+class Monitor:
+    """`wirewatch monitor` in the lab's sensor namespace, logging under logdir/logs; returns
+    once its first stats event is in the log."""
+
+    def __init__(self, L: Lab, logdir: Path, *extra: str, iface: str | None = None):
+        self.log = logdir / "logs" / "alerts.json"
+        self.L = L
+        self.proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", iface or L.sensor_if,
+                            "--logfile", str(self.log), "--stats-interval", "1", *extra,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(logdir),
+                            env={**os.environ, "PYTHONPATH": SRC})
+        deadline = time.time() + 15
+        while time.time() < deadline and not (self.log.exists() and self.events("stats")):
+            assert self.proc.poll() is None, self.proc.communicate()
+            time.sleep(0.1)
+        assert self.events("stats"), "sensor did not start"
+
+    def events(self, kind: str = "alert") -> list[dict]:
+        return read_events(self.log, kind)
+
+    def wait_for(self, alert_type: str, since: float, limit: float = 2.0) -> float:
+        """Seconds from `since` until an alert of this type is in the log (fails after limit + slack)."""
+        deadline = since + limit + 3
+        while time.time() < deadline:
+            if any(a["type"] == alert_type for a in self.events()):
+                return time.time() - since
+            time.sleep(0.05)
+        pytest.fail(f"no {alert_type} alert within {limit} s; got {[a['type'] for a in self.events()]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err

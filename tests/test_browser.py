@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS
-from ports import free_port, wait_listening
+from ports import hand_to_nobody, launch_chromium, need_chromium, nobody_store, open_page, start_dashboard
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "WIREWATCH_WEB__TOKEN": "browser-test-token"}
@@ -28,25 +25,13 @@ def read_into(db: Path, *pcaps: str) -> None:
 
 @pytest.fixture
 def dashboard():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
-    work = Path(tempfile.mkdtemp(prefix="wwweb", dir="/tmp"))
-    os.chmod(work, 0o777)  # the dashboard drops to nobody when started as root
-    db = work / "store" / "ww.db"
-    db.parent.mkdir()
-    os.chmod(db.parent, 0o777)
-    read_into(db, "dev01_nmap_syn_top100.pcap", "dev04_nmap_xmas.pcap", "dev07_nmap_ping_sweep.pcap",
-              "dev13_rawip_gre47.pcap", "dev18_blacklist_src.pcap")
-    for f in db.parent.iterdir():
-        os.chmod(f, 0o666)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--db", str(db), "--port", str(port)],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_listening(port, proc, 20)
-    yield f"http://127.0.0.1:{port}", db, proc
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(work, ignore_errors=True)
+    need_chromium()
+    with nobody_store("wwweb") as (_, db):
+        read_into(db, "dev01_nmap_syn_top100.pcap", "dev04_nmap_xmas.pcap", "dev07_nmap_ping_sweep.pcap",
+                  "dev13_rawip_gre47.pcap", "dev18_blacklist_src.pcap")
+        hand_to_nobody(db)
+        with start_dashboard(ENV, "--db", str(db), seconds=20) as (base, proc):
+            yield base, db, proc
 
 
 def test_dashboard_in_a_real_browser(dashboard):
@@ -56,12 +41,8 @@ def test_dashboard_in_a_real_browser(dashboard):
     status = Path(f"/proc/{proc.pid}/status").read_text()
     assert status.split("Uid:")[1].split()[0] != "0", "the dashboard must not run as root"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        browser = launch_chromium(p)
+        page, errors = open_page(browser, 1400, 1000)
         page.goto(base + "/")
         assert "/login" in page.url
         page.fill("#token", "browser-test-token")

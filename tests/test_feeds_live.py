@@ -12,28 +12,28 @@ import sys
 import time
 
 import pytest
-from netns import can_create_namespaces
-from test_live import Monitor, need, net, world_dir  # noqa: F401 - fixtures
+from conftest import need
+from netns import Monitor, can_create_namespaces
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
 
 
-def test_feed_is_fetched_cached_and_refreshed_by_the_unprivileged_sensor(net, world_dir):  # noqa: F811
+def test_feed_is_fetched_cached_and_refreshed_by_the_unprivileged_sensor(net, world):
     need("curl")
-    feed_dir = world_dir / "feed"
+    feed_dir = world / "feed"
     feed_dir.mkdir()
     os.chmod(feed_dir, 0o755)
     (feed_dir / "drop.txt").write_text("; Spamhaus DROP style\n10.203.0.99/32 ; SBL1\n")
     server = net.popen(net.sensor, sys.executable, "-m", "http.server", "8765", "--bind", "127.0.0.1",
                        "--directory", str(feed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:8765/drop.txt"
-    cache = world_dir / "cache"
+    cache = world / "cache"
     try:
         time.sleep(0.5)
         first, second = "10.203.0.99", "10.203.0.98"
         for bad in (first, second):
             net.add_address(net.attacker, net.attacker_if, f"{bad}/24")
-        m = Monitor(net, world_dir, "--blacklist-url", url, "--set", "detect.blacklist.refresh=1",
+        m = Monitor(net, world, "--blacklist-url", url, "--set", "detect.blacklist.refresh=1",
                     "--set", f"detect.blacklist.cache_dir={cache}")
         deadline = time.time() + 10
         while time.time() < deadline and not any(p.suffix == ".txt" for p in cache.glob("*")):

@@ -5,48 +5,20 @@ Needs root; bounded: three scans of at most 250 ports, every wait capped."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from netns import can_create_namespaces, lab
+from conftest import SRC, read_events
+from netns import can_create_namespaces
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
-SRC = str(Path(__file__).resolve().parent.parent / "src")
 A, B, C = "10.203.0.71", "10.203.0.72", "10.203.0.73"  # three scanners: each its own windows and cooldown
-
-
-@pytest.fixture
-def world():
-    d = Path(tempfile.mkdtemp(prefix="wwhup", dir="/tmp"))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def net():
-    with lab() as L:
-        yield L
-
-
-def records(log: Path, kind: str = "alert") -> list[dict]:
-    out = []
-    for line in log.read_text().splitlines() if log.exists() else []:
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line being written
-        if rec.get("event_type") == kind:
-            out.append(rec)
-    return out
 
 
 def wait(what, limit: float, why: str):
@@ -84,12 +56,12 @@ def test_sighup_applies_a_changed_threshold_to_scans_after_it_and_not_before(net
                          stdout=subprocess.DEVNULL, stderr=errf, text=True, cwd=str(world),
                          env={**os.environ, "PYTHONPATH": SRC})
     try:
-        wait(lambda: records(log, "stats"), 30, f"the sensor did not start: {err.read_text()}")
-        scans = lambda src: [a for a in records(log) if a["type"] == "port_scan" and a.get("src_ip") == src]  # noqa: E731
+        wait(lambda: read_events(log, "stats"), 30, f"the sensor did not start: {err.read_text()}")
+        scans = lambda src: [a for a in read_events(log) if a["type"] == "port_scan" and a.get("src_ip") == src]  # noqa: E731
         # before: 100 ports are below the threshold of 200, 250 are above it
         scan(net, B, "2000-2099")
         scan(net, A, "2000-2249")
-        (a,) = wait(lambda: scans(A), 20, f"no port_scan from {A} under threshold 200: {records(log)}")
+        (a,) = wait(lambda: scans(A), 20, f"no port_scan from {A} under threshold 200: {read_events(log)}")
         assert scans(B) == []  # B's probes came first, so they were analysed before A's alert
         assert a["evidence"]["threshold"] == 200 and a["evidence"]["distinct_ports"] >= 200
         # the file changes, the sensor gets SIGHUP and says it reloaded
@@ -99,7 +71,7 @@ def test_sighup_applies_a_changed_threshold_to_scans_after_it_and_not_before(net
         assert proc.poll() is None
         # after: the same 100 ports from a new source are a scan now
         scan(net, C, "3000-3099")
-        (c,) = wait(lambda: scans(C), 20, f"no port_scan from {C} under threshold 50: {records(log)}")
+        (c,) = wait(lambda: scans(C), 20, f"no port_scan from {C} under threshold 50: {read_events(log)}")
         assert c["evidence"]["threshold"] == 50 and 50 <= c["evidence"]["distinct_ports"] <= 100
         assert scans(B) == []  # B sent nothing since: nothing re-judged it
     finally:
@@ -111,4 +83,4 @@ def test_sighup_applies_a_changed_threshold_to_scans_after_it_and_not_before(net
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err.read_text()
-    assert records(log, "stats")[-1]["stats"]["final"] is True
+    assert read_events(log, "stats")[-1]["stats"]["final"] is True

@@ -6,39 +6,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from netns import can_create_namespaces, lab
+from conftest import SRC, need
+from netns import can_create_namespaces
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
-SRC = str(Path(__file__).resolve().parent.parent / "src")
-
-
-@pytest.fixture
-def world():
-    d = Path(tempfile.mkdtemp(prefix="wwsig", dir="/tmp"))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def net():
-    with lab() as L:
-        yield L
-
-
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} is not installed (.ci/run installs it)")
 
 
 def start(net, world: Path, *extra: str) -> tuple[subprocess.Popen, Path, Path]:

@@ -1,5 +1,5 @@
 """commands/monitor.py: `wirewatch monitor` names an interface that does not exist and exits 2
-before it captures anything (the live namespace tests in tests/test_live.py run it for real)."""
+before it captures anything (the live namespace tests in tests/capture/test_live.py run it for real)."""
 
 from __future__ import annotations
 

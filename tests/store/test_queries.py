@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import store_sink
-from dashboard_fixtures import fake_alert
 from store_fixtures import SCANNER, SCANNER6, SWEEPER, VICTIM, VICTIM6, engine_records
 
 from wirewatch.store.postgres_schema import is_postgres
@@ -104,13 +103,8 @@ def test_near_miss_entries_keep_only_well_formed_ones_highest_first():
     assert near_miss_entries({"not": "a list"}) == [] and near_miss_entries(None) == []
 
 
-def test_the_sqlite_store_is_read_only(tmp_path):
-    import sqlite3
-    path = str(tmp_path / "ww.db")
-    sink = store_sink(path, tmp_path)
-    sink.write([fake_alert(1)])
-    sink.close()
-    q = Store(path)
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        q.conn.execute("DELETE FROM alerts")
-    assert len(q.alerts(AlertFilter())) == 1
+def test_the_dashboards_store_is_read_only(store):
+    with pytest.raises(Exception, match="(?i)read-?only") as exc:  # sqlite3.OperationalError / psycopg's
+        store.conn.execute("DELETE FROM alerts")
+    assert type(exc.value).__name__ in ("OperationalError", "ReadOnlySqlTransaction")
+    assert len(store.alerts(AlertFilter())) == 6

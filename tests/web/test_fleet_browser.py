@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS
 from pg_server import PgServer
-from ports import free_port, wait_listening
+from ports import launch_chromium, need_chromium, open_page, start_dashboard
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 TOKEN = "fleet-browser-token-" + "x" * 24
 SENSORS = {"edge-a": ["dev01_nmap_syn_top100.pcap", "dev17_suspicious_ports.pcap"],
@@ -23,8 +22,7 @@ SENSORS = {"edge-a": ["dev01_nmap_syn_top100.pcap", "dev17_suspicious_ports.pcap
 
 @pytest.fixture
 def fleet_dashboard(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
+    need_chromium()
     pg = PgServer()
     env = {**os.environ, "WIREWATCH_WEB__TOKEN": TOKEN, "WIREWATCH_OUTPUT__DB": pg.url(),
            "WIREWATCH_STORE__STATE_DIR": str(tmp_path)}
@@ -33,13 +31,8 @@ def fleet_dashboard(tmp_path):
                             "--sensor", sensor, "--logfile", "", "--quiet", "--no-progress"],
                            capture_output=True, text=True, env=env, timeout=120, check=False)
         assert r.returncode == 0, r.stderr
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_listening(port, proc, 30)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with start_dashboard(env) as (base, _):
+        yield base
     pg.close()
 
 
@@ -48,12 +41,8 @@ def test_fleet_pages_in_a_real_browser(fleet_dashboard):
 
     base = fleet_dashboard
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        browser = launch_chromium(p)
+        page, errors = open_page(browser, 1400, 900)
         page.goto(base + "/login")
         page.fill("#token", TOKEN)
         page.click("button[type=submit]")

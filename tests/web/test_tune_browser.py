@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, cli
 from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
-from ports import free_port, wait_listening
+from ports import hand_to_nobody, launch_chromium, need_chromium, nobody_store, open_page, start_dashboard
 
 from wirewatch.store.sqlite_sink import SqliteSink
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 DOCS = ROOT / "docs"
@@ -35,37 +30,25 @@ RED = (0xD6, 0x27, 0x28)  # the marker's colour (#d62728)
 
 @pytest.fixture
 def dashboard():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
-    work = Path(tempfile.mkdtemp(prefix="wwtune", dir="/tmp"))
-    os.chmod(work, 0o777)  # the dashboard drops to nobody when started as root
-    db = work / "store" / "ww.db"
-    db.parent.mkdir()
-    os.chmod(db.parent, 0o777)
-    r = cli("tune", *sorted(str(p) for p in CORPUS.glob("*.pcap")), "--blacklist", str(CORPUS / "blacklist.txt"),
-            "--db", str(db), "--format", "json", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
-    r = cli("read", str(CORPUS / "dev01_nmap_syn_top100.pcap"), "--db", str(db), "--sensor", "edge-a", "--logfile", "",
-            "--quiet", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    capture = near_miss_capture(work / "near.pcap")  # the sensor's own near misses, from a real read --db
-    r = cli("read", capture, "--db", str(db), "--sensor", "edge-a", "--logfile", "", "--quiet", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    sink = SqliteSink(str(db))  # a hostile value the test writes (a sensor writes addresses and numbers)
-    sink.write_event(stats_event(capture, "edge-b", [dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE,
-                                                          fraction=0.55)]))
-    sink.close()
-    for f in db.parent.iterdir():
-        os.chmod(f, 0o666)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--db", str(db), "--port", str(port)],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_listening(port, proc)
-    yield f"http://127.0.0.1:{port}", doc
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(work, ignore_errors=True)
+    need_chromium()
+    with nobody_store("wwtune") as (work, db):
+        r = cli("tune", *sorted(str(p) for p in CORPUS.glob("*.pcap")), "--blacklist", str(CORPUS / "blacklist.txt"),
+                "--db", str(db), "--format", "json", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        r = cli("read", str(CORPUS / "dev01_nmap_syn_top100.pcap"), "--db", str(db), "--sensor", "edge-a", "--logfile", "",
+                "--quiet", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        capture = near_miss_capture(work / "near.pcap")  # the sensor's own near misses, from a real read --db
+        r = cli("read", capture, "--db", str(db), "--sensor", "edge-a", "--logfile", "", "--quiet", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        sink = SqliteSink(str(db))  # a hostile value the test writes (a sensor writes addresses and numbers)
+        sink.write_event(stats_event(capture, "edge-b", [dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE,
+                                                              fraction=0.55)]))
+        sink.close()
+        hand_to_nobody(db)
+        with start_dashboard(ENV, "--db", str(db)) as (base, _):
+            yield base, doc
 
 
 def save(shot: bytes, name: str) -> None:
@@ -112,12 +95,8 @@ def test_tune_page_and_near_miss_panel_in_a_real_browser(dashboard):
 
     base, doc = dashboard
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        browser = launch_chromium(p)
+        page, errors = open_page(browser, 1280, 900)
         page.goto(base + f"/login?token={TOKEN}")
         page.goto(base + "/tune")
         page.wait_for_selector("body[data-loaded='1']", timeout=15000)

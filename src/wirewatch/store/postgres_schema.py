@@ -103,6 +103,8 @@ def connect(url: str, read_only: bool = False, autocommit: bool = False) -> Any:
         raise OSError(f"{shown(url)}: cannot open alert store: {str(exc).strip().splitlines()[0]}") from None
     if read_only:
         conn.read_only = True
+        if autocommit:  # psycopg applies read_only at BEGIN, which autocommit never sends
+            conn.execute("SET default_transaction_read_only = on")
     return conn
 
 

@@ -29,7 +29,7 @@ from wirewatch.decode import headers_snaplen
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces() or shutil.which("tcpreplay") is None,
                                 reason="needs root, iproute2 and tcpreplay")
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 LOOPS = 100  # 200 distinct packets sent 100 times: 20,000 packets in about two seconds
 
 

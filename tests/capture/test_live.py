@@ -12,83 +12,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from netns import can_create_namespaces, lab
+from conftest import SRC, need
+from netns import Monitor, can_create_namespaces
 from ports import free_port
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
-SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} is not installed (.ci/run installs it)")
-
-
-@pytest.fixture
-def world_dir():
-    """A directory the unprivileged sensor can use after it drops root."""
-    d = tempfile.mkdtemp(prefix="wwlive", dir="/tmp")
-    os.chmod(d, 0o755)
-    yield Path(d)
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def net():
-    with lab() as L:
-        yield L
-
-
-class Monitor:
-    def __init__(self, L, logdir: Path, *extra: str, iface: str | None = None):
-        self.log = logdir / "logs" / "alerts.json"
-        self.L = L
-        self.proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", iface or L.sensor_if,
-                            "--logfile", str(self.log), "--stats-interval", "1", *extra,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(logdir),
-                            env={**os.environ, "PYTHONPATH": SRC})
-        deadline = time.time() + 15
-        while time.time() < deadline and not (self.log.exists() and self.events("stats")):
-            assert self.proc.poll() is None, self.proc.communicate()
-            time.sleep(0.1)
-        assert self.events("stats"), "sensor did not start"
-
-    def events(self, kind: str = "alert") -> list[dict]:
-        if not self.log.exists():
-            return []
-        out = []
-        for line in self.log.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line being written
-            if rec.get("event_type") == kind:
-                out.append(rec)
-        return out
-
-    def wait_for(self, alert_type: str, since: float, limit: float = 2.0) -> float:
-        """Seconds from `since` until an alert of this type is in the log (fails after limit + slack)."""
-        deadline = since + limit + 3
-        while time.time() < deadline:
-            if any(a["type"] == alert_type for a in self.events()):
-                return time.time() - since
-            time.sleep(0.05)
-        pytest.fail(f"no {alert_type} alert within {limit} s; got {[a['type'] for a in self.events()]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
-        self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=20)
-        return self.proc.returncode, out, err
-
-
-def test_nmap_scan_alerts_live_within_2s_and_sensor_is_not_root(net, world_dir):
+def test_nmap_scan_alerts_live_within_2s_and_sensor_is_not_root(net, world):
     need("nmap")
-    m = Monitor(net, world_dir)
+    m = Monitor(net, world)
     uids = Path(f"/proc/{m.proc.pid}/status").read_text().split("Uid:")[1].split("\n")[0].split()
     children = subprocess.run(["pgrep", "-P", str(m.proc.pid)], capture_output=True, text=True).stdout.split()
     pid = int(children[0]) if children else m.proc.pid  # `ip netns exec` execs, so usually the same pid
@@ -104,7 +41,7 @@ def test_nmap_scan_alerts_live_within_2s_and_sensor_is_not_root(net, world_dir):
     assert rc == 0 and "[ALERT] Possible port scan detected from 10.203.0.66" in out
     assert "failed" not in err, err  # no sink or detector broke after the privilege drop
     import sqlite3
-    stored = sqlite3.connect(str(world_dir / "var" / "wirewatch.db")).execute(
+    stored = sqlite3.connect(str(world / "var" / "wirewatch.db")).execute(
         "select type, src_ip from alerts where type = 'port_scan'").fetchall()
     assert stored == [("port_scan", net.attacker_ip)]
     final = m.events("stats")[-1]["stats"]
@@ -112,9 +49,9 @@ def test_nmap_scan_alerts_live_within_2s_and_sensor_is_not_root(net, world_dir):
     assert final["capture"]["kernel_drops"] == 0
 
 
-def test_hping3_syn_flood_and_suspicious_port(net, world_dir):
+def test_hping3_syn_flood_and_suspicious_port(net, world):
     need("hping3")
-    m = Monitor(net, world_dir)
+    m = Monitor(net, world)
     net.run(net.attacker, "timeout", "10", "hping3", "-S", "-p", "80", "-i", "u200", "-c", "3000", "-q",
             net.sensor_ip, timeout=30)
     assert m.wait_for("syn_flood", time.time()) <= 2.0
@@ -128,14 +65,14 @@ def test_hping3_syn_flood_and_suspicious_port(net, world_dir):
     assert m.stop()[0] == 0
 
 
-def test_benign_curl_and_iperf3_raise_nothing(net, world_dir):
+def test_benign_curl_and_iperf3_raise_nothing(net, world):
     need("curl")
     need("iperf3")
     www = net.popen(net.sensor, sys.executable, "-m", "http.server", "80", "--bind", net.sensor_ip,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(world_dir))
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(world))
     perf = net.popen(net.sensor, "iperf3", "-s", "-1", "-B", net.sensor_ip, stdout=subprocess.DEVNULL)
     time.sleep(0.8)
-    m = Monitor(net, world_dir)
+    m = Monitor(net, world)
     for _ in range(20):
         net.run(net.attacker, "curl", "-s", "-o", "/dev/null", f"http://{net.sensor_ip}/", timeout=10)
     net.run(net.attacker, "iperf3", "-c", net.sensor_ip, "-t", "2", "-b", "100M", timeout=20)
@@ -148,17 +85,17 @@ def test_benign_curl_and_iperf3_raise_nothing(net, world_dir):
     assert m.events("stats")[-1]["stats"]["decoder"]["pkts"] > 1000
 
 
-def test_sighup_reopens_log_and_reloads_blocklist_then_sigterm_flushes(net, world_dir):
+def test_sighup_reopens_log_and_reloads_blocklist_then_sigterm_flushes(net, world):
     need("curl")
-    blk = world_dir / "block.txt"
+    blk = world / "block.txt"
     blk.write_text("192.0.2.1\n")
     os.chmod(blk, 0o644)
-    cfg = world_dir / "wirewatch.toml"
+    cfg = world / "wirewatch.toml"
     cfg.write_text(f'[detect.blacklist]\nfiles = ["{blk}"]\n')
     os.chmod(cfg, 0o644)
     bad = "10.203.0.99"
     net.add_address(net.attacker, net.attacker_if, f"{bad}/24")
-    m = Monitor(net, world_dir, "--config", str(cfg))
+    m = Monitor(net, world, "--config", str(cfg))
     net.run(net.attacker, "curl", "-s", "--max-time", "1", "--interface", bad, f"http://{net.sensor_ip}:81/", timeout=10)
     time.sleep(1.0)
     assert [a for a in m.events() if a["type"] == "blacklist"] == []
@@ -179,10 +116,10 @@ def test_sighup_reopens_log_and_reloads_blocklist_then_sigterm_flushes(net, worl
     assert m.events("stats")[-1]["stats"]["final"] is True
 
 
-def test_any_interface_and_bpf(net, world_dir):
+def test_any_interface_and_bpf(net, world):
     need("nmap")
     need("ping")
-    m = Monitor(net, world_dir, "--bpf", "tcp", iface="any")  # Linux cooked capture across interfaces
+    m = Monitor(net, world, "--bpf", "tcp", iface="any")  # Linux cooked capture across interfaces
     net.run(net.attacker, "ping", "-f", "-c", "1500", "-q", net.sensor_ip, timeout=20)  # a flood the filter hides
     net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-60", "--max-retries", "0", net.sensor_ip, timeout=60)
     assert m.wait_for("port_scan", time.time()) <= 2.0
@@ -196,9 +133,9 @@ def test_any_interface_and_bpf(net, world_dir):
     assert any(a["evidence"].get("watched_ports_touched") == [23] for a in events)
 
 
-def test_nmap_ack_scan_is_a_port_scan(net, world_dir):
+def test_nmap_ack_scan_is_a_port_scan(net, world):
     need("nmap")
-    m = Monitor(net, world_dir)
+    m = Monitor(net, world)
     net.run(net.attacker, "nmap", "-sA", "-Pn", "-n", "-p", "1-100", "--max-retries", "0", net.sensor_ip, timeout=60)
     assert m.wait_for("port_scan", time.time()) <= 2.0
     rc, _, _ = m.stop()
@@ -208,9 +145,9 @@ def test_nmap_ack_scan_is_a_port_scan(net, world_dir):
     assert all(a["src_ip"] == net.attacker_ip for a in m.events())  # the target's refusals blame nobody
 
 
-def test_scapy_capture_fallback(net, world_dir):
+def test_scapy_capture_fallback(net, world):
     need("nmap")
-    m = Monitor(net, world_dir, "--capture", "scapy")
+    m = Monitor(net, world, "--capture", "scapy")
     net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-60", "--max-retries", "0", net.sensor_ip, timeout=60)
     assert m.wait_for("port_scan", time.time()) <= 2.0
     rc, _, err = m.stop()
@@ -229,12 +166,12 @@ def test_unknown_interface_and_no_permission(tmp_path):
         assert r.stderr.startswith("wirewatch: live capture needs root or CAP_NET_RAW on lo")
 
 
-def test_run_serves_the_dashboard_unprivileged_beside_the_sensor(net, world_dir):
+def test_run_serves_the_dashboard_unprivileged_beside_the_sensor(net, world):
     need("nmap")
     env = {**os.environ, "PYTHONPATH": SRC, "WIREWATCH_WEB__TOKEN": "live-run-token"}
     port = str(free_port())  # the sensor's namespace is ours, but `ps` below sees every checkout's processes
     proc = net.popen(net.sensor, sys.executable, "-m", "wirewatch", "run", "-i", net.sensor_if, "--port", port,
-                     "--quiet", "--stats-interval", "1", cwd=str(world_dir), env=env,
+                     "--quiet", "--stats-interval", "1", cwd=str(world), env=env,
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/api/alerts"
     auth = ["-H", "Authorization: Bearer live-run-token"]
