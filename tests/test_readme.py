@@ -1,4 +1,7 @@
-"""README stays true: every CLI option and config key is documented, and CI runs its test command."""
+"""README stays true: every CLI option and config key is documented, and CI runs its test command.
+
+README's generated blocks (the config tables, the signature table) are rewritten from the
+code by `python tests/test_readme.py` (run it after adding a detector or a setting)."""
 
 from __future__ import annotations
 
@@ -44,21 +47,49 @@ def test_ci_runs_the_test_command_readme_gives():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def generated() -> dict[str, str]:
+    """README's generated blocks, by marker: what each must hold."""
+    return {"config-keys": config.markdown().strip(), "signatures": registry.signatures_markdown().strip()}
+
+
+def _block(marker: str, text: str = README) -> str:
+    return text.split(f"<!-- {marker}:")[1].split("-->", 1)[1].split(f"<!-- /{marker} -->")[0]
+
+
 def test_config_tables_match_the_defaults():
-    block = README.split("<!-- config-keys:")[1].split("-->", 1)[1].split("<!-- /config-keys -->")[0]
-    assert block.strip() == config.markdown().strip(), "regenerate README's config tables from config.markdown()"
-
-
-def _block(marker: str) -> str:
-    return README.split(f"<!-- {marker}:")[1].split("-->", 1)[1].split(f"<!-- /{marker} -->")[0]
+    assert _block("config-keys").strip() == generated()["config-keys"], \
+        "regenerate README's config tables: python tests/test_readme.py"
 
 
 def test_signature_table_matches_the_registry():
-    assert _block("signatures").strip() == registry.signatures_markdown(), \
-        "regenerate README's signature table from registry.signatures_markdown()"
+    assert _block("signatures").strip() == generated()["signatures"], \
+        "regenerate README's signature table: python tests/test_readme.py"
+
+
+def rewrite(text: str) -> str:
+    """`text` (README) with every generated block holding what the code says."""
+    for marker, body in generated().items():
+        old = _block(marker, text)
+        if old.strip() != body:
+            text = text.replace(f"-->{old}<!-- /{marker} -->", f"-->\n{body}\n<!-- /{marker} -->", 1)
+    return text
+
+
+def test_rewrite_fills_a_stale_block_and_leaves_a_current_one_alone():
+    assert rewrite(README) == README or any(_block(m).strip() != b for m, b in generated().items())
+    stale = README.replace(_block("signatures"), "\n| old | table |\n", 1)
+    assert _block("signatures", rewrite(stale)).strip() == generated()["signatures"]
+    assert _block("config-keys", rewrite(stale)) == _block("config-keys")
 
 
 def test_detection_table_has_one_row_per_registered_detector():
     table = README.split("## Detections")[1].split("\n\n| type |")[1].split("\n\n")[0]
     rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]]
     assert sorted(rows) == sorted(registry.names()), "README's detection table: one row per registered detector"
+
+
+if __name__ == "__main__":
+    fresh = rewrite(README)
+    if fresh != README:
+        (ROOT / "README.md").write_text(fresh)
+    print("README.md: generated blocks", "rewritten" if fresh != README else "already current")
