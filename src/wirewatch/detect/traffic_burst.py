@@ -25,11 +25,11 @@ from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatc
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
-from .count.kernels import hash_cols
+from .count.kernels import group, hash_cols
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
 from .count.window_util import unique_first_last
-from .traffic_burst_spread import KINDS, VictimFlood
+from .traffic_burst_spread import KINDS, Pairs, VictimFlood
 
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port")
 PEAK_MIN_S = 0.001  # a rate over a shorter span than this is reported over this span
@@ -82,12 +82,16 @@ class TrafficBurst(Reconfigurable):
         answers = answer[rows]
         values = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answers,
                   "bytes": p.length * ~answers}  # bytes of traffic that is not itself an answer
+        # the rows grouped by (source, destination) once: this per-pair count and the
+        # many-sources view (per destination, derived from the pairs) share it
+        keys = pair_key(p)
+        pairs = group(keys, inverse=True)
         # first packet of each (pair, protocol, port) in this batch: a flood hammers a few
         # ports, a FIN/Xmas/ACK/UDP port scan sends one or two packets to each (port_scan's)
         new_port = np.zeros(len(p), bool)
-        new_port[unique_first_last(hash_cols(p.src_hi, p.src_lo, p.dst_hi, p.dst_lo, p.proto, p.dport))[1]] = True
+        new_port[unique_first_last(hash_cols(keys, p.proto, p.dport))[1]] = True
         values["udp_new_port"], values["tcp_new_port"] = values["udp"] & new_port, values["tcp"] & new_port
-        touched = self.counter.add(pair_key(p), p.ts, values, addr_labels(p))
+        touched = self.counter.add(keys, p.ts, values, addr_labels(p), grouped=pairs)
         now = float(p.ts.max())
         sums = self.counter.all_totals(touched, now)
         heavy = sums["bytes"] >= self.cfg.bytes_threshold if self.cfg.bytes_threshold > 0 else False
@@ -105,8 +109,9 @@ class TrafficBurst(Reconfigurable):
                 out.append(self._finding(int(slot), now, kind))
         for f in out:
             self.pair_alerted[(f.dest_ip or "", f.evidence["kind"])] = f.ts
-        kinds = {"icmp": icmp, "udp": udp, "tcp": tcp_flow}
-        return out + self.victims.observe(b, kinds, answer, self._explained)
+        kinds = {k: values[k] for k in KINDS}
+        return out + self.victims.observe(Pairs(p, pairs, float(b.ts.max() - b.ts.min())), kinds, answers,
+                                          self._explained)
 
     def _explained(self, victim: str, kind: str) -> bool:
         """A one-source flood is reported per pair; the many-sources view stays quiet about it."""

@@ -11,6 +11,7 @@ slice to reach the threshold at that rate get state, so ordinary traffic costs o
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +29,29 @@ METRICS = ("icmp", "udp", "tcp", "udp_out", "answer_out")
 LABELS = {"host_hi": np.uint64, "host_lo": np.uint64}
 
 
+@dataclass
+class Pairs:
+    """traffic_burst's rows (ICMP requests, UDP, TCP without SYN) grouped by (source,
+    destination) once per batch: `group(pair keys, inverse=True)` of `rows`. The
+    many-sources view works per destination, and every row of a pair has that pair's
+    destination (and source), so it hashes and looks up one key per pair, not per row."""
+
+    rows: PacketBatch
+    grouped: tuple[np.ndarray, ...]
+    span: float  # packet time the whole batch spans
+
+    @property
+    def first(self) -> np.ndarray:
+        """Each pair's first row."""
+        order, starts = self.grouped[0], self.grouped[1]
+        return order[starts]
+
+    @property
+    def pair_of(self) -> np.ndarray:
+        """Each row's pair."""
+        return self.grouped[3]
+
+
 class VictimFlood:
     def __init__(self, window: float, threshold: int, min_reply_ratio: float, min_sources: int, cap: int,
                  names: dict[str, str], gate: Gate = COOLDOWN):
@@ -37,27 +61,35 @@ class VictimFlood:
         self.counter = WindowCounter(window, cap, METRICS, LABELS, buckets=5, extra=hll.COLUMNS, gate=gate)
         self.sources = hll.WindowedHLL(window)
 
-    def observe(self, b: PacketBatch, kinds: dict[str, np.ndarray], answer: np.ndarray,
+    def observe(self, pairs: Pairs, kinds: dict[str, np.ndarray], answer: np.ndarray,
                 explained: Callable[[str, str], bool]) -> list[Finding]:
-        """`explained(victim, kind)`: a per-pair alert already covers this victim and kind."""
-        inbound = np.flatnonzero(kinds["icmp"] | kinds["udp"] | kinds["tcp"])
-        if inbound.size < 8:
+        """`kinds` and `answer`: masks over `pairs.rows`; `explained(victim, kind)`: a per-pair
+        alert already covers this victim and kind."""
+        p, pair_of = pairs.rows, pairs.pair_of
+        inbound = kinds["icmp"] | kinds["udp"] | kinds["tcp"]
+        n_inbound = int(np.count_nonzero(inbound))
+        if n_inbound < 8:
             return []
-        dkeys = hash_cols(b.dst_hi[inbound], b.dst_lo[inbound])
-        order, starts, ends, inverse = group(dkeys, inverse=True)
-        span = float(b.ts.max() - b.ts.min())
-        busy = ends - starts >= max(8.0, self.threshold * span / self.window / 2)
+        first = pairs.first
+        pdst = hash_cols(p.dst_hi[first], p.dst_lo[first])  # each pair's destination, as a key
+        psrc = hash_cols(p.src_hi[first], p.src_lo[first])  # and its source
+        per_pair = np.bincount(pair_of[inbound], minlength=len(first))
+        dorder, dstarts, _, dst_of = group(pdst, inverse=True)  # pairs by destination
+        per_dst = np.bincount(dst_of, weights=per_pair, minlength=len(dstarts))
+        busy = per_dst >= max(8.0, self.threshold * pairs.span / self.window / 2)
         if self.counter.table.size:  # destinations already tracked keep being counted
-            busy |= self.counter.table.find(dkeys[order[starts]]) >= 0
+            busy |= self.counter.table.find(pdst[dorder[dstarts]]) >= 0
+        busy &= per_dst > 0  # destinations that received inbound rows in this batch
         if not busy.any():
             return []
-        mine = busy[inverse]
-        rows, keys = inbound[mine], dkeys[mine]
-        ts = b.ts[rows]
+        rows = np.flatnonzero(inbound & busy[dst_of][pair_of])
+        rpair = pair_of[rows]
+        keys = pdst[rpair]
+        ts = p.ts[rows]
         values = {k: kinds[k][rows] for k in KINDS}
-        touched = self.counter.add(keys, ts, values, {"host_hi": b.dst_hi[rows], "host_lo": b.dst_lo[rows]})
-        self.sources.add(self.counter.table.cols, self.counter.table.find(keys), hash_cols(b.src_hi[rows], b.src_lo[rows]), ts)
-        self._count_replies(b, kinds["udp"], answer)
+        touched = self.counter.add(keys, ts, values, {"host_hi": p.dst_hi[rows], "host_lo": p.dst_lo[rows]})
+        self.sources.add(self.counter.table.cols, self.counter.table.find(pdst)[rpair], psrc[rpair], ts)
+        self._count_replies(p, pair_of, psrc, kinds["udp"], answer)
         now = float(ts.max())
         out = []
         sums = self.counter.all_totals(touched, now)
@@ -75,15 +107,13 @@ class VictimFlood:
                     out.append(finding)
         return out
 
-    def _count_replies(self, b: PacketBatch, udp: np.ndarray, answer: np.ndarray) -> None:
-        rows = np.flatnonzero(udp | answer)
-        if not rows.size:
-            return
-        keys = hash_cols(b.src_hi[rows], b.src_lo[rows])
-        known = self.counter.table.find(keys) >= 0
-        if known.any():
-            r = rows[known]
-            self.counter.add(keys[known], b.ts[r], {"udp_out": udp[r], "answer_out": answer[r]})
+    def _count_replies(self, p: PacketBatch, pair_of: np.ndarray, psrc: np.ndarray, udp: np.ndarray,
+                       answer: np.ndarray) -> None:
+        """What tracked destinations send back (UDP, acknowledging TCP): rows whose source is one."""
+        known = self.counter.table.find(psrc) >= 0  # per pair: its source is a tracked destination
+        rows = np.flatnonzero((udp | answer) & known[pair_of])
+        if rows.size:
+            self.counter.add(psrc[pair_of[rows]], p.ts[rows], {"udp_out": udp[rows], "answer_out": answer[rows]})
 
     def _finding(self, slot: int, now: float, kind: str) -> Finding:
         c = self.counter

@@ -133,3 +133,37 @@ def test_the_counter_interface_answers_what_detectors_ask():
     assert c.item_hits(scanned[1]) == 3
     slots, fig = c.top(touched, c.distinct(touched), 2)
     assert slots.tolist() == [by_key[101], by_key[102]] and fig.tolist() == [6, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.floats(0, 40, allow_nan=False), st.integers(0, 3)), min_size=1,
+                max_size=200))
+def test_window_counter_add_with_the_callers_grouping_is_the_same_add(rows):
+    """traffic_burst groups its rows by pair once and hands the grouping to add (`grouped`):
+    the state is the same as when add groups them itself, also past the table's cap."""
+    from wirewatch.detect.count.kernels import group
+
+    keys = np.array([r[0] + 2 for r in rows], np.uint64)
+    ts = np.array([r[1] for r in rows])
+    values = {"n": np.ones(len(rows), np.int64), "v": np.array([r[2] for r in rows], np.int64)}
+    a, b = (WindowCounter(10.0, 4, ("n", "v"), {"lab": np.int64}) for _ in range(2))
+    labels = {"lab": np.arange(len(rows), dtype=np.int64)}
+    sa = a.add(keys, ts, values, labels)
+    sb = b.add(keys, ts, values, labels, grouped=group(keys, inverse=True))
+    assert sa.tolist() == sb.tolist()
+    for name in a.table.cols:
+        assert np.array_equal(a.table.cols[name], b.table.cols[name]), name
+    assert np.array_equal(a.table.keys, b.table.keys) and np.array_equal(a.table.last_seen, b.table.last_seen)
+    assert a.table.evicted == b.table.evicted
+
+
+def test_window_counter_add_refuses_a_grouping_with_a_doorkeeper():
+    """A doorkeeper drops rows before the table sees them: a grouping of all rows would not fit."""
+    import pytest
+
+    from wirewatch.detect.count.kernels import group
+
+    c = WindowCounter(10.0, 4, ("n",), doorkeeper_bits=8)
+    keys = np.array([5, 6, 5], np.uint64)
+    with pytest.raises(ValueError, match="doorkeeper"):
+        c.add(keys, np.zeros(3), {"n": np.ones(3, np.int64)}, grouped=group(keys, inverse=True))

@@ -325,9 +325,12 @@ class WindowCounter(Keys):
         self.door = Doorkeeper(self.window, doorkeeper_bits, dict.fromkeys(metrics, np.int64)) if doorkeeper_bits else None
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
-            labels: Labels | None = None) -> np.ndarray:
+            labels: Labels | None = None, grouped: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
         """Add per-packet metric values (a metric not given adds 0); return the slots of
-        the keys touched."""
+        the keys touched. `grouped`: `group(keys, inverse=True)` when the caller has it
+        already (a counter without a doorkeeper)."""
+        if grouped is not None and self.door is not None:
+            raise ValueError("WindowCounter.add: grouped keys and a doorkeeper do not mix")
         if self.door is not None:
             keys, ts, values, labels = self.door.admit(lambda k: self.table.find(k) >= 0, keys, ts,
                                                        {m: np.asarray(values.get(m, 0)) * np.ones(len(keys), np.int64)
@@ -335,7 +338,7 @@ class WindowCounter(Keys):
         if not len(keys):
             return np.zeros(0, np.int64)
         t = self.table
-        order, starts, ends, inverse = group(keys, inverse=True)
+        order, starts, ends, inverse = grouped if grouped is not None else group(keys, inverse=True)
         kfirst, kidx = order[starts], order[ends - 1]
         slots, new, _ = t.upsert(keys[kfirst], ts[kidx], ends - starts)
         fill_new(t, slots, new, kfirst, labels, ts)
