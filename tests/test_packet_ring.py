@@ -105,3 +105,11 @@ def test_live_bytes_survive_the_readers_reused_buffers():
         want += [(int(s), int(u) * 1000, bytes(r.buf[o:o + c])) for s, u, o, c in r.meta.tolist()]
     got = [(sec, ns, data) for sec, ns, data, _, _ in ring.packets(np.arange(len(want)))]
     assert len(raws) > 3 and got == want
+
+
+def test_the_detectors_whose_alerts_carry_the_answers_are_declared_in_their_specs():
+    from pcap_oracle import CONVERSATION
+
+    from wirewatch.packet_ring import conversation_types
+    assert conversation_types() == CONVERSATION  # the oracle spells them on its own
+    assert "unusual_protocol" not in conversation_types() and "distributed_scan" not in conversation_types()

@@ -20,6 +20,7 @@ from .capture.pcapfile import RawBatch
 from .config import Config, sensor_name
 from .decode import PacketBatch, decode
 from .detect import Detector, Finding, default_detectors
+from .detect.blacklist import Blacklist
 from .detect.registry import DETECTORS
 from .enrich import Enricher, cache_root
 from .layer_counts import LayerCounts
@@ -336,7 +337,7 @@ class Engine:
             "top_sources": self.talkers.top(10), "detector_state": state,
             "component_errors": s.component_errors, "compiled_hot_path": native.active(),
             "store": self.store_stats(),
-            "blacklists": next((d.lists() for d in self.detectors if hasattr(d, "lists")), []),
+            "blacklists": next((d.lists() for d in self.detectors if isinstance(d, Blacklist)), []),
         }
 
     def near_misses(self) -> list[dict[str, Any]]:

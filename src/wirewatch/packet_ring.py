@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import ipaddress
 import os
 import stat
@@ -30,9 +31,6 @@ COLUMNS = {"ts": np.float64, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi":
            "proto": np.uint8, "sport": np.uint16, "dport": np.uint16, "has_ports": np.bool_}
 ROW_BYTES = sum(np.dtype(t).itemsize for t in COLUMNS.values())
 PROTO_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
-# detectors whose evidence is about a conversation: the victim's answers belong to the alert
-CONVERSATION = frozenset({"port_scan", "host_sweep", "syn_flood", "failed_handshake", "suspicious_port",
-                          "blacklist", "traffic_burst"})
 TOLERANCE_S = 1e-6  # first_seen / last_seen are written to the microsecond
 SPAN_ROWS = 1024  # consecutive small batches (live) share one time span of at least this many rows
 
@@ -175,7 +173,7 @@ class PacketRing:
             ports = self.has_ports[idx]
             fwd &= ports & (self.dport[idx] == port)
             rev &= ~ports | (self.sport[idx] == port)
-        if alert.get("type") not in CONVERSATION:
+        if alert.get("type") not in conversation_types():
             return fwd
         return fwd | rev
 
@@ -246,3 +244,11 @@ def _window(alert: dict[str, Any]) -> tuple[float, float]:
     if lo is None or hi is None:
         return 0.0, -1.0
     return min(lo, hi), max(lo, hi)
+
+
+@functools.cache
+def conversation_types() -> frozenset[str]:
+    """The detectors whose evidence is about a conversation (DetectorSpec.conversation): the
+    victim's answers belong to their alerts' packets."""
+    from .detect import registry
+    return frozenset(spec.name for spec in registry.DETECTORS if spec.conversation)

@@ -150,6 +150,9 @@ class DetectorSpec:
     inside the cooldown that grew tenfold in it is an escalation (alerts.py). `storm_label` is
     what many of its alerts are called in a storm aggregate ("Suspicious {proto} connections").
     `rises` raise an alert's severity above the signature's as its evidence grows (Rise).
+    `conversation`: the evidence is about a conversation, so the victim's answers belong to
+    the alert's packets (packet_ring.py: an alert's pcap holds both directions, else only the
+    attacker's packets).
     """
 
     name: str
@@ -160,3 +163,4 @@ class DetectorSpec:
     figure: str | None = None
     storm_label: str | None = None
     rises: tuple[Rise, ...] = ()
+    conversation: bool = False

@@ -128,6 +128,7 @@ class Blacklist(Reconfigurable):
 SPEC = DetectorSpec(
     name=Blacklist.name, config=BlacklistConfig,
     signature=Signature(9000008, "WIREWATCH blacklisted address", "Potentially Bad Traffic", 1),
+    conversation=True,
     build=lambda cfg, shared: Blacklist(cfg.detect.blacklist),
     storm_label="Blacklisted-address alerts",
 )

@@ -111,6 +111,7 @@ class FailedHandshake(Reconfigurable):
 SPEC = DetectorSpec(
     name=FailedHandshake.name, config=FailedHandshakeConfig,
     signature=Signature(9000005, "WIREWATCH repeated failed TCP handshakes", "Misc activity", 3),
+    conversation=True,
     build=lambda cfg, shared: FailedHandshake(cfg.detect.failed_handshake, shared.handshakes(), shared.gate),
     tunables=(Tunable("threshold", "failed_handshakes", (2, 20, 1)),),
     figure="failed_handshakes", storm_label="Repeated failed TCP handshakes",

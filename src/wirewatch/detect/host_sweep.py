@@ -178,6 +178,7 @@ def _addr_sort(text: str) -> tuple[int, str]:
 SPEC = DetectorSpec(
     name=HostSweep.name, config=HostSweepConfig,
     signature=Signature(9000002, "WIREWATCH host sweep", "Attempted Information Leak", 3),
+    conversation=True,
     build=lambda cfg, shared: HostSweep(cfg.detect.host_sweep, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "distinct_hosts", (4, 40, 2),
                       "the slow-sweep window's threshold follows threshold (unless slow_threshold is set)",

@@ -131,6 +131,7 @@ class PortScan(Reconfigurable):
 SPEC = DetectorSpec(
     name=PortScan.name, config=PortScanConfig,
     signature=Signature(9000001, "WIREWATCH port scan", "Attempted Information Leak", 3),
+    conversation=True,
     build=lambda cfg, shared: PortScan(cfg.detect.port_scan, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "distinct_ports", (5, 50, 5),
                       "the slow-scan window's threshold follows threshold (x1.25, rounded): its findings are "

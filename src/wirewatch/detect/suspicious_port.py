@@ -141,6 +141,7 @@ class SuspiciousPort(Reconfigurable):
 SPEC = DetectorSpec(
     name=SuspiciousPort.name, config=SuspiciousPortConfig,
     signature=Signature(9000009, "WIREWATCH suspicious port", "Potentially Bad Traffic", 2),
+    conversation=True,
     build=lambda cfg, shared: SuspiciousPort(cfg.detect.suspicious_port, shared.handshakes()),
     figure="attempts", storm_label="Suspicious {proto} connections",
     rises=(Rise("completed", 1, 1, "the connection completed"),),

@@ -257,6 +257,7 @@ def _port_key(host: np.ndarray, port: np.ndarray) -> np.ndarray:
 SPEC = DetectorSpec(
     name=SynFlood.name, config=SynFloodConfig,
     signature=Signature(9000004, "WIREWATCH SYN flood", "Attempted Denial of Service", 2),
+    conversation=True,
     build=lambda cfg, shared: SynFlood(cfg.detect.syn_flood, cfg.general.time_window, shared.handshakes(),
                                         shared.gate),
     tunables=(Tunable("threshold", "incomplete_syns", (100, 1000, 50),

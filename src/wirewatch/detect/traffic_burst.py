@@ -189,6 +189,7 @@ class TrafficBurst(Reconfigurable):
 SPEC = DetectorSpec(
     name=TrafficBurst.name, config=TrafficBurstConfig,
     signature=Signature(9000007, "WIREWATCH traffic burst", "Attempted Denial of Service", 2),
+    conversation=True,
     build=lambda cfg, shared: TrafficBurst(cfg.detect.traffic_burst, cfg.general.time_window, shared.gate),
     tunables=(Tunable("threshold", "packets", (250, 3000, 250),
                       "bursts raised by bytes_threshold alone are counted at their packet count; the "
