@@ -6,8 +6,11 @@ per packet."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import random
+import signal
+import time
 
 import enrich_reference as reference
 import pytest
@@ -167,3 +170,48 @@ def test_a_file_that_is_not_a_maxmind_database_is_a_config_error(tmp_path):
     assert r.returncode == 2 and f"enrich.mmdb = '{bad}'" in r.stderr
     with pytest.raises(config.ConfigError):
         Enricher(EnrichConfig(mmdb=[str(bad)]))
+
+
+def test_a_live_sensor_never_waits_for_the_default_data_it_builds_beside_capture(tmp_path):
+    """A live sensor whose state directory has no cache yet (not `var`, which make setup fills):
+    the first public address gets its label at once, the child process builds the cache, and
+    the alerts after that get country and AS (the answer given while building is not kept)."""
+    from wirewatch.capture.live import LiveOptions
+    from wirewatch.sensor import Sensor
+
+    root = tmp_path / "state" / "enrich"
+    cfg = config.build([("enrich", "cache_dir", str(root), "test")])
+    log = io.StringIO()
+    sensor = Sensor(cfg, LiveOptions(interface="lo"), config.build, None, quiet=True, log=log)
+    sensor.open()  # a real capture on loopback; root in CI
+    try:
+        enricher = sensor.engine.enricher
+        assert enricher is not None and enricher.blocking is False
+        started = time.perf_counter()
+        first = enricher.describe("8.8.8.8")
+        assert time.perf_counter() - started < 0.5, "the sensor waited for the build"
+        assert first == {"label": "public"} and enricher.unready == 1 and "8.8.8.8" not in enricher.cache
+        deadline = time.time() + 120
+        while enricher.describe("8.8.8.8") != public("8.8.8.8"):
+            assert time.time() < deadline, log.getvalue()
+            time.sleep(0.2)
+        assert "8.8.8.8" in enricher.cache and enricher.stats()["enrich_unready"] >= 1
+        assert "enrichment data built from" in log.getvalue() and list(root.glob("ip-location-db-*/manifest.json"))
+        assert not list(root.glob(".build-*"))
+    finally:
+        sensor.engine.close()
+        sensor.source.close()
+    again = Enricher(EnrichConfig(), cache_dir=str(root))
+    again.warm()  # the cache is there now: mapped, nothing built
+    assert again.describe("1.1.1.1") == public("1.1.1.1") and again._building is None
+
+
+def test_a_sensor_stopped_during_the_build_leaves_no_half_cache(tmp_path):
+    root = tmp_path / "enrich"
+    e = Enricher(EnrichConfig(), cache_dir=str(root))
+    e.warm()
+    assert e.describe("8.8.8.8") == {"label": "public"} and e._building is not None
+    time.sleep(1.0)  # inside the build (seconds of CSV parsing)
+    e.close()
+    assert e._building.returncode == 128 + signal.SIGTERM  # it unwound (its own handler), not killed outright
+    assert not list(root.glob("ip-location-db-*")) and not list(root.glob(".build-*"))

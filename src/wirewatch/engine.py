@@ -306,6 +306,8 @@ class Engine:
 
     def close(self) -> None:
         self.finish()
+        if self.enricher is not None:
+            self.enricher.close()
         for sink in self.sinks:
             try:
                 sink.close()

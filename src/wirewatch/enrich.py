@@ -13,14 +13,18 @@ ip-location-db's .mmdb files, ...: read with the maxminddb reader), then, unless
 (enrich_data.py: AS number and organisation, country code; IPv4 and IPv6). Country names
 the data lacks come from the iso3166 package. The default data is mapped from its cache at
 the first public address (milliseconds); building that cache from the packages' CSV files
-takes seconds, once per data version: `make setup` does it for `var`; elsewhere the first
-public address does (warm() does it in a background thread, for a caller that wants that).
+takes seconds, once per data version: `make setup` does it for `var`. Elsewhere `read` builds
+it at its first public address (offline: waiting loses nothing), while the live sensor calls
+warm(), which never makes capture wait: a missing cache is built by a child process, and
+until it is ready alerts get their labels and what enrich.mmdb answers (`enrich_unready`
+counts those addresses).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 import sys
 import threading
 from collections import OrderedDict
@@ -130,10 +134,13 @@ class Enricher:
         self.mmdb: Source | None = MaxMindSource(list(cfg.mmdb)) if cfg.mmdb else None
         self.default: Source | None = None  # the ip-location-db data, loaded at the first public address
         self.default_failed = not cfg.default_data
-        self._warming: threading.Thread | None = None
+        self._warming: threading.Thread | None = None  # maps a cached copy
+        self._building: subprocess.Popen[str] | None = None  # builds a missing one
+        self.blocking = True  # wait for the default data (read); warm() turns it off (live)
         self.cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.evicted = 0
         self.lookups = 0
+        self.unready = 0
 
     def _load_default(self) -> None:
         from .enrich_data import DefaultData
@@ -146,19 +153,63 @@ class Enricher:
                   f"enrich.mmdb answers", file=self.log)
 
     def warm(self) -> None:
-        """Load (or, the first time, build) the default data in a background thread now, so the
-        first public address of a live sensor does not wait for it."""
-        if self.default is None and not self.default_failed and self._warming is None:
+        """Never make the caller wait for the default data (the live sensor, once it runs as its
+        own user): a cached copy is mapped now in a background thread (milliseconds); a missing
+        one is built, when the first public address needs it, by a child process (seconds of
+        CPU on the other core, not under this process's GIL), as the user the sensor runs as."""
+        self.blocking = False
+        if self.default is not None or self.default_failed or self._warming:
+            return
+        from .enrich_data import is_cached
+
+        if is_cached(self.cache_dir):
             self._warming = threading.Thread(target=self._load_default, name="enrich-data", daemon=True)
             self._warming.start()
 
-    def sources(self) -> list[Source]:
-        if self._warming is not None:
+    def _build_in_child(self) -> bool:
+        """Whether the cache is there to map (non-blocking mode): starts the child that builds
+        it, or sees it done; its lines go to the log. A child that failed, or could not save,
+        leaves the default data off (building it here would make capture wait)."""
+        from .enrich_data import is_cached
+
+        child = self._building
+        if child is None:
+            if is_cached(self.cache_dir):
+                return True
+            self._building = subprocess.Popen(
+                [sys.executable, "-m", "wirewatch.enrich_data", "--root", self.cache_dir],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            return False
+        if child.poll() is None:
+            return False
+        out = child.communicate()[0]
+        for line in out.splitlines():
+            print(line, file=self.log)
+        if child.returncode != 0 or not is_cached(self.cache_dir):
+            self.default_failed = True
+            print(f"wirewatch: default enrichment data not built in {self.cache_dir} (exit {child.returncode}); "
+                  f"public addresses get only what enrich.mmdb answers", file=self.log)
+        return True
+
+    def sources(self) -> tuple[list[Source], bool]:
+        """The sources to ask, and whether that is all of them (False while the default data
+        is being built beside a live sensor)."""
+        if self._warming is not None:  # mapping a cached copy takes milliseconds: wait for it
             self._warming.join()
             self._warming = None
         if self.default is None and not self.default_failed:
-            self._load_default()
-        return [s for s in (self.mmdb, self.default) if s is not None]
+            if not self.blocking and not self._build_in_child():
+                return [s for s in (self.mmdb,) if s is not None], False
+            if not self.default_failed:
+                self._load_default()
+        return [s for s in (self.mmdb, self.default) if s is not None], True
+
+    def close(self) -> None:
+        """Stop a build still running: it unwinds, and its temporary directory is removed,
+        never renamed into place."""
+        if self._building is not None and self._building.poll() is None:
+            self._building.terminate()
+            self._building.wait()
 
     def describe(self, address: str) -> dict[str, Any]:
         hit = self.cache.get(address)
@@ -167,8 +218,11 @@ class Enricher:
             return hit
         ip = ipaddress.ip_address(address)
         out: dict[str, Any] = {"label": label(ip)}
+        complete = True
         if out["label"] == "public":
-            sources = self.sources()
+            sources, complete = self.sources()
+            if not complete:
+                self.unready += 1
             if sources:
                 self.lookups += 1
             for source in sources:
@@ -180,6 +234,8 @@ class Enricher:
                         out["country_name"] = name
                 if "as" in found and "as" not in out:
                     out["as"] = found["as"]
+        if not complete:
+            return out  # not remembered: the next alert from the address gets the whole answer
         self.cache[address] = out
         if len(self.cache) > self.cfg.max_cached:
             self.cache.popitem(last=False)
@@ -193,4 +249,5 @@ class Enricher:
                 a["enrichment"] = found
 
     def stats(self) -> dict[str, int]:
-        return {"enrich_cached": len(self.cache), "enrich_evicted": self.evicted, "enrich_lookups": self.lookups}
+        return {"enrich_cached": len(self.cache), "enrich_evicted": self.evicted, "enrich_lookups": self.lookups,
+                "enrich_unready": self.unready}

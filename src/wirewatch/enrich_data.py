@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -202,17 +203,36 @@ def load(directory: str) -> dict[str, np.ndarray] | None:
         return None
 
 
+def installed() -> tuple[Path, dict[str, str]]:
+    """node_modules with the data packages and their versions; DataMissing when absent."""
+    modules = node_modules()
+    if modules is None:
+        raise DataMissing(f"{ASN_PACKAGE} and {COUNTRY_PACKAGE} are not installed (npm install)")
+    return modules, {p: package_version(modules, p) for p in (ASN_PACKAGE, COUNTRY_PACKAGE)}
+
+
+def cache_directory(cache_root: str, versions: dict[str, str]) -> str:
+    key = "-".join(v.rsplit(".", 1)[-1] for v in versions.values())
+    return os.path.join(cache_root, f"ip-location-db-{key}-v{CACHE_FORMAT}")
+
+
+def is_cached(cache_root: str) -> bool:
+    """Whether the installed data's arrays are already cached under cache_root (then loading
+    them takes milliseconds; otherwise building takes seconds)."""
+    try:
+        _, versions = installed()
+    except DataMissing:
+        return False
+    return os.path.exists(os.path.join(cache_directory(cache_root, versions), "manifest.json"))
+
+
 class DefaultData:
     """The Source for enrich.py: country and AS of an address from the ip-location-db data."""
 
     def __init__(self, cache_root: str, log: TextIO | None = None):
         log = log or sys.stderr
-        modules = node_modules()
-        if modules is None:
-            raise DataMissing(f"{ASN_PACKAGE} and {COUNTRY_PACKAGE} are not installed (npm install)")
-        self.versions = {p: package_version(modules, p) for p in (ASN_PACKAGE, COUNTRY_PACKAGE)}
-        key = "-".join(v.rsplit(".", 1)[-1] for v in self.versions.values())
-        self.directory = os.path.join(cache_root, f"ip-location-db-{key}-v{CACHE_FORMAT}")
+        modules, self.versions = installed()
+        self.directory = cache_directory(cache_root, self.versions)
         started = time.perf_counter()
         arrays = load(self.directory)
         self.built = arrays is None
@@ -272,10 +292,17 @@ class DefaultData:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m wirewatch.enrich_data DIR`: build the cache under DIR now (make setup does,
-    for the state directory `var`), so the first alert of a fresh checkout does not wait."""
+    """`python -m wirewatch.enrich_data [STATE_DIR]`: build the cache under STATE_DIR/enrich now
+    (make setup does, for the state directory `var`), so the first alert of a fresh checkout does
+    not wait. `--root DIR` names the cache directory itself (enrich.cache_dir): the live sensor
+    builds a missing cache that way in a child process, beside capture."""
     args = sys.argv[1:] if argv is None else argv
-    root = os.path.join(args[0] if args else "var", "enrich")
+    if args[:1] == ["--root"] and len(args) == 2:
+        root = args[1]
+        # stopped by the sensor's exit: unwind, so that save() removes its temporary directory
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
+    else:
+        root = os.path.join(args[0] if args else "var", "enrich")
     try:
         data = DefaultData(root, sys.stdout)
     except DataMissing as exc:

@@ -101,6 +101,8 @@ class Sensor:
         sinks += self.extra_sinks
         self.engine = Engine(self.cfg, sinks, log=self.log)
         self.engine.keep_packets()  # each alert's packets to a pcap in output.pcap_dir
+        if self.engine.enricher is not None:
+            self.engine.enricher.warm()  # the default data, ready before the first alert; capture never waits
         self.feeds = None
         if client is not None:
             from .feeds import attach
