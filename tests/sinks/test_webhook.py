@@ -134,3 +134,22 @@ def test_stats_events_carry_the_webhook_counters(receiver):
     record = stats_record(engine, "eth0", (0, 0, 0), 1, False)
     engine.close()
     assert record["stats"]["webhook"]["below_severity"] == 1 and problems(record, STATS_SCHEMA) == []
+
+
+def test_a_storm_is_posted_as_its_aggregates_not_one_post_per_source(receiver, tmp_path):
+    """20,000 forged sources against one watched port: the receiver gets the storm's few
+    aggregate alerts (each naming the destination and the number of sources), exactly what
+    the log holds, in a few posts."""
+    from wirewatch.craft import write_syn_storm
+
+    pcap = write_syn_storm(str(tmp_path / "storm.pcap"), 20_000, "10.0.0.2", 4444, duration=5.0)
+    log = tmp_path / "alerts.json"
+    r = cli("read", pcap, "--webhook", receiver.url, "--logfile", str(log), "--quiet", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    got = [a for post in receiver.posts for a in post["alerts"]]
+    assert sorted(map(key, got)) == sorted(map(key, read_alerts(log)))
+    assert 1 <= len(got) <= 20 and len(receiver.posts) <= len(got)
+    storm = [a for a in got if a["evidence"].get("storm")]
+    assert storm and storm[-1]["evidence"]["distinct_sources"] == 20_000
+    assert "10.0.0.2:4444 from 20,000 sources" in storm[-1]["message"]
+    assert any("20,000 sources" in post["text"] for post in receiver.posts)
