@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
+import os
+import pwd
 import random
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import enrich_reference as reference
 import pytest
@@ -22,6 +30,8 @@ from scapy.layers.inet6 import IPv6
 from wirewatch import config
 from wirewatch.craft import eth
 from wirewatch.enrich import EnrichConfig, Enricher, country_name
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 
 def listed_traffic(tmp_path, pairs, packets_each=1):
@@ -172,38 +182,56 @@ def test_a_file_that_is_not_a_maxmind_database_is_a_config_error(tmp_path):
         Enricher(EnrichConfig(mmdb=[str(bad)]))
 
 
-def test_a_live_sensor_never_waits_for_the_default_data_it_builds_beside_capture(tmp_path):
-    """A live sensor whose state directory has no cache yet (not `var`, which make setup fills):
-    the first public address gets its label at once, the child process builds the cache, and
-    the alerts after that get country and AS (the answer given while building is not kept)."""
-    from wirewatch.capture.live import LiveOptions
-    from wirewatch.sensor import Sensor
+BUILD_BESIDE_CAPTURE = r"""
+import io, json, os, sys, time
+from wirewatch import config
+from wirewatch.capture.live import LiveOptions
+from wirewatch.sensor import Sensor
 
-    root = tmp_path / "state" / "enrich"
-    cfg = config.build([("enrich", "cache_dir", str(root), "test")])
-    log = io.StringIO()
-    sensor = Sensor(cfg, LiveOptions(interface="lo"), config.build, None, quiet=True, log=log)
-    sensor.open()  # a real capture on loopback; root in CI
+root = sys.argv[1]
+cfg = config.build([("enrich", "cache_dir", root, "test")])
+log = io.StringIO()
+sensor = Sensor(cfg, LiveOptions(interface="lo"), config.build, "nobody", quiet=True, log=log)
+sensor.open()  # a real capture on loopback, then root is given up
+enricher = sensor.engine.enricher
+started = time.perf_counter()
+first = enricher.describe("8.8.8.8")
+first_s = time.perf_counter() - started
+unready = enricher.unready
+deadline = time.time() + 120
+while (final := enricher.describe("8.8.8.8")).get("label") == "public" and "as" not in final and time.time() < deadline:
+    time.sleep(0.2)
+sensor.engine.close()
+sensor.source.close()
+print(json.dumps({"first": first, "first_s": first_s, "unready": unready, "final": final, "uid": os.getuid(),
+                  "cached": "8.8.8.8" in enricher.cache, "blocking": enricher.blocking, "log": log.getvalue()}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="opens a live capture and drops root: CI runs as root")
+def test_a_live_sensor_never_waits_for_the_default_data_it_builds_beside_capture():
+    """A live sensor whose state directory has no cache yet (not `var`, which make setup fills),
+    running as nobody after opening its capture (the interpreter's own files may then be closed
+    to it): the first public address gets its label at once, a forked child builds the cache,
+    and the alerts after that get country and AS (the answer given while building is not kept)."""
+    world = Path(tempfile.mkdtemp(prefix="wwenrich", dir="/tmp"))
+    os.chmod(world, 0o755)
     try:
-        enricher = sensor.engine.enricher
-        assert enricher is not None and enricher.blocking is False
-        started = time.perf_counter()
-        first = enricher.describe("8.8.8.8")
-        assert time.perf_counter() - started < 0.5, "the sensor waited for the build"
-        assert first == {"label": "public"} and enricher.unready == 1 and "8.8.8.8" not in enricher.cache
-        deadline = time.time() + 120
-        while enricher.describe("8.8.8.8") != public("8.8.8.8"):
-            assert time.time() < deadline, log.getvalue()
-            time.sleep(0.2)
-        assert "8.8.8.8" in enricher.cache and enricher.stats()["enrich_unready"] >= 1
-        assert "enrichment data built from" in log.getvalue() and list(root.glob("ip-location-db-*/manifest.json"))
+        root = world / "state" / "enrich"
+        r = subprocess.run([sys.executable, "-c", BUILD_BESIDE_CAPTURE, str(root)], capture_output=True, text=True,
+                           timeout=180, env={**os.environ, "PYTHONPATH": SRC})
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert got["uid"] != 0 and got["blocking"] is False
+        assert got["first"] == {"label": "public"} and got["unready"] == 1
+        assert got["first_s"] < 0.5, "the sensor waited for the build"
+        assert got["final"] == public("8.8.8.8") and got["cached"], got["log"]
+        assert "enrichment data built beside capture" in got["log"]
+        manifests = list(root.glob("ip-location-db-*/manifest.json"))
+        assert manifests and manifests[0].stat().st_uid == pwd.getpwnam("nobody").pw_uid  # built as the sensor's user
         assert not list(root.glob(".build-*"))
     finally:
-        sensor.engine.close()
-        sensor.source.close()
-    again = Enricher(EnrichConfig(), cache_dir=str(root))
-    again.warm()  # the cache is there now: mapped, nothing built
-    assert again.describe("1.1.1.1") == public("1.1.1.1") and again._building is None
+        shutil.rmtree(world, ignore_errors=True)
 
 
 def test_a_sensor_stopped_during_the_build_leaves_no_half_cache(tmp_path):
@@ -213,5 +241,20 @@ def test_a_sensor_stopped_during_the_build_leaves_no_half_cache(tmp_path):
     assert e.describe("8.8.8.8") == {"label": "public"} and e._building is not None
     time.sleep(1.0)  # inside the build (seconds of CSV parsing)
     e.close()
-    assert e._building.returncode == 128 + signal.SIGTERM  # it unwound (its own handler), not killed outright
+    assert e._building.code == 128 + signal.SIGTERM  # it unwound (its own handler), not killed outright
     assert not list(root.glob("ip-location-db-*")) and not list(root.glob(".build-*"))
+
+
+def test_a_failed_build_leaves_the_default_data_off_and_says_why_once(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    log = io.StringIO()
+    e = Enricher(EnrichConfig(), log=log, cache_dir=str(blocker / "enrich"))
+    e.warm()
+    deadline = time.time() + 120
+    while e.describe("8.8.8.8") == {"label": "public"} and not e.default_failed:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert e.default_failed and e.describe("1.1.1.1") == {"label": "public"}
+    assert log.getvalue().count("default enrichment data not built in") == 1
+    assert "Not a directory" in log.getvalue()  # why, from the child

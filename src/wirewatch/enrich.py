@@ -15,7 +15,7 @@ the data lacks come from the iso3166 package. The default data is mapped from it
 the first public address (milliseconds); building that cache from the packages' CSV files
 takes seconds, once per data version: `make setup` does it for `var`. Elsewhere `read` builds
 it at its first public address (offline: waiting loses nothing), while the live sensor calls
-warm(), which never makes capture wait: a missing cache is built by a child process, and
+warm(), which never makes capture wait: a missing cache is built by a forked child, and
 until it is ready alerts get their labels and what enrich.mmdb answers (`enrich_unready`
 counts those addresses).
 """
@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .settings import cap, setting
+
+if TYPE_CHECKING:
+    from .enrich_data import ChildBuild
 
 PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 
@@ -135,12 +137,18 @@ class Enricher:
         self.default: Source | None = None  # the ip-location-db data, loaded at the first public address
         self.default_failed = not cfg.default_data
         self._warming: threading.Thread | None = None  # maps a cached copy
-        self._building: subprocess.Popen[str] | None = None  # builds a missing one
+        self._building: ChildBuild | None = None  # builds a missing one
         self.blocking = True  # wait for the default data (read); warm() turns it off (live)
         self.cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.evicted = 0
         self.lookups = 0
         self.unready = 0
+
+    @staticmethod
+    def preload() -> None:
+        """Import what building the default data needs while the interpreter's files are still
+        readable (the sensor calls it before dropping root, like privileges.preload)."""
+        from . import enrich_data  # noqa: F401
 
     def _load_default(self) -> None:
         from .enrich_data import DefaultData
@@ -155,8 +163,10 @@ class Enricher:
     def warm(self) -> None:
         """Never make the caller wait for the default data (the live sensor, once it runs as its
         own user): a cached copy is mapped now in a background thread (milliseconds); a missing
-        one is built, when the first public address needs it, by a child process (seconds of
-        CPU on the other core, not under this process's GIL), as the user the sensor runs as."""
+        one is built, when the first public address needs it, in a forked child (seconds of CPU
+        on the other core, not under this process's GIL; forked, not exec'd, because after the
+        privilege drop the interpreter's files may be closed to us: enrich_data is imported
+        before it, see preload())."""
         self.blocking = False
         if self.default is not None or self.default_failed or self._warming:
             return
@@ -168,26 +178,24 @@ class Enricher:
 
     def _build_in_child(self) -> bool:
         """Whether the cache is there to map (non-blocking mode): starts the child that builds
-        it, or sees it done; its lines go to the log. A child that failed, or could not save,
-        leaves the default data off (building it here would make capture wait)."""
-        from .enrich_data import is_cached
+        it, or sees it done. A child that failed, or could not save, leaves the default data
+        off, said once (building it here would make capture wait)."""
+        from .enrich_data import ChildBuild, is_cached
 
-        child = self._building
-        if child is None:
+        if self._building is None:
             if is_cached(self.cache_dir):
                 return True
-            self._building = subprocess.Popen(
-                [sys.executable, "-m", "wirewatch.enrich_data", "--root", self.cache_dir],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self._building = ChildBuild(self.cache_dir)
             return False
-        if child.poll() is None:
+        done = self._building.poll()
+        if done is None:
             return False
-        out = child.communicate()[0]
-        for line in out.splitlines():
-            print(line, file=self.log)
-        if child.returncode != 0 or not is_cached(self.cache_dir):
+        if done == "" and is_cached(self.cache_dir):
+            print(f"wirewatch: enrichment data built beside capture in {self._building.seconds():.1f} s, "
+                  f"cached in {self.cache_dir}", file=self.log)
+        else:
             self.default_failed = True
-            print(f"wirewatch: default enrichment data not built in {self.cache_dir} (exit {child.returncode}); "
+            print(f"wirewatch: default enrichment data not built in {self.cache_dir}: {done or 'not saved'}; "
                   f"public addresses get only what enrich.mmdb answers", file=self.log)
         return True
 
@@ -207,9 +215,8 @@ class Enricher:
     def close(self) -> None:
         """Stop a build still running: it unwinds, and its temporary directory is removed,
         never renamed into place."""
-        if self._building is not None and self._building.poll() is None:
-            self._building.terminate()
-            self._building.wait()
+        if self._building is not None:
+            self._building.stop()
 
     def describe(self, address: str) -> dict[str, Any]:
         hit = self.cache.get(address)

@@ -17,6 +17,7 @@ row wins inside it and the enclosing row still answers around it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -236,6 +237,7 @@ class DefaultData:
         started = time.perf_counter()
         arrays = load(self.directory)
         self.built = arrays is None
+        self.saved = f"cached in {self.directory}"
         if arrays is None:
             arrays = build_arrays(modules)
             manifest = {"packages": self.versions, "arrays": sorted(arrays), "format": CACHE_FORMAT,
@@ -246,6 +248,7 @@ class DefaultData:
                 saved = f"cached in {self.directory}"
             except OSError as exc:
                 saved = f"not cached ({exc.strerror or exc}: {self.directory}): built again next run"
+            self.saved = saved
             print(f"wirewatch: enrichment data built from {ASN_PACKAGE} {self.versions[ASN_PACKAGE]} and "
                   f"{COUNTRY_PACKAGE} {self.versions[COUNTRY_PACKAGE]} in {time.perf_counter() - started:.1f} s, "
                   f"{saved}", file=log)
@@ -291,18 +294,73 @@ class DefaultData:
         return None
 
 
+class ChildBuild:
+    """The cache built in a forked child, so that a live sensor's capture never waits for it.
+    Forked without exec: after the privilege drop the interpreter's own files may be closed
+    to the sensor's user, and every module this needs is already imported. The child only
+    parses, saves and leaves with os._exit (no parent's cleanups, no locks another thread of
+    the parent may have held at the fork: it writes its error, if any, with os.write)."""
+
+    def __init__(self, cache_root: str):
+        self.started = time.monotonic()
+        self.error = ""
+        read_end, write_end = os.pipe()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # no stop before the handler below
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is the parent's to handle
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                data = DefaultData(cache_root, io.StringIO())  # the parent says it was built
+                if not is_cached(cache_root):
+                    os.write(write_end, data.saved.encode()[:4000])
+                code = 0
+            except SystemExit as exc:  # stopped: save() removed its temporary directory on the way out
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent, which says it once
+                os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:4000])
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(write_end)
+        self.pid, self.pipe = pid, read_end
+        self.code: int | None = None
+
+    def poll(self) -> str | None:
+        """None while building; then "" when it succeeded, else what went wrong."""
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                return None
+            self._finish(status)
+        return self.error
+
+    def _finish(self, status: int) -> None:
+        self.code = os.waitstatus_to_exitcode(status)
+        self.error = os.read(self.pipe, 4000).decode(errors="replace")
+        os.close(self.pipe)
+        if self.code != 0 and not self.error:
+            self.error = f"the builder exited with {self.code}"
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def stop(self) -> None:
+        if self.code is None:
+            os.kill(self.pid, signal.SIGTERM)
+            self._finish(os.waitpid(self.pid, 0)[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m wirewatch.enrich_data [STATE_DIR]`: build the cache under STATE_DIR/enrich now
     (make setup does, for the state directory `var`), so the first alert of a fresh checkout does
-    not wait. `--root DIR` names the cache directory itself (enrich.cache_dir): the live sensor
-    builds a missing cache that way in a child process, beside capture."""
+    not wait."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--root"] and len(args) == 2:
-        root = args[1]
-        # stopped by the sensor's exit: unwind, so that save() removes its temporary directory
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
-    else:
-        root = os.path.join(args[0] if args else "var", "enrich")
+    root = os.path.join(args[0] if args else "var", "enrich")
     try:
         data = DefaultData(root, sys.stdout)
     except DataMissing as exc:

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
 from .engine import Engine
-from .enrich import cache_root
+from .enrich import Enricher, cache_root
 from .privileges import drop_to, make_dirs, prepare_dir, prepare_path, resolve_user
 from .schema import stats_record
 from .sinks.console import ConsoleSink
@@ -84,6 +84,7 @@ class Sensor:
                 prepare_dir(cache_dir(self.cfg), uid, gid)
             if self.cfg.enrich.enabled and self.cfg.enrich.default_data:
                 prepare_dir(cache_root(self.cfg), uid, gid)  # the default data's arrays, built once
+                Enricher.preload()  # what building them needs, imported while we can read it
             for sink in self.extra_sinks:
                 for path in sink.paths():
                     prepare_path(path, uid, gid)
