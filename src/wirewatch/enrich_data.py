@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,12 +171,19 @@ def build_arrays(modules: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def building_dir(cache_root: str) -> str:
+    """Where this process writes a cache before renaming it into place (one per process)."""
+    return os.path.join(cache_root, f".build-{os.getpid()}")
+
+
 def save(arrays: dict[str, np.ndarray], directory: str, manifest: dict[str, Any]) -> None:
     """Write the arrays and the manifest into `directory`, whole or not at all (a temporary
     directory renamed into place: a reader never sees half a cache)."""
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".build-")
+    tmp = building_dir(parent)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier process that had this pid and was killed
+    os.mkdir(tmp, 0o700)
     try:
         for name, arr in arrays.items():
             np.save(os.path.join(tmp, name + ".npy"), arr, allow_pickle=False)
@@ -294,6 +300,13 @@ class DefaultData:
         return None
 
 
+def stopped(cache_root: str) -> None:
+    """The building child's SIGTERM: remove what it wrote and leave at once (an exception
+    raised here could land in a finalizer, which would swallow it)."""
+    shutil.rmtree(building_dir(cache_root), ignore_errors=True)
+    os._exit(128 + signal.SIGTERM)
+
+
 class ChildBuild:
     """The cache built in a forked child, so that a live sensor's capture never waits for it.
     Forked without exec: after the privilege drop the interpreter's own files may be closed
@@ -311,7 +324,7 @@ class ChildBuild:
             os.close(read_end)
             code = 1
             try:
-                signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
+                signal.signal(signal.SIGTERM, lambda _signum, _frame: stopped(cache_root))
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is the parent's to handle
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -319,8 +332,6 @@ class ChildBuild:
                 if not is_cached(cache_root):
                     os.write(write_end, data.saved.encode()[:4000])
                 code = 0
-            except SystemExit as exc:  # stopped: save() removed its temporary directory on the way out
-                code = exc.code if isinstance(exc.code, int) else 1
             except BaseException as exc:  # noqa: BLE001 - reported to the parent, which says it once
                 os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:4000])
             finally:
