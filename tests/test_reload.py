@@ -80,3 +80,11 @@ def test_keys_that_need_a_restart_are_named():
     assert pending == ["general.batch_size", "alerts.max_identifiers", "detect.port_scan.window",
                        "detect.syn_flood.enabled"]
     assert [d for d in engine.detectors if d.name == "port_scan"][0].cfg.threshold == 30  # the reloadable one applies
+
+
+def test_store_keys_are_named_as_needing_a_restart():
+    """The store sink is opened once: a SIGHUP that changes retention or the spool's size says so."""
+    engine = Engine(build(), [])
+    pending = engine.reconfigure(build(**{"store.retention_days": 7.0, "store.max_db_mb": 10.0,
+                                          "store.spool_max_mb": 5.0}))
+    assert pending == ["store.retention_days", "store.max_db_mb", "store.spool_max_mb"]

@@ -4,8 +4,9 @@ Thresholds, ratios, port lists, blocklists, timeouts and the alert manager's coo
 escalation and storm settings take effect at once (each detector's `configure`); so do the
 blocklist feeds (feeds.reattach) and the webhook (sinks/webhook.reconfigure). Windows
 and caps size state that already exists, a detector switched on or off would need state
-built or dropped, and the general section shapes capture and slicing: changing any of
-those is reported at reload as waiting for a restart, never silently ignored.
+built or dropped, the general section shapes capture and slicing, and the store's sink
+(retention, size, spool) is opened once at start: changing any of those is reported at
+reload as waiting for a restart, never silently ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .detect.registry import names
 # keys (in any detect.* section, or alerts/general) that only a restart applies
 RESTART_ONLY = {"enabled", "window", "slow_window", "max_targets", "max_sources", "max_probes", "max_pairs",
                 "max_attempts", "max_identifiers", "max_storm_sources"}
-RESTART_SECTIONS = ("general", "output", "web", "enrich")
+RESTART_SECTIONS = ("general", "output", "web", "enrich", "store")  # the store sink is opened once, at start
 RELOADABLE = {"general.sensor", "output.webhook", "output.webhook_min_severity", "output.webhook_queue"}
 
 
