@@ -11,6 +11,7 @@ turn; prints p50/p95 in milliseconds per query kind.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import statistics
@@ -101,9 +102,11 @@ def serve(db: str) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "WIREWATCH_WEB__TOKEN": TOKEN, "WIREWATCH_STORE__STATE_DIR": os.path.join(ROOT, "var", "bench")}
     proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(6000):  # a SQLite store's pending full-text indexing is done before it serves
+    started = time.perf_counter()
+    for _ in range(6000):  # it serves at once; a SQLite store's pending full-text indexing goes on in the background
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            print(f"dashboard serving {time.perf_counter() - started:.1f} s after it was started", flush=True)
             return proc, port
         except OSError:
             if proc.poll() is not None:
@@ -113,7 +116,25 @@ def serve(db: str) -> tuple[subprocess.Popen, int]:
     raise SystemExit("the dashboard did not start")
 
 
-def load(port: str, url: str) -> list[float]:
+def wait_indexed(port: int, timeout_s: float = 3600) -> None:
+    """Until the dashboard's background full-text indexing is complete (the timings below
+    are of a complete index); says how long it took."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while True:
+        conn.request("GET", "/api/alerts?limit=1&q=blacklist", headers={"Authorization": f"Bearer {TOKEN}"})
+        s = json.loads(conn.getresponse().read())["search"]
+        if s["complete"]:
+            break
+        if time.perf_counter() - started > timeout_s:
+            raise SystemExit(f"full-text index incomplete after {timeout_s:.0f} s: {s}")
+        time.sleep(2.0)
+    conn.close()
+    print(f"full-text index complete {time.perf_counter() - started:.1f} s later (text search meanwhile "
+          f"covered the alerts indexed so far)", flush=True)
+
+
+def load(port: int, url: str) -> list[float]:
     """CLIENTS threads, each REQUESTS keep-alive requests of url; latencies in ms."""
     samples: list[float] = []
     lock = threading.Lock()
@@ -162,6 +183,7 @@ CASES = [
 
 def measure(label: str, db: str) -> None:
     proc, port = serve(db)
+    wait_indexed(port)
     wr = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--writer", db])
     try:
         time.sleep(1.0)

@@ -100,9 +100,7 @@ def prepare_store(db_path: str) -> sqlite3.Connection | None:
     conn.execute("PRAGMA journal_mode=WAL")
     migrate(conn)
     conn.execute("SELECT count(*) FROM schema_version").fetchone()  # creates -shm now, as root
-    from .store.search import index_pending
-    index_pending(conn)  # what was stored before the dashboard started becomes searchable
-    return conn
+    return conn  # create_app indexes a first part of what is pending, serve()'s Indexer the rest
 
 
 def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) -> int:
@@ -128,7 +126,7 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
     print(f"wirewatch dashboard: http://{shown}:{server.effective_port}/login?token={token}", file=sys.stderr, flush=True)
     if token_file:
         print(f"wirewatch dashboard: access token stored in {token_file}", file=sys.stderr, flush=True)
-    if keeper is not None:  # SQLite: new alerts become searchable within seconds
+    if keeper is not None:  # SQLite: the pending rest indexed in the background, new alerts within seconds
         from .store.search import Indexer
         Indexer(keeper).start()
     try:

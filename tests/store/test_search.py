@@ -110,3 +110,61 @@ def test_the_dashboard_indexes_new_sqlite_alerts_within_seconds_and_retention_un
     assert ids(path, q="Blacklisted address") == []  # alert 8 is gone from the index too
     assert len(ids(path, q="port scan")) == 291
     sink.close()
+
+
+def test_a_large_backlog_is_indexed_in_the_background_and_search_says_how_far_it_got(tmp_path, monkeypatch):
+    """The dashboard serves before the index is complete (a million alerts after an upgrade
+    take minutes): a text search then covers the indexed alerts, and the answer says so."""
+    import sqlite3
+
+    import wirewatch.web
+    from wirewatch.store.search import Indexer
+    monkeypatch.setattr(wirewatch.web, "START_LIMIT", 100)  # stands in for 20,000 of a big store
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write(alerts())
+    sink.close()
+    c = login(create_app(path, TOKEN).test_client())
+    early = c.get("/api/alerts", query_string={"q": "slow window"}).get_json()  # alert 251: not indexed yet
+    assert early["alerts"] == []
+    assert early["search"] == {"indexed_through": 100, "latest_id": 300, "pending": 200, "complete": False}
+    assert "search" not in c.get("/api/alerts").get_json()  # only a text search reports it
+    page = c.get("/alerts").get_data(as_text=True)
+    assert 'id="search-note"' in page
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    indexer = Indexer(conn, every_s=60).start()  # its first round is at once, not after every_s
+    try:
+        deadline = time.time() + 10
+        while not (r := c.get("/api/alerts", query_string={"q": "slow window"}).get_json())["alerts"]:
+            assert time.time() < deadline, "the background indexer did not finish 200 alerts in 10 s"
+            time.sleep(0.05)
+    finally:
+        indexer.stop.set()
+        indexer.thread.join(timeout=5)
+    assert [a["id"] for a in r["alerts"]] == [251]
+    assert r["search"] == {"indexed_through": 300, "latest_id": 300, "pending": 0, "complete": True}
+
+
+def test_a_loaded_machine_shrinks_the_indexing_chunks(tmp_path, monkeypatch):
+    """Each indexing transaction holds the write lock: when one takes longer than CHUNK_S
+    the next is smaller, so the sensor's writer never waits long."""
+    import sqlite3
+
+    from wirewatch.store import search
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write(alerts())
+    sink.close()
+    sizes: list[int] = []
+    real = search.time.perf_counter
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(search.time, "perf_counter", lambda: next(ticks) * 1.0)  # every chunk "takes" 1 s
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.set_trace_callback(lambda sql: sizes.append(int(sql.rsplit(" ", 1)[1].strip(")")))
+                            if sql.startswith("SELECT count(*), max(id)") else None)
+    try:
+        assert search.index_pending(conn, chunk=160) == 300
+    finally:
+        monkeypatch.setattr(search.time, "perf_counter", real)
+        conn.close()
+    assert sizes == [160, 100, 100]  # halved, never below 100; the last chunk was short: done

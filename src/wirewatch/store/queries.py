@@ -17,6 +17,7 @@ from typing import Any
 
 from .schema import addr_key, cidr_range
 from .search import TSQUERY_PHRASE, fts5_phrase
+from .search import status as search_status
 from .tune_runs import LIST as TUNE_LIST
 from .tune_runs import ONE as TUNE_ONE
 from .tune_runs import run_summary
@@ -167,6 +168,12 @@ class Queries:
         out = rows[0]
         out["record"] = json.loads(out["record"])
         return out
+
+    def search_status(self) -> dict[str, Any]:
+        """How far the full-text index got (SQLite indexes in the background, search.py):
+        text search covers the alerts with id <= indexed_through."""
+        latest = self.latest_id()
+        return {"indexed_through": latest, "latest_id": latest, "pending": 0, "complete": True}
 
     def latest_id(self) -> int:
         return self._value("SELECT coalesce(max(id), 0) AS n FROM alerts") or 0
@@ -345,6 +352,9 @@ class Store(Queries):
         self.conn.row_factory = sqlite3.Row
 
     _join = "CROSS JOIN"
+
+    def search_status(self) -> dict[str, Any]:
+        return search_status(self.conn)
 
     def _text_search(self, q: str) -> tuple[str, list[Any]]:
         return "a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)", [fts5_phrase(q)]

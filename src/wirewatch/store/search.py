@@ -4,9 +4,13 @@ SQLite: an FTS5 table over the alert's message and record (external content: the
 stays in `alerts`, the index holds only tokens). The sensor's writer does not index: a
 per-row trigger made an alert storm three times slower to store (50,000 alerts: 1.3 ->
 4.5 CPU seconds). The dashboard indexes instead, in bulk (about a tenth of that cost per
-alert): all that is pending when it starts, then every INDEX_EVERY_S in short chunks, so
-text search sees an alert within a few seconds of its storage. Retention's deletes take
-indexed alerts out of the index (a trigger). PostgreSQL: the
+alert), in short chunks from a background thread, so it serves at once: a store of a
+million alerts not yet indexed (after the migration that added the index, or when no
+dashboard ran while the sensor wrote) takes minutes to index, and meanwhile text search
+covers the alerts indexed so far, oldest first (`status`: the API's `search` object and a
+line on the alerts page say how far it got); then every INDEX_EVERY_S, so text search sees
+an alert within a few seconds of its storage. Retention's deletes take indexed alerts out
+of the index (a trigger). PostgreSQL: the
 generated `tsvector` column `alerts.search` with a GIN index (store/postgres_schema.py).
 Both tokenize words, so `q` is searched as a phrase of whole words ("port scan" finds
 "Possible port scan from ...", "10.3.0.5" finds that address, "scan" does not find "scanner").
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 SQLITE_FTS = """
 CREATE VIRTUAL TABLE alerts_fts USING fts5(message, record, content='alerts', content_rowid='id');
@@ -28,20 +33,33 @@ END;
 
 INDEX_CHUNK = 5000  # alerts per indexing transaction: the sensor's writer waits at most this long
 INDEX_EVERY_S = 2.0
+CHUNK_S = 0.1  # longest indexing transaction wanted
+CATCH_UP_PAUSE_S = 0.02
+START_LIMIT = 20000  # alerts a dashboard indexes before it serves (about a second); the rest in the background
 
 
-def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK) -> int:
+def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK, limit: int | None = None,
+                  pause_s: float = 0.0) -> int:
     """Add the alerts stored since the last call to the SQLite full-text index, a chunk per
-    short IMMEDIATE transaction; returns how many. Raises sqlite3.Error if the store is busy."""
+    short IMMEDIATE transaction, until none are pending (or `limit` are done); returns how
+    many. Raises sqlite3.Error if the store is busy.
+
+    A chunk is at most `chunk` alerts and shrinks while one takes longer than CHUNK_S (a
+    loaded machine), so the sensor's writer never waits long for the lock; `pause_s` between
+    chunks lets it in during a long catch-up."""
     done = 0
-    while True:
+    size = min(chunk, 500)  # grows while chunks are quick
+    while limit is None or done < limit:
+        if done:
+            time.sleep(pause_s)
+        started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         try:
             # (an external-content table reads its content table for anything but MATCH, so
             # how far the index got is kept beside it)
             last = conn.execute("SELECT last_id FROM alerts_fts_done").fetchone()[0]
             n, high = conn.execute("SELECT count(*), max(id) FROM (SELECT id FROM alerts WHERE id > ? ORDER BY id "
-                                   "LIMIT ?)", (last, chunk)).fetchone()
+                                   "LIMIT ?)", (last, size if limit is None else min(size, limit - done))).fetchone()
             if n:
                 conn.execute("INSERT INTO alerts_fts(rowid, message, record) SELECT id, message, record FROM alerts "
                              "WHERE id > ? AND id <= ?", (last, high))
@@ -52,8 +70,18 @@ def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK) -> int:
                 conn.execute("ROLLBACK")
             raise
         done += n
-        if n < chunk:
+        if n < size and (limit is None or done < limit):
             return done
+        took = time.perf_counter() - started
+        size = max(100, size // 2) if took > CHUNK_S else min(chunk, size * 2) if took < CHUNK_S / 2 else size
+    return done
+
+
+def status(conn: sqlite3.Connection) -> dict[str, int | bool]:
+    """How far the SQLite full-text index got: text search covers alerts with id <= indexed_through."""
+    last = conn.execute("SELECT last_id FROM alerts_fts_done").fetchone()[0]
+    latest = conn.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+    return {"indexed_through": last, "latest_id": latest, "pending": max(0, latest - last), "complete": last >= latest}
 
 
 class Indexer:
@@ -70,19 +98,21 @@ class Indexer:
         return self
 
     def _run(self) -> None:
-        while not self.stop.wait(self.every_s):
+        wait = 0.0  # the first round at once: it catches up with what the start left pending
+        while not self.stop.wait(wait):
+            wait = self.every_s
             try:
-                index_pending(self.conn)
+                index_pending(self.conn, pause_s=CATCH_UP_PAUSE_S)
             except sqlite3.Error:
                 continue  # busy or locked: the next round catches up
 
 
-def catch_up(path: str) -> int:
-    """Index what is pending now (a dashboard starting); 0 if the store cannot be written."""
+def catch_up(path: str, limit: int | None = None) -> int:
+    """Index what is pending now (at most `limit`); 0 if the store cannot be written."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=5)
         try:
-            return index_pending(conn)
+            return index_pending(conn, limit=limit)
         finally:
             conn.close()
     except sqlite3.Error:

@@ -14,7 +14,7 @@ from flask import Flask, g
 from ..store.admin import open_triage
 from ..store.pool import StorePool
 from ..store.postgres_schema import is_postgres
-from ..store.search import catch_up
+from ..store.search import START_LIMIT, catch_up
 from .api import api
 from .auth import auth
 from .pages import pages
@@ -49,7 +49,7 @@ def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None
     app.register_blueprint(api)
 
     if not is_postgres(db_path):
-        catch_up(db_path)  # text search covers what is stored now (serve() keeps it current)
+        catch_up(db_path, START_LIMIT)  # serve()'s Indexer does the rest in the background, then keeps it current
     pool = StorePool(app.config["DB_PATH"])
     app.extensions["store_pool"] = pool
 

@@ -28,8 +28,9 @@ def bad_query(exc: QueryError) -> Any:
 def alerts() -> Any:
     f = alert_filter(request.args)
     rows = g.store.alerts(f)
+    extra = {"search": g.store.search_status()} if f.q else {}  # what a text search covered
     return jsonify(alerts=rows, next_before=rows[-1]["id"] if len(rows) == f.limit else None,
-                   latest_id=g.store.latest_id())
+                   latest_id=g.store.latest_id(), **extra)
 
 
 @api.route("/api/alerts/<int:alert_id>")

@@ -31,6 +31,13 @@
       if (reset && !data.alerts.length) { newest = data.latest_id; }
       document.getElementById("older").disabled = data.next_before === null;
       status.textContent = body.children.length + " shown";
+      const note = document.getElementById("search-note");
+      const s = data.search;  // present for a text search: how far the full-text index got
+      note.hidden = !s || s.complete;
+      if (s && !s.complete) {
+        note.textContent = "Text search is still indexing: it covers alerts up to #" + s.indexed_through +
+          " so far; the " + s.pending.toLocaleString() + " newer alerts are not searched yet.";
+      }
     } catch (e) { status.textContent = e.message; }
   }
   async function poll() {
