@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .sensor_tables import ATTACKER_REBUILD, ROLLUP_TABLES, SENSOR_SOURCES
-from .tables import create_alerts, owner_tables
+from .tables import SEVERITY_INDEX, create_alerts, owner_tables
 from .tune_runs import POSTGRES_TUNE_RUNS
 
 MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
@@ -75,6 +75,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX alert_owners_id ON alert_owners(id);
     CREATE INDEX alerts_type_src ON alerts(type, src_key, id);
     """,
+    # 6: the severity index only for high severity, as SQLite's migration 10 (store/tables.py)
+    SEVERITY_INDEX,
 ]
 
 

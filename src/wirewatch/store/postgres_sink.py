@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ..config import sensor_name
 from .postgres_schema import connect, migrate, shown
-from .rollups import prepare, sensor_of, upserts
+from .rollups import gc_paused, prepare, sensor_of, upserts
 from .schema import record_json
 from .sensor_tables import SENSOR_UPSERT
 from .sink_base import MuteRow, StoreSink
@@ -116,7 +116,7 @@ class PostgresSink(StoreSink):
         conn = self._reconnect_or_raise()
         pending = [(e.record.get(UID_KEY) or e.uid, {k: v for k, v in e.record.items() if k != UID_KEY})
                    for e in entries]
-        with conn.transaction():
+        with gc_paused(), conn.transaction():
             uids = [u for u, _ in pending if u]
             seen = {r[0] for r in conn.execute("SELECT uid FROM alerts WHERE uid = ANY(%s) UNION "
                                                "SELECT uid FROM stats WHERE uid = ANY(%s)", (uids, uids))}

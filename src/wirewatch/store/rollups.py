@@ -16,7 +16,9 @@ columns named src_ip. Only loud (not muted) alerts count; a muted one adds to it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +77,21 @@ class Rollup:
                 if last > v[1]:
                     v[1] = last
         return out
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is stored. Its rows and roll-up keys are
+    tens of thousands of new tuples and lists (none in a cycle) that would trigger collections
+    over the whole heap (every alert of the batch, the detectors' state): by the bench, 2.8
+    of 9 µs an alert in prepare and 4.5 of 5.2 µs in the roll-ups' aggregation."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def prepare(records: list[dict[str, Any]], uids: list[str | None]) -> tuple[list[tuple[Any, ...]], Rollup]:

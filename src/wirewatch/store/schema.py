@@ -13,7 +13,7 @@ import orjson
 
 from .search import SQLITE_FTS
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
-from .tables import SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
+from .tables import SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
 from .tune_runs import SQLITE_TUNE_RUNS
 
 _COPIED = ", ".join(c for c in WRITTEN if c not in ("sensor", "attacker")) + ", acknowledged"
@@ -128,6 +128,8 @@ MIGRATIONS: list[str] = [
     SQLITE_TUNE_RUNS,
     # 9: the alerts table from the one column list (store/tables.py; above)
     SQLITE_ONE_COLUMN_LIST,
+    # 10: the severity index only for high severity (store/tables.py): one index fewer per alert
+    SEVERITY_INDEX,
 ]
 
 

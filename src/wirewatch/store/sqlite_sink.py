@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from .rollups import prepare, upserts
+from .rollups import gc_paused, prepare, upserts
 from .schema import migrate, record_json, spool_path, store_files
 from .sink_base import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, MuteRow, StoreSink
 from .spool import Delivery, Entry, Spool
@@ -82,6 +82,10 @@ class SqliteSink(StoreSink):
     def _store(self, entries: list[Entry]) -> None:
         """Store entries (alerts and stats events) in one transaction, or roll back and raise."""
         c = self.conn
+        with gc_paused():
+            self._transaction(c, entries)
+
+    def _transaction(self, c: sqlite3.Connection, entries: list[Entry]) -> None:
         c.execute("BEGIN IMMEDIATE")
         try:
             uids = [e.uid for e in entries if e.uid is not None]

@@ -1,0 +1,142 @@
+"""The alert list's filters over the indexes the writer still keeps (store/tables.py): the
+severity index holds only high severity (migration 10: an index costs the writer about 1 µs
+an alert), and a since/until range with few alerts (e.g. after the newest) is read through
+the time index instead of passing over every alert in id order. Same answers as a plain
+filter over all alerts, on SQLite and PostgreSQL; an existing store migrates."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pg_server import PgServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
+from dashboard_fixtures import BASE_TS, fake_alert
+
+from wirewatch.store import queries, schema
+from wirewatch.store.postgres_sink import PostgresSink
+from wirewatch.store.queries import AlertFilter, Store, open_store
+from wirewatch.store.rollups import prepare
+from wirewatch.store.sqlite_sink import SqliteSink
+from wirewatch.store.tables import insert_alerts
+
+N = 600
+
+
+def records() -> list[dict]:
+    out = []
+    for i in range(N):
+        a = fake_alert(i)
+        a["alert"] = a["alert"] | {"severity": 1 if i % 50 == 0 else 2 + i % 2}  # high severity is rare
+        out.append(a)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = PgServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        url = str(tmp_path / "ww.db")
+        sink = SqliteSink(url)
+    else:
+        url = request.getfixturevalue("pg").create_database(f"plans_{os.getpid()}_{time.monotonic_ns()}")
+        sink = PostgresSink(url, str(tmp_path / "spool.jsonl"))
+    sink.write(records())
+    sink.close()
+    return url
+
+
+def ids(db: str, **kw) -> list[int]:
+    store = open_store(db)
+    try:
+        return [a["id"] for a in store.alerts(AlertFilter(limit=kw.pop("limit", 1000), **kw))]
+    finally:
+        store.close()
+
+
+def expected(pred) -> list[int]:
+    return sorted((i + 1 for i, a in enumerate(records()) if pred(i, a)), reverse=True)
+
+
+def test_severity_filters_answer_as_before(db):
+    assert ids(db, severity=1) == expected(lambda i, a: a["alert"]["severity"] == 1) and len(ids(db, severity=1)) == 12
+    assert ids(db, severity=2) == expected(lambda i, a: a["alert"]["severity"] == 2)
+    assert ids(db, severity=3, limit=7) == expected(lambda i, a: a["alert"]["severity"] == 3)[:7]
+    assert ids(db, severity=1, port=80) == expected(lambda i, a: a["alert"]["severity"] == 1 and a["dest_port"] == 80)
+    assert ids(db, severity=9) == []
+
+
+@pytest.mark.parametrize("since,until", [(BASE_TS + N + 10, None), (BASE_TS + N - 5, None), (None, BASE_TS + 3),
+                                         (BASE_TS + 100, BASE_TS + 110), (BASE_TS + 10, None), (None, BASE_TS + 500),
+                                         (BASE_TS + 900, BASE_TS + 10)])
+def test_time_ranges_small_or_large_answer_as_a_plain_filter(db, since, until, monkeypatch):
+    monkeypatch.setattr(queries, "SMALL_TIME_RANGE", 100)  # ranges of 0-11 alerts are small, of 501-590 large
+    def inside(i, a):
+        ts = BASE_TS + i
+        return (since is None or ts >= since) and (until is None or ts <= until)
+    want = expected(inside)
+    assert ids(db, since=since, until=until) == want
+    assert ids(db, since=since, until=until, limit=5) == want[:5]
+    assert ids(db, since=since, until=until, type="port_scan") == [i for i in want if (i - 1) % 2]
+    if want:
+        assert ids(db, since=since, until=until, before=want[0]) == want[1:]
+
+
+def plan(conn: sqlite3.Connection, store: Store, f: AlertFilter) -> str:
+    """The SQLite plan of the alert list's read for f."""
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        store.alerts(f)
+    finally:
+        conn.set_trace_callback(None)
+    read = [s for s in seen if s.startswith("SELECT a.id")][-1]
+    return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + read))
+
+
+def test_sqlite_reads_high_severity_and_small_time_ranges_by_index(tmp_path, monkeypatch):
+    monkeypatch.setattr(queries, "SMALL_TIME_RANGE", 100)
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write(records())
+    sink.close()
+    store = Store(path)
+    try:
+        assert "alerts_severity" in plan(store.conn, store, AlertFilter(severity=1))
+        assert "alerts_severity" not in plan(store.conn, store, AlertFilter(severity=2))  # in id order: common
+        assert "alerts_ts" in plan(store.conn, store, AlertFilter(since=BASE_TS + N + 10))  # after the newest
+        assert "alerts_ts" not in plan(store.conn, store, AlertFilter(since=BASE_TS))  # everything: in id order
+        assert "alerts_ts" in plan(store.conn, store, AlertFilter(since=BASE_TS + N - 50, type="port_scan"))
+    finally:
+        store.close()
+
+
+def test_a_store_of_schema_9_migrates_to_the_partial_severity_index(tmp_path):
+    path = str(tmp_path / "old.db")
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    c.execute("INSERT INTO schema_version VALUES (0)")
+    for number, script in enumerate(schema.MIGRATIONS[:9], start=1):
+        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    rows, _ = prepare(records(), [None] * N)  # the rows as schema 9's writer stored them
+    c.executemany(insert_alerts("?"), rows)
+    c.close()
+    SqliteSink(path).close()  # opening migrates: 9 -> 10
+    c = sqlite3.connect(path)
+    assert c.execute("SELECT version FROM schema_version").fetchone()[0] == len(schema.MIGRATIONS) == 10
+    (sql,) = c.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts_severity'").fetchone()
+    assert sql.endswith("WHERE severity = 1")
+    assert c.execute("SELECT count(*) FROM alerts INDEXED BY alerts_severity WHERE severity = 1").fetchone()[0] == 12
+    c.close()
+    assert ids(path, severity=1) == expected(lambda i, a: a["alert"]["severity"] == 1)
