@@ -64,6 +64,7 @@ def test_phrases_of_words_in_message_and_record(db):
     assert ids(db, q="alert 17") == [18]  # "...detected from alert 17", not 170-179
     assert ids(db, q="Blacklisted address") == [8]
     assert ids(db, q="203.0.113.9") == [8]  # an address, in message and record
+    assert ids(db, q="203.0.113") == []  # an address is one word (SQLite: one token look-up, not a phrase of four)
     assert ids(db, q="31337") == [251]  # evidence in the record
     assert ids(db, q="slow window") == [251]
     assert len(ids(db, q="port scan")) == 300  # every message or signature ("WIREWATCH port scan")
@@ -168,3 +169,28 @@ def test_a_loaded_machine_shrinks_the_indexing_chunks(tmp_path, monkeypatch):
         monkeypatch.setattr(search.time, "perf_counter", real)
         conn.close()
     assert sizes == [160, 100, 100]  # halved, never below 100; the last chunk was short: done
+
+
+def test_a_store_indexed_by_the_old_tokenizer_is_reindexed_with_addresses_as_words(tmp_path):
+    import sqlite3
+
+    from wirewatch.store import schema
+    from wirewatch.store.rollups import prepare
+    from wirewatch.store.search import index_pending
+    from wirewatch.store.tables import insert_alerts
+    path = str(tmp_path / "old.db")
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    c.execute("INSERT INTO schema_version VALUES (0)")
+    for number, script in enumerate(schema.MIGRATIONS[:10], start=1):
+        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c.executemany(insert_alerts("?"), prepare(alerts(), [None] * 300)[0])  # as schema 10's writer stored them
+    assert index_pending(c) == 300  # and its dashboard indexed them: "203.0.113.9" as four tokens
+    assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\"203 0 113\"'").fetchone()[0] == 1
+    c.close()
+    SqliteSink(path).close()  # migrates to 11: the index is rebuilt, from the first alert
+    store = open_store(path)
+    assert store.search_status() == {"indexed_through": 0, "latest_id": 300, "pending": 300, "complete": False}
+    store.close()
+    assert catch_up(path) == 300
+    assert ids(path, q="203.0.113.9") == [8] and ids(path, q="203.0.113") == []

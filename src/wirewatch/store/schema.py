@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .search import SQLITE_FTS
+from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
 from .tables import SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
 from .tune_runs import SQLITE_TUNE_RUNS
@@ -130,6 +130,8 @@ MIGRATIONS: list[str] = [
     SQLITE_ONE_COLUMN_LIST,
     # 10: the severity index only for high severity (store/tables.py): one index fewer per alert
     SEVERITY_INDEX,
+    # 11: addresses are single words of the full-text index, rebuilt in the background (store/search.py)
+    SQLITE_FTS_ADDRESSES,
 ]
 
 

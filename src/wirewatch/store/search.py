@@ -13,7 +13,8 @@ an alert within a few seconds of its storage. Retention's deletes take indexed a
 of the index (a trigger). PostgreSQL: the
 generated `tsvector` column `alerts.search` with a GIN index (store/postgres_schema.py).
 Both tokenize words, so `q` is searched as a phrase of whole words ("port scan" finds
-"Possible port scan from ...", "10.3.0.5" finds that address, "scan" does not find "scanner").
+"Possible port scan from ...", "10.3.0.5" finds that address, "scan" does not find "scanner");
+an address, host name or time is one word ("10.3" does not find "10.3.0.5").
 """
 
 from __future__ import annotations
@@ -26,6 +27,22 @@ SQLITE_FTS = """
 CREATE VIRTUAL TABLE alerts_fts USING fts5(message, record, content='alerts', content_rowid='id');
 CREATE TABLE alerts_fts_done (last_id INTEGER NOT NULL);
 INSERT INTO alerts_fts_done VALUES (0);
+CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
+    INSERT INTO alerts_fts(alerts_fts, rowid, message, record) VALUES ('delete', OLD.id, OLD.message, OLD.record);
+END;
+"""
+
+# Addresses are words: with '.' and ':' as token characters "10.2.3.4" is one token, found by
+# one look-up, where the default tokenizer made it the phrase "10 2 3 4" of four tokens that
+# nearly every record has (30 ms at 100,000 alerts, growing with the store; 0.3 ms now). IPv6
+# and MAC addresses, host names and times are single words too, as in PostgreSQL's parser.
+# The index is rebuilt in the background like any backlog (status() says how far it got).
+SQLITE_FTS_ADDRESSES = """
+DROP TRIGGER alerts_fts_delete;
+DROP TABLE alerts_fts;
+CREATE VIRTUAL TABLE alerts_fts USING fts5(message, record, content='alerts', content_rowid='id',
+                                           tokenize="unicode61 tokenchars '.:'");
+UPDATE alerts_fts_done SET last_id = 0;
 CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
     INSERT INTO alerts_fts(alerts_fts, rowid, message, record) VALUES ('delete', OLD.id, OLD.message, OLD.record);
 END;
