@@ -115,6 +115,8 @@ def test_sqlite_reads_high_severity_and_small_time_ranges_by_index(tmp_path, mon
     try:
         assert "alerts_severity" in plan(store.conn, store, AlertFilter(severity=1))
         assert "alerts_severity" not in plan(store.conn, store, AlertFilter(severity=2))  # in id order: common
+        with_port = plan(store.conn, store, AlertFilter(severity=1, port=80))  # the port's index, not the partial one
+        assert "alerts_sport" in with_port and "alerts_severity" not in with_port
         assert "alerts_ts" in plan(store.conn, store, AlertFilter(since=BASE_TS + N + 10))  # after the newest
         assert "alerts_ts" not in plan(store.conn, store, AlertFilter(since=BASE_TS))  # everything: in id order
         assert "alerts_ts" in plan(store.conn, store, AlertFilter(since=BASE_TS + N - 50, type="port_scan"))
