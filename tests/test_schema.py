@@ -65,8 +65,9 @@ EXTENSION_STATS = {
     "blacklists": {"type": "array"}, "webhook": {"type": "object"}, "store": {"type": "object"},
     "alert_manager": {"type": "object"},
     "near_misses": {"type": "array", "items": {  # the contract the dashboard's panel and /metrics read
-        "type": "object", "additionalProperties": False,
-        "required": ["detector", "src_ip", "figure", "threshold", "fraction", "unit", "window", "text"],
+        "type": "object", "additionalProperties": False,  # victim-keyed views have no src_ip: dest_ip names the key
+        "required": ["detector", "figure", "threshold", "fraction", "unit", "window", "text"],
+        "anyOf": [{"required": ["src_ip"]}, {"required": ["dest_ip"]}],
         "properties": {"detector": STR, "src_ip": STR, "dest_ip": STR, "dest_port": INT, "figure": {"type": "number"},
                        "threshold": {"type": "number"}, "fraction": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1},
                        "unit": STR, "window": {"type": "number"}, "text": STR}}},

@@ -42,3 +42,16 @@ def test_distributed_scan_state_bounded_under_a_flood_of_victims(tmp_path):
     assert st["distributed_scan_ports_groups"] <= cap and st["distributed_scan_ports_items"] <= 8 * cap
     assert st["distributed_scan_members_groups"] <= 8 * cap
     assert st["distributed_scan_ports_evicted"] > 0 and st["distributed_scan_members_evicted"] > 0
+
+
+def test_near_miss_names_the_victim_and_its_sources(tmp_path):
+    """3 sources x 6 ports = 18 of 30: a near miss keyed by the victim, no `src_ip`; one source
+    alone on 18 ports is port_scan's near miss, not this one's."""
+    alerts, engine = run_packets(tmp_path, slices(4, 3, 6))
+    assert "distributed_scan" not in types(alerts)
+    near = [n for n in engine.near_misses() if n["detector"] == "distributed_scan"]
+    assert near == [{"detector": "distributed_scan", "dest_ip": host(4, 0), "figure": 18, "threshold": 30,
+                     "fraction": 0.6, "unit": "ports, probed by 3 sources", "window": 30.0,
+                     "text": f"to {host(4, 0)}: 18 of 30 ports, probed by 3 sources in 30 s"}]
+    _, engine = run_packets(tmp_path, scan(4, 18), name="one.pcap")
+    assert [n["detector"] for n in engine.near_misses()] == ["port_scan"]

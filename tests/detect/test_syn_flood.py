@@ -48,3 +48,22 @@ def test_syn_flood_state_bounded(tmp_path):
     st = engine.summary()["detector_state"]
     assert st["syn_flood_sources_keys"] <= 64 and st["syn_flood_sources_seen_once"] >= 500  # one SYN: no state
     assert st["handshakes_tracked"] <= 64 and st["handshakes_evicted"] > 0
+
+
+def test_near_miss_names_the_victim_without_a_source(tmp_path):
+    """300 of 400 incomplete SYNs from random sources: no alert, one near miss keyed by the victim
+    (its port key, not also its host's), `src_ip` absent. Answered SYNs (a busy server) are none."""
+    alerts, engine = run_packets(tmp_path, flood(4, 300))
+    assert "syn_flood" not in types(alerts)
+    near = [n for n in engine.near_misses() if n["detector"] == "syn_flood"]
+    assert near == [{"detector": "syn_flood", "dest_ip": host(4, 0), "dest_port": 80, "figure": 300, "threshold": 400,
+                     "fraction": 0.75, "unit": "incomplete SYNs", "window": 10.0,
+                     "text": f"to {host(4, 0)} port 80: 300 of 400 incomplete SYNs in 10 s"}]
+    pkts = []
+    for i in range(300):
+        c, s, t = many(4, i), host(4, 0), T0 + i * 0.002
+        pkts += [syn(4, c, s, 2000, 80, t),
+                 (t + 0.0005, Ether(dst="02:00:00:00:00:02") / IP(src=s, dst=c) / TCP(sport=80, dport=2000, flags="SA")),
+                 (t + 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=c, dst=s) / TCP(sport=2000, dport=80, flags="A"))]
+    _, engine = run_packets(tmp_path, pkts, name="served.pcap")
+    assert not [n for n in engine.near_misses() if n["detector"] == "syn_flood"]

@@ -34,3 +34,21 @@ def test_random_source_flood_names_the_victim(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["udp", "tcp"])
 def test_busy_server_answering_many_clients_is_not_a_flood(tmp_path, kind):
     assert "traffic_burst" not in types(run_packets(tmp_path, spread(kind, 1500, reply=True))[0])
+
+
+@pytest.mark.parametrize("kind", ["icmp", "udp", "tcp"])
+def test_near_miss_of_a_many_sources_flood_names_the_victim(tmp_path, kind):
+    """700 of 1000 flood packets from 700 sources: a near miss keyed by the victim (no `src_ip`),
+    with the sources counted; answered traffic (a busy server) is none."""
+    alerts, engine = run_packets(tmp_path, spread(kind, 700))
+    assert "traffic_burst" not in types(alerts)
+    near = [n for n in engine.near_misses() if n["detector"] == "traffic_burst"]
+    assert len(near) == 1 and "src_ip" not in near[0], near
+    n = near[0]
+    sources = int(n["unit"].split(" from ")[1].split()[0])
+    assert abs(sources - 700) <= 70  # HyperLogLog estimate
+    assert (n["dest_ip"], n["figure"], n["threshold"], n["fraction"]) == ("10.1.0.1", 700, 1000, 0.7)
+    assert n["text"] == f"to 10.1.0.1: 700 of 1000 {n['unit']} in 10 s"
+    if kind != "icmp":
+        _, engine = run_packets(tmp_path, spread(kind, 700, reply=True), name="served.pcap")
+        assert not [n for n in engine.near_misses() if n["detector"] == "traffic_burst"]

@@ -14,6 +14,7 @@ from dashboard_fixtures import TOKEN, login
 from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
 from pg_server import PgServer
 
+from wirewatch.craft import BASE_TS
 from wirewatch.store.postgres_sink import PostgresSink
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
@@ -102,3 +103,40 @@ def test_metrics_give_one_series_per_sensor(store):
     assert {x.split('sensor="')[1].split('"')[0] for x in series} == {"edge-a", "edge-b", "edge-c"}
     assert 'wirewatch_near_miss_fraction{detector="port_scan",sensor="edge-b"} 0.95' in series
     assert all(x.endswith(" 0") for x in series if 'sensor="edge-c"' in x)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_victim_keyed_near_misses_reach_the_panel_and_metrics(tmp_path, request, kind):
+    """syn_flood's and distributed_scan's near misses have no single source (no `src_ip`): the
+    engine's own stats record of a crafted capture, stored in either store, gives the panel
+    their victim-naming texts and /metrics their fractions."""
+    from conftest import run_file
+    from crafted import many, syn
+
+    from wirewatch.craft import write_pcap
+    from wirewatch.schema import stats_record
+
+    pkts = [syn(4, many(4, i), "10.0.0.2", 1024 + i, 80, BASE_TS + i * 0.001) for i in range(300)]
+    pkts += [syn(4, f"10.0.5.{s + 1}", "10.0.0.3", 40000, 2000 + s * 6 + p, BASE_TS + s * 0.5 + p * 0.01)
+             for s in range(3) for p in range(6)]
+    capture = write_pcap(str(tmp_path / "victims.pcap"), sorted(pkts, key=lambda p: p[0]))
+    alerts, engine = run_file(capture, {"general.sensor": "edge-v"})
+    assert alerts == []
+    record = stats_record(engine, None, (engine.stats.packets, 0, 0), 1.0, True)
+    if kind == "sqlite":
+        db = str(tmp_path / "ww.db")
+        sink: Any = SqliteSink(db)
+    else:
+        db = request.getfixturevalue("pg").create_database(f"victim_{os.getpid()}_{time.monotonic_ns()}")
+        sink = PostgresSink(db, str(tmp_path / "spool.jsonl"))
+    sink.write_event(record)
+    sink.close()
+    c = login(create_app(db, TOKEN).test_client())
+    near = c.get("/api/overview").get_json()["near_misses"][0]["near_misses"]
+    assert [(n["detector"], n["text"]) for n in near] == [
+        ("syn_flood", "to 10.0.0.2 port 80: 300 of 400 incomplete SYNs in 10 s"),
+        ("distributed_scan", "to 10.0.0.3: 18 of 30 ports, probed by 3 sources in 30 s")]
+    assert all("src_ip" not in n for n in near)
+    body = c.get("/metrics").get_data(as_text=True).splitlines()
+    assert 'wirewatch_near_miss_fraction{detector="syn_flood",sensor="edge-v"} 0.75' in body
+    assert 'wirewatch_near_miss_fraction{detector="distributed_scan",sensor="edge-v"} 0.6' in body

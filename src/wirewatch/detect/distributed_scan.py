@@ -24,7 +24,7 @@ from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
 from .count.kernels import hash_cols
-from .count.report import COOLDOWN, Gate
+from .count.report import COOLDOWN, Gate, near, near_miss
 from .count.window import DistinctCounter
 
 SAMPLE = 20
@@ -118,6 +118,28 @@ class DistributedScan(Reconfigurable):
                       "member_threshold": self.member_threshold, "members": members,
                       **c.seen(slot), "sample_ports": ports[:SAMPLE]},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Victims whose ports probed by all sources together (not counting ports that were
+        used, not probed) reached at least half the threshold, probed by at least min_sources
+        sources none of which is a port scanner alone (as for an alert): keyed by the victim,
+        with no single source."""
+        c, m = self.ports, self.members
+        occ = c.occupied()
+        if not occ.size:
+            return []
+        probed = c.distinct(occ) - c.marked(occ, "talked")
+        slots, figure = near(occ, probed, self.cfg.threshold)
+        out = []
+        for s, n in zip(slots.tolist(), figure.tolist()):
+            mine = m.keys_where("victim", c.key(s))
+            shares = m.distinct(mine) - m.marked(mine, "talked")
+            shares = shares[shares > 0]
+            if len(shares) < self.cfg.min_sources or shares.max() >= self.member_threshold:
+                continue
+            out.append(near_miss(self.name, None, n, self.cfg.threshold, f"ports, probed by {len(shares)} sources",
+                                 self.cfg.window, dest_ip=c.dst(s)))
+        return out
 
     def expire(self, now: float) -> None:
         self.ports.expire(now)

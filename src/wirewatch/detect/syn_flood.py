@@ -27,7 +27,7 @@ from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
 from .count.kernels import hash_cols
-from .count.report import COOLDOWN, Gate, times
+from .count.report import COOLDOWN, NEAR, NEAR_MISSES, Gate, near_miss, times
 from .count.table import Schema
 from .count.window import WindowCounter
 from .count.window_util import sorted_unique
@@ -196,6 +196,37 @@ class SynFlood(Reconfigurable):
                       "busiest_port": self._busiest_port(slot, now),
                       **times(first_syn, last_syn)},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Victims (host, or host and port) at >= half the threshold of incomplete SYNs in the
+        window, with no more completed than an alert allows: keyed by the victim (no single
+        source: the sources may be forged). One entry per victim host, its key of the highest
+        fraction (the port's on a tie); a host-wide count that one source sent most of over
+        many ports is a port scan's, as for an alert."""
+        r = self.rate
+        occ = r.occupied()
+        if not occ.size:
+            return []
+        syns = r.totals(occ, now, "syn")
+        done_n = np.minimum(r.totals(occ, now, "completed"), syns)
+        keep = done_n <= self.cfg.max_completion * np.maximum(syns, 1)
+        slots, figure = occ[keep], (syns - done_n)[keep]
+        ok = (figure >= NEAR * self.cfg.threshold) & (figure < self.cfg.threshold)
+        slots, figure = slots[ok], figure[ok]
+        order = np.lexsort((-r.label(slots, "port"), -figure))  # highest first, a port key before its host's
+        out: list[dict[str, Any]] = []
+        victims: set[int] = set()
+        for s, n in zip(slots[order].tolist(), figure[order].tolist()):
+            victim = int(r.dst_keys(np.array([s]))[0])
+            port = int(r.label(s, "port"))
+            if victim in victims or (port < 0 and self._a_scan(s, now)):
+                continue
+            victims.add(victim)
+            out.append(near_miss(self.name, None, n, self.cfg.threshold, "incomplete SYNs", self.window,
+                                 dest_ip=r.dst(s), dest_port=None if port < 0 else port))
+            if len(out) == NEAR_MISSES:
+                break
+        return out
 
     def expire(self, now: float) -> None:
         self.rate.expire(now)

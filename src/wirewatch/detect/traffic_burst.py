@@ -157,7 +157,8 @@ class TrafficBurst(Reconfigurable):
     def near_misses(self, now: float) -> list[dict[str, Any]]:
         """(source, destination) pairs at >= half the threshold of one kind of flood traffic
         within the window (UDP and TCP only where the destination stayed quiet and most packets
-        did not go to new ports, as for an alert)."""
+        did not go to new ports, as for an alert); and the many-sources view's victims
+        (traffic_burst_spread.VictimFlood.near_misses, keyed by the victim)."""
         c = self.counter
         occ = c.occupied()
         sums = c.all_totals(occ, now)
@@ -175,7 +176,7 @@ class TrafficBurst(Reconfigurable):
             unit = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection"}[kind]
             out += [near_miss(self.name, c.src(s), n, self.cfg.threshold, unit, self.window, dest_ip=c.dst(s))
                     for s, n in zip(slots.tolist(), figure.tolist())]
-        return best_near_misses(out)
+        return best_near_misses(out + self.victims.near_misses(now))  # and the many-sources view's
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)

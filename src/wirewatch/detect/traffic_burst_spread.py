@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +21,14 @@ from ..decode import PacketBatch
 from .base import Finding
 from .count import hll
 from .count.kernels import group, hash_cols
-from .count.report import COOLDOWN, Gate
+from .count.report import COOLDOWN, NEAR, Gate, near, near_miss
 from .count.window import WindowCounter
 
 KINDS = ("icmp", "udp", "tcp")  # the traffic kinds both halves of traffic_burst count
 REPLY = {"udp": "udp_out", "tcp": "answer_out"}
 METRICS = ("icmp", "udp", "tcp", "udp_out", "answer_out")
 LABELS = {"host_hi": np.uint64, "host_lo": np.uint64}
+UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection"}  # near misses
 
 
 @dataclass
@@ -131,6 +133,31 @@ class VictimFlood:
                       "min_sources": self.min_sources, "replies": replies, "min_reply_ratio": self.min_reply_ratio,
                       "peak_pps": round(int(c.peak(s, now, kind)[0]) / c.width, 1), **c.seen(slot)},
         )
+
+    def near_misses(self, now: float) -> list[dict[str, Any]]:
+        """Victims that got at least half the threshold of one kind of flood traffic in the
+        window from at least min_sources sources while answering almost nothing (as for an
+        alert): keyed by the victim, with no single source."""
+        c = self.counter
+        occ = c.occupied()
+        if not occ.size:
+            return []
+        sums = c.all_totals(occ, now)
+        out = []
+        for kind in KINDS:
+            sent = sums[kind]
+            keep = (sent >= NEAR * self.threshold) & (sent < self.threshold)
+            if kind in REPLY:
+                keep &= sums[REPLY[kind]] < self.min_reply_ratio * np.maximum(sent, 1)
+            if keep.any():
+                keep[np.flatnonzero(keep)] = self.sources.estimate(c.table.cols, occ[keep], now) >= self.min_sources
+            slots, figure = near(occ[keep], sent[keep], self.threshold)
+            for s, n in zip(slots.tolist(), figure.tolist()):
+                victim = addr_str(int(c.label(s, "host_hi")), int(c.label(s, "host_lo")))
+                sources = int(round(self.sources.estimate(c.table.cols, np.array([s]), now)[0]))
+                out.append(near_miss("traffic_burst", None, n, self.threshold,
+                                     f"{UNITS[kind]} from {sources} sources", self.window, dest_ip=victim))
+        return out
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)

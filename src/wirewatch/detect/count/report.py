@@ -75,18 +75,27 @@ def near(slots: np.ndarray, figure: np.ndarray, threshold: float) -> tuple[np.nd
     return slots[best], figure[best]
 
 
-def near_miss(detector: str, src: str, figure: float, threshold: float, unit: str, window: float,
+def near_miss(detector: str, src: str | None, figure: float, threshold: float, unit: str, window: float,
               dest_ip: str | None = None, dest_port: int | None = None) -> dict[str, Any]:
-    """One entry of a stats record's `near_misses` (README "Alert record", stats records)."""
+    """One entry of a stats record's `near_misses` (README "Alert record", stats records).
+    `src` None: a victim-keyed view (syn_flood, distributed_scan, traffic_burst's many
+    sources) with no single source; `dest_ip` then names the key, and the text says "to" it."""
     fig = int(figure) if float(figure).is_integer() else round(float(figure), 1)
     thr = int(threshold) if float(threshold).is_integer() else float(threshold)
-    out: dict[str, Any] = {"detector": detector, "src_ip": src}
+    out: dict[str, Any] = {"detector": detector}
+    if src is not None:
+        out["src_ip"] = src
     if dest_ip is not None:
         out["dest_ip"] = dest_ip
     if dest_port is not None:
         out["dest_port"] = int(dest_port)
+    if src is not None:
+        who = src
+    else:
+        assert dest_ip is not None, "a near miss names its source or its victim"
+        who = f"to {dest_ip}" + ("" if dest_port is None else f" port {int(dest_port)}")
     out.update(figure=fig, threshold=thr, fraction=round(float(figure) / float(threshold), 4), unit=unit,
-               window=float(window), text=f"{src}: {fig} of {thr} {unit} in {float(window):g} s")
+               window=float(window), text=f"{who}: {fig} of {thr} {unit} in {float(window):g} s")
     return out
 
 
@@ -95,7 +104,7 @@ def best_near_misses(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     port) once, at its highest fraction; the NEAR_MISSES highest first."""
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
     for e in entries:
-        k = (e["src_ip"], e.get("dest_ip"), e.get("dest_port"), e["unit"])
+        k = (e.get("src_ip"), e.get("dest_ip"), e.get("dest_port"), e["unit"])
         if k not in best or e["fraction"] > best[k]["fraction"]:
             best[k] = e
     return sorted(best.values(), key=lambda e: (-e["fraction"], e["text"]))[:NEAR_MISSES]
