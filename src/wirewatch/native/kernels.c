@@ -106,6 +106,102 @@ static PyObject *k_insert(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(reused);
 }
 
+/* upsert(index_keys u64[N], index_rows i64[N], row_keys u64[C], slot_of i64[C], free i64[C],
+ *        last_seen f64[C], keys u64[n], ts f64[n], out i64[n], is_new u8[n], nfree, used, max_new)
+ * -> (new, tombstones reused, nfree, used), or None when more than max_new keys are absent.
+ * KeyTable.upsert's find-or-insert in one call (detect/count/table.py): the row of each
+ * distinct key, found through the index, else a new row (freed rows first, newest freed
+ * first, then never-used rows) inserted into the index in key order; last_seen is the
+ * newer of its own and ts (new rows: ts). With more than max_new absent keys nothing is
+ * changed: out then holds the found rows (-1 absent) and the caller takes the slow path. */
+static PyObject *k_upsert(PyObject *self, PyObject *args)
+{
+    PyObject *o[10];
+    Py_ssize_t nfree, used, max_new;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &o[9], &nfree, &used, &max_new))
+        return NULL;
+    static const buffer_spec specs[10] = {{8, 1, 0, "index_keys"}, {8, 1, 0, "index_rows"}, {8, 1, 0, "row_keys"},
+                                          {8, 1, 0, "slot_of"}, {8, 0, 0, "free"}, {8, 1, 0, "last_seen"},
+                                          {8, 0, 0, "keys"}, {8, 0, 0, "ts"}, {8, 1, 0, "out"}, {1, 1, 0, "is_new"}};
+    Py_buffer v[10];
+    if (get_buffers(o, v, specs, 10) < 0)
+        return NULL;
+    Py_ssize_t nslots = length(&v[0]), cap = length(&v[2]), n = length(&v[6]);
+    int bad = length(&v[1]) != nslots || nslots == 0 || (nslots & (nslots - 1)) != 0 || length(&v[3]) != cap ||
+              length(&v[4]) != cap || length(&v[5]) != cap || length(&v[7]) != n || length(&v[8]) != n ||
+              length(&v[9]) != n || nfree < 0 || nfree > cap || used < 0 || used > cap;
+    if (bad)
+        return finish(v, 10, 1, "upsert: array lengths do not match");
+    uint64_t *tk = v[0].buf, *row_keys = v[2].buf;
+    int64_t *trow = v[1].buf, *slot_of = v[3].buf, *out = v[8].buf;
+    const int64_t *freed = v[4].buf;
+    double *last_seen = v[5].buf;
+    const uint64_t *keys = v[6].buf;
+    const double *ts = v[7].buf;
+    uint8_t *is_new = v[9].buf;
+    uint64_t mask = (uint64_t)nslots - 1;
+    Py_ssize_t absent = 0, reused = 0, overflow = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = keys[i], p = key & mask;
+        int64_t found = -1;
+        for (Py_ssize_t step = 0; step < nslots; step++) {
+            uint64_t cur = tk[p];
+            if (cur == key) {
+                found = trow[p];
+                break;
+            }
+            if (cur == EMPTY)
+                break;
+            p = (p + 1) & mask;
+        }
+        out[i] = found;
+        absent += found < 0;
+    }
+    if (absent > max_new || absent > nfree + (cap - used)) {
+        overflow = 1;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t row = out[i];
+            if (row >= 0) {
+                is_new[i] = 0;
+                double held = last_seen[row], t = ts[i]; /* np.maximum: NaN wins */
+                last_seen[row] = (held != held || t != t) ? held + t : (t > held ? t : held);
+                continue;
+            }
+            uint64_t key = keys[i], p = key & mask;
+            Py_ssize_t step = 0;
+            while (tk[p] > TOMBSTONE && step < nslots) {
+                p = (p + 1) & mask;
+                step++;
+            }
+            if (step == nslots) { /* cannot happen: max_new keeps the index under 3/4 full */
+                overflow = 2;
+                break;
+            }
+            row = nfree > 0 ? freed[--nfree] : (int64_t)used++;
+            reused += tk[p] == TOMBSTONE;
+            tk[p] = key;
+            trow[p] = row;
+            slot_of[row] = (int64_t)p;
+            row_keys[row] = key;
+            last_seen[row] = ts[i];
+            is_new[i] = 1;
+            out[i] = row;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release_buffers(v, 10);
+    if (overflow == 2) {
+        PyErr_SetString(PyExc_ValueError, "upsert: hash index full");
+        return NULL;
+    }
+    if (overflow)
+        Py_RETURN_NONE;
+    return Py_BuildValue("nnnn", absent, reused, nfree, used);
+}
+
 /* group(keys u64[n], order i64[n], starts i64[n+1], inverse i64[n] or None) -> groups g.
  * Groups equal keys in order of first occurrence, rows stable within a group:
  * rows of group j are order[starts[j]:starts[j+1]]; inverse[i] is row i's group.
@@ -512,6 +608,8 @@ static PyObject *k_hll_add(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"find", k_find, METH_VARARGS, "find(table_keys, keys, out, values=None): slot (or values[slot]) of each key, or -1"},
     {"insert", k_insert, METH_VARARGS, "insert(table_keys, keys, out) -> tombstones reused"},
+    {"upsert", k_upsert, METH_VARARGS, "upsert(index_keys, index_rows, row_keys, slot_of, free, last_seen, keys, ts, "
+                                       "out, is_new, nfree, used, max_new) -> (new, reused, nfree, used) or None"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts, inverse=None) -> number of groups"},
     {"isin", k_isin, METH_VARARGS, "isin(keys, of, out): whether each key is among `of`"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},

@@ -296,3 +296,49 @@ def test_key_table_against_a_dict(ops, compiled):
             assert np.all(rows >= 0) and len(set(rows.tolist())) == len(rows)
             assert table.cols["v"][rows].tolist() == [model[k] for k in sorted(model)]
             assert sorted(table.keys[table.occupied()].tolist()) == sorted(model)
+
+
+@settings(max_examples=60, deadline=None)
+@given(present=st.lists(st.integers(2, 5000), max_size=120, unique=True),
+       asked=st.lists(st.integers(2, 5000), max_size=120, unique=True),
+       nfree=st.integers(0, 40), max_new=st.integers(-1, 130), seed=st.integers(0, 1000))
+def test_upsert_matches_reference(present, asked, nfree, max_new, seed):
+    """The fused find-or-insert gives the rows, new flags, last_seen and row bookkeeping of
+    its numpy reference (find, then insert), and changes nothing when more than max_new
+    keys are absent."""
+    rng = np.random.default_rng(seed)
+    cap, nslots = 512, 1024
+    present_keys = np.array(present, np.uint64) * np.uint64(0x9E3779B97F4A7C15) | np.uint64(2)
+    asked_keys = np.array(asked, np.uint64) * np.uint64(0x9E3779B97F4A7C15) | np.uint64(2)
+    ts = rng.uniform(0, 100, len(asked_keys))
+    used = 200
+    rows_held = rng.permutation(used)[:len(present_keys)]
+    seen = rng.uniform(0, 100, len(present_keys))
+    states = []
+    for compiled in (True, False):
+        with kernels_of(compiled):
+            index_keys, index_rows = np.zeros(nslots, np.uint64), np.zeros(nslots, np.int64)
+            row_keys, slot_of, last_seen = np.zeros(cap, np.uint64), np.zeros(cap, np.int64), np.full(cap, np.inf)
+            slots, _ = kernels.insert(index_keys, present_keys)
+            index_rows[slots] = rows_held
+            row_keys[rows_held], slot_of[rows_held] = present_keys, slots
+            last_seen[rows_held] = seen
+            free = np.zeros(cap, np.int64)
+            free[:nfree] = np.setdiff1d(np.arange(used), rows_held)[:nfree]
+            before = (index_keys.copy(), row_keys.copy(), last_seen.copy())
+            rows, is_new, done = kernels.upsert(index_keys, index_rows, row_keys, slot_of, free, last_seen,
+                                                asked_keys, ts, nfree, used, max_new)
+            absent = ~np.isin(asked_keys, present_keys)
+            if int(absent.sum()) > max_new:
+                assert done is None
+                np.testing.assert_array_equal(rows < 0, absent)
+                for a, b in zip(before, (index_keys, row_keys, last_seen)):
+                    np.testing.assert_array_equal(a, b)
+            else:
+                assert done is not None and done[0] == int(absent.sum())
+                np.testing.assert_array_equal(is_new, absent)
+                np.testing.assert_array_equal(kernels.find(index_keys, asked_keys, index_rows), rows)
+                np.testing.assert_array_equal(row_keys[rows], asked_keys)
+                np.testing.assert_array_equal(index_keys[slot_of[rows]], asked_keys)
+            states.append((rows.tolist(), is_new.tolist(), done, row_keys.tolist(), last_seen.tolist()))
+    assert states[0] == states[1]

@@ -228,6 +228,41 @@ def insert(table: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, int]:
     return out, reused
 
 
+def upsert(index_keys: np.ndarray, index_rows: np.ndarray, row_keys: np.ndarray, slot_of: np.ndarray,
+           free: np.ndarray, last_seen: np.ndarray, keys: np.ndarray, ts: np.ndarray, nfree: int, used: int,
+           max_new: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int] | None]:
+    """KeyTable.upsert's find-or-insert of distinct keys in one pass (detect/count/table.py):
+    each key's row through the index (index_rows[slot]), else a new row (free[nfree-1],
+    free[nfree-2], ... then used, used + 1, ...) inserted into the index in key order;
+    last_seen is the newer of its own and ts (a new row's is ts). Returns (rows, is_new,
+    (new, tombstones reused, nfree, used)); with more than max_new absent keys nothing
+    changes and the last part is None (rows then holds the found rows, -1 absent)."""
+    keys = np.ascontiguousarray(keys, np.uint64)
+    ts = np.ascontiguousarray(ts, np.float64)
+    rows = np.empty(len(keys), np.int64)
+    is_new = np.zeros(len(keys), np.bool_)
+    if _compiled is not None:
+        done = _compiled.upsert(index_keys, index_rows, row_keys, slot_of, free, last_seen, keys, ts, rows, is_new,
+                                int(nfree), int(used), int(max_new))
+        return rows, is_new, done
+    rows[:] = find(index_keys, keys, index_rows)
+    is_new[:] = rows < 0
+    n_new = int(np.count_nonzero(is_new))
+    if n_new > max_new or n_new > nfree + len(row_keys) - used:
+        return rows, np.zeros(len(keys), np.bool_), None
+    old = rows[~is_new]
+    last_seen[old] = np.maximum(last_seen[old], ts[~is_new])
+    recycled = min(n_new, nfree)
+    new_rows = np.concatenate([free[nfree - recycled:nfree][::-1], np.arange(used, used + n_new - recycled)])
+    slots, reused = insert(index_keys, keys[is_new])
+    index_rows[slots] = new_rows
+    slot_of[new_rows] = slots
+    row_keys[new_rows] = keys[is_new]
+    last_seen[new_rows] = ts[is_new]
+    rows[is_new] = new_rows
+    return rows, is_new, (n_new, reused, nfree - recycled, used + n_new - recycled)
+
+
 def door_admit(door_key: np.ndarray, door_ts: np.ndarray, keys: np.ndarray, ts: np.ndarray, window: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The doorkeeper's direct-mapped memory (detect/count/doorkeeper.py) for candidate rows of

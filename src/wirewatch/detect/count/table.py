@@ -112,7 +112,17 @@ class KeyTable:
         the rest are counted as evicted.
         """
         keys = np.asarray(keys, np.uint64)
-        slots = self.find(keys)
+        # the common case in one pass: no eviction and no re-index can be needed for what is absent
+        limit = self.nslots // 2 if self.nslots < self.max_slots else (self.nslots * 3) // 4
+        max_new = min(self.capacity - self.size, limit - self.size - self.tombs)
+        slots, new, done = kernels.upsert(self.index_keys, self.index_rows, self.keys, self.slot_of, self.free,
+                                          self.last_seen, keys, np.broadcast_to(np.asarray(ts, np.float64), keys.shape),
+                                          self.nfree, self.used, max_new)
+        if done is not None:
+            n_new, reused, self.nfree, self.used = done
+            self.size += n_new
+            self.tombs -= reused
+            return slots, new, {}
         new = slots < 0
         n_new = int(np.count_nonzero(new))
         evicted: dict[str, np.ndarray] = {}
