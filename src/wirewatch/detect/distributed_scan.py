@@ -22,7 +22,7 @@ from ..decode import PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
-from .classify.packets import ADDR_LABELS, addr_labels, dst_key, port_probe
+from .classify.packets import ADDR_LABELS, addr_labels, dst_key, probe_port, probes
 from .count.kernels import hash_cols
 from .count.report import COOLDOWN, Gate, near, near_miss
 from .count.window import DistinctCounter
@@ -66,11 +66,10 @@ class DistributedScan(Reconfigurable):
         self.member_threshold = self.cfg.member_threshold or self.scan_threshold
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        rows = np.flatnonzero(port_probe(b))
+        p = probes(b)
         touched = np.zeros(0, np.int64)
-        if rows.size:
-            p = b.select(rows)
-            port = p.proto.astype(np.int64) * 65536 + p.dport
+        if len(p):
+            port = probe_port(p)
             victim = dst_key(p)
             zero = {"talked": np.zeros(len(p), np.uint8)}
             touched = self.ports.observe(victim, port, p.ts, addr_labels(p), {"port": port, **zero})

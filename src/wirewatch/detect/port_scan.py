@@ -17,7 +17,7 @@ import numpy as np
 from ..decode import PROTO_TCP, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
-from .classify.packets import ADDR_LABELS, addr_labels, pair_key, port_probe
+from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
@@ -57,13 +57,12 @@ class PortScan(Reconfigurable):
         self.slow_threshold = self.cfg.slow_threshold or max(2, round(self.cfg.threshold * 1.25))
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        probe = np.flatnonzero(port_probe(b))
-        if not probe.size:
+        p = probes(b)
+        if not len(p):
             self._count_answers(b)
             return []
-        p = b.select(probe)
         keys = pair_key(p)
-        item = p.proto.astype(np.int64) * 65536 + p.dport
+        item = probe_port(p)
         labels = addr_labels(p)
         touched = self.probes.observe(keys, item, p.ts, labels, {"port": item})
         self._count_answers(b)

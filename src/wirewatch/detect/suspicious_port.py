@@ -19,7 +19,7 @@ from ..schema import format_ts_many
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature
 from .classify.handshakes import COMPLETED, HandshakeTracker
-from .classify.packets import proto_name, syn_only, tcp_rows, udp_initiator
+from .classify.packets import flow_keys, proto_name, syn_only, tcp_rows, udp_initiator
 from .count.kernels import hash_cols
 from .count.report import times
 from .count.table import KeyTable
@@ -65,7 +65,7 @@ class SuspiciousPort(Reconfigurable):
         """Data on connections to watched ports that no SYN (and no earlier data) announced."""
         syn = np.flatnonzero(syn_only(b) & self.watched[b.dport])
         if syn.size:
-            opened = sorted_unique(hash_cols(b.src_hi[syn], b.src_lo[syn], b.dst_hi[syn], b.dst_lo[syn], b.sport[syn], b.dport[syn]))
+            opened = sorted_unique(flow_keys(b)[0][syn])
             self.sessions.upsert(opened, np.full(len(opened), b.ts[syn].max()))
         data = tcp_rows(b) & b.flags_ok & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0)
         to_svc = np.flatnonzero(data & (b.dport < b.sport) & self.watched[b.dport])  # client -> service
@@ -77,7 +77,7 @@ class SuspiciousPort(Reconfigurable):
         c_hi, c_lo = np.where(fwd, b.src_hi[rows], b.dst_hi[rows]), np.where(fwd, b.src_lo[rows], b.dst_lo[rows])
         s_hi, s_lo = np.where(fwd, b.dst_hi[rows], b.src_hi[rows]), np.where(fwd, b.dst_lo[rows], b.src_lo[rows])
         cport, port = np.where(fwd, b.sport[rows], b.dport[rows]), np.where(fwd, b.dport[rows], b.sport[rows])
-        keys = hash_cols(c_hi, c_lo, s_hi, s_lo, cport, port)
+        keys = np.where(fwd, flow_keys(b)[0][rows], flow_keys(b)[1][rows])  # (client, service, ports)
         uk, last, counts = unique_last(keys)
         known = self.sessions.find(uk) >= 0
         self.sessions.upsert(uk, b.ts[rows[last]])

@@ -228,26 +228,28 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     uint64_t mask = (uint64_t)nslots - 1;
     uint64_t *slot_key = PyMem_RawMalloc(nslots * sizeof(uint64_t));
     int64_t *slot_gid = PyMem_RawMalloc(nslots * sizeof(int64_t));
+    uint8_t *used = PyMem_RawCalloc(nslots, 1);
     int64_t *row_gid = inverse ? inverse : PyMem_RawMalloc((n + 1) * sizeof(int64_t));
-    if (!slot_key || !slot_gid || !row_gid) {
+    if (!slot_key || !slot_gid || !used || !row_gid) {
         PyMem_RawFree(slot_key);
         PyMem_RawFree(slot_gid);
+        PyMem_RawFree(used);
         if (!inverse)
             PyMem_RawFree(row_gid);
         release_buffers(v, 4);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t j = 0; j < nslots; j++)
-        slot_gid[j] = -1;
-    memset(starts, 0, (n + 1) * sizeof(int64_t));
+    starts[0] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t key = keys[i], p = (key * K3) >> (64 - bits);
-        while (slot_gid[p] >= 0 && slot_key[p] != key)
+        while (used[p] && slot_key[p] != key)
             p = (p + 1) & mask;
-        if (slot_gid[p] < 0) {
-            slot_gid[p] = g++;
+        if (!used[p]) {
+            used[p] = 1;
             slot_key[p] = key;
+            starts[g + 1] = 0;
+            slot_gid[p] = g++;
         }
         row_gid[i] = slot_gid[p];
         starts[slot_gid[p] + 1]++;
@@ -261,6 +263,7 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     PyMem_RawFree(slot_key);
     PyMem_RawFree(slot_gid);
+    PyMem_RawFree(used);
     if (!inverse)
         PyMem_RawFree(row_gid);
     release_buffers(v, 4);
@@ -329,17 +332,6 @@ static int integer_kind(const Py_buffer *v)
     return strchr("BHILQ?", f[0]) ? 0 : -1;
 }
 
-/* Element i as numpy's astype(uint64) reads it (signed values sign-extend). */
-static inline uint64_t read_u64(const char *base, Py_ssize_t size, int is_signed, Py_ssize_t i)
-{
-    switch (size) {
-    case 1: return is_signed ? (uint64_t)(int64_t)((const int8_t *)base)[i] : ((const uint8_t *)base)[i];
-    case 2: return is_signed ? (uint64_t)(int64_t)((const int16_t *)base)[i] : ((const uint16_t *)base)[i];
-    case 4: return is_signed ? (uint64_t)(int64_t)((const int32_t *)base)[i] : ((const uint32_t *)base)[i];
-    default: return ((const uint64_t *)base)[i];
-    }
-}
-
 #define MAX_COLS 8
 
 /* hash_cols(out u64[n], col, col, ...): one well-mixed key per row, never 0 or 1. */
@@ -374,11 +366,22 @@ static PyObject *k_hash_cols(PyObject *self, PyObject *args)
             out[i] = SEED;
         for (int c = 1; c < n_args; c++) {
             const char *base = v[c].buf;
-            Py_ssize_t size = v[c].itemsize;
-            for (Py_ssize_t i = 0; i < n; i++) {
-                uint64_t h = (out[i] ^ read_u64(base, size, is_signed[c], i)) * K3;
-                out[i] = h ^ (h >> 29);
+            /* one loop per element type, so the element read is not decided per element */
+#define MIX_COLUMN(T)                                                              \
+    for (Py_ssize_t i = 0; i < n; i++) {                                           \
+        uint64_t h = (out[i] ^ (uint64_t)(int64_t)((const T *)base)[i]) * K3;      \
+        out[i] = h ^ (h >> 29);                                                    \
+    }
+            switch (v[c].itemsize * 2 + (is_signed[c] == 1)) {
+            case 2: MIX_COLUMN(uint8_t) break;
+            case 3: MIX_COLUMN(int8_t) break;
+            case 4: MIX_COLUMN(uint16_t) break;
+            case 5: MIX_COLUMN(int16_t) break;
+            case 8: MIX_COLUMN(uint32_t) break;
+            case 9: MIX_COLUMN(int32_t) break;
+            default: MIX_COLUMN(uint64_t) break;
             }
+#undef MIX_COLUMN
         }
         for (Py_ssize_t i = 0; i < n; i++) {
             uint64_t h = mix64(out[i]);

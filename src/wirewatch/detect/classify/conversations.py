@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...decode import PROTO_TCP, PROTO_UDP, TCP_RST, TCP_SYN, PacketBatch
-from ..count.kernels import hash_cols, isin
-from .packets import tcp_rows
+from ..count.kernels import isin
+from .packets import flow_keys, tcp_rows
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,5 @@ def _answered(b: PacketBatch, rows: np.ndarray, replies: np.ndarray) -> np.ndarr
     """Which of `rows` have a segment back on the same connection among `replies`."""
     if not len(rows) or not len(replies):
         return np.zeros(len(rows), bool)
-    sent = hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
-    back = hash_cols(b.dst_hi[replies], b.dst_lo[replies], b.src_hi[replies], b.src_lo[replies],
-                     b.dport[replies], b.sport[replies])
-    return isin(sent, back)
+    fwd, rev = flow_keys(b)
+    return isin(fwd[rows], rev[replies])

@@ -19,7 +19,7 @@ from ...lut import member_table
 from ..count.kernels import hash_cols
 from ..count.table import KeyTable
 from ..count.window_util import unique_last
-from .packets import icmp_unreachable, tcp_rows
+from .packets import flow_keys, icmp_unreachable, tcp_rows
 
 SYN_SENT, ANSWERED, DONE = 1, 2, 3
 COMPLETED, FAILED_RST, FAILED_ICMP, FAILED_TIMEOUT = 0, 1, 2, 3
@@ -112,13 +112,11 @@ class HandshakeTracker:
 
     @staticmethod
     def _forward(b: PacketBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows],
-                         b.sport[rows], b.dport[rows]), b.ts[rows]
+        return flow_keys(b)[0][rows], b.ts[rows]
 
     @staticmethod
     def _reverse(b: PacketBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return hash_cols(b.dst_hi[rows], b.dst_lo[rows], b.src_hi[rows], b.src_lo[rows],
-                         b.dport[rows], b.sport[rows]), b.ts[rows]
+        return flow_keys(b)[1][rows], b.ts[rows]
 
     def _transition(self, keyed: tuple[np.ndarray, np.ndarray], from_states: tuple[int, ...], to: int) -> np.ndarray:
         """Move matching attempts to state `to`; return the slots that moved."""

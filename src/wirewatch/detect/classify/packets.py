@@ -6,6 +6,9 @@ detectors short and consistent with each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 
 from ...decode import (
@@ -26,19 +29,33 @@ from ..count.kernels import hash_cols, isin
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
                51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}
 ICMP_REQUESTS_V4 = member_table((8, 13, 15, 17))  # echo, timestamp, information, address mask
+T = TypeVar("T")
 
 
 def proto_name(proto: int) -> str:
     return PROTO_NAMES.get(int(proto), str(int(proto)))
 
 
+def once(b: PacketBatch, name: str, compute: Callable[[PacketBatch], T]) -> T:
+    """`compute(b)` once per batch: several detectors ask the same question of one batch
+    (b.derived holds the answer; arrays come back read-only, since they are shared)."""
+    if name not in b.derived:
+        value = compute(b)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        b.derived[name] = value
+    return b.derived[name]
+
+
 def tcp_rows(b: PacketBatch) -> np.ndarray:
-    return (b.proto == PROTO_TCP) & b.has_ports & (b.ipver != 0)
+    """TCP with ports (first fragment or unfragmented). Once per batch."""
+    return once(b, "tcp_rows", lambda b: (b.proto == PROTO_TCP) & b.has_ports & (b.ipver != 0))
 
 
 def syn_only(b: PacketBatch) -> np.ndarray:
-    """Connection attempts: SYN without ACK or RST."""
-    return tcp_rows(b) & b.flags_ok & ((b.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
+    """Connection attempts: SYN without ACK or RST. Once per batch."""
+    return once(b, "syn_only",
+                lambda b: tcp_rows(b) & b.flags_ok & ((b.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN))
 
 
 def udp_initiator(b: PacketBatch) -> np.ndarray:
@@ -46,9 +63,10 @@ def udp_initiator(b: PacketBatch) -> np.ndarray:
 
     A reply comes *from* a service port (below 1024) to a client's high port; everything
     else counts as the initiator's side. Stateless on purpose: it costs nothing per flow.
+    Once per batch.
     """
-    udp = (b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0)
-    return udp & towards_service(b)
+    return once(b, "udp_initiator",
+                lambda b: (b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0) & towards_service(b))
 
 
 def towards_service(b: PacketBatch) -> np.ndarray:
@@ -66,7 +84,22 @@ def bare_ack(b: PacketBatch) -> np.ndarray:
 def port_probe(b: PacketBatch) -> np.ndarray:
     """Packets that probe a port: TCP without ACK/RST (SYN, FIN, NULL, Xmas...), a first
     fragment whose flags are cut off (nmap -f), a UDP datagram from the initiator, or an
-    ACK probe that its target answered (see `answered_ack_probes`)."""
+    ACK probe that its target answered (see `answered_ack_probes`). Once per batch."""
+    return once(b, "port_probe", _port_probe)
+
+
+def probes(b: PacketBatch) -> PacketBatch:
+    """The port_probe rows as a batch of their own (port_scan and distributed_scan both
+    count them: its columns are gathered once)."""
+    return once(b, "probes", lambda b: b.select(np.flatnonzero(port_probe(b))))
+
+
+def probe_port(p: PacketBatch) -> np.ndarray:
+    """What a port probe counts as its item: protocol * 65536 + destination port."""
+    return once(p, "probe_port", lambda p: p.proto.astype(np.int64) * 65536 + p.dport)
+
+
+def _port_probe(b: PacketBatch) -> np.ndarray:
     tcp = tcp_rows(b)
     stealth = b.flags_ok & ((b.tcp_flags & (TCP_ACK | TCP_RST)) == 0)
     fragged = ~b.flags_ok & (b.frag == FRAG_FIRST)
@@ -114,9 +147,21 @@ def _pair_acks_with_resets(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
 
 def _tuple_key(b: PacketBatch, rows: np.ndarray, reverse: bool = False) -> np.ndarray:
     """(src, dst, sport, dport) of rows; reverse=True keys an answer onto what it answers."""
-    if reverse:
-        return hash_cols(b.dst_hi[rows], b.dst_lo[rows], b.src_hi[rows], b.src_lo[rows], b.dport[rows], b.sport[rows])
-    return hash_cols(b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
+    return flow_keys(b)[1 if reverse else 0][rows]
+
+
+def flow_keys(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's (src, dst, sport, dport) hashed, and the reverse (dst, src, dport, sport),
+    which keys an answer onto what it answers. The handshake tracker, the ACK-probe pairing,
+    conversations and suspicious_port all key TCP rows so: hashed once per batch, each takes
+    its rows."""
+    def both(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+        fwd = hash_cols(b.src_hi, b.src_lo, b.dst_hi, b.dst_lo, b.sport, b.dport)
+        rev = hash_cols(b.dst_hi, b.dst_lo, b.src_hi, b.src_lo, b.dport, b.sport)
+        fwd.flags.writeable = rev.flags.writeable = False
+        return fwd, rev
+
+    return once(b, "flow_keys", both)
 
 
 def icmp_request(b: PacketBatch) -> np.ndarray:

@@ -342,9 +342,9 @@ class WindowCounter(Keys):
         kfirst, kidx = order[starts], order[ends - 1]
         slots, new, _ = t.upsert(keys[kfirst], ts[kidx], ends - starts)
         fill_new(t, slots, new, kfirst, labels, ts)
-        matrix = np.zeros((len(keys), len(self.metrics)), np.int64)
-        for name, col in values.items():
-            matrix[:, self.index[name]] = col
+        matrix = np.empty((len(keys), len(self.metrics)), np.int64)  # each column written once
+        for i, name in enumerate(self.metrics):
+            matrix[:, i] = values.get(name, 0)
         window_add(t.cols["epoch"], t.cols["counts"], slots[inverse], np.floor(ts / self.width).astype(np.int64), matrix)
         return slots[slots >= 0]
 
