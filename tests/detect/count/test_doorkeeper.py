@@ -34,3 +34,27 @@ def test_known_and_repeated_keys_pass_straight_through():
     keys, _, parked, _ = door.admit(lambda k: k == 60, np.array([60, 61, 61], np.uint64), np.array([1.0, 1.0, 1.1]),
                                     {"item": np.array([1, 2, 3])}, {})
     assert keys.tolist() == [60, 61, 61] and parked["item"].tolist() == [1, 2, 3] and door.held == 0
+
+
+def test_a_parked_key_back_with_several_rows_replays_its_parked_row():
+    """A key parked in one batch that comes back with two rows in the next is admitted with
+    all three (the parked first sighting first), and its slot is freed: the row is replayed
+    once, never again later."""
+    door = Doorkeeper(10.0, 8, {"item": np.int64})
+    door.admit(never_known, np.array([50], np.uint64), np.array([1.0]), {"item": np.array([7])}, {})
+    keys, ts, parked, same = door.admit(never_known, np.array([50, 51, 50], np.uint64), np.array([2.0, 2.1, 2.2]),
+                                        {"item": np.array([8, 9, 10])}, {"label": np.array([1, 2, 3])})
+    assert keys.tolist() == [50, 50, 50] and ts.tolist() == [1.0, 2.0, 2.2]
+    assert parked["item"].tolist() == [7, 8, 10] and same["label"].tolist() == [1, 1, 3]
+    assert door.held == 2  # 50 once, 51 now
+    keys, _, _, _ = door.admit(never_known, np.array([50], np.uint64), np.array([3.0]), {"item": np.array([11])}, {})
+    assert len(keys) == 0 and door.held == 3  # parked anew: the old first sighting is not replayed twice
+
+
+def test_a_replay_of_a_repeated_key_comes_in_key_order():
+    door = Doorkeeper(10.0, 8, {"item": np.int64})
+    door.admit(never_known, np.array([60, 61], np.uint64), np.array([1.0, 1.5]), {"item": np.array([1, 2])}, {})
+    keys, ts, parked, _ = door.admit(never_known, np.array([61, 60, 60], np.uint64), np.array([2.0, 2.1, 2.2]),
+                                     {"item": np.array([3, 4, 5])}, {})
+    assert keys.tolist() == [61, 60, 61, 60, 60] and ts.tolist() == [1.5, 1.0, 2.0, 2.1, 2.2]
+    assert parked["item"].tolist() == [2, 1, 3, 4, 5]
