@@ -16,22 +16,24 @@ class TopTalkers:
                                          "src_hi": (np.uint64, 1), "src_lo": (np.uint64, 1)})
 
     def add(self, b: PacketBatch) -> None:
-        ip = np.flatnonzero(b.ipver != 0)
-        if not ip.size:
+        ip = b.ipver != 0
+        if not ip.all():  # else every row counts: no copy of the columns
+            b = b.select(np.flatnonzero(ip))
+        if not len(b):
             return
-        keys = hash_cols(b.src_hi[ip], b.src_lo[ip])
+        keys = hash_cols(b.src_hi, b.src_lo)
         order, starts, ends = group(keys)
         counts = ends - starts
         last = order[ends - 1]
-        slots, new, _ = self.table.upsert(keys[last], b.ts[ip][last], counts)
+        slots, new, _ = self.table.upsert(keys[last], b.ts[last], counts)
         ok = slots >= 0
         c = self.table.cols
         c["packets"][slots[ok]] += counts[ok]
-        nbytes = np.add.reduceat(b.length[ip][order].astype(np.int64), starts)
+        nbytes = np.add.reduceat(b.length[order].astype(np.int64), starts)
         c["bytes"][slots[ok]] += nbytes[ok]
         fresh = ok & new
-        c["src_hi"][slots[fresh]] = b.src_hi[ip][last[fresh]]
-        c["src_lo"][slots[fresh]] = b.src_lo[ip][last[fresh]]
+        c["src_hi"][slots[fresh]] = b.src_hi[last[fresh]]
+        c["src_lo"][slots[fresh]] = b.src_lo[last[fresh]]
 
     def top(self, n: int = 10) -> list[dict[str, object]]:
         occ = self.table.occupied()
