@@ -12,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 
 from ...decode import (
+    BATCH_FIELDS,
     FRAG_FIRST,
     PROTO_ICMP,
     PROTO_ICMPV6,
@@ -90,8 +91,13 @@ def port_probe(b: PacketBatch) -> np.ndarray:
 
 def probes(b: PacketBatch) -> PacketBatch:
     """The port_probe rows as a batch of their own (port_scan and distributed_scan both
-    count them: its columns are gathered once)."""
-    return once(b, "probes", lambda b: b.select(np.flatnonzero(port_probe(b))))
+    count them: its columns are gathered once per batch)."""
+    if type(b) is not PacketBatch:  # a selection of a selection: not worth keeping
+        return b.select(np.flatnonzero(port_probe(b)))
+    # selected from a plain batch of b's columns, not from b: b.derived -> selection -> b
+    # would be a reference cycle that keeps every batch's arrays until the cyclic collector runs
+    return once(b, "probes", lambda b: PacketBatch(**{name: getattr(b, name) for name in BATCH_FIELDS}).select(
+        np.flatnonzero(port_probe(b))))
 
 
 def probe_port(p: PacketBatch) -> np.ndarray:
