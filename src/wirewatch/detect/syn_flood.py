@@ -167,7 +167,7 @@ class SynFlood(Reconfigurable):
         first_syn, last_syn = self.syn_times.span(slot, now)
         # an estimate, never above the SYNs it counts
         distinct = min(syns, int(round(self.distinct.estimate(r.table.cols, s, now)[0])))
-        r.table.cols["reported_sources"][slot] = max(distinct, 1)
+        r.set_label(slot, "reported_sources", max(distinct, 1))
         mine, sent = self._by_source(slot, now)
         host = self._host_slot(slot)
         host_syns = int(r.totals(np.array([host]), now, "syn")[0]) if host >= 0 else syns

@@ -167,3 +167,13 @@ def test_window_counter_add_refuses_a_grouping_with_a_doorkeeper():
     keys = np.array([5, 6, 5], np.uint64)
     with pytest.raises(ValueError, match="doorkeeper"):
         c.add(keys, np.zeros(3), {"n": np.ones(3, np.int64)}, grouped=group(keys, inverse=True))
+
+
+def test_a_label_a_detector_sets_is_what_it_reads_back_and_keys_where_finds():
+    """syn_flood remembers what its last report said (set_label) and reads it at the next batch."""
+    w = WindowCounter(10.0, 8, ("n",), {"told": np.int64})
+    slots = w.add(np.array([5, 6, 7], np.uint64), np.array([1.0, 1.1, 1.2]), {"n": np.ones(3, np.int64)},
+                  {"told": np.zeros(3, np.int64)})
+    w.set_label(int(slots[1]), "told", 42)
+    assert w.label(slots, "told").tolist() == [0, 42, 0]
+    assert w.keys_where("told", 42).tolist() == [int(slots[1])]

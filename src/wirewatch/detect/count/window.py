@@ -85,6 +85,10 @@ class Keys:
         """A label column (declared by the detector) of these slots."""
         return self.table.cols[name][slots]
 
+    def set_label(self, slot: int, name: str, value: int) -> None:
+        """Remember a figure of this key's own (e.g. what its last report said)."""
+        self.table.cols[name][slot] = value
+
     def keys_where(self, name: str, value: int | np.integer) -> np.ndarray:
         """Slots whose label `name` equals `value` (O(table): only when reporting)."""
         occ = self.table.occupied()
