@@ -111,3 +111,29 @@ def test_the_escalation_factor_is_configurable(tmp_path):
     assert len(floods) == 2 and floods[1]["escalated_from"]["distinct_sources"] == 1  # 1 -> 50 sources
     floods = run(tmp_path, first, second, extra=("--set", "alerts.escalation_factor=1000"))
     assert [("escalated_from" in a, "update_of" in a) for a in floods] == [(False, False), (False, True)]  # 50 is not 1,000 x 1
+
+
+def test_growth_is_told_at_once_and_tallied_when_the_cooldown_ends(tmp_path):
+    """60,000 forged sources over 60 s, 1,000 a second (escalation off): the alert at 1 s; an
+    update as soon as its sources grew 1.5-fold (it waited for the cooldown to end), and no
+    other while the cooldown runs; when the cooldown ends the largest repeat is the tally, told
+    before the next alert (a new alert in the slice the cooldown ended in dropped it)."""
+    storm = write_syn_storm(str(tmp_path / "long.pcap"), 60_000, VICTIM, 8080, duration=60.0)
+    log = tmp_path / "a.json"
+    r = cli("read", storm, "--logfile", str(log), "--quiet", "--set", "alerts.escalation_factor=0")
+    assert r.returncode == 0, r.stderr
+    floods = [a for a in read_alerts(log) if a["type"] == "syn_flood"]
+    alerts = [a for a in floods if "update_of" not in a]
+    assert len(alerts) == 2  # the second after the 30 s cooldown
+    first, second = alerts
+    ts = {a["timestamp"]: np.datetime64(a["timestamp"][:26]) for a in floods}
+    mine = [a for a in floods if a.get("update_of", {}).get("timestamp") == first["timestamp"]]
+    assert len(mine) == 2
+    early, tally = mine
+    fig = [a["evidence"]["distinct_sources"] for a in (first, early, tally)]
+    assert (ts[early["timestamp"]] - ts[first["timestamp"]]) / np.timedelta64(1, "s") <= 1.01  # the next slice
+    assert fig[1] >= 1.5 * fig[0] and fig[2] >= 1.5 * fig[1]
+    assert floods.index(tally) == floods.index(second) - 1  # the tally, then the new alert
+    assert tally["evidence"]["distinct_sources"] == max(a["evidence"]["distinct_sources"] for a in floods)
+    later = [a for a in floods if a.get("update_of", {}).get("timestamp") == second["timestamp"]]
+    assert len(later) <= 2 and all(a["flow_id"] == first["flow_id"] for a in floods)

@@ -14,7 +14,7 @@ from .schema import alert_record, flow_id, severity_of
 from .storm import StormControl
 
 STORM_FIGURE = "distinct_sources"  # an aggregate's main figure, whatever its type
-UPDATE_GROWTH = 1.5  # suppressed repeats whose figure reached this multiple of the alert's make its update
+UPDATE_GROWTH = 1.5  # suppressed repeats whose figure reached this multiple of the last told make an update
 
 
 @dataclass
@@ -25,6 +25,8 @@ class _Seen:
     ref: dict[str, Any]  # how a later escalation or update names it (escalated_from, update_of)
     suppressed: int = 0
     grown: Finding | None = None  # the suppressed repeat with the largest figure, for the update
+    told: float | None = None  # the figure last told (the alert's, then its early update's)
+    early: bool = False  # an update was given while this cooldown runs (at most one)
 
 
 @dataclass
@@ -37,10 +39,14 @@ class AlertManager:
     figure (`figures[type]`, an evidence key each detector declares: distinct sources,
     packets, ports) reached `escalation_factor` times that alert's, or its severity rose.
     An escalation is a new alert with `escalated_from` naming the earlier one, and starts
-    a new cooldown. A repeat suppressed with a larger figure is not lost: when the cooldown
-    ends without a new alert (or the run ends), the largest one becomes an update of the alert
-    (`update_of` naming it) if its figure reached UPDATE_GROWTH times the alert's; so do a
-    scanner's watched-port probes that came after its scan alert was written (correlate.py).
+    a new cooldown. A repeat suppressed with a larger figure is not lost: it becomes an update
+    of the alert (`update_of` naming it) as soon as its figure reached UPDATE_GROWTH times the
+    alert's (the slice it came in), at most once while the cooldown runs; and when the cooldown
+    ends without a new alert (or the run ends), the largest repeat since becomes a last update
+    if it reached UPDATE_GROWTH times the figure last told. So at most two updates per alert:
+    the first news of growth, and the tally (a storm aggregate only the tally: it is itself
+    repeated once per cooldown). A scanner's watched-port probes that came after its
+    scan alert was written make an update too (correlate.py).
     Identifiers are capped (least recent go).
     """
 
@@ -60,6 +66,7 @@ class AlertManager:
     growing: OrderedDict[tuple[Any, ...], None] = field(default_factory=OrderedDict)  # keys with a `grown`
     evicted: int = 0
     held: list[Finding] = field(default_factory=list)
+    tallies: list[dict[str, Any]] = field(default_factory=list)  # updates _decide made before its alert
 
     def __post_init__(self) -> None:
         self.storm = StormControl(self.storm_sources, self.cooldown, self.max_storm_sources, self.max_identifiers)
@@ -87,6 +94,7 @@ class AlertManager:
             self._one(f, out, may_hold=False)
         for group, agg in self.storm.aggregates(self.storm_labels):
             record = self._decide(agg)
+            out += self._take_tallies()
             if record is not None:
                 self.storm.reported(group)
                 out.append(record)
@@ -103,6 +111,7 @@ class AlertManager:
             self.held.append(f)
             return
         record = self._decide(f)
+        out += self._take_tallies()
         if record is not None:
             self.correlator.noted(f, record)
             out.append(record)
@@ -121,14 +130,17 @@ class AlertManager:
         out = []
         for group, agg in self.storm.aggregates(self.storm_labels, final=True):
             record = self._decide(agg, force=True)
+            out += self._take_tallies()
             if record is not None:
                 self.storm.reported(group)
                 out.append(record)
         return out + self._updates(None)
 
     def _updates(self, now: float | None) -> list[dict[str, Any]]:
-        """Updates of alerts whose cooldown ended by `now` (None: the run ends, all of them):
-        the largest suppressed repeat that grew, then scanners' late watched-port probes."""
+        """Updates: of an alert whose repeat grew UPDATE_GROWTH-fold while its cooldown runs,
+        at once (once); of alerts whose cooldown ended by `now` (None: the run ends, all of
+        them), the largest suppressed repeat that grew since last told; then scanners' late
+        watched-port probes."""
         out: list[dict[str, Any]] = []
         for key in list(self.growing):
             prior = self.seen.get(key)
@@ -136,25 +148,44 @@ class AlertManager:
             if prior is None or f is None:
                 del self.growing[key]
                 continue
-            if now is not None and now - prior.last_alert < self.cooldown:
-                continue
-            del self.growing[key]
-            prior.grown = None
-            figure = self._figure(f)
-            if figure is None or prior.figure is None or figure < UPDATE_GROWTH * prior.figure:
-                continue
-            record = alert_record(f, self.iface, prior.suppressed, None)
-            name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
-            record["update_of"] = prior.ref
-            record["message"] = f"{f.message} [update: {_change(name, prior, figure, prior.severity)}]"
-            self.correlator.noted(f, record, update=True)  # a scan's update takes its late probes
-            prior.suppressed = 0
-            self._count_update(f.type)
-            out.append(record)
+            if now is not None and now - prior.last_alert < self.cooldown:  # the cooldown runs
+                if prior.early or not self._grew_enough(prior, f) or f.evidence.get("storm"):
+                    continue  # wait: at most one update while it runs, the tally when it ends
+                    # (a storm's aggregate is told again each cooldown: its growth waits for that)
+                prior.early = True
+            record = self._update(key, prior)
+            if record is not None:
+                out.append(record)
         for record in self.correlator.updates(now):
             self._count_update(record["type"])
             out.append(record)
         return out
+
+    def _take_tallies(self) -> list[dict[str, Any]]:
+        out, self.tallies = self.tallies, []
+        return out
+
+    def _grew_enough(self, prior: _Seen, f: Finding) -> bool:
+        figure = self._figure(f)
+        return figure is not None and prior.told is not None and figure >= UPDATE_GROWTH * prior.told
+
+    def _update(self, key: tuple[Any, ...], prior: _Seen) -> dict[str, Any] | None:
+        """The update of `prior`'s alert from its largest suppressed repeat, if that grew enough."""
+        f = prior.grown
+        self.growing.pop(key, None)
+        prior.grown = None
+        if f is None or not self._grew_enough(prior, f):
+            return None
+        figure = self._figure(f)
+        prior.told = figure
+        record = alert_record(f, self.iface, prior.suppressed, None)
+        name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
+        record["update_of"] = prior.ref
+        record["message"] = f"{f.message} [update: {_change(name, prior, figure, prior.severity)}]"
+        self.correlator.noted(f, record, update=True)  # a scan's update takes its late probes
+        prior.suppressed = 0
+        self._count_update(f.type)
+        return record
 
     def _count_update(self, kind: str) -> None:
         self.updated_by_type[kind] = self.updated_by_type.get(kind, 0) + 1
@@ -178,6 +209,12 @@ class AlertManager:
                 return None
             escalated_from = prior.ref
             self.escalated_by_type[f.type] = self.escalated_by_type.get(f.type, 0) + 1
+        if prior is not None and prior.grown is not None and escalated_from is None and not force \
+                and not f.evidence.get("storm"):  # (a storm's next aggregate is its tally)
+            # its cooldown ended in this slice: the tally of the old alert first, not lost
+            tally = self._update(key, prior)
+            if tally is not None:
+                self.tallies.append(tally)
         suppressed = prior.suppressed if prior else 0
         record = alert_record(f, self.iface, suppressed, escalated_from)
         name = STORM_FIGURE if f.evidence.get("storm") else self.figures.get(f.type)
@@ -186,7 +223,7 @@ class AlertManager:
         ref = {"flow_id": flow_id(key), "timestamp": record["timestamp"], "message": f.message}
         if name and figure is not None:
             ref[name] = f.evidence[name]
-        self.seen[key] = _Seen(f.ts, figure, severity, ref)
+        self.seen[key] = _Seen(f.ts, figure, severity, ref, told=figure)
         self.seen.move_to_end(key)
         if len(self.seen) > self.max_identifiers:
             self.seen.popitem(last=False)
@@ -195,8 +232,8 @@ class AlertManager:
         return record
 
     def _grew(self, key: tuple[Any, ...], prior: _Seen, f: Finding, figure: float | None) -> None:
-        """Keep the suppressed repeat with the largest figure above the alert's (its update)."""
-        if figure is None or prior.figure is None or figure <= prior.figure:
+        """Keep the suppressed repeat with the largest figure above the one last told (its update)."""
+        if figure is None or prior.told is None or figure <= prior.told:
             return
         best = self._figure(prior.grown) if prior.grown is not None else None
         if best is None or figure >= best:

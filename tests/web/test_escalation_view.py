@@ -1,9 +1,15 @@
 """The dashboard shows an escalated alert as such: its message says what grew, and its detail page
 names the alert it outgrew (stored from a real run: a one-source SYN flood, then 5,000 forged
-sources against the same victim inside the cooldown)."""
+sources against the same victim inside the cooldown); an update is shown as one, linked to the
+alert it updates."""
 
 from __future__ import annotations
 
+import os
+import time
+from typing import Any
+
+import pytest
 from dashboard_fixtures import TOKEN, login
 from scapy.layers.inet import IP, TCP
 
@@ -11,6 +17,7 @@ from wirewatch import config
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.craft import BASE_TS, eth, write_pcap, write_syn_storm
 from wirewatch.engine import Engine
+from wirewatch.store.postgres_sink import PostgresSink
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 
@@ -26,7 +33,7 @@ def test_an_escalated_alert_names_the_one_it_outgrew(tmp_path):
         for raw in read_batches(path, 4096):
             alerts += engine.feed(raw)
     alerts += engine.flush()
-    floods = [a for a in alerts if a["type"] == "syn_flood"]
+    floods = [a for a in alerts if a["type"] == "syn_flood" and "update_of" not in a]
     assert len(floods) == 2 and "escalated_from" in floods[1]
     db = str(tmp_path / "ww.db")
     sink = SqliteSink(db)
@@ -38,3 +45,51 @@ def test_an_escalated_alert_names_the_one_it_outgrew(tmp_path):
     assert len(escalated) == 1
     html = client.get(f"/alerts/{escalated[0]['id']}").get_data(as_text=True)
     assert "Escalated from" in html and floods[0]["message"] in html and floods[0]["timestamp"] in html
+
+
+@pytest.fixture(scope="module")
+def pg():
+    from pg_server import PgServer
+
+    server = PgServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_update_is_shown_as_one_linked_to_the_alert_it_updates(tmp_path, request, kind):
+    """A random-source flood growing after its alert (a real run): its update (`update_of`) is
+    marked "update of" on the alert list and names and links the alert it updates on its page;
+    /alerts/ID/updated leads there; an alert that is no update has neither (SQLite and PostgreSQL)."""
+    storm = write_syn_storm(str(tmp_path / "grow.pcap"), 8_000, "10.0.0.2", 8080, duration=8.0)
+    engine = Engine(config.build(), [])
+    alerts = []
+    for raw in read_batches(storm, 4096):
+        alerts += engine.feed(raw)
+    alerts += engine.flush() + engine.alerts.finish()  # the run-end tally too
+    first = next(a for a in alerts if a["type"] == "syn_flood")
+    assert "update_of" not in first and any("update_of" in a for a in alerts)
+    if kind == "sqlite":
+        db = str(tmp_path / "ww.db")
+        sink: Any = SqliteSink(db)
+    else:
+        db = request.getfixturevalue("pg").create_database(f"upd_{os.getpid()}_{time.monotonic_ns()}")
+        sink = PostgresSink(db, str(tmp_path / "spool.jsonl"))
+    sink.write(alerts)
+    sink.close()
+    client = login(create_app(db, TOKEN).test_client())
+    rows = client.get("/api/alerts?type=syn_flood").get_json()["alerts"]
+    original = next(r for r in rows if r["message"] == first["message"])
+    updates = [r for r in rows if "update_of" in r]
+    assert updates and "update_of" not in original
+    for u in updates:
+        assert u["update_of"] == {"timestamp": first["timestamp"], "message": first["message"]}
+        html = client.get(f"/alerts/{u['id']}").get_data(as_text=True)
+        assert "Update of" in html and f'href="/alerts/{original["id"]}"' in html and first["timestamp"] in html
+        r = client.get(f"/alerts/{u['id']}/updated")
+        assert r.status_code == 302 and r.headers["Location"].endswith(f"/alerts/{original['id']}")
+    assert "Update of" not in client.get(f"/alerts/{original['id']}").get_data(as_text=True)
+    r = client.get(f"/alerts/{original['id']}/updated")
+    assert r.status_code == 404 and "not an update" in r.get_data(as_text=True)
+    js = client.get("/static/common.js").get_data(as_text=True)
+    assert "update_of" in js and "/updated" in js and "innerHTML" not in js

@@ -27,6 +27,7 @@ FLEET_TOP = 10  # top sources of the overview
 QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked quiet (4 default intervals)
 INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
 NEAR_MISS = 0.5  # the overview lists sources at this fraction of a threshold or more
+UPDATE_SCAN = 5000  # earlier alerts of its type read to find the alert an update updates
 
 
 class QueryError(ValueError):
@@ -168,8 +169,8 @@ class Queries:
             found.update(r["id"] for r in self._rows(sql, read_args))
         page = sorted(found, reverse=order == "DESC")[:f.limit]
         rows = self._page(page)
-        for r in rows:  # the list shows who owns each address
-            r["enrichment"] = json.loads(r.pop("record")).get("enrichment", {})
+        for r in rows:  # the list shows who owns each address, and which alert an update updates
+            list_fields(r, json.loads(r.pop("record")))
         return sorted(rows, key=lambda r: -r["id"])
 
     def _page(self, ids: list[int]) -> list[dict[str, Any]]:
@@ -205,6 +206,23 @@ class Queries:
         text search covers the alerts with id <= indexed_through."""
         latest = self.latest_id()
         return {"indexed_through": latest, "latest_id": latest, "pending": 0, "complete": True}
+
+    def updated_alert(self, alert_id: int, record: dict[str, Any]) -> int | None:
+        """The id of the alert that this one (`record`, an update: `update_of`) updates: the
+        latest earlier alert of its type with the flow_id and timestamp update_of names (an
+        update comes after its alert; at most UPDATE_SCAN earlier alerts of the type are read,
+        on the (type, id) index). None when it is not there (retention removed it)."""
+        ref = record.get("update_of")
+        if not isinstance(ref, dict):
+            return None
+        rows = self._rows("SELECT id, record FROM alerts WHERE type = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                          (record.get("type", ""), alert_id, UPDATE_SCAN))
+        for r in rows:
+            rec = json.loads(r["record"])
+            if rec.get("flow_id") == ref.get("flow_id") and rec.get("timestamp") == ref.get("timestamp") \
+                    and "update_of" not in rec:
+                return int(r["id"])
+        return None
 
     def latest_id(self) -> int:
         return self._value("SELECT coalesce(max(id), 0) AS n FROM alerts") or 0
@@ -405,8 +423,8 @@ class Store(Queries):
             "SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
             "sensor, record FROM alerts WHERE id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ? "
             f"{keyset} ORDER BY rowid DESC LIMIT ?) ORDER BY id DESC", (fts5_phrase(f.q), *args, f.limit))
-        for r in rows:  # as Queries.alerts: who owns each address
-            r["enrichment"] = json.loads(r.pop("record")).get("enrichment", {})
+        for r in rows:  # as Queries.alerts: who owns each address, what an update updates
+            list_fields(r, json.loads(r.pop("record")))
         return rows
 
 
@@ -476,6 +494,15 @@ def _health(stats: list[dict[str, Any]]) -> dict[str, Any]:
             "packets": st["decoder"]["pkts"], "kernel_packets": st["capture"]["kernel_packets"],
             "kernel_drops": st["capture"]["kernel_drops"], "decode_errors": st["decoder"]["invalid"],
             "sensor": s.get("host")}
+
+
+def list_fields(row: dict[str, Any], record: dict[str, Any]) -> None:
+    """What the alert list shows beside the columns: who owns each address, and for an update
+    (`update_of`) the alert it updates (its timestamp and message; /alerts/ID/updated links it)."""
+    row["enrichment"] = record.get("enrichment", {})
+    ref = record.get("update_of")
+    if isinstance(ref, dict):
+        row["update_of"] = {"timestamp": str(ref.get("timestamp", "")), "message": str(ref.get("message", ""))}
 
 
 def near_miss_entries(raw: Any) -> list[dict[str, Any]]:

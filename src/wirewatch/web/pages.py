@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, send_from_directory
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, send_from_directory, url_for
 
 from ..alert_pcap import CaptureChanged, PacketsError, alert_pcap
 from ..detect import registry
@@ -62,7 +62,22 @@ def incident(src_ip: str) -> Any:
 def detail(alert_id: int) -> Any:
     alert = alert_or_404(alert_id)
     evidence = alert["record"].get("evidence", {})
-    return render_template("detail.html", a=alert, evidence=evidence, pretty=json.dumps(alert["record"], indent=2))
+    original = g.store.updated_alert(alert_id, alert["record"]) if "update_of" in alert["record"] else None
+    return render_template("detail.html", a=alert, evidence=evidence, original=original,
+                           pretty=json.dumps(alert["record"], indent=2))
+
+
+@pages.route("/alerts/<int:alert_id>/updated")
+@login_required
+def updated(alert_id: int) -> Any:
+    """An update's link (the alert list's "update of"): to the alert it updates, or 404 naming why."""
+    alert = alert_or_404(alert_id)
+    if "update_of" not in alert["record"]:
+        abort(404, f"alert {alert_id} is not an update of another alert")
+    original = g.store.updated_alert(alert_id, alert["record"])
+    if original is None:
+        abort(404, f"the alert that alert {alert_id} updates is no longer in the store")
+    return redirect(url_for("pages.detail", alert_id=original))
 
 
 @pages.route("/alerts/<int:alert_id>/pcap")

@@ -61,7 +61,14 @@ const WW = {
     tr.appendChild(WW.el("td", a.dest_ip ? WW.withOwner(a.dest_ip + (a.dest_port !== null ? ":" + a.dest_port : ""), en.dest) : "–"));
     if (withCheckbox) tr.appendChild(WW.el("td", a.sensor || "–"));
     const msg = document.createElement("td"), link = document.createElement("a");
-    link.href = "/alerts/" + encodeURIComponent(a.id); link.textContent = a.message; msg.appendChild(link);
+    link.href = "/alerts/" + encodeURIComponent(a.id); link.textContent = a.message;
+    if (a.update_of) {  // an update of an earlier alert: said so, linked to that alert (all text via textContent)
+      const of = document.createElement("a");
+      of.className = "update-of"; of.href = "/alerts/" + encodeURIComponent(a.id) + "/updated";
+      of.textContent = "update of"; of.title = a.update_of.message + " (" + a.update_of.timestamp + ")";
+      msg.appendChild(of); msg.appendChild(document.createTextNode(" "));
+    }
+    msg.appendChild(link);
     tr.appendChild(msg);
     if (withCheckbox) tr.appendChild(WW.el("td", (a.acknowledged ? "acknowledged " : "") + (a.muted ? "muted" : "")));
     return tr;
