@@ -22,6 +22,34 @@ def test_a_port_scan_that_found_an_open_port_is_more_severe(tmp_path):
     assert o["evidence"]["answers"]["open"] == 1 and o["alert"]["severity"] == 2
 
 
+def _udp_scan(answer_from: int | None) -> list:
+    """A UDP scan of 40 ports: each answered by ICMP port unreachable, except port 53, which
+    answers with a datagram from `answer_from` (53: the probed port, open; another: not an
+    answer to a probe) or not at all (None)."""
+    from scapy.layers.inet import ICMP, UDP
+
+    pkts = []
+    for i, port in enumerate(range(40, 80)):
+        t = T0 + i * 0.01
+        probe = IP(src=SCANNER, dst=TARGET) / UDP(sport=50000, dport=port)
+        pkts.append((t, eth(probe)))
+        if port != 53:
+            pkts.append((t + 0.001, eth(IP(src=TARGET, dst=SCANNER) / ICMP(type=3, code=3) / bytes(probe))))
+        elif answer_from is not None:
+            pkts.append((t + 0.001, eth(IP(src=TARGET, dst=SCANNER) / UDP(sport=answer_from, dport=50000) / b"x")))
+    return pkts
+
+
+def test_a_udp_scan_that_found_an_open_port_is_more_severe(tmp_path):
+    """A UDP scan could not reach severity 2: an open UDP port answers with a datagram, never a SYN-ACK."""
+    found = {}
+    for name, answer in (("open", 53), ("silent", None), ("other", 5353)):
+        alerts, _ = run_packets(tmp_path, _udp_scan(answer), name=f"{name}.pcap")
+        (a,) = types(alerts)["port_scan"]
+        found[name] = (a["alert"]["severity"], a["evidence"]["answers"]["open"], a["evidence"]["answers"]["unreachable"])
+    assert found == {"open": (2, 1, 39), "silent": (3, 0, 39), "other": (3, 0, 39)}
+
+
 def test_the_first_open_port_of_a_scan_inside_its_cooldown_escalates(tmp_path):
     # 60 closed ports, then 12 s later (after the window, inside the cooldown) 60 more, one open
     pkts = syn_scan(T0, SCANNER, TARGET, range(100, 160)) + syn_scan(T0 + 12, SCANNER, TARGET, range(200, 260),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decode import PROTO_TCP, PacketBatch
+from ..decode import PROTO_TCP, PROTO_UDP, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes
@@ -78,11 +78,16 @@ class PortScan(Reconfigurable):
     def _count_answers(self, b: PacketBatch) -> None:
         """Answers from probed hosts, per (prober, target): see replies.py."""
         r = replies(b)
-        scan = r.kind != REPLIED
+        kinds = r.kind.copy()
+        udp = np.flatnonzero((r.kind == REPLIED) & (r.service // 65536 == PROTO_UDP))
+        if udp.size:  # a UDP answer from a port the prober probed: that port is open (a UDP scan's "open")
+            pair = hash_cols(r.prober_hi[udp], r.prober_lo[udp], r.target_hi[udp], r.target_lo[udp])
+            kinds[udp[self.probes.find_items(pair, r.service[udp]) >= 0]] = OPEN
+        scan = kinds != REPLIED
         keys = hash_cols(r.prober_hi[scan], r.prober_lo[scan], r.target_hi[scan], r.target_lo[scan])  # = pair_key of the probe
         known = self.probes.groups.find(keys) >= 0  # only pairs already seen probing
         if known.any():
-            kind = r.kind[scan][known]
+            kind = kinds[scan][known]
             self.answers.add(keys[known], b.ts[r.rows[scan][known]], {m: kind == k for m, k in ANSWERS.items()})
 
     def _finding(self, slot: int, threshold: int, window: float, mode: str, inner: bool = False) -> Finding:
@@ -137,5 +142,5 @@ SPEC = DetectorSpec(
                       "scaled to threshold units, so a slow scan near the edge may be off by one port",
                       slow="slow_threshold", slow_factor=1.25),),
     figure="distinct_ports",
-    rises=(Rise("answers.open", 1, 2, "it found an open port"),),
+    rises=(Rise("answers.open", 1, 2, "it found an open port (a SYN-ACK, or a UDP answer from a probed port)"),),
 )
