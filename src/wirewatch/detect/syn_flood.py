@@ -62,6 +62,7 @@ class SynFlood(Reconfigurable):
                                   extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS),
                                          "reported_sources": (np.int64, 1)}, gate=gate)
         self.syn_times = SynTimes(self.rate)  # first and last SYN counted (not completions)
+        self._victims: tuple[np.ndarray, np.ndarray] | None = None  # sources sorted by victim (_by_source)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
         self.sources = WindowCounter(self.window, cfg.max_sources, ("syns",),
@@ -69,6 +70,7 @@ class SynFlood(Reconfigurable):
                                      buckets=2, doorkeeper_bits=16)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
+        self._victims = None  # the sources table changes below: its index by victim is built anew when asked
         events = self.tracker.observe(b)
         rows = np.flatnonzero(syn_only(b))
         touched = np.zeros(0, np.int64)
@@ -115,8 +117,19 @@ class SynFlood(Reconfigurable):
         return int(self.rate.table.find(self.rate.dst_keys(np.array([slot])))[0])
 
     def _by_source(self, slot: int, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per-source slots (of self.sources) of this slot's host, and their SYNs in the window."""
-        mine = self.sources.keys_where("victim", self.rate.dst_keys(np.array([slot]))[0])  # top sources are per host
+        """Per-source slots (of self.sources) of this slot's host, and their SYNs in the window.
+        The sources table is read once per batch, however many victims ask (a scan check per
+        hot host key, a report or growth re-report per victim): sorted by victim, then
+        searched, instead of one scan of the whole table (max_sources) per victim."""
+        if self._victims is None:
+            occ = self.sources.occupied()
+            victim = self.sources.label(occ, "victim")
+            order = np.argsort(victim, kind="stable")
+            self._victims = (occ[order], victim[order])
+        occ, victim = self._victims
+        key = self.rate.dst_keys(np.array([slot]))[0]  # top sources are per host
+        lo, hi = np.searchsorted(victim, [key, key], side="left")[0], np.searchsorted(victim, key, side="right")
+        mine = occ[lo:hi]
         return mine, self.sources.totals(mine, now, "syns")
 
     def _busiest_port(self, slot: int, now: float) -> dict[str, int] | None:
@@ -207,6 +220,7 @@ class SynFlood(Reconfigurable):
         occ = r.occupied()
         if not occ.size:
             return []
+        self._victims = None  # asked between batches: read the sources as they are now
         syns = r.totals(occ, now, "syn")
         done_n = np.minimum(r.totals(occ, now, "completed"), syns)
         keep = done_n <= self.cfg.max_completion * np.maximum(syns, 1)
