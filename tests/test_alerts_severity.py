@@ -50,6 +50,32 @@ def test_a_udp_scan_that_found_an_open_port_is_more_severe(tmp_path):
     assert found == {"open": (2, 1, 39), "silent": (3, 0, 39), "other": (3, 0, 39)}
 
 
+def _tcp_scan(flags: str, silent: set[int], answer: bool = True) -> list:
+    """A TCP scan of 40 ports with `flags` probes: closed ports answer RST+ACK (when `answer`),
+    the `silent` ones nothing."""
+    pkts = []
+    for i, port in enumerate(range(100, 140)):
+        t = T0 + i * 0.01
+        pkts.append((t, eth(IP(src=SCANNER, dst=TARGET) / TCP(sport=40000, dport=port, flags=flags))))
+        if answer and port not in silent:
+            pkts.append((t + 0.001, eth(IP(src=TARGET, dst=SCANNER) / TCP(sport=port, dport=40000, flags="RA"))))
+    return pkts
+
+
+def test_a_fin_null_or_xmas_scan_that_found_silent_ports_on_an_answering_host_is_more_severe(tmp_path):
+    """FIN/NULL/Xmas scans could not reach severity 2: an open port answers them nothing. On a host
+    that answers closed ports RST, the silent ports are open|filtered (nmap's word); a SYN scan's
+    silent ports are filtered, and a host that answers nothing tells nothing."""
+    found = {}
+    for name, flags, silent, answer in (("fin", "F", {110, 125}, True), ("null", "", {110}, True),
+                                        ("xmas", "FPU", {110, 125}, True), ("syn", "S", {110, 125}, True),
+                                        ("walled", "F", set(), False)):
+        alerts, _ = run_packets(tmp_path, _tcp_scan(flags, silent, answer), name=f"{name}.pcap")
+        (a,) = types(alerts)["port_scan"]
+        found[name] = (a["alert"]["severity"], a["evidence"]["answers"].get("open_or_filtered"))
+    assert found == {"fin": (2, 2), "null": (2, 1), "xmas": (2, 2), "syn": (3, None), "walled": (3, None)}
+
+
 def test_the_first_open_port_of_a_scan_inside_its_cooldown_escalates(tmp_path):
     # 60 closed ports, then 12 s later (after the window, inside the cooldown) 60 more, one open
     pkts = syn_scan(T0, SCANNER, TARGET, range(100, 160)) + syn_scan(T0 + 12, SCANNER, TARGET, range(200, 260),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decode import PROTO_TCP, PROTO_UDP, PacketBatch
+from ..decode import PROTO_TCP, PROTO_UDP, TCP_SYN, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes
@@ -47,7 +47,7 @@ class PortScan(Reconfigurable):
         self.cfg = cfg
         self.window = cfg.window or window
         self.configure()
-        ports = {"port": np.int64}
+        ports = {"port": np.int64, "stealth": np.uint8}  # stealth: first probed by TCP without SYN (FIN, NULL, Xmas)
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.probes = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_probes,
                                       ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window, gate=gate)
@@ -64,7 +64,8 @@ class PortScan(Reconfigurable):
         keys = pair_key(p)
         item = probe_port(p)
         labels = addr_labels(p)
-        touched = self.probes.observe(keys, item, p.ts, labels, {"port": item})
+        stealth = ((p.proto == PROTO_TCP) & p.flags_ok & ((p.tcp_flags & TCP_SYN) == 0)).astype(np.uint8)
+        touched = self.probes.observe(keys, item, p.ts, labels, {"port": item, "stealth": stealth})
         self._count_answers(b)
         now = float(p.ts.max())
         short = self.probes.due(self.probes.over(touched, self.cfg.threshold, inner=True), now, self.window, inner=True)
@@ -103,6 +104,10 @@ class PortScan(Reconfigurable):
         if ans[0] >= 0:
             answered = {m: int(v[0]) for m, v in self.answers.all_totals(ans, c.last_seen(slot)).items()}
         answered["unanswered_or_filtered"] = max(0, hits - sum(answered.values()))
+        if answered.get("closed", 0) and answered["unanswered_or_filtered"] and 2 * int(c.item(items, "stealth").sum()) > len(items):
+            # a FIN/NULL/Xmas scan: a closed port answers RST, an open one nothing (RFC 793); on a host
+            # that answered some probes closed, the silent ones are open|filtered, as nmap says
+            answered["open_or_filtered"] = answered["unanswered_or_filtered"]
         return Finding(
             type=self.name, identifier=(src,), ts=c.last_seen(slot),
             message=f"Possible port scan detected from {src}",
@@ -142,5 +147,7 @@ SPEC = DetectorSpec(
                       "scaled to threshold units, so a slow scan near the edge may be off by one port",
                       slow="slow_threshold", slow_factor=1.25),),
     figure="distinct_ports",
-    rises=(Rise("answers.open", 1, 2, "it found an open port (a SYN-ACK, or a UDP answer from a probed port)"),),
+    rises=(Rise("answers.open", 1, 2, "it found an open port (a SYN-ACK, or a UDP answer from a probed port)"),
+           Rise("answers.open_or_filtered", 1, 2, "a FIN/NULL/Xmas scan found ports that stayed silent on a host "
+                                                  "that answered others closed"),),
 )
