@@ -6,20 +6,17 @@ filter over all alerts, on SQLite and PostgreSQL; an existing store migrates."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from pg_server import PgServer
+from conftest import store_sink
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 from dashboard_fixtures import BASE_TS, fake_alert
 
 from wirewatch.store import queries, schema
-from wirewatch.store.postgres_sink import PostgresSink
 from wirewatch.store.queries import AlertFilter, Store, open_store
 from wirewatch.store.rollups import prepare
 from wirewatch.store.sqlite_sink import SqliteSink
@@ -37,24 +34,12 @@ def records() -> list[dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def pg():
-    server = PgServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = str(tmp_path / "ww.db")
-        sink = SqliteSink(url)
-    else:
-        url = request.getfixturevalue("pg").create_database(f"plans_{os.getpid()}_{time.monotonic_ns()}")
-        sink = PostgresSink(url, str(tmp_path / "spool.jsonl"))
+@pytest.fixture
+def db(store_url, tmp_path):
+    sink = store_sink(store_url, tmp_path)
     sink.write(records())
     sink.close()
-    return url
+    return store_url
 
 
 def ids(db: str, **kw) -> list[int]:
@@ -144,12 +129,12 @@ def test_a_store_of_schema_9_migrates_to_the_partial_severity_index(tmp_path):
     assert ids(path, severity=1) == expected(lambda i, a: a["alert"]["severity"] == 1)
 
 
-def test_postgresql_reads_an_address_range_by_its_index_and_sorts_it(pg, tmp_path):
+def test_postgresql_reads_an_address_range_by_its_index_and_sorts_it(pg_url, tmp_path):
     """With ORDER BY id and a LIMIT, PostgreSQL walked the newest alerts and filtered: a range
     whose alerts are old passed over every newer alert (a minute per request at 1M). Ordered
     by an expression, the read is the range's, sorted; the answer is the same."""
-    url = pg.create_database(f"range_{os.getpid()}_{time.monotonic_ns()}")
-    sink = PostgresSink(url, str(tmp_path / "spool.jsonl"))
+    url = pg_url
+    sink = store_sink(url, tmp_path)
     sink.write(records())
     sink.close()
     store = open_store(url)

@@ -4,29 +4,21 @@ any text at all (FTS syntax, quotes, punctuation only) is a query, never an erro
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from pg_server import PgServer
+from conftest import store_sink
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 from dashboard_fixtures import TOKEN, fake_alert, login
 
-from wirewatch.store.postgres_sink import PostgresSink
+from wirewatch.store.postgres_schema import is_postgres
 from wirewatch.store.queries import AlertFilter, open_store
 from wirewatch.store.search import catch_up
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = PgServer()
-    yield server
-    server.close()
 
 
 def alerts() -> list[dict]:
@@ -37,17 +29,13 @@ def alerts() -> list[dict]:
     return out
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = str(tmp_path / "ww.db")
-        sink = SqliteSink(url)
-    else:
-        url = request.getfixturevalue("pg").create_database(f"search_{os.getpid()}_{time.monotonic_ns()}")
-        sink = PostgresSink(url, str(tmp_path / "spool.jsonl"))
+@pytest.fixture
+def db(store_url, tmp_path):
+    url = store_url
+    sink = store_sink(url, tmp_path)
     sink.write(alerts())
     sink.close()
-    if request.param == "sqlite":  # the dashboard indexes a SQLite store (at start, then every 2 s)
+    if not is_postgres(url):  # the dashboard indexes a SQLite store (at start, then every 2 s)
         assert catch_up(url) == 300 and catch_up(url) == 0
     return url
 

@@ -5,11 +5,7 @@ alert it updates."""
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Any
-
-import pytest
+from conftest import store_sink
 from dashboard_fixtures import TOKEN, login
 from scapy.layers.inet import IP, TCP
 
@@ -17,7 +13,6 @@ from wirewatch import config
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.craft import BASE_TS, eth, write_pcap, write_syn_storm
 from wirewatch.engine import Engine
-from wirewatch.store.postgres_sink import PostgresSink
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 
@@ -47,17 +42,7 @@ def test_an_escalated_alert_names_the_one_it_outgrew(tmp_path):
     assert "Escalated from" in html and floods[0]["message"] in html and floods[0]["timestamp"] in html
 
 
-@pytest.fixture(scope="module")
-def pg():
-    from pg_server import PgServer
-
-    server = PgServer()
-    yield server
-    server.close()
-
-
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_an_update_is_shown_as_one_linked_to_the_alert_it_updates(tmp_path, request, kind):
+def test_an_update_is_shown_as_one_linked_to_the_alert_it_updates(tmp_path, store_url):
     """A random-source flood growing after its alert (a real run): its update (`update_of`) is
     marked "update of" on the alert list and names and links the alert it updates on its page;
     /alerts/ID/updated leads there; an alert that is no update has neither (SQLite and PostgreSQL)."""
@@ -69,12 +54,8 @@ def test_an_update_is_shown_as_one_linked_to_the_alert_it_updates(tmp_path, requ
     alerts += engine.flush() + engine.alerts.finish()  # the run-end tally too
     first = next(a for a in alerts if a["type"] == "syn_flood")
     assert "update_of" not in first and any("update_of" in a for a in alerts)
-    if kind == "sqlite":
-        db = str(tmp_path / "ww.db")
-        sink: Any = SqliteSink(db)
-    else:
-        db = request.getfixturevalue("pg").create_database(f"upd_{os.getpid()}_{time.monotonic_ns()}")
-        sink = PostgresSink(db, str(tmp_path / "spool.jsonl"))
+    db = store_url
+    sink = store_sink(db, tmp_path)
     sink.write(alerts)
     sink.close()
     client = login(create_app(db, TOKEN).test_client())

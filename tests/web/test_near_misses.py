@@ -5,17 +5,12 @@ as data (the page adds it with textContent)."""
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Any
-
 import pytest
+from conftest import store_sink
 from dashboard_fixtures import TOKEN, login
 from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
-from pg_server import PgServer
 
 from wirewatch.craft import BASE_TS
-from wirewatch.store.postgres_sink import PostgresSink
 from wirewatch.store.sqlite_sink import SqliteSink
 from wirewatch.web import create_app
 
@@ -30,22 +25,11 @@ BROKEN = [  # dropped: no text, a fraction outside [0.5, 1), not a number, not a
 ]
 
 
-@pytest.fixture(scope="module")
-def pg():
-    server = PgServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
+@pytest.fixture
+def store(store_url, tmp_path):
     capture = near_miss_capture(tmp_path / "near.pcap")
-    if request.param == "sqlite":
-        db = str(tmp_path / "ww.db")
-        sink: Any = SqliteSink(db)
-    else:
-        db = request.getfixturevalue("pg").create_database(f"near_{os.getpid()}_{time.monotonic_ns()}")
-        sink = PostgresSink(db, str(tmp_path / "spool.jsonl"))
+    db = store_url
+    sink = store_sink(db, tmp_path)
     hostile = dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE, fraction=0.95)
     sink.write_event(stats_event(capture, "edge-a", [{"detector": "port_scan", "text": "older", "fraction": 0.99}]))
     sink.write_event(stats_event(capture, "edge-a", NEAR_MISSES + BROKEN))  # the latest of edge-a
@@ -105,8 +89,7 @@ def test_metrics_give_one_series_per_sensor(store):
     assert all(x.endswith(" 0") for x in series if 'sensor="edge-c"' in x)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_victim_keyed_near_misses_reach_the_panel_and_metrics(tmp_path, request, kind):
+def test_victim_keyed_near_misses_reach_the_panel_and_metrics(tmp_path, store_url):
     """syn_flood's and distributed_scan's near misses have no single source (no `src_ip`): the
     engine's own stats record of a crafted capture, stored in either store, gives the panel
     their victim-naming texts and /metrics their fractions."""
@@ -123,12 +106,8 @@ def test_victim_keyed_near_misses_reach_the_panel_and_metrics(tmp_path, request,
     alerts, engine = run_file(capture, {"general.sensor": "edge-v"})
     assert alerts == []
     record = stats_record(engine, None, (engine.stats.packets, 0, 0), 1.0, True)
-    if kind == "sqlite":
-        db = str(tmp_path / "ww.db")
-        sink: Any = SqliteSink(db)
-    else:
-        db = request.getfixturevalue("pg").create_database(f"victim_{os.getpid()}_{time.monotonic_ns()}")
-        sink = PostgresSink(db, str(tmp_path / "spool.jsonl"))
+    db = store_url
+    sink = store_sink(db, tmp_path)
     sink.write_event(record)
     sink.close()
     c = login(create_app(db, TOKEN).test_client())
