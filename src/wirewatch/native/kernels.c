@@ -25,6 +25,23 @@ static inline uint64_t mix64(uint64_t x)
 
 /* ---- hash table ------------------------------------------------------------------- */
 
+/* The slot holding key in an open-addressed index of 2^k slots (linear probing from
+ * key & mask, stopping at the first empty slot; tombstones are passed over), or -1.
+ * find and upsert both look keys up through it. */
+static inline int64_t probe(const uint64_t *tk, uint64_t mask, Py_ssize_t nslots, uint64_t key)
+{
+    uint64_t p = key & mask;
+    for (Py_ssize_t step = 0; step < nslots; step++) {
+        uint64_t cur = tk[p];
+        if (cur == key)
+            return (int64_t)p;
+        if (cur == EMPTY)
+            return -1;
+        p = (p + 1) & mask;
+    }
+    return -1;
+}
+
 /* find(table_keys u64[2^k], keys u64[n], out i64[n], values i64[2^k] or None):
  * slot of each key (or values[slot] when values are given), -1 where absent. */
 static PyObject *k_find(PyObject *self, PyObject *args)
@@ -45,19 +62,8 @@ static PyObject *k_find(PyObject *self, PyObject *args)
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
-            uint64_t key = keys[i], p = key & mask;
-            int64_t found = -1;
-            for (Py_ssize_t step = 0; step < nslots; step++) {
-                uint64_t cur = tk[p];
-                if (cur == key) {
-                    found = values ? values[p] : (int64_t)p;
-                    break;
-                }
-                if (cur == EMPTY)
-                    break;
-                p = (p + 1) & mask;
-            }
-            out[i] = found;
+            int64_t slot = probe(tk, mask, nslots, keys[i]);
+            out[i] = slot < 0 ? -1 : values ? values[slot] : slot;
         }
         Py_END_ALLOW_THREADS
     }
@@ -144,18 +150,8 @@ static PyObject *k_upsert(PyObject *self, PyObject *args)
     Py_ssize_t absent = 0, reused = 0, overflow = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t key = keys[i], p = key & mask;
-        int64_t found = -1;
-        for (Py_ssize_t step = 0; step < nslots; step++) {
-            uint64_t cur = tk[p];
-            if (cur == key) {
-                found = trow[p];
-                break;
-            }
-            if (cur == EMPTY)
-                break;
-            p = (p + 1) & mask;
-        }
+        int64_t slot = probe(tk, mask, nslots, keys[i]);
+        int64_t found = slot < 0 ? -1 : trow[slot];
         out[i] = found;
         absent += found < 0;
     }
