@@ -128,8 +128,7 @@ class SynFlood(Reconfigurable):
             self._victims = (occ[order], victim[order])
         occ, victim = self._victims
         key = self.rate.dst_keys(np.array([slot]))[0]  # top sources are per host
-        lo, hi = np.searchsorted(victim, [key, key], side="left")[0], np.searchsorted(victim, key, side="right")
-        mine = occ[lo:hi]
+        mine = occ[np.searchsorted(victim, key, side="left"):np.searchsorted(victim, key, side="right")]
         return mine, self.sources.totals(mine, now, "syns")
 
     def _busiest_port(self, slot: int, now: float) -> dict[str, int] | None:
