@@ -26,7 +26,7 @@ from wirewatch.web import create_app  # noqa: E402
 N = int(os.environ.get("BENCH_WEB_ALERTS", "1000000"))
 STORM = int(os.environ.get("BENCH_STORE_ALERTS", "300000"))
 BATCH = 16384
-DB = os.path.join(ROOT, "var", "bench", f"web-{N}.db")
+DB = os.path.join(os.environ.get("BENCH_WEB_DIR") or os.path.join(ROOT, "var", "bench"), f"web-{N}.db")
 TYPES = ["port_scan", "host_sweep", "syn_flood", "failed_handshake", "unusual_protocol", "traffic_burst",
          "blacklist", "suspicious_port", "distributed_scan"]
 T0 = 1_767_225_600

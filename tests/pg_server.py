@@ -24,12 +24,18 @@ def bin_dir() -> Path | None:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    """`keep`: a directory whose cluster is reused (made there the first time) and kept at
+    close (the benchmark's filled store); else a temporary one, removed at close."""
+
+    def __init__(self, keep: str | None = None) -> None:
         bins = bin_dir()
         if bins is None:
             pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql; .ci/run installs it)")
         self.bins = bins
-        self.dir = Path(tempfile.mkdtemp(prefix="wirewatch-pg-"))
+        self.keep = keep is not None
+        if keep is not None:
+            os.makedirs(keep, exist_ok=True)
+        self.dir = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="wirewatch-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
         self.as_user: dict = {}
@@ -38,9 +44,13 @@ class PgServer:
             pw = pwd.getpwnam("nobody")
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
             self.as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        self._run("initdb", "-D", str(self.data), "-U", ROLE, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+        made = not (self.data / "PG_VERSION").exists()
+        if made:
+            self._run("initdb", "-D", str(self.data), "-U", ROLE, "--auth=trust", "-E", "UTF8", "--no-sync",
+                      "--no-instructions")
         self.start()
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, ROLE)
+        if made:
+            self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, ROLE)
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
         r = subprocess.run([str(self.bins / tool), *args], capture_output=True, text=True, timeout=120,
@@ -67,7 +77,8 @@ class PgServer:
 
     def close(self) -> None:
         try:
-            self.stop("immediate")
+            self.stop("fast" if self.keep else "immediate")
         except RuntimeError:
             pass  # already stopped
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
