@@ -270,6 +270,15 @@ def test_postgresql_reads_a_rare_word_by_its_index_never_every_alert_in_id_order
     finally:
         store.close()
     assert got == [49990, 20000, 7]
+    store = open_store(pg_url)
+    try:  # the dashboard asks the same again and again: psycopg prepares the reads, and
+        for _ in range(12):  # PostgreSQL planned them once for any word after 10 runs (every id walked)
+            assert [a["id"] for a in store.alerts(AlertFilter(q="rareword"))] == got
+        generic = store._rows("SELECT statement, generic_plans FROM pg_prepared_statements "
+                              "WHERE statement LIKE ?", ("%phraseto_tsquery%",))
+    finally:
+        store.close()
+    assert generic and all(r["generic_plans"] == 0 for r in generic), generic
     import re
     tested = sum(int(k) for p in plans for k in re.findall(r"Rows Removed by Filter: (\d+)", p))
     assert tested <= queries.WINDOW["postgresql"], plans  # at most the window's alerts were tested one by one
