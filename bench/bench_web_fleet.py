@@ -7,7 +7,9 @@ Then, for each store (BENCH_WEB_STORES, default "sqlite,postgresql"), serves it 
 `wirewatch dashboard` (waitress, the default 8 threads) while a writer process keeps adding
 alerts (1,000/s from a fourth sensor), and 20 concurrent clients (keep-alive HTTP) ask each
 query kind in turn; prints p50/p95 in milliseconds per query kind over all requests, and how
-many failed (timeouts, errors, a status other than 200: each counts as slower than any answer).
+many failed (timeouts, errors, a status other than 200: each counts as slower than any answer),
+and the CPU milliseconds per request of the dashboard process (and of the PostgreSQL server,
+less its writer's share): what a request costs whatever else shares the machine.
 """
 
 from __future__ import annotations
@@ -198,17 +200,60 @@ CASES = [
 ]
 
 
-def measure(label: str, db: str) -> None:
+def cpu_s(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each of these processes still running."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def family(pid: int) -> list[int]:
+    """pid and its children (a PostgreSQL server's postmaster and its backends)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(d))
+            except OSError:
+                continue
+    return [pid, *kids]
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def measure(label: str, db: str, server_pid: int | None = None) -> None:
+    """server_pid: the PostgreSQL server's postmaster, whose CPU (with its backends') is
+    counted per request too (less what it spent on the writer alone, measured before)."""
     proc, port = serve(db)
     wait_indexed(port)
     wr = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--writer", db])
+    servers = (lambda: family(server_pid)) if server_pid else list
     try:
         time.sleep(1.0)
-        print(f"\n{label}: {N:,} alerts, {CLIENTS} concurrent clients, a writer adding {WRITER_RATE:,} alerts/s")
-        print(f"{'query':<36} {'p50 ms':>8} {'p95 ms':>8} {'failed':>7}")
+        idle = cpu_s(servers()), time.monotonic()
+        time.sleep(3.0)
+        writer_cpu = spent(idle[0], cpu_s(servers())) / (time.monotonic() - idle[1])  # the writer's share, per s
+        print(f"\n{label}: {N:,} alerts, {CLIENTS} concurrent clients, a writer adding {WRITER_RATE:,} alerts/s; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"{'query':<36} {'p50 ms':>8} {'p95 ms':>8} {'failed':>7} {'CPU ms/req':>11}"
+              + (f" {'+server':>8}" if server_pid else ""))
         worst, failed = 0.0, 0
         for name, url in CASES:
+            dash0, srv0, t0 = cpu_s([proc.pid]), cpu_s(servers()), time.monotonic()
             s, failures = load(port, url)
+            n = CLIENTS * REQUESTS
+            dash = spent(dash0, cpu_s([proc.pid])) / n * 1000
+            srv = max(0.0, spent(srv0, cpu_s(servers())) - writer_cpu * (time.monotonic() - t0)) / n * 1000
             n_failed = sum(failures.values())
             failed += n_failed
             # a failed request counts as slower than any answered one: p95 is over all requests
@@ -216,7 +261,8 @@ def measure(label: str, db: str) -> None:
             p50, p95 = ranked[len(ranked) // 2], ranked[int(0.95 * (len(ranked) - 1))]
             worst = max(worst, p95)
             why = ", ".join(f"{k} {v}" for k, v in sorted(failures.items()))
-            print(f"{name:<36} {p50:>8.1f} {p95:>8.1f} {n_failed:>7}{'  (' + why + ')' if why else ''}", flush=True)
+            print(f"{name:<36} {p50:>8.1f} {p95:>8.1f} {n_failed:>7} {dash:>11.1f}"
+                  + (f" {srv:>8.1f}" if server_pid else "") + (f"  ({why})" if why else ""), flush=True)
         print(f"worst p95 {worst:.1f} ms ({'under' if worst < 100 else 'over'} the 100 ms target); "
               f"{failed} of {len(CASES) * CLIENTS * REQUESTS} requests failed (timeout {TIMEOUT_S:.0f} s)")
     finally:
@@ -241,7 +287,9 @@ def main() -> int:
             if not os.path.exists(filled):
                 fill_postgres(server.url(), os.path.join(DIR, "fill-spool.jsonl"))
                 open(filled, "w").close()
-            measure("postgresql", server.url())
+            with open(server.data / "postmaster.pid") as f:
+                postmaster = int(f.readline())
+            measure("postgresql", server.url(), postmaster)
         finally:
             server.close()
     return 0
