@@ -108,3 +108,34 @@ def test_the_dashboards_store_is_read_only(store):
         store.conn.execute("DELETE FROM alerts")
     assert type(exc.value).__name__ in ("OperationalError", "ReadOnlySqlTransaction")
     assert len(store.alerts(AlertFilter())) == 6
+
+
+def test_owners_of_many_addresses_in_one_read_each_side(store_url, tmp_path):
+    """owners() (the overview's top sources) answers as owner() one address at a time: the
+    enrichment of the address's latest alert as source, else as destination; {} when neither
+    carries one. Two statements however many addresses (the overview made two per address)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
+    from dashboard_fixtures import fake_alert
+
+    gb, us, nl, fr = ({"country": c} for c in ("GB", "US", "NL", "FR"))
+    rows = [fake_alert(0, src_ip="81.2.69.160", dest_ip="8.8.8.8", enrichment={"src": gb, "dest": fr}),
+            fake_alert(1, src_ip="81.2.69.160", dest_ip="10.0.0.1", enrichment={"src": nl}),  # the latest wins
+            fake_alert(2, src_ip="10.9.9.9", dest_ip="8.8.8.8", enrichment={"dest": us}),  # as destination only
+            fake_alert(3, src_ip="192.0.2.7", dest_ip="10.0.0.1")]  # never enriched
+    sink = store_sink(store_url, tmp_path)
+    sink.write(rows)
+    sink.close()
+    ips = ["81.2.69.160", "8.8.8.8", "192.0.2.7", "10.0.0.1", "203.0.113.1", "81.2.69.160"]
+    q = open_store(store_url)
+    try:
+        seen: list[str] = []
+        real = q._rows
+        q._rows = lambda sql, args=(): seen.append(sql) or real(sql, args)  # type: ignore[method-assign]
+        got = q.owners(ips)
+        assert len(seen) == 2
+        one_by_one = {ip: q.owner(ip) for ip in ips}
+    finally:
+        q.close()
+    assert got == one_by_one == {"81.2.69.160": nl, "8.8.8.8": us, "192.0.2.7": {}, "10.0.0.1": {}, "203.0.113.1": {}}

@@ -287,9 +287,10 @@ class Queries:
                 "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
             top = self._rows("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT ?", (FLEET_TOP,))
         stats = self._stats(sensor)
+        owners = self.owners([r["src_ip"] for r in top])
         return {"alerts_per_minute": [{"t": r["minute"] * 60, "alerts": int(r["n"])} for r in per],
                 "alerts_by_type": by_type, "top_sources": [{"src_ip": r["src_ip"], "count": int(r["count"]),
-                                 "owner": self.owner(r["src_ip"])} for r in top],
+                                 "owner": owners[r["src_ip"]]} for r in top],
                 "packets_per_s": _fleet_rates(stats), "health": _health(_latest(stats)),
                 "top_talkers": _talkers(_latest(stats)), "total_alerts": sum(by_type.values()),
                 "sensor": sensor}
@@ -299,12 +300,15 @@ class Queries:
         names = [sensor] if sensor else [r["sensor"] for r in self._rows("SELECT sensor FROM sensors")]
         if not names:  # a store written before sensors were tracked
             names = [""]
-        out = {}
-        for name in names:
-            rows = self._rows("SELECT ts, record FROM stats WHERE sensor = ? ORDER BY id DESC LIMIT 120", (name,))
-            if rows:
-                out[name] = [json.loads(r["record"]) | {"_ts": r["ts"]} for r in rows][::-1]
-        return out
+        # one statement, an index read of each sensor's last 120 (a round trip per sensor cost
+        # more than its read: a fifth of a PostgreSQL overview's CPU)
+        rows = self._rows(" UNION ALL ".join(
+            f"SELECT * FROM (SELECT sensor, id, ts, record FROM stats WHERE sensor = ? ORDER BY id DESC LIMIT 120) s{i}"
+            for i in range(len(names))), names)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in sorted(rows, key=lambda r: r["id"]):
+            out.setdefault(r["sensor"], []).append(json.loads(r["record"]) | {"_ts": r["ts"]})
+        return {name: out[name] for name in names if name in out}
 
     def sensors(self, now: float | None = None) -> list[dict[str, Any]]:
         """Per-sensor health from each sensor's last two stats events; `quiet` when the last
@@ -390,14 +394,26 @@ class Queries:
     def owner(self, ip: str) -> dict[str, Any]:
         """Country / AS / label of an address, from the enrichment of its latest alert as
         source, else as destination (an attacker may be either; both keys are indexed)."""
-        key = addr_key(ip)
+        return self.owners([ip])[ip]
+
+    def owners(self, ips: list[str]) -> dict[str, dict[str, Any]]:
+        """owner() of each address: one statement per side for all of them (an index seek
+        each), not two round trips per address (20 of an overview's 29 statements)."""
+        out: dict[str, dict[str, Any]] = {ip: {} for ip in ips}
+        pending = {ip: addr_key(ip) for ip in dict.fromkeys(ips)}
         for side in ("src", "dest"):
-            rows = self._rows(f"SELECT record FROM alerts WHERE {side}_key = ? ORDER BY id DESC LIMIT 1", (key,))
-            if rows:
-                found = json.loads(rows[0]["record"]).get("enrichment", {}).get(side, {})
+            if not pending:
+                break
+            rows = self._rows(" UNION ALL ".join(
+                f"SELECT * FROM (SELECT {side}_key AS k, record FROM alerts WHERE {side}_key = ? "
+                f"ORDER BY id DESC LIMIT 1) o{i}" for i in range(len(pending))), list(pending.values()))
+            by_key = {r["k"]: r["record"] for r in rows}
+            for ip, key in list(pending.items()):
+                found = json.loads(by_key[key]).get("enrichment", {}).get(side, {}) if key in by_key else {}
                 if found:
-                    return found
-        return {}
+                    out[ip] = found
+                    del pending[ip]
+        return out
 
     def mutes(self) -> list[dict[str, Any]]:
         now = time.time()
