@@ -283,3 +283,33 @@ def test_postgresql_reads_a_rare_word_by_its_index_never_every_alert_in_id_order
     tested = sum(int(k) for p in plans for k in re.findall(r"Rows Removed by Filter: (\d+)", p))
     assert tested <= queries.WINDOW["postgresql"], plans  # at most the window's alerts were tested one by one
     assert "alerts_search" in plans[-1], plans
+
+
+def test_sqlite_text_with_another_filter_reads_the_text_index_a_window_at_a_time(tmp_path, monkeypatch):
+    """Text with another filter collected every match's id from the FTS index first (0.6 s for
+    a word in every alert at 1M); the newest window's matches are enough for a common word.
+    Counted in SQLite's virtual-machine steps: a window of 50 of the 400 alerts against a
+    window holding them all."""
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write([spread(i) for i in range(M)])
+    sink.close()
+    from wirewatch.store.search import catch_up
+    catch_up(path)
+    store = Store(path)
+    steps = {}
+    try:
+        for window in (50, 100000):
+            monkeypatch.setitem(queries.WINDOW, "sqlite", window)
+            steps[window] = 0
+
+            def count(w: int = window) -> int:
+                steps[w] += 1
+                return 0
+            store.conn.set_progress_handler(count, 1)
+            got = [a["id"] for a in store.alerts(AlertFilter(q="everyword", type="port_scan", limit=5))]
+            store.conn.set_progress_handler(None, 1)
+            assert got == reference(q="everyword", type="port_scan", limit=5)
+    finally:
+        store.close()
+    assert steps[50] * 3 < steps[100000], steps

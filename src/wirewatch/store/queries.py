@@ -60,7 +60,7 @@ def _like(text: str) -> str:
 
 READ_MMAP_BYTES = 1 << 32  # the most of a SQLite store a dashboard connection maps
 SMALL_TIME_RANGE = 5000  # a since/until range with at most this many alerts is read through the time index
-# newest alerts a filter not read in id order (address range, PostgreSQL text) looks at first:
+# newest alerts a filter not read in id order (address range, text with another filter) looks at first:
 # about 1 ms of reading in either store (PostgreSQL fetches each row from the heap: ~1 µs a row)
 WINDOW = {"sqlite": 10000, "postgresql": 2000}
 
@@ -89,8 +89,9 @@ class Queries:
         row = self.conn.execute(self._sql(sql), tuple(args)).fetchone()
         return None if row is None else next(iter(dict(row).values()))
 
-    def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        """A WHERE clause (and its arguments) for the free-text filter."""
+    def _text_search(self, q: str, below: int | None = None, at_least: int | None = None) -> tuple[str, list[Any]]:
+        """A WHERE clause (and its arguments) for the free-text filter; `below` / `at_least`:
+        the ids the read is bounded to (a store whose index answers ids apart takes them)."""
         raise NotImplementedError
 
     def _owner_terms(self, f: AlertFilter) -> list[list[str]]:
@@ -108,9 +109,11 @@ class Queries:
             out.append([f"n:{r['name']}" for r in names] or ["n:"])  # no such name: a term nothing has
         return out
 
-    def _where(self, f: AlertFilter, unindexed: bool = False) -> tuple[str, list[Any]]:
+    def _where(self, f: AlertFilter, unindexed: bool = False, below: int | None = None,
+               at_least: int | None = None) -> tuple[str, list[Any]]:
         """The filter as a WHERE clause; `unindexed`: its address ranges written so that no
-        index reads them (the read goes by another filter's index or in id order)."""
+        index reads them (the read goes by another filter's index or in id order); `below`,
+        `at_least`: bounds of the ids the read covers, for the text index."""
         sql: list[str] = ["1=1"]
         args: list[Any] = []
         for col, value in (("type", f.type), ("sensor", f.sensor)):
@@ -143,7 +146,7 @@ class Queries:
                 sql.append(cond)
                 args.append(bound)
         if f.q:
-            clause, more = self._text_search(f.q)
+            clause, more = self._text_search(f.q, below, at_least)
             sql.append(clause)
             args += more
         for terms in self._owner_terms(f)[1:]:  # the first drives the query (alerts)
@@ -158,8 +161,9 @@ class Queries:
         """One page, newest first. Each way of reading it walks one index in id order and
         stops at the page's end: a port is either side (two ordered reads merged), a country
         or AS is read from alert_owners in id order, anything else from its own index. A
-        filter whose index is not in id order (an address range; text in PostgreSQL) is read
-        by _newest_unordered, a bounded window of the newest alerts first."""
+        filter whose index is not in id order (an address range; text with another filter,
+        in PostgreSQL any text) is read by _newest_unordered, a bounded window of the newest
+        alerts first."""
         where, args = self._where(f)
         order = "ASC" if f.after is not None and f.before is None else "DESC"
         cols = "a.id"  # ids first (an index often covers them: a range is sorted without reading rows), then the page
@@ -205,11 +209,11 @@ class Queries:
         index and sorted: what matches there is all the read costs."""
         top = f.before if f.before is not None else self.latest_id() + 1
         low = top - WINDOW[self._dialect]
-        where, args = self._where(f, unindexed=True)
+        where, args = self._where(f, unindexed=True, below=top, at_least=low)
         got = [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a WHERE {cond} AND {where} AND a.id >= ? "
                                            "ORDER BY a.id DESC LIMIT ?", [*more, *args, low, f.limit])]
         if len(got) < f.limit and low > 1 and (f.after is None or low > f.after + 1):
-            where, args = self._where(f)
+            where, args = self._where(f, below=low)
             got += [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a WHERE {cond} AND {where} AND {self._below} < ? "
                                                 f"ORDER BY {self._range_order} DESC LIMIT ?",
                                                 [*more, *args, low, f.limit - len(got)])]
@@ -467,8 +471,18 @@ class Store(Queries):
     def search_status(self) -> dict[str, Any]:
         return search_status(self.conn)
 
-    def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        return "a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)", [fts5_phrase(q)]
+    # text with other filters: the matches' ids are collected from the index (every one of
+    # them, 0.6 s for a word in every alert at 1M), so they are read for a window at a time
+    _text_unordered = True
+
+    def _text_search(self, q: str, below: int | None = None, at_least: int | None = None) -> tuple[str, list[Any]]:
+        bounds = ""
+        args: list[Any] = [fts5_phrase(q)]
+        for bound, cond in ((below, "rowid < ?"), (at_least, "rowid >= ?")):
+            if bound is not None:
+                bounds += f" AND {cond}"
+                args.append(bound)
+        return f"a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?{bounds})", args
 
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
         """Text search alone (the common case) asks the index for just one page, newest
@@ -513,8 +527,8 @@ class PostgresStore(Queries):
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def _text_search(self, q: str) -> tuple[str, list[Any]]:
-        return "a." + TSQUERY_PHRASE, [q]
+    def _text_search(self, q: str, below: int | None = None, at_least: int | None = None) -> tuple[str, list[Any]]:
+        return "a." + TSQUERY_PHRASE, [q]  # (the ids are bounded beside it, where the planner sees them)
 
 
 def _has_range(f: AlertFilter) -> bool:
