@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cmd_read(args, cfg)
     except BrokenPipeError:  # `wirewatch config | head`: the reader had enough (an OSError: caught first)
-        _quiet_stdout()
+        quiet_stdout()
         return 0
     except _usage_errors() as exc:
         print(f"wirewatch: {exc}", file=sys.stderr)
@@ -199,7 +199,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, BlocklistError, CaptureError, PrivilegeError, OSError) + ((web.WebError,) if web else ())
 
 
-def _quiet_stdout() -> None:
+def quiet_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

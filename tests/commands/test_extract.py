@@ -174,3 +174,29 @@ def _records(data: bytes) -> list[tuple[int, int]]:
         out.append((cap, orig))
         pos += 16 + cap
     return out
+
+
+def test_output_dash_into_a_closed_pipe_or_closed_stdout_is_one_line(tmp_path):
+    """`extract 1 -o - | head -c 10` (the reader gone before the pcap was whole) exited 0 as if
+    the pcap had been written; with standard output closed (`>&-`) it was a traceback. Each is
+    one line naming standard output, exit 2, and no 'Exception ignored' at exit."""
+    db = str(tmp_path / "ww.db")
+    assert cli("read", str(RST), "--db", db, "--logfile", "", "--quiet").returncode == 0
+    env = {**os.environ, "WIREWATCH_OUTPUT__DB": ""}
+    argv = [sys.executable, "-m", "wirewatch", "extract", "1", "--db", db, "-o", "-"]
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first byte
+    try:
+        broken = subprocess.run(argv, stdout=w, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(w)
+    assert broken.returncode == 2, broken.stderr
+    lines = broken.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wirewatch: standard output:"), broken.stderr
+    assert "closed" in lines[0] and "bytes" in lines[0]
+    closed = subprocess.run(argv, stdout=None, stderr=subprocess.PIPE, text=True, env=env, timeout=120,
+                            preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 2, closed.stderr
+    lines = closed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wirewatch: standard output:") and "closed" in lines[0], \
+        closed.stderr

@@ -4,12 +4,12 @@ standard output)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sqlite3
 import sys
 
 from ..alert_pcap import PacketsError, alert_pcap
+from ..cli import quiet_stdout
 from ..config import DEFAULT_DB, Config
 from ..store.queries import open_store
 
@@ -52,16 +52,20 @@ def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _to_stdout(data: bytes) -> int:
-    """`-o -`: the pcap on standard output (as tcpdump -w -), never onto a terminal."""
+    """`-o -`: the pcap on standard output (as tcpdump -w -), never onto a terminal. Standard
+    output closed, or its reader gone before the pcap was whole (| head -c 10), is one line and
+    exit 2: the pcap was not delivered."""
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        return _fail("standard output: closed; nowhere to write the pcap (-o OUT.pcap writes a file)")
     out = sys.stdout.buffer
     if out.isatty():
         return _fail("-o -: standard output is a terminal; redirect it (> OUT.pcap) or pipe it (| tcpdump -r -)")
     try:
         out.write(data)
         out.flush()
-    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    except BrokenPipeError:
+        quiet_stdout()
+        return _fail(f"standard output: the reader closed the pipe before the pcap was whole ({len(data):,} bytes)")
     except OSError as exc:
         return _fail(f"standard output: cannot write: {exc.strerror}")
     return 0
