@@ -77,6 +77,7 @@ class Queries:
     # the range by its index and sort it, as SQLite does
     _range_order = "a.id"
     _unindexed = "+{}"  # a column no index may read (SQLite: unary plus)
+    _unindexed_number = "+{}"
     _below = "+a.id"  # the bound under a window, so that the filter's index reads the rest (not the ids in order)
 
     def _sql(self, sql: str) -> str:
@@ -140,7 +141,8 @@ class Queries:
                 else:
                     sql.append(f"{self._unindexed.format(f'a.{col}') if unindexed else f'a.{col}'} BETWEEN ? AND ?")
                     args += [lo, hi]
-        for bound, cond in ((f.since, "a.ts >= ?"), (f.until, "a.ts <= ?"), (f.before, "a.id < ?"),
+        ts = self._unindexed_number.format("a.ts") if unindexed else "a.ts"
+        for bound, cond in ((f.since, f"{ts} >= ?"), (f.until, f"{ts} <= ?"), (f.before, "a.id < ?"),
                             (f.after, "a.id > ?")):
             if bound is not None:
                 sql.append(cond)
@@ -161,8 +163,8 @@ class Queries:
         """One page, newest first. Each way of reading it walks one index in id order and
         stops at the page's end: a port is either side (two ordered reads merged), a country
         or AS is read from alert_owners in id order, anything else from its own index. A
-        filter whose index is not in id order (an address range; text with another filter,
-        in PostgreSQL any text) is read by _newest_unordered, a bounded window of the newest
+        filter whose index is not in id order (an address range; a time range that is not
+        small; text with another filter, in PostgreSQL any text) is read by _newest_unordered, a bounded window of the newest
         alerts first."""
         where, args = self._where(f)
         order = "ASC" if f.after is not None and f.before is None else "DESC"
@@ -196,7 +198,8 @@ class Queries:
     _dialect = "sqlite"
 
     def _unordered(self, f: AlertFilter) -> bool:
-        return _has_range(f) or bool(f.q and self._text_unordered)
+        """(a time range that is not small is one too: its alerts may be old)"""
+        return _has_range(f) or bool(f.q and self._text_unordered) or f.since is not None or f.until is not None
 
     def _newest_unordered(self, f: AlertFilter, cond: str, more: list[Any]) -> list[int]:
         """The newest f.limit ids matching f and cond, for a filter whose own index is not in
@@ -214,7 +217,9 @@ class Queries:
                                            "ORDER BY a.id DESC LIMIT ?", [*more, *args, low, f.limit])]
         if len(got) < f.limit and low > 1 and (f.after is None or low > f.after + 1):
             where, args = self._where(f, below=low)
-            got += [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a WHERE {cond} AND {where} AND {self._below} < ? "
+            by_time = self._by_time if not (_has_range(f) or f.q) else ""  # a time range alone: its index
+            got += [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a {by_time} WHERE {cond} AND {where} "
+                                                f"AND {self._below} < ? "
                                                 f"ORDER BY {self._range_order} DESC LIMIT ?",
                                                 [*more, *args, low, f.limit - len(got)])]
         return got
@@ -505,6 +510,7 @@ class PostgresStore(Queries):
 
     _range_order = "a.id + 0"
     _unindexed = "({} || '')"
+    _unindexed_number = "({} + 0)"
     _below = "a.id"
     # a GIN index finds a word's alerts in no order: a rare word's few are read by it and
     # sorted, a common word's newest page by walking ids (_newest_unordered)
