@@ -47,3 +47,20 @@ def test_a_udp_answer_from_the_probed_port_marks_it_and_icmp_never_does(tmp_path
     answer = eth(IP(src=S, dst=C) / UDP(sport=53, dport=50000) / (b"x" * 20))
     assert triples(tmp_path, [answer]) == {(C, S, 17, 53)}
     assert triples(tmp_path, [eth(IP(src=S, dst=C) / ICMP(type=0))]) == set()
+
+
+def test_a_transfer_is_one_triple_each_way_however_many_segments(tmp_path):
+    """Each (prober, target, service) once per batch, in order of first occurrence: its users
+    only mark it, and a download repeats it in every data segment."""
+    other = "10.7.0.81"
+    pkts = []
+    for i in range(50):
+        pkts.append(eth(IP(src=S, dst=C) / TCP(sport=443, dport=40000, flags="PA", seq=i * 10) / (b"d" * 10)))
+        pkts.append(eth(IP(src=C, dst=S) / TCP(sport=40000, dport=443, flags="A")))
+        pkts.append(eth(IP(src=other, dst=C) / UDP(sport=53, dport=50000) / (b"x" * 20)))
+    b = decode_file(write_pcap(str(tmp_path / "c.pcap"), [(BASE_TS + i * 0.001, p) for i, p in enumerate(pkts)]))
+    c = conversations(b)
+    got = [(addr_str(ph, pl), addr_str(th, tl), int(s)) for ph, pl, th, tl, s in
+           zip(c.prober_hi, c.prober_lo, c.target_hi, c.target_lo, c.service)]
+    # the acknowledged segments also read as the client's port 40000 answering the server (harmless)
+    assert got == [(S, C, 6 * 65536 + 40000), (C, S, 6 * 65536 + 443), (C, other, 17 * 65536 + 53)]
