@@ -87,3 +87,53 @@ def test_directories_the_dashboard_creates_are_its_users(root_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_download_of_a_compressed_captures_alert_after_dropping_root():
+    """The dashboard runs as nobody, who cannot read this machine's Python (/root/.pyenv): a
+    module imported after the drop fails. An alert of a .pcap.gz/.xz/.bz2/.zst capture answered
+    500 on download (the decompressor's module was imported lazily); the warm-up loads them as root."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+    from conftest import CORPUS
+    from dashboard_fixtures import TOKEN as WEB_TOKEN
+    from pcap_oracle import alert_frames, frames, same_packets
+    from ports import hand_to_nobody, nobody_store, start_dashboard
+
+    scan = CORPUS / "dev01_nmap_syn_top100.pcap"
+    packers = {"gz": gzip.compress, "xz": lzma.compress, "bz2": bz2.compress,
+               "zst": zstandard.ZstdCompressor().compress}
+    env = {**os.environ, "WIREWATCH_OUTPUT__DB": ""}
+    with nobody_store("wwgz") as (work, db):
+        for ext, pack in packers.items():
+            capture = work / f"scan.pcap.{ext}"
+            capture.write_bytes(pack(scan.read_bytes()))
+            os.chmod(capture, 0o644)
+            r = subprocess.run([sys.executable, "-m", "wirewatch", "read", str(capture), "--db", str(db),
+                                "--logfile", "", "--quiet"], capture_output=True, text=True, env=env, timeout=120)
+            assert r.returncode == 0, r.stderr
+        hand_to_nobody(db)
+        conn = sqlite3.connect(db)
+        first = {json.loads(rec)["packets"]["file"]: (i, json.loads(rec)) for i, rec in
+                 reversed(conn.execute("SELECT id, record FROM alerts WHERE type = 'port_scan' ORDER BY id").fetchall())}
+        conn.close()
+        assert sorted(first) == sorted(str(work / f"scan.pcap.{ext}") for ext in packers)
+        with start_dashboard(env, "--db", str(db), "--set", f"web.token={WEB_TOKEN}") as (base, proc):
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+            opener.open(f"{base}/login?token={WEB_TOKEN}", timeout=10).close()  # the session cookie
+            users = subprocess.run(["ps", "-o", "user=", "-p", str(proc.pid)], capture_output=True, text=True,
+                                   check=True).stdout
+            assert users.strip() == "nobody"
+            for name, (i, record) in sorted(first.items()):
+                try:
+                    with opener.open(f"{base}/alerts/{i}/pcap", timeout=30) as resp:
+                        status, body = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, body = exc.code, exc.read()
+                assert status == 200, (name, status, body[:200])
+                out = work / f"alert{i}.pcap"
+                out.write_bytes(body)
+                same_packets(frames(str(out)), alert_frames(frames(str(scan)), record)[:100])

@@ -142,6 +142,9 @@ def warm_up(app, token: str) -> None:
     import email.utils  # noqa: F401 - used by response date headers
     import logging.handlers  # noqa: F401
 
+    from .capture.sources import load_decompressors
+
+    load_decompressors()  # the pcap download of an alert read from a .gz/.xz/.bz2/.zst capture
     client = app.test_client()
     auth = {"Authorization": f"Bearer {token}"}
     for url in ("/login", "/login?token=wrong", "/", "/alerts", "/alerts/1", "/mutes", "/metrics", "/api/alerts",

@@ -276,6 +276,20 @@ def decompressed(name: str, head: bytes, stream: BinaryIO) -> BinaryIO:
     return io.BufferedReader(raw)
 
 
+def load_decompressors() -> None:
+    """Import every module decompressed() may need now, not at the first compressed capture: the
+    dashboard calls this before it drops root (its downloads read alerts' compressed captures,
+    and the user it drops to may not be able to read the interpreter's library)."""
+    import bz2  # noqa: F401
+    import gzip  # noqa: F401
+    import lzma  # noqa: F401
+
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        pass  # decompressed() names the missing package for a zstd capture
+
+
 def read_head(stream: BinaryIO, size: int = MAGIC_LEN) -> bytes:
     head = b""
     while len(head) < size:
