@@ -39,3 +39,16 @@ def test_selected_and_concatenated_batches_keep_every_column():
     joined = PacketBatch.concat([b, b.select(slice(1, 2))])
     for name in BATCH_FIELDS:
         assert len(getattr(picked, name)) == 2 and len(getattr(joined, name)) == 4, name
+
+
+def test_selecting_every_row_gives_views_and_any_other_selection_its_rows_in_its_order():
+    frames = [bytes(Ether() / IP(src=f"10.0.0.{i}", dst="10.0.0.99") / UDP(sport=1000 + i, dport=53)) for i in range(4)]
+    b = decode(*frames_meta(frames), 1)
+    for every in (np.arange(4), np.ones(4, bool)):
+        s = b.select(every)
+        assert np.shares_memory(s.sport, b.sport) and s.sport.tolist() == [1000, 1001, 1002, 1003]
+        assert s.derived is not b.derived
+    for rows, want in (([0, 2, 1, 3], [1000, 1002, 1001, 1003]), ([0, 0, 3, 3], [1000, 1000, 1003, 1003]),
+                       ([0, 3], [1000, 1003]), ([True, False, True, True], [1000, 1002, 1003])):
+        s = b.select(np.array(rows))
+        assert s.sport.tolist() == want and not np.shares_memory(s.sport, b.sport), rows

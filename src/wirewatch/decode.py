@@ -178,6 +178,8 @@ class PacketBatch:
         since a detector reads only a few of them."""
         if isinstance(mask, slice):
             return PacketBatch(**{name: getattr(self, name)[mask] for name in BATCH_FIELDS})
+        if _every_row(mask, len(self)):  # bulk traffic: a detector's rows are often all of them
+            return _SelectedRows(self, slice(None))  # views, not copies
         return _SelectedRows(self, mask)
 
     @classmethod
@@ -197,10 +199,20 @@ BATCH_FIELDS = tuple(COLUMN_DTYPES)
 _FIELDS = frozenset(BATCH_FIELDS)
 
 
+def _every_row(mask: np.ndarray, n: int) -> bool:
+    """Whether a mask or index array selects rows 0..n-1 in order (n ascending indices from 0 to n - 1 are those)."""
+    mask = np.asarray(mask)
+    if len(mask) != n or not n:
+        return False
+    if mask.dtype == np.bool_:
+        return bool(mask.all())
+    return bool(mask[0] == 0 and mask[-1] == n - 1 and (n == 1 or (mask[1:] > mask[:-1]).all()))
+
+
 class _SelectedRows(PacketBatch):
     """PacketBatch.select's result: columns are gathered from the parent when first read."""
 
-    def __init__(self, parent: PacketBatch, rows: np.ndarray):
+    def __init__(self, parent: PacketBatch, rows: np.ndarray | slice):
         # no super().__init__(): that would gather every column now
         self._parent, self._rows = parent, rows
         self.errors, self.derived = {}, {}
