@@ -178,14 +178,20 @@ class Enricher:
 
     def _build_in_child(self) -> bool:
         """Whether the cache is there to map (non-blocking mode): starts the child that builds
-        it, or sees it done. A child that failed, or could not save, leaves the default data
+        it, or sees it done. A child that could not be forked, failed or could not save leaves the default data
         off, said once (building it here would make capture wait)."""
         from .enrich_data import ChildBuild, is_cached
 
         if self._building is None:
             if is_cached(self.cache_dir):
                 return True
-            self._building = ChildBuild(self.cache_dir)
+            try:
+                self._building = ChildBuild(self.cache_dir)
+            except OSError as exc:  # could not fork: as a failed build, said once (not at every alert)
+                self.default_failed = True
+                print(f"wirewatch: default enrichment data not built in {self.cache_dir}: cannot start the "
+                      f"builder: {exc}; public addresses get only what enrich.mmdb answers", file=self.log)
+                return True
             return False
         done = self._building.poll()
         if done is None:

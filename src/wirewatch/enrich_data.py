@@ -319,7 +319,13 @@ class ChildBuild:
         self.error = ""
         read_end, write_end = os.pipe()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # no stop before the handler below
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no child (the user's process limit, memory): the mask and the pipe as they were
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:
             os.close(read_end)
             code = 1
