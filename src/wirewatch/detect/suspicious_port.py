@@ -132,7 +132,7 @@ class SuspiciousPort(Reconfigurable):
         return out
 
     def expire(self, now: float) -> None:
-        self.sessions.expire(now - SESSION_IDLE)
+        self.sessions.expire(now - SESSION_IDLE, report=False)
 
     def stats(self) -> dict[str, int]:
         return {"suspicious_port_sessions": self.sessions.size, "suspicious_port_sessions_evicted": self.sessions.evicted}

@@ -86,3 +86,20 @@ def test_tombstones_are_swept_so_churn_does_not_fill_the_index():
         t.upsert(keys, np.full(len(keys), float(n)))
         t.expire(n + 0.5)
     assert t.size == 0 and t.tombs + t.size <= (t.nslots * 3) // 4 and t.evicted == 0
+
+
+def test_remove_and_expire_without_report_free_the_same_rows_and_return_nothing():
+    keys = np.arange(2, 42, dtype=np.uint64)
+    tables = []
+    for report in (True, False):
+        t = KeyTable(100, {"v": (np.int64, 1)})
+        slots, _, _ = t.upsert(keys, np.arange(40, dtype=np.float64))
+        t.cols["v"][slots] = np.arange(40)
+        gone = t.remove(slots[:5], report=report)
+        assert (sorted(gone["v"].tolist()) == [0, 1, 2, 3, 4]) if report else gone == {}
+        expired = t.expire(20.0, report=report)
+        assert (sorted(expired["v"].tolist()) == list(range(5, 20))) if report else expired == {}
+        tables.append(t)
+    for t in tables:
+        assert t.size == 20 and (t.find(keys[:20]) == -1).all() and (t.find(keys[20:]) >= 0).all()
+        assert sorted(t.cols["v"][t.find(keys[20:])].tolist()) == list(range(20, 40))

@@ -157,7 +157,7 @@ class HandshakeTracker:
         ev.ts[outcome == FAILED_TIMEOUT] = t.last_seen[slots[outcome == FAILED_TIMEOUT]]
         removal = self._pending_removal
         if removal is not None and len(removal):
-            t.remove(removal)
+            t.remove(removal, report=False)
         self._pending_removal = None
         return ev
 

@@ -182,18 +182,22 @@ class KeyTable:
         self.evicted += count
         return self.remove(victims)
 
-    def expire(self, cutoff: float) -> dict[str, np.ndarray]:
-        """Remove entries last seen before `cutoff` (packet time); return their rows."""
+    def expire(self, cutoff: float, report: bool = True) -> dict[str, np.ndarray]:
+        """Remove entries last seen before `cutoff` (packet time); return their rows (none
+        without `report`: a caller that does not read them saves the gathers)."""
         if not self.size:
             return {}
-        return self.remove(np.flatnonzero(self.last_seen[:self.used] < cutoff))
+        return self.remove(np.flatnonzero(self.last_seen[:self.used] < cutoff), report)
 
-    def remove(self, victims: np.ndarray) -> dict[str, np.ndarray]:
-        """Free distinct live rows; return their `reports` columns (and keys as "_key")."""
+    def remove(self, victims: np.ndarray, report: bool = True) -> dict[str, np.ndarray]:
+        """Free distinct live rows; return their `reports` columns (and keys as "_key"), or
+        nothing without `report`."""
         if not len(victims):
             return {}
-        gone = {name: col[victims] for name, col in self.cols.items() if self.reports is None or name in self.reports}
-        gone["_key"] = self.keys[victims]
+        gone: dict[str, np.ndarray] = {}
+        if report:
+            gone = {name: col[victims] for name, col in self.cols.items() if self.reports is None or name in self.reports}
+            gone["_key"] = self.keys[victims]
         self.index_keys[self.slot_of[victims]] = TOMBSTONE
         self.keys[victims] = EMPTY
         self.last_seen[victims] = np.inf

@@ -209,7 +209,7 @@ class DistinctCounter(Keys):
             return
         self.next_expire = now + self.window / EXPIRE_STEPS
         self._forget(self.items.expire(now - self.window))
-        self.groups.expire(now - self.window)
+        self.groups.expire(now - self.window, report=False)
 
     def find_items(self, gkeys: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Slots of existing (group, item) pairs (-1 where absent), to set item columns."""
@@ -373,7 +373,7 @@ class WindowCounter(Keys):
         if now < self.next_expire:
             return
         self.next_expire = now + self.window / EXPIRE_STEPS
-        self.table.expire(now - self.window)
+        self.table.expire(now - self.window, report=False)
 
     def stats(self, prefix: str) -> dict[str, int]:
         out = {f"{prefix}_keys": self.table.size, f"{prefix}_evicted": self.table.evicted}
