@@ -94,19 +94,29 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def prepare(records: list[dict[str, Any]], uids: list[str | None]) -> tuple[list[tuple[Any, ...]], Rollup]:
+def prepare(records: list[dict[str, Any]], uids: list[str | None],
+            sources: bool = True) -> tuple[list[tuple[Any, ...]], Rollup]:
     """The rows (in tables.WRITTEN order) of a batch of alerts and, in the same pass, what
-    they add to every roll-up. EVE omits unknown fields, so every optional one is read with .get."""
+    they add to every roll-up (without the per-source ones unless `sources`: SQLite adds a
+    storm's in bulk later, store/deferred.py). EVE omits unknown fields, so every optional
+    one is read with .get."""
     rows = []
     r = Rollup()
     minutes, activity, hits = r.sensor_minutes, r.activity, r.hits
+    keys: dict[str | None, str | None] = {}  # a storm's alerts share their destination (or source): parsed once
     for i, (a, uid) in enumerate(zip(records, uids)):
         ts = epoch(a["timestamp"])
         src, dest, t = a.get("src_ip"), a.get("dest_ip"), a["type"]
         sensor = str(a.get("host") or "")
         attacker = attacker_of(a)
         muted = a.get("muted")
-        rows.append((ts, t, a["alert"]["severity"], src, dest, addr_key(src), addr_key(dest), a.get("src_port"),
+        src_key = keys.get(src) if src else None
+        if src_key is None:
+            src_key = keys[src] = addr_key(src)
+        dest_key = keys.get(dest) if dest else None
+        if dest_key is None:
+            dest_key = keys[dest] = addr_key(dest)
+        rows.append((ts, t, a["alert"]["severity"], src, dest, src_key, dest_key, a.get("src_port"),
                      a.get("dest_port"), a.get("proto"), a.get("message", ""), record_json(a), 1 if muted else 0,
                      sensor, attacker, uid))
         if "enrichment" in a:
@@ -119,7 +129,7 @@ def prepare(records: list[dict[str, Any]], uids: list[str | None]) -> tuple[list
             continue
         k = (sensor, int(ts // 60), t)
         minutes[k] = minutes.get(k, 0) + 1
-        if attacker:
+        if attacker and sources:
             key = (attacker, sensor, t)
             v = activity.get(key)
             if v is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from .deferred import SQLITE_DEFERRED_SOURCES
 from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
 from .tables import SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
@@ -132,6 +133,8 @@ MIGRATIONS: list[str] = [
     SEVERITY_INDEX,
     # 11: addresses are single words of the full-text index, rebuilt in the background (store/search.py)
     SQLITE_FTS_ADDRESSES,
+    # 12: the source roll-ups caught up in bulk after a storm (store/deferred.py)
+    SQLITE_DEFERRED_SOURCES,
 ]
 
 

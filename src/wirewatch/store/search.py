@@ -23,6 +23,8 @@ import sqlite3
 import threading
 import time
 
+from .deferred import catch_up_sources
+
 SQLITE_FTS = """
 CREATE VIRTUAL TABLE alerts_fts USING fts5(message, record, content='alerts', content_rowid='id');
 CREATE TABLE alerts_fts_done (last_id INTEGER NOT NULL);
@@ -119,16 +121,20 @@ class Indexer:
         while not self.stop.wait(wait):
             wait = self.every_s
             try:
+                catch_up_sources(self.conn, pause_s=CATCH_UP_PAUSE_S)  # a storm's per-source roll-ups (store/deferred.py)
                 index_pending(self.conn, pause_s=CATCH_UP_PAUSE_S)
             except sqlite3.Error:
                 continue  # busy or locked: the next round catches up
 
 
 def catch_up(path: str, limit: int | None = None) -> int:
-    """Index what is pending now (at most `limit`); 0 if the store cannot be written."""
+    """Add every pending alert to the per-source roll-ups (store/deferred.py: what the
+    dashboard shows counts every stored alert), then index what is pending now (at most
+    `limit`); returns how many were indexed, 0 if the store cannot be written."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=5)
         try:
+            catch_up_sources(conn)
             return index_pending(conn, limit=limit)
         finally:
             conn.close()

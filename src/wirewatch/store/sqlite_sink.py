@@ -12,8 +12,9 @@ import os
 import sqlite3
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
+from .deferred import INLINE_MAX, WRITER_CHUNK, add_pending, catch_up_sources, done_through, set_done
 from .rollups import gc_paused, prepare, upserts
 from .schema import migrate, record_json, spool_path, store_files
 from .sink_base import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, MuteRow, StoreSink
@@ -25,6 +26,7 @@ __all__ = ["MUTE_REFRESH_S", "RETENTION_EVERY", "RETENTION_PERIOD_S", "SqliteSin
 BUSY_TIMEOUT_MS = 250  # per attempt; Delivery retries with backoff, then spools
 OPEN_TIMEOUT_S = 5.0  # opening and migrating may wait longer (once, at start)
 CLOSE_S = 1.5  # at exit, replay the spool for at most this long (a stop must end within 5 s)
+CLOSE_SOURCES_S = 1.0  # then add a storm's pending source roll-ups for at most this long
 INSERT = insert_alerts("?")
 
 
@@ -79,6 +81,10 @@ class SqliteSink(StoreSink):
         except sqlite3.Error:
             return None  # the store is busy: keep the mutes we have, try again later
 
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        with gc_paused():  # (the batch's Entry objects too: rollups.gc_paused)
+            self.delivery.deliver(records)
+
     def _store(self, entries: list[Entry]) -> None:
         """Store entries (alerts and stats events) in one transaction, or roll back and raise."""
         c = self.conn
@@ -95,6 +101,8 @@ class SqliteSink(StoreSink):
             alerts = [e for e in entries if e.record.get("event_type") != "stats"]
             if alerts:
                 self._insert_alerts(alerts)
+            else:  # a stats event: a storm's pending source roll-ups, a chunk at a time (store/deferred.py)
+                add_pending(c, WRITER_CHUNK)
             now = self.clock()
             c.executemany("INSERT INTO stats (ts, record) VALUES (?, ?)",
                           [(now, record_json(e.record)) for e in entries if e.record.get("event_type") == "stats"])
@@ -107,15 +115,29 @@ class SqliteSink(StoreSink):
 
     def _insert_alerts(self, entries: list[Entry]) -> None:
         """The rows and, in the same pass, what they add to every roll-up (rollups.prepare):
-        one executemany for the rows, one UPSERT per roll-up key."""
-        rows, rollup = prepare([e.record for e in entries], [e.uid for e in entries])
+        one executemany for the rows, one UPSERT per roll-up key. The per-source roll-ups
+        only for a small batch with nothing pending; a storm's are added in bulk later
+        (store/deferred.py), and a small batch first catches up a chunk of them."""
         c = self.conn
+        small = len(entries) <= INLINE_MAX
+        prev = c.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+        done = done_through(c)
+        if done > prev:  # every alert was deleted and ids start again below the pointer
+            set_done(c, prev)
+            done = prev
+        if small and done < prev:
+            add_pending(c, WRITER_CHUNK)
+            done = done_through(c)
+        inline = small and done == prev
+        rows, rollup = prepare([e.record for e in entries], [e.uid for e in entries], sources=inline)
         c.executemany(INSERT, rows)
         last = c.execute("SELECT max(id) FROM alerts").fetchone()[0]
         c.execute("INSERT OR REPLACE INTO alert_batches VALUES (?, ?)", (last, self.clock()))
         for sql, args in upserts(rollup, "max", "min"):
             if args:
                 c.executemany(sql, args)
+        if inline:
+            set_done(c, last)
         if rollup.owners:  # one writer, one transaction: the batch's ids are the last len(rows)
             first = last - len(rows) + 1
             c.executemany("INSERT OR IGNORE INTO alert_owners (term, id) VALUES (?, ?)",
@@ -189,7 +211,19 @@ class SqliteSink(StoreSink):
         if not self.delivery.flush(deadline_s):
             print(f"wirewatch: {self.path}: store unavailable; {self.spool.pending:,} alerts stay in "
                   f"{self.spool.path} and are stored at the next start", file=self.log)
+        self._catch_up_sources(CLOSE_SOURCES_S)
         self.conn.close()
+
+    def _catch_up_sources(self, seconds: float) -> None:
+        """A storm's pending source roll-ups, a chunk per transaction for at most `seconds`;
+        what is left the dashboard (or the next run) adds."""
+        end = time.monotonic() + seconds
+        try:
+            with gc_paused():
+                while time.monotonic() < end and catch_up_sources(self.conn, WRITER_CHUNK, limit=WRITER_CHUNK):
+                    pass
+        except sqlite3.Error:
+            pass  # busy
 
 
 def _stored_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
