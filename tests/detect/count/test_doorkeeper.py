@@ -58,3 +58,27 @@ def test_a_replay_of_a_repeated_key_comes_in_key_order():
                                      {"item": np.array([3, 4, 5])}, {})
     assert keys.tolist() == [61, 60, 61, 60, 60] and ts.tolist() == [1.5, 1.0, 2.0, 2.1, 2.2]
     assert parked["item"].tolist() == [2, 1, 3, 4, 5]
+
+
+def test_a_callers_grouping_gives_the_same_admission_and_known_keys_come_back_as_they_are():
+    from wirewatch.detect.count.window_util import unique_first_last
+
+    rng = np.random.default_rng(7)
+    doors = [Doorkeeper(10.0, 6, {"item": np.int64}) for _ in range(2)]
+    known_keys: set[int] = set()
+    for step in range(20):
+        keys = rng.integers(2, 60, 200).astype(np.uint64)
+        ts = np.full(200, float(step))
+        items = rng.integers(0, 5, 200)
+        known = np.array(sorted(known_keys), np.uint64)
+        got = [door.admit(lambda k, known=known: np.isin(k, known), keys, ts, {"item": items}, {"lab": items * 2}, grouped)
+               for door, grouped in zip(doors, (None, unique_first_last(keys)))]
+        for a, b in zip(got[0], got[1]):
+            if isinstance(a, dict):
+                assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+            else:
+                assert np.array_equal(a, b)
+        known_keys.update(int(k) for k in got[0][0])
+    everything = np.arange(2, 60, dtype=np.uint64)
+    keys = rng.integers(2, 60, 50).astype(np.uint64)
+    assert doors[0].admit(lambda k: np.isin(k, everything), keys, np.zeros(50), {"item": keys}, {})[0] is keys

@@ -34,14 +34,17 @@ class Doorkeeper:
         self.held = 0  # first sightings parked (stats)
 
     def admit(self, known: Callable[[np.ndarray], np.ndarray], keys: np.ndarray, ts: np.ndarray,
-              parked: Columns, same: Columns) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+              parked: Columns, same: Columns, grouped: tuple[np.ndarray, ...] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Rows to count now: those of known or repeated keys, plus parked first rows of keys
         seen again (first, so first_seen is the first sighting). `parked` columns are
         replayed from the first sighting, `same` columns (equal for every row of a key)
         from the current row. `known(keys)` says which keys already have table entries.
         A key that comes back with several rows at once is admitted with them and, when its
-        first sighting is still parked, with that row too (it was seen before this batch)."""
-        uk, first, _, counts = unique_first_last(keys)
+        first sighting is still parked, with that row too (it was seen before this batch).
+        `grouped`: unique_first_last(keys) when the caller has it. When every key is known or
+        repeated, `keys` itself comes back (the caller's grouping of it still holds)."""
+        uk, first, _, counts = grouped if grouped is not None else unique_first_last(keys)
         unknown = ~known(uk)
         single = np.flatnonzero(unknown & (counts == 1))
         multi = np.flatnonzero(unknown & (counts > 1))

@@ -152,14 +152,17 @@ class DistinctCounter(Keys):
         self._stale()
         if not len(gkeys):
             return np.zeros(0, np.int64)
+        grouped = unique_first_last(gkeys)
         if self.door is not None:
-            gkeys, ts, parked, glabels = self.door.admit(lambda keys: self.groups.find(keys) >= 0, gkeys, ts,
-                                                         {ITEM: items, **(ilabels or {})}, glabels or {})
+            admitted, ts, parked, glabels = self.door.admit(lambda keys: self.groups.find(keys) >= 0, gkeys, ts,
+                                                            {ITEM: items, **(ilabels or {})}, glabels or {}, grouped)
+            if admitted is not gkeys:  # rows were parked or replayed: group what is counted
+                gkeys, grouped = admitted, unique_first_last(admitted)
             items = parked.pop(ITEM)
             ilabels = parked
             if not len(gkeys):
                 return np.zeros(0, np.int64)
-        ug, gfirst, gidx, gcount = unique_first_last(gkeys)
+        ug, gfirst, gidx, gcount = grouped
         gslots, gnew, _ = self.groups.upsert(ug, ts[gidx], gcount)
         self.groups.cols["hits"][gslots[gslots >= 0]] += gcount[gslots >= 0]
         fill_new(self.groups, gslots, gnew, gfirst, glabels, ts)
