@@ -195,6 +195,11 @@ class SqliteSink(StoreSink):
             c.execute("DELETE FROM sensor_types WHERE count <= 0")
             c.execute("DELETE FROM alert_sources WHERE count <= 0")
             c.execute("DELETE FROM alert_batches WHERE last_id <= ?", (last_id,))
+            # what is left is indexed and rolled up through at most its newest id: when every
+            # alert above it went, new ids start below the pointers and must not count as done
+            for table in ("alerts_fts_done", "source_rollup_done"):
+                c.execute(f"UPDATE {table} SET last_id = (SELECT coalesce(max(id), 0) FROM alerts) "
+                          "WHERE last_id > (SELECT coalesce(max(id), 0) FROM alerts)")
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
