@@ -26,6 +26,10 @@ def alerts() -> list[dict]:
     out[7]["message"] = "Blacklisted address 203.0.113.9 talked to 10.0.0.8"
     out[7]["src_ip"] = "203.0.113.9"
     out[250]["evidence"] = {"sample_ports": [31337, 12345], "mode": "slow window"}
+    out[120]["dest_ip"] = "2001:db8:77::5"
+    out[120]["flow_id"] = 4242424242
+    out[121]["alert"] = {**out[121]["alert"], "signature_id": 9000777}
+    out[130]["evidence"]["distinct_ports"] = 65001
     return out
 
 
@@ -57,6 +61,21 @@ def test_phrases_of_words_in_message_and_record(db):
     assert ids(db, q="slow window") == [251]
     assert len(ids(db, q="port scan")) == 300  # every message or signature ("WIREWATCH port scan")
     assert ids(db, q="no such words here") == []
+
+
+def test_numbers_ids_and_times_in_the_record_are_words_beside_addresses(db):
+    """SQLite migration 11 made ':' a token character so that an IPv6 address is one word; the
+    record's JSON then glued each value to its key's colon (`"flow_id":7` one token ':7'), and a
+    flow_id, signature id, number or time was found no more. Addresses stay one word each."""
+    assert ids(db, q="4242424242") == [121]  # a flow_id
+    assert ids(db, q="9000777") == [122]  # a signature id
+    assert ids(db, q="65001") == [131]  # a number of the evidence
+    assert ids(db, q="2026-01-01T00:02:15.000000+0000") == [136]  # a time, as the record has it
+    assert ids(db, q="2001:db8:77::5") == [121]  # an IPv6 address
+    if not is_postgres(db):  # SQLite: an address is one word; PostgreSQL's parser splits IPv6 at its
+        assert ids(db, q="2001:db8:77") == []  # colons, and a run of its leading groups is a phrase it has
+    assert ids(db, q="10.0.0.8") == [8] and ids(db, q="10.0.0") == []
+    assert ids(db, q="flow_id 4242424242") == [121] and ids(db, q='"flow_id":4242424242') == [121]
 
 
 def test_text_search_pages_newest_first_and_combines_with_filters(db):
@@ -202,3 +221,41 @@ def test_alerts_stored_after_retention_deleted_every_alert_are_still_indexed(tmp
     assert status(conn)["complete"] and conn.execute("SELECT sum(count) FROM alert_sources").fetchone()[0] == 3
     conn.close()
     sink.close()
+
+
+def test_a_store_of_schema_11_is_reindexed_with_the_records_values_as_words(tmp_path):
+    """A v11 store's index glued each record value to its key's colon: migration 13 empties it
+    (the delete trigger then matches what the indexer writes) and it is rebuilt; retention's
+    deletes afterwards leave FTS5's integrity check clean."""
+    import sqlite3
+
+    from wirewatch.store import schema
+    from wirewatch.store.rollups import prepare
+    from wirewatch.store.tables import insert_alerts
+    path = str(tmp_path / "v11.db")
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    c.execute("INSERT INTO schema_version VALUES (0)")
+    for number, script in enumerate(schema.MIGRATIONS[:11], start=1):
+        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c.executemany(insert_alerts("?"), prepare(alerts(), [None] * 300)[0])
+    c.execute("INSERT INTO alerts_fts(rowid, message, record) SELECT id, message, record FROM alerts")  # as v11 did
+    c.execute("UPDATE alerts_fts_done SET last_id = 300")
+    assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\":4242424242\"'").fetchone()[0] == 1
+    c.close()
+    assert ids(path, q="4242424242") == []  # the v11 index: the flow_id is the token ':4242424242'
+    SqliteSink(path).close()  # migrates to 12 and 13
+    store = open_store(path)
+    assert store.search_status() == {"indexed_through": 0, "latest_id": 300, "pending": 300, "complete": False}
+    store.close()
+    assert catch_up(path) == 300
+    assert ids(path, q="4242424242") == [121] and ids(path, q="2001:db8:77::5") == [121]
+    c = sqlite3.connect(path, isolation_level=None)
+    assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\":4242424242\"'").fetchone()[0] == 0
+    c.execute("DELETE FROM alerts WHERE id <= 150")  # what retention does: the trigger takes them out
+    c.execute("INSERT INTO alerts_fts(alerts_fts, rank) VALUES ('integrity-check', 0)")  # the index itself
+    # the deleted rows' tokens are gone from the index (a delete with other text would leave them)
+    assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\"9000777\"'").fetchone()[0] == 0
+    assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH 'port'").fetchone()[0] == 150
+    c.close()
+    assert ids(path, q="4242424242") == [] and len(ids(path, q="port scan")) == 150

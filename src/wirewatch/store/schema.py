@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from .deferred import SQLITE_DEFERRED_SOURCES
-from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES
+from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES, SQLITE_FTS_RECORD_WORDS
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
 from .tables import SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
 from .tune_runs import SQLITE_TUNE_RUNS
@@ -135,6 +135,8 @@ MIGRATIONS: list[str] = [
     SQLITE_FTS_ADDRESSES,
     # 12: the source roll-ups caught up in bulk after a storm (store/deferred.py)
     SQLITE_DEFERRED_SOURCES,
+    # 13: a record's values are words apart from their keys' colons, index rebuilt (store/search.py)
+    SQLITE_FTS_RECORD_WORDS,
 ]
 
 
