@@ -140,7 +140,8 @@ def test_the_final_stats_event_comes_last_and_counts_the_run_end_updates(tmp_pat
 
 def test_read_loads_neither_the_dashboard_nor_the_store_nor_numpy_ma_and_one_blas_thread(tmp_path):
     """Start-up (README "Start-up"): `read` without a store imports only what it needs (no
-    Flask, waitress, Scapy, SQLite, dashboard or store modules, no numpy.ma), and numpy's
+    Flask, waitress, Scapy, SQLite, libpcap, dashboard or store modules, syslog or webhook sink,
+    live sensor, gzip or zstandard decompressor, no numpy.ma), and numpy's
     OpenBLAS is told to start one thread, not one per core."""
     import os
     import subprocess
@@ -151,8 +152,10 @@ def test_read_loads_neither_the_dashboard_nor_the_store_nor_numpy_ma_and_one_bla
              "code = None\n"
              "try:\n    runpy.run_module('wirewatch', run_name='__main__')\n"
              "except SystemExit as e:\n    code = e.code\n"
-             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'waitress', 'scapy', 'sqlite3')"
-             " or m == 'numpy.ma' or m.startswith(('wirewatch.web', 'wirewatch.store', 'numpy.ma.')))\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'waitress', 'scapy', 'sqlite3',"
+             " 'pcapy', 'gzip', 'zstandard') or m == 'numpy.ma' or m.startswith(('wirewatch.web', 'wirewatch.store',"
+             " 'numpy.ma.', 'wirewatch.sinks.syslog', 'wirewatch.sinks.webhook', 'wirewatch.capture.live',"
+             " 'wirewatch.sensor')))\n"
              "print(code, os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules, heavy)\n")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     r = subprocess.run([sys.executable, "-c", probe, SCAN], capture_output=True, text=True, env=env, cwd=tmp_path)
