@@ -34,6 +34,21 @@ def test_prefix_of_a_microsecond_capture_has_no_sub_microseconds(tmp_path):
     assert raw.prefix(2).meta[:, 0].tolist() == [int(BASE_TS)] * 2 and raw.prefix(2).meta[1, 1] == 250_000
 
 
-def test_capture_error_carries_the_users_line():
-    err = CaptureError("x.pcap: no such file")
-    assert isinstance(err, Exception) and str(err) == "x.pcap: no such file"
+def test_capture_error_is_the_users_one_line_from_reader_to_exit_status(tmp_path):
+    """A capture that cannot be read (missing; cut inside a record) raises CaptureError from
+    the reader, one line naming the file, and `wirewatch read` prints exactly that line, exit 2."""
+    import pytest
+    from conftest import cli
+
+    cut = tmp_path / "cut.pcap"
+    whole = write_pcap(str(tmp_path / "p.pcap"), probes(10))
+    data = open(whole, "rb").read()
+    cut.write_bytes(data[:24 + 3 * (16 + 54) + 20])  # three whole records, then 20 bytes of the fourth
+    for path, why in ((tmp_path / "none.pcap", "no such file"), (cut, "after packet 3")):
+        with pytest.raises(CaptureError) as caught:
+            for _ in read_batches(str(path)):
+                pass
+        line = str(caught.value)
+        assert line.startswith(f"{path}: ") and why in line and "\n" not in line, line
+        r = cli("read", str(path), "--logfile", "", "--quiet")
+        assert r.returncode == 2 and r.stderr.splitlines() == [f"wirewatch: {line}"], r.stderr
