@@ -52,12 +52,16 @@ def test_every_route_needs_auth(db):
     assert c.get("/api/alerts", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
-def test_security_headers(client):
-    r = client.get("/")
+def test_security_headers(db):
+    c = create_app(db, TOKEN).test_client()
+    login = c.get(f"/login?token={TOKEN}")  # the response that sets the session cookie
+    cookie = login.headers["Set-Cookie"]  # (the page after it sets none: a default made this pass)
+    assert login.status_code == 302 and "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
+    r = c.get("/")
     csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "object-src 'none'" in csp
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
-    assert "HttpOnly" in r.headers.get("Set-Cookie", "HttpOnly") and "<script>" not in r.get_data(as_text=True)
+    assert "<script>" not in r.get_data(as_text=True)
 
 
 def test_filters_and_keyset_pagination(client):
