@@ -49,6 +49,21 @@ def test_spool_caps_files_and_bytes_oldest_first(tmp_path):
         (tmp_path / "pcap" / names[-1]).read_bytes()
 
 
+def test_two_sensors_sharing_a_pcap_dir_each_keep_their_caps(tmp_path):
+    """As README says: the caps are per sensor. Each removes its own oldest (and what it found at
+    its first write); the directory holds up to the sum of the two caps, never more."""
+    d = tmp_path / "pcap"
+    pkt = capture_frames(SCAN, [5])
+    a, b = (PcapSpool(str(d), max_files=3, max_bytes=10**9) for _ in range(2))
+    mine: dict[int, list[str]] = {0: [], 1: []}
+    for _ in range(10):
+        for k, spool in enumerate((a, b)):
+            mine[k].append(spool.write({"type": f"s{k}"}, pkt))
+            assert len(os.listdir(d)) <= 6
+    assert sorted(os.listdir(d)) == sorted(mine[0][-3:] + mine[1][-3:])
+    assert a.written == b.written == 10 and a.removed + b.removed == 14  # a file counted once, by who removed it
+
+
 def test_spool_lists_its_directory_once(tmp_path, monkeypatch):
     """It listed and stat'ed the whole directory (up to pcap_max_files) on every live alert,
     inside the capture loop. Now once, at the first write; the caps still hold, oldest first,

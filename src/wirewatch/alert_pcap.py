@@ -183,7 +183,9 @@ class PcapSpool:
     """Live capture's alert pcaps in one directory, at most `max_files` files and `max_bytes`
     bytes of them; the oldest are removed first (counted). The directory is listed once, at
     the first write (files of earlier runs count, oldest by mtime first); after that the
-    spool keeps its own list in memory: writing an alert's pcap never lists the directory."""
+    spool keeps its own list in memory: writing an alert's pcap never lists the directory. So the
+    caps are this process's: another sensor writing the same directory is not seen after the
+    listing, and the two together keep up to the sum of their caps (README says so)."""
 
     def __init__(self, directory: str, max_files: int, max_bytes: int):
         self.directory, self.max_files, self.max_bytes = directory, max_files, max_bytes
@@ -232,9 +234,11 @@ class PcapSpool:
         assert files is not None
         while files and (len(files) > self.max_files or self._bytes > self.max_bytes):
             name, size = files.popleft()
-            with contextlib.suppress(FileNotFoundError):  # removed by someone else meanwhile
-                os.unlink(os.path.join(self.directory, name))
             self._bytes -= size
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except FileNotFoundError:  # removed by someone else meanwhile (another sensor): not ours to count
+                continue
             self.removed += 1
 
     def stats(self) -> dict[str, int]:

@@ -90,9 +90,11 @@ class OutputConfig:
     pcap_ring_mb: float = setting(64.0, "Live capture: the recent packets' bytes (as captured) kept in memory "
                                         "for those pcaps, whole batches, oldest let go first.", 1)
     pcap_max_files: int = setting(1000, "Live capture: at most this many pcaps in pcap_dir (oldest removed "
-                                        "first).", 1, 10_000_000)
+                                        "first), kept by each sensor: sensors sharing a pcap_dir together keep "
+                                        "up to the sum.", 1, 10_000_000)
     pcap_max_mb: float = setting(256.0, "Live capture: at most this many MB of pcaps in pcap_dir (oldest "
-                                        "removed first).", 1)
+                                        "removed first), kept by each sensor: sensors sharing a pcap_dir "
+                                        "together keep up to the sum.", 1)
 
 
 @dataclass(frozen=True)
