@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 # interface for `make run`: the default-route one unless IFACE=... is given
 IFACE ?= $(shell awk '$$2 == "00000000" { print $$1; exit }' /proc/net/route 2>/dev/null)
 
-.PHONY: run test bench bench-live bench-web bench-storm setup sample clean install install-files
+.PHONY: run test bench bench-live bench-web bench-storm bench-tune setup sample clean install install-files
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/wirewatch/native/*.c src/wirewatch/native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-web: setup
 ## Storm control: 200,000 forged-source SYNs to a watched port through `read --db` (< 10 s, <= 20 alerts).
 bench-storm: setup
 	$(BIN)/python bench/bench_storm.py
+
+## wirewatch tune vs wirewatch read on the benchmark capture: packets/s by wall and CPU time (target >= 0.5x).
+bench-tune: setup
+	$(BIN)/python bench/bench_tune.py
 
 ## Install under PREFIX (a venv of its own) with the systemd units, logrotate snippet and an
 ## example config; creates the users wirewatch and wirewatch-web (root; DESTDIR for packaging).
