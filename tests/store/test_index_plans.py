@@ -348,3 +348,40 @@ def test_postgresql_reads_an_old_time_range_by_its_index_never_every_newer_alert
     tested = sum(int(k) for p in plans for k in re.findall(r"Rows Removed by Filter: (\d+)", p))
     assert tested <= queries.WINDOW["postgresql"], plans
     assert "alerts_ts" in plans[-1], plans
+
+
+@pytest.mark.parametrize("kw", [{"type": "rare_type"}, {"sensor": "rare"}, {"port": 9999}, {"src": "10.8.8.8"}])
+def test_sqlite_a_wide_time_range_with_an_indexed_filter_is_read_by_that_filters_index(tmp_path, monkeypatch, kw):
+    """Below the window, a time range that is not small was read through the time index
+    whatever else the filter named: a rare type with a `since` before every alert sorted the
+    whole store (0.7 -> 42 ms at 300,000). With a type, sensor, port or address the read is
+    that filter's index in id order, which passes over only that filter's alerts; counted in
+    SQLite's virtual-machine steps against the time range's size."""
+    monkeypatch.setitem(queries.WINDOW, "sqlite", 50)
+    monkeypatch.setattr(queries, "SMALL_TIME_RANGE", 100)  # the range (every alert) is not small
+    n = 3000
+    rare = set(range(7, n, 100))
+    rows = []
+    for i in range(n):
+        a = fake_alert(i)
+        if i in rare:
+            a.update(type="rare_type", host="rare", dest_port=9999, src_ip="10.8.8.8")
+        rows.append(a)
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write(rows)
+    sink.close()
+    store = Store(path)
+    try:
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+        store.conn.set_progress_handler(count, 1)
+        got = [a["id"] for a in store.alerts(AlertFilter(since=BASE_TS - 1, limit=20, **kw))]
+        store.conn.set_progress_handler(None, 1)
+    finally:
+        store.close()
+    assert got == sorted((i + 1 for i in rare), reverse=True)[:20]
+    assert steps[0] < n * 5, steps  # every alert of the time range read and sorted: about 40 steps an alert

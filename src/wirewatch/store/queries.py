@@ -217,7 +217,10 @@ class Queries:
                                            "ORDER BY a.id DESC LIMIT ?", [*more, *args, low, f.limit])]
         if len(got) < f.limit and low > 1 and (f.after is None or low > f.after + 1):
             where, args = self._where(f, below=low)
-            by_time = self._by_time if not (_has_range(f) or f.q) else ""  # a time range alone: its index
+            # a time range alone: its index. With a filter of its own (type, id) index the read is that
+            # index in id order, which passes over that filter's alerts only (through the time index a
+            # rare type over a wide range sorted every alert of the range: 0.7 -> 42 ms at 300,000)
+            by_time = self._by_time if not (_has_range(f) or f.q or _has_id_index(f)) else ""
             got += [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a {by_time} WHERE {cond} AND {where} "
                                                 f"AND {self._below} < ? "
                                                 f"ORDER BY {self._range_order} DESC LIMIT ?",
@@ -535,6 +538,13 @@ class PostgresStore(Queries):
 
     def _text_search(self, q: str, below: int | None = None, at_least: int | None = None) -> tuple[str, list[Any]]:
         return "a." + TSQUERY_PHRASE, [q]  # (the ids are bounded beside it, where the planner sees them)
+
+
+def _has_id_index(f: AlertFilter) -> bool:
+    """Whether a filter has an index in id order of its own (tables.SQLITE_INDEXES): a type, sensor,
+    port, or a single source or destination address."""
+    return bool(f.type or f.sensor or f.port is not None
+                or any(v and cidr_range(v)[0] == cidr_range(v)[1] for v in (f.src, f.dest)))
 
 
 def _has_range(f: AlertFilter) -> bool:
