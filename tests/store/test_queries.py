@@ -139,3 +139,28 @@ def test_owners_of_many_addresses_in_one_read_each_side(store_url, tmp_path):
     finally:
         q.close()
     assert got == one_by_one == {"81.2.69.160": nl, "8.8.8.8": us, "192.0.2.7": {}, "10.0.0.1": {}, "203.0.113.1": {}}
+
+
+def test_the_overview_of_a_store_with_more_sensors_than_one_compound_select_takes(store_url, tmp_path):
+    """The sensors' last stats events are read in one UNION ALL (a term per sensor), and SQLite
+    takes at most 500 terms in one compound SELECT: a store that more than 500 sensors had
+    written to answered every overview with 'too many terms in compound SELECT'."""
+    import copy
+
+    _, stats = engine_records(tmp_path, "edge-0")
+    sink = store_sink(store_url, tmp_path)
+    names = [f"edge-{i:03d}" for i in range(520)]
+    for i, name in enumerate(names):
+        event = copy.deepcopy(stats)
+        event["host"] = name
+        event["stats"]["decoder"]["pkts"] = 1000 + i
+        sink.write_event(event)
+    sink.close()
+    q = open_store(store_url)
+    try:
+        fleet = q.overview()
+        one = q.overview(sensor="edge-007")
+    finally:
+        q.close()
+    assert fleet["health"]["sensor"] == names[-1] and fleet["health"]["packets"] == 1519
+    assert one["health"]["sensor"] == "edge-007" and one["health"]["packets"] == 1007

@@ -28,6 +28,7 @@ QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked 
 INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
 NEAR_MISS = 0.5  # the overview lists sources at this fraction of a threshold or more
 UPDATE_SCAN = 5000  # earlier alerts of its type read to find the alert an update updates
+STATS_TERMS = 400  # sensors whose last stats events one statement reads (SQLite: at most 500 terms in a UNION)
 
 
 class QueryError(ValueError):
@@ -312,11 +313,15 @@ class Queries:
         names = [sensor] if sensor else [r["sensor"] for r in self._rows("SELECT sensor FROM sensors")]
         if not names:  # a store written before sensors were tracked
             names = [""]
-        # one statement, an index read of each sensor's last 120 (a round trip per sensor cost
-        # more than its read: a fifth of a PostgreSQL overview's CPU)
-        rows = self._rows(" UNION ALL ".join(
-            f"SELECT * FROM (SELECT sensor, id, ts, record FROM stats WHERE sensor = ? ORDER BY id DESC LIMIT 120) s{i}"
-            for i in range(len(names))), names)
+        # one statement per STATS_TERMS sensors, an index read of each one's last 120 (a round trip
+        # per sensor cost more than its read: a fifth of a PostgreSQL overview's CPU; SQLite takes at
+        # most 500 terms in one compound SELECT)
+        rows: list[dict[str, Any]] = []
+        for lo in range(0, len(names), STATS_TERMS):
+            part = names[lo:lo + STATS_TERMS]
+            rows += self._rows(" UNION ALL ".join(
+                f"SELECT * FROM (SELECT sensor, id, ts, record FROM stats WHERE sensor = ? ORDER BY id DESC LIMIT 120) s{i}"
+                for i in range(len(part))), part)
         out: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["id"]):
             out.setdefault(r["sensor"], []).append(json.loads(r["record"]) | {"_ts": r["ts"]})
