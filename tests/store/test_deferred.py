@@ -161,7 +161,7 @@ def test_a_store_of_schema_11_is_rolled_up_through_its_newest_alert(tmp_path):
     for sql, args in upserts(rollup, "max", "min"):
         if args:
             c.executemany(sql, args)
-    assert migrate(c) == len(MIGRATIONS) == 13
+    assert migrate(c) == len(MIGRATIONS) == 14
     assert status(c) == {"rolled_up_through": 300, "pending": 0, "complete": True}
     c.close()
     sink = SqliteSink(path)

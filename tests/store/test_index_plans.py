@@ -121,7 +121,7 @@ def test_a_store_of_schema_9_migrates_to_the_partial_severity_index(tmp_path):
     c.close()
     SqliteSink(path).close()  # opening migrates: 9 -> 10
     c = sqlite3.connect(path)
-    assert c.execute("SELECT version FROM schema_version").fetchone()[0] == len(schema.MIGRATIONS) == 13
+    assert c.execute("SELECT version FROM schema_version").fetchone()[0] == len(schema.MIGRATIONS) == 14
     (sql,) = c.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts_severity'").fetchone()
     assert sql.endswith("WHERE severity = 1")
     assert c.execute("SELECT count(*) FROM alerts INDEXED BY alerts_severity WHERE severity = 1").fetchone()[0] == 12

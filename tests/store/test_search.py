@@ -30,6 +30,7 @@ def alerts() -> list[dict]:
     out[120]["flow_id"] = 4242424242
     out[121]["alert"] = {**out[121]["alert"], "signature_id": 9000777}
     out[130]["evidence"]["distinct_ports"] = 65001
+    out[140]["message"] = "Unusual traffic from 198.51.100.4: IP protocol 253. Seen on 2001:db8:99::: twice"
     return out
 
 
@@ -76,6 +77,17 @@ def test_numbers_ids_and_times_in_the_record_are_words_beside_addresses(db):
         assert ids(db, q="2001:db8:77") == []  # colons, and a run of its leading groups is a phrase it has
     assert ids(db, q="10.0.0.8") == [8] and ids(db, q="10.0.0") == []
     assert ids(db, q="flow_id 4242424242") == [121] and ids(db, q='"flow_id":4242424242') == [121]
+
+
+def test_a_colon_or_full_stop_after_a_word_is_punctuation(db):
+    """The engine's messages put a colon after an address ("Unusual traffic from 10.10.0.66: IP
+    protocol 253"): with ':' and '.' token characters that was the word '10.10.0.66:', and the
+    message's phrase "traffic from 10.10.0.66" was found no more (the record's src_ip still was)."""
+    assert ids(db, q="traffic from 198.51.100.4") == [141]
+    assert ids(db, q="198.51.100.4: IP protocol 253") == [141]
+    assert ids(db, q="protocol 253 seen on") == [141]
+    assert ids(db, q="2001:db8:99::") == [141] and ids(db, q="seen on 2001:db8:99::") == [141]
+    assert ids(db, q="198.51.100") == []
 
 
 def test_text_search_pages_newest_first_and_combines_with_filters(db):
@@ -244,7 +256,7 @@ def test_a_store_of_schema_11_is_reindexed_with_the_records_values_as_words(tmp_
     assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\":4242424242\"'").fetchone()[0] == 1
     c.close()
     assert ids(path, q="4242424242") == []  # the v11 index: the flow_id is the token ':4242424242'
-    SqliteSink(path).close()  # migrates to 12 and 13
+    SqliteSink(path).close()  # migrates to 12, 13 and 14
     store = open_store(path)
     assert store.search_status() == {"indexed_through": 0, "latest_id": 300, "pending": 300, "complete": False}
     store.close()
@@ -256,6 +268,7 @@ def test_a_store_of_schema_11_is_reindexed_with_the_records_values_as_words(tmp_
     c.execute("INSERT INTO alerts_fts(alerts_fts, rank) VALUES ('integrity-check', 0)")  # the index itself
     # the deleted rows' tokens are gone from the index (a delete with other text would leave them)
     assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\"9000777\"'").fetchone()[0] == 0
+    assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\"198.51.100.4\"'").fetchone()[0] == 0
     assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH 'port'").fetchone()[0] == 150
     c.close()
     assert ids(path, q="4242424242") == [] and len(ids(path, q="port scan")) == 150

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from .deferred import SQLITE_DEFERRED_SOURCES
-from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES, SQLITE_FTS_RECORD_WORDS
+from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES, SQLITE_FTS_RECORD_WORDS, SQLITE_FTS_TEXT_WORDS
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
 from .tables import SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
 from .tune_runs import SQLITE_TUNE_RUNS
@@ -137,6 +137,8 @@ MIGRATIONS: list[str] = [
     SQLITE_DEFERRED_SOURCES,
     # 13: a record's values are words apart from their keys' colons, index rebuilt (store/search.py)
     SQLITE_FTS_RECORD_WORDS,
+    # 14: a colon or full stop ending a word is punctuation, in message and record; index rebuilt
+    SQLITE_FTS_TEXT_WORDS,
 ]
 
 

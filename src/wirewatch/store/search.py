@@ -15,7 +15,8 @@ generated `tsvector` column `alerts.search` with a GIN index (store/postgres_sch
 Both tokenize words, so `q` is searched as a phrase of whole words ("port scan" finds
 "Possible port scan from ...", "10.3.0.5" finds that address, "scan" does not find "scanner");
 an address, host name or time is one word ("10.3" does not find "10.3.0.5"); a record's
-values are words of their own, apart from their keys (record_words: "flow_id":7 is found by 7).
+values are words of their own, apart from their keys ("flow_id":7 is found by 7), and a colon or
+full stop ending a word is punctuation (text_words).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT l
 END;
 """
 
-# What the index reads of a record (the insert below and the delete trigger must give the same
-# text, or the external-content index is corrupt): the JSON with a space after each key's colon.
+# What migration 13's index read of a record (its delete trigger; text_words below since 14):
+# the JSON with a space after each key's colon.
 # With ':' a token character (migration 11) `"flow_id":7` was the token ':7', and a flow_id,
 # signature id, number or time in the record was found no more; addresses stay single words.
 def record_words(column: str) -> str:
@@ -67,6 +68,34 @@ UPDATE alerts_fts_done SET last_id = 0;
 CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
     INSERT INTO alerts_fts(alerts_fts, rowid, message, record)
         VALUES ('delete', OLD.id, OLD.message, {record_words("OLD.record")});
+END;
+"""
+
+# What the index reads of a message or record since migration 14, and what a query is made of
+# (the insert below, the delete trigger and fts5_phrase must agree, or the external-content
+# index is corrupt): record_words' key colons, and a colon or full stop that ends a word
+# ("Unusual traffic from 10.10.0.66: IP protocol 253" had the word '10.10.0.66:', so the
+# message's phrase "traffic from 10.10.0.66" was found no more). Inside a word (an address, a
+# file name, a time) they stay: no address ends with ': ' or '. ', and an IPv6 address ending
+# in '::' keeps both colons before ': '.
+WORD_BREAKS = (('":', '" '), (': ', '  '), ('. ', '  '), ('."', ' "'))
+
+
+def text_words(column: str) -> str:
+    sql = column
+    for old, new in WORD_BREAKS:
+        sql = f"replace({sql}, '{old}', '{new}')"
+    return sql
+
+
+# 14: message and record indexed as text_words() gives them, rebuilt in the background
+SQLITE_FTS_TEXT_WORDS = f"""
+DROP TRIGGER alerts_fts_delete;
+INSERT INTO alerts_fts(alerts_fts) VALUES ('delete-all');
+UPDATE alerts_fts_done SET last_id = 0;
+CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
+    INSERT INTO alerts_fts(alerts_fts, rowid, message, record)
+        VALUES ('delete', OLD.id, {text_words("OLD.message")}, {text_words("OLD.record")});
 END;
 """
 
@@ -100,8 +129,8 @@ def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK, limit: int
             n, high = conn.execute("SELECT count(*), max(id) FROM (SELECT id FROM alerts WHERE id > ? ORDER BY id "
                                    "LIMIT ?)", (last, size if limit is None else min(size, limit - done))).fetchone()
             if n:
-                conn.execute(f"INSERT INTO alerts_fts(rowid, message, record) SELECT id, message, "
-                             f"{record_words('record')} FROM alerts WHERE id > ? AND id <= ?", (last, high))
+                conn.execute(f"INSERT INTO alerts_fts(rowid, message, record) SELECT id, {text_words('message')}, "
+                             f"{text_words('record')} FROM alerts WHERE id > ? AND id <= ?", (last, high))
                 conn.execute("UPDATE alerts_fts_done SET last_id = ?", (high,))
             conn.execute("COMMIT")
         except BaseException:
@@ -163,9 +192,11 @@ def catch_up(path: str, limit: int | None = None) -> int:
 
 
 def fts5_phrase(q: str) -> str:
-    """q as an FTS5 phrase query (its double quotes doubled), its words as record_words() indexes
-    them (`"flow_id":7` pasted from a record finds it)."""
-    return '"' + q.replace('":', '" ').replace('"', '""') + '"'
+    """q as an FTS5 phrase query (its double quotes doubled), its words as text_words() indexes
+    them (`"flow_id":7` pasted from a record finds it, and "from 10.0.0.1: IP" a message)."""
+    for old, new in WORD_BREAKS:
+        q = q.replace(old, new)
+    return '"' + q.replace('"', '""') + '"'
 
 
 TSQUERY_PHRASE = "search @@ phraseto_tsquery('simple', ?)"
