@@ -251,30 +251,41 @@ def test_sqlite_reads_a_dense_range_in_id_order_and_a_sparse_one_by_its_index(tm
         store.close()
 
 
+def pg_filled(pg_url: str, tmp_path, n: int, message_sql: str) -> None:
+    """A PostgreSQL store of n alerts 1..n (ts = id, one source), written by SQL (the sink is too
+    slow for 50,000), message_sql the message of alert i; analysed."""
+    store_sink(pg_url, tmp_path).close()  # the schema
+    import psycopg
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, message, record) "
+                  f"SELECT i, 'port_scan', 2, '10.0.0.1', '10.0.0.2', 'k', 'k', {message_sql}, '{{}}' "
+                  "FROM generate_series(1, %s) i", (n,))
+        c.execute("ANALYZE alerts")
+
+
+def listed_with_plans(url: str, f: AlertFilter) -> tuple[list[int], list[str]]:
+    """The ids the alert list gives for f, and the EXPLAIN ANALYZE of each of its id reads."""
+    store = open_store(url)
+    try:
+        seen: list[tuple[str, list]] = []
+        real = store._rows
+        store._rows = lambda sql, args=(): seen.append((sql, args)) or real(sql, args)  # type: ignore[method-assign]
+        got = [a["id"] for a in store.alerts(f)]
+        plans = ["\n".join(r["QUERY PLAN"] for r in real("EXPLAIN ANALYZE " + sql, args))
+                 for sql, args in seen if sql.startswith("SELECT a.id")]
+    finally:
+        store.close()
+    return got, plans
+
+
 def test_postgresql_reads_a_rare_word_by_its_index_never_every_alert_in_id_order(pg_url, tmp_path):
     """A rare word walked the ids newest first and tested every alert (1.7 s at 1M: the
     planner guesses a word it has no statistics for is in 0.4 % of alerts); now only the
     newest WINDOW alerts are tested one by one and the older ones are found through the
     GIN index. 50,000 alerts (fewer, and PostgreSQL reads the table whole), the word in 3."""
-    n = 50000
-    store_sink(pg_url, tmp_path).close()  # the schema
-    import psycopg
-    with psycopg.connect(pg_url, autocommit=True) as c:
-        c.execute("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, message, record) "
-                  "SELECT i, 'port_scan', 2, '10.0.0.1', '10.0.0.2', 'k', 'k', "
-                  "'Possible port scan from 10.0.0.1' || CASE WHEN i IN (7, 20000, 49990) THEN ' rareword' ELSE '' END, "
-                  "'{}' FROM generate_series(1, %s) i", (n,))
-        c.execute("ANALYZE alerts")
-    store = open_store(pg_url)
-    try:
-        seen: list[tuple[str, list]] = []
-        real = store._rows
-        store._rows = lambda sql, args=(): seen.append((sql, args)) or real(sql, args)  # type: ignore[method-assign]
-        got = [a["id"] for a in store.alerts(AlertFilter(q="rareword"))]
-        plans = ["\n".join(r["QUERY PLAN"] for r in real("EXPLAIN ANALYZE " + sql, args))
-                 for sql, args in seen if sql.startswith("SELECT a.id")]
-    finally:
-        store.close()
+    pg_filled(pg_url, tmp_path, 50000,
+              "'Possible port scan from 10.0.0.1' || CASE WHEN i IN (7, 20000, 49990) THEN ' rareword' ELSE '' END")
+    got, plans = listed_with_plans(pg_url, AlertFilter(q="rareword"))
     assert got == [49990, 20000, 7]
     store = open_store(pg_url)
     try:  # the dashboard asks the same again and again: psycopg prepares the reads, and
@@ -325,24 +336,8 @@ def test_postgresql_reads_an_old_time_range_by_its_index_never_every_newer_alert
     """A time range of more than SMALL_TIME_RANGE alerts was read in id order: one of old
     alerts passed over every newer one (1.4 s for the first hour at 1M). Now the newest
     WINDOW alerts are tested one by one and the range below them is read by the time index."""
-    n = 50000
-    store_sink(pg_url, tmp_path).close()  # the schema
-    import psycopg
-    with psycopg.connect(pg_url, autocommit=True) as c:
-        c.execute("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, message, record) "
-                  "SELECT i, 'port_scan', 2, '10.0.0.1', '10.0.0.2', 'k', 'k', 'm', '{}' "
-                  "FROM generate_series(1, %s) i", (n,))
-        c.execute("ANALYZE alerts")
-    store = open_store(pg_url)
-    try:
-        seen: list[tuple[str, list]] = []
-        real = store._rows
-        store._rows = lambda sql, args=(): seen.append((sql, args)) or real(sql, args)  # type: ignore[method-assign]
-        got = [a["id"] for a in store.alerts(AlertFilter(until=6000, limit=5))]
-        plans = ["\n".join(r["QUERY PLAN"] for r in real("EXPLAIN ANALYZE " + sql, args))
-                 for sql, args in seen if sql.startswith("SELECT a.id")]
-    finally:
-        store.close()
+    pg_filled(pg_url, tmp_path, 50000, "'m'")
+    got, plans = listed_with_plans(pg_url, AlertFilter(until=6000, limit=5))
     assert got == [6000, 5999, 5998, 5997, 5996]
     import re
     tested = sum(int(k) for p in plans for k in re.findall(r"Rows Removed by Filter: (\d+)", p))
