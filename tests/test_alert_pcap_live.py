@@ -71,3 +71,71 @@ def test_nmap_scan_alert_has_its_packets_in_var_pcap(net, world):
     assert r.status_code == 200 and r.get_data() == pcap.read_bytes()
     state = read_events(log, "stats")[-1]["stats"]["state"]
     assert state["alert_pcaps_written"] >= 1 and state["alert_pcaps_failed"] == 0
+
+
+def _records(path) -> list[tuple[int, int, int]]:
+    """(incl_len, orig_len, bytes that follow the record header) of each record of a classic pcap."""
+    import struct
+    data = path.read_bytes()
+    assert struct.unpack_from("<I", data)[0] == 0xA1B23C4D  # alert_pcap.write_pcap: little-endian, ns
+    out, pos = [], 24
+    while pos < len(data):
+        incl, orig = struct.unpack_from("<II", data, pos + 8)
+        out.append((incl, orig, min(incl, len(data) - pos - 16)))
+        pos += 16 + incl
+    assert pos == len(data)
+    return out
+
+
+def test_a_short_snaplen_keeps_each_packets_wire_length_in_the_alert_pcap(net, world):
+    """With `--snaplen 832` (headers only) an nmap scan whose probes carry 1,200 bytes of payload
+    is captured truncated: the alert pcap's records say incl_len = the 832 bytes written and
+    orig_len = the probe's length on the wire, as tcpdump (full snaplen, same interface) saw it.
+    The live reader once kept no wire length and wrote 832 for both."""
+    for tool in ("nmap", "tcpdump"):
+        need(tool)
+    import struct
+    L = net
+    ref = world / "tcpdump.pcap"
+    dump = L.popen(L.sensor, "tcpdump", "-i", L.sensor_if, "-U", "-n", "-w", str(ref), "-c", "2000",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = world / "logs" / "alerts.json"
+    proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if, "--quiet",
+                   "--snaplen", "832", "--logfile", str(log), "--stats-interval", "1", cwd=str(world),
+                   env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   text=True)
+    deadline = time.time() + 15
+    while time.time() < deadline and not read_events(log, "stats"):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    L.run(L.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-150", "--max-retries", "0", "--data-length", "1200",
+          L.sensor_ip, timeout=60)
+    deadline = time.time() + 8
+    while time.time() < deadline and not any(a["type"] == "port_scan" for a in read_events(log)):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    dump.send_signal(signal.SIGINT)
+    dump.wait(timeout=10)
+    assert proc.returncode == 0 and "failed" not in err, err
+    scan = next(a for a in read_events(log) if a["type"] == "port_scan")
+    recs = _records(world / "var" / "pcap" / scan["packets"]["pcap"])
+    assert len(recs) == scan["packets"]["count"] >= 100
+    # tcpdump's view of the same packets: classic pcap, microseconds, this host's byte order
+    raw = ref.read_bytes()
+    magic = struct.unpack_from("<I", raw)[0]
+    order = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    wire_lens, pos = [], 24
+    while pos + 16 <= len(raw):
+        incl, orig = struct.unpack_from(order + "II", raw, pos + 8)
+        wire_lens.append(orig)
+        pos += 16 + incl
+    probe = max(wire_lens)
+    assert probe >= 14 + 20 + 20 + 1200  # the probes' length on the wire, with their payload
+    for incl, orig, written in recs:
+        assert incl == written == min(orig, 832)  # incl_len: the bytes written
+        assert orig in wire_lens  # orig_len: a length tcpdump saw on the wire
+    truncated = [orig for incl, orig, _ in recs if incl < orig]
+    # the first 100 packets are probes and their answers (RST, SYN-ACK: short, written whole)
+    assert len(truncated) >= 40 and set(truncated) == {probe}  # every probe: 832 of `probe` bytes

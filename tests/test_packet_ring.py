@@ -101,7 +101,7 @@ def test_live_bytes_survive_the_readers_reused_buffers():
         buf[:len(r.buf)] = bytes(r.buf)
         metas[i % 2] = np.array(r.meta, copy=True)
         aliased = memoryview(buf)[:len(r.buf)]
-        ring.add(decode(aliased, metas[i % 2], r.linktype), (aliased, metas[i % 2], r.sub_usec, r.linktype))
+        ring.add(decode(aliased, metas[i % 2], r.linktype), (aliased, metas[i % 2], r.sub_usec, r.linktype, None))
         want += [(int(s), int(u) * 1000, bytes(r.buf[o:o + c])) for s, u, o, c in r.meta.tolist()]
     got = [(sec, ns, data) for sec, ns, data, _, _ in ring.packets(np.arange(len(want)))]
     assert len(raws) > 3 and got == want

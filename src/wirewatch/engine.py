@@ -106,7 +106,8 @@ class Engine:
         if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
             batch.ts += raw.sub_usec * 1e-9
         if self.packets is not None:
-            self.packets.add(batch, (raw.buf, raw.meta, raw.sub_usec, raw.linktype) if self.spool is not None else None)
+            self.packets.add(batch, (raw.buf, raw.meta, raw.sub_usec, raw.linktype, raw.wire_len)
+                             if self.spool is not None else None)
         return self.process(batch)
 
     def process(self, batch: PacketBatch) -> list[dict[str, Any]]:

@@ -56,7 +56,7 @@ class PacketRing:
         # alert's window is looked for only in the rows of the spans it overlaps
         self.spans: deque[list[Any]] = deque()
         self.keep_bytes, self.max_raw_bytes = keep_bytes, max_raw_bytes
-        self.raw: list[tuple[int, Any]] = []  # (first frame, (buf, meta, sub_usec, linktype)), oldest first
+        self.raw: list[tuple[int, Any]] = []  # (first frame, (buf, meta, sub_usec, linktype, wire_len)), oldest first
         self.raw_bytes = 0
         self.raw_evicted = 0  # packets whose bytes were let go
 
@@ -82,7 +82,8 @@ class PacketRing:
 
     def add(self, batch: PacketBatch, raw: Any = None) -> None:
         """One decoded batch (every frame of it, IP or not: frame numbers count them all);
-        `raw` = (buf, meta, sub_usec, linktype) keeps its bytes when the ring keeps bytes."""
+        `raw` = (buf, meta, sub_usec, linktype, wire_len) keeps its bytes when the ring keeps
+        bytes (wire_len: each packet's length on the wire, None when the reader does not know it)."""
         n = len(batch)
         if not n:
             return
@@ -106,8 +107,9 @@ class PacketRing:
         if self.keep_bytes and raw is not None:
             # a copy: the live reader hands out its two preallocated buffers in turn, so the
             # batch's bytes and meta are overwritten two batches later
-            buf, meta, sub, lt = raw
-            raw = (bytes(buf), np.array(meta, copy=True), None if sub is None else np.array(sub, copy=True), lt)
+            buf, meta, sub, lt, wire = raw
+            raw = (bytes(buf), np.array(meta, copy=True), None if sub is None else np.array(sub, copy=True), lt,
+                   None if wire is None else np.array(wire, copy=True))
             self.raw.append((self.total - n, raw))
             self.raw_bytes += _raw_size(raw)
             while self.raw_bytes > self.max_raw_bytes and len(self.raw) > 1:
@@ -188,20 +190,21 @@ class PacketRing:
 
     def packets(self, rows: np.ndarray) -> list[tuple[int, int, bytes, int, int]]:
         """Live: (sec, sub-second in ns, bytes, linktype, wire length) of these rows whose bytes
-        are still held. The live reader's rows carry no wire length: the captured one stands in."""
+        are still held. The wire length is the reader's (libpcap's len); the captured length stands
+        in where the reader does not know it (the pcapy-ng fallback)."""
         starts = [f for f, _ in self.raw]
         out = []
         for frame in rows.tolist():
             i = bisect.bisect_right(starts, frame) - 1
             if i < 0:
                 continue
-            first, (buf, meta, sub, linktype) = self.raw[i]
+            first, (buf, meta, sub, linktype, wire) = self.raw[i]
             row = frame - first
             if row >= len(meta):
                 continue
             sec, usec, off, cap = (int(x) for x in meta[row])
             ns = usec * 1000 + (int(sub[row]) if sub is not None else 0)
-            out.append((sec, ns, bytes(buf[off:off + cap]), linktype, cap))
+            out.append((sec, ns, bytes(buf[off:off + cap]), linktype, cap if wire is None else max(cap, int(wire[row]))))
         return out
 
     def stats(self) -> dict[str, int]:
@@ -212,7 +215,7 @@ class PacketRing:
 
 
 def _raw_size(raw: Any) -> int:
-    return len(raw[0]) + raw[1].nbytes
+    return len(raw[0]) + raw[1].nbytes + (0 if raw[4] is None else raw[4].nbytes)
 
 
 def _addr(text: Any) -> tuple[np.uint64, np.uint64] | None:

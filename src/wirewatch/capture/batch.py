@@ -23,8 +23,12 @@ class RawBatch:
     # a mapped file: how many rows are still intact after the consumer read them (another process
     # may truncate the file meanwhile: the rows past its new end then read zeros); None = all, always
     intact: Callable[[], int] | None = None
+    # live capture: (n,) uint32, each packet's length on the wire (meta's caplen is what was
+    # captured of it, less under a short --snaplen); None where the reader does not know it
+    wire_len: np.ndarray | None = None
 
     def prefix(self, rows: int) -> RawBatch:
         """The first `rows` packets of this batch."""
         sub = None if self.sub_usec is None else self.sub_usec[:rows]
-        return replace(self, meta=self.meta[:rows], sub_usec=sub, intact=None)
+        wire = None if self.wire_len is None else self.wire_len[:rows]
+        return replace(self, meta=self.meta[:rows], sub_usec=sub, wire_len=wire, intact=None)

@@ -109,6 +109,7 @@ class LiveSource:
         # two of each: a batch handed out stays intact while the next one is read
         self._bufs = [bytearray(size), bytearray(size)]
         self._metas = [np.empty((opts.batch_size, 4), np.uint32) for _ in range(2)]
+        self._wires = [np.empty(opts.batch_size, np.uint32) for _ in range(2)]
         self._turn = 0
 
     def _open_pcapy(self, opts: LiveOptions) -> None:
@@ -146,12 +147,13 @@ class LiveSource:
             return RawBatch(buf, np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4), self.linktype)
         turn = self._turn
         self._turn ^= 1
-        buf, meta = self._bufs[turn], self._metas[turn]
+        buf, meta, wire = self._bufs[turn], self._metas[turn], self._wires[turn]
         try:
-            n, used = _native.live_dispatch(self.handle, buf, meta, self.opts.snaplen)  # type: ignore[union-attr]
+            n, used = _native.live_dispatch(  # type: ignore[union-attr]
+                self.handle, buf, meta, wire, self.opts.snaplen)
         except OSError as exc:
             raise CaptureError(f"{self.opts.interface}: {exc}") from None
-        return RawBatch(memoryview(buf)[:used], meta[:n], self.linktype)
+        return RawBatch(memoryview(buf)[:used], meta[:n], self.linktype, wire_len=wire[:n])
 
     def kernel_stats(self) -> tuple[int, int, int]:
         """(packets received, dropped by the kernel, dropped by the interface)."""
@@ -195,6 +197,7 @@ class ScapySource:
     def drain(self) -> RawBatch:
         frames: list[bytes] = []
         meta: list[tuple[int, int, int, int]] = []
+        wire: list[int] = []
         off = 0
         while len(frames) < self.opts.batch_size:
             ready, _, _ = select.select([self.sock], [], [], 0)
@@ -203,14 +206,17 @@ class ScapySource:
             pkt = self.sock.recv()
             if pkt is None:
                 continue
-            raw = bytes(pkt)[: self.opts.snaplen]
+            whole = bytes(pkt)
+            raw = whole[: self.opts.snaplen]
+            wire.append(len(whole))
             ts = float(pkt.time)
             sec = int(ts)
             meta.append((sec, int(round((ts - sec) * 1e6)) % 1_000_000, off, len(raw)))
             frames.append(raw)
             off += len(raw)
         self.received += len(frames)
-        return RawBatch(b"".join(frames), np.array(meta, np.uint32).reshape(-1, 4), self.linktype)
+        return RawBatch(b"".join(frames), np.array(meta, np.uint32).reshape(-1, 4), self.linktype,
+                        wire_len=np.array(wire, np.uint32))
 
     def kernel_stats(self) -> tuple[int, int, int]:
         return self.received, 0, 0

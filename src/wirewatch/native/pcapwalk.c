@@ -534,6 +534,7 @@ typedef struct {
     int64_t cap, used;
     uint32_t *meta;
     Py_ssize_t n, max;
+    uint32_t *wire; /* each packet's length on the wire (h->len), beside meta's caplen */
 } live_rows;
 
 static void on_packet(unsigned char *user, const pkthdr *h, const unsigned char *bytes)
@@ -548,27 +549,30 @@ static void on_packet(unsigned char *user, const pkthdr *h, const unsigned char 
     m[1] = (uint32_t)h->ts.tv_usec;
     m[2] = (uint32_t)r->used;
     m[3] = caplen;
+    r->wire[r->n] = h->len;
     r->used += caplen;
     r->n++;
 }
 
-/* live_dispatch(handle, buf, meta, snaplen) -> (packets, bytes): what one pcap_dispatch gives now,
- * up to len(meta) / 4 packets and as many as fit len(buf) at `snaplen` bytes each */
+/* live_dispatch(handle, buf, meta, wire, snaplen) -> (packets, bytes): what one pcap_dispatch gives
+ * now, up to len(meta) / 4 packets (and len(wire)) and as many as fit len(buf) at `snaplen` bytes
+ * each; wire[i] is packet i's length on the wire, meta[i][3] what was captured of it */
 static PyObject *k_live_dispatch(PyObject *self, PyObject *args)
 {
-    PyObject *capsule, *obuf, *ometa;
+    PyObject *capsule, *obuf, *ometa, *owire;
     int snaplen;
-    if (!PyArg_ParseTuple(args, "OOOi", &capsule, &obuf, &ometa, &snaplen))
+    if (!PyArg_ParseTuple(args, "OOOOi", &capsule, &obuf, &ometa, &owire, &snaplen))
         return NULL;
     void *p = handle_of(capsule);
     if (!p)
         return NULL;
-    PyObject *o[2] = {obuf, ometa};
-    const buffer_spec specs[2] = {{1, 1, 0, "buf"}, {4, 1, 0, "meta"}};
-    Py_buffer v[2];
-    if (get_buffers(o, v, specs, 2) < 0)
+    PyObject *o[3] = {obuf, ometa, owire};
+    const buffer_spec specs[3] = {{1, 1, 0, "buf"}, {4, 1, 0, "meta"}, {4, 1, 0, "wire"}};
+    Py_buffer v[3];
+    if (get_buffers(o, v, specs, 3) < 0)
         return NULL;
-    live_rows r = {v[0].buf, v[0].len, 0, v[1].buf, 0, length(&v[1]) / 4};
+    Py_ssize_t rows = length(&v[1]) / 4 < length(&v[2]) ? length(&v[1]) / 4 : length(&v[2]);
+    live_rows r = {v[0].buf, v[0].len, 0, v[1].buf, 0, rows, v[2].buf};
     int failed = 0;
     if (snaplen < 1)
         snaplen = 1;
@@ -583,7 +587,7 @@ static PyObject *k_live_dispatch(PyObject *self, PyObject *args)
         failed = got < 0 && got != -2; /* -2: pcap_breakloop */
     }
     Py_END_ALLOW_THREADS
-    release_buffers(v, 2);
+    release_buffers(v, 3);
     if (failed) {
         PyErr_Format(PyExc_OSError, "live capture: %s", lp.geterr(p));
         return NULL;
@@ -642,7 +646,7 @@ static PyObject *k_live_close(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"live_available", k_live_available, METH_NOARGS, "live_available() -> libpcap could be loaded"},
     {"live_open", k_live_open, METH_VARARGS, "live_open(device, snaplen, promisc, timeout_ms, buffer_bytes, bpf) -> (handle, status, message)"},
-    {"live_dispatch", k_live_dispatch, METH_VARARGS, "live_dispatch(handle, buf, meta, snaplen) -> (packets, bytes)"},
+    {"live_dispatch", k_live_dispatch, METH_VARARGS, "live_dispatch(handle, buf, meta, wire, snaplen) -> (packets, bytes)"},
     {"live_fd", k_live_fd, METH_VARARGS, "live_fd(handle) -> selectable descriptor"},
     {"live_datalink", k_live_datalink, METH_VARARGS, "live_datalink(handle) -> DLT"},
     {"live_stats", k_live_stats, METH_VARARGS, "live_stats(handle) -> (received, dropped, ifdropped) or None"},
