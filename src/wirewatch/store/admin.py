@@ -16,6 +16,7 @@ from typing import Any
 
 from .queries import QueryError
 from .schema import cidr_range, migrate
+from .transaction import immediate
 
 
 class Triage:
@@ -28,14 +29,8 @@ class Triage:
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         """A transaction; what it yields runs SQL written with `?` placeholders."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        with immediate(self.conn) as c:
+            yield c
 
     def acknowledge(self, ids: list[int], value: bool = True) -> int:
         if not ids:

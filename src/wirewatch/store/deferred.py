@@ -27,6 +27,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from .transaction import immediate
+
 INLINE_MAX = 1024  # a batch of at most this many alerts updates the source roll-ups itself
 WRITER_CHUNK = 20000  # pending alerts the writer catches up per transaction, once the storm is over
 CHUNK = 10000  # pending alerts per catch-up transaction elsewhere (about 0.06 s: the writer waits at most that)
@@ -110,14 +112,8 @@ def catch_up_sources(conn: sqlite3.Connection, chunk: int = CHUNK, limit: int | 
     while limit is None or done < limit:
         if done:
             time.sleep(pause_s)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             n = add_pending(conn, chunk if limit is None else min(chunk, limit - done))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         done += n
         if n == 0:
             break

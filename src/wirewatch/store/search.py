@@ -26,6 +26,7 @@ import threading
 import time
 
 from .deferred import catch_up_sources
+from .transaction import immediate
 
 SQLITE_FTS = """
 CREATE VIRTUAL TABLE alerts_fts USING fts5(message, record, content='alerts', content_rowid='id');
@@ -60,16 +61,21 @@ def record_words(column: str) -> str:
     return f"""replace({column}, '":', '" ')"""
 
 
-# 13: the record indexed as record_words() gives it, rebuilt in the background (status())
-SQLITE_FTS_RECORD_WORDS = f"""
+def reindexed(message: str, record: str) -> str:
+    """A migration that empties the full-text index, to be rebuilt in the background (status()),
+    and makes the delete trigger remove what the index now reads of a message and a record."""
+    return f"""
 DROP TRIGGER alerts_fts_delete;
 INSERT INTO alerts_fts(alerts_fts) VALUES ('delete-all');
 UPDATE alerts_fts_done SET last_id = 0;
 CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
-    INSERT INTO alerts_fts(alerts_fts, rowid, message, record)
-        VALUES ('delete', OLD.id, OLD.message, {record_words("OLD.record")});
+    INSERT INTO alerts_fts(alerts_fts, rowid, message, record) VALUES ('delete', OLD.id, {message}, {record});
 END;
 """
+
+
+# 13: the record indexed as record_words() gives it
+SQLITE_FTS_RECORD_WORDS = reindexed("OLD.message", record_words("OLD.record"))
 
 # What the index reads of a message or record since migration 14, and what a query is made of
 # (the insert below, the delete trigger and fts5_phrase must agree, or the external-content
@@ -88,16 +94,8 @@ def text_words(column: str) -> str:
     return sql
 
 
-# 14: message and record indexed as text_words() gives them, rebuilt in the background
-SQLITE_FTS_TEXT_WORDS = f"""
-DROP TRIGGER alerts_fts_delete;
-INSERT INTO alerts_fts(alerts_fts) VALUES ('delete-all');
-UPDATE alerts_fts_done SET last_id = 0;
-CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts WHEN OLD.id <= (SELECT last_id FROM alerts_fts_done) BEGIN
-    INSERT INTO alerts_fts(alerts_fts, rowid, message, record)
-        VALUES ('delete', OLD.id, {text_words("OLD.message")}, {text_words("OLD.record")});
-END;
-"""
+# 14: message and record indexed as text_words() gives them
+SQLITE_FTS_TEXT_WORDS = reindexed(text_words("OLD.message"), text_words("OLD.record"))
 
 INDEX_CHUNK = 5000  # alerts per indexing transaction: the sensor's writer waits at most this long
 INDEX_EVERY_S = 2.0
@@ -121,8 +119,7 @@ def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK, limit: int
         if done:
             time.sleep(pause_s)
         started = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             # (an external-content table reads its content table for anything but MATCH, so
             # how far the index got is kept beside it)
             last = conn.execute("SELECT last_id FROM alerts_fts_done").fetchone()[0]
@@ -132,11 +129,6 @@ def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK, limit: int
                 conn.execute(f"INSERT INTO alerts_fts(rowid, message, record) SELECT id, {text_words('message')}, "
                              f"{text_words('record')} FROM alerts WHERE id > ? AND id <= ?", (last, high))
                 conn.execute("UPDATE alerts_fts_done SET last_id = ?", (high,))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         done += n
         if n < size and (limit is None or done < limit):
             return done

@@ -20,6 +20,7 @@ from .schema import migrate, record_json, spool_path, store_files
 from .sink_base import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, MuteRow, StoreSink
 from .spool import Delivery, Entry, Spool
 from .tables import insert_alerts
+from .transaction import immediate
 
 __all__ = ["MUTE_REFRESH_S", "RETENTION_EVERY", "RETENTION_PERIOD_S", "SqliteSink"]
 
@@ -92,8 +93,7 @@ class SqliteSink(StoreSink):
             self._transaction(c, entries)
 
     def _transaction(self, c: sqlite3.Connection, entries: list[Entry]) -> None:
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(c):
             uids = [e.uid for e in entries if e.uid is not None]
             if uids:  # a replay: skip what an interrupted earlier replay already stored
                 seen = _stored_uids(c, uids)
@@ -106,11 +106,6 @@ class SqliteSink(StoreSink):
             now = self.clock()
             c.executemany("INSERT INTO stats (ts, record) VALUES (?, ?)",
                           [(now, record_json(e.record)) for e in entries if e.record.get("event_type") == "stats"])
-            c.execute("COMMIT")
-        except BaseException:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise
         self.stored += len(alerts)
 
     def _insert_alerts(self, entries: list[Entry]) -> None:
@@ -178,8 +173,7 @@ class SqliteSink(StoreSink):
         """Delete alerts with id <= last_id and keep the roll-ups (per type, sensor, attacker and minute) true."""
         c = self.conn
         where, args = "id <= ?", (last_id,)
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(c):
             gone = c.execute(f"SELECT CAST(ts / 60 AS INTEGER), type, count(*) FROM alerts WHERE muted = 0 AND {where} "
                              "GROUP BY 1, 2", args).fetchall()
             c.executemany("UPDATE alert_minutes SET count = count - ? WHERE minute = ? AND type = ?",
@@ -200,11 +194,6 @@ class SqliteSink(StoreSink):
             for table in ("alerts_fts_done", "source_rollup_done"):
                 c.execute(f"UPDATE {table} SET last_id = (SELECT coalesce(max(id), 0) FROM alerts) "
                           "WHERE last_id > (SELECT coalesce(max(id), 0) FROM alerts)")
-            c.execute("COMMIT")
-        except BaseException:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise
 
     def stats(self) -> dict[str, int]:
         """Delivery counters for the stats event and the summary."""
