@@ -3,6 +3,7 @@ tests (tests/store/): written through a real sink into either store, read back b
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,16 @@ def engine_records(tmp_path: Path, sensor: str = "edge-a") -> tuple[list[dict[st
     """(alerts, final stats event) of the scenario analysed as `sensor`."""
     alerts, engine = run_packets(tmp_path, scenario(), {"general.sensor": sensor}, name=f"{sensor}.pcap")
     return alerts, stats_record(engine, None, (engine.stats.packets, 0, 0), 1.0, True)
+
+
+def sqlite_at_version(path: str, version: int) -> sqlite3.Connection:
+    """A SQLite store as migrations 1..`version` left it (its schema_version says so), on an
+    autocommit connection: a store of an earlier release, for migration tests to fill the way
+    that release's writer did."""
+    from wirewatch.store.schema import MIGRATIONS
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (0)")
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        conn.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    return conn

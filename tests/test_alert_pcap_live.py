@@ -24,24 +24,26 @@ from wirewatch.web import create_app
 pytestmark = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
 
 
-def test_nmap_scan_alert_has_its_packets_in_var_pcap(net, world):
+def scan_with_tcpdump_beside(L, world, monitor_args: tuple[str, ...] = (), nmap_args: tuple[str, ...] = ()):
+    """tcpdump (full length) and `wirewatch monitor` on the sensor's interface, an nmap SYN scan of
+    150 ports from the attacker; returns the log, tcpdump's capture and the port_scan alert,
+    once the sensor has exited 0 after SIGTERM."""
     for tool in ("nmap", "tcpdump"):
         need(tool)
-    L = net
     ref = world / "tcpdump.pcap"
     dump = L.popen(L.sensor, "tcpdump", "-i", L.sensor_if, "-U", "-n", "-w", str(ref), "-c", "2000",
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = world / "logs" / "alerts.json"
     proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if, "--quiet",
-                   "--logfile", str(log), "--stats-interval", "1", cwd=str(world),
+                   *monitor_args, "--logfile", str(log), "--stats-interval", "1", cwd=str(world),
                    env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                    text=True)
     deadline = time.time() + 15
     while time.time() < deadline and not read_events(log, "stats"):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
-    L.run(L.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-150", "--max-retries", "0", L.sensor_ip,
-          timeout=60)
+    L.run(L.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-150", "--max-retries", "0", *nmap_args,
+          L.sensor_ip, timeout=60)
     deadline = time.time() + 8
     while time.time() < deadline and not any(a["type"] == "port_scan" for a in read_events(log)):
         time.sleep(0.1)
@@ -51,7 +53,12 @@ def test_nmap_scan_alert_has_its_packets_in_var_pcap(net, world):
     dump.send_signal(signal.SIGINT)
     dump.wait(timeout=10)
     assert proc.returncode == 0 and "failed" not in err, err
-    scan = next(a for a in read_events(log) if a["type"] == "port_scan")
+    return log, ref, next(a for a in read_events(log) if a["type"] == "port_scan")
+
+
+def test_nmap_scan_alert_has_its_packets_in_var_pcap(net, world):
+    L = net
+    log, ref, scan = scan_with_tcpdump_beside(L, world)
     pk = scan["packets"]
     pcap = world / "var" / "pcap" / pk["pcap"]
     assert pcap.exists() and pcap.stat().st_uid != 0  # written after the sensor dropped root
@@ -92,34 +99,9 @@ def test_a_short_snaplen_keeps_each_packets_wire_length_in_the_alert_pcap(net, w
     is captured truncated: the alert pcap's records say incl_len = the 832 bytes written and
     orig_len = the probe's length on the wire, as tcpdump (full snaplen, same interface) saw it.
     The live reader once kept no wire length and wrote 832 for both."""
-    for tool in ("nmap", "tcpdump"):
-        need(tool)
     import struct
     L = net
-    ref = world / "tcpdump.pcap"
-    dump = L.popen(L.sensor, "tcpdump", "-i", L.sensor_if, "-U", "-n", "-w", str(ref), "-c", "2000",
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = world / "logs" / "alerts.json"
-    proc = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if, "--quiet",
-                   "--snaplen", "832", "--logfile", str(log), "--stats-interval", "1", cwd=str(world),
-                   env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                   text=True)
-    deadline = time.time() + 15
-    while time.time() < deadline and not read_events(log, "stats"):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    L.run(L.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-150", "--max-retries", "0", "--data-length", "1200",
-          L.sensor_ip, timeout=60)
-    deadline = time.time() + 8
-    while time.time() < deadline and not any(a["type"] == "port_scan" for a in read_events(log)):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
-    dump.send_signal(signal.SIGINT)
-    dump.wait(timeout=10)
-    assert proc.returncode == 0 and "failed" not in err, err
-    scan = next(a for a in read_events(log) if a["type"] == "port_scan")
+    log, ref, scan = scan_with_tcpdump_beside(L, world, ("--snaplen", "832"), ("--data-length", "1200"))
     recs = _records(world / "var" / "pcap" / scan["packets"]["pcap"])
     assert len(recs) == scan["packets"]["count"] >= 100
     # tcpdump's view of the same packets: classic pcap, microseconds, this host's byte order

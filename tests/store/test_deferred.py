@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 import pytest
+from store_fixtures import sqlite_at_version
 
 from wirewatch.craft import BASE_TS
 from wirewatch.store import deferred
@@ -148,11 +149,7 @@ def test_a_store_of_schema_11_is_rolled_up_through_its_newest_alert(tmp_path):
     """Migration 12 trusts the roll-ups an inline writer kept, and retention still takes
     those alerts out of them."""
     path = str(tmp_path / "s.db")
-    c = sqlite3.connect(path, isolation_level=None)
-    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    c.execute("INSERT INTO schema_version VALUES (0)")
-    for number, script in enumerate(MIGRATIONS[:11], start=1):
-        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c = sqlite_at_version(path, 11)
     from wirewatch.store.rollups import prepare, upserts
     from wirewatch.store.tables import insert_alerts
     records = [alert(i) for i in range(300)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import store_sink
+from store_fixtures import sqlite_at_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 from dashboard_fixtures import BASE_TS, fake_alert
@@ -111,11 +112,7 @@ def test_sqlite_reads_high_severity_and_small_time_ranges_by_index(tmp_path, mon
 
 def test_a_store_of_schema_9_migrates_to_the_partial_severity_index(tmp_path):
     path = str(tmp_path / "old.db")
-    c = sqlite3.connect(path, isolation_level=None)
-    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    c.execute("INSERT INTO schema_version VALUES (0)")
-    for number, script in enumerate(schema.MIGRATIONS[:9], start=1):
-        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c = sqlite_at_version(path, 9)
     rows, _ = prepare(records(), [None] * N)  # the rows as schema 9's writer stored them
     c.executemany(insert_alerts("?"), rows)
     c.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import store_sink
+from store_fixtures import sqlite_at_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 from dashboard_fixtures import TOKEN, fake_alert, login
@@ -191,18 +192,12 @@ def test_a_loaded_machine_shrinks_the_indexing_chunks(tmp_path, monkeypatch):
 
 
 def test_a_store_indexed_by_the_old_tokenizer_is_reindexed_with_addresses_as_words(tmp_path):
-    import sqlite3
 
-    from wirewatch.store import schema
     from wirewatch.store.rollups import prepare
     from wirewatch.store.search import index_pending
     from wirewatch.store.tables import insert_alerts
     path = str(tmp_path / "old.db")
-    c = sqlite3.connect(path, isolation_level=None)
-    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    c.execute("INSERT INTO schema_version VALUES (0)")
-    for number, script in enumerate(schema.MIGRATIONS[:10], start=1):
-        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c = sqlite_at_version(path, 10)
     c.executemany(insert_alerts("?"), prepare(alerts(), [None] * 300)[0])  # as schema 10's writer stored them
     assert index_pending(c) == 300  # and its dashboard indexed them: "203.0.113.9" as four tokens
     assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\"203 0 113\"'").fetchone()[0] == 1
@@ -241,15 +236,10 @@ def test_a_store_of_schema_11_is_reindexed_with_the_records_values_as_words(tmp_
     deletes afterwards leave FTS5's integrity check clean."""
     import sqlite3
 
-    from wirewatch.store import schema
     from wirewatch.store.rollups import prepare
     from wirewatch.store.tables import insert_alerts
     path = str(tmp_path / "v11.db")
-    c = sqlite3.connect(path, isolation_level=None)
-    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    c.execute("INSERT INTO schema_version VALUES (0)")
-    for number, script in enumerate(schema.MIGRATIONS[:11], start=1):
-        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c = sqlite_at_version(path, 11)
     c.executemany(insert_alerts("?"), prepare(alerts(), [None] * 300)[0])
     c.execute("INSERT INTO alerts_fts(rowid, message, record) SELECT id, message, record FROM alerts")  # as v11 did
     c.execute("UPDATE alerts_fts_done SET last_id = 300")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from store_fixtures import sqlite_at_version
+
 from wirewatch.store import postgres_schema, schema
 from wirewatch.store.queries import AlertFilter, Store
 from wirewatch.store.sqlite_sink import SqliteSink
@@ -54,11 +56,7 @@ def test_attacker_and_owner_terms():
 def _v6_store(path: str, records: list[dict]) -> None:
     """A store as the schema before the one column list (8) left it, filled the way its writer
     did (rows and roll-ups)."""
-    c = sqlite3.connect(path, isolation_level=None)
-    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    c.execute("INSERT INTO schema_version VALUES (0)")
-    for number, script in enumerate(schema.MIGRATIONS[:8], start=1):
-        c.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
+    c = sqlite_at_version(path, 8)
     for a in records:
         ts = 1_767_225_600.0 + a["flow_id"]
         c.execute("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, dest_port, proto, message,"
