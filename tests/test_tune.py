@@ -115,3 +115,49 @@ def test_grid_parsing_accepts_the_section_prefix():
     assert parse_grid("detect.syn_flood.threshold=100:500:100") == ("syn_flood", "threshold", (100.0, 500.0, 100.0))
     with pytest.raises(ConfigError):
         grids(load(), ["syn_flood.max_completion=0:1:0.1"])
+
+
+def test_tune_shows_progress_on_a_terminal_for_a_big_capture(tmp_path):
+    """On a multi-gigabyte capture tune shows progress as read does: the same bar on standard
+    error when it is a terminal and the capture is big (progress.MIN_BYTES), ending at 100 % (the
+    walker once left the file header out of the bytes consumed: 99 %); none with --no-progress."""
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from wirewatch.progress import MIN_BYTES
+    frame = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=6000) / (b"x" * 1400))
+    big = tmp_path / "big.pcap"
+    count = MIN_BYTES // (16 + len(frame)) + 1000
+    with open(big, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(count):
+            fh.write(struct.pack("<IIII", 1_767_225_600 + i // 1000, (i % 1000) * 1000, len(frame), len(frame)) + frame)
+    shown = {}
+    for flags in ((), ("--no-progress",)):
+        main, sub = pty.openpty()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "wirewatch", "tune", str(big), "--detector", "port_scan", *flags],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sub, timeout=300,
+                                  env={**os.environ, "WIREWATCH_OUTPUT__DB": ""})
+            os.close(sub)
+            err = b""
+            while True:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:  # EIO: the terminal's other side is closed
+                    break
+                if not chunk:
+                    break
+                err += chunk
+        finally:
+            os.close(main)
+        assert proc.returncode == 0, err
+        shown[flags] = err.decode(errors="replace")
+    assert "big.pcap [" in shown[()] and "100%" in shown[()]
+    assert "big.pcap [" not in shown[("--no-progress",)]

@@ -216,6 +216,7 @@ class Walker:
         self.linktype = 0
         self.ifs = _Interfaces()
         self.packets = 0  # delivered so far
+        self.uncounted = 0  # bytes walked (file header, blocks without packets) not yet in a batch's `consumed`
         self.described = False  # an interface description was seen (pcapng)
         self.damage = ""  # why the last status was damage, when it was found in a header
 
@@ -314,6 +315,7 @@ class Walker:
             header = self._file_header(view)
             if header is None:
                 return None, pos, INCOMPLETE
+            self.uncounted += header - pos
             return None, header, FULL
         meta = np.empty((self.batch_size, 4), np.uint32)
         sub = np.empty(self.batch_size, np.uint16)
@@ -329,12 +331,14 @@ class Walker:
         if status in DAMAGE and not self.damage:
             self.damage = DAMAGE[status]
         if not n:
+            self.uncounted += end - pos
             return None, end, status
         self.packets += n
         meta = meta[:n]
         window = int(meta[-1, 2]) + int(meta[-1, 3])
         subs = sub[:n] if self.nano or (self.format == "pcapng" and sub[:n].any()) else None
-        return (RawBatch(view[base:base + window], meta, linktype, sub_usec=subs, consumed=end - pos, offset=base),
+        consumed, self.uncounted = end - pos + self.uncounted, 0  # the progress bar reaches 100 %
+        return (RawBatch(view[base:base + window], meta, linktype, sub_usec=subs, consumed=consumed, offset=base),
                 end, status)
 
 
