@@ -88,9 +88,6 @@ def add_pending(conn: sqlite3.Connection, limit: int) -> int:
     n, high = conn.execute("SELECT count(*), max(id) FROM (SELECT id FROM alerts WHERE id > ? ORDER BY id LIMIT ?)",
                            (last, limit)).fetchone()
     if not n:
-        newest = conn.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
-        if newest < last:  # every alert was deleted and ids started again below the pointer
-            set_done(conn, newest)
         return 0
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS pending_activity (src_ip TEXT, sensor TEXT, type TEXT, n INTEGER, "
                  "first_ts REAL, last_ts REAL)")

@@ -116,10 +116,7 @@ class SqliteSink(StoreSink):
         c = self.conn
         small = len(entries) <= INLINE_MAX
         prev = c.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
-        done = done_through(c)
-        if done > prev:  # every alert was deleted and ids start again below the pointer
-            set_done(c, prev)
-            done = prev
+        done = done_through(c)  # never above prev: retention pulls it down (_delete_through)
         if small and done < prev:
             add_pending(c, WRITER_CHUNK)
             done = done_through(c)
