@@ -10,7 +10,7 @@ from wirewatch import config
 from wirewatch.craft import ping, write_pcap
 from wirewatch.decode import PacketBatch
 from wirewatch.detect.base import Reconfigurable
-from wirewatch.engine import COALESCE_BATCHES, Engine
+from wirewatch.engine import Engine
 
 
 class Recorder(Reconfigurable):
@@ -54,15 +54,18 @@ def test_batches_within_one_slice_are_analysed_together(tmp_path):
 
 
 def test_coalescing_is_bounded_and_idle_flushes(tmp_path):
+    """A slice longer than slice_packets is analysed in pieces of exactly that many packets,
+    counted from its first packet, whatever the batches it came in (here 3, 5 and 7 packets)."""
     batch = pings(tmp_path, [200.0 + 0.01 * i for i in range(30)])
-    rec = Recorder()
-    engine = Engine(config.build([("general", "batch_size", 3, "test")]), detectors=[rec])
-    feed(engine, batch, 3)
-    limit = COALESCE_BATCHES * 3
-    assert [n for _, _, n in rec.slices] == [limit, limit]
-    engine.idle(1e9)  # nothing arrived for a while: what waits is analysed
-    assert [n for _, _, n in rec.slices] == [limit, limit, 30 - 2 * limit]
-    assert np.isclose(rec.slices[-1][1], 200.29)
+    for size in (3, 5, 7):
+        rec = Recorder()
+        engine = Engine(config.build([("general", "batch_size", size, "test")]), detectors=[rec])
+        engine.slice_packets = 12
+        feed(engine, batch, size)
+        assert [n for _, _, n in rec.slices] == [12, 12]
+        engine.idle(1e9)  # nothing arrived for a while: what waits is analysed
+        assert [n for _, _, n in rec.slices] == [12, 12, 6]
+        assert np.isclose(rec.slices[-1][1], 200.29)
 
 
 def test_unanswered_handshakes_time_out_on_a_quiet_wire(tmp_path):

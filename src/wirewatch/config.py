@@ -35,8 +35,9 @@ class GeneralConfig:
                               "empty = the host name.")
     time_window: float = setting(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
     interface: str = setting("", "Interface name reported as in_iface (-i/--interface).")
-    batch_size: int = setting(16384, "Most packets per capture read; up to 4 reads within one expire_interval "
-                                     "are analysed in one detector pass (fewer numpy calls per packet).", 1, 1_000_000)
+    batch_size: int = setting(16384, "Most packets per capture read. Reads within one expire_interval are "
+                                     "analysed together, up to 65,536 packets per detector pass; alerts never "
+                                     "depend on it (nor on the reader or compression).", 1, 1_000_000)
     expire_interval: float = setting(1.0, "Seconds of packet time per time slice: state expires between slices, "
                                           "and a slice's packets are analysed when it ends.", 0.01)
 

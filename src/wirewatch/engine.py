@@ -31,7 +31,7 @@ from .talkers import TopTalkers
 from .timeline import Timeline
 from .tunnel_evidence import TunnelEvidence
 
-COALESCE_BATCHES = 4  # a slice analysed at once holds at most this many batches of packets
+SLICE_PACKETS = 65_536  # a time slice is analysed at most this many packets at a time, counted from its start
 
 
 @dataclass
@@ -74,6 +74,7 @@ class Engine:
         self._pending: list[PacketBatch] = []  # the current time slice, not yet analysed
         self._pending_tick = 0.0
         self._pending_rows = 0
+        self.slice_packets = SLICE_PACKETS
         self.packets: PacketRing | None = None  # an alert's packets: begin_file() or keep_packets()
         self.spool: Any = None  # live: alert_pcap.PcapSpool, where those packets are written
 
@@ -115,24 +116,36 @@ class Engine:
 
         A batch of sparse traffic can span minutes of packet time; slicing it keeps
         every window exact to within expire_interval, since state expires between slices.
-        The other way round, consecutive batches within one slice are coalesced (up to
-        COALESCE_BATCHES batches' worth of packets) and analysed together when the slice
-        ends: per-call costs are paid per slice, not per batch. The last slice waits for
-        the next packet in a later slice, `idle()` or `flush()`.
+        The other way round, consecutive batches within one slice are coalesced and analysed
+        together when the slice ends: per-call costs are paid per slice, not per batch. A
+        slice of more than `slice_packets` packets (a flood) is analysed in pieces of exactly
+        that many, counted from the slice's first packet. So where the detectors decide is a
+        function of packet times and order alone, never of where the reader cut its batches
+        (batch_size, a stream's chunk ends, compression): the same packets give the same
+        alerts. The last slice waits for the next packet in a later slice, `idle()` or `flush()`.
         """
         alerts: list[dict[str, Any]] = []
         step = self.cfg.general.expire_interval
-        limit = COALESCE_BATCHES * self.cfg.general.batch_size
+        limit = self.slice_packets
         for part in self._slices(batch):
             if not len(part):
                 alerts += self._process_slice(part)
                 continue
             tick = float(np.floor(part.ts[0] / step))
-            if self._pending and (tick != self._pending_tick or self._pending_rows + len(part) > limit):
+            if self._pending and tick != self._pending_tick:
                 alerts += self._analyse_pending()
-            self._pending.append(part)
             self._pending_tick = tick
-            self._pending_rows += len(part)
+            while self._pending_rows + len(part) >= limit:  # a piece of exactly `limit` packets is complete
+                take = limit - self._pending_rows
+                head = part.select(slice(0, take))
+                head.errors, head.non_ip = part.errors, part.non_ip
+                part = part.select(slice(take, None))
+                self._pending.append(head)
+                self._pending_rows = limit
+                alerts += self._analyse_pending()
+            if len(part):
+                self._pending.append(part)
+                self._pending_rows += len(part)
         return alerts
 
     def flush(self) -> list[dict[str, Any]]:

@@ -1,0 +1,184 @@
+"""The same packets give the same alerts, wherever the reader cut them into batches.
+
+A capture read with any batch size (the reads and `general.batch_size` alike), mapped or
+streamed (a compressed copy; a stream cut into small chunks, whose ends cut batches too)
+must give the same alert records, field for field: type, source, timestamp, evidence.
+The engine decides where a detector looks at the packets (its time slices, and pieces of
+`slice_packets` packets of a long one) from packet times and order alone (engine.process).
+Before that, a slice ended at the batch that overflowed COALESCE_BATCHES x batch_size rows:
+mixed-4x.pcap and mixed-4x.pcap.zst gave different syn_flood evidence, and a batch size of 7
+turned dev01's one port_scan into two.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CORPUS
+from scapy.layers.inet import ICMP, IP, TCP
+
+from wirewatch import config
+from wirewatch.capture.pcapfile import DEFAULT_BATCH, RawBatch, read_batches
+from wirewatch.capture.sources import decompressed, stream_batches
+from wirewatch.craft import BASE_TS, eth, write_pcap
+from wirewatch.engine import SLICE_PACKETS, Engine
+from wirewatch.sinks import SinkBase
+
+BUSY = CORPUS.parent / "corpus-busy"
+SMALL_CHUNK = 64 * 1024  # bytes per refill of the chunked stream: its chunk ends cut batches
+
+
+class Collect(SinkBase):
+    name = "collect"
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+
+    def write(self, alerts: list[dict[str, Any]]) -> None:
+        self.alerts += alerts
+
+    def close(self) -> None:
+        pass
+
+
+def batches(path: Path, reader: str, size: int) -> Iterator[RawBatch]:
+    """mapped: the plain file mapped; stream: read_batches of its gzip or xz copy; chunked: the
+    plain file streamed SMALL_CHUNK bytes at a time."""
+    if reader == "chunked":
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+            yield from stream_batches(path.name, decompressed(path.name, head, fh), size, chunk=SMALL_CHUNK)
+    else:
+        yield from read_batches(str(path), size)
+
+
+def alerts_of(path: Path, reader: str, size: int, slice_packets: int = SLICE_PACKETS,
+              blacklist: Path | None = None) -> list[dict[str, Any]]:
+    ov = [("general", "batch_size", size, "test"), ("general", "sensor", "cuts", "test")]
+    if blacklist is not None:
+        ov.append(("detect.blacklist", "files", [str(blacklist)], "test"))
+    sink = Collect()
+    engine = Engine(config.build(ov), sinks=[sink])
+    engine.slice_packets = slice_packets
+    for raw in batches(path, reader, size):
+        engine.feed(raw)
+    engine.finish()  # the run-end updates too
+    assert not engine.stats.component_errors, engine.stats.component_errors
+    return sink.alerts
+
+
+def copies(tmp_path: Path, source: Path) -> dict[str, Path]:
+    """The capture plain (mapped, chunked) and compressed (stream)."""
+    if source.suffix == ".xz":
+        plain = tmp_path / source.stem
+        with lzma.open(source) as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return {"mapped": plain, "chunked": plain, "stream": source}
+    packed = tmp_path / (source.name + ".gz")
+    with open(source, "rb") as src, gzip.open(packed, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return {"mapped": source, "chunked": source, "stream": packed}
+
+
+def assert_same_alerts(paths: dict[str, Path], runs: list[tuple[str, int]], slice_packets: int = SLICE_PACKETS,
+                       blacklist: Path | None = None) -> list[dict[str, Any]]:
+    """Every (reader, batch size) gives the alerts the mapped reader gives at the default batch size."""
+    want = alerts_of(paths["mapped"], "mapped", DEFAULT_BATCH, slice_packets, blacklist)
+    for reader, size in runs:
+        got = alerts_of(paths[reader], reader, size, slice_packets, blacklist)
+        assert got == want, f"{paths[reader].name}: {reader} reader, batch size {size}, slice_packets " \
+                            f"{slice_packets}: {len(got)} alerts, not the {len(want)} of the mapped reader"
+    return want
+
+
+EVERY = [("mapped", 1), ("mapped", 7), ("mapped", 64), ("mapped", 1000), ("stream", 7), ("stream", DEFAULT_BATCH),
+         ("chunked", 64)]
+NO_SINGLE = [r for r in EVERY if r[1] != 1]  # batches of one packet: only on the small captures (time)
+CAPTURES = [
+    (CORPUS / "dev01_nmap_syn_top100.pcap", EVERY),  # a port scan within one slice
+    (CORPUS / "dev02_nmap_connect_1-200.pcap", EVERY),
+    (CORPUS / "dev09_nmap_slow_T1.pcap", EVERY),  # a slow scan: the long window, 30 slices
+    (CORPUS / "dev11_failed_handshake_rst.pcap", EVERY),
+    (CORPUS / "dev23_mixed_http_dns_with_synscan.pcap", EVERY),
+    (CORPUS / "dev24_distributed_scan.pcap", EVERY),
+    (CORPUS / "dev10_hping3_syn_flood.pcap", [("mapped", 7), ("mapped", 1000), ("stream", 64), ("chunked", 1000)]),
+    (BUSY / "dbusy12_nmap_syn_scan.pcap.xz", [("mapped", 7), ("mapped", 1000), ("stream", 64), ("chunked", 1000)]),
+    (BUSY / "dbusy22_xmas_scan_plus_backdoor.pcap.xz", [("mapped", 64), ("stream", 1000), ("chunked", 7)]),
+]
+
+
+@pytest.mark.parametrize("source,runs", CAPTURES, ids=[p.name.split("_")[0] for p, _ in CAPTURES])
+def test_corpus_alerts_do_not_depend_on_batches_or_reader(tmp_path, source, runs):
+    blacklist = source.parent / "blacklist.txt"
+    want = assert_same_alerts(copies(tmp_path, source), runs, blacklist=blacklist)
+    assert want  # every capture here alerts
+
+
+@pytest.mark.parametrize("source", [CORPUS / "dev10_hping3_syn_flood.pcap", BUSY / "dbusy11_syn_flood_onesrc_then_randsrc.pcap.xz"],
+                         ids=["dev10", "dbusy11"])
+def test_floods_cut_into_pieces_of_slice_packets_alike(tmp_path, source):
+    """A flood fills a slice past slice_packets: the pieces are counted from the slice's first
+    packet, so batches of any size cut it at the same packets (here pieces of 5,000, which
+    batches of 64 and 1,000 and the 64 KiB chunks of a stream all straddle)."""
+    assert_same_alerts(copies(tmp_path, source), [("mapped", 64), ("mapped", 1000), ("chunked", DEFAULT_BATCH)],
+                       slice_packets=5000, blacklist=source.parent / "blacklist.txt")
+
+
+SCANNER, TARGET, PINGER = "10.1.0.66", "10.1.0.1", "10.1.0.5"
+COOLDOWN = 30.0
+
+
+def boundary_capture(path: Path) -> Path:
+    """A port scan whose threshold crossing and whose cooldown's end fall on batch boundaries.
+
+    Packet 63 (from 0) is the first of a batch of 7 and the last of a batch of 64: it is burst A's
+    20th distinct port (port_scan's threshold). Burst A's last probe (T0 + 0.69) starts the 30 s
+    cooldown; burst B sends 40 new ports from T0 + 30.50, one every 10 ms, so its 20th port, at
+    T0 + 30.69 when the cooldown ends, is packet 448: the first of a batch of 7 and of 64. One of
+    B's ports is 4444 (a watched port), which the correlator holds back one slice. Pings from
+    another host fill the rows in between."""
+    t0 = BASE_TS
+    pkts: list[tuple[float, Any]] = []
+
+    def ping(t: float) -> None:
+        pkts.append((t, eth(IP(src=PINGER, dst=TARGET) / ICMP(id=7, seq=len(pkts) % 65536))))
+
+    def probe(t: float, port: int) -> None:
+        pkts.append((t, eth(IP(src=SCANNER, dst=TARGET) / TCP(sport=40000, dport=port, flags="S"))))
+
+    for i in range(44):
+        ping(t0 + 0.005 * i)
+    for i in range(40):
+        probe(t0 + 0.30 + 0.01 * i, 1000 + i)
+        if i == 19:
+            assert len(pkts) == 64  # the crossing is packet 63
+    filler = 448 - 19 - len(pkts)
+    for i in range(filler):
+        ping(t0 + 1.0 + 29.0 * i / filler)
+    ports_b = [2000 + i for i in range(40)]
+    ports_b[25] = 4444
+    for i, port in enumerate(ports_b):
+        probe(t0 + 30.50 + 0.01 * i, port)
+        if i == 19:
+            assert len(pkts) == 449  # the probe at the cooldown's end is packet 448
+    return Path(write_pcap(str(path), pkts))
+
+
+@pytest.mark.parametrize("slice_packets", [SLICE_PACKETS, 16, 50])
+def test_crossing_and_cooldown_at_batch_boundaries(tmp_path, slice_packets):
+    plain = boundary_capture(tmp_path / "boundary.pcap")
+    paths = copies(tmp_path, plain)
+    got = assert_same_alerts(paths, EVERY + [("stream", 448), ("chunked", 1)], slice_packets)
+    scans = [a for a in got if a["type"] == "port_scan"]
+    assert scans and all(a["src_ip"] == SCANNER for a in scans)
+    if slice_packets == SLICE_PACKETS:  # each burst within one slice: one alert each, B's after A's cooldown
+        assert [a["evidence"]["distinct_ports"] for a in scans] == [40, 40]
+        assert scans[0]["timestamp"].endswith("00:00:00.690000+0000")
+        assert scans[1]["timestamp"].endswith("00:00:30.890000+0000")
+        assert 4444 in scans[1]["evidence"]["watched_ports_touched"]
