@@ -57,8 +57,8 @@ def tune_keys(cfg: Config, path: Path) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     for g in sweep:
         out.setdefault(g.detector, set()).update(flow_id(k) for k in peaks.at(g.label, g.current))
-    for name, keys in peaks.untuned.items():
-        out.setdefault(name, set()).update(flow_id(k) for k in keys)
+    for name, table in peaks.untuned.items():
+        out.setdefault(name, set()).update(flow_id(k) for k in table.keys)
     return {k: v for k, v in out.items() if v}
 
 
@@ -161,3 +161,84 @@ def test_tune_shows_progress_on_a_terminal_for_a_big_capture(tmp_path):
         shown[flags] = err.decode(errors="replace")
     assert "big.pcap [" in shown[()] and "100%" in shown[()]
     assert "big.pcap [" not in shown[("--no-progress",)]
+
+
+def many_sources_capture(path: Path) -> str:
+    """Scapy-crafted: 80 sources each SYN-scanning 7 ports of its own host (port_scan's figure 7:
+    above the grid's lowest value 5, below the default 20), 3 scanners of 30 ports among them,
+    and 40 sources each knocking once on watched port 4444 (suspicious_port, no threshold)."""
+    from scapy.layers.inet import IP, TCP
+
+    from wirewatch.craft import BASE_TS, eth, syn_scan, write_pcap
+
+    packets = []
+    for i in range(80):
+        t = BASE_TS + i * 0.05
+        packets += syn_scan(t, f"10.20.{i // 200}.{i % 200 + 1}", f"10.30.{i // 200}.{i % 200 + 1}", range(2001, 2008))
+        if i in (20, 50, 79):
+            packets += syn_scan(t + 0.01, f"10.66.0.{i}", f"10.31.0.{i}", range(3001, 3031))
+    for i in range(40):
+        packets.append((BASE_TS + 5 + i * 0.01, eth(IP(src=f"10.50.0.{i + 1}", dst="10.40.0.1") /
+                                                    TCP(sport=30000 + i, dport=4444, flags="S"))))
+    packets.sort(key=lambda p: p[0])
+    return write_pcap(str(path), packets)
+
+
+CAP = 16  # alerts.max_identifiers in these tests: the smallest cap a setting takes
+
+
+def test_peak_tables_stay_at_the_cap_evicting_the_lowest_peaks_and_the_count_in_effect_stays_exact(tmp_path,
+                                                                                                    monkeypatch):
+    """A many-source capture against a small alerts.max_identifiers: no table of peaks ever holds
+    more than the cap, evictions are counted and drop the lowest peaks (the 7-port sources), so
+    the three 30-port scanners are kept and the count at port_scan's default threshold is still
+    what `read` raises with the same config; below the highest peak evicted it is a lower bound."""
+    from wirewatch import tune
+
+    path = Path(many_sources_capture(tmp_path / "many.pcap"))
+    cfg = load(None, [("alerts", "max_identifiers", CAP, "test")])
+    largest: dict[int, int] = {}
+    keep = tune.PeakTable.keep
+
+    def watched(self, key, figure, source):
+        keep(self, key, figure, source)
+        largest[id(self)] = max(largest.get(id(self), 0), len(self))
+
+    monkeypatch.setattr(tune.PeakTable, "keep", watched)
+    peaks = record(cfg, [str(path)], grids(cfg), progress=False)
+    assert largest and max(largest.values()) <= CAP
+    scans = peaks.table("port_scan.threshold")
+    assert scans.cap == CAP and scans.evicted >= 83 - CAP
+    assert scans.floor is not None and 5 <= scans.floor <= 7  # only the 7-port sources' peaks were dropped
+    assert {k[1] for k in scans.at(20)} == {"10.66.0.20", "10.66.0.50", "10.66.0.79"}
+    assert scans.exact_at(20) and not scans.exact_at(scans.floor)
+    knocks = peaks.untuned["suspicious_port"]
+    assert len(knocks) <= CAP and knocks.evicted >= 40 - CAP
+    monkeypatch.undo()
+    tuned, read = tune_keys(cfg, path), read_keys(cfg, path)
+    # suspicious_port: read folds the 40 knocks into one storm alert; tune kept at most CAP of them (above)
+    tuned.pop("suspicious_port", None), read.pop("suspicious_port", None)
+    assert tuned == read and len(read["port_scan"]) == 3
+
+
+def test_tune_output_says_how_many_keys_were_evicted_and_which_counts_are_lower_bounds(tmp_path):
+    path = many_sources_capture(tmp_path / "many.pcap")
+    args = ("tune", path, "--no-progress", "--set", f"alerts.max_identifiers={CAP}", "--detector")
+    r = cli(*args, "port_scan", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    (t,) = json.loads(r.stdout)["thresholds"]
+    assert t["evicted"] >= 83 - CAP and t["exact_above"] == pytest.approx(7, abs=2)
+    assert f"{t['evicted']:,} alert keys evicted (at most {CAP} kept, alerts.max_identifiers" in t["capped"]
+    rows = {r["value"]: r for r in t["rows"]}
+    assert rows[5]["at_least"] and rows[5]["alerts"] <= CAP  # 83 keys fire at 5; the table kept at most 16
+    assert not rows[10]["at_least"] and rows[10]["alerts"] == 3
+    assert rows[20]["current"] and not rows[20]["at_least"] and rows[20]["alerts"] == 3
+    r = cli(*args, "suspicious_port")
+    assert r.returncode == 0, r.stderr
+    (line,) = [x for x in r.stdout.splitlines() if x.strip().startswith("suspicious_port:")]
+    assert line.split()[1:3] == ["at", "least"] and 0 < int(line.split()[3]) <= CAP
+    assert "the count is a lower bound" in r.stdout
+    r = cli(*args, "port_scan")
+    five = next(x for x in r.stdout.splitlines() if x.split()[:1] == ["5"])
+    assert five.split()[1].startswith(">=")
+    assert "capped:" in r.stdout and "are lower bounds" in r.stdout

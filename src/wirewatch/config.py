@@ -51,7 +51,9 @@ def sensor_name(general: GeneralConfig) -> str:
 class AlertsConfig:
     cooldown: float = setting(30.0, "Seconds of packet time during which a repeat of the same alert "
                                     "is suppressed and counted (--cooldown).", 0)
-    max_identifiers: int = cap(100_000, "Cap on distinct alert identifiers remembered for dedup.")
+    max_identifiers: int = cap(100_000, "Cap on distinct alert identifiers remembered for dedup; `wirewatch "
+                                        "tune` keeps at most this many alert keys per threshold (the lowest "
+                                        "peaks evicted first, counted and said).")
     escalation_factor: float = setting(10.0, "A repeat inside the cooldown whose main figure (distinct sources, "
                                              "packets, ports) reached this multiple of the alert that started the "
                                              "cooldown is a new alert with escalated_from (0 = never by figure; a "

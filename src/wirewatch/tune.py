@@ -19,15 +19,25 @@ threshold's rate), a second threshold derived from the first (port_scan's slow w
 by the threshold (syn_flood: one per victim), and checks that the opened gate makes more
 frequent (distributed_scan's membership). Cooldowns do not matter: distinct alert keys are
 counted, not repeats.
+
+Memory: the traffic chooses how many alert keys there are (a forged-source storm makes one per
+source), so each table of peaks (one per swept threshold, one per detector without a
+threshold) holds at most `alerts.max_identifiers` keys, the cap `read`'s alert manager puts on
+the identifiers it remembers. When a table is full the keys with the lowest peaks go first
+(PeakTable): a key whose peak is p fires at no threshold above p, so above the highest peak
+ever evicted (`floor`) every count stays exact, and at or below it a count is a lower bound,
+which the output says. Evictions are counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .capture.pcapfile import read_batches
 from .config import Config, ConfigError
@@ -60,27 +70,105 @@ class Grid:
         return min(self.values[0], self.current)
 
 
-@dataclass
-class KeyPeak:
-    """One alert key's peak figure and the sources of its findings."""
+EVICT_FRACTION = 16  # a full table frees this fraction of its cap at once (one sort per that many new keys)
 
-    peak: float
-    sources: set[str] = field(default_factory=set)
+
+class KeyPeak:
+    """One alert key's peak figure and the sources of its findings (held as None, one address
+    or a set: most keys have one source, and a set costs 200 bytes a key)."""
+
+    __slots__ = ("peak", "_src")
+
+    def __init__(self, peak: float, sources: Iterable[str] = ()):
+        self.peak = peak
+        self._src: str | set[str] | None = None
+        for s in sources:
+            self.add(s)
+
+    def add(self, source: str) -> None:
+        if self._src is None:
+            self._src = source
+        elif isinstance(self._src, str):
+            if source != self._src:
+                self._src = {self._src, source}
+        else:
+            self._src.add(source)
+
+    @property
+    def sources(self) -> set[str]:
+        return set() if self._src is None else {self._src} if isinstance(self._src, str) else set(self._src)
+
+
+class PeakTable:
+    """Alert key -> KeyPeak, at most `cap` keys; when full, the lowest peaks are evicted
+    (ties: the key recorded first), `evict_batch` of them at once, and counted. `floor` is the
+    highest peak evicted so far (None: none): a count at a threshold above it is exact, at or
+    below it a lower bound (an evicted key may have fired there)."""
+
+    __slots__ = ("keys", "cap", "evict_batch", "evicted", "floor")
+
+    def __init__(self, cap: int):
+        self.keys: dict[tuple[Any, ...], KeyPeak] = {}
+        self.cap = cap
+        self.evict_batch = max(1, cap // EVICT_FRACTION)
+        self.evicted = 0
+        self.floor: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def keep(self, key: tuple[Any, ...], figure: float, source: str | None) -> None:
+        kp = self.keys.get(key)
+        if kp is None:
+            kp = self.keys[key] = KeyPeak(figure)
+            if len(self.keys) > self.cap:
+                self._evict(len(self.keys) - self.cap + self.evict_batch - 1)
+                if key not in self.keys:  # the new key itself was among the lowest
+                    return
+        elif figure > kp.peak:
+            kp.peak = figure
+        if source:
+            kp.add(source)
+
+    def _evict(self, count: int) -> None:
+        """Drop the `count` (>= 1) keys with the lowest peaks."""
+        peaks = np.fromiter((kp.peak for kp in self.keys.values()), dtype=np.float64, count=len(self.keys))
+        lowest = np.argsort(peaks, kind="stable")[:count]  # stable: among equal peaks, the oldest key
+        names = list(self.keys)
+        for i in lowest.tolist():
+            del self.keys[names[i]]
+        top = float(peaks[lowest[-1]])  # sorted: the highest peak dropped
+        self.floor = top if self.floor is None else max(self.floor, top)
+        self.evicted += len(lowest)
+
+    def exact_at(self, threshold: float) -> bool:
+        """Whether the count at `threshold` is exact (no evicted key can fire there)."""
+        return self.floor is None or threshold > self.floor + EPSILON
+
+    def at(self, threshold: float) -> dict[tuple[Any, ...], KeyPeak]:
+        """The alert keys kept that fire at `threshold`."""
+        return {k: v for k, v in self.keys.items() if v.peak + EPSILON >= threshold}
 
 
 @dataclass
 class Peaks:
     """What one pass recorded: per threshold label, per alert key, the peak figure; and the
-    alert keys of detectors without a tunable threshold (they fire whatever the grid)."""
+    alert keys of detectors without a tunable threshold (they fire whatever the grid). Each
+    table holds at most `cap` keys (alerts.max_identifiers)."""
 
-    by_grid: dict[str, dict[tuple[Any, ...], KeyPeak]] = field(default_factory=dict)
-    untuned: dict[str, dict[tuple[Any, ...], KeyPeak]] = field(default_factory=dict)
+    cap: int = 100_000
+    by_grid: dict[str, PeakTable] = field(default_factory=dict)
+    untuned: dict[str, PeakTable] = field(default_factory=dict)
     packets: int = 0
 
+    def table(self, label: str) -> PeakTable:
+        """The table of one threshold label (empty when the pass recorded nothing for it)."""
+        table = self.by_grid.get(label)
+        return PeakTable(self.cap) if table is None else table
+
     def at(self, label: str, threshold: float) -> dict[tuple[Any, ...], KeyPeak]:
-        """The alert keys that fire at `threshold`."""
-        keys = self.by_grid.get(label, {})
-        return {k: v for k, v in keys.items() if v.peak + EPSILON >= threshold}
+        """The alert keys that fire at `threshold` (a lower bound where not table(label).exact_at)."""
+        return self.table(label).at(threshold)
 
 
 def tunable_of(spec: DetectorSpec, key: str) -> Tunable | None:
@@ -206,15 +294,15 @@ class PeakRecorder:
 class Recorder:
     """Turns findings of the recording pass into Peaks."""
 
-    def __init__(self, sweep: Sequence[Grid]):
-        self.peaks = Peaks()
+    def __init__(self, sweep: Sequence[Grid], cap: int = 100_000):
+        self.peaks = Peaks(cap)
         self.sweep = {g.detector: [x for x in sweep if x.detector == g.detector] for g in sweep}
 
     def __call__(self, f: Finding, fixed: bool = False) -> None:
         key = (f.type, *f.identifier)
         mine = self.sweep.get(f.type)
         if not mine:
-            self._keep(self.peaks.untuned.setdefault(f.type, {}), key, 0.0, f)
+            self._table(self.peaks.untuned, f.type).keep(key, 0.0, f.src_ip)
             return
         g = next((x for x in mine if x.tunable.figure in f.evidence), None)
         if g is None or fixed:  # no figure, or not this threshold's: counted at every value
@@ -224,16 +312,13 @@ class Recorder:
             used = f.evidence.get("threshold")
             if isinstance(used, (int, float)) and used > 0 and used != g.lowest:
                 figure *= g.lowest / used  # a derived threshold (port_scan's slow window): threshold units
-        self._keep(self.peaks.by_grid.setdefault(g.label, {}), key, figure, f)
+        self._table(self.peaks.by_grid, g.label).keep(key, figure, f.src_ip)
 
-    @staticmethod
-    def _keep(table: dict[tuple[Any, ...], KeyPeak], key: tuple[Any, ...], figure: float, f: Finding) -> None:
-        kp = table.get(key)
-        if kp is None:
-            kp = table[key] = KeyPeak(figure)
-        kp.peak = max(kp.peak, figure)
-        if f.src_ip:
-            kp.sources.add(f.src_ip)
+    def _table(self, tables: dict[str, PeakTable], name: str) -> PeakTable:
+        table = tables.get(name)
+        if table is None:
+            table = tables[name] = PeakTable(self.peaks.cap)
+        return table
 
 
 OFF = 1 << 31  # a threshold no window reaches: switches one window of a two-window detector off
@@ -279,7 +364,7 @@ def record(cfg: Config, paths: Sequence[str], sweep: Sequence[Grid], only: str |
         sections = {s.name: getattr(run_cfg.detect, s.name) for s in DETECTORS}
         sections = {n: c if n == only else dataclasses.replace(c, enabled=False) for n, c in sections.items()}
         run_cfg = dataclasses.replace(run_cfg, detect=type(run_cfg.detect)(sections))
-    recorder = Recorder(sweep)
+    recorder = Recorder(sweep, run_cfg.alerts.max_identifiers)
     detectors = instances(run_cfg, sweep, recorder)
     engine = Engine(run_cfg, (), detectors)
     for path in paths:

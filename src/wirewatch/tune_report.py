@@ -14,32 +14,49 @@ from typing import Any
 
 from .config import Config, ConfigError, sensor_name
 from .schema import flow_id
-from .tune import Grid, Peaks, grids, record, spec_named
+from .tune import Grid, Peaks, PeakTable, grids, record, spec_named
 
 SHOWN_SOURCES = 5
 DEFAULT_MARGIN = 1.25
 
 
+def capped(table: PeakTable, tuned: bool = True) -> str | None:
+    """What the cap on alert keys (alerts.max_identifiers) did to this table's counts, or None."""
+    if not table.evicted:
+        return None
+    if tuned:
+        return (f"{table.evicted:,} alert keys evicted (at most {table.cap:,} kept, alerts.max_identifiers; the "
+                f"lowest peaks first): counts at values up to {table.floor:g} are lower bounds (at least the number "
+                f"shown), above it exact")
+    return (f"{table.evicted:,} alert keys evicted (at most {table.cap:,} kept, alerts.max_identifiers; the "
+            f"oldest first): the count is a lower bound")
+
+
 def sweep_rows(peaks: Peaks, sweep: Sequence[Grid]) -> list[dict[str, Any]]:
-    """Per threshold: for each grid value (and the value in effect), the alerts and their sources."""
+    """Per threshold: for each grid value (and the value in effect), the alerts and their sources;
+    `at_least` where the cap on alert keys made the count a lower bound."""
     out = []
     for g in sweep:
+        table = peaks.table(g.label)
         rows = []
         for value in sorted(set(g.values) | {g.current}):
-            fired = peaks.at(g.label, value)
+            fired = table.at(value)
             sources = sorted({s for kp in fired.values() for s in kp.sources})
-            rows.append({"value": value, "alerts": len(fired), "sources": sources, "current": value == g.current})
-        now = peaks.at(g.label, g.current)
+            rows.append({"value": value, "alerts": len(fired), "at_least": not table.exact_at(value),
+                         "sources": sources, "current": value == g.current})
+        now = table.at(g.current)
         out.append({"detector": g.detector, "key": g.tunable.key, "figure": g.tunable.figure, "current": g.current,
                     "approximate": g.tunable.note or None, "rows": rows,
+                    "evicted": table.evicted, "exact_above": table.floor, "capped": capped(table),
                     "flow_ids_in_effect": sorted(flow_id(k) for k in now)})
     return out
 
 
 def untuned_rows(peaks: Peaks) -> list[dict[str, Any]]:
     """Detectors with no threshold (blacklist, suspicious_port): what they raise whatever the grid."""
-    return [{"detector": name, "alerts": len(keys), "sources": sorted({s for kp in keys.values() for s in kp.sources}),
-             "flow_ids": sorted(flow_id(k) for k in keys)} for name, keys in sorted(peaks.untuned.items())]
+    return [{"detector": name, "alerts": len(t.keys), "at_least": t.evicted > 0, "evicted": t.evicted,
+             "capped": capped(t, tuned=False), "sources": sorted({s for kp in t.keys.values() for s in kp.sources}),
+             "flow_ids": sorted(flow_id(k) for k in t.keys)} for name, t in sorted(peaks.untuned.items())]
 
 
 def suggest(peaks: Peaks, sweep: Sequence[Grid], margin: float) -> list[dict[str, Any]]:
@@ -48,7 +65,7 @@ def suggest(peaks: Peaks, sweep: Sequence[Grid], margin: float) -> list[dict[str
     it the pass saw nothing, so it cannot say the baseline stays silent."""
     out = []
     for g in sweep:
-        keys = peaks.by_grid.get(g.label, {})
+        keys = peaks.table(g.label).keys  # the cap evicts the lowest peaks: the highest is always kept
         peak = max((kp.peak for kp in keys.values()), default=None)
         integral = isinstance(g.current, int)
         if peak is None:
@@ -92,14 +109,20 @@ def render_table(doc: dict[str, Any]) -> str:
         lines.append(f"  {'value':>10}  {'alerts':>6}  sources")
         for r in t["rows"]:
             mark = "*" if r["current"] else " "
-            lines.append(f"{mark} {r['value']:>10g}  {r['alerts']:>6}  {_sources_text(r['sources'])}")
+            alerts = f"{'>=' if r.get('at_least') else ''}{r['alerts']}"
+            lines.append(f"{mark} {r['value']:>10g}  {alerts:>6}  {_sources_text(r['sources'])}")
         if t["approximate"]:
             lines.append(f"  approximate: {t['approximate']}")
+        if t.get("capped"):
+            lines.append(f"  capped: {t['capped']}")
     if doc["untuned"]:
         lines.append("")
         lines.append("no threshold (the same at every value):")
         for u in doc["untuned"]:
-            lines.append(f"  {u['detector']}: {u['alerts']} alert(s)  {_sources_text(u['sources'])}")
+            least = "at least " if u.get("at_least") else ""
+            lines.append(f"  {u['detector']}: {least}{u['alerts']} alert(s)  {_sources_text(u['sources'])}")
+            if u.get("capped"):
+                lines.append(f"    capped: {u['capped']}")
     if doc.get("baseline"):
         b = doc["baseline"]
         lines.append("")
@@ -113,7 +136,8 @@ def render_table(doc: dict[str, Any]) -> str:
         lines.append(b["config"].rstrip())
     lines.append("")
     lines.append("* = the value in effect. Counts are distinct alerts (detector and identifier, as the alert "
-                 "manager deduplicates), from one pass: see each 'approximate' line.")
+                 "manager deduplicates), from one pass: see each 'approximate' line; >= = a lower bound "
+                 "(see its 'capped' line).")
     return "\n".join(lines)
 
 
