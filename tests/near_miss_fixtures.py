@@ -18,12 +18,14 @@ SCANNER, VICTIM = "10.0.0.9", "10.0.0.2"
 SWEEPER = "10.0.0.7"
 
 
-def near_miss_capture(path: Path) -> str:
+def near_miss_capture(path: Path, scanner: str = SCANNER, victim: str = VICTIM, ports: int = 14,
+                      sweeper: str = SWEEPER, hosts: int = 12, swept: str = "10.0.1.{}") -> str:
     """10.0.0.9 probes 14 ports of 10.0.0.2 (port_scan: 20), 10.0.0.7 probes 12 hosts on port
-    22 (host_sweep: 15), both within 10 s: no alert, two near misses."""
-    pkts = syn_scan(BASE_TS, SCANNER, VICTIM, [1000 + p for p in range(14)], gap=0.2)
-    pkts += [(BASE_TS + 0.1 + i * 0.3, eth(IP(src=SWEEPER, dst=f"10.0.1.{i + 1}") / TCP(sport=41000, dport=22, flags="S")))
-             for i in range(12)]
+    22 (host_sweep: 15), both within 10 s: no alert, two near misses (other addresses and
+    counts below the thresholds give another sensor's)."""
+    pkts = syn_scan(BASE_TS, scanner, victim, [1000 + p for p in range(ports)], gap=0.2)
+    pkts += [(BASE_TS + 0.1 + i * 0.3, eth(IP(src=sweeper, dst=swept.format(i + 1)) / TCP(sport=41000, dport=22, flags="S")))
+             for i in range(hosts)]
     return write_pcap(str(path), sorted(pkts, key=lambda p: p[0]))
 
 

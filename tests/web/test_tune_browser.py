@@ -1,10 +1,12 @@
 """A real headless Chromium (Debian's) on the tune page and the overview's near-miss panel of
 a real `wirewatch dashboard`: the store holds a `wirewatch tune --db` run over every capture of
-tests/corpus and the stats records of a crafted capture whose sources stay under two
-thresholds. Checks what is drawn (a canvas per threshold, legend and axis labels, the value in
-effect as a point and a dashed line, the sources behind a point on hover and on click, the
-approximation notes, the near misses with their bars) and that a hostile value stays text.
-Screenshots go to var/test-artifacts/ (WIREWATCH_UPDATE_SCREENSHOTS=1: also to docs/ for README)."""
+tests/corpus and the stats records of two sensors' reads of crafted captures whose sources stay
+under two thresholds. Checks what is drawn (a canvas per threshold, legend and axis labels, the
+value in effect as a point and a dashed line, the sources behind a point on hover and on click,
+the approximation notes, the near misses with their bars) and that a hostile value stays text.
+Screenshots go to var/test-artifacts/ (WIREWATCH_UPDATE_SCREENSHOTS=1: also to docs/ for README);
+README's near-miss picture is taken before the hostile value is stored (a third sensor's, added
+afterwards), so it shows only what sensors wrote."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ TOKEN = "tune-browser-token-" + "t" * 24
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "WIREWATCH_WEB__TOKEN": TOKEN, "WIREWATCH_OUTPUT__DB": ""}
 HOSTILE = '<img src=x onerror="window.__xss=1">'
 RED = (0xD6, 0x27, 0x28)  # the marker's colour (#d62728)
+EDGE_B = {"scanner": "192.168.7.23", "victim": "192.168.7.10", "ports": 11, "sweeper": "192.168.7.40", "hosts": 9,
+          "swept": "192.168.8.{}"}  # a second sensor's near misses: 11 of 20 ports, 9 of 15 hosts
 
 
 @pytest.fixture
@@ -39,16 +43,23 @@ def dashboard():
         r = cli("read", str(CORPUS / "dev01_nmap_syn_top100.pcap"), "--db", str(db), "--sensor", "edge-a", "--logfile", "",
                 "--quiet", "--no-progress")
         assert r.returncode == 0, r.stderr
-        capture = near_miss_capture(work / "near.pcap")  # the sensor's own near misses, from a real read --db
-        r = cli("read", capture, "--db", str(db), "--sensor", "edge-a", "--logfile", "", "--quiet", "--no-progress")
-        assert r.returncode == 0, r.stderr
-        sink = SqliteSink(str(db))  # a hostile value the test writes (a sensor writes addresses and numbers)
-        sink.write_event(stats_event(capture, "edge-b", [dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE,
-                                                              fraction=0.55)]))
-        sink.close()
+        for sensor, capture in (("edge-a", near_miss_capture(work / "near.pcap")),  # the sensors' own near misses,
+                                ("edge-b", near_miss_capture(work / "near-b.pcap", **EDGE_B))):  # from real reads
+            r = cli("read", capture, "--db", str(db), "--sensor", sensor, "--logfile", "", "--quiet", "--no-progress")
+            assert r.returncode == 0, r.stderr
         hand_to_nobody(db)
         with start_dashboard(ENV, "--db", str(db)) as (base, _):
-            yield base, doc
+            yield base, doc, db, capture
+
+
+def store_hostile(db: Path, capture: str) -> None:
+    """A hostile value the test writes into the running dashboard's store, as a third sensor's
+    near miss (a sensor writes addresses and numbers)."""
+    sink = SqliteSink(str(db))
+    sink.write_event(stats_event(capture, "edge-x", [dict(NEAR_MISSES[0], src_ip="10.0.0.66", text=HOSTILE,
+                                                          fraction=0.55)]))
+    sink.close()
+    hand_to_nobody(db)
 
 
 def save(shot: bytes, name: str) -> None:
@@ -93,7 +104,7 @@ def point(page, canvas_id: str, dataset: int, index: int) -> tuple[float, float]
 def test_tune_page_and_near_miss_panel_in_a_real_browser(dashboard):
     from playwright.sync_api import sync_playwright
 
-    base, doc = dashboard
+    base, doc, db, capture = dashboard
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page, errors = open_page(browser, 1280, 900)
@@ -151,8 +162,17 @@ def test_tune_page_and_near_miss_panel_in_a_real_browser(dashboard):
         assert edge_a.locator("meter").evaluate_all("ms => ms.map(m => m.value)") == [0.8, 0.7]
         assert [t.strip() for t in edge_a.locator("td.bar").all_inner_texts()] == ["80 %", "70 %"]
         edge_b = near.locator("[data-sensor='edge-b']")
-        assert edge_b.locator(".near-text").inner_text() == HOSTILE  # shown as text
+        assert edge_b.locator(".near-text").all_inner_texts() == ["192.168.7.40: 9 of 15 hosts in 10 s",
+                                                                  "192.168.7.23: 11 of 20 ports in 10 s"]
+        save(near.screenshot(), "near-misses.png")  # README's picture: only what the two sensors wrote
+
+        store_hostile(db, capture)  # then a hostile value: shown as text, never markup
+        page.reload()
+        page.wait_for_selector("[data-sensor='edge-x']", timeout=15000)
+        assert near.locator("[data-sensor='edge-x'] .near-text").inner_text() == HOSTILE
         assert page.locator("#near-misses img").count() == 0 and page.evaluate("() => window.__xss") is None
-        save(near.screenshot(), "near-misses.png")
+        shot = near.screenshot()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "near-misses-hostile.png").write_bytes(shot)  # for a person to look at; not README's
         assert errors == []
         browser.close()
