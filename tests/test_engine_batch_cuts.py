@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import CORPUS
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from wirewatch import config
 from wirewatch.capture.pcapfile import DEFAULT_BATCH, RawBatch, read_batches
@@ -182,3 +182,72 @@ def test_crossing_and_cooldown_at_batch_boundaries(tmp_path, slice_packets):
         assert scans[0]["timestamp"].endswith("00:00:00.690000+0000")
         assert scans[1]["timestamp"].endswith("00:00:30.890000+0000")
         assert 4444 in scans[1]["evidence"]["watched_ports_touched"]
+
+
+def udp(t: float, src: str, dport: int) -> tuple[float, Any]:
+    return t, eth(IP(src=src, dst=TARGET) / UDP(sport=40000, dport=dport) / b"x")
+
+
+def probe_then_scan(path: Path, probe_at: float, others: bool) -> Path:
+    """A datagram to watched port 4444 at T0 + probe_at, then from T0 + 5 the same source's UDP
+    scan of 40 ports; with `others`, another host's pings in the seconds between."""
+    t0 = BASE_TS
+    pkts = [udp(t0 + probe_at, SCANNER, 4444)]
+    if others:
+        pkts += [(t0 + s, eth(IP(src=PINGER, dst=TARGET) / ICMP(id=9, seq=s))) for s in (1, 2, 3, 4) if s > probe_at]
+    pkts += [udp(t0 + 5.0 + 0.01 * i, SCANNER, 1000 + i) for i in range(40)]
+    return Path(write_pcap(str(path), pkts))
+
+
+@pytest.mark.parametrize("probe_at,absorbed", [(0.5, False), (4.5, True)])
+def test_a_held_probe_waits_for_the_adjacent_slice_whatever_comes_between(tmp_path, probe_at, absorbed):
+    """A watched-port probe waits one slice for a scan alert that explains it. Which slice that
+    is must not depend on other hosts' packets: the probe 4.5 s before the scan stays its own
+    alert with or without pings in between (it joined the scan alert when no other slice came
+    between, and alerted alone when one did); the probe 0.5 s before joins it either way."""
+    got = {}
+    for others in (False, True):
+        path = probe_then_scan(tmp_path / f"p{int(others)}.pcap", probe_at, others)
+        got[others] = alerts_of(path, "mapped", DEFAULT_BATCH)
+    assert got[False] == got[True]
+    kinds = [a["type"] for a in got[False]]
+    scan = got[False][kinds.index("port_scan")]
+    assert ("suspicious_port" not in kinds) == absorbed
+    assert scan["evidence"].get("watched_ports_touched", []) == ([4444] if absorbed else [])
+
+
+def live(path: Path, quiet: float = 0.2) -> list[dict[str, Any]]:
+    """The packets as a live sensor sees them: a read returns what arrived, and each poll of
+    `quiet` seconds that finds the wire idle calls Engine.idle with the clock (packet time)."""
+    sink = Collect()
+    engine = Engine(config.build([("general", "sensor", "cuts", "test")]), sinks=[sink])
+    raws = list(batches(path, "chunked", 1))  # one packet per read (streamed: the list may outlive the file)
+    for raw, nxt in zip(raws, raws[1:] + [None]):
+        engine.feed(raw)
+        t = float(raw.meta[0, 0]) + raw.meta[0, 1] * 1e-6
+        end = float(nxt.meta[0, 0]) + nxt.meta[0, 1] * 1e-6 if nxt is not None else t + 5.0
+        while t + quiet < end:
+            t += quiet
+            engine.idle(t)
+    engine.finish()
+    return sink.alerts
+
+
+def scan_with_a_pause(path: Path) -> Path:
+    """A UDP scan of 25 ports, a pause of 0.35 s, 15 more ports: all within one second."""
+    t0 = BASE_TS
+    pkts = [udp(t0 + 0.01 * i, SCANNER, 1000 + i) for i in range(25)]
+    pkts += [udp(t0 + 0.60 + 0.01 * i, SCANNER, 2000 + i) for i in range(15)]
+    return Path(write_pcap(str(path), pkts))
+
+
+@pytest.mark.parametrize("capture", ["boundary", "probe", "pause"])
+def test_a_live_sensor_polling_a_quiet_wire_cuts_slices_as_read_does(tmp_path, capture):
+    """Live, a quiet wire's poll analyses the slice that waits only once the clock has left it,
+    and the probes held back only once the slice after theirs is over: a poll in mid-slice (here
+    every 0.2 s between packets) cut the slice there (the paused scan: an alert of 25 ports and an
+    update of 40, not one alert of 40), and decided a probe before the scan alert of the next slice
+    could explain it."""
+    path = {"boundary": boundary_capture, "pause": scan_with_a_pause,
+            "probe": lambda p: probe_then_scan(p, 4.5, others=True)}[capture](tmp_path / "c.pcap")
+    assert live(path) == alerts_of(path, "mapped", DEFAULT_BATCH)

@@ -3,6 +3,7 @@ escalation of repeats that grew, storm control and correlation of probes with sc
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class AlertManager:
     growing: OrderedDict[tuple[Any, ...], None] = field(default_factory=OrderedDict)  # keys with a `grown`
     evicted: int = 0
     held: list[Finding] = field(default_factory=list)
+    held_tick: float = -math.inf  # the time slice the held probes came in (see ingest's `tick`)
     tallies: list[dict[str, Any]] = field(default_factory=list)  # updates _decide made before its alert
 
     def __post_init__(self) -> None:
@@ -77,13 +79,21 @@ class AlertManager:
         self.escalation_factor = escalation_factor
         self.storm.threshold = storm_sources
 
-    def ingest(self, findings: list[Finding], now: float | None = None) -> list[dict[str, Any]]:
+    def ingest(self, findings: list[Finding], now: float | None = None, tick: float | None = None) -> list[dict[str, Any]]:
         """This slice's findings -> its alerts. Probes (watched-port findings) that no scan
         alert explains yet wait one slice: the scan may cross its threshold in the next.
-        `now` (packet time; default the latest finding's) ends cooldowns: their updates follow."""
+        `now` (packet time; default the latest finding's) ends cooldowns: their updates follow.
+        `tick` numbers the slice (packet time // expire_interval): held probes wait for the
+        adjacent slice only, so a slice that comes later decides them before its own findings,
+        as a quiet wire's clock does (`release`), whichever slice happens to be analysed next.
+        Without `tick` (a live sensor's clock tick: findings of no slice) they wait on."""
         out: list[dict[str, Any]] = []
         self.correlator.begin()
-        held, self.held = self.held, []
+        held, self.held = (self.held, []) if tick is not None else ([], self.held)
+        if held and tick is not None and tick > self.held_tick + 1:
+            for f in held:
+                self._one(f, out, may_hold=False)
+            held = []
         # scans and sweeps first, so a probe of the same slice can join its scan's alert
         ordered = sorted(findings, key=lambda f: (self.correlator.is_probe(f), f.ts, f.type, repr(f.identifier)))
         for f in ordered:
@@ -92,6 +102,8 @@ class AlertManager:
             self._one(f, out, may_hold=True)
         for f in held:
             self._one(f, out, may_hold=False)
+        if tick is not None:
+            self.held_tick = tick
         for group, agg in self.storm.aggregates(self.storm_labels):
             record = self._decide(agg)
             out += self._take_tallies()
@@ -116,8 +128,12 @@ class AlertManager:
             self.correlator.noted(f, record)
             out.append(record)
 
-    def release(self) -> list[dict[str, Any]]:
-        """The probes held back from the last slice, decided now (end of input, idle wire)."""
+    def release(self, tick: float | None = None) -> list[dict[str, Any]]:
+        """The probes held back from the last slice, decided now: at the end of input (`tick`
+        None) or, on an idle wire, once the clock's slice `tick` is past the one after theirs
+        (or behind theirs: a clock that disagrees with the packets' cannot tell)."""
+        if tick is not None and self.held_tick <= tick <= self.held_tick + 1:
+            return []
         held, self.held = self.held, []
         out: list[dict[str, Any]] = []
         for f in held:

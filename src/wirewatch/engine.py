@@ -194,7 +194,8 @@ class Engine:
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
         self.tunnels.observe(batch)
-        alerts = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("observe", batch)), hi)
+        tick = float(np.floor(batch.ts[0] / self.cfg.general.expire_interval))  # the slice's, all its rows'
+        alerts = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("observe", batch)), hi, tick)
         self._emit(alerts)
         self._maybe_expire(hi)
         return alerts
@@ -274,10 +275,15 @@ class Engine:
         errs[what] = errs.get(what, 0) + 1
 
     def idle(self, now: float) -> None:
-        """No packets arrived: analyse what waits, let detectors with a clock-driven part
-        (`tick`: unanswered handshakes timing out) act, and let state expire on the clock
-        (live capture only, where packet time is wall time)."""
-        self.flush()
+        """No packets arrived (live capture only, where packet time is wall time): analyse the
+        slice that waits once the clock has left it (no packet of it can come any more, so it is
+        cut where a capture of the same packets would be), decide the probes held back once the
+        slice after theirs is over too, let detectors with a clock-driven part (`tick`:
+        unanswered handshakes timing out) act, and let state expire on the clock."""
+        clock = float(np.floor(now / self.cfg.general.expire_interval))
+        if self._pending and clock != self._pending_tick:
+            self._analyse_pending()
+        self._emit(self.alerts.release(clock))
         if self.stats.last_ts is None or now <= self.stats.last_ts:
             return
         self._emit(self.alerts.ingest(self.tunnels.annotate(self._call_detectors("tick", now)), now))
