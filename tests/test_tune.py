@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, cli
+from crafted import many_sources_capture
 
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.config import Config, ConfigError, load
@@ -161,27 +162,6 @@ def test_tune_shows_progress_on_a_terminal_for_a_big_capture(tmp_path):
         shown[flags] = err.decode(errors="replace")
     assert "big.pcap [" in shown[()] and "100%" in shown[()]
     assert "big.pcap [" not in shown[("--no-progress",)]
-
-
-def many_sources_capture(path: Path) -> str:
-    """Scapy-crafted: 80 sources each SYN-scanning 7 ports of its own host (port_scan's figure 7:
-    above the grid's lowest value 5, below the default 20), 3 scanners of 30 ports among them,
-    and 40 sources each knocking once on watched port 4444 (suspicious_port, no threshold)."""
-    from scapy.layers.inet import IP, TCP
-
-    from wirewatch.craft import BASE_TS, eth, syn_scan, write_pcap
-
-    packets = []
-    for i in range(80):
-        t = BASE_TS + i * 0.05
-        packets += syn_scan(t, f"10.20.{i // 200}.{i % 200 + 1}", f"10.30.{i // 200}.{i % 200 + 1}", range(2001, 2008))
-        if i in (20, 50, 79):
-            packets += syn_scan(t + 0.01, f"10.66.0.{i}", f"10.31.0.{i}", range(3001, 3031))
-    for i in range(40):
-        packets.append((BASE_TS + 5 + i * 0.01, eth(IP(src=f"10.50.0.{i + 1}", dst="10.40.0.1") /
-                                                    TCP(sport=30000 + i, dport=4444, flags="S"))))
-    packets.sort(key=lambda p: p[0])
-    return write_pcap(str(path), packets)
 
 
 CAP = 16  # alerts.max_identifiers in these tests: the smallest cap a setting takes

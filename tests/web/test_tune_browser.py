@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, cli
+from crafted import many_sources_capture
 from near_miss_fixtures import NEAR_MISSES, near_miss_capture, stats_event
 from ports import hand_to_nobody, launch_chromium, need_chromium, nobody_store, open_page, start_dashboard
 
@@ -62,10 +63,11 @@ def store_hostile(db: Path, capture: str) -> None:
     hand_to_nobody(db)
 
 
-def save(shot: bytes, name: str) -> None:
+def save(shot: bytes, name: str, readme: bool = True) -> None:
+    """A screenshot into var/test-artifacts/; one README shows, also into docs/ when asked."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / name).write_bytes(shot)
-    if os.environ.get("WIREWATCH_UPDATE_SCREENSHOTS") == "1":
+    if readme and os.environ.get("WIREWATCH_UPDATE_SCREENSHOTS") == "1":
         (DOCS / name).write_bytes(shot)
 
 
@@ -171,8 +173,27 @@ def test_tune_page_and_near_miss_panel_in_a_real_browser(dashboard):
         page.wait_for_selector("[data-sensor='edge-x']", timeout=15000)
         assert near.locator("[data-sensor='edge-x'] .near-text").inner_text() == HOSTILE
         assert page.locator("#near-misses img").count() == 0 and page.evaluate("() => window.__xss") is None
-        shot = near.screenshot()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "near-misses-hostile.png").write_bytes(shot)  # for a person to look at; not README's
+        save(near.screenshot(), "near-misses-hostile.png", readme=False)  # for a person to look at; not README's
+
+        # a run whose tables of peaks hit the cap (alerts.max_identifiers 16): the page says which counts are lower bounds
+        r = cli("tune", many_sources_capture(Path(capture).parent / "many.pcap"), "--set", "alerts.max_identifiers=16",
+                "--db", str(db), "--format", "json", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        capped = json.loads(r.stdout)
+        hand_to_nobody(db)
+        page.goto(base + "/tune?run=2")
+        page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+        scan = next(t for t in capped["thresholds"] if t["detector"] == "port_scan")
+        assert scan["capped"] and scan["rows"][0]["at_least"]
+        panel = page.locator("[data-threshold='port_scan.threshold']")
+        assert panel.locator("p.capped").inner_text() == f"capped: {scan['capped']}"
+        page.mouse.move(*point(page, "tune-port_scan-threshold", 0, 0))
+        page.wait_for_function("() => Chart.getChart('tune-port_scan-threshold').tooltip.opacity > 0")
+        lines = page.evaluate("() => Chart.getChart('tune-port_scan-threshold').tooltip.body.flatMap(b => b.lines)")
+        assert lines == [f"at least {scan['rows'][0]['alerts']} alerts"], lines
+        knocks = next(u for u in capped["untuned"] if u["detector"] == "suspicious_port")
+        row = page.locator("#untuned tbody tr", has_text="suspicious_port").inner_text().split("\t")
+        assert knocks["at_least"] and row[1] == f"at least {knocks['alerts']}"
+        save(panel.screenshot(), "tune-capped.png", readme=False)
         assert errors == []
         browser.close()

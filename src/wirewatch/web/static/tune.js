@@ -47,6 +47,7 @@
     div.appendChild(holder);
     div.appendChild(WW.el("p", t.approximate ? "approximate: " + t.approximate
                                              : "exact: this threshold only decides which keys are reported", "approx"));
+    if (t.capped) div.appendChild(WW.el("p", "capped: " + t.capped, "capped"));  // counts marked >= are lower bounds
     const box = WW.el("div", null, "sources");
     div.appendChild(box);
     const rows = t.rows, current = rows.find(r => r.current) || rows[0];
@@ -77,7 +78,8 @@
           inEffect: {value: t.current},
           legend: {display: true, labels: {usePointStyle: true}},
           tooltip: {callbacks: {title: items => "threshold " + num(items[0].parsed.x),
-                                label: item => plural(item.parsed.y, "alert") + (item.datasetIndex === 1 ? " (in effect)" : ""),
+                                label: item => ((byValue.get(item.parsed.x) || {}).at_least ? "at least " : "") +
+                                               plural(item.parsed.y, "alert") + (item.datasetIndex === 1 ? " (in effect)" : ""),
                                 afterBody: tip}},
         },
         onClick: function (evt, elements, chart) {
@@ -100,7 +102,7 @@
     section.querySelector("tbody").replaceChildren(...rows.map(function (u) {
       const tr = document.createElement("tr");
       tr.appendChild(WW.el("td", u.detector));
-      tr.appendChild(WW.el("td", u.alerts));
+      tr.appendChild(WW.el("td", (u.at_least ? "at least " : "") + u.alerts));
       tr.appendChild(WW.el("td", u.sources.slice(0, 20).join(", ") + (u.sources.length > 20 ? " (+" + (u.sources.length - 20) + ")" : "")));
       return tr;
     }));
