@@ -208,7 +208,7 @@ def test_tune_output_says_how_many_keys_were_evicted_and_which_counts_are_lower_
     assert r.returncode == 0, r.stderr
     (t,) = json.loads(r.stdout)["thresholds"]
     assert t["evicted"] >= 83 - CAP and t["exact_above"] == pytest.approx(7, abs=2)
-    assert f"{t['evicted']:,} alert keys evicted (at most {CAP} kept, alerts.max_identifiers" in t["capped"]
+    assert f"{t['evicted']:,} evictions of alert keys (at most {CAP} kept, alerts.max_identifiers" in t["capped"]
     rows = {r["value"]: r for r in t["rows"]}
     assert rows[5]["at_least"] and rows[5]["alerts"] <= CAP  # 83 keys fire at 5; the table kept at most 16
     assert not rows[10]["at_least"] and rows[10]["alerts"] == 3

@@ -25,10 +25,10 @@ def capped(table: PeakTable, tuned: bool = True) -> str | None:
     if not table.evicted:
         return None
     if tuned:
-        return (f"{table.evicted:,} alert keys evicted (at most {table.cap:,} kept, alerts.max_identifiers; the "
+        return (f"{table.evicted:,} evictions of alert keys (at most {table.cap:,} kept, alerts.max_identifiers; the "
                 f"lowest peaks first): counts at values up to {table.floor:g} are lower bounds (at least the number "
                 f"shown), above it exact")
-    return (f"{table.evicted:,} alert keys evicted (at most {table.cap:,} kept, alerts.max_identifiers; the "
+    return (f"{table.evicted:,} evictions of alert keys (at most {table.cap:,} kept, alerts.max_identifiers; the "
             f"oldest first): the count is a lower bound")
 
 
