@@ -35,6 +35,11 @@ class UnusualProtocolConfig:
     enabled: bool = setting(True, "Detect unusual IP protocols and impossible TCP flag combinations.")
     allowed_protocols: list[int] = setting([1, 2, 6, 17, 58], "IP protocol numbers that are normal here "
                                                               "(default ICMP, IGMP, TCP, UDP, ICMPv6).", 0, 255)
+    link_local_protocols: list[int] = setting([88, 89, 103, 112], "IP protocols that are normal on the link: to a "
+                                                  "link-local multicast group (224.0.0.0/24, ff02::/16) or from an IPv6 "
+                                                  "link-local address (fe80::/10): routers and "
+                                                  "redundancy pairs announcing themselves (default EIGRP, OSPF, PIM, "
+                                                  "VRRP/CARP).", 0, 255)
     check_tcp_flags: bool = setting(True, "Also report scan-style TCP flag combinations.")
     threshold: int = setting(3, "Packets of one kind from one source within the window.", 1)
     scan_threshold: int = setting(8, "Distinct protocols outside allowed_protocols from one source within the "
@@ -52,6 +57,23 @@ def flag_kind(flags: np.ndarray) -> np.ndarray:
     return np.select(conds, [6, 1, 5, 4, 3, 2], 0).astype(np.int64)
 
 
+V4_LINK_LOCAL_GROUP = np.uint64((0xFFFF << 24) | 0xE00000)  # 224.0.0.0/24 in the low 64 bits, shifted right by 8
+V6_LINK_LOCAL_GROUP = np.uint64(0xFF02)  # ff02::/16 in the high 64 bits, shifted right by 48
+V6_LINK_LOCAL_UNICAST = np.uint64(0xFE80 >> 6)  # fe80::/10 in the high 64 bits, shifted right by 54
+
+
+def on_link(b: PacketBatch) -> np.ndarray:
+    """Packets that cannot have left their link: to a link-local multicast group (224.0.0.0/24,
+    ff02::/16), or from an IPv6 link-local address (fe80::/10, which routers never forward).
+
+    Routing and redundancy protocols talk this way: OSPF and PIM hellos, VRRP adverts every few
+    seconds to their groups, and OSPFv3 neighbours exchanging databases between link-local
+    addresses, on every network that runs them."""
+    v4_group = (b.dst_hi == 0) & ((b.dst_lo >> np.uint64(8)) == V4_LINK_LOCAL_GROUP)
+    v6_group = (b.dst_hi >> np.uint64(48)) == V6_LINK_LOCAL_GROUP
+    return v4_group | v6_group | ((b.src_hi >> np.uint64(54)) == V6_LINK_LOCAL_UNICAST)
+
+
 class UnusualProtocol(Reconfigurable):
     name = "unusual_protocol"
 
@@ -65,9 +87,12 @@ class UnusualProtocol(Reconfigurable):
 
     def configure(self) -> None:
         self.allowed = member_table(self.cfg.allowed_protocols)
+        self.link_local = member_table(self.cfg.link_local_protocols)
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        kind = np.where((b.ipver != 0) & ~self.allowed[b.proto], PROTO_KIND + b.proto.astype(np.int64), 0)
+        odd = (b.ipver != 0) & ~self.allowed[b.proto]
+        odd &= ~(self.link_local[b.proto] & on_link(b))
+        kind = np.where(odd, PROTO_KIND + b.proto.astype(np.int64), 0)
         if self.cfg.check_tcp_flags:
             tcp = tcp_rows(b) & b.flags_ok
             kind = np.where(tcp & (kind == 0), flag_kind(b.tcp_flags) * tcp, kind)
