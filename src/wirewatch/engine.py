@@ -50,6 +50,7 @@ class Engine:
     def __init__(self, cfg: Config, sinks: Iterable[Sink] = (), detectors: list[Detector] | None = None,
                  log: TextIO | None = None):
         self.cfg = cfg
+        native.keep_heap()  # a slice's temporaries reuse the last slice's memory (no page faults)
         self.detectors = default_detectors(cfg) if detectors is None else detectors
         self.sinks = list(sinks)
         a = cfg.alerts

@@ -23,6 +23,16 @@ def load(name: str) -> ModuleType | None:
 
 
 MODULES = ("_decode", "_kernels", "_pcapwalk")
+HEAP_TRIM = 32 * 1024 * 1024  # freed heap kept for the next slice's temporaries (glibc's default: 128 KiB)
+HEAP_MMAP_THRESHOLD = 4 * 1024 * 1024  # allocations below this come from the heap, not mappings of their own
+
+
+def keep_heap() -> bool:
+    """Keep freed memory in the process heap between slices instead of handing it back to the
+    kernel and faulting it in again (native/kernels.c keep_heap; glibc only). Once per process
+    is enough; the numpy reference leaves the allocator's defaults."""
+    kernels = load("_kernels")
+    return bool(kernels is not None and kernels.keep_heap(HEAP_TRIM, HEAP_MMAP_THRESHOLD))
 
 
 def active() -> bool:
