@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .sensor_tables import ATTACKER_REBUILD, ROLLUP_TABLES, SENSOR_SOURCES
-from .tables import SEVERITY_INDEX, create_alerts, owner_tables
+from .tables import ACKNOWLEDGED_INDEX, SEVERITY_INDEX, create_alerts, owner_tables
 from .tune_runs import POSTGRES_TUNE_RUNS
 
 MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
@@ -77,6 +77,8 @@ MIGRATIONS: list[str] = [
     """,
     # 6: the severity index only for high severity, as SQLite's migration 10 (store/tables.py)
     SEVERITY_INDEX,
+    # 7: the acknowledged alerts by id, a partial index, as SQLite's migration 15 (store/tables.py)
+    ACKNOWLEDGED_INDEX,
 ]
 
 

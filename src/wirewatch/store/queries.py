@@ -112,19 +112,21 @@ class Queries:
         return out
 
     def _where(self, f: AlertFilter, unindexed: bool = False, below: int | None = None,
-               at_least: int | None = None) -> tuple[str, list[Any]]:
+               at_least: int | None = None, by_ack: bool = False) -> tuple[str, list[Any]]:
         """The filter as a WHERE clause; `unindexed`: its address ranges written so that no
         index reads them (the read goes by another filter's index or in id order); `below`,
-        `at_least`: bounds of the ids the read covers, for the text index."""
+        `at_least`: bounds of the ids the read covers, for the text index; `by_ack`: the read
+        walks the index of acknowledged alerts, so no other filter's index may read it."""
         sql: list[str] = ["1=1"]
         args: list[Any] = []
+        col_of = self._unindexed.format if by_ack else str
         for col, value in (("type", f.type), ("sensor", f.sensor)):
             if value:
-                sql.append(f"a.{col} = ?")
+                sql.append(f"{col_of(f'a.{col}')} = ?")
                 args.append(value)
         if f.severity is not None:
             alone = not (f.type or f.sensor or f.src or f.dest or f.port is not None or f.q or f.country or f.asn
-                         or f.since is not None or f.until is not None)
+                         or f.since is not None or f.until is not None or f.acknowledged)
             if alone:  # a literal: the partial index of severity 1 can read it (tables.SEVERITY_INDEX)
                 sql.append(f"a.severity = {int(f.severity)}")
             else:  # `+`: never through the partial index (SQLite would pick it even for a placeholder of 1 and
@@ -137,12 +139,13 @@ class Queries:
                 except ValueError:
                     raise QueryError(f"{col.split('_')[0]}: not an address or CIDR: {value!r}") from None
                 if lo == hi:
-                    sql.append(f"a.{col} = ?")
+                    sql.append(f"{col_of(f'a.{col}')} = ?")
                     args.append(lo)
                 else:
-                    sql.append(f"{self._unindexed.format(f'a.{col}') if unindexed else f'a.{col}'} BETWEEN ? AND ?")
+                    sql.append(f"{self._unindexed.format(f'a.{col}') if unindexed or by_ack else f'a.{col}'} "
+                               "BETWEEN ? AND ?")
                     args += [lo, hi]
-        ts = self._unindexed_number.format("a.ts") if unindexed else "a.ts"
+        ts = self._unindexed_number.format("a.ts") if unindexed or by_ack else "a.ts"
         for bound, cond in ((f.since, f"{ts} >= ?"), (f.until, f"{ts} <= ?"), (f.before, "a.id < ?"),
                             (f.after, "a.id > ?")):
             if bound is not None:
@@ -155,9 +158,8 @@ class Queries:
         for terms in self._owner_terms(f)[1:]:  # the first drives the query (alerts)
             sql.append(f"a.id IN (SELECT id FROM alert_owners WHERE term IN ({','.join('?' * len(terms))}))")
             args += terms
-        if f.acknowledged is not None:
-            sql.append("a.acknowledged = ?")
-            args.append(1 if f.acknowledged else 0)
+        if f.acknowledged is not None:  # a literal: the partial index of acknowledged alerts reads 1 (tables.py)
+            sql.append(f"a.acknowledged = {1 if f.acknowledged else 0}")
         return " AND ".join(sql), args
 
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
@@ -167,14 +169,21 @@ class Queries:
         filter whose index is not in id order (an address range; a time range that is not
         small; text with another filter, in PostgreSQL any text) is read by _newest_unordered, a bounded window of the newest
         alerts first."""
-        where, args = self._where(f)
         order = "ASC" if f.after is not None and f.before is None else "DESC"
         cols = "a.id"  # ids first (an index often covers them: a range is sorted without reading rows), then the page
         owners = self._owner_terms(f)
-        small_time = not owners and self._small_time_range(f)
-        unordered = not owners and not small_time and order == "DESC" and self._unordered(f)
+        # acknowledged alerts are few (tables.ACKNOWLEDGED_INDEX): their index, walked in id order,
+        # drives the read whatever else the filter names (not text: SQLite's text read collects its ids)
+        by_ack = bool(f.acknowledged) and not owners and not f.q
+        where, args = self._where(f, by_ack=by_ack)
+        small_time = not owners and not by_ack and self._small_time_range(f)
+        unordered = not owners and not by_ack and not small_time and order == "DESC" and self._unordered(f)
         found: set[int] = set()
-        sides = [("a.dest_port = ?", [f.port]), ("a.src_port = ?", [f.port])] if f.port is not None else [("1=1", [])]
+        port = self._unindexed_number.format
+        sides = [] if f.port is None else [(f"({port('a.dest_port')} = ? OR {port('a.src_port')} = ?)",
+                                            [f.port, f.port])] if by_ack else \
+            [("a.dest_port = ?", [f.port]), ("a.src_port = ?", [f.port])]
+        sides = sides or [("1=1", [])]
         for cond, more in sides:
             if owners:
                 terms = owners[0]
@@ -185,7 +194,7 @@ class Queries:
                 found.update(self._newest_unordered(f, cond, more))
                 continue
             else:
-                by = self._range_order if _has_range(f) else "a.id"
+                by = self._range_order if _has_range(f) and not by_ack else "a.id"
                 sql, read_args = (f"SELECT {cols} FROM alerts a {self._by_time if small_time else ''} WHERE {cond} "
                                   f"AND {where} ORDER BY {by} {order} LIMIT ?", [*more, *args, f.limit])
             found.update(r["id"] for r in self._rows(sql, read_args))

@@ -14,7 +14,7 @@ import orjson
 from .deferred import SQLITE_DEFERRED_SOURCES
 from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES, SQLITE_FTS_RECORD_WORDS, SQLITE_FTS_TEXT_WORDS
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
-from .tables import SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
+from .tables import ACKNOWLEDGED_INDEX, SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
 from .tune_runs import SQLITE_TUNE_RUNS
 
 _COPIED = ", ".join(c for c in WRITTEN if c not in ("sensor", "attacker")) + ", acknowledged"
@@ -139,6 +139,8 @@ MIGRATIONS: list[str] = [
     SQLITE_FTS_RECORD_WORDS,
     # 14: a colon or full stop ending a word is punctuation, in message and record; index rebuilt
     SQLITE_FTS_TEXT_WORDS,
+    # 15: the acknowledged alerts by id, a partial index (store/tables.py): free for the writer
+    ACKNOWLEDGED_INDEX,
 ]
 
 
