@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .kernels import door_admit
+from .table import lazy_zeros
 from .window_util import unique_first_last
 
 Columns = Mapping[str, np.ndarray]
@@ -28,9 +29,9 @@ class Doorkeeper:
         """`parked`: the per-row columns a first sighting must keep until it is replayed."""
         n = 1 << bits
         self.window = window
-        self.key = np.zeros(n, np.uint64)
-        self.ts = np.zeros(n, np.float64)
-        self.parked = {name: np.zeros(n, dtype) for name, dtype in parked.items()}
+        self.key = lazy_zeros(n, np.uint64)
+        self.ts = lazy_zeros(n, np.float64)
+        self.parked = {name: lazy_zeros(n, dtype) for name, dtype in parked.items()}
         self.held = 0  # first sightings parked (stats)
 
     def admit(self, known: Callable[[np.ndarray], np.ndarray], keys: np.ndarray, ts: np.ndarray,

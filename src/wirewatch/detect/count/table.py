@@ -18,6 +18,7 @@ reuse; the index is rebuilt only when live entries plus tombstones pass three qu
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -30,6 +31,23 @@ INITIAL_SLOTS = 1024  # index slots at first; the index grows by doubling up to 
 EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
 Column = tuple[DTypeLike, "int | tuple[int, ...]"]  # (dtype, width per row: 1, w or (w1, w2))
 Schema = Mapping[str, Column]
+
+
+LAZY_BYTES = 64 * 1024  # arrays from this size on get pages of their own, faulted in only where written
+
+
+def lazy_zeros(shape: int | tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
+    """np.zeros whose pages the kernel maps only where they are first written: a table's
+    columns are allocated for its whole capacity and mostly never touched. np.zeros gives
+    that only while the allocator maps big blocks on their own; since native.keep_heap they
+    come from the heap (zeroed there, every page touched and resident). An anonymous mapping
+    keeps them lazy whatever the allocator does."""
+    dt = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if nbytes < LAZY_BYTES:
+        return np.zeros(shape, dt)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dt).reshape(shape)
 
 
 def _next_pow2(n: int) -> int:
@@ -49,15 +67,15 @@ class KeyTable:
         self.schema = dict(columns or {})
         self.size = 0
         self.evicted = 0
-        # Rows are allocated for the whole capacity up front with np.zeros, which the OS
+        # Rows are allocated for the whole capacity up front with lazy_zeros, which the OS
         # maps lazily: only rows ever used (below the high-water mark `used`) cost memory,
         # and the table never copies its columns to grow.
         self.used = 0
-        self.keys = np.zeros(self.capacity, np.uint64)  # per row; EMPTY on free rows
-        self.last_seen = np.zeros(self.capacity)  # per row; inf on freed rows: expiry never picks them
-        self.slot_of = np.zeros(self.capacity, np.int64)  # each row's index slot
+        self.keys = lazy_zeros(self.capacity, np.uint64)  # per row; EMPTY on free rows
+        self.last_seen = lazy_zeros(self.capacity, np.float64)  # per row; inf on freed rows: expiry never picks them
+        self.slot_of = lazy_zeros(self.capacity, np.int64)  # each row's index slot
         self.cols: dict[str, np.ndarray] = {name: self._alloc(self.capacity, dt, w) for name, (dt, w) in self.schema.items()}
-        self.free = np.zeros(self.capacity, np.int64)  # stack of freed rows below `used`, popped from the end
+        self.free = lazy_zeros(self.capacity, np.int64)  # stack of freed rows below `used`, popped from the end
         self.nfree = 0
         self._reindex(min(self.max_slots, INITIAL_SLOTS))
 
@@ -65,7 +83,7 @@ class KeyTable:
     def _alloc(n: int, dtype: DTypeLike, width: int | tuple[int, ...]) -> np.ndarray:
         """A column: one value per row, or a (width,) / (w1, w2) block per row."""
         shape = (n,) if width == 1 else (n, *np.atleast_1d(width))
-        return np.zeros(shape, dtype)
+        return lazy_zeros(shape, dtype)
 
     def _take_rows(self, n: int) -> np.ndarray:
         """n free rows: recently freed ones first, then never-used ones above `used`."""
