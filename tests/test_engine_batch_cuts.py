@@ -59,18 +59,31 @@ def batches(path: Path, reader: str, size: int) -> Iterator[RawBatch]:
 
 
 def alerts_of(path: Path, reader: str, size: int, slice_packets: int = SLICE_PACKETS,
-              blacklist: Path | None = None) -> list[dict[str, Any]]:
+              blacklist: Path | None = None, ring: int | None = None) -> list[dict[str, Any]]:
+    """The alerts as `read` gives them, each with its packets' frame numbers (`packets`, from
+    the packet ring: output.packet_ring `ring` packets); the file's name, size and time are
+    left out of `packets` (the copies differ in those)."""
     ov = [("general", "batch_size", size, "test"), ("general", "sensor", "cuts", "test")]
     if blacklist is not None:
         ov.append(("detect.blacklist", "files", [str(blacklist)], "test"))
+    if ring is not None:
+        ov.append(("output", "packet_ring", ring, "test"))
     sink = Collect()
     engine = Engine(config.build(ov), sinks=[sink])
     engine.slice_packets = slice_packets
+    engine.begin_file(str(path))
     for raw in batches(path, reader, size):
         engine.feed(raw)
     engine.finish()  # the run-end updates too
     assert not engine.stats.component_errors, engine.stats.component_errors
+    for a in sink.alerts:
+        for k in ("file", "size", "mtime_ns", "reopenable"):
+            a.get("packets", {}).pop(k, None)
     return sink.alerts
+
+
+def without_packets(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in a.items() if k != "packets"} for a in alerts]
 
 
 def copies(tmp_path: Path, source: Path) -> dict[str, Path]:
@@ -87,11 +100,11 @@ def copies(tmp_path: Path, source: Path) -> dict[str, Path]:
 
 
 def assert_same_alerts(paths: dict[str, Path], runs: list[tuple[str, int]], slice_packets: int = SLICE_PACKETS,
-                       blacklist: Path | None = None) -> list[dict[str, Any]]:
+                       blacklist: Path | None = None, ring: int | None = None) -> list[dict[str, Any]]:
     """Every (reader, batch size) gives the alerts the mapped reader gives at the default batch size."""
-    want = alerts_of(paths["mapped"], "mapped", DEFAULT_BATCH, slice_packets, blacklist)
+    want = alerts_of(paths["mapped"], "mapped", DEFAULT_BATCH, slice_packets, blacklist, ring)
     for reader, size in runs:
-        got = alerts_of(paths[reader], reader, size, slice_packets, blacklist)
+        got = alerts_of(paths[reader], reader, size, slice_packets, blacklist, ring)
         assert got == want, f"{paths[reader].name}: {reader} reader, batch size {size}, slice_packets " \
                             f"{slice_packets}: {len(got)} alerts, not the {len(want)} of the mapped reader"
     return want
@@ -125,9 +138,14 @@ def test_corpus_alerts_do_not_depend_on_batches_or_reader(tmp_path, source, runs
 def test_floods_cut_into_pieces_of_slice_packets_alike(tmp_path, source):
     """A flood fills a slice past slice_packets: the pieces are counted from the slice's first
     packet, so batches of any size cut it at the same packets (here pieces of 5,000, which
-    batches of 64 and 1,000 and the 64 KiB chunks of a stream all straddle)."""
-    assert_same_alerts(copies(tmp_path, source), [("mapped", 64), ("mapped", 1000), ("chunked", DEFAULT_BATCH)],
-                       slice_packets=5000, blacklist=source.parent / "blacklist.txt")
+    batches of 64 and 1,000 and the 64 KiB chunks of a stream all straddle). With a packet ring
+    of 1,024 packets the alerts' packets are evicted ones: `partial`, and the same `matched`
+    count whatever the batches (the ring took each read's rows when it was read, so how far it
+    had got past the slice, and so what it had evicted, followed the reads)."""
+    alerts = assert_same_alerts(copies(tmp_path, source), [("mapped", 64), ("mapped", 1000),
+                                                           ("chunked", DEFAULT_BATCH)],
+                                slice_packets=5000, blacklist=source.parent / "blacklist.txt", ring=1024)
+    assert any(a["packets"].get("partial") for a in alerts)
 
 
 SCANNER, TARGET, PINGER = "10.1.0.66", "10.1.0.1", "10.1.0.5"
@@ -208,7 +226,7 @@ def test_a_held_probe_waits_for_the_adjacent_slice_whatever_comes_between(tmp_pa
     got = {}
     for others in (False, True):
         path = probe_then_scan(tmp_path / f"p{int(others)}.pcap", probe_at, others)
-        got[others] = alerts_of(path, "mapped", DEFAULT_BATCH)
+        got[others] = without_packets(alerts_of(path, "mapped", DEFAULT_BATCH))  # (the pings shift frame numbers)
     assert got[False] == got[True]
     kinds = [a["type"] for a in got[False]]
     scan = got[False][kinds.index("port_scan")]
@@ -250,4 +268,22 @@ def test_a_live_sensor_polling_a_quiet_wire_cuts_slices_as_read_does(tmp_path, c
     could explain it."""
     path = {"boundary": boundary_capture, "pause": scan_with_a_pause,
             "probe": lambda p: probe_then_scan(p, 4.5, others=True)}[capture](tmp_path / "c.pcap")
-    assert live(path) == alerts_of(path, "mapped", DEFAULT_BATCH)
+    assert live(path) == without_packets(alerts_of(path, "mapped", DEFAULT_BATCH))
+
+
+def test_frame_numbers_of_a_second_file_read_in_the_same_run(tmp_path):
+    """The ring takes rows when their slice is analysed, later than they were read: the second
+    file's frames still count from its own first packet (Engine.begin_file passes the rows fed)."""
+    first, second = CORPUS / "dev01_nmap_syn_top100.pcap", CORPUS / "dev02_nmap_connect_1-200.pcap"
+    alone = alerts_of(second, "mapped", DEFAULT_BATCH)
+    for size in (7, DEFAULT_BATCH):
+        sink = Collect()
+        engine = Engine(config.build([("general", "batch_size", size, "test"), ("general", "sensor", "cuts", "test")]),
+                        sinks=[sink])
+        for path in (first, second):
+            engine.begin_file(str(path))
+            for raw in read_batches(str(path), size):
+                engine.feed(raw)
+        engine.finish()
+        frames = [a["packets"]["frames"] for a in sink.alerts if a["packets"].get("file") == str(second)]
+        assert frames == [a["packets"]["frames"] for a in alone]

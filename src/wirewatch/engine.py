@@ -75,6 +75,7 @@ class Engine:
         self._pending: list[PacketBatch] = []  # the current time slice, not yet analysed
         self._pending_tick = 0.0
         self._pending_rows = 0
+        self._fed = 0  # rows fed so far (the ring's frame numbers count them; it adds them as slices are analysed)
         self.slice_packets = SLICE_PACKETS
         self.packets: PacketRing | None = None  # an alert's packets: begin_file() or keep_packets()
         self.spool: Any = None  # live: alert_pcap.PcapSpool, where those packets are written
@@ -86,7 +87,7 @@ class Engine:
             o = self.cfg.output
             self.packets = PacketRing(o.packet_ring, int(o.packet_ring_mb * 1e6))
         if self.packets is not None:
-            self.packets.begin_file(path)
+            self.packets.begin_file(path, self._fed)
 
     def keep_packets(self) -> None:
         """Live capture: keep recent packets' bytes too, and write each alert's packets to a
@@ -107,9 +108,9 @@ class Engine:
             return self.feed(raw.prefix(intact))
         if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
             batch.ts += raw.sub_usec * 1e-9
-        if self.packets is not None:
-            self.packets.add(batch, (raw.buf, raw.meta, raw.sub_usec, raw.linktype, raw.wire_len)
-                             if self.spool is not None else None)
+        if self.spool is not None and self.packets is not None:  # live: the rows with their read's bytes
+            self.packets.add(batch, (raw.buf, raw.meta, raw.sub_usec, raw.linktype, raw.wire_len))
+        self._fed += len(batch)
         return self.process(batch)
 
     def process(self, batch: PacketBatch) -> list[dict[str, Any]]:
@@ -189,6 +190,10 @@ class Engine:
         lo, hi = float(batch.ts.min()), float(batch.ts.max())
         s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
         s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
+        if self.packets is not None and self.spool is None:
+            # a capture file: the ring takes a slice's rows when it is analysed, so an alert finds
+            # (and misses, once evicted) the same packets wherever the reader cut its batches
+            self.packets.add(batch)
         self.talkers.add(batch)
         self.layers.add(batch)
         self.timeline.add(batch.ts)

@@ -2,7 +2,8 @@
 from which each alert gets the packets that made it, without asking any detector.
 
 The engine adds every decoded batch (numpy slices into preallocated columns: no Python per
-packet). When an alert is emitted, the packets matching its attacker and victim (src_ip,
+packet): a capture file's rows as their time slice is analysed, so an alert finds the same
+packets wherever the reader cut its batches; live, each read's rows with its bytes. When an alert is emitted, the packets matching its attacker and victim (src_ip,
 dest_ip, proto, dest_port when it has one; the victim's answers too where the evidence is
 about a conversation) within its first_seen..last_seen window are selected: for a capture
 file their frame numbers (1-based, as Wireshark counts them) and the file; live, the packets'
@@ -60,8 +61,9 @@ class PacketRing:
         self.raw_bytes = 0
         self.raw_evicted = 0  # packets whose bytes were let go
 
-    def begin_file(self, path: str) -> None:
-        """Frames of the batches that follow are counted from 1 in this capture file. A regular
+    def begin_file(self, path: str, start: int | None = None) -> None:
+        """Frames of the batches that follow (from row `start` over the run, default the rows
+        added so far) are counted from 1 in this capture file. A regular
         file is named with its size and mtime_ns (extract refuses a file that differs: replaced
         or rewritten since); any other input (a pipe, `<(...)`, a device) is marked as one that
         cannot be read again."""
@@ -78,7 +80,7 @@ class PacketRing:
                 ident = {"reopenable": False}
         self.files.append(name)
         self.file_ids.append(ident)
-        self.file_starts.append(self.total)
+        self.file_starts.append(self.total if start is None else start)
 
     def add(self, batch: PacketBatch, raw: Any = None) -> None:
         """One decoded batch (every frame of it, IP or not: frame numbers count them all);
