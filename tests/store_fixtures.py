@@ -45,3 +45,16 @@ def sqlite_at_version(path: str, version: int) -> sqlite3.Connection:
     for number, script in enumerate(MIGRATIONS[:version], start=1):
         conn.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
     return conn
+
+
+def insert_as_before_flow_ids(conn: sqlite3.Connection, records: list[dict[str, Any]]) -> Any:
+    """Insert `records` the way a writer of schema 15 or earlier did (every column of today's
+    rows but flow_id, which migration 16 added); returns what they add to the roll-ups."""
+    from wirewatch.store.rollups import prepare
+    from wirewatch.store.tables import WRITTEN
+    rows, rollup = prepare(records, [None] * len(records))
+    at = WRITTEN.index("flow_id")
+    names = WRITTEN[:at] + WRITTEN[at + 1:]
+    conn.executemany(f"INSERT INTO alerts ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                     [r[:at] + r[at + 1:] for r in rows])
+    return rollup

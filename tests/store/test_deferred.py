@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 import pytest
-from store_fixtures import sqlite_at_version
+from store_fixtures import insert_as_before_flow_ids, sqlite_at_version
 
 from wirewatch.craft import BASE_TS
 from wirewatch.store import deferred
@@ -150,15 +150,13 @@ def test_a_store_of_schema_11_is_rolled_up_through_its_newest_alert(tmp_path):
     those alerts out of them."""
     path = str(tmp_path / "s.db")
     c = sqlite_at_version(path, 11)
-    from wirewatch.store.rollups import prepare, upserts
-    from wirewatch.store.tables import insert_alerts
+    from wirewatch.store.rollups import upserts
     records = [alert(i) for i in range(300)]
-    rows, rollup = prepare(records, [None] * len(records))  # as schema 11's writer stored them
-    c.executemany(insert_alerts("?"), rows)
+    rollup = insert_as_before_flow_ids(c, records)  # as schema 11's writer stored them
     for sql, args in upserts(rollup, "max", "min"):
         if args:
             c.executemany(sql, args)
-    assert migrate(c) == len(MIGRATIONS) == 14
+    assert migrate(c) == len(MIGRATIONS) == 16
     assert status(c) == {"rolled_up_through": 300, "pending": 0, "complete": True}
     c.close()
     sink = SqliteSink(path)

@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 from conftest import store_sink
-from store_fixtures import sqlite_at_version
+from store_fixtures import insert_as_before_flow_ids, sqlite_at_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 from dashboard_fixtures import BASE_TS, fake_alert
 
 from wirewatch.store import queries, schema
 from wirewatch.store.queries import AlertFilter, Store, open_store
-from wirewatch.store.rollups import prepare
 from wirewatch.store.sqlite_sink import SqliteSink
-from wirewatch.store.tables import insert_alerts
 
 N = 600
 
@@ -113,8 +111,7 @@ def test_sqlite_reads_high_severity_and_small_time_ranges_by_index(tmp_path, mon
 def test_a_store_of_schema_9_migrates_to_the_partial_severity_index(tmp_path):
     path = str(tmp_path / "old.db")
     c = sqlite_at_version(path, 9)
-    rows, _ = prepare(records(), [None] * N)  # the rows as schema 9's writer stored them
-    c.executemany(insert_alerts("?"), rows)
+    insert_as_before_flow_ids(c, records())  # the rows as schema 9's writer stored them
     c.close()
     SqliteSink(path).close()  # opening migrates: 9 -> 10
     c = sqlite3.connect(path)
@@ -437,8 +434,7 @@ def test_acknowledged_alerts_are_read_through_their_partial_index(acked_db):
 def test_a_store_of_schema_14_gets_the_acknowledged_index(tmp_path):
     path = str(tmp_path / "old.db")
     c = sqlite_at_version(path, 14)
-    rows, _ = prepare(records(), [None] * N)
-    c.executemany(insert_alerts("?"), rows)
+    insert_as_before_flow_ids(c, records())
     c.execute("UPDATE alerts SET acknowledged = 1 WHERE id IN (3, 30)")
     c.close()
     SqliteSink(path).close()  # opening migrates

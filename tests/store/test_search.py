@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import store_sink
-from store_fixtures import sqlite_at_version
+from store_fixtures import insert_as_before_flow_ids, sqlite_at_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 from dashboard_fixtures import TOKEN, fake_alert, login
@@ -192,13 +192,10 @@ def test_a_loaded_machine_shrinks_the_indexing_chunks(tmp_path, monkeypatch):
 
 
 def test_a_store_indexed_by_the_old_tokenizer_is_reindexed_with_addresses_as_words(tmp_path):
-
-    from wirewatch.store.rollups import prepare
     from wirewatch.store.search import index_pending
-    from wirewatch.store.tables import insert_alerts
     path = str(tmp_path / "old.db")
     c = sqlite_at_version(path, 10)
-    c.executemany(insert_alerts("?"), prepare(alerts(), [None] * 300)[0])  # as schema 10's writer stored them
+    insert_as_before_flow_ids(c, alerts())  # as schema 10's writer stored them
     assert index_pending(c) == 300  # and its dashboard indexed them: "203.0.113.9" as four tokens
     assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\"203 0 113\"'").fetchone()[0] == 1
     c.close()
@@ -236,11 +233,9 @@ def test_a_store_of_schema_11_is_reindexed_with_the_records_values_as_words(tmp_
     deletes afterwards leave FTS5's integrity check clean."""
     import sqlite3
 
-    from wirewatch.store.rollups import prepare
-    from wirewatch.store.tables import insert_alerts
     path = str(tmp_path / "v11.db")
     c = sqlite_at_version(path, 11)
-    c.executemany(insert_alerts("?"), prepare(alerts(), [None] * 300)[0])
+    insert_as_before_flow_ids(c, alerts())
     c.execute("INSERT INTO alerts_fts(rowid, message, record) SELECT id, message, record FROM alerts")  # as v11 did
     c.execute("UPDATE alerts_fts_done SET last_id = 300")
     assert c.execute("SELECT count(*) FROM alerts_fts WHERE alerts_fts MATCH '\":4242424242\"'").fetchone()[0] == 1

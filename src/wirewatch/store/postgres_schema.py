@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .sensor_tables import ATTACKER_REBUILD, ROLLUP_TABLES, SENSOR_SOURCES
-from .tables import ACKNOWLEDGED_INDEX, SEVERITY_INDEX, create_alerts, owner_tables
+from .tables import ACKNOWLEDGED_INDEX, POSTGRES_FLOW_IDS, SEVERITY_INDEX, create_alerts, owner_tables
 from .tune_runs import POSTGRES_TUNE_RUNS
 
 MIGRATION_LOCK = 0x77697265  # pg_advisory_xact_lock key ("wire")
@@ -79,6 +79,8 @@ MIGRATIONS: list[str] = [
     SEVERITY_INDEX,
     # 7: the acknowledged alerts by id, a partial index, as SQLite's migration 15 (store/tables.py)
     ACKNOWLEDGED_INDEX,
+    # 8: each alert's EVE flow_id, by (type, flow_id, id), as SQLite's 16 (store/tables.py)
+    POSTGRES_FLOW_IDS,
 ]
 
 

@@ -27,7 +27,7 @@ FLEET_TOP = 10  # top sources of the overview
 QUIET_AFTER_S = 120.0  # a sensor without a stats event for this long is marked quiet (4 default intervals)
 INCIDENT_TIMELINE = 500  # alerts shown on one incident's timeline
 NEAR_MISS = 0.5  # the overview lists sources at this fraction of a threshold or more
-UPDATE_SCAN = 5000  # earlier alerts of its type read to find the alert an update updates
+UPDATE_PAGE = 200  # earlier alerts of its type and flow read at a time to find the alert an update updates
 STATS_TERMS = 400  # sensors whose last stats events one statement reads (SQLite: at most 500 terms in a UNION)
 
 
@@ -274,19 +274,23 @@ class Queries:
     def updated_alert(self, alert_id: int, record: dict[str, Any]) -> int | None:
         """The id of the alert that this one (`record`, an update: `update_of`) updates: the
         latest earlier alert of its type with the flow_id and timestamp update_of names (an
-        update comes after its alert; at most UPDATE_SCAN earlier alerts of the type are read,
-        on the (type, id) index). None when it is not there (retention removed it)."""
+        update comes after its alert), read newest first on the (type, flow_id, id) index, so
+        any number of other alerts may lie between them; a flow's repeats are read
+        UPDATE_PAGE at a time. None when it is not there (retention removed it)."""
         ref = record.get("update_of")
-        if not isinstance(ref, dict):
+        if not isinstance(ref, dict) or type(ref.get("flow_id")) is not int:
             return None
-        rows = self._rows("SELECT id, record FROM alerts WHERE type = ? AND id < ? ORDER BY id DESC LIMIT ?",
-                          (record.get("type", ""), alert_id, UPDATE_SCAN))
-        for r in rows:
-            rec = json.loads(r["record"])
-            if rec.get("flow_id") == ref.get("flow_id") and rec.get("timestamp") == ref.get("timestamp") \
-                    and "update_of" not in rec:
-                return int(r["id"])
-        return None
+        below = alert_id
+        while True:
+            rows = self._rows("SELECT id, record FROM alerts WHERE type = ? AND flow_id = ? AND id < ? "
+                              "ORDER BY id DESC LIMIT ?", (record.get("type", ""), ref["flow_id"], below, UPDATE_PAGE))
+            for r in rows:
+                rec = json.loads(r["record"])
+                if rec.get("timestamp") == ref.get("timestamp") and "update_of" not in rec:
+                    return int(r["id"])
+            if len(rows) < UPDATE_PAGE:
+                return None
+            below = int(rows[-1]["id"])
 
     def latest_id(self) -> int:
         return self._value("SELECT coalesce(max(id), 0) AS n FROM alerts") or 0

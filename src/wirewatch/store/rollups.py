@@ -26,6 +26,8 @@ from .schema import addr_key, record_json
 from .sink_base import epoch
 from .tables import attacker_of, owner_terms
 
+I64 = 1 << 63  # the flow_id column holds a 64-bit integer; any other flow_id is only in its record
+
 
 def sensor_of(record: dict[str, Any]) -> str:
     """The stored sensor name: EVE `host`, '' for records from before sensors had names."""
@@ -118,7 +120,7 @@ def prepare(records: list[dict[str, Any]], uids: list[str | None],
             dest_key = keys[dest] = addr_key(dest)
         rows.append((ts, t, a["alert"]["severity"], src, dest, src_key, dest_key, a.get("src_port"),
                      a.get("dest_port"), a.get("proto"), a.get("message", ""), record_json(a), 1 if muted else 0,
-                     sensor, attacker, uid))
+                     sensor, attacker, uid, fid if type(fid := a.get("flow_id")) is int and -I64 <= fid < I64 else None))
         if "enrichment" in a:
             for term in owner_terms(a):
                 r.owners.append((i, term))

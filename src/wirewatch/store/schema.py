@@ -14,15 +14,24 @@ import orjson
 from .deferred import SQLITE_DEFERRED_SOURCES
 from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES, SQLITE_FTS_RECORD_WORDS, SQLITE_FTS_TEXT_WORDS
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
-from .tables import ACKNOWLEDGED_INDEX, SEVERITY_INDEX, SQLITE_INDEXES, WRITTEN, create_alerts, owner_tables
+from .tables import (
+    ACKNOWLEDGED_INDEX,
+    ADDED_LATER,
+    SEVERITY_INDEX,
+    SQLITE_FLOW_IDS,
+    SQLITE_INDEXES,
+    WRITTEN,
+    create_alerts,
+    owner_tables,
+)
 from .tune_runs import SQLITE_TUNE_RUNS
 
-_COPIED = ", ".join(c for c in WRITTEN if c not in ("sensor", "attacker")) + ", acknowledged"
+_COPIED = ", ".join(c for c in WRITTEN if c not in ("sensor", "attacker", *ADDED_LATER)) + ", acknowledged"
 
 # 9: the alerts table rebuilt from the one column list (store/tables.py): `sensor` a stored
 # column the writer fills (the generated one parsed every record's JSON on insert, for its
 # index), `attacker`; a port index per side; country / AS terms; sources are attackers.
-SQLITE_ONE_COLUMN_LIST = create_alerts("sqlite", "alerts_v7") + f"""
+SQLITE_ONE_COLUMN_LIST = create_alerts("sqlite", "alerts_v7", without=ADDED_LATER) + f"""
 INSERT INTO alerts_v7 (id, {_COPIED}, sensor, attacker)
     SELECT id, {_COPIED}, sensor, coalesce(json_extract(record, '$.alert.source.ip'), src_ip) FROM alerts;
 DROP TABLE alerts;
@@ -141,6 +150,8 @@ MIGRATIONS: list[str] = [
     SQLITE_FTS_TEXT_WORDS,
     # 15: the acknowledged alerts by id, a partial index (store/tables.py): free for the writer
     ACKNOWLEDGED_INDEX,
+    # 16: each alert's EVE flow_id, by (type, flow_id, id): an update finds its alert (store/tables.py)
+    SQLITE_FLOW_IDS,
 ]
 
 

@@ -36,21 +36,26 @@ ALERT_COLUMNS: list[tuple[str, str | None, str | None]] = [
      "TEXT GENERATED ALWAYS AS ((record::jsonb -> 'packets')::text) STORED"),  # EVE `packets` (alert_pcap.py)
     ("inserted", None, "DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM clock_timestamp())"),
     ("search", None, "TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', message || ' ' || record)) STORED"),
+    ("flow_id", "INTEGER", "BIGINT"),  # EVE flow_id: an update finds the alert it updates by (type, flow_id, id)
 ]
+
+# Columns a later migration adds (ALTER TABLE), left out where an earlier migration builds the
+# table from this list (SQLite's 9 rebuilds it; PostgreSQL's 1 has them, its 8 adds IF NOT EXISTS).
+ADDED_LATER = ("flow_id",)
 
 # What a writer supplies for each alert, in this order (the rest are defaults or generated).
 WRITTEN = ("ts", "type", "severity", "src_ip", "dest_ip", "src_key", "dest_key", "src_port", "dest_port", "proto",
-           "message", "record", "muted", "sensor", "attacker", "uid")
+           "message", "record", "muted", "sensor", "attacker", "uid", "flow_id")
 
 
-def columns(dialect: str) -> list[tuple[str, str]]:
+def columns(dialect: str, without: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(name, declaration) of the alerts table in `dialect` ("sqlite" or "postgresql")."""
     at = 1 if dialect == "sqlite" else 2
-    return [(c[0], decl) for c in ALERT_COLUMNS if (decl := c[at]) is not None]
+    return [(c[0], decl) for c in ALERT_COLUMNS if (decl := c[at]) is not None and c[0] not in without]
 
 
-def create_alerts(dialect: str, name: str = "alerts") -> str:
-    body = ",\n    ".join(f"{n} {decl}" for n, decl in columns(dialect))
+def create_alerts(dialect: str, name: str = "alerts", without: tuple[str, ...] = ()) -> str:
+    body = ",\n    ".join(f"{n} {decl}" for n, decl in columns(dialect, without))
     return f"CREATE TABLE {name} (\n    {body}\n);\n"
 
 
@@ -133,4 +138,22 @@ CREATE INDEX alerts_severity ON alerts(severity, id) WHERE severity = 1;
 # the severity index.
 ACKNOWLEDGED_INDEX = """
 CREATE INDEX alerts_acknowledged ON alerts(id) WHERE acknowledged = 1;
+"""
+
+
+# An update (EVE `update_of`: the flow_id and timestamp of the alert it updates) finds its alert
+# by (type, flow_id) on this index, newest first; it used to read the newest 5,000 alerts of
+# the type, and one with more than that between it and its update was not found. Existing
+# rows get the flow_id their record carries (SQLite 16, PostgreSQL 8).
+SQLITE_FLOW_IDS = """
+ALTER TABLE alerts ADD COLUMN flow_id INTEGER;
+UPDATE alerts SET flow_id = json_extract(record, '$.flow_id') WHERE json_type(record, '$.flow_id') = 'integer';
+CREATE INDEX alerts_flow ON alerts(type, flow_id, id);
+"""
+POSTGRES_FLOW_IDS = """
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS flow_id BIGINT;
+UPDATE alerts SET flow_id = (record::jsonb ->> 'flow_id')::bigint
+    WHERE flow_id IS NULL AND jsonb_typeof(record::jsonb -> 'flow_id') = 'number'
+      AND record::jsonb ->> 'flow_id' ~ '^-?[0-9]{1,18}$';
+CREATE INDEX IF NOT EXISTS alerts_flow ON alerts(type, flow_id, id);
 """
