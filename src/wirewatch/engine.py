@@ -394,3 +394,8 @@ class Engine:
             for k, v in counters.items():
                 out[k] = out.get(k, 0) + v
         return out
+
+    def halted(self) -> str:
+        """The first sink's reason to take no more records (its store's schema moved ahead of
+        this wirewatch), '' while every sink takes them: the command stops, exit status 2."""
+        return next((why for sink in self.sinks if (why := sink.halted())), "")

@@ -117,7 +117,7 @@ class Sensor:
         if self.feeds is not None:
             self.feeds.start()
         next_stats = time.monotonic() + self.stats_interval
-        while not self.flags.stop:
+        while not self.flags.stop and not self.engine.halted():
             raw = self.source.read()
             if len(raw.meta):
                 self.engine.feed(raw)
@@ -131,7 +131,8 @@ class Sensor:
                 self.emit_stats()
         if self.feeds is not None:
             self.feeds.stop()
-        self.drain()
+        if not self.engine.halted():  # (halted: what the kernel holds would only be spooled)
+            self.drain()
         self.engine.finish()  # the run-end updates before the final stats event, which counts them
         self.emit_stats(final=True)
         self.engine.close()
@@ -144,6 +145,10 @@ class Sensor:
         print(f"wirewatch: stopped; packets {s['packets']:,}, kernel received {kp:,}, kernel drops {kd:,}, "
               f"interface drops {ki:,}, decode errors {sum(s['decode_errors'].values()):,}, "
               f"alerts {sum(s['alerts'].values()):,}{stored}", file=self.log)
+        halted = self.engine.halted()  # after the close: the records it spooled are counted
+        if halted:
+            print(f"wirewatch: {halted}", file=self.log)
+            return 2
         return 0
 
     def drain(self) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wirewatch.store.spool import Delivery, Entry, Spool
+from wirewatch.store.spool import Delivery, Entry, Spool, StoreAhead
 
 
 class Busy(Exception):
@@ -156,3 +156,33 @@ def test_a_full_spool_drops_in_order_says_so_once_and_counts_and_takes_again_aft
     backend.busy = True
     d.deliver(recs(410, 412))  # the spool takes records again
     assert spool.pending == 2 and spool.dropped == 400 - kept
+
+
+def test_a_store_ahead_of_the_writer_keeps_everything_in_the_spool_and_is_never_written_again(tmp_path):
+    """StoreAhead (a newer wirewatch migrated the store) while a spool is replayed: nothing more
+    is attempted, that batch and every later one are spooled behind the rest, flush gives up at
+    once; the upgraded writer's Delivery stores them all, in order."""
+    store, ahead, calls, clock = Backend(), [False], [0], [0.0]
+
+    def write(entries: list[Entry]) -> None:
+        calls[0] += 1
+        if ahead[0]:
+            raise StoreAhead(16, 15)
+        store.write(entries)
+
+    path = str(tmp_path / "s.spool")
+    d = Delivery(write, Spool(path), (Busy,), clock=lambda: clock[0], sleep=lambda s: None)
+    store.busy = True
+    d.deliver(recs(0, 10))  # spooled
+    store.busy, ahead[0] = False, True
+    clock[0] += 10
+    d.deliver(recs(10, 20))  # the replay finds the store ahead
+    assert d.halted == "the store's schema is version 16, newer than this wirewatch knows (15): a newer wirewatch migrated it"
+    attempts = calls[0]
+    d.deliver(recs(20, 30))
+    assert d.flush() is False and calls[0] == attempts  # never tried again
+    assert store.rows == [] and d.spool.pending == 30
+    ahead[0] = False
+    assert Delivery(write, Spool(path), (Busy,), sleep=lambda s: None).flush()
+    assert [r["n"] for r in store.rows] == list(range(30))
+

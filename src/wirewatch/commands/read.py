@@ -72,6 +72,10 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(render_summary(summary), file=sys.stderr if not args.quiet else sys.stdout)
+    halted = engine.halted()  # the store's schema moved ahead while we wrote: the rest is spooled
+    if halted:
+        print(f"wirewatch: {halted}", file=sys.stderr)
+        return EXIT_USAGE
     return status
 
 

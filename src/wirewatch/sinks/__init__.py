@@ -27,10 +27,13 @@ class Sink(Protocol):
     def stats(self) -> dict[str, int]:
         """Delivery counters (stored, spooled...) for the summary and /metrics."""
 
+    def halted(self) -> str:
+        """Why this sink takes no more records ('' while it does): the command then stops, exit 2."""
+
 
 class SinkBase:
     """Defaults for the optional parts of Sink: mutes nothing, keeps no events, writes no
-    files of its own, counts nothing."""
+    files of its own, counts nothing, never halts."""
 
     name = "sink"
     keeps_muted = False
@@ -46,3 +49,6 @@ class SinkBase:
 
     def stats(self) -> dict[str, int]:
         return {}
+
+    def halted(self) -> str:
+        return ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .sensor_tables import ATTACKER_REBUILD, ROLLUP_TABLES, SENSOR_SOURCES
+from .spool import StoreAhead
 from .tables import ACKNOWLEDGED_INDEX, POSTGRES_FLOW_IDS, SEVERITY_INDEX, create_alerts, owner_tables
 from .tune_runs import POSTGRES_TUNE_RUNS
 
@@ -82,6 +83,30 @@ MIGRATIONS: list[str] = [
     # 8: each alert's EVE flow_id, by (type, flow_id, id), as SQLite's 16 (store/tables.py)
     POSTGRES_FLOW_IDS,
 ]
+
+
+class MigrationRunning(Exception):
+    """A wirewatch is migrating the store now (it holds MIGRATION_LOCK): a write is retried, then
+    spooled, rather than wait behind the migration with the capture loop."""
+
+
+def check_writable(conn: Any) -> None:
+    """First in each write transaction: a shared hold of MIGRATION_LOCK until it ends (so no
+    migration commits in between: a migration takes the lock exclusively), then the schema's
+    version, read after the lock (its own statement: a statement reads what was committed when
+    it began). One round trip (pipelined). StoreAhead when a newer wirewatch migrated the store."""
+    with conn.pipeline():
+        lock = conn.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (MIGRATION_LOCK,))
+        version = conn.execute("SELECT version FROM schema_version")
+    if not lock.fetchone()[0]:
+        raise MigrationRunning("a wirewatch is migrating the store")
+    known(version.fetchone()[0])
+
+
+def known(version: int) -> None:
+    """StoreAhead when the store's schema is newer than this wirewatch's migrations."""
+    if version > len(MIGRATIONS):
+        raise StoreAhead(version, len(MIGRATIONS))
 
 
 def is_postgres(url: str) -> bool:

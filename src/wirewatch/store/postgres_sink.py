@@ -19,12 +19,12 @@ import time
 from typing import Any, TextIO
 
 from ..config import sensor_name
-from .postgres_schema import connect, migrate, shown
+from .postgres_schema import MigrationRunning, check_writable, connect, known, migrate, shown
 from .rollups import gc_paused, prepare, sensor_of, upserts
 from .schema import record_json
 from .sensor_tables import SENSOR_UPSERT
 from .sink_base import MuteRow, StoreSink
-from .spool import Delivery, Entry, Spool
+from .spool import Delivery, Entry, Spool, StoreAhead
 from .tables import insert_alerts
 
 UID_KEY = "_wirewatch_uid"  # carried by the sink's own copy of a record, never stored in it
@@ -42,7 +42,8 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     server shutting down, a serialization failure. Anything else is a bug and is raised."""
     import psycopg
     return (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.errors.CannotConnectNow,
-            psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.InterfaceError)
+            psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.InterfaceError,
+            MigrationRunning)
 
 
 class PostgresSink(StoreSink):
@@ -55,7 +56,12 @@ class PostgresSink(StoreSink):
         self.clock = clock
         self.log = log or sys.stderr
         self.conn: Any = None
-        self._connect()  # a database that is unreachable at start is a one-line error, like a bad path
+        try:
+            self._connect()  # a database that is unreachable at start is a one-line error, like a bad path
+        except StoreAhead as exc:  # before replaying a spool into it
+            if self.conn is not None:
+                self.conn.close()
+            raise OSError(f"{shown(url)}: {exc}; this one does not write into it (upgrade it)") from None
         os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
         self.spool = Spool(spool_path, spool_max_mb * 1024 * 1024)
         self.delivery = Delivery(self._store, self.spool, transient_errors(), log=self.log, what=shown(url))
@@ -68,7 +74,7 @@ class PostgresSink(StoreSink):
     def _connect(self) -> Any:
         if self.conn is None or self.conn.closed:
             self.conn = connect(self.url)
-            migrate(self.conn)
+            known(migrate(self.conn))
         return self.conn
 
     def _reconnect_or_raise(self) -> Any:
@@ -105,6 +111,8 @@ class PostgresSink(StoreSink):
             with conn.transaction():
                 return conn.execute("SELECT id, type, cidr, dest_port, until FROM mutes WHERE until > %s",
                                     (now,)).fetchall()
+        except StoreAhead:  # a reconnect found a newer schema: the next write stops
+            return None
         except transient_errors():
             return None
 
@@ -117,6 +125,7 @@ class PostgresSink(StoreSink):
         pending = [(e.record.get(UID_KEY) or e.uid, {k: v for k, v in e.record.items() if k != UID_KEY})
                    for e in entries]
         with gc_paused(), conn.transaction():
+            check_writable(conn)
             uids = [u for u, _ in pending if u]
             seen = {r[0] for r in conn.execute("SELECT uid FROM alerts WHERE uid = ANY(%s) UNION "
                                                "SELECT uid FROM stats WHERE uid = ANY(%s)", (uids, uids))}
@@ -147,10 +156,13 @@ class PostgresSink(StoreSink):
         keeping the roll-ups true; stats and per-sensor roll-ups age out by time. A
         database that is unreachable skips it until next time."""
         self.last_retention = self.clock()
+        if self.delivery.halted:
+            return
         cutoff = self.clock() - self.retention_days * 86400
         try:
             conn = self._reconnect_or_raise()
             with conn.transaction():
+                check_writable(conn)
                 gone = "SELECT * FROM alerts WHERE inserted < %s AND muted = 0"
                 conn.execute(f"UPDATE alert_types t SET count = greatest(0, t.count - g.n) FROM (SELECT type, count(*) AS n "
                              f"FROM ({gone}) a GROUP BY type) g WHERE t.type = g.type", (cutoff,))
@@ -171,12 +183,14 @@ class PostgresSink(StoreSink):
                 conn.execute("DELETE FROM sensor_minutes WHERE minute < %s", (int(cutoff // 60),))
                 conn.execute("DELETE FROM source_activity WHERE last_ts < %s", (cutoff,))
                 conn.execute("DELETE FROM sensor_sources WHERE last_ts < %s", (cutoff,))
+        except StoreAhead as exc:
+            self.delivery.halted = str(exc)
         except transient_errors():
             return
 
     def close(self) -> None:
         left = not self.delivery.flush()
-        if left:
+        if left and not self.delivery.halted:  # (halted: the command says so)
             print(f"wirewatch: {shown(self.url)}: {self.spool.pending:,} records stay in {self.spool.path} "
                   "until the database answers (replayed at the next start)", file=self.log)
         if self.conn is not None:

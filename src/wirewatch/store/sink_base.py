@@ -62,6 +62,15 @@ class StoreSink(SinkBase):
     def enforce_retention(self) -> None:
         raise NotImplementedError
 
+    def halted(self) -> str:
+        """Once the store's schema moved ahead of this writer (spool.StoreAhead): the one line
+        that says so and where its records wait."""
+        d = self.delivery
+        if not d.halted:
+            return ""
+        return (f"{d.what}: {d.halted}; stopped writing, {d.spool.pending:,} records kept in {d.spool.path} "
+                "(an upgraded wirewatch stores them when it starts)")
+
     def refresh_mutes(self, force: bool = False) -> None:
         """Mutes made on the dashboard reach this sensor within MUTE_REFRESH_S."""
         now = self.clock()

@@ -43,6 +43,18 @@ REPLAY_CHUNK = 5000  # entries per replay transaction
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024  # store.spool_max_mb's default
 
 
+class StoreAhead(Exception):
+    """The store's schema is newer than this wirewatch knows: a newer version migrated it while
+    this one writes. Writing on with the old schema's assumptions would be wrong (a writer from
+    before migration 12 rolled a storm's sources up a second time), so the writer stops: Delivery
+    keeps this batch and every later record in the spool (an upgraded wirewatch stores them at
+    its start) and the command ends with one line, exit status 2."""
+
+    def __init__(self, version: int, known: int):
+        super().__init__(f"the store's schema is version {version}, newer than this wirewatch knows ({known}): "
+                         "a newer wirewatch migrated it")
+
+
 @dataclass(slots=True)
 class Entry:
     """One record on its way to the store; uid is None unless it went through the spool."""
@@ -226,6 +238,7 @@ class Delivery:
         self.log = log
         self.what = what
         self.last_error = ""
+        self.halted = ""  # why the store takes no more writes from this process (StoreAhead), once it said so
         self.errors = 0  # failed write attempts
         self._probe_every = backoff_s * 10
         self._next_probe = 0.0
@@ -272,28 +285,40 @@ class Delivery:
                       "it has been replayed; they still reach the console, the log and the other outputs")
 
     def deliver(self, records: list[dict[str, Any]]) -> None:
-        """Store `records` after everything spooled before them, or spool them."""
+        """Store `records` after everything spooled before them, or spool them (always, once
+        the store is ahead of this writer: `halted`)."""
         if not records:
             return
-        if self.spool.pending and (self.clock() < self._next_probe or not self._replay()):
+        if self.halted:
             self._spool(records)
             return
-        if not self._attempt([Entry(r) for r in records], self.retries):
-            self._say(f"cannot store ({self.last_error}); spooling to {self.spool.path} until it can")
+        try:
+            if self.spool.pending and (self.clock() < self._next_probe or not self._replay()):
+                self._spool(records)
+                return
+            if not self._attempt([Entry(r) for r in records], self.retries):
+                self._say(f"cannot store ({self.last_error}); spooling to {self.spool.path} until it can")
+                self._spool(records)
+                self._next_probe = self.clock() + self._probe_every
+        except StoreAhead as exc:  # nothing of this batch was stored (its transaction rolled back)
+            self.halted = str(exc)
             self._spool(records)
-            self._next_probe = self.clock() + self._probe_every
 
     def flush(self, deadline_s: float = 2.0) -> bool:
         """At shutdown: try to replay what is spooled until the deadline. True if nothing is left
         (what is left stays in the spool file for the next start)."""
         end = self.clock() + deadline_s
-        while self.spool.pending:
-            if self._replay():
-                return True
+        while self.spool.pending and not self.halted:
+            try:
+                if self._replay():
+                    return True
+            except StoreAhead as exc:
+                self.halted = str(exc)
+                return False
             if self.clock() + self.backoff_s * 4 > end:
                 return False
             self.sleep(self.backoff_s * 4)
-        return True
+        return not self.spool.pending
 
     def stats(self) -> dict[str, int]:
         return {"spooled": self.spool.spooled, "replayed": self.spool.replayed, "spool_pending": self.spool.pending,

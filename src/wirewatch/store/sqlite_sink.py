@@ -12,13 +12,15 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
-from .deferred import INLINE_MAX, WRITER_CHUNK, add_pending, catch_up_sources, done_through, set_done
+from .deferred import INLINE_MAX, WRITER_CHUNK, add_pending, done_through, set_done
 from .rollups import gc_paused, prepare, upserts
-from .schema import migrate, record_json, spool_path, store_files
+from .schema import MIGRATIONS, migrate, record_json, spool_path, store_files
 from .sink_base import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, MuteRow, StoreSink
-from .spool import Delivery, Entry, Spool
+from .spool import Delivery, Entry, Spool, StoreAhead
 from .tables import insert_alerts
 from .transaction import immediate
 
@@ -56,11 +58,14 @@ class SqliteSink(StoreSink):
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=OPEN_TIMEOUT_S)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            migrate(self.conn)
+            version = migrate(self.conn)
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self.conn.execute("PRAGMA cache_size = -65536")  # 64 MB: nine indexes stay in memory in a storm
         except sqlite3.Error as exc:
             raise OSError(f"{path}: cannot open alert store: {exc}") from None
+        if version > len(MIGRATIONS):  # before replaying a spool into it
+            self.conn.close()
+            raise OSError(f"{path}: {StoreAhead(version, len(MIGRATIONS))}; this one does not write into it (upgrade it)")
         self._init_cadence()
         self.retention_errors = 0
         self.stored = 0  # alert rows this process inserted
@@ -92,8 +97,19 @@ class SqliteSink(StoreSink):
         with gc_paused():
             self._transaction(c, entries)
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, in a store still at the schema this writer knows: a newer
+        wirewatch may migrate it while this one runs (StoreAhead, and the transaction is rolled
+        back). One read of a one-row table under the write lock, so no migration comes between."""
+        with immediate(self.conn) as c:
+            version = c.execute("SELECT version FROM schema_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreAhead(version, len(MIGRATIONS))
+            yield c
+
     def _transaction(self, c: sqlite3.Connection, entries: list[Entry]) -> None:
-        with immediate(c):
+        with self._write():
             uids = [e.uid for e in entries if e.uid is not None]
             if uids:  # a replay: skip what an interrupted earlier replay already stored
                 seen = _stored_uids(c, uids)
@@ -140,8 +156,12 @@ class SqliteSink(StoreSink):
         an analysed capture from 2023 is kept like live alerts), then the oldest stored until
         the file fits max size. A busy store skips it until next time."""
         self.last_retention = self.clock()
+        if self.delivery.halted:
+            return
         try:
             self._retention()
+        except StoreAhead as exc:
+            self.delivery.halted = str(exc)
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
@@ -168,9 +188,8 @@ class SqliteSink(StoreSink):
 
     def _delete_through(self, last_id: int) -> None:
         """Delete alerts with id <= last_id and keep the roll-ups (per type, sensor, attacker and minute) true."""
-        c = self.conn
         where, args = "id <= ?", (last_id,)
-        with immediate(c):
+        with self._write() as c:
             gone = c.execute(f"SELECT CAST(ts / 60 AS INTEGER), type, count(*) FROM alerts WHERE muted = 0 AND {where} "
                              "GROUP BY 1, 2", args).fetchall()
             c.executemany("UPDATE alert_minutes SET count = count - ? WHERE minute = ? AND type = ?",
@@ -199,10 +218,11 @@ class SqliteSink(StoreSink):
     def close(self, deadline_s: float = CLOSE_S) -> None:
         """Replay what is spooled if the store takes it within the deadline; the rest stays
         in the spool file (said on stderr) and is replayed at the next start."""
-        if not self.delivery.flush(deadline_s):
+        if not self.delivery.flush(deadline_s) and not self.delivery.halted:  # (halted: the command says so)
             print(f"wirewatch: {self.path}: store unavailable; {self.spool.pending:,} alerts stay in "
                   f"{self.spool.path} and are stored at the next start", file=self.log)
-        self._catch_up_sources(CLOSE_SOURCES_S)
+        if not self.delivery.halted:
+            self._catch_up_sources(CLOSE_SOURCES_S)
         self.conn.close()
 
     def _catch_up_sources(self, seconds: float) -> None:
@@ -211,8 +231,12 @@ class SqliteSink(StoreSink):
         end = time.monotonic() + seconds
         try:
             with gc_paused():
-                while time.monotonic() < end and catch_up_sources(self.conn, WRITER_CHUNK, limit=WRITER_CHUNK):
-                    pass
+                while time.monotonic() < end:
+                    with self._write() as c:
+                        if not add_pending(c, WRITER_CHUNK):
+                            break
+        except StoreAhead as exc:
+            self.delivery.halted = str(exc)
         except sqlite3.Error:
             pass  # busy
 

@@ -1,0 +1,238 @@
+"""A writer whose store a newer wirewatch migrates while it runs (issue 12, upgrade skew): each
+write transaction reads the schema's version first (SQLite: schema_version under the write
+lock; PostgreSQL: after a shared hold of the migration lock), and on a newer one than it knows
+the writer stores nothing more: that batch and every later record go to its spool, and the
+command ends with one line, exit status 2. An upgraded wirewatch then stores the spool: every
+alert once, the roll-ups counting each once. A writer started on a newer store refuses at once.
+
+The writers are real: `wirewatch read -` fed through a pipe (SQLite and the tests' PostgreSQL
+server) and a live `wirewatch monitor` in namespaces under an nmap scan; "a newer wirewatch"
+is a migration this one does not know (schema_version one higher, a table of its own)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SRC, read_events, store_sink
+from netns import Monitor, can_create_namespaces
+from scapy.layers.inet import IP, TCP
+
+from wirewatch.craft import BASE_TS, eth, syn_scan, write_pcap
+from wirewatch.store import postgres_schema, schema
+from wirewatch.store.postgres_schema import MIGRATION_LOCK, connect, is_postgres
+from wirewatch.store.queries import open_store
+
+VICTIM = "10.0.0.2"
+
+
+def migrate_ahead(url: str) -> int:
+    """What a newer wirewatch's first start does to the store: a migration this one does not
+    know (under the lock a migration takes). Returns the new version."""
+    if is_postgres(url):
+        ahead = len(postgres_schema.MIGRATIONS) + 1
+        conn = connect(url)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE next_release (x INTEGER)")
+            conn.execute("UPDATE schema_version SET version = %s", (ahead,))
+        conn.close()
+        return ahead
+    ahead = len(schema.MIGRATIONS) + 1
+    conn = sqlite3.connect(url, isolation_level=None, timeout=10)
+    conn.executescript(f"BEGIN IMMEDIATE; CREATE TABLE next_release (x INTEGER); "
+                       f"UPDATE schema_version SET version = {ahead}; COMMIT;")
+    conn.close()
+    return ahead
+
+
+@contextmanager
+def upgraded() -> Iterator[None]:
+    """This process as the newer wirewatch: it knows the migration migrate_ahead made."""
+    schema.MIGRATIONS.append("CREATE TABLE IF NOT EXISTS next_release (x INTEGER)")
+    postgres_schema.MIGRATIONS.append("CREATE TABLE IF NOT EXISTS next_release (x INTEGER)")
+    try:
+        yield
+    finally:
+        schema.MIGRATIONS.pop()
+        postgres_schema.MIGRATIONS.pop()
+
+
+def stored(url: str) -> list[dict[str, Any]]:
+    store = open_store(url)
+    try:
+        return [json.loads(r["record"]) for r in store._rows("SELECT record FROM alerts ORDER BY id")]
+    finally:
+        store.close()
+
+
+def any_stored(url: str) -> bool:
+    """Whether the store holds an alert yet (False while the writer has not made it)."""
+    try:
+        return bool(stored(url))
+    except Exception:  # noqa: BLE001 - no database or no tables yet
+        return False
+
+
+def spooled(path: Path) -> list[dict[str, Any]]:
+    """The records a spool holds past its replay offset."""
+    done = Path(str(path) + ".done")
+    offset = int(done.read_text().strip() or 0) if done.exists() else 0
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return [json.loads(line)["record"] for line in fh if line.strip()]
+
+
+def key(a: dict[str, Any]) -> tuple:
+    return a["type"], a["flow_id"], a["timestamp"], a["message"]
+
+
+def rollups_count_each_once(url: str, alerts: list[dict[str, Any]]) -> None:
+    if not is_postgres(url):
+        from wirewatch.store.deferred import catch_up_sources
+        conn = sqlite3.connect(url, isolation_level=None)
+        catch_up_sources(conn)
+        conn.close()
+    store = open_store(url)
+    try:
+        for table in ("alert_types", "alert_sources", "sensor_types", "sensor_sources", "source_activity"):
+            assert int(store._value(f"SELECT coalesce(sum(count), 0) AS n FROM {table}")) == len(alerts), table
+    finally:
+        store.close()
+
+
+def scans(first: int, count: int) -> list:
+    """A capture of `count` SYN scans of VICTIM, 30 s of packet time apart, each its own source."""
+    pkts = []
+    for i in range(first, first + count):
+        pkts += syn_scan(BASE_TS + 30 * i, f"10.9.0.{i + 1}", VICTIM, range(1000, 1040), gap=0.01)
+    pkts += [(BASE_TS + 30 * (first + count) - 5, eth(IP(src="10.0.0.9", dst=VICTIM) / TCP(dport=80, flags="A")))]
+    return pkts
+
+
+def records_of(pkts: list, path: Path) -> tuple[bytes, list[bytes]]:
+    """(pcap file header, each packet's record) of the packets written as a pcap."""
+    data = Path(write_pcap(str(path), pkts)).read_bytes()
+    at, out = 24, []
+    while at < len(data):
+        size = struct.unpack_from("<I", data, at + 8)[0]
+        out.append(data[at:at + 16 + size])
+        at += 16 + size
+    return data[:24], out
+
+
+def wait_until(check, what: str, limit: float = 30.0) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no {what} within {limit} s")
+
+
+def test_read_stops_writing_into_a_store_a_newer_wirewatch_migrated_underneath_it(tmp_path, store_url):
+    """`read -` through a pipe: two scans, stored; the store moves ahead; two scans more. The
+    writer stored nothing after the move (its spool holds every later alert and the stats
+    event), said so in one line, exit 2; the upgraded writer then stores each alert once."""
+    header, first = records_of(scans(0, 2), tmp_path / "a.pcap")
+    _, second = records_of(scans(2, 2), tmp_path / "b.pcap")
+    eve = tmp_path / "eve.json"
+    proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "read", "-", "--db", store_url, "--logfile", str(eve),
+                             "--quiet", "--no-progress", "--set", "general.batch_size=32",
+                             "--set", f"store.state_dir={tmp_path}"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": SRC})
+    assert proc.stdin is not None
+    proc.stdin.write(header + b"".join(first))
+    proc.stdin.flush()
+    wait_until(lambda: any_stored(store_url), "alert stored")
+    before = stored(store_url)
+    version = migrate_ahead(store_url)
+    out, err = (b.decode() for b in proc.communicate(b"".join(second), timeout=120))  # then the end of the capture
+    assert proc.returncode == 2, err
+    if is_postgres(store_url):
+        (spool,) = tmp_path.glob("spool-*.jsonl")  # this sensor's (store.state_dir)
+    else:
+        spool = Path(store_url + ".spool")
+    last = err.strip().splitlines()[-1]
+    known = len((postgres_schema if is_postgres(store_url) else schema).MIGRATIONS)
+    assert last.startswith("wirewatch: ") and (
+        f": the store's schema is version {version}, newer than this wirewatch knows ({known}): a newer wirewatch "
+        f"migrated it; stopped writing, ") in last and f"records kept in {spool} (an upgraded" in last, err
+    assert "failed" not in err and "Traceback" not in err, err
+    assert stored(store_url) == before  # nothing written after the move
+    alerts = read_events(eve)
+    assert len(alerts) >= 4 and len(before) < len(alerts)
+    waiting = spooled(spool)
+    assert [r["event_type"] for r in waiting].count("stats") == 1  # the run's final stats event
+    assert sorted(map(key, before + [r for r in waiting if r["event_type"] != "stats"])) == sorted(map(key, alerts))
+    with upgraded():
+        if is_postgres(store_url):  # the upgraded writer's start stores the spool
+            from wirewatch.store.postgres_sink import PostgresSink
+            PostgresSink(store_url, str(spool)).close()
+        else:
+            store_sink(store_url, tmp_path).close()
+    assert sorted(map(key, stored(store_url))) == sorted(map(key, alerts))  # each once
+    rollups_count_each_once(store_url, alerts)
+
+
+def test_a_writer_started_on_a_newer_store_refuses_in_one_line_and_keeps_its_spool(tmp_path, store_url):
+    from wirewatch.store.spool import Spool
+    store_sink(store_url, tmp_path).close()  # the store at this wirewatch's schema
+    version = migrate_ahead(store_url)
+    path = tmp_path / "spool.jsonl" if is_postgres(store_url) else Path(store_url + ".spool")
+    Spool(str(path)).append([{"event_type": "alert", "type": "port_scan"}])  # left by an earlier run
+    with pytest.raises(OSError) as exc:
+        store_sink(store_url, tmp_path)
+    assert f"the store's schema is version {version}, newer than this wirewatch knows" in str(exc.value)
+    assert str(exc.value).endswith("this one does not write into it (upgrade it)") and "\n" not in str(exc.value)
+    assert Spool(str(path)).pending == 1 and stored(store_url) == []
+
+
+live = pytest.mark.skipif(not can_create_namespaces(), reason="live tests need root and iproute2")
+
+
+@live
+def test_a_live_sensor_stops_by_itself_when_its_store_moves_ahead(net, world):
+    """`monitor` (as nobody, its store SQLite) under an nmap scan, then the store migrated by a
+    newer wirewatch: at its next write (a stats event each second) the sensor stops by itself,
+    exit 2 and one line; what it had not stored is in its spool, and the upgraded writer stores it."""
+    from conftest import need
+    need("nmap")
+    db = world / "var" / "ww.db"
+    m = Monitor(net, world, "--db", str(db))
+    net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-200", "--max-retries", "0", net.sensor_ip, timeout=60)
+    m.wait_for("port_scan", time.time())
+    wait_until(lambda: any_stored(str(db)), "alert stored")
+    before = stored(str(db))
+    version = migrate_ahead(str(db))
+    try:
+        m.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        m.stop()
+        pytest.fail("the sensor went on after its store moved ahead")
+    out, err = m.proc.communicate(timeout=20)
+    assert m.proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"wirewatch: {db}: the store's schema is version {version}, newer than this wirewatch "
+                           f"knows ({len(schema.MIGRATIONS)})") and f"records kept in {db}.spool" in last, err
+    assert "failed" not in err and "Traceback" not in err, err
+    assert stored(str(db)) == before
+    waiting = spooled(Path(f"{db}.spool"))
+    assert waiting and waiting[-1]["event_type"] == "stats" and waiting[-1]["stats"]["final"] is True
+    alerts = m.events()
+    assert sorted(map(key, before + [r for r in waiting if r["event_type"] != "stats"])) == sorted(map(key, alerts))
+    with upgraded():
+        store_sink(str(db), world).close()
+    assert sorted(map(key, stored(str(db)))) == sorted(map(key, alerts))
+    rollups_count_each_once(str(db), alerts)
