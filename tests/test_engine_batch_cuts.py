@@ -259,14 +259,27 @@ def scan_with_a_pause(path: Path) -> Path:
     return Path(write_pcap(str(path), pkts))
 
 
-@pytest.mark.parametrize("capture", ["boundary", "probe", "pause"])
+def answered_late(path: Path) -> Path:
+    """Ten SYNs to one port, each answered (SYN-ACK, ACK) 2.95 s later: within the 3 s timeout."""
+    t0 = BASE_TS
+    c2s, s2c = IP(src=SCANNER, dst=TARGET), IP(src=TARGET, dst=SCANNER)
+    pkts = [(t0 + 0.05 + 0.01 * i, eth(c2s / TCP(sport=50000 + i, dport=80, flags="S", seq=1))) for i in range(10)]
+    for i in range(10):
+        t = t0 + 3.0 + 0.003 * i
+        pkts += [(t, eth(s2c / TCP(sport=80, dport=50000 + i, flags="SA", seq=9, ack=2))),
+                 (t + 0.001, eth(c2s / TCP(sport=50000 + i, dport=80, flags="A", seq=2, ack=10)))]
+    return Path(write_pcap(str(path), pkts))
+
+
+@pytest.mark.parametrize("capture", ["boundary", "probe", "pause", "answered"])
 def test_a_live_sensor_polling_a_quiet_wire_cuts_slices_as_read_does(tmp_path, capture):
     """Live, a quiet wire's poll analyses the slice that waits only once the clock has left it,
     and the probes held back only once the slice after theirs is over: a poll in mid-slice (here
     every 0.2 s between packets) cut the slice there (the paused scan: an alert of 25 ports and an
     update of 40, not one alert of 40), and decided a probe before the scan alert of the next slice
-    could explain it."""
-    path = {"boundary": boundary_capture, "pause": scan_with_a_pause,
+    could explain it. The clock tick stops at a waiting slice's first packet: SYNs answered 2.95 s
+    later, in that slice, have not timed out (at 3.2 s they would have: failed_handshake)."""
+    path = {"boundary": boundary_capture, "pause": scan_with_a_pause, "answered": answered_late,
             "probe": lambda p: probe_then_scan(p, 4.5, others=True)}[capture](tmp_path / "c.pcap")
     assert live(path) == without_packets(alerts_of(path, "mapped", DEFAULT_BATCH))
 

@@ -285,11 +285,15 @@ class Engine:
         slice that waits once the clock has left it (no packet of it can come any more, so it is
         cut where a capture of the same packets would be), decide the probes held back once the
         slice after theirs is over too, let detectors with a clock-driven part (`tick`:
-        unanswered handshakes timing out) act, and let state expire on the clock."""
+        unanswered handshakes timing out) act, and let state expire on the clock. The clock
+        stops at the first packet of a slice still waiting: its packets came before `now`, and
+        an attempt they answer has not timed out, nor has a cooldown they extend ended."""
         clock = float(np.floor(now / self.cfg.general.expire_interval))
         if self._pending and clock != self._pending_tick:
             self._analyse_pending()
         self._emit(self.alerts.release(clock))
+        if self._pending:
+            now = min(now, float(self._pending[0].ts.min()))
         if self.stats.last_ts is None or now <= self.stats.last_ts:
             return
         self._emit(self.alerts.ingest(self.tunnels.annotate(self._call_detectors("tick", now)), now))
