@@ -236,3 +236,36 @@ def test_a_live_sensor_stops_by_itself_when_its_store_moves_ahead(net, world):
         store_sink(str(db), world).close()
     assert sorted(map(key, stored(str(db)))) == sorted(map(key, alerts))
     rollups_count_each_once(str(db), alerts)
+
+
+def test_a_write_during_a_migration_neither_waits_for_it_nor_lands_in_the_newer_schema(tmp_path, store_url):
+    """A newer wirewatch migrating (its transaction open: SQLite's write lock, PostgreSQL's
+    migration lock held): the writer's batch is retried, then spooled, within about a second
+    (the capture loop never waits for a migration); once the migration commits, the next write
+    finds the newer schema and the writer stops, the batch still in the spool. Nothing of either
+    batch is in the store."""
+    from dashboard_fixtures import fake_alert
+    sink = store_sink(store_url, tmp_path)
+    sink.write([fake_alert(0)])  # stored: the store at this wirewatch's schema
+    if is_postgres(store_url):
+        other = connect(store_url)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        other.execute("CREATE TABLE next_release (x INTEGER)")
+        other.execute("UPDATE schema_version SET version = %s", (len(postgres_schema.MIGRATIONS) + 1,))
+    else:
+        other = sqlite3.connect(store_url, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("CREATE TABLE next_release (x INTEGER)")
+        other.execute(f"UPDATE schema_version SET version = {len(schema.MIGRATIONS) + 1}")
+    start = time.monotonic()
+    sink.write([fake_alert(i) for i in range(1, 4)])
+    assert time.monotonic() - start < 2.5 and sink.delivery.spool.pending == 3 and not sink.halted()
+    assert sink.delivery.last_error == ("MigrationRunning: a wirewatch is migrating the store" if is_postgres(store_url)
+                                        else "OperationalError: database is locked")
+    other.commit()
+    other.close()
+    time.sleep(sink.delivery._next_probe - sink.delivery.clock() + 0.05)  # the next probe of the store is due
+    sink.write([fake_alert(4)])
+    assert "newer than this wirewatch knows" in sink.halted() and sink.delivery.spool.pending == 4
+    sink.close()
+    assert [a["flow_id"] for a in stored(store_url)] == [fake_alert(0)["flow_id"]]
