@@ -151,6 +151,27 @@ def test_a_postgresql_store_of_schema_7_gets_its_flow_ids_and_the_index(tmp_path
         store.close()
 
 
+def test_an_update_an_older_sensor_wrote_after_the_migration_still_finds_its_alert(tmp_path):
+    """A sensor of an earlier version still writing after the upgrade leaves flow_id empty (README,
+    Upgrading): its alerts are then looked for among the type's alerts without one."""
+    records, first = stored_in_order(flood_run(tmp_path))
+    path = str(tmp_path / "ww.db")
+    sink = SqliteSink(path)
+    sink.write([a for a in records[:100] if a["flow_id"] != first["flow_id"]])  # this version's writer: other flows
+    sink.close()
+    c = sqlite3.connect(path, isolation_level=None)
+    insert_as_before_flow_ids(c, [first] + [a for a in records if "update_of" in a])  # the older one's
+    c.close()
+    store = open_store(path)
+    try:
+        rows = store._rows("SELECT id, flow_id, record FROM alerts WHERE flow_id IS NULL ORDER BY id")
+        assert json.loads(rows[0]["record"]) == first and len(rows) > 1
+        for r in rows[1:]:
+            assert store.updated_alert(r["id"], json.loads(r["record"])) == rows[0]["id"]
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("value", [True, "12", 1.5, 1 << 64])
 def test_a_flow_id_the_column_cannot_hold_stays_in_the_record_only(tmp_path, value):
     from dashboard_fixtures import fake_alert

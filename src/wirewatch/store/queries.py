@@ -276,21 +276,27 @@ class Queries:
         latest earlier alert of its type with the flow_id and timestamp update_of names (an
         update comes after its alert), read newest first on the (type, flow_id, id) index, so
         any number of other alerts may lie between them; a flow's repeats are read
-        UPDATE_PAGE at a time. None when it is not there (retention removed it)."""
+        UPDATE_PAGE at a time. Then, on the same index, alerts without a flow_id: an older
+        sensor's, written after the migration (README, Upgrading). None when it is not there
+        (retention removed it)."""
         ref = record.get("update_of")
         if not isinstance(ref, dict) or type(ref.get("flow_id")) is not int:
             return None
-        below = alert_id
-        while True:
-            rows = self._rows("SELECT id, record FROM alerts WHERE type = ? AND flow_id = ? AND id < ? "
-                              "ORDER BY id DESC LIMIT ?", (record.get("type", ""), ref["flow_id"], below, UPDATE_PAGE))
-            for r in rows:
-                rec = json.loads(r["record"])
-                if rec.get("timestamp") == ref.get("timestamp") and "update_of" not in rec:
-                    return int(r["id"])
-            if len(rows) < UPDATE_PAGE:
-                return None
-            below = int(rows[-1]["id"])
+        typ, fid = record.get("type", ""), ref["flow_id"]
+        for flow, args in (("flow_id = ?", (typ, fid)), ("flow_id IS NULL", (typ,))):
+            below = alert_id
+            while True:
+                rows = self._rows(f"SELECT id, record FROM alerts WHERE type = ? AND {flow} AND id < ? "
+                                  "ORDER BY id DESC LIMIT ?", (*args, below, UPDATE_PAGE))
+                for r in rows:
+                    rec = json.loads(r["record"])
+                    if rec.get("flow_id") == fid and rec.get("timestamp") == ref.get("timestamp") \
+                            and "update_of" not in rec:
+                        return int(r["id"])
+                if len(rows) < UPDATE_PAGE:
+                    break
+                below = int(rows[-1]["id"])
+        return None
 
     def latest_id(self) -> int:
         return self._value("SELECT coalesce(max(id), 0) AS n FROM alerts") or 0
