@@ -29,13 +29,14 @@ def test_port_scan_counts_stealth_and_udp_probes(tmp_path):
     assert types(run_packets(tmp_path, pkts)[0])["port_scan"][0]["evidence"]["distinct_ports"] == 20
 
 
-def ack_scan(v: int, ports: int, answered: bool = True, gap: float = 0.002):
-    """nmap -sA: bare ACKs to many ports; an unfiltered target answers each with a bare RST."""
+def ack_scan(v: int, ports: int, answered: bool = True, gap: float = 0.002, flags: str = "A"):
+    """nmap -sA: bare ACKs to many ports (flags="FA": nmap -sM, the Maimon scan's FIN+ACKs);
+    an unfiltered target answers each with a bare RST."""
     scanner, target = ADDRS[v][0], host(v, 0)
     pkts = []
     for p in range(ports):
         t = T0 + p * gap
-        pkts.append((t, Ether(dst="02:00:00:00:00:02") / ip(v, scanner, target) / TCP(sport=51000, dport=1000 + p, flags="A")))
+        pkts.append((t, Ether(dst="02:00:00:00:00:02") / ip(v, scanner, target) / TCP(sport=51000, dport=1000 + p, flags=flags)))
         if answered:
             pkts.append((t + 0.0002, Ether(dst="02:00:00:00:00:02") / ip(v, target, scanner) / TCP(sport=1000 + p, dport=51000, flags="R")))
     return pkts
@@ -47,6 +48,32 @@ def test_ack_scan_counts_probes_answered_by_bare_rst(tmp_path, v):
     fired = types(run_packets(tmp_path, ack_scan(v, 20))[0])["port_scan"]
     assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[v][0] and fired[0]["dest_ip"] == host(v, 0)
     assert fired[0]["evidence"]["answers"]["unfiltered"] == 20 and fired[0]["evidence"]["answers"]["closed"] == 0
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_maimon_scan_counts_fin_acks_answered_by_bare_rst(tmp_path, v):
+    """nmap -sM sends FIN+ACK to every port; a Linux or Windows target resets each one."""
+    assert "port_scan" not in types(run_packets(tmp_path, ack_scan(v, 19, flags="FA"))[0])
+    fired = types(run_packets(tmp_path, ack_scan(v, 20, flags="FA"))[0])["port_scan"]
+    assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[v][0] and fired[0]["evidence"]["distinct_ports"] == 20
+
+
+def test_connections_closed_with_fin_ack_and_reset_are_not_probes(tmp_path):
+    """A client closing 30 connections (data first) to 30 ports of one server, each close answered by
+    a bare RST from a server that already dropped them, and a server closing its side from port 80
+    towards 30 client ports with the same answer: connections, not a Maimon scan."""
+    e = Ether(dst="02:00:00:00:00:02")
+    cli_, srv = "10.1.0.21", "10.1.0.1"
+    pkts = []
+    for p in range(30):
+        t = T0 + p * 0.01
+        pkts += [(t, e / IP(src=cli_, dst=srv) / TCP(sport=40000 + p, dport=3000 + p, flags="PA") / b"hello"),
+                 (t + 0.001, e / IP(src=srv, dst=cli_) / TCP(sport=3000 + p, dport=40000 + p, flags="A")),
+                 (t + 0.002, e / IP(src=cli_, dst=srv) / TCP(sport=40000 + p, dport=3000 + p, flags="FA")),
+                 (t + 0.003, e / IP(src=srv, dst=cli_) / TCP(sport=3000 + p, dport=40000 + p, flags="R")),
+                 (t + 0.004, e / IP(src=srv, dst=cli_) / TCP(sport=80, dport=50000 + p, flags="FA")),
+                 (t + 0.005, e / IP(src=cli_, dst=srv) / TCP(sport=50000 + p, dport=80, flags="R"))]
+    assert "port_scan" not in types(run_packets(tmp_path, pkts)[0])
 
 
 def test_acks_that_are_not_refused_are_not_probes(tmp_path):

@@ -3,8 +3,9 @@
 Two windows: the short one (threshold distinct ports within `window` seconds) catches
 ordinary scans; the long one (a lower rate: `slow_threshold` ports within `slow_window`)
 catches slow scans such as nmap -T1. Probes are counted per initiator (replies never
-count), so a server answering many client ports is not a scanner. ACK probes count when
-the target answers them with a bare RST (packets.answered_ack_probes).
+count), so a server answering many client ports is not a scanner. ACK probes (nmap -sA's ACKs,
+nmap -sM's FIN+ACKs) count when the target answers them with a bare RST
+(packets.answered_ack_probes).
 """
 
 from __future__ import annotations

@@ -120,12 +120,22 @@ def bare_rst(b: PacketBatch) -> np.ndarray:
     return tcp_rows(b) & b.flags_ok & ((b.tcp_flags & (TCP_RST | TCP_ACK | TCP_SYN)) == TCP_RST)
 
 
+def fin_ack(b: PacketBatch) -> np.ndarray:
+    """FIN+ACK without payload from the initiator's side: how a connection closes, and what
+    a Maimon scan (nmap -sM) sends to every port. Callers must tell them apart."""
+    f = b.tcp_flags
+    return (tcp_rows(b) & b.flags_ok & (b.payload == 0) & towards_service(b)
+            & ((f & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == (TCP_FIN | TCP_ACK)))
+
+
 def answered_ack_probes(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of bare ACKs (no SYN/FIN/RST, no payload) that the destination answered, in
-    this batch, with a bare RST from the probed port, and the rows of those RSTs: nmap -sA
-    finding unfiltered ports. An ACK on a live connection is never answered that way, so
-    established traffic (to however many ports) does not count. Unanswered (filtered)
-    ACK probes stay invisible. Computed once per batch (several detectors ask)."""
+    """Rows of ACK probes that the destination answered, in this batch, with a bare RST from
+    the probed port, and the rows of those RSTs. A probe is a bare ACK (no SYN/FIN/RST, no
+    payload: nmap -sA finding unfiltered ports) or a FIN+ACK without payload (nmap -sM, the
+    Maimon scan: RFC 793 stacks reset it on every port). Both carry an ACK that belongs to no
+    connection, and the RFC's answer to that is a bare RST; a segment on a live connection is
+    never answered that way, so established traffic (to however many ports) does not count.
+    Unanswered (filtered) probes stay invisible. Computed once per batch (several detectors ask)."""
     if "ack_probes" not in b.derived:
         b.derived["ack_probes"] = _pair_acks_with_resets(b)
     return b.derived["ack_probes"]
@@ -136,16 +146,19 @@ def _pair_acks_with_resets(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
     rst = np.flatnonzero(bare_rst(b))
     if not rst.size:
         return none, none
-    acks = np.flatnonzero(bare_ack(b))
+    candidate = bare_ack(b) | fin_ack(b)
+    acks = np.flatnonzero(candidate)
     if not acks.size:
         return none, none
     probe = _tuple_key(b, acks)
     answer = _tuple_key(b, rst, reverse=True)
-    # A connection that shows a handshake, a FIN or data in this batch is a connection, not
-    # a probe: e.g. `nc -z` closes at once, the server's banner draws a bare RST, and the
-    # server's ACK of the FIN on the same tuple would otherwise look answered.
+    # A connection that shows a handshake, a FIN other than the probe's own, or data in this
+    # batch is a connection, not a probe: e.g. `nc -z` closes at once, the server's banner
+    # draws a bare RST, and the server's ACK of the FIN on the same tuple would otherwise
+    # look answered.
     f = b.tcp_flags
-    busy = np.flatnonzero(tcp_rows(b) & b.flags_ok & (((f & (TCP_SYN | TCP_FIN)) != 0) | (b.payload > 0)))
+    busy = np.flatnonzero(tcp_rows(b) & b.flags_ok & (((f & TCP_SYN) != 0) | (b.payload > 0)
+                                                      | (((f & TCP_FIN) != 0) & ~candidate)))
     live = np.concatenate([_tuple_key(b, busy), _tuple_key(b, busy, reverse=True)])
     probe_ok = isin(probe, answer) & ~isin(probe, live)
     return acks[probe_ok], rst[isin(answer, probe[probe_ok])]
