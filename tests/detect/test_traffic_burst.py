@@ -40,6 +40,38 @@ def test_traffic_burst_udp_one_way_vs_answered(tmp_path):
     assert "traffic_burst" not in types(run_packets(tmp_path, answered)[0])
 
 
+def _udp_stream(a, b, n=2000):
+    """iperf3 -u: n datagrams of 1,400 bytes, one every 1 ms, from a to b's port 5201."""
+    return [(T0 + 0.01 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=a, dst=b) / UDP(sport=40001, dport=5201)
+             / Raw(b"u" * 1400)) for i in range(n)]
+
+
+def _control_connection(a, b):
+    """A TCP connection from a to b:5201 carrying a little data each way, as iperf3's control connection does."""
+    e, t = Ether(dst="02:00:00:00:00:02"), T0
+    seg = [(a, b, "S", b""), (b, a, "SA", b""), (a, b, "A", b""), (a, b, "PA", b"{json params}"), (b, a, "A", b""),
+           (b, a, "PA", b"\x09"), (a, b, "A", b"")]
+    return [(t + k * 0.001, e / IP(src=s, dst=d) / TCP(sport=40000 if s == a else 5201, dport=5201 if s == a else 40000,
+                                                        flags=f) / Raw(data)) for k, (s, d, f, data) in enumerate(seg)]
+
+
+def test_udp_stream_set_up_over_a_tcp_connection_is_not_a_flood(tmp_path):
+    """The same one-way UDP stream is a flood alone and a measurement when its two hosts hold a TCP
+    connection (iperf3 -u, RTP after RTSP): the destination acknowledging the source's TCP."""
+    a, b = "10.1.0.21", "10.1.0.1"
+    fired = types(run_packets(tmp_path, _udp_stream(a, b))[0])["traffic_burst"]
+    assert fired[0]["src_ip"] == a and fired[0]["proto"] == "UDP"
+    both = sorted(_control_connection(a, b) + _udp_stream(a, b), key=lambda p: p[0])
+    assert "traffic_burst" not in types(run_packets(tmp_path, both)[0])
+    # a connection to another host, or SYNs the destination only refuses, set nothing up
+    refused = [(T0 + k * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=src, dst=dst) / TCP(sport=40000, dport=80, flags=f))
+               for k, (src, dst, f) in enumerate([(a, b, "S"), (b, a, "RA")] * 3)]
+    elsewhere = _control_connection(a, "10.1.0.2")
+    for extra in (refused, elsewhere):
+        got = types(run_packets(tmp_path, sorted(extra + _udp_stream(a, b), key=lambda p: p[0]))[0])
+        assert [x["dest_ip"] for x in got["traffic_burst"]] == [b]
+
+
 def test_traffic_burst_ack_flood_vs_bulk_transfer(tmp_path):
     a, b = "10.1.0.66", "10.1.0.1"
     ack_flood = []

@@ -6,7 +6,9 @@ looks at what comes back on the same pair of hosts within the window:
 * ICMP requests (echo, timestamp...) count on their own: the replies do not make a
   flood legitimate, and the victim's echo replies never count against it;
 * UDP counts when the destination sent back (almost) nothing over UDP (a DNS server
-  answers every query; a UDP flood gets silence or a few rate-limited ICMP errors);
+  answers every query; a UDP flood gets silence or a few rate-limited ICMP errors) and
+  the two hosts hold no TCP connection (a stream set up over one, iperf3 -u or RTSP's
+  RTP, is one-way by design);
 * TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
   non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
   is answered by RSTs or not at all. SYN floods are syn_flood's.
@@ -101,10 +103,8 @@ class TrafficBurst(Reconfigurable):
             big = (sent >= self.cfg.threshold) | ((sent > 0) & heavy)
             cand = touched[big]
             if kind != "icmp" and cand.size:
-                replies = self._replies(cand, now, "udp" if kind == "udp" else "tcp_answer")
-                quiet = replies < self.cfg.min_reply_ratio * np.maximum(sent[big], 1)
                 spread = 2 * sums[f"{kind}_new_port"][big] >= sent[big]  # most packets went to a new port
-                cand = cand[quiet & ~spread]
+                cand = cand[self._unanswered(cand, sent[big], kind, now) & ~spread]
             for slot in self.counter.due(cand, now, self.window):
                 out.append(self._finding(int(slot), now, kind))
         for f in out:
@@ -117,6 +117,21 @@ class TrafficBurst(Reconfigurable):
         """A one-source flood is reported per pair; the many-sources view stays quiet about it."""
         seen = self.pair_alerted.get((victim, NAMES[kind]))
         return seen is not None
+
+    def _unanswered(self, slots: np.ndarray, sent: np.ndarray, kind: str, now: float) -> np.ndarray:
+        """Pairs whose destination answered (almost) nothing of that kind: fewer UDP datagrams,
+        or acknowledging TCP segments, than min_reply_ratio of those sent.
+
+        UDP also counts as answered where the two hosts hold a TCP connection in the window
+        (each acknowledged TCP from the other): a one-way stream set up over one is the hosts'
+        own business (iperf3 -u and its control connection, RTP media after RTSP), while a
+        flood has no connection behind it."""
+        quiet = self._replies(slots, now, "udp" if kind == "udp" else "tcp_answer") < \
+            self.cfg.min_reply_ratio * np.maximum(sent, 1)
+        if kind == "udp":
+            connected = (self._replies(slots, now, "tcp_answer") > 0) & (self.counter.totals(slots, now, "tcp_answer") > 0)
+            quiet &= ~connected
+        return quiet
 
     def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
         c = self.counter
@@ -167,11 +182,8 @@ class TrafficBurst(Reconfigurable):
             sent = sums[kind]
             keep = (sent >= 0.5 * self.cfg.threshold) & (sent < self.cfg.threshold)
             if kind != "icmp" and keep.any():
-                cand = occ[keep]
-                replies = self._replies(cand, now, "udp" if kind == "udp" else "tcp_answer")
-                quiet = replies < self.cfg.min_reply_ratio * np.maximum(sent[keep], 1)
                 spread = 2 * sums[f"{kind}_new_port"][keep] >= sent[keep]
-                keep[np.flatnonzero(keep)[~(quiet & ~spread)]] = False
+                keep[np.flatnonzero(keep)[~(self._unanswered(occ[keep], sent[keep], kind, now) & ~spread)]] = False
             slots, figure = near(occ[keep], sent[keep], self.cfg.threshold)
             unit = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection"}[kind]
             out += [near_miss(self.name, c.src(s), n, self.cfg.threshold, unit, self.window, dest_ip=c.dst(s))
