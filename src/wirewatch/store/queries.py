@@ -64,6 +64,10 @@ SMALL_TIME_RANGE = 5000  # a since/until range with at most this many alerts is 
 # newest alerts a filter not read in id order (address range, text with another filter) looks at first:
 # about 1 ms of reading in either store (PostgreSQL fetches each row from the heap: ~1 µs a row)
 WINDOW = {"sqlite": 10000, "postgresql": 2000}
+# most alerts one condition's index may hold below the page for it to drive an exact read (its
+# alerts read, every other condition checked on each, sorted): about 1 ms in either store
+SORT_CAP = {"sqlite": 10000, "postgresql": 5000}
+TEXT_CHECK_CAP = 200  # alerts of a condition so few that the others (the text) need not be counted
 
 
 class Queries:
@@ -112,13 +116,17 @@ class Queries:
         return out
 
     def _where(self, f: AlertFilter, unindexed: bool = False, below: int | None = None,
-               at_least: int | None = None, by_ack: bool = False) -> tuple[str, list[Any]]:
+               at_least: int | None = None, by_ack: bool = False, no_index: bool = False) -> tuple[str, list[Any]]:
         """The filter as a WHERE clause; `unindexed`: its address ranges written so that no
         index reads them (the read goes by another filter's index or in id order); `below`,
         `at_least`: bounds of the ids the read covers, for the text index; `by_ack`: the read
-        walks the index of acknowledged alerts, so no other filter's index may read it."""
+        walks the index of acknowledged alerts, so no other filter's index may read it;
+        `no_index`: no index may read any of it (text a check of each row): the read is driven
+        by a condition beside it (_bounded_below)."""
         sql: list[str] = ["1=1"]
         args: list[Any] = []
+        by_ack = by_ack or no_index
+        unindexed = unindexed or no_index
         col_of = self._unindexed.format if by_ack else str
         for col, value in (("type", f.type), ("sensor", f.sensor)):
             if value:
@@ -152,23 +160,29 @@ class Queries:
                 sql.append(cond)
                 args.append(bound)
         if f.q:
-            clause, more = self._text_search(f.q, below, at_least)
+            clause, more = (self._text_check, [self._text_arg(f.q)]) if no_index else \
+                self._text_search(f.q, below, at_least)
             sql.append(clause)
             args += more
         for terms in self._owner_terms(f)[1:]:  # the first drives the query (alerts)
             sql.append(f"a.id IN (SELECT id FROM alert_owners WHERE term IN ({','.join('?' * len(terms))}))")
             args += terms
         if f.acknowledged is not None:  # a literal: the partial index of acknowledged alerts reads 1 (tables.py)
-            sql.append(f"a.acknowledged = {1 if f.acknowledged else 0}")
+            ack = self._unindexed_number.format("a.acknowledged") if no_index else "a.acknowledged"
+            sql.append(f"{ack} = {1 if f.acknowledged else 0}")
         return " AND ".join(sql), args
 
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
-        """One page, newest first. Each way of reading it walks one index in id order and
+        return self.alerts_page(f)[0]
+
+    def alerts_page(self, f: AlertFilter) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page, newest first, and None, or what a bounded read searched (_newest_unordered:
+        the page then holds every match with an id from `searched_from` up, none older; the
+        next page starts there). Each way of reading it walks one index in id order and
         stops at the page's end: a port is either side (two ordered reads merged), a country
         or AS is read from alert_owners in id order, anything else from its own index. A
         filter whose index is not in id order (an address range; a time range that is not
-        small; text with another filter, in PostgreSQL any text) is read by _newest_unordered, a bounded window of the newest
-        alerts first."""
+        small; text with another filter, in PostgreSQL any text) is read by _newest_unordered."""
         order = "ASC" if f.after is not None and f.before is None else "DESC"
         cols = "a.id"  # ids first (an index often covers them: a range is sorted without reading rows), then the page
         owners = self._owner_terms(f)
@@ -179,6 +193,7 @@ class Queries:
         small_time = not owners and not by_ack and self._small_time_range(f)
         unordered = not owners and not by_ack and not small_time and order == "DESC" and self._unordered(f)
         found: set[int] = set()
+        bound: dict[str, Any] | None = None
         port = self._unindexed_number.format
         sides = [] if f.port is None else [(f"({port('a.dest_port')} = ? OR {port('a.src_port')} = ?)",
                                             [f.port, f.port])] if by_ack else \
@@ -191,51 +206,130 @@ class Queries:
                                   f"WHERE o.term IN ({','.join('?' * len(terms))}) AND {cond} AND {where} "
                                   f"ORDER BY o.id {order} LIMIT ?", [*terms, *more, *args, f.limit])
             elif unordered:
-                found.update(self._newest_unordered(f, cond, more))
+                got, side_bound = self._newest_unordered(f, cond, more)
+                found.update(got)
+                if side_bound and (bound is None or side_bound["searched_from"] > bound["searched_from"]):
+                    bound = side_bound
                 continue
             else:
-                by = self._range_order if _has_range(f) and not by_ack else "a.id"
+                # (a small time range too: with ORDER BY id PostgreSQL walked the newest alerts and filtered)
+                by = self._range_order if (_has_range(f) or small_time) and not by_ack else "a.id"
                 sql, read_args = (f"SELECT {cols} FROM alerts a {self._by_time if small_time else ''} WHERE {cond} "
                                   f"AND {where} ORDER BY {by} {order} LIMIT ?", [*more, *args, f.limit])
             found.update(r["id"] for r in self._rows(sql, read_args))
+        if bound:  # (a port's other side may have found older matches: the page stops where both were searched)
+            found = {i for i in found if i >= bound["searched_from"]}
         page = sorted(found, reverse=order == "DESC")[:f.limit]
         rows = self._page(page)
         for r in rows:  # the list shows who owns each address, and which alert an update updates
             list_fields(r, json.loads(r.pop("record")))
-        return sorted(rows, key=lambda r: -r["id"])
+        return sorted(rows, key=lambda r: -r["id"]), bound
 
     _text_unordered = False  # whether text search (q) reads an index that is not in id order
     _dialect = "sqlite"
 
     def _unordered(self, f: AlertFilter) -> bool:
-        """(a time range that is not small is one too: its alerts may be old)"""
-        return _has_range(f) or bool(f.q and self._text_unordered) or f.since is not None or f.until is not None
+        """(a time range that is not small is one too: its alerts may be old; and two or more
+        conditions: the walk of one's index in id order checks the others on each alert it
+        passes, every one of them when they never meet: a type and a sensor that never
+        co-occur took 208 ms at 1M)"""
+        return _has_range(f) or bool(f.q and self._text_unordered) or f.since is not None or f.until is not None \
+            or _conditions(f) > 1
 
-    def _newest_unordered(self, f: AlertFilter, cond: str, more: list[Any]) -> list[int]:
-        """The newest f.limit ids matching f and cond, for a filter whose own index is not in
-        id order. Walking ids newest first passes over every newer alert when the matches are
-        old or rare (PostgreSQL: 1.7 s for a rare word at 1M), and reading every match by its
-        index and sorting costs as many as match (175 ms for a /8 at 1M). So: first the newest
-        WINDOW alerts (ids are dense, so `id >= top - WINDOW` bounds the read to at most that
-        many; the range is written unindexed so it cannot drive this read); when they hold a
-        full page it is the answer. Else the rest, below the window, through the filter's
-        index and sorted: what matches there is all the read costs."""
+    def _newest_unordered(self, f: AlertFilter, cond: str,
+                          more: list[Any]) -> tuple[list[int], dict[str, Any] | None]:
+        """The newest f.limit ids matching f and cond, for a filter that no one index walk in id
+        order serves, at a bounded cost; and None, or what was searched when the answer is
+        partial. Walking ids newest first passes over every newer alert when the matches are
+        old or rare (PostgreSQL: 1.7 s for a rare word at 1M; a type and a sensor that never
+        meet, 208 ms in SQLite), and reading every match by an index and sorting costs as
+        many as match (175 ms for a /8 at 1M; a word with a type it never has, 88 ms). So:
+        1. the newest WINDOW alerts in id order (ids are dense, so `id >= top - WINDOW`
+           bounds the read), where common matches are found: a full page is the answer;
+        2. else each condition with an index of its own (_drivers: a port side, type, sensor,
+           high severity, address or range, type and source range, time range, the text)
+           counts its alerts below the window, at most SORT_CAP + 1, by that index alone (a
+           covering read, about 0.7 ms for 10,000 in SQLite; PostgreSQL's text by the
+           planner's estimate). One with none: nothing below matches. The one with the fewest,
+           if at most SORT_CAP, drives an exact read: its alerts, every other condition checked
+           on each (no index may read them), sorted;
+        3. else every condition is common below the window, and the answer is what the window
+           held, and says so: every match from `searched_from` (top - WINDOW) up, older alerts
+           not searched; the next page (before = searched_from) searches on from there."""
         top = f.before if f.before is not None else self.latest_id() + 1
-        low = top - WINDOW[self._dialect]
+        floor = f.after + 1 if f.after is not None else 1
+        low = max(floor, top - WINDOW[self._dialect])
         where, args = self._where(f, unindexed=True, below=top, at_least=low)
         got = [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a WHERE {cond} AND {where} AND a.id >= ? "
                                            "ORDER BY a.id DESC LIMIT ?", [*more, *args, low, f.limit])]
-        if len(got) < f.limit and low > 1 and (f.after is None or low > f.after + 1):
-            where, args = self._where(f, below=low)
-            # a time range alone: its index. With a filter of its own (type, id) index the read is that
-            # index in id order, which passes over that filter's alerts only (through the time index a
-            # rare type over a wide range sorted every alert of the range: 0.7 -> 42 ms at 300,000)
-            by_time = self._by_time if not (_has_range(f) or f.q or _has_id_index(f)) else ""
-            got += [r["id"] for r in self._rows(f"SELECT a.id FROM alerts a {by_time} WHERE {cond} AND {where} "
-                                                f"AND {self._below} < ? "
-                                                f"ORDER BY {self._range_order} DESC LIMIT ?",
-                                                [*more, *args, low, f.limit - len(got)])]
-        return got
+        if len(got) == f.limit or low <= floor:
+            return got, None
+        cap = SORT_CAP[self._dialect]
+        counts = []
+        for name, sql, args, index in self._drivers(f, cond, more):
+            n = self._count_below(sql, args, index, low)
+            if n == 0:
+                return got, None  # a condition no alert below the window meets
+            counts.append((n, name, sql, args, index))
+            if n <= TEXT_CHECK_CAP:
+                break  # (few enough: the others, the text last, need not be counted)
+        usable = [c for c in counts if c[0] <= cap and (c[1] == "text" or not f.q or c[0] <= self._text_check_cap)]
+        if not usable:
+            return got, {"searched_from": low, "searched_below": top,
+                         "reason": f"no filter narrows this search to {cap:,} alerts or fewer, so only the "
+                                   f"{top - low:,} alerts below #{top:,} were searched"}
+        n, name, sql, args, index = min(usable, key=lambda c: c[0])
+        where, wargs = self._where(f, no_index=True)
+        if name == "text":  # the text drives: its own clause, bounded by the ids, reads its index
+            sql, args = self._text_search(f.q, low, None)
+        side = "" if cond == "1=1" or name == "port" else self._unindexed_number.format(cond.split(" ")[0]) + " = ? AND "
+        return got + [r["id"] for r in self._rows(
+            f"SELECT a.id FROM alerts a {self._index_hint(index)} WHERE {sql} AND {side}{where} "
+            f"AND {self._below} < ? ORDER BY {self._range_order} DESC LIMIT ?",
+            [*args, *(more if side else []), *wargs, low, f.limit - len(got)])], None
+
+    def _drivers(self, f: AlertFilter, cond: str, more: list[Any]) -> list[tuple[str, str, list[Any], str]]:
+        """The conditions of f (and cond, a port side) that an index of their own reads: (name,
+        SQL, arguments, SQLite index), cheapest to count first; the text last."""
+        out: list[tuple[str, str, list[Any], str]] = []
+        if cond != "1=1":
+            out.append(("port", cond, list(more), "alerts_dport" if "dest_port" in cond else "alerts_sport"))
+        composite = bool(f.type and _has_range(AlertFilter(src=f.src)))  # (its alerts are some of the type's)
+        for col, value in (("type", "" if composite else f.type), ("sensor", f.sensor)):
+            if value:
+                out.append((col, f"a.{col} = ?", [value], f"alerts_{col}"))
+        if f.severity == 1:  # (the partial index of high severity: tables.SEVERITY_INDEX)
+            out.append(("severity", "a.severity = 1", [], "alerts_severity"))
+        for side, value in (("src", f.src), ("dest", f.dest)):
+            if value:
+                lo, hi = cidr_range(value)
+                if lo == hi:
+                    out.append((side, f"a.{side}_key = ?", [lo], f"alerts_{side}"))
+                elif side == "src" and f.type:  # type and source range: one composite index
+                    out.append((side, "a.type = ? AND a.src_key BETWEEN ? AND ?", [f.type, lo, hi], "alerts_type_src"))
+                else:
+                    out.append((side, f"a.{side}_key BETWEEN ? AND ?", [lo, hi], f"alerts_{side}"))
+        bounds = [(c, v) for c, v in (("a.ts >= ?", f.since), ("a.ts <= ?", f.until)) if v is not None]
+        if bounds:
+            out.append(("time", " AND ".join(c for c, _ in bounds), [v for _, v in bounds], "alerts_ts"))
+        if f.q:
+            out.append(("text", *self._text_search(f.q), ""))
+        return out
+
+    def _count_below(self, sql: str, args: list[Any], index: str, top: int) -> int:
+        """How many alerts below `top` meet sql (one condition), counting at most SORT_CAP[self._dialect] + 1,
+        by that condition's index."""
+        return int(self._value(f"SELECT count(*) AS n FROM (SELECT 1 FROM alerts a {self._index_hint(index)} "
+                               f"WHERE {sql} AND {self._below} < ? LIMIT ?) c", [*args, top, SORT_CAP[self._dialect] + 1]))
+
+    def _index_hint(self, index: str) -> str:
+        return ""
+
+    _text_check = ""  # text as a check of one row (no index reads it)
+    _text_check_cap = 10 ** 9  # most alerts another condition may drive when the text is checked row by row
+
+    def _text_arg(self, q: str) -> str:
+        return q
 
     def _page(self, ids: list[int]) -> list[dict[str, Any]]:
         """The alert list's columns of these alerts (any order)."""
@@ -516,12 +610,30 @@ class Store(Queries):
                 args.append(bound)
         return f"a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?{bounds})", args
 
-    def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
+    def _index_hint(self, index: str) -> str:
+        return f"INDEXED BY {index}" if index else ""
+
+    def _count_below(self, sql: str, args: list[Any], index: str, top: int) -> int:
+        if index:
+            return super()._count_below(sql, args, index, top)
+        # the text: its index walked to SORT_CAP[self._dialect] + 1 matches (through `alerts`, every match's id was collected first)
+        return int(self._value("SELECT count(*) AS n FROM (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ? "
+                               "AND rowid < ? LIMIT ?)", [args[0], top, SORT_CAP[self._dialect] + 1]))
+
+    # text checked on each row of another condition's read: about 20 µs a row (the index
+    # looked up by rowid), so only for a condition of at most TEXT_CHECK_CAP alerts
+    _text_check = "EXISTS (SELECT 1 FROM alerts_fts WHERE alerts_fts MATCH ? AND rowid = a.id)"
+    _text_check_cap = TEXT_CHECK_CAP
+
+    def _text_arg(self, q: str) -> str:
+        return fts5_phrase(q)
+
+    def alerts_page(self, f: AlertFilter) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Text search alone (the common case) asks the index for just one page, newest
         first, instead of every match: the index walks its rowids in order."""
         only_text = f.q and f.after is None and AlertFilter(q=f.q, before=f.before, limit=f.limit) == f
         if not only_text:
-            return super().alerts(f)
+            return super().alerts_page(f)
         keyset, args = ("AND rowid < ?", [f.before]) if f.before is not None else ("", [])
         rows = self._rows(
             "SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
@@ -529,7 +641,7 @@ class Store(Queries):
             f"{keyset} ORDER BY rowid DESC LIMIT ?) ORDER BY id DESC", (fts5_phrase(f.q), *args, f.limit))
         for r in rows:  # as Queries.alerts: who owns each address, what an update updates
             list_fields(r, json.loads(r.pop("record")))
-        return rows
+        return rows, None
 
 
 class PostgresStore(Queries):
@@ -563,12 +675,23 @@ class PostgresStore(Queries):
     def _text_search(self, q: str, below: int | None = None, at_least: int | None = None) -> tuple[str, list[Any]]:
         return "a." + TSQUERY_PHRASE, [q]  # (the ids are bounded beside it, where the planner sees them)
 
+    _text_check = f"(a.{TSQUERY_PHRASE}) IS TRUE"  # (a test of the row's stored tsvector: the GIN index cannot read it)
+    _text_check_cap = 1000  # (about 3.5 µs a row: its tsvector read from the row)
 
-def _has_id_index(f: AlertFilter) -> bool:
-    """Whether a filter has an index in id order of its own (tables.SQLITE_INDEXES): a type, sensor,
-    port, or a single source or destination address."""
-    return bool(f.type or f.sensor or f.port is not None
-                or any(v and cidr_range(v)[0] == cidr_range(v)[1] for v in (f.src, f.dest)))
+    def _count_below(self, sql: str, args: list[Any], index: str, top: int) -> int:
+        if index:
+            return super()._count_below(sql, args, index, top)
+        # the text: the planner's estimate from the column's statistics (its common words are counted
+        # there). Counting through the GIN index reads a word's every match (110 ms for one in 111,000
+        # alerts at 1M: its index has them in no order), with a LIMIT the planner reads the table instead
+        (plan,) = self._value("EXPLAIN (FORMAT JSON) SELECT 1 FROM alerts a WHERE " + sql, args)
+        return max(1, int(plan["Plan"]["Plan Rows"]))  # (an estimate is never taken for "none")
+
+
+def _conditions(f: AlertFilter) -> int:
+    """How many conditions on the alerts' columns f names (not its page bounds)."""
+    return sum(1 for v in (f.type, f.sensor, f.src, f.dest, f.q, f.country, f.asn) if v) + sum(
+        1 for v in (f.port, f.severity, f.acknowledged, f.since if f.since is not None else f.until) if v is not None)
 
 
 def _has_range(f: AlertFilter) -> bool:

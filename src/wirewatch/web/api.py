@@ -27,10 +27,14 @@ def bad_query(exc: QueryError) -> Any:
 @login_required
 def alerts() -> Any:
     f = alert_filter(request.args)
-    rows = g.store.alerts(f)
-    extra = {"search": g.store.search_status()} if f.q else {}  # what a text search covered
-    return jsonify(alerts=rows, next_before=rows[-1]["id"] if len(rows) == f.limit else None,
-                   latest_id=g.store.latest_id(), **extra)
+    rows, bounded = g.store.alerts_page(f)
+    extra: dict[str, Any] = {"search": g.store.search_status()} if f.q else {}  # what a text search covered
+    if bounded:  # a partial answer: every match from searched_from up, older alerts not searched yet
+        extra["bounded"] = bounded
+        next_before = bounded["searched_from"] if len(rows) < f.limit else rows[-1]["id"]
+    else:
+        next_before = rows[-1]["id"] if len(rows) == f.limit else None
+    return jsonify(alerts=rows, next_before=next_before, latest_id=g.store.latest_id(), **extra)
 
 
 @api.route("/api/alerts/<int:alert_id>")

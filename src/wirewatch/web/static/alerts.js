@@ -29,6 +29,14 @@
         oldest = data.alerts[data.alerts.length - 1].id;
       }
       if (reset && !data.alerts.length) { newest = data.latest_id; }
+      // a bounded answer (no index narrows the filter): what was searched; "Older" searches on from there
+      if (data.next_before !== null) oldest = data.next_before;
+      const bound = document.getElementById("bound-note");
+      bound.hidden = !data.bounded;
+      if (data.bounded) {
+        bound.textContent = "Searched alerts #" + data.bounded.searched_from + " to #" + (data.bounded.searched_below - 1) +
+          " only (" + data.bounded.reason + "); \u201cOlder\u201d searches the alerts before them.";
+      }
       document.getElementById("older").disabled = data.next_before === null;
       status.textContent = body.children.length + " shown";
       const note = document.getElementById("search-note");
