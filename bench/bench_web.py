@@ -118,7 +118,10 @@ def main() -> int:
         ("alerts list, page 10,000 deep (keyset)", f"/api/alerts?limit=50&before={deep['alerts'][-1]['id']}"),
         ("filtered: type + source CIDR", "/api/alerts?limit=50&type=syn_flood&src=10.3.0.0/16"),
         ("filtered: severity + port", "/api/alerts?limit=50&severity=1&port=4444"),
+        ("filtered: acknowledged", "/api/alerts?limit=50&acknowledged=true"),
+        ("filtered: type + old time range", f"/api/alerts?limit=50&type=syn_flood&until={T0 + 100000}"),
         ("free-text search", "/api/alerts?limit=50&q=blacklist"),
+        ("free-text + a type it never has", "/api/alerts?limit=50&q=blacklist&type=syn_flood"),
         ("overview API", "/api/overview"),
         ("overview page (HTML)", "/"),
     ]
