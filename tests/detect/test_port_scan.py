@@ -183,3 +183,24 @@ def test_near_misses_leave_out_alerted_keys_and_keep_the_five_highest(tmp_path):
     assert [(m["src_ip"], m["figure"], m["fraction"]) for m in near] == [
         ("10.1.0.106", 17, 0.85), ("10.1.0.105", 16, 0.8), ("10.1.0.104", 15, 0.75), ("10.1.0.103", 14, 0.7),
         ("10.1.0.102", 13, 0.65)]
+
+
+def test_ports_that_carried_data_are_a_clients_not_a_scans(tmp_path):
+    """An FTP client in passive mode opens each file's data connection to a new high port of the
+    server: 30 ports in 6 s, every one carrying a file. Those ports were used, not probed; a SYN
+    scan of the same 30 ports (no data) is still a scan."""
+    e, c, s = Ether(dst="02:00:00:00:00:02"), "10.1.0.21", "10.1.0.1"
+    pkts, probes_only = [], []
+    for i in range(30):
+        t, sp, dp = T0 + i * 0.2, 45000 + i, 50000 + 7 * i
+        syn_, synack = (t, e / IP(src=c, dst=s) / TCP(sport=sp, dport=dp, flags="S")), \
+            (t + 0.001, e / IP(src=s, dst=c) / TCP(sport=dp, dport=sp, flags="SA"))
+        probes_only += [syn_, synack, (t + 0.002, e / IP(src=c, dst=s) / TCP(sport=sp, dport=dp, flags="R"))]
+        pkts += [syn_, synack, (t + 0.002, e / IP(src=c, dst=s) / TCP(sport=sp, dport=dp, flags="A")),
+                 (t + 0.003, e / IP(src=s, dst=c) / TCP(sport=dp, dport=sp, flags="PA") / (b"file data " * 50)),
+                 (t + 0.004, e / IP(src=c, dst=s) / TCP(sport=sp, dport=dp, flags="A")),
+                 (t + 0.005, e / IP(src=s, dst=c) / TCP(sport=dp, dport=sp, flags="FA")),
+                 (t + 0.006, e / IP(src=c, dst=s) / TCP(sport=sp, dport=dp, flags="FA"))]
+    assert "port_scan" not in types(run_packets(tmp_path, pkts)[0])
+    fired = types(run_packets(tmp_path, probes_only)[0])["port_scan"]
+    assert fired[0]["src_ip"] == c and fired[0]["evidence"]["conversations"] == 0

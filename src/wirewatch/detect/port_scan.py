@@ -18,6 +18,7 @@ import numpy as np
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_SYN, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
+from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
@@ -48,7 +49,8 @@ class PortScan(Reconfigurable):
         self.cfg = cfg
         self.window = cfg.window or window
         self.configure()
-        ports = {"port": np.int64, "stealth": np.uint8}  # stealth: first probed by TCP without SYN (FIN, NULL, Xmas)
+        # stealth: first probed by TCP without SYN (FIN, NULL, Xmas); talked: the port was then really used
+        ports = {"port": np.int64, "stealth": np.uint8, "talked": np.uint8}
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.probes = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_probes,
                                       ADDR_LABELS, ports, DOOR_BITS, inner_window=self.window, gate=gate)
@@ -66,16 +68,32 @@ class PortScan(Reconfigurable):
         item = probe_port(p)
         labels = addr_labels(p)
         stealth = ((p.proto == PROTO_TCP) & p.flags_ok & ((p.tcp_flags & TCP_SYN) == 0)).astype(np.uint8)
-        touched = self.probes.observe(keys, item, p.ts, labels, {"port": item, "stealth": stealth})
+        touched = self.probes.observe(keys, item, p.ts, labels,
+                                      {"port": item, "stealth": stealth, "talked": np.zeros(len(p), np.uint8)})
+        self._mark_conversations(b)
         self._count_answers(b)
         now = float(p.ts.max())
-        short = self.probes.due(self.probes.over(touched, self.cfg.threshold, inner=True), now, self.window, inner=True)
+        short = self.probes.due(self._scanned(touched, self.cfg.threshold, True), now, self.window, inner=True)
         out = [self._finding(int(s), self.cfg.threshold, self.window, "short window", inner=True) for s in short]
         fired = set(short.tolist())
-        for slot in self.probes.due(self.probes.over(touched, self.slow_threshold), now, self.cfg.slow_window):
+        for slot in self.probes.due(self._scanned(touched, self.slow_threshold, False), now, self.cfg.slow_window):
             if int(slot) not in fired:
                 out.append(self._finding(int(slot), self.slow_threshold, self.cfg.slow_window, "long window (slow scan)"))
         return out
+
+    def _scanned(self, slots: np.ndarray, threshold: int, inner: bool) -> np.ndarray:
+        """Pairs with at least `threshold` ports probed and never used: TCP ports where a
+        conversation followed (data, classify/conversations.py) are a client's, not a scan's.
+        A UDP answer is not one here: it is what a UDP scan's probe draws from an open port."""
+        hot = self.probes.over(slots, threshold, inner)
+        return hot[self.probes.distinct(hot, inner) - self.probes.marked(hot, "talked", inner) >= threshold]
+
+    def _mark_conversations(self, b: PacketBatch) -> None:
+        c = conversations(b)
+        tcp = np.flatnonzero(c.service // 65536 == PROTO_TCP)
+        if tcp.size:
+            self.probes.mark(hash_cols(c.prober_hi[tcp], c.prober_lo[tcp], c.target_hi[tcp], c.target_lo[tcp]),
+                             c.service[tcp], "talked")
 
     def _count_answers(self, b: PacketBatch) -> None:
         """Answers from probed hosts, per (prober, target): see replies.py."""
@@ -114,7 +132,8 @@ class PortScan(Reconfigurable):
             message=f"Possible port scan detected from {src}",
             src_ip=src, dest_ip=dst, proto="/".join(protos) or None,
             evidence={"distinct_ports": int(c.distinct(slot, inner)), "window_s": window,
-                      "threshold": threshold, "mode": mode, "target": dst, "probes": hits, **c.seen(slot),
+                      "threshold": threshold, "mode": mode, "target": dst, "probes": hits,
+                      "conversations": int((c.item(items, "talked") != 0).sum()), **c.seen(slot),
                       "sample_ports": [int(p % 65536) for p in ports[:SAMPLE]], "answers": answered},
         )
 
