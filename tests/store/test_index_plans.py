@@ -537,3 +537,35 @@ def test_a_filter_of_two_common_conditions_that_never_meet_costs_a_window(tmp_pa
     finally:
         store.close()
     assert capped * 2 < steps[0], (capped, steps[0])
+
+
+def test_postgresql_counts_a_condition_by_its_index_and_bounds_a_type_and_sensor_that_never_meet(pg_url, tmp_path):
+    """A type and a sensor common below the window, never together in it: the window's read
+    tests at most WINDOW alerts, each condition is counted by its own index (with a LIMIT and no
+    ORDER BY the planner read the table from its start: seconds a request under load for an old
+    range), and the answer is bounded, not a walk of every alert."""
+    store_sink(pg_url, tmp_path).close()
+    import psycopg
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("INSERT INTO alerts (ts, type, severity, src_ip, dest_ip, src_key, dest_key, message, record, sensor) "
+                  "SELECT i, CASE WHEN i % 2 = 0 THEN 'port_scan' ELSE 'host_sweep' END, 2, '10.0.0.1', '10.0.0.2', "
+                  "'k', 'k', 'm', '{}', CASE WHEN i <= 40000 AND i % 2 = 1 THEN 's1' ELSE 's2' END FROM generate_series(1, 50000) i")
+        c.execute("ANALYZE alerts")
+    store = open_store(pg_url)
+    try:
+        seen: list[tuple[str, list]] = []
+        real, real_value = store._rows, store._value
+        store._rows = lambda sql, args=(): seen.append((sql, args)) or real(sql, args)  # type: ignore[method-assign]
+        store._value = lambda sql, args=(): seen.append((sql, args)) or real_value(sql, args)  # type: ignore[method-assign]
+        rows, bound = store.alerts_page(AlertFilter(type="port_scan", sensor="s1"))
+        plans = {sql: "\n".join(r["QUERY PLAN"] for r in real("EXPLAIN ANALYZE " + sql, args))
+                 for sql, args in seen if "count(*)" in sql or sql.startswith("SELECT a.id")}
+    finally:
+        store.close()
+    assert rows == [] and bound and bound["searched_from"] == 50001 - queries.WINDOW["postgresql"]
+    counts = [p for sql, p in plans.items() if "count(*)" in sql]
+    assert len(counts) == 2 and all("Seq Scan" not in p for p in counts), counts
+    assert any("alerts_type" in p for p in counts) and any("alerts_sensor" in p for p in counts), counts
+    import re
+    tested = sum(int(k) for p in plans.values() for k in re.findall(r"Rows Removed by Filter: (\d+)", p))
+    assert tested <= queries.WINDOW["postgresql"], plans
