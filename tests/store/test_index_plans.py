@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from conftest import store_sink
@@ -20,6 +22,24 @@ from dashboard_fixtures import BASE_TS, fake_alert
 from wirewatch.store import queries, schema
 from wirewatch.store.queries import AlertFilter, Store, open_store
 from wirewatch.store.sqlite_sink import SqliteSink
+
+T = TypeVar("T")
+
+
+def vm_steps(store: Store, read: Callable[[], T]) -> tuple[T, int]:
+    """What `read` returns and how many virtual-machine steps SQLite took for it (a cost that
+    does not depend on the machine's load)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+    store.conn.set_progress_handler(count, 1)
+    try:
+        return read(), steps[0]
+    finally:
+        store.conn.set_progress_handler(None, 1)
+
 
 N = 600
 
@@ -312,15 +332,9 @@ def test_sqlite_text_with_another_filter_reads_the_text_index_a_window_at_a_time
     try:
         for window in (50, 100000):
             monkeypatch.setitem(queries.WINDOW, "sqlite", window)
-            steps[window] = 0
-
-            def count(w: int = window) -> int:
-                steps[w] += 1
-                return 0
-            store.conn.set_progress_handler(count, 1)
-            got = [a["id"] for a in store.alerts(AlertFilter(q="everyword", type="port_scan", limit=5))]
-            store.conn.set_progress_handler(None, 1)
-            assert got == reference(q="everyword", type="port_scan", limit=5)
+            rows, steps[window] = vm_steps(store, lambda: store.alerts(AlertFilter(q="everyword", type="port_scan",
+                                                                                    limit=5)))
+            assert [a["id"] for a in rows] == reference(q="everyword", type="port_scan", limit=5)
     finally:
         store.close()
     assert steps[50] * 3 < steps[100000], steps
@@ -365,18 +379,12 @@ def test_sqlite_a_wide_time_range_with_an_indexed_filter_is_read_by_that_filters
     sink.close()
     store = Store(path)
     try:
-        steps = [0]
-
-        def count() -> int:
-            steps[0] += 1
-            return 0
-        store.conn.set_progress_handler(count, 1)
-        got = [a["id"] for a in store.alerts(AlertFilter(since=BASE_TS - 1, limit=20, **kw))]
-        store.conn.set_progress_handler(None, 1)
+        rows, steps = vm_steps(store, lambda: store.alerts(AlertFilter(since=BASE_TS - 1, limit=20, **kw)))
     finally:
         store.close()
+    got = [a["id"] for a in rows]
     assert got == sorted((i + 1 for i in rare), reverse=True)[:20]
-    assert steps[0] < n * 5, steps  # every alert of the time range read and sorted: about 40 steps an alert
+    assert steps < n * 5, steps  # every alert of the time range read and sorted: about 40 steps an alert
 
 
 # Acknowledged alerts are read through a partial index of just them (tables.ACKNOWLEDGED_INDEX):
@@ -518,25 +526,14 @@ def test_a_filter_of_two_common_conditions_that_never_meet_costs_a_window(tmp_pa
     catch_up(path)
     store = Store(path)
     try:
-        steps = [0]
-
-        def count() -> int:
-            steps[0] += 1
-            return 0
-        store.conn.set_progress_handler(count, 1)
-        rows, bound = store.alerts_page(AlertFilter(q="everyword", type="host_sweep"))
-        store.conn.set_progress_handler(None, 1)
+        (rows, bound), capped = vm_steps(store, lambda: store.alerts_page(AlertFilter(q="everyword", type="host_sweep")))
         assert rows == [] and bound and bound["searched_from"] == 2 * M + 1 - 50
-        capped = steps[0]
         monkeypatch.setitem(queries.SORT_CAP, "sqlite", 10 ** 6)  # the word's every match read, checked
-        steps[0] = 0
-        store.conn.set_progress_handler(count, 1)
-        rows, bound = store.alerts_page(AlertFilter(q="everyword", type="host_sweep"))
-        store.conn.set_progress_handler(None, 1)
+        (rows, bound), steps = vm_steps(store, lambda: store.alerts_page(AlertFilter(q="everyword", type="host_sweep")))
         assert rows == [] and bound is None
     finally:
         store.close()
-    assert capped * 2 < steps[0], (capped, steps[0])
+    assert capped * 2 < steps, (capped, steps)
 
 
 def test_postgresql_counts_a_condition_by_its_index_and_bounds_a_type_and_sensor_that_never_meet(pg_url, tmp_path):
