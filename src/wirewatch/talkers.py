@@ -13,7 +13,7 @@ from .detect.count.table import KeyTable
 class TopTalkers:
     def __init__(self, capacity: int = 65_536):
         self.table = KeyTable(capacity, {"packets": (np.int64, 1), "bytes": (np.int64, 1),
-                                         "src_hi": (np.uint64, 1), "src_lo": (np.uint64, 1)})
+                                         "src_hi": (np.uint64, 1), "src_lo": (np.uint64, 1)}, reports=())
 
     def add(self, b: PacketBatch) -> None:
         ip = b.ipver != 0

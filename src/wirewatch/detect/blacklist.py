@@ -75,16 +75,16 @@ class Blacklist(Reconfigurable):
         if not len(blocklist) or not len(b):
             return []
         hits: dict[tuple[str, tuple[str, str]], list[int]] = {}
+        idx = np.flatnonzero(b.ipver == 4)
+        every = len(idx) == len(b)  # all IPv4 (the usual case): the columns themselves, not a gathered copy
+        v6 = np.flatnonzero(b.ipver == 6) if blocklist.v6_entry else idx[:0]
         for side, hi, lo in (("src", b.src_hi, b.src_lo), ("dst", b.dst_hi, b.dst_lo)):
-            v4 = (b.ipver == 4)
-            idx = np.flatnonzero(v4)
             if idx.size:
-                m = blocklist.match_v4(lo[idx] & np.uint64(0xFFFFFFFF))
+                m = blocklist.match_v4((lo if every else lo[idx]) & np.uint64(0xFFFFFFFF))
                 for entry_i in sorted_unique(m[m >= 0]):
                     rows = idx[m == entry_i]
                     self._collect(hits, side, blocklist.v4_source(int(entry_i)), rows, b)
-            v6 = np.flatnonzero(b.ipver == 6)
-            if v6.size and blocklist.v6_entry:
+            if v6.size:
                 values = (hi[v6].astype(object) << 64) | lo[v6].astype(object)
                 for value in set(values.tolist()):
                     i = blocklist.match_v6(value)
@@ -104,7 +104,8 @@ class Blacklist(Reconfigurable):
         r = rows[0]
         src, dst = addr_str(b.src_hi[r], b.src_lo[r]), addr_str(b.dst_hi[r], b.dst_lo[r])
         listed, peer_hi, peer_lo = (src, b.dst_hi, b.dst_lo) if side == "src" else (dst, b.src_hi, b.src_lo)
-        peers = sorted({addr_str(h, l) for h, l in zip(peer_hi[rows][:1000], peer_lo[rows][:1000])})[:MAX_PEERS]
+        first = rows[:1000]  # each distinct peer formatted once (a flood repeats a few peers many times)
+        peers = sorted({addr_str(h, l) for h, l in set(zip(peer_hi[first].tolist(), peer_lo[first].tolist()))})[:MAX_PEERS]
         direction = "from" if side == "src" else "to"
         return Finding(
             type=self.name, identifier=(listed, entry), ts=float(b.ts[rows[0]]),  # first contact

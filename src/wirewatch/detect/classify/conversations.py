@@ -50,6 +50,9 @@ def _find(b: PacketBatch) -> Conversations:
     data = np.flatnonzero(tcp & (b.payload > 0) & ((b.tcp_flags & (TCP_SYN | TCP_RST)) == 0))
     fwd = data[_answered(b, data, np.flatnonzero(tcp & ((b.tcp_flags & TCP_RST) == 0)))]
     udp = np.flatnonzero((b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0))
+    # every row of one flow names the same triple: keep each flow's first row (a transfer
+    # repeats one flow per data segment), so only a few rows are gathered and hashed below
+    fwd, data, udp = _first_of_each_flow(b, fwd), _first_of_each_flow(b, data), _first_of_each_flow(b, udp)
     tcp_svc = np.int64(PROTO_TCP) * 65536
     # forward: acknowledged data from the initiator to the service port; backward: data from
     # the service port to the initiator, and a UDP answer from the probed port (prober = its
@@ -71,6 +74,14 @@ def _find(b: PacketBatch) -> Conversations:
         return c
     first = order[starts]  # in order of first occurrence
     return Conversations(*(col[first] for col in (c.prober_hi, c.prober_lo, c.target_hi, c.target_lo, c.service)))
+
+
+def _first_of_each_flow(b: PacketBatch, rows: np.ndarray) -> np.ndarray:
+    """The first of `rows` of each (src, dst, sport, dport), in row order."""
+    if len(rows) < 2:
+        return rows
+    order, starts, _ = group(flow_keys(b)[0][rows])
+    return rows if len(starts) == len(rows) else rows[order[starts]]  # first occurrences: ascending
 
 
 def _answered(b: PacketBatch, rows: np.ndarray, replies: np.ndarray) -> np.ndarray:

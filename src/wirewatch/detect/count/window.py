@@ -135,7 +135,8 @@ class DistinctCounter(Keys):
             gcols.update({"distinct_inner": (np.int64, 1), "reported_inner": (np.float64, 1)})
             icols["inner"] = (np.uint8, 1)
         self.next_expire = -np.inf
-        self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots])
+        self.groups = KeyTable(group_cap, gcols, priority=lambda slots: self.groups.cols["hits"][slots],
+                               reports=())  # an evicted group's columns are not read: not gathered
         self.items = KeyTable(item_cap, icols, priority=self._item_priority, reports=("group", "inner"))
         self.table = self.groups
         self._members: tuple[np.ndarray, np.ndarray] | None = None  # see members()
@@ -328,7 +329,9 @@ class WindowCounter(Keys):
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
         cols.update(extra or {})  # e.g. HyperLogLog registers that must move with the entries
         self.next_expire = -np.inf
-        self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols["counts"][slots, 0].sum(axis=1))
+        # reports=(): nothing reads an evicted key's columns (its counts alone are metrics x buckets values)
+        self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols["counts"][slots, 0].sum(axis=1),
+                              reports=())
         self.door = Doorkeeper(self.window, doorkeeper_bits, dict.fromkeys(metrics, np.int64)) if doorkeeper_bits else None
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
