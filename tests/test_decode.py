@@ -321,3 +321,17 @@ def test_monitor_takes_the_headers_snaplen():
         return live_options(cli.build_parser().parse_args(["monitor", "-i", "eth0", *argv]), config.build(), "eth0").snaplen
 
     assert snaplen() == 262144 and snaplen("--snaplen", str(headers_snaplen())) == 832
+
+
+@pytest.mark.parametrize("pkt,ttl", [
+    (Ether(dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2", ttl=3) / UDP(dport=33434), 3),
+    (Ether(dst="02:00:00:00:00:02") / IPv6(src="fd00::1", dst="fd00::2", hlim=200) / UDP(dport=33434), 200),
+    # a tunnel: the inner header's TTL, the one its sender chose
+    (Ether(dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="192.0.2.2", ttl=60) / IP(src="10.0.0.1", dst="10.0.0.2", ttl=1) / UDP(), 1),
+    (Ether(dst="02:00:00:00:00:02") / ARP(), 0),
+])
+def test_ttl_is_the_innermost_ip_headers_ttl_or_hop_limit(tmp_path, pkt, ttl):
+    b = one(tmp_path, pkt)
+    assert b.ttl[0] == ttl
+    data = bytes(pkt)
+    assert_same_as_reference(data, np.array([[1, 0, 0, len(data)]], np.uint32), 1)

@@ -164,6 +164,7 @@ class PacketBatch:
     inner_dport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet"))
     has_inner: np.ndarray = field(metadata=_column(np.bool_, "ICMP error with a quoted packet"))
     tunnel: np.ndarray = field(metadata=_column(np.uint32, "outer layers, 4 bits each (tunnel_names)"))
+    ttl: np.ndarray = field(metadata=_column(np.uint8, "IPv4 TTL or IPv6 hop limit of the (innermost) IP header, 0 if not IP"))
     errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
     seq: int = -1  # set by the engine: identifies this slice for per-batch caches
@@ -425,7 +426,7 @@ def _ip_layer(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray,
     faults the caller counts as one reason."""
     k = len(l3)
     z64 = np.zeros(k, np.uint64)
-    out = {"valid": np.zeros(k, bool), "ver": np.zeros(k, np.uint8), "proto": np.zeros(k, np.uint8),
+    out = {"valid": np.zeros(k, bool), "ver": np.zeros(k, np.uint8), "proto": np.zeros(k, np.uint8), "ttl": np.zeros(k, np.uint8),
            "frag": np.zeros(k, np.uint8), "src_hi": z64.copy(), "src_lo": z64.copy(), "dst_hi": z64.copy(),
            "dst_lo": z64.copy(), "l4": np.zeros(k, np.int64), "claimed_end": bound.copy(), "ip_end": bound.copy()}
 
@@ -452,6 +453,7 @@ def _ip_layer(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray,
         p3 = l3[i]
         out["ver"][i] = 4
         out["proto"][i] = r.u8(p3 + 9)
+        out["ttl"][i] = r.u8(p3 + 8)
         fragword = r.u16(p3 + 6)
         fo, mf = fragword & 0x1FFF, (fragword & 0x2000) != 0
         out["frag"][i] = np.where(fo > 0, FRAG_LATER, np.where(mf, FRAG_FIRST, FRAG_NONE))
@@ -474,6 +476,7 @@ def _ip_layer(r: _Reader, et: np.ndarray, l3: np.ndarray, bound: np.ndarray,
         idx = np.flatnonzero(v6)
         p3, b = l3[idx], bound[idx]
         out["ver"][idx] = 6
+        out["ttl"][idx] = r.u8(p3 + 7)  # hop limit
         plen = r.u16(p3 + 4).astype(np.int64)
         plen = np.where((plen == 0) & (r.u8(p3 + 6) != 59), b - p3 - 40, plen)  # jumbogram / BIG TCP, as for IPv4
         words = r.bytes_be(p3 + 8, 32)
@@ -777,5 +780,5 @@ def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
         flags_ok=flags_ok, icmp_type=icmp_type, icmp_code=icmp_code, has_icmp=has_icmp,
         length=length, payload=payload, frag=frag, inner_proto=inner_proto,
         inner_dst_hi=inner_dst_hi, inner_dst_lo=inner_dst_lo, inner_sport=inner_sport,
-        inner_dport=inner_dport, has_inner=has_inner, tunnel=tunnel, errors=errors, non_ip=non_ip,
+        inner_dport=inner_dport, has_inner=has_inner, tunnel=tunnel, ttl=ip["ttl"], errors=errors, non_ip=non_ip,
     )

@@ -204,3 +204,30 @@ def test_ports_that_carried_data_are_a_clients_not_a_scans(tmp_path):
     assert "port_scan" not in types(run_packets(tmp_path, pkts)[0])
     fired = types(run_packets(tmp_path, probes_only)[0])["port_scan"]
     assert fired[0]["src_ip"] == c and fired[0]["evidence"]["conversations"] == 0
+
+
+def traceroute(v: int, ttl_of) -> list:
+    """traceroute's UDP probes, three a hop, each to the next port from 33434, with the TTL
+    (hop limit) `ttl_of(hop)`; the target answers each with a port unreachable."""
+    from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import ICMPv6DestUnreach
+    src, dst = ADDRS[v][0], host(v, 0)
+    pkts = []
+    for k in range(30):
+        hop = 1 + k // 3
+        t = T0 + k * 0.01
+        probe = (IP(src=src, dst=dst, ttl=ttl_of(hop)) if v == 4 else IPv6(src=src, dst=dst, hlim=ttl_of(hop))) / UDP(sport=40000 + k, dport=33434 + k)
+        unreach = (IP(src=dst, dst=src) / ICMP(type=3, code=3) if v == 4 else IPv6(src=dst, dst=src) / ICMPv6DestUnreach(code=4))
+        pkts += [(t, Ether(dst="02:00:00:00:00:02") / probe), (t + 0.0003, Ether(dst="02:00:00:00:00:02") / unreach / probe)]
+    return pkts
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_traceroutes_path_probes_are_not_a_scan_of_the_host_they_end_at(tmp_path, v):
+    """30 UDP probes to 30 ports with TTLs 1..10 (a directly connected target answers every one
+    port unreachable): path discovery. The same probes sent to arrive (TTL 64) are a UDP scan."""
+    assert "port_scan" not in types(run_packets(tmp_path, traceroute(v, lambda hop: hop))[0])
+    assert "port_scan" not in types(run_packets(tmp_path, traceroute(v, lambda hop: 9))[0])
+    fired = types(run_packets(tmp_path, traceroute(v, lambda hop: 10))[0])["port_scan"]
+    assert len(fired) == 1 and fired[0]["evidence"]["distinct_ports"] == 30
+    assert "port_scan" in types(run_packets(tmp_path, traceroute(v, lambda hop: 64))[0])

@@ -22,7 +22,8 @@
     X(tcp_flags, uint8_t) X(flags_ok, uint8_t) X(icmp_type, uint8_t) X(icmp_code, uint8_t)              \
     X(has_icmp, uint8_t) X(length, uint32_t) X(payload, int32_t) X(frag, uint8_t)                       \
     X(inner_proto, uint8_t) X(inner_dst_hi, uint64_t) X(inner_dst_lo, uint64_t)                         \
-    X(inner_sport, uint16_t) X(inner_dport, uint16_t) X(has_inner, uint8_t) X(tunnel, uint32_t)
+    X(inner_sport, uint16_t) X(inner_dport, uint16_t) X(has_inner, uint8_t) X(tunnel, uint32_t)        \
+    X(ttl, uint8_t)
 #define DECODE_ERRORS(X)                                                                                \
     X(truncated_link_header) X(truncated_ip_header) X(bad_ip_version) X(bad_ip_header_length)           \
     X(truncated_ipv6_extension) X(truncated_l4_header) X(malformed_inner_packet)
@@ -232,7 +233,7 @@ static void resolve(const reader *r, uint64_t *et, int64_t *l3, int64_t bound, i
 /* ---- IP (decode._ip_layer) ----------------------------------------------------------- */
 typedef struct {
     int valid;
-    uint64_t ver, proto, frag, src_hi, src_lo, dst_hi, dst_lo;
+    uint64_t ver, proto, frag, ttl, src_hi, src_lo, dst_hi, dst_lo;
     int64_t l4, claimed_end, ip_end;
 } ip_info;
 
@@ -245,7 +246,7 @@ static inline __attribute__((always_inline)) void ip_layer(const reader *r, uint
             errors[ERR_##reason]++;                                                                     \
     } while (0)
     ip->valid = 0;
-    ip->ver = ip->proto = ip->frag = ip->src_hi = ip->src_lo = ip->dst_hi = ip->dst_lo = 0;
+    ip->ver = ip->proto = ip->frag = ip->ttl = ip->src_hi = ip->src_lo = ip->dst_hi = ip->dst_lo = 0;
     ip->l4 = 0;
     ip->claimed_end = ip->ip_end = bound;
     if (l3 > bound)
@@ -274,6 +275,7 @@ static inline __attribute__((always_inline)) void ip_layer(const reader *r, uint
         ip->valid = 1;
         ip->ver = 4;
         ip->proto = u8(r, l3 + 9);
+        ip->ttl = u8(r, l3 + 8);
         uint64_t fw = u16(r, l3 + 6);
         ip->frag = (fw & 0x1FFF) > 0 ? FRAG_LATER : (fw & 0x2000) ? FRAG_FIRST : FRAG_NONE;
         ip->src_lo = MAPPED | u32(r, l3 + 12);
@@ -292,6 +294,7 @@ static inline __attribute__((always_inline)) void ip_layer(const reader *r, uint
         }
         ip->valid = 1;
         ip->ver = 6;
+        ip->ttl = u8(r, l3 + 7); /* hop limit */
         int64_t plen = (int64_t)u16(r, l3 + 4);
         if (plen == 0 && u8(r, l3 + 6) != 59) /* jumbogram / BIG TCP, as for IPv4 */
             plen = bound - l3 - 40;
@@ -589,6 +592,7 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
                 has_inner[i] = 1;
             }
             ipver[i] = (uint8_t)ip.ver;
+            ttl[i] = (uint8_t)ip.ttl;
             proto[i] = (uint8_t)prot;
             frag[i] = (uint8_t)fr;
             has_ports[i] = (uint8_t)ports;

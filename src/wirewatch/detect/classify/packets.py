@@ -30,6 +30,10 @@ from ..count.kernels import hash_cols, isin
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
                51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}
 ICMP_REQUESTS_V4 = member_table((8, 13, 15, 17))  # echo, timestamp, information, address mask
+# Below this IP TTL / hop limit a packet is sent to expire on its way: path discovery
+# (traceroute, tracepath, mtr), not a probe of the host it is addressed to. Operating systems
+# start at 64, 128 or 255, and no path is 54 hops long; Zeek's detect-traceroute draws the same line.
+PATH_PROBE_TTL = 10
 T = TypeVar("T")
 
 
@@ -85,7 +89,9 @@ def bare_ack(b: PacketBatch) -> np.ndarray:
 def port_probe(b: PacketBatch) -> np.ndarray:
     """Packets that probe a port: TCP without ACK/RST (SYN, FIN, NULL, Xmas...), a first
     fragment whose flags are cut off (nmap -f), a UDP datagram from the initiator, or an
-    ACK probe that its target answered (see `answered_ack_probes`). Once per batch."""
+    ACK probe that its target answered (see `answered_ack_probes`); none of them a path
+    probe (TTL below PATH_PROBE_TTL: traceroute's UDP probes go to a new port each, 33434
+    and up, and would count as a scan of the host they end at). Once per batch."""
     return once(b, "port_probe", _port_probe)
 
 
@@ -111,7 +117,7 @@ def _port_probe(b: PacketBatch) -> np.ndarray:
     fragged = ~b.flags_ok & (b.frag == FRAG_FIRST)
     probe = (tcp & (stealth | fragged)) | udp_initiator(b)
     probe[answered_ack_probes(b)[0]] = True
-    return probe
+    return probe & (b.ttl >= PATH_PROBE_TTL)
 
 
 def bare_rst(b: PacketBatch) -> np.ndarray:
