@@ -67,3 +67,41 @@ def test_near_miss_names_the_victim_without_a_source(tmp_path):
                  (t + 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=c, dst=s) / TCP(sport=2000, dport=80, flags="A"))]
     _, engine = run_packets(tmp_path, pkts, name="served.pcap")
     assert not [n for n in engine.near_misses() if n["detector"] == "syn_flood"]
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_host_count_survives_a_scan_that_fills_the_victims_table(tmp_path, v):
+    """A port scan, then a flood of one port of the same host, as on the benchmark's mixed capture:
+    each second's scan brings more new (host, port) keys than the victims' table holds
+    (max_targets 64). The host's key, the heaviest entry, stays and keeps counting: host_syns
+    holds every SYN the top source sent within the window, other_sources_syns is 0. Before, a
+    batch of new keys that alone filled 3/4 of the table evicted the whole table, the host's
+    key with it: host_syns counted from the flood's slice (500) while the top source had 900."""
+    scanner, victim = ADDRS[v][0], host(v, 0)
+    pkts = [syn(v, scanner, victim, 40000, 1000 + i, T0 + i * 0.004) for i in range(200)]  # second 0
+    pkts += [syn(v, scanner, victim, 40000, 2000 + i, T0 + 1 + i * 0.004) for i in range(200)]  # second 1
+    pkts += [syn(v, scanner, victim, 30000 + i, 80, T0 + 2 + i * 0.001) for i in range(500)]  # second 2
+    alerts, engine = run_packets(tmp_path, pkts, {"detect.syn_flood.max_targets": 64})
+    ev = types(alerts)["syn_flood"][0]["evidence"]
+    assert ev["scope"] == "host and port" and ev["syns"] == 500
+    assert ev["top_sources"] == [{"src_ip": scanner, "syns": 900}]
+    assert ev["host_syns"] == 900 and ev["other_sources_syns"] == 0
+    assert engine.summary()["detector_state"]["syn_flood_targets_evicted"] > 0  # the table was full
+
+
+def test_a_host_entry_evicted_within_the_window_says_since_when_it_counts(tmp_path):
+    """The victims' table (max_targets 16) fills with 20 busier hosts while one source's SYNs to
+    the victim are held by the sources' table: the victim's host entry is evicted and made again
+    by the flood. Its count (the flood's 450) is below that source's 550 within the window: the
+    evidence says since when host_syns counts (host_syns_since, the flood's first SYN) and gives no
+    other_sources_syns (null) rather than a negative one."""
+    a, victim = ADDRS[4][0], host(4, 0)
+    pkts = [syn(4, a, victim, 40000 + i, 80, T0 + i * 0.001) for i in range(100)]  # second 0: 100 SYNs
+    pkts += [syn(4, many(4, 1000 + i), host(4, 10 + h), 1024 + i, 443, T0 + 1 + (h * 200 + i) * 0.0002)
+             for h in range(20) for i in range(200)]  # second 1: 20 hosts of 200 SYNs each
+    pkts += [syn(4, a, victim, 30000 + i, 80, T0 + 2 + i * 0.001) for i in range(450)]  # second 2
+    ev = [x for x in types(run_packets(tmp_path, pkts, {"detect.syn_flood.max_targets": 16})[0])["syn_flood"]
+          if x["dest_ip"] == victim][0]["evidence"]
+    assert ev["top_sources"] == [{"src_ip": a, "syns": 550}]
+    assert ev["host_syns"] == 450 and ev["other_sources_syns"] is None
+    assert ev["host_syns_since"] == ev["first_seen"]

@@ -187,6 +187,12 @@ class SynFlood(Reconfigurable):
         top: list[dict[str, Any]] = [{"src_ip": addr_str(hi, lo), "syns": int(n)} for hi, lo, n in
                                      zip(self.sources.label(first, "src_hi"), self.sources.label(first, "src_lo"),
                                          most.tolist()) if n > 0]
+        listed = sum(x["syns"] for x in top)
+        # the host's entry counts from when it was made: within the window only when it was evicted
+        # (more than max_targets busier keys) and made again, while the sources' own table kept counting
+        since = {}
+        if listed > host_syns or syns > host_syns:
+            since = {"host_syns_since": format_ts(r.first_seen(host if host >= 0 else slot))}
         return Finding(
             type=self.name, identifier=(victim,), ts=last_syn,
             message=f"Possible SYN flood against {victim}{'' if port < 0 else f' port {port}'} "
@@ -203,7 +209,8 @@ class SynFlood(Reconfigurable):
                       "distinct_sources_since": format_ts(self.distinct.span_start(now)),
                       "top_sources": top, "top_sources_note": "sources that sent at least two SYNs, "
                                                               "counted over the whole host",
-                      "host_syns": host_syns, "other_sources_syns": host_syns - sum(x["syns"] for x in top),
+                      "host_syns": host_syns, **since,
+                      "other_sources_syns": None if since else host_syns - listed,
                       "other_sources_note": "SYNs to the host from the sources not listed (fewer each, or one)",
                       "busiest_port": self._busiest_port(slot, now),
                       **times(first_syn, last_syn)},

@@ -69,6 +69,29 @@ def test_one_batch_larger_than_the_cap_keeps_the_heaviest_then_the_newest():
     assert kept == [3, 6, 8, 9] and t.evicted == 4 and (slots[slots < 0] == -2).all()
 
 
+def test_a_batch_of_new_keys_filling_the_table_competes_with_the_entries_by_priority():
+    """64 entries, one of them heavy; then one batch of 100 new one-hit keys (more than the table
+    holds): the heavy entry stays with its count, the best of the rest by weight then recency fill
+    the table, and every key that lost (established or new) is counted. Before, the whole table
+    was evicted first, the heavy entry with it."""
+    cap = 64
+    t = KeyTable(cap, {"hits": (np.int64, 1)}, priority=lambda rows: t.cols["hits"][rows])
+    old = np.arange(2, 2 + cap, dtype=np.uint64)
+    s, _, _ = t.upsert(old, np.zeros(cap))
+    t.cols["hits"][s] = 1
+    t.cols["hits"][t.find(old[:1])] = 500  # the heavy one
+    new = np.arange(1000, 1100, dtype=np.uint64)
+    weight = np.ones(100)
+    weight[:10] = 3  # ten new keys outweigh the established one-hit entries
+    slots, is_new, _ = t.upsert(new, np.ones(100), weight)
+    assert t.cols["hits"][t.find(old[:1])[0]] == 500
+    assert (slots[:10] >= 0).all() and is_new[:10].all()
+    assert t.size == cap and t.evicted == cap + 100 - cap  # what did not fit, both kinds
+    kept_old = int((t.find(old) >= 0).sum())
+    assert kept_old + int((slots >= 0).sum()) == cap and ((slots >= 0) == is_new).all()
+    assert (slots[slots < 0] == -2).all()
+
+
 def test_expire_removes_exactly_the_stale_and_rows_are_reused():
     t = KeyTable(50, {"v": (np.int64, 1)}, reports=("v",))
     keys = np.arange(2, 42, dtype=np.uint64)

@@ -125,9 +125,15 @@ class KeyTable:
                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Find or insert unique keys; set last_seen. Returns (slots, is_new, evicted rows).
 
-        If this batch alone brings more new keys than fit, the heaviest (`weight`, e.g.
-        packets in this batch; a callable is only called then), then most recent, are kept;
-        the rest are counted as evicted.
+        When full, the lowest-priority entries make room for the new keys. If the new keys
+        alone would fill the room that frees (3/4 of the table and more), the established
+        entries and the new keys compete: the best `capacity` of both by priority (for a
+        new key its `weight`, in the priority's units, e.g. packets in this batch; a
+        callable is only called then), then recency, are kept and the rest are counted as
+        evicted (new keys that lose get no slot). Evicting the whole table instead let a
+        batch of one-packet keys push out the heaviest entry (a SYN flood victim's host
+        key under a port scan of 49,000 ports: its count restarted). A table without a
+        priority keeps the newest: the new keys, the heaviest first.
         """
         keys = np.asarray(keys, np.uint64)
         # the common case in one pass: no eviction and no re-index can be needed for what is absent
@@ -145,21 +151,14 @@ class KeyTable:
         n_new = int(np.count_nonzero(new))
         evicted: dict[str, np.ndarray] = {}
         if n_new and self.size + n_new > self.capacity:
-            excess = self.size + n_new - self.capacity
-            evicted = self._evict(min(self.size, excess + self.capacity // EVICT_FRACTION))
-            slots = self.find(keys)
-            new = slots < 0
-            if self.size + int(np.count_nonzero(new)) > self.capacity:  # batch alone overflows
-                cand = np.flatnonzero(new)
-                room = max(0, self.capacity - self.size)
-                if callable(weight):
-                    weight = weight()
-                w = np.zeros(len(cand)) if weight is None else -np.asarray(weight)[cand]
-                order = np.lexsort((-np.asarray(ts)[cand], w))  # heaviest, then most recent
-                drop = cand[order[room:]]
-                self.evicted += len(drop)
-                new[drop] = False
-                slots[drop] = -2  # not stored: callers must ignore negative slots
+            want = self.size + n_new - self.capacity + self.capacity // EVICT_FRACTION
+            if want < self.size:
+                evicted = self._evict(want)
+                slots = self.find(keys)
+                new = slots < 0
+            if self.size + int(np.count_nonzero(new)) > self.capacity:  # the new keys fill the table
+                evicted, slots, new = self._compete(keys, np.broadcast_to(np.asarray(ts, np.float64), keys.shape),
+                                                    slots, weight, evicted)
         if new.any():
             slots[new] = self._insert(keys[new])
         ok = slots >= 0
@@ -167,6 +166,38 @@ class KeyTable:
         self.last_seen[fresh] = -np.inf
         self.last_seen[slots[ok]] = np.maximum(self.last_seen[slots[ok]], np.asarray(ts)[ok])
         return slots, new, evicted
+
+    def _compete(self, keys: np.ndarray, ts: np.ndarray, slots: np.ndarray,
+                 weight: np.ndarray | Callable[[], np.ndarray] | None, evicted: dict[str, np.ndarray]
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Keep the best `capacity` of the established entries and this batch's new keys
+        (upsert); returns (evicted rows, slots: -2 for a key not stored, is_new)."""
+        occ = self.occupied()
+        cand = np.flatnonzero(slots < 0)
+        if callable(weight):
+            weight = weight()
+        w = np.zeros(len(cand)) if weight is None else np.asarray(weight, np.float64)[cand]
+        if self.priority is None:  # the newest are kept: every established entry goes first
+            held = np.full(occ.size, -np.inf)
+        else:
+            held = self.priority(occ).astype(np.float64)
+        score = np.r_[held, w]
+        recency = np.r_[self.last_seen[occ], ts[cand]]
+        order = np.lexsort((-recency, -score))  # best first: highest score, then most recent
+        lose = order[self.capacity:]
+        old = occ[lose[lose < occ.size]]
+        drop = cand[lose[lose >= occ.size] - occ.size]
+        self.evicted += len(old) + len(drop)
+        gone = self.remove(old)
+        if evicted and gone:
+            gone = {k: np.concatenate([evicted[k], gone[k]]) for k in gone}
+        elif evicted:
+            gone = evicted
+        new = slots < 0
+        new[drop] = False
+        slots = self.find(keys)  # an established key of this batch may have lost too
+        slots[~new & (slots < 0)] = -2  # not stored: callers must ignore negative slots
+        return gone, slots, new
 
     def _insert(self, keys: np.ndarray) -> np.ndarray:
         """Rows for absent, distinct keys (room is made here; the caller keeps size <= capacity)."""

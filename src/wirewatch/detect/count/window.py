@@ -169,11 +169,14 @@ class DistinctCounter(Keys):
         fill_new(self.groups, gslots, gnew, gfirst, glabels, ts)
         ikeys = hash_cols(gkeys, items)
         ui, ifirst, iidx, icount = unique_first_last(ikeys)
-        def items_per_group() -> np.ndarray:  # only needed if this batch alone overflows the table
-            _, inv, per_group = np.unique(gkeys[iidx], return_inverse=True, return_counts=True)
-            return per_group[inv]
+        def item_worth() -> np.ndarray:  # only needed when this batch's new items fill the table
+            # in _item_priority's units: the group's distinct count, with this batch's items of it
+            groups, inv, per_group = np.unique(gkeys[iidx], return_inverse=True, return_counts=True)
+            g = self.groups.find(groups)
+            held = np.where(g >= 0, self.groups.cols["distinct"][np.maximum(g, 0)], 0)
+            return (held + per_group)[inv]
 
-        islots, inew, gone = self.items.upsert(ui, ts[iidx], items_per_group)
+        islots, inew, gone = self.items.upsert(ui, ts[iidx], item_worth)
         self._forget(gone)
         ok = islots >= 0
         self.items.cols["hits"][islots[ok]] += icount[ok]
@@ -350,7 +353,11 @@ class WindowCounter(Keys):
         t = self.table
         order, starts, ends, inverse = grouped if grouped is not None else group(keys, inverse=True)
         kfirst, kidx = order[starts], order[ends - 1]
-        slots, new, _ = t.upsert(keys[kfirst], ts[kidx], ends - starts)
+        def worth() -> np.ndarray:  # in the priority's units (the first metric); only when new keys fill the table
+            first = np.broadcast_to(np.asarray(values.get(self.metrics[0], 0), np.int64), keys.shape)
+            return np.add.reduceat(first[order], starts)
+
+        slots, new, _ = t.upsert(keys[kfirst], ts[kidx], worth)
         fill_new(t, slots, new, kfirst, labels, ts)
         matrix = np.empty((len(keys), len(self.metrics)), np.int64)  # each column written once
         for i, name in enumerate(self.metrics):
