@@ -79,7 +79,26 @@ def test_keys_that_need_a_restart_are_named():
                                           "detect.syn_flood.enabled": False}))
     assert pending == ["general.batch_size", "alerts.max_identifiers", "detect.port_scan.window",
                        "detect.syn_flood.enabled"]
-    assert [d for d in engine.detectors if d.name == "port_scan"][0].cfg.threshold == 30  # the reloadable one applies
+    scan = [d for d in engine.detectors if d.name == "port_scan"][0]
+    assert scan.cfg.threshold == 30 and scan.cfg.window == build().detect.port_scan.window  # the window waits
+    assert engine.cfg.alerts.max_identifiers == build().alerts.max_identifiers and engine.cfg.general.batch_size == 16384
+
+
+def test_expire_interval_waits_for_a_restart(tmp_path):
+    """general.expire_interval is restart-only: a reload that changes it names it and the running
+    engine keeps cutting slices at the old one. A port scan in the first second is analysed (its
+    alert returned by feed, before any flush) once a packet 1.5 s later arrives, as with 1 s slices;
+    the reloaded 5 s would hold it until a packet 5 s on. Before, Engine.reconfigure adopted it
+    while the reload said it waited for a restart."""
+    engine = Engine(build(), [])
+    assert engine.reconfigure(build(**{"general.expire_interval": 5.0})) == ["general.expire_interval"]
+    assert engine.cfg.general.expire_interval == 1.0
+    probes = [(T0 + i * 0.01, eth(IP(src="10.3.4.1", dst=VICTIM) / TCP(sport=40000, dport=1000 + i, flags="S")))
+              for i in range(30)]
+    later = [(T0 + 1.5, eth(IP(src="10.3.4.9", dst="10.3.0.9") / TCP(sport=1, dport=2, flags="A")))]
+    path = write_pcap(str(tmp_path / "scan.pcap"), probes + later)
+    fed = [a for raw in read_batches(path, 4096) for a in engine.feed(raw)]
+    assert [a["src_ip"] for a in fed if a["type"] == "port_scan"] == ["10.3.4.1"]
 
 
 def test_store_keys_are_named_as_needing_a_restart():

@@ -25,7 +25,7 @@ from .detect.registry import DETECTORS
 from .enrich import Enricher, cache_root
 from .layer_counts import LayerCounts
 from .packet_ring import PacketRing
-from .reload import restart_only_changes
+from .reload import restart_only_changes, running
 from .sinks import Sink
 from .talkers import TopTalkers
 from .timeline import Timeline
@@ -309,8 +309,10 @@ class Engine:
 
     def reconfigure(self, cfg: Config) -> list[str]:
         """Apply new thresholds and blocklists to the running detectors, keeping their state.
-        Returns the changed keys that only a restart applies (reload.py)."""
+        Returns the changed keys that only a restart applies (reload.py); those keep their
+        running values (general.expire_interval, windows, caps, enabled, output, store...)."""
         pending = restart_only_changes(self.cfg, cfg)
+        cfg = running(self.cfg, cfg)
         self.cfg = cfg
         self.sensor = sensor_name(cfg.general)
         self.alerts.reconfigure(cfg.alerts.cooldown, cfg.alerts.escalation_factor, cfg.alerts.storm_sources)

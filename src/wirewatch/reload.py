@@ -6,7 +6,8 @@ blocklist feeds (feeds.reattach) and the webhook (sinks/webhook.reconfigure). Wi
 and caps size state that already exists, a detector switched on or off would need state
 built or dropped, the general section shapes capture and slicing, and the store's sink
 (retention, size, spool) is opened once at start: changing any of those is reported at
-reload as waiting for a restart, never silently ignored.
+reload as waiting for a restart, never silently ignored, and keep their running values
+(`running`) until it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,25 @@ def restart_only_changes(old: Any, new: Any) -> list[str]:
         a, b = getattr(old.detect, name), getattr(new.detect, name)
         out += [f"detect.{name}.{k}" for k in _changed(a, b) if k in RESTART_ONLY]
     return out
+
+
+def running(old: Any, new: Any) -> Any:
+    """The reloaded config as the engine runs it: `new`, with every key restart_only_changes
+    names kept at its running value (general.expire_interval still cuts the slices, a
+    detector's window and caps still size its state), so what a reload says waits for a
+    restart does wait."""
+    keep = set(restart_only_changes(old, new))
+    if not keep:
+        return new
+
+    def section(a: Any, b: Any, prefix: str) -> Any:
+        held = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f"{prefix}.{f.name}" in keep}
+        return dataclasses.replace(b, **held) if held else b
+
+    top = {name: section(getattr(old, name), getattr(new, name), name) for name in (*RESTART_SECTIONS, "alerts")}
+    detect = type(new.detect)({name: section(getattr(old.detect, name), getattr(new.detect, name), f"detect.{name}")
+                               for name in names()})
+    return dataclasses.replace(new, detect=detect, **top)
 
 
 def _changed(a: Any, b: Any) -> list[str]:

@@ -175,7 +175,7 @@ class Sensor:
         if pending:
             print(f"wirewatch: reload: {', '.join(pending)} changed; these take effect only after a restart "
                   "(the running values stay)", file=self.log)
-        self.cfg = new
+        self.cfg = self.engine.cfg  # the new config, the keys that need a restart at their running values
         problem = self.jsonl.reopen() if self.jsonl else None
         if problem:
             print(f"wirewatch: {problem}", file=self.log)
