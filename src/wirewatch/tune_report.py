@@ -149,6 +149,10 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
     if args.detector:
         spec_named(args.detector)
     sweep = grids(cfg, args.grid, args.detector)
+    if cfg.output.db:  # a store a newer wirewatch migrated is refused now, not after the pass
+        from .store.tune_runs import check_store
+
+        check_store(cfg.output.db)
     progress = not args.no_progress
     doc: dict[str, Any] = {"captures": list(args.files), "packets": 0, "thresholds": [], "untuned": []}
     if args.files:

@@ -94,11 +94,15 @@ def prepare_store(db_path: str) -> sqlite3.Connection | None:
         from .store.admin import open_triage
         open_triage(db_path).close()
         return None
-    from .store.schema import migrate
+    from .store.schema import migrate_known
 
     conn = sqlite3.connect(db_path, isolation_level=None, timeout=5, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    migrate(conn)
+    try:
+        migrate_known(conn, db_path, "the dashboard does not open it")
+    except OSError:
+        conn.close()
+        raise
     conn.execute("SELECT count(*) FROM schema_version").fetchone()  # creates -shm now, as root
     return conn  # create_app indexes a first part of what is pending, serve()'s Indexer the rest
 
@@ -128,7 +132,7 @@ def serve(cfg: Config, db_path: str, host: str, port: int, quiet: bool = False) 
         print(f"wirewatch dashboard: access token stored in {token_file}", file=sys.stderr, flush=True)
     if keeper is not None:  # SQLite: the pending rest indexed in the background, new alerts within seconds
         from .store.search import Indexer
-        Indexer(keeper).start()
+        Indexer(keeper, where=db_path).start()
     try:
         server.run()
     except KeyboardInterrupt:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SRC, read_events, store_sink
+from conftest import SRC, cli, read_events, store_sink
 from netns import Monitor, can_create_namespaces
+from ports import free_port
 from scapy.layers.inet import IP, TCP
 
 from wirewatch.craft import BASE_TS, eth, syn_scan, write_pcap
@@ -98,10 +99,13 @@ def key(a: dict[str, Any]) -> tuple:
 
 
 def rollups_count_each_once(url: str, alerts: list[dict[str, Any]]) -> None:
+    """As the upgraded dashboard sees them: it catches up a storm's pending source roll-ups
+    (SQLite) first; an older one refuses the store."""
     if not is_postgres(url):
         from wirewatch.store.deferred import catch_up_sources
         conn = sqlite3.connect(url, isolation_level=None)
-        catch_up_sources(conn)
+        with upgraded():
+            catch_up_sources(conn)
         conn.close()
     store = open_store(url)
     try:
@@ -269,3 +273,121 @@ def test_a_write_during_a_migration_neither_waits_for_it_nor_lands_in_the_newer_
     assert "newer than this wirewatch knows" in sink.halted() and sink.delivery.spool.pending == 4
     sink.close()
     assert [a["flow_id"] for a in stored(store_url)] == [fake_alert(0)["flow_id"]]
+
+
+def filled(url: str, tmp_path: Path, first: int = 0, count: int = 3) -> list[dict[str, Any]]:
+    """The store holding the alerts of `count` crafted SYN scans (port_scan alerts), as this
+    wirewatch's sensor writes them; returns the alerts."""
+    from conftest import run_packets
+    alerts, _ = run_packets(tmp_path, scans(first, count), name=f"scans{first}.pcap")
+    assert len(alerts) >= count
+    sink = store_sink(url, tmp_path)
+    sink.write(alerts)
+    sink.close()
+    return alerts
+
+
+def fts_done(path: str) -> int:
+    """How far the SQLite store's full-text index got (the dashboard writes it)."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT last_id FROM alerts_fts_done").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_an_older_dashboard_refuses_a_newer_store_in_one_line(tmp_path, store_url):
+    """`wirewatch dashboard --db` on a store a newer wirewatch migrated: one line naming the store
+    and both versions, exit 2, before it writes anything (an older dashboard indexed the
+    alerts for search and caught up roll-ups in a schema it does not know, then served)."""
+    filled(store_url, tmp_path)
+    version = migrate_ahead(store_url)
+    proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", "--db", store_url, "--port", str(free_port()),
+                             "--set", f"store.state_dir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": SRC, "WIREWATCH_WEB__TOKEN": "x" * 43})
+    try:
+        _, err = (b.decode() for b in proc.communicate(timeout=30))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the dashboard served a store a newer wirewatch migrated")
+    known = len(postgres_schema.MIGRATIONS if is_postgres(store_url) else schema.MIGRATIONS)
+    where = postgres_schema.shown(store_url) if is_postgres(store_url) else store_url
+    assert proc.returncode == 2 and err.count("\n") == 1, err
+    assert err == (f"wirewatch: {where}: the store's schema is version {version}, newer than this wirewatch knows "
+                   f"({known}): a newer wirewatch migrated it; the dashboard does not open it (upgrade it)\n")
+    if not is_postgres(store_url):
+        assert fts_done(store_url) == 0  # nothing indexed
+
+
+def test_an_older_tune_refuses_to_save_into_a_newer_store_before_its_pass(tmp_path, store_url):
+    """`wirewatch tune CAPTURE --db` on a store a newer wirewatch migrated: refused in one line
+    naming the store and both versions, exit 2, before the pass; no run saved (before, the run
+    went into the newer schema's tune_runs)."""
+    filled(store_url, tmp_path)
+    version = migrate_ahead(store_url)
+    pcap = write_pcap(str(tmp_path / "tune.pcap"), scans(5, 2))
+    r = cli("tune", pcap, "--db", store_url, "--no-progress", "--set", f"store.state_dir={tmp_path}")
+    known = len(postgres_schema.MIGRATIONS if is_postgres(store_url) else schema.MIGRATIONS)
+    where = postgres_schema.shown(store_url) if is_postgres(store_url) else store_url
+    assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+    assert r.stderr == (f"wirewatch: {where}: the store's schema is version {version}, newer than this wirewatch "
+                        f"knows ({known}): a newer wirewatch migrated it; tune does not save its run into it "
+                        "(upgrade it)\n")
+    store = open_store(store_url)
+    try:
+        assert int(store._value("SELECT count(*) AS n FROM tune_runs")) == 0
+    finally:
+        store.close()
+
+
+def test_the_dashboards_indexer_stops_writing_when_its_store_moves_ahead(tmp_path):
+    """The long-running dashboard's indexer (search index and a storm's source roll-ups, every
+    INDEX_EVERY_S): it indexes this wirewatch's alerts; a newer wirewatch migrates the store and
+    writes alerts of its own; the indexer says so in one line naming the file and both versions,
+    its thread ends, and it indexed none of the newer writer's alerts."""
+    import io
+
+    from wirewatch.store.search import Indexer
+    db = str(tmp_path / "ww.db")
+    first = filled(db, tmp_path)
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    log = io.StringIO()
+    indexer = Indexer(conn, every_s=0.05, where=db, log=log).start()
+    try:
+        wait_until(lambda: fts_done(db) == len(first), "this wirewatch's alerts indexed")
+        version = migrate_ahead(db)
+        with upgraded():
+            later = filled(db, tmp_path, first=10, count=2)  # the newer wirewatch's sensor
+        indexer.thread.join(timeout=10)
+        assert not indexer.thread.is_alive()
+    finally:
+        indexer.stop.set()
+        conn.close()
+    assert len(stored(db)) == len(first) + len(later) and fts_done(db) == len(first)
+    assert log.getvalue() == (f"wirewatch dashboard: {db}: the store's schema is version {version}, newer than this "
+                              f"wirewatch knows ({len(schema.MIGRATIONS)}): a newer wirewatch migrated it; the "
+                              "dashboard's indexer stops writing roll-ups and the search index into it (upgrade it)\n")
+
+
+def test_a_running_dashboards_triage_write_into_a_store_that_moved_ahead_is_refused(tmp_path, store_url):
+    """A dashboard serving this wirewatch's store; a newer wirewatch migrates it; an acknowledge
+    is answered 409 with the one line (store, both versions) and changes nothing."""
+    from dashboard_fixtures import TOKEN, csrf, login
+
+    from wirewatch.web import create_app
+    filled(store_url, tmp_path)
+    client = login(create_app(store_url, TOKEN).test_client())
+    token = csrf(client)
+    version = migrate_ahead(store_url)
+    r = client.post("/api/alerts/ack", json={"ids": [1, 2]}, headers={"X-CSRF-Token": token})
+    where = postgres_schema.shown(store_url) if is_postgres(store_url) else store_url
+    known = len(postgres_schema.MIGRATIONS if is_postgres(store_url) else schema.MIGRATIONS)
+    assert r.status_code == 409 and r.get_json() == {
+        "error": f"{where}: the store's schema is version {version}, newer than this wirewatch knows ({known}): "
+                 "a newer wirewatch migrated it; the dashboard does not open it (upgrade it)"}
+    store = open_store(store_url)
+    try:
+        assert int(store._value("SELECT count(*) AS n FROM alerts WHERE acknowledged <> 0")) == 0
+    finally:
+        store.close()

@@ -14,23 +14,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .postgres_schema import MIGRATION_LOCK
 from .queries import QueryError
-from .schema import cidr_range, migrate
-from .transaction import immediate
+from .schema import cidr_range, migrate_known
+from .spool import StoreAhead
+from .transaction import known_immediate
 
 
 class Triage:
     """Triage over SQLite; PostgresTriage says how PostgreSQL differs."""
 
     def __init__(self, path: str):
+        self.where = path
         self.conn: Any = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
-        migrate(self.conn)
+        try:
+            migrate_known(self.conn, path, "the dashboard does not open it")
+        except OSError:
+            self.conn.close()
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         """A transaction; what it yields runs SQL written with `?` placeholders."""
-        with immediate(self.conn) as c:
-            yield c
+        try:
+            with known_immediate(self.conn) as c:  # a newer wirewatch may migrate it while the dashboard runs
+                yield c
+        except StoreAhead as exc:
+            raise exc.refusal(self.where, "the dashboard does not write into it") from None
 
     def acknowledge(self, ids: list[int], value: bool = True) -> int:
         if not ids:
@@ -74,15 +84,28 @@ class _QmarkConnection:
 
 class PostgresTriage(Triage):
     def __init__(self, url: str):
-        from .postgres_schema import connect
-        from .postgres_schema import migrate as pg_migrate
+        from .postgres_schema import connect, shown
+        from .postgres_schema import migrate_known as pg_migrate_known
+        self.where = shown(url)
         self.conn = connect(url, autocommit=True)
-        pg_migrate(self.conn)
+        try:
+            pg_migrate_known(self.conn, url, "the dashboard does not open it")
+        except OSError:
+            self.conn.close()
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self.conn.transaction():
-            yield _QmarkConnection(self.conn)
+        from .postgres_schema import known
+        try:
+            with self.conn.transaction():
+                # a newer wirewatch may migrate it while the dashboard runs: its version under a shared
+                # hold of the migration lock (waiting for one in progress: a triage write is rare)
+                self.conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (MIGRATION_LOCK,))
+                known(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
+                yield _QmarkConnection(self.conn)
+        except StoreAhead as exc:
+            raise exc.refusal(self.where, "the dashboard does not write into it") from None
 
 
 def open_triage(url: str) -> Triage:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from .transaction import immediate
+from .transaction import known_immediate
 
 INLINE_MAX = 1024  # a batch of at most this many alerts updates the source roll-ups itself
 WRITER_CHUNK = 20000  # pending alerts the writer catches up per transaction, once the storm is over
@@ -109,7 +109,7 @@ def catch_up_sources(conn: sqlite3.Connection, chunk: int = CHUNK, limit: int | 
     while limit is None or done < limit:
         if done:
             time.sleep(pause_s)
-        with immediate(conn):
+        with known_immediate(conn):
             n = add_pending(conn, chunk if limit is None else min(chunk, limit - done))
         done += n
         if n == 0:

@@ -109,6 +109,17 @@ def known(version: int) -> None:
         raise StoreAhead(version, len(MIGRATIONS))
 
 
+def migrate_known(conn: Any, url: str, what: str) -> int:
+    """migrate(), refusing a store a newer wirewatch migrated: spool.StoreRefused, one line
+    naming the URL (no password) and both versions, and `what` this one does not do with it."""
+    version = migrate(conn)
+    try:
+        known(version)
+    except StoreAhead as exc:
+        raise exc.refusal(shown(url), what) from None
+    return version
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 

@@ -61,7 +61,7 @@ class PostgresSink(StoreSink):
         except StoreAhead as exc:  # before replaying a spool into it
             if self.conn is not None:
                 self.conn.close()
-            raise OSError(f"{shown(url)}: {exc}; this one does not write into it (upgrade it)") from None
+            raise exc.refusal(shown(url), "this one does not write into it") from None
         os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
         self.spool = Spool(spool_path, spool_max_mb * 1024 * 1024)
         self.delivery = Delivery(self._store, self.spool, transient_errors(), log=self.log, what=shown(url))

@@ -14,6 +14,7 @@ import orjson
 from .deferred import SQLITE_DEFERRED_SOURCES
 from .search import SQLITE_FTS, SQLITE_FTS_ADDRESSES, SQLITE_FTS_RECORD_WORDS, SQLITE_FTS_TEXT_WORDS
 from .sensor_tables import ATTACKER_REBUILD, SQLITE_SENSOR_SOURCES, SQLITE_SENSORS
+from .spool import StoreAhead
 from .tables import (
     ACKNOWLEDGED_INDEX,
     ADDED_LATER,
@@ -165,6 +166,15 @@ def migrate(conn: sqlite3.Connection) -> int:
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.executescript(f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;")
         version = number
+    return version
+
+
+def migrate_known(conn: sqlite3.Connection, where: str, what: str) -> int:
+    """migrate(), refusing a store a newer wirewatch migrated: spool.StoreRefused, one line
+    naming `where` and both versions, and `what` this one does not do with it."""
+    version = migrate(conn)
+    if version > len(MIGRATIONS):
+        raise StoreAhead(version, len(MIGRATIONS)).refusal(where, what)
     return version
 
 

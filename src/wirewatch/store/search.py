@@ -22,11 +22,14 @@ full stop ending a word is punctuation (text_words).
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
+from typing import TextIO
 
 from .deferred import catch_up_sources
-from .transaction import immediate
+from .spool import StoreAhead
+from .transaction import known_immediate
 
 SQLITE_FTS = """
 CREATE VIRTUAL TABLE alerts_fts USING fts5(message, record, content='alerts', content_rowid='id');
@@ -119,7 +122,7 @@ def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK, limit: int
         if done:
             time.sleep(pause_s)
         started = time.perf_counter()
-        with immediate(conn):
+        with known_immediate(conn):
             # (an external-content table reads its content table for anything but MATCH, so
             # how far the index got is kept beside it)
             last = conn.execute("SELECT last_id FROM alerts_fts_done").fetchone()[0]
@@ -145,11 +148,17 @@ def status(conn: sqlite3.Connection) -> dict[str, int | bool]:
 
 
 class Indexer:
-    """The dashboard's background indexer of a SQLite store (a daemon thread)."""
+    """The dashboard's background indexer of a SQLite store (a daemon thread). Once a newer
+    wirewatch migrated the store (spool.StoreAhead, read in each write transaction) it writes
+    nothing more: one line on `log`, and the thread ends (the dashboard goes on serving reads)."""
 
-    def __init__(self, conn: sqlite3.Connection, every_s: float = INDEX_EVERY_S):
+    def __init__(self, conn: sqlite3.Connection, every_s: float = INDEX_EVERY_S, where: str = "",
+                 log: TextIO | None = None):
         self.conn = conn  # read-write, check_same_thread=False; used by this thread only
         self.every_s = every_s
+        self.where = where
+        self.log = log or sys.stderr
+        self.halted = ""  # the line it stopped with
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="wirewatch-fts", daemon=True)
 
@@ -166,12 +175,18 @@ class Indexer:
                 index_pending(self.conn, pause_s=CATCH_UP_PAUSE_S)
             except sqlite3.Error:
                 continue  # busy or locked: the next round catches up
+            except StoreAhead as exc:
+                self.halted = str(exc.refusal(self.where, "the dashboard's indexer stops writing roll-ups and the "
+                                                          "search index into it"))
+                print(f"wirewatch dashboard: {self.halted}", file=self.log, flush=True)
+                return
 
 
 def catch_up(path: str, limit: int | None = None) -> int:
     """Add every pending alert to the per-source roll-ups (store/deferred.py: what the
     dashboard shows counts every stored alert), then index what is pending now (at most
-    `limit`); returns how many were indexed, 0 if the store cannot be written."""
+    `limit`); returns how many were indexed, 0 if the store cannot be written.
+    spool.StoreRefused (one line) when a newer wirewatch migrated it."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=5)
         try:
@@ -181,6 +196,8 @@ def catch_up(path: str, limit: int | None = None) -> int:
             conn.close()
     except sqlite3.Error:
         return 0
+    except StoreAhead as exc:
+        raise exc.refusal(path, "the dashboard does not write into it") from None
 
 
 def fts5_phrase(q: str) -> str:

@@ -54,6 +54,15 @@ class StoreAhead(Exception):
         super().__init__(f"the store's schema is version {version}, newer than this wirewatch knows ({known}): "
                          "a newer wirewatch migrated it")
 
+    def refusal(self, where: str, what: str) -> StoreRefused:
+        """The one line a command ends with: the store (file or URL), both versions, and what
+        this wirewatch does not do with it."""
+        return StoreRefused(f"{where}: {self}; {what} (upgrade it)")
+
+
+class StoreRefused(OSError):
+    """A store this wirewatch will not write into (StoreAhead.refusal): one line, exit status 2."""
+
 
 @dataclass(slots=True)
 class Entry:

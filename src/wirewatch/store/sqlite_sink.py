@@ -22,7 +22,7 @@ from .schema import MIGRATIONS, migrate, record_json, spool_path, store_files
 from .sink_base import MUTE_REFRESH_S, RETENTION_EVERY, RETENTION_PERIOD_S, MuteRow, StoreSink
 from .spool import Delivery, Entry, Spool, StoreAhead
 from .tables import insert_alerts
-from .transaction import immediate
+from .transaction import known_immediate
 
 __all__ = ["MUTE_REFRESH_S", "RETENTION_EVERY", "RETENTION_PERIOD_S", "SqliteSink"]
 
@@ -65,7 +65,7 @@ class SqliteSink(StoreSink):
             raise OSError(f"{path}: cannot open alert store: {exc}") from None
         if version > len(MIGRATIONS):  # before replaying a spool into it
             self.conn.close()
-            raise OSError(f"{path}: {StoreAhead(version, len(MIGRATIONS))}; this one does not write into it (upgrade it)")
+            raise StoreAhead(version, len(MIGRATIONS)).refusal(path, "this one does not write into it")
         self._init_cadence()
         self.retention_errors = 0
         self.stored = 0  # alert rows this process inserted
@@ -102,10 +102,7 @@ class SqliteSink(StoreSink):
         """One write transaction, in a store still at the schema this writer knows: a newer
         wirewatch may migrate it while this one runs (StoreAhead, and the transaction is rolled
         back). One read of a one-row table under the write lock, so no migration comes between."""
-        with immediate(self.conn) as c:
-            version = c.execute("SELECT version FROM schema_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreAhead(version, len(MIGRATIONS))
+        with known_immediate(self.conn) as c:
             yield c
 
     def _transaction(self, c: sqlite3.Connection, entries: list[Entry]) -> None:

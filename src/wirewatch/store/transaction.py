@@ -10,6 +10,22 @@ from contextlib import contextmanager
 
 
 @contextmanager
+def known_immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """immediate(), in a store still at a schema this wirewatch knows: a newer wirewatch may
+    migrate it while this one runs (spool.StoreAhead, and the transaction is rolled back). One
+    read of a one-row table under the write lock, so no migration comes between. Every writer
+    of a SQLite store but the migration itself: the sink, the dashboard's roll-ups, full-text
+    index and triage, tune's saved runs."""
+    from .schema import MIGRATIONS  # (schema imports the modules that write through this)
+    from .spool import StoreAhead
+    with immediate(conn) as c:
+        version = c.execute("SELECT version FROM schema_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreAhead(version, len(MIGRATIONS))
+        yield c
+
+
+@contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:

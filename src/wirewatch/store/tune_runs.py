@@ -45,18 +45,58 @@ def save_run(url: str, doc: dict[str, Any], sensor: str = "", created: float | N
     return _save_sqlite(url, row)
 
 
+REFUSED = "tune does not save its run into it"
+
+
+def check_store(url: str) -> None:
+    """Before a tune pass with a store: spool.StoreRefused (one line naming the store and both
+    versions) when a newer wirewatch migrated it, rather than after minutes of analysis. The
+    store is not created or migrated here (save_run does that)."""
+    from .postgres_schema import is_postgres
+    if is_postgres(url):
+        from .postgres_schema import MIGRATIONS, connect, shown
+        where = shown(url)
+        conn = connect(url, read_only=True, autocommit=True)  # OSError naming the database if it is unreachable
+        try:
+            import psycopg
+            try:
+                row = conn.execute("SELECT version FROM schema_version").fetchone()
+            except psycopg.Error:  # no schema yet: save_run makes it
+                return
+        finally:
+            conn.close()
+    else:
+        from .schema import MIGRATIONS
+        where = url
+        if not os.path.exists(url):
+            return
+        try:
+            conn = sqlite3.connect(f"file:{url}?mode=ro", uri=True, timeout=OPEN_TIMEOUT_S)
+            try:
+                row = conn.execute("SELECT version FROM schema_version").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:  # not a store yet, or busy: save_run says which
+            return
+    from .spool import StoreAhead
+    if row is not None and row[0] > len(MIGRATIONS):
+        raise StoreAhead(row[0], len(MIGRATIONS)).refusal(where, REFUSED)
+
+
 def _save_sqlite(path: str, row: tuple[Any, ...]) -> int:
-    from .schema import migrate
+    from .schema import migrate_known
+    from .spool import StoreAhead
+    from .transaction import known_immediate
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=OPEN_TIMEOUT_S)
         try:
             conn.execute("PRAGMA journal_mode=WAL")  # as the sensor's writer: the dashboard reads while it writes
-            migrate(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            run_id = int(conn.execute(INSERT, row).fetchone()[0])
-            conn.execute("COMMIT")
-            return run_id
+            migrate_known(conn, path, REFUSED)
+            with known_immediate(conn):  # a newer wirewatch may have migrated it during the pass
+                return int(conn.execute(INSERT, row).fetchone()[0])
+        except StoreAhead as exc:
+            raise exc.refusal(path, REFUSED) from None
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -64,14 +104,19 @@ def _save_sqlite(path: str, row: tuple[Any, ...]) -> int:
 
 
 def _save_postgres(url: str, row: tuple[Any, ...]) -> int:
-    from .postgres_schema import connect, migrate, shown
+    from .postgres_schema import MIGRATION_LOCK, connect, known, migrate_known, shown
+    from .spool import StoreAhead
     conn = connect(url, autocommit=True)  # OSError naming the database if it is unreachable
     try:
         import psycopg
         try:
-            migrate(conn)
-            with conn.transaction():
+            migrate_known(conn, url, REFUSED)
+            with conn.transaction():  # its version under a shared hold of the migration lock, as the sinks
+                conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (MIGRATION_LOCK,))
+                known(conn.execute("SELECT version FROM schema_version").fetchone()[0])
                 return int(conn.execute(INSERT.replace("?", "%s"), row).fetchone()[0])
+        except StoreAhead as exc:
+            raise exc.refusal(shown(url), REFUSED) from None
         except psycopg.Error as exc:
             raise OSError(f"{shown(url)}: cannot save the tune run: {str(exc).strip().splitlines()[0]}") from None
     finally:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from ..detect import registry
 from ..schema import TS_FORMAT
 from ..store.queries import QUIET_AFTER_S, QueryError
+from ..store.spool import StoreRefused
 from .auth import login_required
 from .lookup import INT64_MAX, alert_or_404, checked_id
 from .params import address, alert_filter, alert_ids, boolean, integer, mute_request, sensor_arg
@@ -21,6 +22,12 @@ api = Blueprint("api", __name__)
 @api.errorhandler(QueryError)
 def bad_query(exc: QueryError) -> Any:
     return jsonify(error=str(exc)), 400
+
+
+@api.errorhandler(StoreRefused)
+def store_ahead(exc: StoreRefused) -> Any:
+    """A triage write into a store a newer wirewatch migrated since the dashboard started: refused."""
+    return jsonify(error=str(exc)), 409
 
 
 @api.route("/api/alerts")
