@@ -91,6 +91,7 @@ PROTO_UDP = 17
 PROTO_IPV6 = 41
 PROTO_GRE = 47
 PROTO_ICMPV6 = 58
+PROTO_SCTP = 132
 PORT_VXLAN, PORT_GENEVE, PORT_GTPU, PORT_TEREDO = 4789, 6081, 2152, 3544
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -725,8 +726,9 @@ def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
     first = valid & (frag != FRAG_LATER)
     is_tcp = first & (proto == PROTO_TCP)
     is_udp = first & (proto == PROTO_UDP)
+    is_sctp = first & (proto == PROTO_SCTP)  # SCTP's common header starts with the two ports, as UDP's does
     is_icmp = first & ((proto == PROTO_ICMP) | (proto == PROTO_ICMPV6))
-    ported = is_tcp | is_udp
+    ported = is_tcp | is_udp | is_sctp
     has_ports = ported & r.has(l4, 4, ip_end)
     _count(errors, "truncated_l4_header", (ported & ~has_ports) & (frag == FRAG_NONE))
     sport = np.where(has_ports, r.u16(l4), 0).astype(np.uint16)

@@ -3,7 +3,8 @@
 Two windows: the short one (threshold distinct ports within `window` seconds) catches
 ordinary scans; the long one (a lower rate: `slow_threshold` ports within `slow_window`)
 catches slow scans such as nmap -T1. Probes are counted per initiator (replies never
-count), so a server answering many client ports is not a scanner. ACK probes (nmap -sA's ACKs,
+count), so a server answering many client ports is not a scanner. SCTP ports (nmap -sY)
+count as UDP's do. ACK probes (nmap -sA's ACKs,
 nmap -sM's FIN+ACKs) count when the target answers them with a bare RST
 (packets.answered_ack_probes).
 """
@@ -19,7 +20,7 @@ from ..decode import PROTO_TCP, PROTO_UDP, TCP_SYN, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.conversations import conversations
-from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes
+from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes, proto_name
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
 from .count.kernels import hash_cols
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
@@ -117,7 +118,7 @@ class PortScan(Reconfigurable):
         ports = np.sort(c.item(items, "port"))
         hits = c.item_hits(items)
         src, dst = c.src(slot), c.dst(slot)
-        protos = sorted({"TCP" if p // 65536 == PROTO_TCP else "UDP" for p in ports[:1000].tolist()})
+        protos = sorted({proto_name(p // 65536) for p in ports[:1000].tolist()})
         ans = self.answers.table.find(np.array([key], np.uint64))
         answered = {}
         if ans[0] >= 0:

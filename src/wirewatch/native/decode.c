@@ -547,7 +547,8 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
             int first = ip.valid && fr != FRAG_LATER;
             int is_tcp = first && prot == 6, is_udp = first && prot == 17;
             int is_icmp = first && (prot == 1 || prot == 58);
-            int ported = is_tcp || is_udp;
+            int is_sctp = first && prot == 132; /* SCTP's common header starts with the two ports */
+            int ported = is_tcp || is_udp || is_sctp;
             int ports = ported && l4 + 4 <= ip_end;
             if (ported && !ports && fr == FRAG_NONE)
                 errors[ERR_truncated_l4_header]++;

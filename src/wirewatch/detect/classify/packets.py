@@ -16,6 +16,7 @@ from ...decode import (
     FRAG_FIRST,
     PROTO_ICMP,
     PROTO_ICMPV6,
+    PROTO_SCTP,
     PROTO_TCP,
     PROTO_UDP,
     TCP_ACK,
@@ -70,8 +71,19 @@ def udp_initiator(b: PacketBatch) -> np.ndarray:
     else counts as the initiator's side. Stateless on purpose: it costs nothing per flow.
     Once per batch.
     """
-    return once(b, "udp_initiator",
-                lambda b: (b.proto == PROTO_UDP) & b.has_ports & (b.ipver != 0) & towards_service(b))
+    return once(b, "udp_initiator", lambda b: initiator(b, PROTO_UDP))
+
+
+def sctp_initiator(b: PacketBatch) -> np.ndarray:
+    """SCTP packets from the initiator's side (the same stateless rule as `udp_initiator`):
+    an SCTP port scan (nmap -sY's INITs, -sZ's COOKIE ECHOs) probes one port per packet,
+    and the ABORTs or INIT ACKs it draws come back from the service port. Once per batch."""
+    return once(b, "sctp_initiator", lambda b: initiator(b, PROTO_SCTP))
+
+
+def initiator(b: PacketBatch, proto: int) -> np.ndarray:
+    """Packets of `proto` (a protocol with ports) sent towards a service."""
+    return (b.proto == proto) & b.has_ports & (b.ipver != 0) & towards_service(b)
 
 
 def towards_service(b: PacketBatch) -> np.ndarray:
@@ -88,7 +100,7 @@ def bare_ack(b: PacketBatch) -> np.ndarray:
 
 def port_probe(b: PacketBatch) -> np.ndarray:
     """Packets that probe a port: TCP without ACK/RST (SYN, FIN, NULL, Xmas...), a first
-    fragment whose flags are cut off (nmap -f), a UDP datagram from the initiator, or an
+    fragment whose flags are cut off (nmap -f), a UDP or SCTP packet from the initiator, or an
     ACK probe that its target answered (see `answered_ack_probes`); none of them a path
     probe (TTL below PATH_PROBE_TTL: traceroute's UDP probes go to a new port each, 33434
     and up, and would count as a scan of the host they end at). Once per batch."""
@@ -115,7 +127,7 @@ def _port_probe(b: PacketBatch) -> np.ndarray:
     tcp = tcp_rows(b)
     stealth = b.flags_ok & ((b.tcp_flags & (TCP_ACK | TCP_RST)) == 0)
     fragged = ~b.flags_ok & (b.frag == FRAG_FIRST)
-    probe = (tcp & (stealth | fragged)) | udp_initiator(b)
+    probe = (tcp & (stealth | fragged)) | udp_initiator(b) | sctp_initiator(b)
     probe[answered_ack_probes(b)[0]] = True
     return probe & (b.ttl >= PATH_PROBE_TTL)
 
