@@ -8,7 +8,11 @@ looks at what comes back on the same pair of hosts within the window:
 * UDP counts when the destination sent back (almost) nothing over UDP (a DNS server
   answers every query; a UDP flood gets silence or a few rate-limited ICMP errors) and
   the two hosts hold no TCP connection (a stream set up over one, iperf3 -u or RTSP's
-  RTP, is one-way by design);
+  RTP, is one-way by design), unless the datagrams vary in size and the destination
+  refused none of them: a flood tool sends copies of one datagram (hping3, nping, a
+  bot's flood loop), while an application's messages differ in length as their
+  content does (syslog, metrics and telemetry to a collector, which never answers);
+  an ICMP error back (no listener) makes it a flood whatever the sizes;
 * TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
   non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
   is answered by RSTs or not at all. SYN floods are syn_flood's.
@@ -26,14 +30,14 @@ import numpy as np
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
-from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, pair_key
-from .count.kernels import group, hash_cols
+from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, pair_key
+from .count.kernels import group, hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
 from .count.window_util import unique_first_last
 from .traffic_burst_spread import KINDS, Pairs, VictimFlood
 
-METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port")
+METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused")
 PEAK_MIN_S = 0.001  # a rate over a shorter span than this is reported over this span
 BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
 NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)"}
@@ -77,17 +81,19 @@ class TrafficBurst(Reconfigurable):
         # RST+ACK is how a host refuses a SYN or a stray segment: a reply, never the flood
         tcp_flow = tcp & ((b.tcp_flags & TCP_SYN) == 0) & ((b.tcp_flags & (TCP_RST | TCP_ACK)) != (TCP_RST | TCP_ACK))
         answer = tcp & ((b.tcp_flags & (TCP_RST | TCP_ACK)) == TCP_ACK)  # acknowledging, not resetting
-        rows = np.flatnonzero(icmp | udp | tcp_flow | answer)
+        refusal = icmp_unreachable(b)  # counted on the refusing host's pair, read back as _replies
+        rows = np.flatnonzero(icmp | udp | tcp_flow | answer | refusal)
         if not rows.size:
             return []
         p = b.select(rows)
-        answers = answer[rows]
+        answers, refused = answer[rows], refusal[rows]
         values = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answers,
-                  "bytes": p.length * ~answers}  # bytes of traffic that is not itself an answer
+                  "bytes": p.length * ~(answers | refused), "refused": refused}  # bytes: traffic that is not an answer
         # the rows grouped by (source, destination) once: this per-pair count and the
         # many-sources view (per destination, derived from the pairs) share it
         keys = pair_key(p)
         pairs = group(keys, inverse=True)
+        values["udp_resized"] = resized(p.length, udp[rows] & p.has_ports, pairs[3])
         # first packet of each (pair, protocol, port) in this batch: a flood hammers a few
         # ports, a FIN/Xmas/ACK/UDP port scan sends one or two packets to each (port_scan's)
         new_port = np.zeros(len(p), bool)
@@ -111,7 +117,7 @@ class TrafficBurst(Reconfigurable):
             self.pair_alerted[(f.dest_ip or "", f.evidence["kind"])] = f.ts
         kinds = {k: values[k] for k in KINDS}
         return out + self.victims.observe(Pairs(p, pairs, float(b.ts.max() - b.ts.min())), kinds, answers,
-                                          self._explained)
+                                          self._explained, messages(p, values["udp_resized"], refused, keys, pairs))
 
     def _explained(self, victim: str, kind: str) -> bool:
         """A one-source flood is reported per pair; the many-sources view stays quiet about it."""
@@ -125,12 +131,15 @@ class TrafficBurst(Reconfigurable):
         UDP also counts as answered where the two hosts hold a TCP connection in the window
         (each acknowledged TCP from the other): a one-way stream set up over one is the hosts'
         own business (iperf3 -u and its control connection, RTP media after RTSP), while a
-        flood has no connection behind it."""
+        flood has no connection behind it. And where the datagrams varied in size while the
+        destination refused none (no ICMP unreachable back): an application's messages to a
+        listener, not copies of one flood datagram."""
         quiet = self._replies(slots, now, "udp" if kind == "udp" else "tcp_answer") < \
             self.cfg.min_reply_ratio * np.maximum(sent, 1)
         if kind == "udp":
             connected = (self._replies(slots, now, "tcp_answer") > 0) & (self.counter.totals(slots, now, "tcp_answer") > 0)
-            quiet &= ~connected
+            messages = (self.counter.totals(slots, now, "udp_resized") > 0) & (self._replies(slots, now, "refused") == 0)
+            quiet &= ~(connected | messages)
         return quiet
 
     def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
@@ -197,6 +206,32 @@ class TrafficBurst(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.counter.stats("traffic_burst"), **self.victims.stats()}
+
+
+def messages(p: PacketBatch, resized: np.ndarray, refused: np.ndarray, keys: np.ndarray,
+             pairs: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Rows of the pairs whose datagrams varied in size in this batch and whose destination
+    refused none of their source's packets in it (no ICMP unreachable back): an application's
+    messages, which the many-sources view does not count (a dozen hosts logging to one
+    collector are not a flood; a forged source sends one datagram, which cannot vary)."""
+    order, starts, pair_of = pairs[0], pairs[1], pairs[3]
+    stream = np.zeros(len(starts), bool)
+    stream[pair_of[resized]] = True
+    if refused.any() and stream.any():
+        r = np.flatnonzero(refused)  # from the destination back to the pair's source
+        stream &= ~isin(keys[order[starts]], hash_cols(p.dst_hi[r], p.dst_lo[r], p.src_hi[r], p.src_lo[r]))
+    return stream[pair_of]
+
+
+def resized(length: np.ndarray, datagrams: np.ndarray, pair_of: np.ndarray) -> np.ndarray:
+    """Datagrams (rows where `datagrams`) whose size differs from the first datagram of their
+    pair (`pair_of`: each row's pair) in this batch. A flood repeating one datagram has none."""
+    out = np.zeros(len(length), bool)
+    rows = np.flatnonzero(datagrams)
+    if rows.size:
+        order, starts, _, of = group(pair_of[rows].astype(np.uint64), inverse=True)
+        out[rows] = length[rows] != length[rows[order[starts]]][of]
+    return out
 
 
 SPEC = DetectorSpec(

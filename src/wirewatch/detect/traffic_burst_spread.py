@@ -64,11 +64,13 @@ class VictimFlood:
         self.sources = hll.WindowedHLL(window)
 
     def observe(self, pairs: Pairs, kinds: dict[str, np.ndarray], answer: np.ndarray,
-                explained: Callable[[str, str], bool]) -> list[Finding]:
-        """`kinds` and `answer`: masks over `pairs.rows`; `explained(victim, kind)`: a per-pair
-        alert already covers this victim and kind."""
+                explained: Callable[[str, str], bool], messages: np.ndarray) -> list[Finding]:
+        """`kinds`, `answer` and `messages`: masks over `pairs.rows`; `explained(victim, kind)`: a
+        per-pair alert already covers this victim and kind; `messages`: UDP rows that are an
+        application's messages (traffic_burst.messages), not counted as flood traffic."""
         p, pair_of = pairs.rows, pairs.pair_of
-        inbound = kinds["icmp"] | kinds["udp"] | kinds["tcp"]
+        udp_in = kinds["udp"] & ~messages
+        inbound = kinds["icmp"] | udp_in | kinds["tcp"]
         n_inbound = int(np.count_nonzero(inbound))
         if n_inbound < 8:
             return []
@@ -88,7 +90,7 @@ class VictimFlood:
         rpair = pair_of[rows]
         keys = pdst[rpair]
         ts = p.ts[rows]
-        values = {k: kinds[k][rows] for k in KINDS}
+        values = {k: (udp_in if k == "udp" else kinds[k])[rows] for k in KINDS}
         touched = self.counter.add(keys, ts, values, {"host_hi": p.dst_hi[rows], "host_lo": p.dst_lo[rows]})
         self.sources.add(self.counter.table.cols, self.counter.table.find(pdst)[rpair], psrc[rpair], ts)
         self._count_replies(p, pair_of, psrc, kinds["udp"], answer)

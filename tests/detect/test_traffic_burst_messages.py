@@ -1,0 +1,62 @@
+"""traffic_burst: one-way UDP to a listener whose datagrams vary in size is an application's
+messages (syslog, metrics, telemetry to a collector, which never answers), not a flood; copies of
+one datagram are a flood, and so is any stream the destination refuses with ICMP unreachable."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_packets
+from crafted import ADDRS, T0, host, ip, types
+from scapy.layers.inet import ICMP, UDP
+from scapy.layers.inet6 import ICMPv6DestUnreach
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+COLLECTOR = 0  # host(v, 0)
+
+
+def log_line(i: int, varying: bool) -> bytes:
+    """A syslog message; `varying`: its length follows its content (5 to 40 words), else one
+    fixed-size message repeated, as a flood tool sends."""
+    words = 5 + (i * 7) % 36 if varying else 12
+    return b"<134>Dec  3 10:00:00 web01 app[812]: " + b" ".join(b"word%d" % (w % 10) for w in range(words))
+
+
+def log_stream(v: int, src: str, n: int, varying: bool, t0: float = T0, gap: float = 0.002, refuse_every: int = 0):
+    """n datagrams from src to the collector's port 514; every `refuse_every`th draws an ICMP port
+    unreachable (the port is closed) quoting it."""
+    dst = host(v, COLLECTOR)
+    out = []
+    for i in range(n):
+        t = t0 + i * gap
+        dgram = ip(v, src, dst) / UDP(sport=41000, dport=514) / Raw(log_line(i, varying))
+        out.append((t, Ether(dst="02:00:00:00:00:02") / dgram))
+        if refuse_every and i % refuse_every == 0:
+            err = ICMP(type=3, code=3) if v == 4 else ICMPv6DestUnreach(code=4)
+            out.append((t + 0.0001, Ether(dst="02:00:00:00:00:02") / ip(v, dst, src) / err / dgram))
+    return out
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_log_messages_to_a_collector_are_not_a_flood(tmp_path, v):
+    """2,000 messages in 4 s from one host: varying sizes are silent, one size repeated is a UDP flood
+    of the sender, and varying sizes the destination refuses (no listener) are one too."""
+    src = ADDRS[v][0]
+    assert "traffic_burst" not in types(run_packets(tmp_path, log_stream(v, src, 2000, varying=True))[0])
+    for packets in (log_stream(v, src, 2000, varying=False), log_stream(v, src, 2000, varying=True, refuse_every=200)):
+        fired = types(run_packets(tmp_path, packets)[0])["traffic_burst"]
+        assert [(a["src_ip"], a["dest_ip"], a["evidence"]["kind"]) for a in fired] == [(src, host(v, COLLECTOR), "UDP flood")]
+        assert fired[0]["evidence"]["packets"] >= 1000  # the threshold
+
+
+def test_many_hosts_logging_to_one_collector_are_not_a_flood(tmp_path):
+    """12 hosts each send 100 messages (each pair below the threshold, 1,200 together): the
+    many-sources view stays silent when the sizes vary, and names the collector when each host
+    sends copies of one datagram."""
+    def senders(varying: bool):
+        return sorted((p for k in range(12) for p in log_stream(4, f"10.1.7.{k + 1}", 100, varying, T0 + k * 0.0001,
+                                                                 gap=0.03)), key=lambda p: p[0])
+    assert "traffic_burst" not in types(run_packets(tmp_path, senders(True))[0])
+    fired = types(run_packets(tmp_path, senders(False))[0])["traffic_burst"]
+    assert [(a.get("src_ip"), a["dest_ip"]) for a in fired] == [(None, host(4, COLLECTOR))]
+    assert fired[0]["evidence"]["distinct_sources"] == 12
