@@ -35,3 +35,18 @@ def test_nmap_so_all_protocols_names_the_prober(tmp_path):
     fired = scans(alerts)
     assert len(fired) == 1 and fired[0]["src_ip"] == PROBER
     assert {a["src_ip"] for a in alerts} == {PROBER}
+
+
+def test_retransmitted_protocol_scan_is_one_alert(tmp_path):
+    """nmap -sO against a host that rate-limits its ICMP protocol unreachables: every unanswered
+    protocol's probe is sent again and again (up to ten times, recorded: 35 protocols 3-10 times).
+    The repeats are the scan's: one protocol-scan alert, no alert per protocol number; a source
+    below scan_threshold still gets its per-protocol alert (3 packets of each of 7 protocols)."""
+    odd = [n for n in range(3, 256) if n not in NORMAL]
+    for protocols, per_protocol in ((odd[:40], False), (odd[:7], True)):
+        rounds = protocol_scan(protocols * 4, gap=0.01)  # 4 rounds, 0.4 s apart: within one window
+        alerts, _ = run_packets(tmp_path, rounds)
+        kinds = sorted(a["evidence"].get("protocol") for a in alerts if not a["evidence"].get("protocol_scan"))
+        assert kinds == (sorted(protocols) if per_protocol else [])
+        assert len(scans(alerts)) == (0 if per_protocol else 1)
+        assert {a["src_ip"] for a in alerts} == {PROBER}

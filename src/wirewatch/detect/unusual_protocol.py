@@ -104,8 +104,24 @@ class UnusualProtocol(Reconfigurable):
         touched = self.counter.add(keys, p.ts, {"packets": np.ones(len(p), np.int64)}, {**addr_labels(p), "kind": k})
         now = float(p.ts.max())
         hot = touched[self.counter.totals(touched, now, "packets") >= self.cfg.threshold]
+        scans = self._protocol_scan(p, k, now)
+        hot = hot[~self._scanning(hot)]
         out = [self._finding(int(s), now) for s in self.counter.due(hot, now, self.window)]
-        return out + self._protocol_scan(p, k, now)
+        return out + scans
+
+    def _scanning(self, slots: np.ndarray) -> np.ndarray:
+        """Which of these (source, kind) slots are an unusual protocol of a source that is an IP
+        protocol scanner (scan_threshold distinct unusual protocols within the window): nmap -sO
+        retransmits every unanswered protocol's probe, up to ten times, and those repeats are the
+        scan's, reported by its alert, not one alert per protocol number."""
+        c, pc = self.counter, self.protocols
+        out = np.zeros(len(slots), bool)
+        if not self.cfg.scan_threshold or not slots.size:
+            return out
+        groups = pc.groups.find(hash_cols(c.label(slots, "src_hi"), c.label(slots, "src_lo")))
+        known = groups >= 0
+        out[known] = pc.distinct(groups[known]) >= self.cfg.scan_threshold
+        return out & (c.label(slots, "kind") >= PROTO_KIND)
 
     def _protocol_scan(self, p: PacketBatch, kind: np.ndarray, now: float) -> list[Finding]:
         odd = np.flatnonzero(kind >= PROTO_KIND)
