@@ -162,3 +162,20 @@ def test_a_scan_that_grew_has_one_update_with_its_late_probes(tmp_path):
     scan, update = types(alerts + engine.alerts.finish())["port_scan"]
     assert "[update: distinct_ports 60 -> 261 since " in update["message"]  # all 261 within the slow window
     assert update["evidence"]["watched_ports_touched"] == [4444] and update["update_of"]["distinct_ports"] == 60
+
+
+def test_probes_after_a_scans_update_update_what_the_update_said(tmp_path):
+    """A scan alert (20 ports: the short window's), its update once it grew (60 ports: the slow
+    window's, within the cooldown), then a watched-port probe: the probe's update carries the 60
+    ports the last update told, not the first alert's 20 (recorded: nmap -sU's last update said 20
+    ports after an update of 35), and names the scan's alert as the one it updates."""
+    pkts = (syn_scan(T0, SCANNER, TARGET, range(100, 120)) + syn_scan(T0 + 2, SCANNER, TARGET, range(200, 240))
+            + syn_scan(T0 + 4, SCANNER, TARGET, [4444]))
+    alerts, engine = run_packets(tmp_path, pkts)
+    by = types(alerts + engine.alerts.finish())
+    assert "suspicious_port" not in by
+    scan, grown, late = by["port_scan"]
+    assert scan["evidence"]["distinct_ports"] == 20 and grown["evidence"]["distinct_ports"] == 60
+    assert late["update_of"] == grown["update_of"] and grown["update_of"]["timestamp"] == scan["timestamp"]
+    assert late["evidence"]["distinct_ports"] == 60 and late["evidence"]["watched_ports_touched"] == [4444]
+    assert late["message"] == f"{scan['message']} [update: watched ports 4444 probed since {grown['timestamp']}]"

@@ -78,9 +78,12 @@ class Correlator:
             return
         if update:
             s0 = self.scanners.get(f.src_ip)
-            if s0 is not None and s0.ports:
-                _add(record["evidence"], s0.ports, s0.probes)
-                s0.ports, s0.probes = set(), 0
+            if s0 is not None:
+                if s0.ports:
+                    _add(record["evidence"], s0.ports, s0.probes)
+                    s0.ports, s0.probes = set(), 0
+                # what the scan's alert says now: later probes update this, not the first alert's figures
+                s0.sent, s0.record = record, None
             return
         s = self.scanners.pop(f.src_ip, None) or _Scanner(f.ts, None)
         s.ts, s.record, s.sent = f.ts, record, None
@@ -114,12 +117,13 @@ def _add(evidence: dict[str, Any], ports: set[int], probes: int) -> None:
 
 
 def _update(s: _Scanner) -> dict[str, Any]:
-    """The scan alert `s.sent` again, with the probes that came after it."""
+    """The scan alert `s.sent` (or its last update) again, with the probes that came after it."""
     sent = s.sent
     assert sent is not None
     record = copy.deepcopy(sent)
     record.pop("escalated_from", None)
-    record["update_of"] = {"flow_id": sent["flow_id"], "timestamp": sent["timestamp"], "message": sent["message"]}
+    record["update_of"] = sent.get("update_of") or {"flow_id": sent["flow_id"], "timestamp": sent["timestamp"],
+                                                     "message": sent["message"]}
     record["timestamp"] = format_ts(s.late)
     ports = ", ".join(str(p) for p in sorted(s.ports))
     base = re.sub(r" \[(escalated|update): .*\]$", "", sent["message"])
