@@ -93,3 +93,28 @@ def test_traffic_burst_bounded(tmp_path):
     assert [a["src_ip"] for a in alerts if a["type"] == "traffic_burst"] == ["10.1.0.66"]
     st = engine.summary()["detector_state"]
     assert st["traffic_burst_keys"] <= cap and st["traffic_burst_evicted"] > 0
+
+
+def _ack_flood(a, b, n, t0):
+    """n ACKs without a connection from a to b, one every 1 ms from t0 (a new source port each)."""
+    return [(t0 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=a, dst=b) / TCP(sport=3000 + i, dport=80, flags="A"))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("noise", ["icmp", "udp"])
+def test_a_tcp_flood_keeps_its_count_while_many_sources_fill_the_pairs_table(tmp_path, noise):
+    """An ACK flood of 600 packets, then 200 sources of a few packets each fill the pairs table
+    (max_pairs 64) with pairs far below the threshold, then 500 more ACKs: the flood's pair is
+    kept and the alert counts all 1,100 within the window. Eviction ranks a pair by how far it is
+    towards a threshold (its largest kind over the packet threshold, bytes over bytes_threshold);
+    before, by its ICMP requests alone, so a TCP or UDP flood ranked 0, below every ICMP
+    request, and was the first to go (its count restarted at 500: no alert)."""
+    a, b = "10.1.0.66", "10.1.0.1"
+    layer = {"icmp": lambda i: ICMP(type=8, seq=i), "udp": lambda i: UDP(sport=1024 + i, dport=53)}[noise]
+    filler = [(T0 + 1 + (k * 200 + i) * 0.002, Ether(dst="02:00:00:00:00:02") / IP(src=many(4, i), dst="10.1.0.2") / layer(k))
+              for k in range(2) for i in range(200)]
+    pkts = _ack_flood(a, b, 600, T0) + sorted(filler, key=lambda p: p[0]) + _ack_flood(a, b, 500, T0 + 2)
+    alerts, engine = run_packets(tmp_path, pkts, {"detect.traffic_burst.max_pairs": 64})
+    fired = [x for x in types(alerts).get("traffic_burst", []) if x.get("src_ip") == a]
+    assert [(x["dest_ip"], x["proto"], x["evidence"]["packets"]) for x in fired] == [(b, "TCP", 1100)]
+    assert engine.summary()["detector_state"]["traffic_burst_evicted"] > 0  # the table was full

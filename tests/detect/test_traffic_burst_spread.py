@@ -52,3 +52,20 @@ def test_near_miss_of_a_many_sources_flood_names_the_victim(tmp_path, kind):
     if kind != "icmp":
         _, engine = run_packets(tmp_path, spread(kind, 700, reply=True), name="served.pcap")
         assert not [n for n in engine.near_misses() if n["detector"] == "traffic_burst"]
+
+
+def test_a_tcp_flood_keeps_its_count_while_busier_icmp_victims_fill_the_table(tmp_path):
+    """A flood of ACKs from 600 sources, then 40 other hosts each get 60 ICMP requests in one second
+    (each busy enough to be tracked; max_targets 16 holds fewer), then 500 more ACKs from new
+    sources: the victim's entry, the nearest to the threshold, is kept and the alert counts all
+    1,100. Before, a destination was ranked by its ICMP requests alone: the TCP victim ranked 0
+    and was evicted first, and its count restarted at 500 (no alert)."""
+    e = Ether(dst="02:00:00:00:00:02")
+    acks = [(T0 + i * 0.001 + (1.4 if i >= 600 else 0), e / IP(src=many(4, i), dst="10.1.0.1") /
+             TCP(sport=1024 + i, dport=80, flags="A")) for i in range(1100)]
+    pings = [(T0 + 1 + (k * 40 + h) * 0.0004, e / IP(src=many(4, 2000 + k), dst=f"10.1.1.{h + 1}") / ICMP(type=8, seq=k))
+             for k in range(60) for h in range(40)]
+    alerts, engine = run_packets(tmp_path, sorted(acks + pings, key=lambda p: p[0]), {"detect.traffic_burst.max_targets": 16})
+    fired = [a for a in types(alerts).get("traffic_burst", []) if a["dest_ip"] == "10.1.0.1"]
+    assert [(a["proto"], a["evidence"]["packets"]) for a in fired] == [("TCP", 1100)]
+    assert engine.summary()["detector_state"]["traffic_burst_victims_evicted"] > 0  # the table was full

@@ -60,7 +60,8 @@ class SynFlood(Reconfigurable):
         self.rate = WindowCounter(self.window, cfg.max_targets, ("syn", "completed"), labels,
                                   buckets=BUCKETS,
                                   extra={**hll.COLUMNS, **SynTimes.columns(BUCKETS),
-                                         "reported_sources": (np.int64, 1)}, gate=gate)
+                                         "reported_sources": (np.int64, 1)}, gate=gate,
+                                  rank=lambda t: t["syn"])  # a victim's SYNs, completed or not: both make its ratio
         self.syn_times = SynTimes(self.rate)  # first and last SYN counted (not completions)
         self._victims: tuple[np.ndarray, np.ndarray] | None = None  # sources sorted by victim (_by_source)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim

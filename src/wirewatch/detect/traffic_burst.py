@@ -22,6 +22,7 @@ looks at what comes back on the same pair of hosts within the window:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,8 @@ class TrafficBurst(Reconfigurable):
     def __init__(self, cfg: TrafficBurstConfig, window: float, gate: Gate = COOLDOWN):
         self.cfg = cfg
         self.window = cfg.window or window
-        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS, buckets=BUCKETS, gate=gate)
+        self.counter = WindowCounter(self.window, cfg.max_pairs, METRICS, ADDR_LABELS, buckets=BUCKETS, gate=gate,
+                                     rank=self._rank)
         self.pair_alerted: dict[tuple[str, str], float] = {}  # (victim, kind) -> last per-pair alert
         self.victims = VictimFlood(self.window, cfg.threshold, cfg.min_reply_ratio, cfg.min_sources, cfg.max_targets, NAMES,
                                   gate)
@@ -118,6 +120,14 @@ class TrafficBurst(Reconfigurable):
         kinds = {k: values[k] for k in KINDS}
         return out + self.victims.observe(Pairs(p, pairs, float(b.ts.max() - b.ts.min())), kinds, answers,
                                           self._explained, messages(p, values["udp_resized"], refused, keys, pairs))
+
+    def _rank(self, totals: Mapping[str, np.ndarray]) -> np.ndarray:
+        """A pair's worth when the table is full: how far it is towards an alert, its largest
+        kind over the threshold (or its bytes over bytes_threshold), whatever the kind."""
+        worth = np.max([totals[k] for k in KINDS], axis=0) / self.cfg.threshold
+        if self.cfg.bytes_threshold > 0:
+            worth = np.maximum(worth, totals["bytes"] / self.cfg.bytes_threshold)
+        return worth
 
     def _explained(self, victim: str, kind: str) -> bool:
         """A one-source flood is reported per pair; the many-sources view stays quiet about it."""

@@ -60,7 +60,9 @@ class VictimFlood:
         self.window, self.threshold = window, threshold
         self.min_reply_ratio, self.min_sources = min_reply_ratio, min_sources
         self.names = names
-        self.counter = WindowCounter(window, cap, METRICS, LABELS, buckets=5, extra=hll.COLUMNS, gate=gate)
+        # a destination is worth its largest kind of inbound traffic (against one threshold), not its ICMP alone
+        self.counter = WindowCounter(window, cap, METRICS, LABELS, buckets=5, extra=hll.COLUMNS, gate=gate,
+                                     rank=lambda totals: np.max([totals[k] for k in KINDS], axis=0))
         self.sources = hll.WindowedHLL(window)
 
     def observe(self, pairs: Pairs, kinds: dict[str, np.ndarray], answer: np.ndarray,

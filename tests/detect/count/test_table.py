@@ -60,6 +60,25 @@ def test_priority_keeps_the_valuable_entries_through_a_flood():
     assert t.find(scanner)[0] >= 0 and t.size <= cap and t.evicted > 0
 
 
+def test_eviction_ranks_by_a_fractional_priority_before_recency():
+    """A priority in a threshold's units (a fraction of it): 8 entries at 0.1 of it, then 56 newer
+    ones at 0.001 fill the table (capacity 64) and 10 more make it evict. Every entry at 0.1 stays
+    though it is the least recently seen, and the 0.001 ones go oldest first. Before, recency
+    scaled into [0, 1) was added to the priority: the newest 0.001 entries (0.001 + 0.99) outranked
+    the 0.1 ones seen first (0.1 + 0), which were evicted."""
+    cap = 64
+    t = KeyTable(cap, {"worth": (np.float64, 1)}, priority=lambda rows: t.cols["worth"][rows])
+    heavy = np.arange(2, 10, dtype=np.uint64)
+    s, _, _ = t.upsert(heavy, np.zeros(8))
+    t.cols["worth"][s] = 0.1
+    light = np.arange(100, 156, dtype=np.uint64)
+    s, _, _ = t.upsert(light, np.arange(1.0, 57.0))
+    t.cols["worth"][s] = 0.001
+    t.upsert(np.arange(1000, 1010, dtype=np.uint64), np.full(10, 60.0))
+    assert (t.find(heavy) >= 0).all() and t.evicted == 10 + cap // 4
+    assert ((t.find(light) >= 0) == (np.arange(56) >= 26)).all()  # the 26 oldest went
+
+
 def test_one_batch_larger_than_the_cap_keeps_the_heaviest_then_the_newest():
     t = KeyTable(4)
     keys = np.arange(2, 10, dtype=np.uint64)

@@ -50,6 +50,17 @@ def lazy_zeros(shape: int | tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, nbytes), dt).reshape(shape)
 
 
+def _lowest(score: np.ndarray, seen: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` (below len(score)) lowest scores; among those tied at the cut,
+    the least recently seen. Two O(n) partitions, whatever the score's units (a fraction of a
+    threshold as well as a count: recency added to the score would outweigh a fraction)."""
+    cut = np.partition(score, count - 1)[count - 1]
+    below = np.flatnonzero(score < cut)
+    tied = np.flatnonzero(score == cut)
+    need = count - len(below)  # >= 1: the cut is the count-th lowest
+    return np.concatenate([below, tied[np.argpartition(seen[tied], need - 1)[:need]]])
+
+
 def _next_pow2(n: int) -> int:
     return 1 << max(4, int(n - 1).bit_length())
 
@@ -221,13 +232,12 @@ class KeyTable:
         if count <= 0 or not occ.size:
             return {}
         count = min(count, occ.size)
-        seen = self.last_seen[occ]
-        if self.priority is None:
-            score = seen
-        else:  # priority first; recency (scaled into [0, 1)) breaks ties: one O(n) partition
-            span = float(seen.max() - seen.min()) + 1.0
-            score = self.priority(occ).astype(np.float64) + (seen - seen.min()) / span
-        victims = occ[np.argpartition(score, count - 1)[:count]] if count < occ.size else occ
+        if count == occ.size:
+            victims = occ
+        elif self.priority is None:
+            victims = occ[np.argpartition(self.last_seen[occ], count - 1)[:count]]
+        else:
+            victims = occ[_lowest(np.asarray(self.priority(occ), np.float64), self.last_seen[occ], count)]
         self.evicted += count
         return self.remove(victims)
 

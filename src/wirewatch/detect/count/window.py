@@ -13,7 +13,7 @@ KeyTables, and count what they evict. Time is always the packets' own timestamps
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -28,6 +28,7 @@ EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
 ITEM = "_item"  # the doorkeeper's name for a DistinctCounter row's item
 Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, DTypeLike]  # column name -> dtype (np.uint64 or np.dtype(...))
+Rank = Callable[[Mapping[str, np.ndarray]], "np.ndarray | float"]  # WindowCounter: metric totals -> worth per key
 
 
 def fill_new(table: KeyTable, slots: np.ndarray, new: np.ndarray, idx: np.ndarray,
@@ -317,8 +318,14 @@ class WindowCounter(Keys):
 
     def __init__(self, window: float, cap: int, metrics: tuple[str, ...],
                  labels: LabelSchema | None = None, buckets: int = 10,
-                 extra: Schema | None = None, doorkeeper_bits: int = 0, gate: Gate = COOLDOWN):
-        """With `doorkeeper_bits`, a key gets an entry only when seen twice (doorkeeper.py)."""
+                 extra: Schema | None = None, doorkeeper_bits: int = 0, gate: Gate = COOLDOWN,
+                 rank: Rank | None = None):
+        """With `doorkeeper_bits`, a key gets an entry only when seen twice (doorkeeper.py).
+        `rank`: what a key is worth when the table is full, from its metrics' totals within the
+        window (per metric, an array over keys), in the units the detector compares with its
+        thresholds (e.g. the largest kind over its threshold): the least worth are evicted
+        first, then the least recently seen. It is read at eviction, so a reload's thresholds
+        count. Default: the metrics' sum (counters whose metrics share one unit)."""
         self.window = float(window)
         self.gate = gate
         self.nb = int(buckets)
@@ -332,9 +339,9 @@ class WindowCounter(Keys):
         cols.update({k: (v, 1) for k, v in (labels or {}).items()})
         cols.update(extra or {})  # e.g. HyperLogLog registers that must move with the entries
         self.next_expire = -np.inf
+        self.rank = rank or (lambda totals: sum(totals.values()))
         # reports=(): nothing reads an evicted key's columns (its counts alone are metrics x buckets values)
-        self.table = KeyTable(cap, cols, priority=lambda slots: self.table.cols["counts"][slots, 0].sum(axis=1),
-                              reports=())
+        self.table = KeyTable(cap, cols, priority=self._priority, reports=())
         self.door = Doorkeeper(self.window, doorkeeper_bits, dict.fromkeys(metrics, np.int64)) if doorkeeper_bits else None
 
     def add(self, keys: np.ndarray, ts: np.ndarray, values: Mapping[str, np.ndarray],
@@ -353,17 +360,30 @@ class WindowCounter(Keys):
         t = self.table
         order, starts, ends, inverse = grouped if grouped is not None else group(keys, inverse=True)
         kfirst, kidx = order[starts], order[ends - 1]
-        def worth() -> np.ndarray:  # in the priority's units (the first metric); only when new keys fill the table
-            first = np.broadcast_to(np.asarray(values.get(self.metrics[0], 0), np.int64), keys.shape)
-            return np.add.reduceat(first[order], starts)
-
-        slots, new, _ = t.upsert(keys[kfirst], ts[kidx], worth)
-        fill_new(t, slots, new, kfirst, labels, ts)
         matrix = np.empty((len(keys), len(self.metrics)), np.int64)  # each column written once
         for i, name in enumerate(self.metrics):
             matrix[:, i] = values.get(name, 0)
+
+        def worth() -> np.ndarray:  # in the priority's units: this batch's totals; only when new keys fill the table
+            return self._worth(np.add.reduceat(matrix[order], starts, axis=0))
+
+        slots, new, _ = t.upsert(keys[kfirst], ts[kidx], worth)
+        fill_new(t, slots, new, kfirst, labels, ts)
         window_add(t.cols["epoch"], t.cols["counts"], slots[inverse], np.floor(ts / self.width).astype(np.int64), matrix)
         return slots[slots >= 0]
+
+    def _worth(self, sums: np.ndarray) -> np.ndarray:
+        """`rank` of (keys, metrics) totals, as float64 per key."""
+        worth = self.rank({m: sums[:, i] for i, m in enumerate(self.metrics)})
+        return np.broadcast_to(np.asarray(worth, np.float64), (len(sums),))
+
+    def _priority(self, slots: np.ndarray) -> np.ndarray:
+        """The table's priority: `rank` of each key's totals within the window that ends at the
+        newest bucket any key holds (a ring cell older than that window no longer counts)."""
+        if not len(slots):
+            return np.zeros(0)
+        epoch = self.table.cols["epoch"]
+        return self._worth(window_totals(epoch, self.table.cols["counts"], slots, int(epoch[slots].max())))
 
     def _live(self, slots: np.ndarray, now: float) -> np.ndarray:
         current = np.int64(np.floor(now / self.width))
