@@ -105,4 +105,3 @@ def test_a_host_entry_evicted_within_the_window_says_since_when_it_counts(tmp_pa
     assert ev["top_sources"] == [{"src_ip": a, "syns": 550}]
     assert ev["host_syns"] == 450 and ev["other_sources_syns"] is None
     assert ev["host_syns_since"] == ev["first_seen"]
-
