@@ -1,6 +1,7 @@
 """traffic_burst: one-way UDP to a listener whose datagrams vary in size is an application's
 messages (syslog, metrics, telemetry to a collector, which never answers), not a flood; copies of
-one datagram are a flood, and so is any stream the destination refuses with ICMP unreachable."""
+one datagram are a flood, and so is any stream the destination refuses with ICMP unreachable.
+A stream to a multicast group or the broadcast address floods no host."""
 
 from __future__ import annotations
 
@@ -60,3 +61,18 @@ def test_many_hosts_logging_to_one_collector_are_not_a_flood(tmp_path):
     fired = types(run_packets(tmp_path, senders(False))[0])["traffic_burst"]
     assert [(a.get("src_ip"), a["dest_ip"]) for a in fired] == [(None, host(4, COLLECTOR))]
     assert fired[0]["evidence"]["distinct_sources"] == 12
+
+
+@pytest.mark.parametrize("v,group", [(4, "239.1.1.1"), (4, "255.255.255.255"), (6, "ff15::1234")])
+def test_a_stream_to_a_group_is_not_a_flood(tmp_path, v, group):
+    """2,000 datagrams of 1,316 bytes (MPEG-TS over UDP) at 400/s to a group: silent, from one
+    sender and from 12 (recorded: a video stream to 239.1.1.1:5004 was a UDP flood of the
+    sender); the same stream to one host is a flood."""
+    def stream(src: str, dst: str, n: int, t0: float = T0):
+        return [(t0 + i * 0.0025, Ether(dst="01:00:5e:01:01:01") / ip(v, src, dst) / UDP(sport=40000, dport=5004)
+                 / Raw(b"\x47" + bytes(1315))) for i in range(n)]
+    assert "traffic_burst" not in types(run_packets(tmp_path, stream(ADDRS[v][0], group, 2000))[0])
+    many = sorted((p for k in range(12) for p in stream(host(v, 20 + k), group, 100, T0 + k * 0.0001)), key=lambda p: p[0])
+    assert "traffic_burst" not in types(run_packets(tmp_path, many)[0])
+    fired = types(run_packets(tmp_path, stream(ADDRS[v][0], host(v, COLLECTOR), 2000))[0])["traffic_burst"]
+    assert [(a["src_ip"], a["dest_ip"]) for a in fired] == [(ADDRS[v][0], host(v, COLLECTOR))]

@@ -12,7 +12,9 @@ looks at what comes back on the same pair of hosts within the window:
   refused none of them: a flood tool sends copies of one datagram (hping3, nping, a
   bot's flood loop), while an application's messages differ in length as their
   content does (syslog, metrics and telemetry to a collector, which never answers);
-  an ICMP error back (no listener) makes it a flood whatever the sizes;
+  an ICMP error back (no listener) makes it a flood whatever the sizes; UDP to a multicast
+  group or the broadcast address never counts: it goes to whoever joined (IPTV, market data,
+  service discovery), one-way by design, and floods no host;
 * TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
   non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
   is answered by RSTs or not at all. SYN floods are syn_flood's.
@@ -31,7 +33,7 @@ import numpy as np
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
-from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, pair_key
+from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, pair_key, to_group
 from .count.kernels import group, hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
@@ -79,7 +81,7 @@ class TrafficBurst(Reconfigurable):
         ip = b.ipver != 0
         tcp = ip & (b.proto == PROTO_TCP) & b.flags_ok
         icmp = icmp_request(b)
-        udp = ip & (b.proto == PROTO_UDP)
+        udp = ip & (b.proto == PROTO_UDP) & ~to_group(b)  # a group's streams are one-way by design
         # RST+ACK is how a host refuses a SYN or a stray segment: a reply, never the flood
         tcp_flow = tcp & ((b.tcp_flags & TCP_SYN) == 0) & ((b.tcp_flags & (TCP_RST | TCP_ACK)) != (TCP_RST | TCP_ACK))
         answer = tcp & ((b.tcp_flags & (TCP_RST | TCP_ACK)) == TCP_ACK)  # acknowledging, not resetting

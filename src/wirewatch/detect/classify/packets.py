@@ -221,6 +221,19 @@ def service(b: PacketBatch) -> np.ndarray:
     return b.proto.astype(np.int64) * 65536 + port
 
 
+V4_GROUPS = np.uint64((0xFFFF << 4) | 0xE)  # ::ffff:224.0.0.0/4 in the low 64 bits, shifted right by 28
+V4_BROADCAST = np.uint64((0xFFFF << 32) | 0xFFFFFFFF)  # ::ffff:255.255.255.255
+V6_GROUPS = np.uint64(0xFF)  # ff00::/8 in the high 64 bits, shifted right by 56
+
+
+def to_group(b: PacketBatch) -> np.ndarray:
+    """Packets to a multicast group (224.0.0.0/4, ff00::/8) or the limited broadcast address:
+    addressed to whoever listens, not to one host."""
+    v4 = (b.ipver == 4) & (((b.dst_lo >> np.uint64(28)) == V4_GROUPS) | (b.dst_lo == V4_BROADCAST))
+    v6 = (b.ipver == 6) & ((b.dst_hi >> np.uint64(56)) == V6_GROUPS)
+    return v4 | v6
+
+
 def pair_key(b: PacketBatch, reverse: bool = False) -> np.ndarray:
     """Directional (src, dst) key; reverse=True keys a reply onto its initiator's pair."""
     if reverse:
