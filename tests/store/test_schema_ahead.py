@@ -391,3 +391,48 @@ def test_a_running_dashboards_triage_write_into_a_store_that_moved_ahead_is_refu
         assert int(store._value("SELECT count(*) AS n FROM alerts WHERE acknowledged <> 0")) == 0
     finally:
         store.close()
+
+
+def stamp(url: str, version: int) -> None:
+    """Set the store's schema_version (its tables stay as they are)."""
+    if is_postgres(url):
+        with connect(url) as conn:
+            conn.execute("UPDATE schema_version SET version = %s", (version,))
+        return
+    conn = sqlite3.connect(url, isolation_level=None)
+    conn.execute("UPDATE schema_version SET version = ?", (version,))
+    conn.close()
+
+
+def version_of(url: str) -> int:
+    store = open_store(url)
+    try:
+        return int(store._value("SELECT version AS n FROM schema_version"))
+    finally:
+        store.close()
+
+
+def test_an_older_extract_refuses_a_newer_store_in_one_line_and_writes_nothing(tmp_path, store_url):
+    """`wirewatch extract ALERT_ID --db` on a store a newer wirewatch migrated: one line naming the
+    store and both versions, exit 2, no pcap written (before, it read the alert as if it knew the
+    schema and wrote its packets, exit 0). The check is a reader's: a store stamped one version
+    older is read as it is, not migrated (as extract always did: it opens the store read-only)."""
+    env = {"WIREWATCH_STORE__STATE_DIR": str(tmp_path)}
+    pcap = write_pcap(str(tmp_path / "scan.pcap"), scans(0, 1))
+    r = cli("read", pcap, "--db", store_url, "--logfile", "", "--quiet", env=env)  # the sensor stores its alert
+    assert r.returncode == 0, r.stderr
+    known = len(postgres_schema.MIGRATIONS if is_postgres(store_url) else schema.MIGRATIONS)
+    where = postgres_schema.shown(store_url) if is_postgres(store_url) else store_url
+    stamp(store_url, known - 1)
+    older = tmp_path / "older.pcap"
+    r = cli("extract", "1", "--db", store_url, "-o", str(older), env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert older.stat().st_size > 24 and version_of(store_url) == known - 1  # read, not migrated
+    stamp(store_url, known)
+    version = migrate_ahead(store_url)
+    out = tmp_path / "out.pcap"
+    r = cli("extract", "1", "--db", store_url, "-o", str(out), env=env)
+    assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+    assert r.stderr == (f"wirewatch: {where}: the store's schema is version {version}, newer than this wirewatch knows "
+                        f"({known}): a newer wirewatch migrated it; extract does not read it (upgrade it)\n")
+    assert not out.exists() and version_of(store_url) == version

@@ -11,7 +11,8 @@ import sys
 from ..alert_pcap import PacketsError, alert_pcap
 from ..cli import quiet_stdout
 from ..config import DEFAULT_DB, Config
-from ..store.queries import open_store
+from ..store.queries import open_store, refuse_newer
+from ..store.spool import StoreRefused
 
 EXIT_USAGE = 2
 INT64_MAX = 2**63 - 1
@@ -28,11 +29,14 @@ def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
     if "://" not in db and not os.path.exists(db):
         return _fail(f"{db}: no such alert store")
     try:
+        refuse_newer(db, "extract does not read it")  # read-only: an older store is read as it is
         store = open_store(db)
         try:
             alert = store.alert(alert_id)
         finally:
             store.close()
+    except StoreRefused as exc:
+        return _fail(str(exc))
     except (sqlite3.DatabaseError, OSError) as exc:
         return _fail(f"{db}: not a readable alert store ({exc})")
     if alert is None:

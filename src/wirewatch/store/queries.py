@@ -10,6 +10,7 @@ a million alerts.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from typing import Any
 from .schema import addr_key, cidr_range
 from .search import TSQUERY_PHRASE, fts5_phrase
 from .search import status as search_status
+from .spool import StoreAhead
 from .tune_runs import LIST as TUNE_LIST
 from .tune_runs import ONE as TUNE_ONE
-from .tune_runs import run_summary
+from .tune_runs import OPEN_TIMEOUT_S, run_summary
 
 MAX_AS_NAMES = 200  # AS names an AS filter by part of a name may match
 FLEET_TOP = 10  # top sources of the overview
@@ -732,6 +734,42 @@ def _has_range(f: AlertFilter) -> bool:
 def open_store(url: str) -> Queries:
     from .postgres_schema import is_postgres
     return PostgresStore(url) if is_postgres(url) else Store(url)
+
+
+def refuse_newer(url: str, what: str) -> None:
+    """A reader's check of the store's schema (extract before it reads; tune before a pass whose
+    run it saves): spool.StoreRefused, one line naming the store (the file, or the URL without its
+    password), both versions and `what` this wirewatch does not do with it, when a newer
+    wirewatch migrated it. Read-only: the store is neither created nor migrated (an older one is
+    read as it is); a missing one, or one without a schema yet, passes (its reader says so)."""
+    from .postgres_schema import is_postgres
+    if is_postgres(url):
+        import psycopg
+
+        from .postgres_schema import MIGRATIONS, connect, shown
+        where = shown(url)
+        conn = connect(url, read_only=True, autocommit=True)  # OSError naming the database if it is unreachable
+        try:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+        except psycopg.Error:  # no schema yet
+            return
+        finally:
+            conn.close()
+    else:
+        from .schema import MIGRATIONS
+        where = url
+        if not os.path.exists(url):
+            return
+        try:
+            conn = sqlite3.connect(f"file:{url}?mode=ro", uri=True, timeout=OPEN_TIMEOUT_S)
+            try:
+                row = conn.execute("SELECT version FROM schema_version").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:  # not a store yet, or busy: the reader says which
+            return
+    if row is not None and row[0] > len(MIGRATIONS):
+        raise StoreAhead(row[0], len(MIGRATIONS)).refusal(where, what)
 
 
 def _latest(stats: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -52,35 +52,8 @@ def check_store(url: str) -> None:
     """Before a tune pass with a store: spool.StoreRefused (one line naming the store and both
     versions) when a newer wirewatch migrated it, rather than after minutes of analysis. The
     store is not created or migrated here (save_run does that)."""
-    from .postgres_schema import is_postgres
-    if is_postgres(url):
-        from .postgres_schema import MIGRATIONS, connect, shown
-        where = shown(url)
-        conn = connect(url, read_only=True, autocommit=True)  # OSError naming the database if it is unreachable
-        try:
-            import psycopg
-            try:
-                row = conn.execute("SELECT version FROM schema_version").fetchone()
-            except psycopg.Error:  # no schema yet: save_run makes it
-                return
-        finally:
-            conn.close()
-    else:
-        from .schema import MIGRATIONS
-        where = url
-        if not os.path.exists(url):
-            return
-        try:
-            conn = sqlite3.connect(f"file:{url}?mode=ro", uri=True, timeout=OPEN_TIMEOUT_S)
-            try:
-                row = conn.execute("SELECT version FROM schema_version").fetchone()
-            finally:
-                conn.close()
-        except sqlite3.Error:  # not a store yet, or busy: save_run says which
-            return
-    from .spool import StoreAhead
-    if row is not None and row[0] > len(MIGRATIONS):
-        raise StoreAhead(row[0], len(MIGRATIONS)).refusal(where, REFUSED)
+    from .queries import refuse_newer
+    refuse_newer(url, REFUSED)
 
 
 def _save_sqlite(path: str, row: tuple[Any, ...]) -> int:
