@@ -135,7 +135,7 @@ def test_a_postgresql_store_of_schema_7_gets_its_flow_ids_and_the_index(tmp_path
                         [r[:-1] for r in rows])
     conn.execute("INSERT INTO alerts (ts, type, severity, message, record) VALUES (0, 'x', 2, 'm', %s), (0, 'x', 2, 'm', %s)",
                  ('{"flow_id": "7"}', '{"flow_id": 8}'))  # a text flow_id stays in the record only, as the writer does
-    assert postgres_schema.migrate(conn) == len(postgres_schema.MIGRATIONS) == 8
+    assert postgres_schema.migrate(conn) == len(postgres_schema.MIGRATIONS) >= 8
     got = conn.execute("SELECT flow_id, record FROM alerts ORDER BY id").fetchall()
     assert [f for f, _ in got[:-2]] == [a["flow_id"] for a in records] and [f for f, _ in got[-2:]] == [None, 8]
     assert conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'alerts_flow'").fetchone()[0].endswith(
