@@ -105,7 +105,7 @@ def plan(conn: sqlite3.Connection, store: Store, f: AlertFilter) -> str:
         store.alerts(f)
     finally:
         conn.set_trace_callback(None)
-    read = [s for s in seen if s.startswith("SELECT a.id")][-1]
+    read = [s for s in seen if "SELECT a.id" in s][-1]
     return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + read))
 
 
@@ -159,7 +159,7 @@ def test_postgresql_reads_an_address_range_by_its_index_and_sorts_it(pg_url, tmp
         real = store._rows
         store._rows = lambda sql, args=(): seen.append((sql, args)) or real(sql, args)  # type: ignore[method-assign]
         got = [a["id"] for a in store.alerts(AlertFilter(type="port_scan", src="10.0.1.0/24", limit=5))]
-        sql, args = [(q, a) for q, a in seen if q.startswith("SELECT a.id")][-1]  # (the first: the window)
+        sql, args = [(q, a) for q, a in seen if "SELECT a.id" in q][-1]  # (the first: the window)
         plan = "\n".join(r["QUERY PLAN"] for r in real("EXPLAIN " + sql, args))
     finally:
         store.close()
@@ -251,13 +251,13 @@ def test_sqlite_reads_a_dense_range_in_id_order_and_a_sparse_one_by_its_index(tm
         seen: list[str] = []
         store.conn.set_trace_callback(seen.append)
         store.alerts(AlertFilter(src="10.0.0.0/8", limit=20))
-        reads = [s for s in seen if s.startswith("SELECT a.id")]
+        reads = [s for s in seen if "SELECT a.id" in s]
         assert len(reads) == 1  # the window held the page
         plan = " | ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + reads[0]))
         assert "TEMP B-TREE" not in plan and "alerts_src" not in plan, plan
         seen.clear()
         store.alerts(AlertFilter(src="10.9.0.0/16", limit=20))
-        reads = [s for s in seen if s.startswith("SELECT a.id")]
+        reads = [s for s in seen if "SELECT a.id" in s]
         assert len(reads) == 2
         plan = " | ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + reads[1]))
         assert "alerts_src" in plan, plan
@@ -286,7 +286,7 @@ def listed_with_plans(url: str, f: AlertFilter) -> tuple[list[int], list[str]]:
         store._rows = lambda sql, args=(): seen.append((sql, args)) or real(sql, args)  # type: ignore[method-assign]
         got = [a["id"] for a in store.alerts(f)]
         plans = ["\n".join(r["QUERY PLAN"] for r in real("EXPLAIN ANALYZE " + sql, args))
-                 for sql, args in seen if sql.startswith("SELECT a.id")]
+                 for sql, args in seen if "SELECT a.id" in sql]
     finally:
         store.close()
     return got, plans
@@ -556,7 +556,7 @@ def test_postgresql_counts_a_condition_by_its_index_and_bounds_a_type_and_sensor
         store._value = lambda sql, args=(): seen.append((sql, args)) or real_value(sql, args)  # type: ignore[method-assign]
         rows, bound = store.alerts_page(AlertFilter(type="port_scan", sensor="s1"))
         plans = {sql: "\n".join(r["QUERY PLAN"] for r in real("EXPLAIN ANALYZE " + sql, args))
-                 for sql, args in seen if "count(*)" in sql or sql.startswith("SELECT a.id")}
+                 for sql, args in seen if "count(*)" in sql or "SELECT a.id" in sql}
     finally:
         store.close()
     assert rows == [] and bound and bound["searched_from"] == 50001 - queries.WINDOW["postgresql"]
@@ -595,3 +595,4 @@ def test_postgresql_text_search_reads_a_short_pending_list_while_a_sensor_writes
         store.close()
     assert plan["Plan"]["Actual Rows"] == 4
     assert index_blocks(plan["Plan"], "alerts_search") <= 16 + 4, plan  # the pending list, the metapage, the entry tree
+

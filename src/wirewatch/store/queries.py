@@ -9,14 +9,13 @@ a million alerts.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import addr_key, cidr_range
+from .schema import addr_key, cidr_range, record_of
 from .search import TSQUERY_PHRASE, fts5_phrase
 from .search import status as search_status
 from .spool import StoreAhead
@@ -69,6 +68,8 @@ WINDOW = {"sqlite": 10000, "postgresql": 2000}
 # most alerts one condition's index may hold below the page for it to drive an exact read (its
 # alerts read, every other condition checked on each, sorted): about 1 ms in either store
 SORT_CAP = {"sqlite": 5000, "postgresql": 5000}
+# the alert list's columns (and the record, for list_fields)
+PAGE_COLUMNS = "id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, sensor, record"
 TEXT_CHECK_CAP = 200  # alerts of a condition so few that the others (the text) need not be counted
 
 
@@ -178,7 +179,7 @@ class Queries:
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
         return self.alerts_page(f)[0]
 
-    def alerts_page(self, f: AlertFilter) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def alerts_page(self, f: AlertFilter, latest: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page, newest first, and None, or what a bounded read searched (_newest_unordered:
         the page then holds every match with an id from `searched_from` up, none older; the
         next page starts there). Each way of reading it walks one index in id order and
@@ -202,6 +203,7 @@ class Queries:
                                             [f.port, f.port])] if by_ack else \
             [("a.dest_port = ?", [f.port]), ("a.src_port = ?", [f.port])]
         sides = sides or [("1=1", [])]
+        reads: list[tuple[str, list[Any]]] = []  # the reads in id order
         for cond, more in sides:
             if owners:
                 terms = owners[0]
@@ -209,7 +211,7 @@ class Queries:
                                   f"WHERE o.term IN ({','.join('?' * len(terms))}) AND {cond} AND {where} "
                                   f"ORDER BY o.id {order} LIMIT ?", [*terms, *more, *args, f.limit])
             elif unordered:
-                got, side_bound = self._newest_unordered(f, cond, more)
+                got, side_bound = self._newest_unordered(f, cond, more, latest)
                 found.update(got)
                 if side_bound and (bound is None or side_bound["searched_from"] > bound["searched_from"]):
                     bound = side_bound
@@ -219,14 +221,24 @@ class Queries:
                 by = self._range_order if (_has_range(f) or small_time) and not by_ack else "a.id"
                 sql, read_args = (f"SELECT {cols} FROM alerts a {self._by_time if small_time else ''} WHERE {cond} "
                                   f"AND {where} ORDER BY {by} {order} LIMIT ?", [*more, *args, f.limit])
+            reads.append((sql, read_args))
+        if len(reads) == len(sides) == 1:  # one read: the page's rows in the same statement (a round trip fewer)
+            rows = self._rows(f"SELECT {PAGE_COLUMNS} FROM alerts WHERE id IN ({reads[0][0]})", reads[0][1])
+            return self._listed(rows), None
+        for sql, read_args in reads:
             found.update(r["id"] for r in self._rows(sql, read_args))
         if bound:  # (a port's other side may have found older matches: the page stops where both were searched)
             found = {i for i in found if i >= bound["searched_from"]}
         page = sorted(found, reverse=order == "DESC")[:f.limit]
-        rows = self._page(page)
-        for r in rows:  # the list shows who owns each address, and which alert an update updates
-            list_fields(r, json.loads(r.pop("record")))
-        return sorted(rows, key=lambda r: -r["id"]), bound
+        return self._listed(self._page(page)), bound
+
+    @staticmethod
+    def _listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The page's rows as the list shows them, newest first: who owns each address, and
+        which alert an update updates (list_fields)."""
+        for r in rows:
+            list_fields(r, record_of(r.pop("record")))
+        return sorted(rows, key=lambda r: -r["id"])
 
     _text_unordered = False  # whether text search (q) reads an index that is not in id order
     _dialect = "sqlite"
@@ -239,8 +251,8 @@ class Queries:
         return _has_range(f) or bool(f.q and self._text_unordered) or f.since is not None or f.until is not None \
             or _conditions(f) > 1
 
-    def _newest_unordered(self, f: AlertFilter, cond: str,
-                          more: list[Any]) -> tuple[list[int], dict[str, Any] | None]:
+    def _newest_unordered(self, f: AlertFilter, cond: str, more: list[Any],
+                          latest: int | None = None) -> tuple[list[int], dict[str, Any] | None]:
         """The newest f.limit ids matching f and cond, for a filter that no one index walk in id
         order serves, at a bounded cost; and None, or what was searched when the answer is
         partial. Walking ids newest first passes over every newer alert when the matches are
@@ -259,7 +271,7 @@ class Queries:
         3. else every condition is common below the window, and the answer is what the window
            held, and says so: every match from `searched_from` (top - WINDOW) up, older alerts
            not searched; the next page (before = searched_from) searches on from there."""
-        top = f.before if f.before is not None else self.latest_id() + 1
+        top = f.before if f.before is not None else (self.latest_id() if latest is None else latest) + 1
         floor = f.after + 1 if f.after is not None else 1
         low = max(floor, top - WINDOW[self._dialect])
         where, args = self._where(f, unindexed=True, below=top, at_least=low)
@@ -346,9 +358,7 @@ class Queries:
         """The alert list's columns of these alerts (any order)."""
         if not ids:
             return []
-        return self._rows("SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, "
-                          f"acknowledged, muted, sensor, record FROM alerts WHERE id IN ({','.join('?' * len(ids))})",
-                          ids)
+        return self._rows(f"SELECT {PAGE_COLUMNS} FROM alerts WHERE id IN ({','.join('?' * len(ids))})", ids)
 
     def _small_time_range(self, f: AlertFilter) -> bool:
         """Whether since/until select few alerts (e.g. a `since` after the newest): then the
@@ -367,13 +377,14 @@ class Queries:
         if not rows:
             return None
         out = rows[0]
-        out["record"] = json.loads(out["record"])
+        out["record"] = record_of(out["record"])
         return out
 
-    def search_status(self) -> dict[str, Any]:
+    def search_status(self, latest: int | None = None) -> dict[str, Any]:
         """How far the full-text index got (SQLite indexes in the background, search.py):
-        text search covers the alerts with id <= indexed_through."""
-        latest = self.latest_id()
+        text search covers the alerts with id <= indexed_through. `latest`: latest_id(), if
+        the caller read it already."""
+        latest = self.latest_id() if latest is None else latest
         return {"indexed_through": latest, "latest_id": latest, "pending": 0, "complete": True}
 
     def updated_alert(self, alert_id: int, record: dict[str, Any]) -> int | None:
@@ -394,7 +405,7 @@ class Queries:
                 rows = self._rows(f"SELECT id, record FROM alerts WHERE type = ? AND {flow} AND id < ? "
                                   "ORDER BY id DESC LIMIT ?", (*args, below, UPDATE_PAGE))
                 for r in rows:
-                    rec = json.loads(r["record"])
+                    rec = record_of(r["record"])
                     if rec.get("flow_id") == fid and rec.get("timestamp") == ref.get("timestamp") \
                             and "update_of" not in rec:
                         return int(r["id"])
@@ -448,7 +459,7 @@ class Queries:
                 for i in range(len(part))), part)
         out: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["id"]):
-            out.setdefault(r["sensor"], []).append(json.loads(r["record"]) | {"_ts": r["ts"]})
+            out.setdefault(r["sensor"], []).append(record_of(r["record"]) | {"_ts": r["ts"]})
         return {name: out[name] for name in names if name in out}
 
     def sensors(self, now: float | None = None) -> list[dict[str, Any]]:
@@ -460,11 +471,11 @@ class Queries:
         out = []
         for r in self._rows("SELECT sensor, first_seen, last_seen, record, prev_seen, prev_record FROM sensors "
                             "ORDER BY sensor"):
-            cur = json.loads(r["record"])
+            cur = record_of(r["record"])
             st = cur["stats"]
             pps = None
             if r["prev_record"] and r["last_seen"] > r["prev_seen"]:
-                prev = json.loads(r["prev_record"])["stats"]
+                prev = record_of(r["prev_record"])["stats"]
                 pps = max(0.0, (st["decoder"]["pkts"] - prev["decoder"]["pkts"]) / (r["last_seen"] - r["prev_seen"]))
             out.append({"sensor": r["sensor"], "first_seen": r["first_seen"], "last_seen": r["last_seen"],
                         "age_s": max(0.0, now - r["last_seen"]), "quiet": now - r["last_seen"] > QUIET_AFTER_S,
@@ -550,7 +561,7 @@ class Queries:
                 f"ORDER BY id DESC LIMIT 1) o{i}" for i in range(len(pending))), list(pending.values()))
             by_key = {r["k"]: r["record"] for r in rows}
             for ip, key in list(pending.items()):
-                found = json.loads(by_key[key]).get("enrichment", {}).get(side, {}) if key in by_key else {}
+                found = record_of(by_key[key]).get("enrichment", {}).get(side, {}) if key in by_key else {}
                 if found:
                     out[ip] = found
                     del pending[ip]
@@ -565,7 +576,7 @@ class Queries:
 
     def latest_stats(self) -> dict[str, Any] | None:
         rows = self._rows("SELECT record FROM stats ORDER BY id DESC LIMIT 1")
-        return json.loads(rows[0]["record"]) if rows else None
+        return record_of(rows[0]["record"]) if rows else None
 
     def near_misses(self, sensor: str = "") -> list[dict[str, Any]]:
         """Per sensor (or for one), the sources at >= NEAR_MISS of a threshold in its latest
@@ -573,7 +584,7 @@ class Queries:
         where, args = ("WHERE sensor = ?", (sensor,)) if sensor else ("", ())
         out = []
         for r in self._rows(f"SELECT sensor, last_seen, record FROM sensors {where} ORDER BY sensor", args):
-            stats = json.loads(r["record"]).get("stats", {})
+            stats = record_of(r["record"]).get("stats", {})
             entries = near_miss_entries(stats.get("near_misses") if isinstance(stats, dict) else None)
             out.append({"sensor": r["sensor"], "updated": r["last_seen"], "near_misses": entries})
         return out
@@ -585,7 +596,7 @@ class Queries:
     def tune_run(self, run_id: int) -> dict[str, Any] | None:
         """One saved tune run with its document (tune --format json), or None."""
         rows = self._rows(TUNE_ONE, (run_id,))
-        return run_summary(rows[0]) | {"document": json.loads(rows[0]["document"])} if rows else None
+        return run_summary(rows[0]) | {"document": record_of(rows[0]["document"])} if rows else None
 
     def close(self) -> None:
         self.conn.close()
@@ -597,7 +608,6 @@ class Store(Queries):
     def __init__(self, path: str):
         self.path = path
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
         # pages read straight from the OS's cache (shared by the dashboard's connections and
         # threads) instead of copied into each connection's own 2 MB cache
         self.conn.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
@@ -605,8 +615,19 @@ class Store(Queries):
     _join = "CROSS JOIN"
     _by_time = "INDEXED BY alerts_ts"
 
-    def search_status(self) -> dict[str, Any]:
-        return search_status(self.conn)
+    def _rows(self, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
+        # plain tuples zipped with the statement's column names: a sqlite3.Row copied into a
+        # dict cost twice as much (a tenth of a page's CPU)
+        cur = self.conn.execute(sql, tuple(args))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def _value(self, sql: str, args: tuple | list = ()) -> Any:
+        row = self.conn.execute(sql, tuple(args)).fetchone()
+        return None if row is None else row[0]
+
+    def search_status(self, latest: int | None = None) -> dict[str, Any]:
+        return search_status(self.conn, latest)
 
     # text with other filters: the matches' ids are collected from the index (every one of
     # them, 0.6 s for a word in every alert at 1M), so they are read for a window at a time
@@ -639,20 +660,17 @@ class Store(Queries):
     def _text_arg(self, q: str) -> str:
         return fts5_phrase(q)
 
-    def alerts_page(self, f: AlertFilter) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def alerts_page(self, f: AlertFilter, latest: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Text search alone (the common case) asks the index for just one page, newest
         first, instead of every match: the index walks its rowids in order."""
         only_text = f.q and f.after is None and AlertFilter(q=f.q, before=f.before, limit=f.limit) == f
         if not only_text:
-            return super().alerts_page(f)
+            return super().alerts_page(f, latest)
         keyset, args = ("AND rowid < ?", [f.before]) if f.before is not None else ("", [])
         rows = self._rows(
-            "SELECT id, ts, type, severity, src_ip, dest_ip, src_port, dest_port, proto, message, acknowledged, muted, "
-            "sensor, record FROM alerts WHERE id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ? "
-            f"{keyset} ORDER BY rowid DESC LIMIT ?) ORDER BY id DESC", (fts5_phrase(f.q), *args, f.limit))
-        for r in rows:  # as Queries.alerts: who owns each address, what an update updates
-            list_fields(r, json.loads(r.pop("record")))
-        return rows, None
+            f"SELECT {PAGE_COLUMNS} FROM alerts WHERE id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ? "
+            f"{keyset} ORDER BY rowid DESC LIMIT ?)", (fts5_phrase(f.q), *args, f.limit))
+        return self._listed(rows), None
 
 
 class PostgresStore(Queries):
@@ -682,6 +700,9 @@ class PostgresStore(Queries):
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
+
+    def _rows(self, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
+        return self.conn.execute(self._sql(sql), tuple(args)).fetchall()  # (dict_row: dicts already)
 
     def _text_search(self, q: str, below: int | None = None, at_least: int | None = None) -> tuple[str, list[Any]]:
         return "a." + TSQUERY_PHRASE, [q]  # (the ids are bounded beside it, where the planner sees them)

@@ -221,6 +221,16 @@ def record_json(record: dict[str, Any]) -> str:
         return json.dumps(record, default=str)
 
 
+def record_of(text: str | bytes) -> Any:
+    """A stored JSON text (a record, a stats event) read back: orjson (the dashboard reads
+    50 records a page), the standard library for what orjson refuses and it reads (NaN,
+    integers beyond 64 bits: an older writer's fallback above), so the value is the same."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def cidr_range(text: str) -> tuple[str, str]:
     """CIDR or address -> inclusive (low, high) keys. Raises ValueError on bad input."""
     net = ipaddress.ip_network(text.strip(), strict=False)

@@ -140,10 +140,12 @@ def index_pending(conn: sqlite3.Connection, chunk: int = INDEX_CHUNK, limit: int
     return done
 
 
-def status(conn: sqlite3.Connection) -> dict[str, int | bool]:
-    """How far the SQLite full-text index got: text search covers alerts with id <= indexed_through."""
+def status(conn: sqlite3.Connection, latest: int | None = None) -> dict[str, int | bool]:
+    """How far the SQLite full-text index got: text search covers alerts with id <= indexed_through
+    (`latest`: the newest alert's id, if the caller read it)."""
     last = conn.execute("SELECT last_id FROM alerts_fts_done").fetchone()[0]
-    latest = conn.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+    if latest is None:
+        latest = conn.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
     return {"indexed_through": last, "latest_id": latest, "pending": max(0, latest - last), "complete": last >= latest}
 
 

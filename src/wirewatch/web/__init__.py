@@ -17,6 +17,7 @@ from ..store.postgres_schema import is_postgres
 from ..store.search import START_LIMIT, catch_up
 from .api import api
 from .auth import auth
+from .json_provider import OrjsonProvider
 from .pages import pages
 from .sessions import LoginThrottle, SessionRegistry
 
@@ -38,6 +39,7 @@ def vendor_dir() -> Path | None:
 
 def create_app(db_path: str, token: str, overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.update(
         DB_PATH=db_path, TOKEN=token,
         SECRET_KEY=hashlib.sha256(b"wirewatch-session:" + token.encode() + secrets.token_bytes(16)).digest(),

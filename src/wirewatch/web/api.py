@@ -34,14 +34,17 @@ def store_ahead(exc: StoreRefused) -> Any:
 @login_required
 def alerts() -> Any:
     f = alert_filter(request.args)
-    rows, bounded = g.store.alerts_page(f)
-    extra: dict[str, Any] = {"search": g.store.search_status()} if f.q else {}  # what a text search covered
+    # the newest id first, once: a bounded read searches below it, and an empty page's client polls for
+    # alerts after it (read after the page, it could pass over a match written in between)
+    latest = g.store.latest_id()
+    rows, bounded = g.store.alerts_page(f, latest)
+    extra: dict[str, Any] = {"search": g.store.search_status(latest)} if f.q else {}  # what a text search covered
     if bounded:  # a partial answer: every match from searched_from up, older alerts not searched yet
         extra["bounded"] = bounded
         next_before = bounded["searched_from"] if len(rows) < f.limit else rows[-1]["id"]
     else:
         next_before = rows[-1]["id"] if len(rows) == f.limit else None
-    return jsonify(alerts=rows, next_before=next_before, latest_id=g.store.latest_id(), **extra)
+    return jsonify(alerts=rows, next_before=next_before, latest_id=latest, **extra)
 
 
 @api.route("/api/alerts/<int:alert_id>")

@@ -88,6 +88,10 @@ def boolean(name: str, raw: Any) -> bool | None:
 
 def alert_filter(args: Mapping[str, Any]) -> AlertFilter:
     """The alert list's filters from query arguments."""
+    # (a plain dict: a query string's MultiDict answers each of the 14 absent names by raising
+    # and catching an HTTP exception, a tenth of a small request's CPU)
+    args = {name: args[name] for name in args}
+
     def opt(name: str, parse: Any, *bounds: Any) -> Any:
         raw = args.get(name)
         return None if raw is None or str(raw).strip() == "" else parse(name, raw, *bounds)
