@@ -596,3 +596,43 @@ def test_postgresql_text_search_reads_a_short_pending_list_while_a_sensor_writes
     assert plan["Plan"]["Actual Rows"] == 4
     assert index_blocks(plan["Plan"], "alerts_search") <= 16 + 4, plan  # the pending list, the metapage, the entry tree
 
+
+def statements(store, read: Callable[[], T]) -> tuple[T, list[str]]:
+    """What `read` returns and the statements the store ran for it."""
+    seen: list[str] = []
+    real = store._rows, store._value
+    store._rows = lambda sql, args=(): seen.append(sql) or real[0](sql, args)  # type: ignore[method-assign]
+    store._value = lambda sql, args=(): seen.append(sql) or real[1](sql, args)  # type: ignore[method-assign]
+    try:
+        return read(), seen
+    finally:
+        store._rows, store._value = real  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("muted", [False, True])
+def test_a_type_and_a_sensor_the_rollups_show_common_below_the_window_are_not_counted(store_url, tmp_path,
+                                                                                      monkeypatch, muted):
+    """A type and a sensor that never meet, both common: each was counted to SORT_CAP + 1 by
+    its index to learn that it cannot drive a read (two thirds of such a request's reads at
+    1M). alert_types and sensor_types count the alerts not muted, so at least that many less
+    the window lie below it: no count, the same bounded answer. With most of the type's alerts
+    muted the roll-ups know too few of them: it is counted, as before."""
+    for dialect in ("sqlite", "postgresql"):
+        monkeypatch.setitem(queries.WINDOW, dialect, 50)
+        monkeypatch.setitem(queries.SORT_CAP, dialect, 20)
+    monkeypatch.setattr(queries, "TEXT_CHECK_CAP", 5)
+    sink = store_sink(store_url, tmp_path)
+    sink.write([fake_alert(i, host="edge-a" if i % 2 else "edge-b", type="port_scan" if i % 2 else "host_sweep")
+                | ({"muted": 1} if muted and i % 2 and i < 300 else {}) for i in range(400)])
+    sink.close()
+    f = AlertFilter(type="port_scan", sensor="edge-b")  # never together
+    store = open_store(store_url)
+    try:
+        (got, ran) = statements(store, lambda: store.alerts_page(f))
+        monkeypatch.setattr(queries.Queries, "_common_below", lambda self, f, names, low: set())
+        (counted, ran_before) = statements(store, lambda: store.alerts_page(f))
+    finally:
+        store.close()
+    assert got == counted == ([], {"searched_from": 351, "searched_below": 401, "reason": got[1]["reason"]})
+    assert sum("count(*)" in s for s in ran_before) == 2
+    assert sum("count(*)" in s for s in ran) == (1 if muted else 0), ran  # (muted: the type, 50 loud alerts in all)
