@@ -169,12 +169,11 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
 
         write_png(doc, args.png)
     if cfg.output.db:  # --db or the configured store: the dashboard's tune page shows it
-        from .store.postgres_schema import is_postgres, shown
+        from .store.postgres_schema import shown
         from .store.tune_runs import save_run
 
         run_id = save_run(cfg.output.db, doc, sensor_name(cfg.general))
-        where = shown(cfg.output.db) if is_postgres(cfg.output.db) else cfg.output.db
-        print(f"wirewatch: tune run {run_id} saved to {where} (the dashboard's /tune?run={run_id})", file=sys.stderr)
+        print(f"wirewatch: tune run {run_id} saved to {shown(cfg.output.db)} (the dashboard's /tune?run={run_id})", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:

@@ -19,6 +19,7 @@ def test_shown_drops_the_password():
     text = shown("postgresql://wirewatch:s3cret@db.internal:5433/alerts")
     assert "s3cret" not in text and "db.internal" in text and "5433" in text and "alerts" in text
     assert shown("postgresql://[not a url") == "postgresql://..."
+    assert shown("var/wirewatch.db") == "var/wirewatch.db"  # a SQLite file is named as it is
 
 
 def test_an_unreachable_database_is_one_line_without_the_password():

@@ -11,6 +11,7 @@ import sys
 from ..alert_pcap import PacketsError, alert_pcap
 from ..cli import quiet_stdout
 from ..config import DEFAULT_DB, Config
+from ..store.postgres_schema import shown
 from ..store.queries import open_store, refuse_newer
 from ..store.spool import StoreRefused
 
@@ -20,6 +21,7 @@ INT64_MAX = 2**63 - 1
 
 def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
     db = cfg.output.db or DEFAULT_DB
+    where = shown(db)  # a PostgreSQL URL's password stays off the terminal and the logs
     try:
         alert_id = int(args.alert_id)
         if not 0 < alert_id <= INT64_MAX:
@@ -27,7 +29,7 @@ def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
     except ValueError:
         return _fail(f"ALERT_ID: {args.alert_id!r} is not an alert id (a whole number from 1)")
     if "://" not in db and not os.path.exists(db):
-        return _fail(f"{db}: no such alert store")
+        return _fail(f"{where}: no such alert store")
     try:
         refuse_newer(db, "extract does not read it")  # read-only: an older store is read as it is
         store = open_store(db)
@@ -35,12 +37,12 @@ def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
             alert = store.alert(alert_id)
         finally:
             store.close()
-    except StoreRefused as exc:
+    except (StoreRefused, OSError) as exc:  # (OSError: postgres_schema.connect's line, naming the database)
         return _fail(str(exc))
-    except (sqlite3.DatabaseError, OSError) as exc:
-        return _fail(f"{db}: not a readable alert store ({exc})")
+    except sqlite3.DatabaseError as exc:
+        return _fail(f"{where}: not a readable alert store ({exc})")
     if alert is None:
-        return _fail(f"{db}: no alert {alert_id}")
+        return _fail(f"{where}: no alert {alert_id}")
     try:
         data = alert_pcap(alert["record"], cfg.output.pcap_dir)
     except PacketsError as exc:

@@ -45,10 +45,13 @@ def cmd_run(args: argparse.Namespace, cfg: Config, reload: Callable[[], Config])
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, db=db))
     check_bind(cfg, cfg.web.host)
     sinks = output_sinks(cfg)  # the sensor hands these files to its user before dropping root
-    web_cmd = [sys.executable, "-m", "wirewatch", "dashboard", "--db", db, "--host", cfg.web.host,
+    web_cmd = [sys.executable, "-m", "wirewatch", "dashboard", "--host", cfg.web.host,
                "--port", str(cfg.web.port)] + (["--config", args.config] if args.config else [])
     web_cmd += [x for s in args.set for x in ("--set", s)]
-    web = subprocess.Popen(web_cmd)
+    # the store in the child's environment, not its command line: `ps` shows every user a
+    # command line, and a PostgreSQL URL from the config file may hold a password (a string
+    # setting takes the variable's text as it is)
+    web = subprocess.Popen(web_cmd, env={**os.environ, "WIREWATCH_OUTPUT__DB": db})
     try:
         return cmd_monitor(args, cfg, reload, sinks)
     finally:

@@ -136,7 +136,10 @@ def is_postgres(url: str) -> bool:
 
 
 def shown(url: str) -> str:
-    """The URL without its password, for messages."""
+    """A store's name for messages and logs: a PostgreSQL URL without its password, a SQLite
+    file as it is."""
+    if not is_postgres(url):
+        return url
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
     try:
         parts = conninfo_to_dict(url)

@@ -784,12 +784,12 @@ def refuse_newer(url: str, what: str) -> None:
     password), both versions and `what` this wirewatch does not do with it, when a newer
     wirewatch migrated it. Read-only: the store is neither created nor migrated (an older one is
     read as it is); a missing one, or one without a schema yet, passes (its reader says so)."""
-    from .postgres_schema import is_postgres
+    from .postgres_schema import is_postgres, shown
+    where = shown(url)
     if is_postgres(url):
         import psycopg
 
-        from .postgres_schema import MIGRATIONS, connect, shown
-        where = shown(url)
+        from .postgres_schema import MIGRATIONS, connect
         conn = connect(url, read_only=True, autocommit=True)  # OSError naming the database if it is unreachable
         try:
             row = conn.execute("SELECT version FROM schema_version").fetchone()
@@ -799,7 +799,6 @@ def refuse_newer(url: str, what: str) -> None:
             conn.close()
     else:
         from .schema import MIGRATIONS
-        where = url
         if not os.path.exists(url):
             return
         try:

@@ -1,0 +1,50 @@
+"""A PostgreSQL store's URL may carry its password (postgresql://USER:PASSWORD@HOST/DB): every
+line a command prints about the store names it without the password (postgres_schema.shown),
+whether the store is unreachable, refused or lacks the alert."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CORPUS, cli
+from ports import free_port
+
+SECRET = "s3cr3t-pw"
+UNREACHABLE = f"postgresql://ww:{SECRET}@127.0.0.1:1/alerts"  # port 1: nothing listens
+CAPTURE = str(CORPUS / "dev11_failed_handshake_rst.pcap")
+
+
+def _with_password(url: str) -> str:
+    """The tests' server trusts its role, so a password in the URL is accepted and unused."""
+    scheme, rest = url.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user}:{SECRET}@{host}"
+
+
+def _failed_without_password(r, store: str) -> str:
+    assert r.returncode == 2, r.stderr
+    assert SECRET not in r.stderr + r.stdout
+    assert store in r.stderr, r.stderr  # the store is still named: host, port and database
+    return r.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ("extract", "1", "-o", "OUT"),
+    ("dashboard", "--port", "PORT"),
+    ("tune", CAPTURE),
+    ("read", CAPTURE, "--logfile", "", "--quiet", "--no-progress"),
+])
+def test_an_unreachable_store_is_named_without_its_password(tmp_path, command):
+    args = [{"OUT": str(tmp_path / "x.pcap"), "PORT": str(free_port())}.get(a, a) for a in command]
+    r = cli(*args, "--db", UNREACHABLE, env={"WIREWATCH_STORE__STATE_DIR": str(tmp_path)})
+    line = _failed_without_password(r, "host=127.0.0.1 port=1")
+    assert "cannot open alert store" in line
+
+
+def test_extract_names_a_store_without_its_password(tmp_path, pg_url):
+    url = _with_password(pg_url)
+    env = {"WIREWATCH_STORE__STATE_DIR": str(tmp_path)}
+    assert cli("read", CAPTURE, "--db", url, "--logfile", "", "--quiet", env=env).returncode == 0
+    r = cli("extract", "999999", "--db", url, "-o", str(tmp_path / "x.pcap"), env=env)
+    assert "no alert 999999" in _failed_without_password(r, "dbname=" + pg_url.rsplit("/", 1)[1])
+    r = cli("tune", CAPTURE, "--db", url, env=env)
+    assert r.returncode == 0 and "tune run 1 saved to" in r.stderr and SECRET not in r.stderr, r.stderr
