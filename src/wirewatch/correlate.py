@@ -1,5 +1,5 @@
-"""Correlation: a watched-port probe by a source already alerted for a scan or sweep is
-one of that scan's probes, not an alert of its own.
+"""Correlation: a watched-port probe by a source already alerted for a scan or sweep (or by one
+of that scan's decoys, port_scan's `decoys`) is one of that scan's probes, not an alert of its own.
 
 The probe goes into the scan alert's evidence (`watched_ports_touched`): into the alert
 itself when both come from the same time slice (the alert manager handles scans before
@@ -40,6 +40,7 @@ class Correlator:
     cooldown: float
     max_scanners: int = 100_000
     scanners: OrderedDict[str, _Scanner] = field(default_factory=OrderedDict)
+    decoys: OrderedDict[str, str] = field(default_factory=OrderedDict)  # a scan's forged source -> the scanner
     absorbed: int = 0
     evicted: int = 0
 
@@ -58,7 +59,7 @@ class Correlator:
         """True when `f` is a probe of a source alerted for a scan within the cooldown."""
         if not self.is_probe(f) or f.src_ip is None:
             return False
-        s = self.scanners.get(f.src_ip)
+        s = self.scanners.get(self.decoys.get(f.src_ip, f.src_ip))
         if s is None or f.ts - s.ts >= self.cooldown:
             return False
         self.absorbed += 1
@@ -91,9 +92,13 @@ class Correlator:
             _add(record["evidence"], s.ports, s.probes)
             s.ports, s.probes = set(), 0
         self.scanners[f.src_ip] = s
-        if len(self.scanners) > self.max_scanners:
-            self.scanners.popitem(last=False)
-            self.evicted += 1
+        for decoy in f.evidence.get("decoys", ()):  # nmap -D: the forged sources' probes are the scan's
+            self.decoys.pop(decoy, None)
+            self.decoys[decoy] = f.src_ip
+        for table in (self.scanners, self.decoys):
+            while len(table) > self.max_scanners:
+                table.popitem(last=False)
+                self.evicted += 1
 
     def updates(self, now: float | None) -> list[dict[str, Any]]:
         """Updates of scan alerts whose probes came after they were written, once the
@@ -105,6 +110,7 @@ class Correlator:
             if s.ports and s.sent is not None:
                 out.append(_update(s))
             del self.scanners[src]  # its cooldown is over: later probes alert on their own
+        self.decoys = OrderedDict((d, src) for d, src in self.decoys.items() if src in self.scanners)
         return out
 
     def stats(self) -> dict[str, int]:

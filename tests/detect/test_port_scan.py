@@ -131,6 +131,46 @@ def test_decoy_scan_one_alert_per_source(tmp_path):
     assert sorted(a["src_ip"] for a in fired) == ["10.1.0.66", "10.8.8.8", "10.9.9.9"]
 
 
+def decoy_scan(v: int, real: str, decoys: list[str], ports: range, answer_decoys: bool = False):
+    """nmap -D: each port probed from every decoy and the real address, back to back; the target
+    answers the real scanner (RST+ACK, SYN-ACK from port 80), the decoys only if `answer_decoys`."""
+    target, pkts = host(v, 0), []
+    for i, port in enumerate(ports):
+        for k, src in enumerate([*decoys, real]):
+            t = T0 + i * 0.005 + k * 0.0002
+            pkts.append(syn(v, src, target, 40000 + k, port, t))
+            if src == real or answer_decoys:
+                flags = "SA" if port == 80 else "RA"
+                pkts.append((t + 0.0001, Ether(dst="02:00:00:00:00:02") / ip(v, target, src)
+                             / TCP(sport=port, dport=40000 + k, flags=flags)))
+    return pkts
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_decoys_the_target_never_answered_are_the_real_scanners(tmp_path, v):
+    """Recorded nmap -sS -D with 4 decoys on a LAN: the target answered only the real scanner (it
+    cannot resolve the forged addresses), and each decoy was a port scan (and a suspicious_port for
+    port 23) of its own. They are named in the real scanner's alert; its watched-port probes too."""
+    real, decoys = ADDRS[v][0], [many(v, k) for k in range(4)]
+    alerts, _ = run_packets(tmp_path, decoy_scan(v, real, decoys, range(1, 41)))
+    assert {a.get("src_ip") for a in alerts if a["type"] != "syn_flood"} == {real}
+    scan_alert, = types(alerts)["port_scan"]
+    assert scan_alert["evidence"]["decoys"] == sorted(decoys) and scan_alert["evidence"]["distinct_ports"] == 40
+    assert scan_alert["evidence"]["watched_ports_touched"] == [23] and scan_alert["evidence"]["watched_port_probes"] == 5
+    # answered decoys (live hosts whose answers the capture holds) cannot be told apart: one alert each
+    fired = types(run_packets(tmp_path, decoy_scan(v, real, decoys, range(1, 41), answer_decoys=True))[0])["port_scan"]
+    assert sorted(a["src_ip"] for a in fired) == sorted([real, *decoys]) and not any("decoys" in a["evidence"] for a in fired)
+
+
+def test_an_unanswered_scanner_of_other_ports_is_no_decoy(tmp_path):
+    """An unanswered source is a decoy only of a scanner of the same ports: one probing other ports
+    of the same answering host (a firewall drops it) is a scanner of its own."""
+    pkts = decoy_scan(4, "10.1.0.66", [], range(1, 41)) + [syn(4, "10.1.0.77", host(4, 0), 40000, 2000 + p, T0 + p * 0.005)
+                                                            for p in range(40)]
+    fired = types(run_packets(tmp_path, sorted(pkts, key=lambda p: p[0]))[0])["port_scan"]
+    assert sorted(a["src_ip"] for a in fired) == ["10.1.0.66", "10.1.0.77"]
+
+
 def test_one_packet_random_sources_never_get_state(tmp_path):
     flood = [syn(4, many(4, i), "10.1.0.1", 1000 + i % 50, 80, T0 + i * 0.0005) for i in range(2000)]
     alerts, engine = run_packets(tmp_path, flood + scan(4, 25, t0=T0 + 1.1))

@@ -75,11 +75,47 @@ class PortScan(Reconfigurable):
         self._count_answers(b)
         now = float(p.ts.max())
         short = self.probes.due(self._scanned(touched, self.cfg.threshold, True), now, self.window, inner=True)
-        out = [self._finding(int(s), self.cfg.threshold, self.window, "short window", inner=True) for s in short]
-        fired = set(short.tolist())
+        out = {int(s): self._finding(int(s), self.cfg.threshold, self.window, "short window", inner=True) for s in short}
         for slot in self.probes.due(self._scanned(touched, self.slow_threshold, False), now, self.cfg.slow_window):
-            if int(slot) not in fired:
-                out.append(self._finding(int(slot), self.slow_threshold, self.cfg.slow_window, "long window (slow scan)"))
+            if int(slot) not in out:
+                out[int(slot)] = self._finding(int(slot), self.slow_threshold, self.cfg.slow_window, "long window (slow scan)")
+        return self._fold_decoys(out, touched, now)
+
+    def _fold_decoys(self, found: dict[int, Finding], touched: np.ndarray, now: float) -> list[Finding]:
+        """Decoys (nmap -D): sources whose every probe went unanswered while the same host
+        answered another source's probes of the same ports (at least half of them) in the same
+        slice of time. The host is alive and answering, so its answers to those sources were
+        never sent or never arrived: the addresses were forged next to the real scanner's (on a
+        LAN the host cannot even resolve them). They are no scanners of their own; the answered
+        source's finding names them (`decoys`). `found`: the findings by their pair's slot."""
+        quiet = [slot for slot, f in found.items() if not _answered(f.evidence["answers"])]
+        if not quiet:
+            return list(found.values())
+        c = self.probes
+        dsts = c.dst_keys(touched)
+        answered = self._answers(touched, now) > 0
+        decoys: dict[int, list[str]] = {}  # the answered pair's slot -> its decoys
+        for slot in quiet:
+            mine = set(c.item(c.members(slot), "port").tolist())
+            same_host = touched[answered & (dsts == c.dst_keys(np.array([slot]))[0])]
+            for other in same_host.tolist():
+                if 2 * len(mine & set(c.item(c.members(int(other)), "port").tolist())) >= len(mine):
+                    decoys.setdefault(int(other), []).append(c.src(slot))
+                    break
+        gone = {d for ds in decoys.values() for d in ds}
+        out = [f for f in found.values() if f.src_ip not in gone]
+        for slot, f in found.items():
+            if slot in decoys and f.src_ip not in gone:
+                f.evidence["decoys"] = sorted(decoys[slot])
+        return out
+
+    def _answers(self, slots: np.ndarray, now: float) -> np.ndarray:
+        """Answers of any kind each (prober, target) pair drew within the slow window."""
+        found = self.answers.table.find(self.probes.table.keys[slots])
+        out = np.zeros(len(slots), np.int64)
+        ok = found >= 0
+        if ok.any():
+            out[ok] = sum(v for v in self.answers.all_totals(found[ok], now).values())
         return out
 
     def _scanned(self, slots: np.ndarray, threshold: int, inner: bool) -> np.ndarray:
@@ -156,6 +192,10 @@ class PortScan(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.probes.stats("port_scan"), **self.answers.stats("port_scan_answers")}
+
+
+def _answered(answers: dict[str, int]) -> bool:
+    return any(n for kind, n in answers.items() if kind in ANSWERS)
 
 
 SPEC = DetectorSpec(
