@@ -440,18 +440,18 @@ class Queries:
 
     def overview(self, minutes: int = 60, sensor: str = "") -> dict[str, Any]:
         """Charts and totals, for the whole fleet or one sensor."""
+        # (the last `minutes` up to the newest minute, found in the same statement: a round trip fewer)
         if sensor:
-            last = self._value("SELECT max(minute) AS m FROM sensor_minutes WHERE sensor = ?", (sensor,))
-            per = self._rows("SELECT minute, sum(count) AS n FROM sensor_minutes WHERE sensor = ? AND minute > ? "
-                             "GROUP BY minute ORDER BY minute", (sensor, (last or 0) - minutes)) if last is not None else []
+            per = self._rows("SELECT minute, sum(count) AS n FROM sensor_minutes WHERE sensor = ? AND minute > "
+                             "(SELECT max(minute) FROM sensor_minutes WHERE sensor = ?) - ? GROUP BY minute ORDER BY minute",
+                             (sensor, sensor, minutes))
             by_type = {r["type"]: int(r["count"]) for r in self._rows(
                 "SELECT type, count FROM sensor_types WHERE sensor = ? AND count > 0 ORDER BY count DESC", (sensor,))}
             top = self._rows("SELECT src_ip, count FROM sensor_sources WHERE sensor = ? ORDER BY count DESC LIMIT ?",
                              (sensor, FLEET_TOP))
         else:
-            last = self._value("SELECT max(minute) AS m FROM alert_minutes")
-            per = self._rows("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > ? GROUP BY minute "
-                             "ORDER BY minute", ((last or 0) - minutes,)) if last is not None else []
+            per = self._rows("SELECT minute, sum(count) AS n FROM alert_minutes WHERE minute > "
+                             "(SELECT max(minute) FROM alert_minutes) - ? GROUP BY minute ORDER BY minute", (minutes,))
             by_type = {r["type"]: int(r["count"]) for r in self._rows(
                 "SELECT type, count FROM alert_types WHERE count > 0 ORDER BY count DESC")}
             top = self._rows("SELECT src_ip, count FROM alert_sources ORDER BY count DESC LIMIT ?", (FLEET_TOP,))
