@@ -6,7 +6,7 @@ import pytest
 from conftest import run_packets
 from crafted import ADDRS, T0, host, ip, many, types
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoRequest
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
@@ -118,3 +118,25 @@ def test_a_tcp_flood_keeps_its_count_while_many_sources_fill_the_pairs_table(tmp
     fired = [x for x in types(alerts).get("traffic_burst", []) if x.get("src_ip") == a]
     assert [(x["dest_ip"], x["proto"], x["evidence"]["packets"]) for x in fired] == [(b, "TCP", 1100)]
     assert engine.summary()["detector_state"]["traffic_burst_evicted"] > 0  # the table was full
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_icmp_replies_that_answer_no_request_are_a_flood(tmp_path, v):
+    """hping3 --icmp -C 0 (recorded: 15,000 echo replies to a host that sent no request, silent
+    before): echo replies with no requests behind them are a flood of their sender, from the
+    threshold on; the replies of a pinged host answer the ping flood's requests and accuse nobody."""
+    a, b = ADDRS[v][0], host(v, 0)
+
+    def replies(n):
+        rep = ICMP(type=0, seq=1) if v == 4 else ICMPv6EchoReply(seq=1)
+        return [(T0 + i * 0.0005, Ether(dst="02:00:00:00:00:02") / ip(v, a, b) / rep) for i in range(n)]
+    assert "traffic_burst" not in types(run_packets(tmp_path, replies(999))[0])
+    fired = types(run_packets(tmp_path, replies(1000))[0])["traffic_burst"]
+    assert [(x["src_ip"], x["dest_ip"], x["evidence"]["kind"]) for x in fired] == [(a, b, "ICMP reply flood (answering no request)")]
+    assert fired[0]["evidence"]["replies"] == 0  # the requests b sent
+    pinged = []
+    for i in range(1500):  # b floods a with echo requests, a answers every one
+        req, rep = (ICMP(type=8, seq=i), ICMP(type=0, seq=i)) if v == 4 else (ICMPv6EchoRequest(seq=i), ICMPv6EchoReply(seq=i))
+        pinged += [(T0 + i * 0.0005, Ether(dst="02:00:00:00:00:02") / ip(v, b, a) / req),
+                   (T0 + i * 0.0005 + 0.0001, Ether(dst="02:00:00:00:00:02") / ip(v, a, b) / rep)]
+    assert [x["src_ip"] for x in types(run_packets(tmp_path, pinged)[0])["traffic_burst"]] == [b]

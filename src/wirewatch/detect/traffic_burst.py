@@ -4,7 +4,9 @@ Rate alone cannot tell an ICMP/UDP/ACK flood from a bulk download, so the defaul
 looks at what comes back on the same pair of hosts within the window:
 
 * ICMP requests (echo, timestamp...) count on their own: the replies do not make a
-  flood legitimate, and the victim's echo replies never count against it;
+  flood legitimate, and the victim's echo replies never count against it; ICMP replies
+  count (per pair) when the destination sent (almost) no requests for them to answer
+  (hping3 --icmp -C 0: a flood of echo replies);
 * UDP counts when the destination sent back (almost) nothing over UDP (a DNS server
   answers every query; a UDP flood gets silence or a few rate-limited ICMP errors) and
   the two hosts hold no TCP connection (a stream set up over one, iperf3 -u or RTSP's
@@ -34,16 +36,22 @@ from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatc
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, pair_key, to_group
+from .classify.replies import ICMP_REPLIES
 from .count.kernels import group, hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
 from .count.window_util import unique_first_last
 from .traffic_burst_spread import KINDS, Pairs, VictimFlood
 
-METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused")
+METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused",
+           "icmp_reply")
+PAIR_KINDS = (*KINDS, "icmp_reply")  # the per-pair view also knows replies that answer no request
 PEAK_MIN_S = 0.001  # a rate over a shorter span than this is reported over this span
 BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
-NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)"}
+NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)",
+         "icmp_reply": "ICMP reply flood (answering no request)"}
+UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection",
+         "icmp_reply": "ICMP replies to no request"}
 
 
 @dataclass(frozen=True)
@@ -86,13 +94,15 @@ class TrafficBurst(Reconfigurable):
         tcp_flow = tcp & ((b.tcp_flags & TCP_SYN) == 0) & ((b.tcp_flags & (TCP_RST | TCP_ACK)) != (TCP_RST | TCP_ACK))
         answer = tcp & ((b.tcp_flags & (TCP_RST | TCP_ACK)) == TCP_ACK)  # acknowledging, not resetting
         refusal = icmp_unreachable(b)  # counted on the refusing host's pair, read back as _replies
-        rows = np.flatnonzero(icmp | udp | tcp_flow | answer | refusal)
+        reply = ip & b.has_icmp & ICMP_REPLIES[b.icmp_type]  # echo / timestamp replies: a flood if they answer nothing
+        rows = np.flatnonzero(icmp | udp | tcp_flow | answer | refusal | reply)
         if not rows.size:
             return []
         p = b.select(rows)
-        answers, refused = answer[rows], refusal[rows]
+        answers, refused, replied = answer[rows], refusal[rows], reply[rows]
         values = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answers,
-                  "bytes": p.length * ~(answers | refused), "refused": refused}  # bytes: traffic that is not an answer
+                  "bytes": p.length * ~(answers | refused | replied), "refused": refused,  # bytes: not answers
+                  "icmp_reply": replied}
         # the rows grouped by (source, destination) once: this per-pair count and the
         # many-sources view (per destination, derived from the pairs) share it
         keys = pair_key(p)
@@ -108,13 +118,12 @@ class TrafficBurst(Reconfigurable):
         sums = self.counter.all_totals(touched, now)
         heavy = sums["bytes"] >= self.cfg.bytes_threshold if self.cfg.bytes_threshold > 0 else False
         out = []
-        for kind in KINDS:
+        for kind in PAIR_KINDS:
             sent = sums[kind]
             big = (sent >= self.cfg.threshold) | ((sent > 0) & heavy)
             cand = touched[big]
             if kind != "icmp" and cand.size:
-                spread = 2 * sums[f"{kind}_new_port"][big] >= sent[big]  # most packets went to a new port
-                cand = cand[self._unanswered(cand, sent[big], kind, now) & ~spread]
+                cand = cand[self._flood(cand, sums, big, kind, now)]
             for slot in self.counter.due(cand, now, self.window):
                 out.append(self._finding(int(slot), now, kind))
         for f in out:
@@ -126,7 +135,7 @@ class TrafficBurst(Reconfigurable):
     def _rank(self, totals: Mapping[str, np.ndarray]) -> np.ndarray:
         """A pair's worth when the table is full: how far it is towards an alert, its largest
         kind over the threshold (or its bytes over bytes_threshold), whatever the kind."""
-        worth = np.max([totals[k] for k in KINDS], axis=0) / self.cfg.threshold
+        worth = np.max([totals[k] for k in PAIR_KINDS], axis=0) / self.cfg.threshold
         if self.cfg.bytes_threshold > 0:
             worth = np.maximum(worth, totals["bytes"] / self.cfg.bytes_threshold)
         return worth
@@ -135,6 +144,19 @@ class TrafficBurst(Reconfigurable):
         """A one-source flood is reported per pair; the many-sources view stays quiet about it."""
         seen = self.pair_alerted.get((victim, NAMES[kind]))
         return seen is not None
+
+    def _flood(self, slots: np.ndarray, sums: Mapping[str, np.ndarray], rows: np.ndarray, kind: str,
+               now: float) -> np.ndarray:
+        """Which of these pairs (`rows` of `sums`, the pairs' totals) over a threshold of `kind` (not
+        ICMP requests, which count on their own) are a flood of it: UDP or TCP the destination left
+        (almost) unanswered and that mostly did not go to a new port each (a FIN/Xmas/ACK/UDP port
+        scan, port_scan's); ICMP replies for which the destination sent (almost) no request (a
+        ping flood's replies answer its requests, and never count against its victim)."""
+        sent = sums[kind][rows]
+        if kind == "icmp_reply":
+            return self._replies(slots, now, "icmp") < self.cfg.min_reply_ratio * np.maximum(sent, 1)
+        spread = 2 * sums[f"{kind}_new_port"][rows] >= sent  # most packets went to a new port
+        return self._unanswered(slots, sent, kind, now) & ~spread
 
     def _unanswered(self, slots: np.ndarray, sent: np.ndarray, kind: str, now: float) -> np.ndarray:
         """Pairs whose destination answered (almost) nothing of that kind: fewer UDP datagrams,
@@ -177,12 +199,12 @@ class TrafficBurst(Reconfigurable):
         else:
             peak = int(c.peak(s, now, kind)[0]) / c.width
         src, dst = c.src(slot), c.dst(slot)
-        reply_metric = {"icmp": None, "udp": "udp", "tcp": "tcp_answer"}[kind]
+        reply_metric = {"icmp": None, "udp": "udp", "tcp": "tcp_answer", "icmp_reply": "icmp"}[kind]
         replies = int(self._replies(s, now, reply_metric)[0]) if reply_metric else None
         return Finding(
             type=self.name, identifier=(src, dst, kind), ts=c.last_seen(slot),
             message=f"High traffic burst from {src} to {dst}: {NAMES[kind]}",
-            src_ip=src, dest_ip=dst, proto={"icmp": "ICMP", "udp": "UDP", "tcp": "TCP"}[kind],
+            src_ip=src, dest_ip=dst, proto={"udp": "UDP", "tcp": "TCP"}.get(kind, "ICMP"),
             evidence={"kind": NAMES[kind], "packets": packets, "bytes": nbytes, "window_s": self.window,
                       "threshold": self.cfg.threshold, "bytes_threshold": self.cfg.bytes_threshold,
                       "bytes_note": "bytes of all non-answer packets on this pair in the window",
@@ -199,15 +221,13 @@ class TrafficBurst(Reconfigurable):
         occ = c.occupied()
         sums = c.all_totals(occ, now)
         out = []
-        for kind in KINDS:
+        for kind in PAIR_KINDS:
             sent = sums[kind]
             keep = (sent >= 0.5 * self.cfg.threshold) & (sent < self.cfg.threshold)
             if kind != "icmp" and keep.any():
-                spread = 2 * sums[f"{kind}_new_port"][keep] >= sent[keep]
-                keep[np.flatnonzero(keep)[~(self._unanswered(occ[keep], sent[keep], kind, now) & ~spread)]] = False
+                keep[np.flatnonzero(keep)[~self._flood(occ[keep], sums, keep, kind, now)]] = False
             slots, figure = near(occ[keep], sent[keep], self.cfg.threshold)
-            unit = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection"}[kind]
-            out += [near_miss(self.name, c.src(s), n, self.cfg.threshold, unit, self.window, dest_ip=c.dst(s))
+            out += [near_miss(self.name, c.src(s), n, self.cfg.threshold, UNITS[kind], self.window, dest_ip=c.dst(s))
                     for s, n in zip(slots.tolist(), figure.tolist())]
         return best_near_misses(out + self.victims.near_misses(now))  # and the many-sources view's
 
