@@ -171,6 +171,20 @@ def test_an_unanswered_scanner_of_other_ports_is_no_decoy(tmp_path):
     assert sorted(a["src_ip"] for a in fired) == ["10.1.0.66", "10.1.0.77"]
 
 
+def test_a_scan_of_several_hosts_at_once_names_them_all(tmp_path):
+    """nmap --top-ports 100 v1 v2 v3 (recorded): the three hosts' scans cross the threshold in one
+    slice and were one alert naming one of them (the others suppressed repeats). The alert lists
+    every target with its ports; a scan of one host has no such list."""
+    targets = [host(4, k) for k in range(3)]
+    pkts = sorted((syn(4, ADDRS[4][0], targets[k], 40000, 1000 + p, T0 + p * 0.003 + k * 0.001)
+                   for k in range(3) for p in range(25 + 5 * k)), key=lambda p: p[0])
+    fired = types(run_packets(tmp_path, pkts)[0])["port_scan"]
+    assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[4][0] and fired[0]["dest_ip"] == targets[2]
+    assert [(t["target"], t["distinct_ports"]) for t in fired[0]["evidence"]["targets"]] == \
+        [(targets[2], 35), (targets[1], 30), (targets[0], 25)]
+    assert "targets" not in types(run_packets(tmp_path, scan(4, 25))[0])["port_scan"][0]["evidence"]
+
+
 def test_one_packet_random_sources_never_get_state(tmp_path):
     flood = [syn(4, many(4, i), "10.1.0.1", 1000 + i % 50, 80, T0 + i * 0.0005) for i in range(2000)]
     alerts, engine = run_packets(tmp_path, flood + scan(4, 25, t0=T0 + 1.1))

@@ -79,7 +79,7 @@ class PortScan(Reconfigurable):
         for slot in self.probes.due(self._scanned(touched, self.slow_threshold, False), now, self.cfg.slow_window):
             if int(slot) not in out:
                 out[int(slot)] = self._finding(int(slot), self.slow_threshold, self.cfg.slow_window, "long window (slow scan)")
-        return self._fold_decoys(out, touched, now)
+        return _one_per_source(self._fold_decoys(out, touched, now))
 
     def _fold_decoys(self, found: dict[int, Finding], touched: np.ndarray, now: float) -> list[Finding]:
         """Decoys (nmap -D): sources whose every probe went unanswered while the same host
@@ -192,6 +192,24 @@ class PortScan(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.probes.stats("port_scan"), **self.answers.stats("port_scan_answers")}
+
+
+def _one_per_source(found: list[Finding]) -> list[Finding]:
+    """One finding per source: a scanner of several hosts at once (nmap host1 host2 host3) is one
+    scan alert (the identifier is the source), so its other targets' findings would only be
+    suppressed repeats of it. The one with the most ports speaks; `targets` lists every host it
+    scanned in this slice with its distinct ports (and mode)."""
+    by: dict[str, list[Finding]] = {}
+    for f in found:
+        by.setdefault(f.src_ip or "", []).append(f)
+    out = []
+    for fs in by.values():
+        fs.sort(key=lambda f: -int(f.evidence["distinct_ports"]))
+        if len(fs) > 1:
+            fs[0].evidence["targets"] = [{"target": f.dest_ip, "distinct_ports": f.evidence["distinct_ports"],
+                                          "mode": f.evidence["mode"]} for f in fs]
+        out.append(fs[0])
+    return out
 
 
 def _answered(answers: dict[str, int]) -> bool:
