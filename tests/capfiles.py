@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass
 
 import pcapy
+from conftest import native_paths
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -136,9 +137,10 @@ def walked(path: str, stream_chunk: int | None = None, compiled: bool = True, ba
         it = sources.stream_batches(path, io.BytesIO(data), batch_size, compiled, chunk=stream_chunk)
     error = None
     try:
-        for raw in it:
-            batches.append(raw)
-            subs += raw.sub_usec.tolist() if raw.sub_usec is not None else [0] * len(raw.meta)
+        with native_paths(compiled):  # the compiled walker as built, under WIREWATCH_PURE_NUMPY=1 too
+            for raw in it:
+                batches.append(raw)
+                subs += raw.sub_usec.tolist() if raw.sub_usec is not None else [0] * len(raw.meta)
     except CaptureError as exc:
         error = str(exc)
     return packets_of(batches), subs, error

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,30 @@ from wirewatch.decode import PacketBatch, decode
 from wirewatch.engine import Engine
 
 CORPUS = Path(__file__).parent / "corpus"
+# WIREWATCH_PURE_NUMPY=1: the suite runs on the numpy references on purpose (native.load); the
+# compiled modules are still built, and the tests comparing the two import them themselves
+PURE_NUMPY = bool(os.environ.get("WIREWATCH_PURE_NUMPY"))
+
+
+def built(name: str):
+    """The compiled module wirewatch.native.<name> as built, whatever WIREWATCH_PURE_NUMPY says
+    (ImportError when `make setup` did not build it)."""
+    import importlib
+    return importlib.import_module(f"wirewatch.native.{name}")
+
+
+@contextlib.contextmanager
+def native_paths(compiled: bool) -> Iterator[None]:
+    """Run the block on the compiled decoder, kernels and pcap walker as built, or on their numpy
+    references, whichever the suite runs under: a test comparing the two compares them under
+    WIREWATCH_PURE_NUMPY=1 too."""
+    from wirewatch import decode as decode_module
+    from wirewatch.capture import walk
+    from wirewatch.detect.count import kernels
+    with pytest.MonkeyPatch.context() as mp:
+        for module, name in ((decode_module, "_decode"), (kernels, "_kernels"), (walk, "_pcapwalk")):
+            mp.setattr(module, "_compiled", built(name) if compiled else None)
+        yield
 
 
 def run_packets(tmp_path: Path, packets, overrides: dict | None = None, name: str = "t.pcap") -> tuple[list[dict], Engine]:

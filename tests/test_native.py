@@ -53,13 +53,19 @@ print(kept, faults() - start)
 
 def test_keep_heap_stops_temporaries_from_faulting_in_again():
     """Engine() calls native.keep_heap(): with glibc's defaults each 2 MiB temporary is mapped
-    afresh (512 page faults each, ~100,000 in this loop); kept in the heap, it is faulted once."""
-    def run(mode: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", KEEP_HEAP_CHILD, mode], capture_output=True, text=True,
-                             check=True, env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}).stdout.split()
+    afresh (512 page faults each, ~100,000 in this loop); kept in the heap, it is faulted once.
+    The numpy reference (WIREWATCH_PURE_NUMPY=1) keeps the allocator's defaults: keep_heap is
+    False there and the temporaries fault as without it (each setting is run here, whichever the
+    suite runs under)."""
+    def run(mode: str, pure: bool) -> tuple[str, int]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "WIREWATCH_PURE_NUMPY"))}
+        out = subprocess.run([sys.executable, "-c", KEEP_HEAP_CHILD, mode], capture_output=True, text=True, check=True,
+                             env=env | ({"WIREWATCH_PURE_NUMPY": "1"} if pure else {})).stdout.split()
         return out[0], int(out[1])
 
-    kept, few = run("keep")
-    _, many = run("default")
+    kept, few = run("keep", pure=False)
+    _, many = run("default", pure=False)
     assert kept == "True"
     assert few < 2_000 < 50_000 < many
+    kept, faults = run("keep", pure=True)
+    assert kept == "False" and faults > 50_000

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from conftest import CORPUS, run_file
+from conftest import CORPUS, PURE_NUMPY, built, native_paths, run_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from wirewatch import decode as decode_module
+from wirewatch import native
 from wirewatch.detect.count import kernels
 
 KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 2**64 - 1))
@@ -30,30 +29,29 @@ def numpy_only(monkeypatch):
     return switch
 
 
-@contextmanager
-def kernels_of(compiled: bool) -> Iterator[None]:
-    """Run the block on the compiled kernels, or on their numpy references."""
-    with pytest.MonkeyPatch.context() as mp:
-        if not compiled:
-            mp.setattr(kernels, "_compiled", None)
-        yield
+kernels_of = native_paths  # the block on the compiled kernels as built, or on their numpy references
 
 
 def both(numpy_only, fn, *args):
-    compiled = fn(*args)
+    with native_paths(compiled=True):
+        compiled = fn(*args)
     numpy_only()
     return compiled, fn(*args)
 
 
 def test_extension_is_built():
-    """`make setup` compiles the kernels; without them the bench numbers in README do not hold."""
-    assert kernels.COMPILED, "wirewatch.native._kernels is not built (needs gcc and Python headers)"
+    """`make setup` compiles the kernels; without them the bench numbers in README do not hold.
+    They are built either way; WIREWATCH_PURE_NUMPY=1 chooses the numpy reference on purpose."""
+    for name in native.MODULES:
+        built(name)  # ImportError: not built (needs gcc and Python headers)
+    assert kernels.COMPILED is not PURE_NUMPY and (decode_module._compiled is None) is PURE_NUMPY
 
 
 @settings(max_examples=60, deadline=None)
 @given(keys=st.one_of(KEYS, SMALL_KEYS))
 def test_group_matches_reference(keys):
-    compiled = kernels.group(keys)
+    with kernels_of(compiled=True):
+        compiled = kernels.group(keys)
     with kernels_of(compiled=False):
         reference = kernels.group(keys)
     for c, r in zip(compiled, reference):
@@ -72,7 +70,8 @@ def test_group_matches_reference(keys):
 @given(keys=st.one_of(KEYS, SMALL_KEYS), of=st.one_of(KEYS, SMALL_KEYS, arrays(np.uint64, st.integers(0, 50),
                                                                                 elements=st.integers(0, 2**64 - 1))))
 def test_isin_matches_reference(keys, of):
-    compiled = kernels.isin(keys, of)
+    with kernels_of(compiled=True):
+        compiled = kernels.isin(keys, of)
     with kernels_of(compiled=False):
         reference = kernels.isin(keys, of)
     np.testing.assert_array_equal(compiled, reference)
@@ -184,13 +183,13 @@ def test_door_admit_matches_reference(first, second, gap):
 
 
 def test_missing_extension_is_announced_and_reported(monkeypatch, capsys, tmp_path):
-    import wirewatch.native as native
     from wirewatch import cli
 
     def not_built(name):
         raise ImportError(name)
 
     monkeypatch.chdir(tmp_path)  # the default config writes var/ and alerts.json here
+    monkeypatch.delenv("WIREWATCH_PURE_NUMPY", raising=False)  # not asked for: the build is missing
     monkeypatch.setattr(native.importlib, "import_module", not_built)
     assert native.active() is False and "not built" in (native.warning() or "")
     assert cli.main(["read", str(CORPUS / "dev21_benign_dns.pcap"), "--quiet", "--format", "json"]) == 0
@@ -202,12 +201,21 @@ def test_missing_extension_is_announced_and_reported(monkeypatch, capsys, tmp_pa
 
 
 def test_compiled_hot_path_is_reported_when_built(monkeypatch, capsys, tmp_path):
+    """What runs is what a user reads, without a warning: the compiled path where it is built,
+    the numpy reference under WIREWATCH_PURE_NUMPY=1 (the JSON summary, the stats event the
+    store keeps and /metrics' gauge, 0 = the slower numpy reference)."""
     from wirewatch import cli
+    from wirewatch.web import create_app
 
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["read", str(CORPUS / "dev21_benign_dns.pcap"), "--quiet", "--format", "json"]) == 0
+    db = str(tmp_path / "w.db")
+    assert cli.main(["read", str(CORPUS / "dev21_benign_dns.pcap"), "--quiet", "--format", "json", "--db", db]) == 0
     out = capsys.readouterr()
-    assert '"compiled_hot_path": true' in out.out and "not built" not in out.err
+    assert json.loads(out.out)["compiled_hot_path"] is not PURE_NUMPY
+    assert "not built" not in out.err
+    client = create_app(db, "kernels-token").test_client()
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer kernels-token"}).get_data(as_text=True)
+    assert f"wirewatch_compiled_hot_path {int(not PURE_NUMPY)}" in metrics.splitlines()
 
 
 @settings(max_examples=40, deadline=None)
@@ -218,7 +226,8 @@ def test_window_totals_matches_reference(seed, current, wide):
     epoch = rng.integers(90, 131, (nslots, nb)).astype(np.int64)
     counts = rng.integers(0, 1000, (nslots, m, nb)).astype(np.int64 if wide else np.int32)
     slots = rng.integers(0, nslots, 40)
-    compiled = kernels.window_totals(epoch, counts, slots, current)
+    with kernels_of(compiled=True):
+        compiled = kernels.window_totals(epoch, counts, slots, current)
     with kernels_of(compiled=False):
         reference = kernels.window_totals(epoch, counts, slots, current)
     np.testing.assert_array_equal(compiled, reference)
