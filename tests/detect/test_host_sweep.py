@@ -70,3 +70,19 @@ def test_host_sweep_near_miss_names_the_service_port(tmp_path):
     assert engine.near_misses() == [{"detector": "host_sweep", "src_ip": "10.1.0.66", "dest_port": 22, "figure": 12,
                                      "threshold": 15, "fraction": 0.8, "unit": "hosts", "window": 10.0,
                                      "text": "10.1.0.66: 12 of 15 hosts in 10 s"}]
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_a_sweep_of_several_ports_at_once_is_one_alert(tmp_path, v):
+    """nmap -sS -p 22,80,443 over a subnet (recorded: one host_sweep alert per port): one alert,
+    spoken for by the port with the most hosts, `services` listing each with its hosts; a sweep
+    of one port has no such list."""
+    ports = {22: 16, 80: 18, 443: 17}  # hosts swept on each port
+    pkts = sorted((syn(v, ADDRS[v][0], host(v, h), 40000, port, T0 + h * 0.01 + i * 0.001)
+                   for i, (port, n) in enumerate(ports.items()) for h in range(n)), key=lambda p: p[0])
+    fired = types(run_packets(tmp_path, pkts)[0])["host_sweep"]
+    assert len(fired) == 1 and fired[0]["src_ip"] == ADDRS[v][0] and fired[0]["dest_port"] == 80
+    assert [(s["service"], s["distinct_hosts"]) for s in fired[0]["evidence"]["services"]] == \
+        [("TCP port 80", 18), ("TCP port 443", 17), ("TCP port 22", 16)]
+    one = [syn(v, ADDRS[v][0], host(v, h), 40000, 22, T0 + h * 0.01) for h in range(16)]
+    assert "services" not in types(run_packets(tmp_path, one)[0])["host_sweep"][0]["evidence"]

@@ -99,7 +99,7 @@ class HostSweep(Reconfigurable):
                 if int(slot) not in fired:
                     out.append(self._finding(int(slot), limit, window, inner))
                     fired.add(int(slot))
-        return out
+        return _one_per_source(out)
 
     def _swept(self, slots: np.ndarray, inner: bool) -> np.ndarray:
         """Distinct hosts per group that were probed and never talked with."""
@@ -168,6 +168,23 @@ class HostSweep(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.counter.stats("host_sweep"), **self.answers.stats("host_sweep_answers")}
+
+
+def _one_per_source(found: list[Finding]) -> list[Finding]:
+    """One finding per source and slice: a sweep of several services at once (nmap -p 22,80,443
+    over a subnet) is one sweep, spoken for by the service with the most hosts; `services` lists
+    each service swept in this slice with its distinct hosts."""
+    by: dict[str, list[Finding]] = {}
+    for f in found:
+        by.setdefault(f.src_ip or "", []).append(f)
+    out = []
+    for fs in by.values():
+        fs.sort(key=lambda f: -int(f.evidence["distinct_hosts"]))
+        if len(fs) > 1:
+            fs[0].evidence["services"] = [{"service": f.evidence["service"], "distinct_hosts": f.evidence["distinct_hosts"],
+                                           "mode": f.evidence["mode"]} for f in fs]
+        out.append(fs[0])
+    return out
 
 
 def _addr_sort(text: str) -> tuple[int, str]:
