@@ -26,7 +26,7 @@ from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunabl
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
-from .count.kernels import hash_cols
+from .count.kernels import group, hash_cols
 from .count.report import COOLDOWN, NEAR, NEAR_MISSES, Gate, near_miss, times
 from .count.table import Schema
 from .count.window import WindowCounter
@@ -278,19 +278,17 @@ class SynTimes:
         c, nb = self.counter.table.cols, self.counter.nb
         ep = np.floor(ts / self.counter.width).astype(np.int64) + 1  # + 1: 0 marks an empty cell
         cell = slots * nb + (ep - 1) % nb
-        order = np.lexsort((ts, ep, cell))  # per cell its newest epoch last, per epoch its earliest SYN first
-        cell, ep, t = cell[order], ep[order], ts[order]
-        head = np.r_[True, (cell[1:] != cell[:-1]) | (ep[1:] != ep[:-1])]
-        tail = np.r_[cell[1:] != cell[:-1], True]  # the newest epoch of each cell
-        start = np.flatnonzero(head)
-        newest = start[tail[np.flatnonzero(np.r_[head[1:], True])]]
-        cells, eps, earliest = cell[newest], ep[newest], t[newest]
+        # per cell (one hash grouping, no sort): its newest epoch, that epoch's earliest SYN, the latest SYN
+        order, starts, ends = group(cell.astype(np.uint64))
+        cells, cep, cts = cell[order[starts]], ep[order], ts[order]
+        eps = np.maximum.reduceat(cep, starts)
+        earliest = np.minimum.reduceat(np.where(cep == np.repeat(eps, ends - starts), cts, np.inf), starts)
         held_ep, held = c["syn_epoch"].reshape(-1), c["syn_first"].reshape(-1)
         same = held_ep[cells] == eps
         newer = held_ep[cells] < eps
         held[cells[same]] = np.minimum(held[cells[same]], earliest[same])
         held[cells[newer]], held_ep[cells[newer]] = earliest[newer], eps[newer]
-        np.maximum.at(c["syn_last"], slots, ts)
+        np.maximum.at(c["syn_last"], cells // nb, np.maximum.reduceat(cts, starts))
 
     def span(self, slot: int, now: float) -> tuple[float, float]:
         """(first, last) SYN time counted in `slot`'s window at `now`."""
