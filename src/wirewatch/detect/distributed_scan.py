@@ -71,10 +71,10 @@ class DistributedScan(Reconfigurable):
         if len(p):
             port = probe_port(p)
             victim = dst_key(p)
-            zero = {"talked": np.zeros(len(p), np.uint8)}
-            touched = self.ports.observe(victim, port, p.ts, addr_labels(p), {"port": port, **zero})
+            # an item's `talked` starts at 0 (a new row's columns are zero): not passed, not parked
+            touched = self.ports.observe(victim, port, p.ts, addr_labels(p), {"port": port})
             self.members.observe(hash_cols(victim, p.src_hi, p.src_lo), port, p.ts,
-                                 {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": victim}, zero)
+                                 {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": victim})
         self._mark_conversations(b)
         if not touched.size:
             return []

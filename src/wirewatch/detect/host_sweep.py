@@ -83,8 +83,7 @@ class HostSweep(Reconfigurable):
             keys = hash_cols(p.src_hi, p.src_lo, svc)
             host = hash_cols(p.dst_hi, p.dst_lo)
             touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
-                                           {"host_hi": p.dst_hi, "host_lo": p.dst_lo,
-                                            "talked": np.zeros(len(p), np.uint8)})
+                                           {"host_hi": p.dst_hi, "host_lo": p.dst_lo})  # talked: 0 in a new row
         self._mark_conversations(b)
         if not touched.size:
             return []

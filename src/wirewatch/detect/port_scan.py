@@ -70,7 +70,7 @@ class PortScan(Reconfigurable):
         labels = addr_labels(p)
         stealth = ((p.proto == PROTO_TCP) & p.flags_ok & ((p.tcp_flags & TCP_SYN) == 0)).astype(np.uint8)
         touched = self.probes.observe(keys, item, p.ts, labels,
-                                      {"port": item, "stealth": stealth, "talked": np.zeros(len(p), np.uint8)})
+                                      {"port": item, "stealth": stealth})  # talked: 0 in a new row
         self._mark_conversations(b)
         self._count_answers(b)
         now = float(p.ts.max())

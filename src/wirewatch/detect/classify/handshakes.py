@@ -152,7 +152,8 @@ class HandshakeTracker:
         outcome = np.concatenate([np.full(len(s), o, np.int8) for s, o in parts]) if parts else np.zeros(0, np.int8)
         for o, name in enumerate(OUTCOMES):
             self.counts[name] += int(np.count_nonzero(outcome == o))
-        ev = HandshakeEvents(outcome, t.last_seen[slots].copy(), *(t.cols[c][slots].copy() for c in
+        # gathers by slot are copies already: the events keep their values when the rows go
+        ev = HandshakeEvents(outcome, t.last_seen[slots], *(t.cols[c][slots] for c in
                              ("src_hi", "src_lo", "dst_hi", "dst_lo", "dport")))
         ev.ts[outcome == FAILED_TIMEOUT] = t.last_seen[slots[outcome == FAILED_TIMEOUT]]
         removal = self._pending_removal
