@@ -8,6 +8,7 @@
  * buffer protocol (contiguous, checked), so there is no numpy C-API dependency.
  */
 #include "buffers.h"
+#include <math.h>
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -518,6 +519,73 @@ static PyObject *k_window_add(PyObject *self, PyObject *args)
     return finish(v, 5, bad, "window_add: shapes do not match (counts[slots, m, nb], epoch[slots, nb])");
 }
 
+#define MAX_METRICS 16
+
+/* window_add_rows(epoch i64[S, nb], counts i32|i64[S, m, nb], slots i64[g], inverse i64[n], ts f64[n],
+ *                 width, (values i64[n] or None) * m):
+ * window_add of rows given as WindowCounter.add holds them: row i goes to the slot of its
+ * key (slots[inverse[i]]), into bucket floor(ts[i] / width), adding values[j][i] to metric
+ * j (a metric without values adds 0). No per-row slot, bucket or value matrix is built. */
+static PyObject *k_window_add_rows(PyObject *self, PyObject *args)
+{
+    PyObject *o[5 + MAX_METRICS], *cols;
+    double width;
+    if (!PyArg_ParseTuple(args, "OOOOOdO!", &o[0], &o[1], &o[2], &o[3], &o[4], &width, &PyTuple_Type, &cols))
+        return NULL;
+    Py_ssize_t m = PyTuple_GET_SIZE(cols);
+    if (m > MAX_METRICS) {
+        PyErr_SetString(PyExc_ValueError, "window_add_rows: too many metrics");
+        return NULL;
+    }
+    buffer_spec specs[5 + MAX_METRICS] = {{8, 1, 0, "epoch"}, {0, 1, 0, "counts"}, {8, 0, 0, "slots"},
+                                          {8, 0, 0, "inverse"}, {8, 0, 0, "ts"}};
+    for (Py_ssize_t j = 0; j < m; j++) {
+        o[5 + j] = PyTuple_GET_ITEM(cols, j);
+        specs[5 + j] = (buffer_spec){8, 0, 1, "values"};
+    }
+    int nbuf = 5 + (int)m;
+    Py_buffer v[5 + MAX_METRICS];
+    if (get_buffers(o, v, specs, nbuf) < 0)
+        return NULL;
+    Py_ssize_t n = length(&v[3]), g = length(&v[2]);
+    int bad = !ring_shapes_ok(&v[0], &v[1]) || v[1].shape[1] != m || length(&v[4]) != n || !(width > 0);
+    for (Py_ssize_t j = 0; j < m; j++)
+        bad |= v[5 + j].buf != NULL && length(&v[5 + j]) != n;
+    if (!bad) {
+        const Py_ssize_t nslots = v[1].shape[0], nb = v[1].shape[2];
+        int64_t *epoch = v[0].buf;
+        const int64_t *slots = v[2].buf, *inverse = v[3].buf;
+        const double *ts = v[4].buf;
+        const int64_t *values[MAX_METRICS];
+        for (Py_ssize_t j = 0; j < m; j++)
+            values[j] = v[5 + j].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t k = inverse[i];
+            if (k < 0 || k >= g)
+                continue;
+            int64_t s = slots[k], b = (int64_t)floor(ts[i] / width);
+            if (s < 0 || s >= nslots)
+                continue;
+            Py_ssize_t ring = (Py_ssize_t)(((b % nb) + nb) % nb); /* b < 0: before 1970 */
+            int moved = advance_cell(&epoch[s * nb + ring], b);
+            if (moved < 0)
+                continue;
+            for (Py_ssize_t j = 0; moved && j < m; j++)
+                count_set(&v[1], (s * m + j) * nb + ring, 0);
+            for (Py_ssize_t j = 0; j < m; j++) {
+                if (!values[j])
+                    continue;
+                Py_ssize_t at = (s * m + j) * nb + ring;
+                count_set(&v[1], at, count_at(&v[1], at) + values[j][i]);
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, nbuf, bad, "window_add_rows: shapes do not match (counts[slots, m, nb], epoch[slots, nb], "
+                                "a value column per metric)");
+}
+
 /* window_totals(epoch i64[S*nb], counts i32|i64[S*m*nb], slots i64[k], current, out i64[k*m]):
  * each slot's per-metric sum over the ring cells whose bucket lies in (current - nb, current]. */
 static PyObject *k_window_totals(PyObject *self, PyObject *args)
@@ -643,6 +711,8 @@ static PyMethodDef methods[] = {
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door_key, door_ts, keys, ts, window, slot, back, back_ts)"},
     {"window_add", k_window_add, METH_VARARGS, "window_add(epoch, counts, slots, buckets, values)"},
+    {"window_add_rows", k_window_add_rows, METH_VARARGS,
+     "window_add_rows(epoch, counts, slots, inverse, ts, width, (values or None, ...))"},
     {"window_totals", k_window_totals, METH_VARARGS, "window_totals(epoch, counts, slots, current, out)"},
     {"hll_add", k_hll_add, METH_VARARGS, "hll_add(regs, epoch, slots, hashes, epochs)"},
     {"keep_heap", k_keep_heap, METH_VARARGS, "keep_heap(trim_bytes, mmap_threshold) -> whether glibc took them"},

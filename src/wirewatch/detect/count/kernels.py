@@ -114,6 +114,24 @@ def window_add(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, buckets
         np.add.at(counts[:, j, :], (s[keep], ring[keep]), v[keep, j].astype(counts.dtype))
 
 
+def window_add_rows(epoch: np.ndarray, counts: np.ndarray, slots: np.ndarray, inverse: np.ndarray, ts: np.ndarray,
+                    width: float, values: list[np.ndarray | None]) -> None:
+    """window_add of rows as WindowCounter.add holds them: row i adds values[j][i] to metric j
+    (None: the metric adds 0) in the ring cell of its key's slot (slots[inverse[i]]) and of
+    bucket floor(ts[i] / width). Compiled, no per-row slot, bucket or value matrix is made."""
+    inverse = np.ascontiguousarray(inverse, np.int64)
+    ts = np.ascontiguousarray(ts, np.float64)
+    if _compiled is not None:
+        cols = tuple(None if v is None else np.ascontiguousarray(np.broadcast_to(v, inverse.shape), np.int64)
+                     for v in values)
+        _compiled.window_add_rows(epoch, counts, np.ascontiguousarray(slots, np.int64), inverse, ts, float(width), cols)
+        return
+    matrix = np.empty((len(inverse), len(values)), np.int64)  # each column written once
+    for i, v in enumerate(values):
+        matrix[:, i] = 0 if v is None else v
+    window_add(epoch, counts, np.asarray(slots, np.int64)[inverse], np.floor(ts / width).astype(np.int64), matrix)
+
+
 def _advance_ring_cells(epoch: np.ndarray, slots: np.ndarray, buckets: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The numpy side of a ring update: each cell (slot, bucket % nb) the rows touch moves

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .doorkeeper import Doorkeeper
-from .kernels import group, hash_cols, window_add, window_totals
+from .kernels import group, hash_cols, window_add_rows, window_totals
 from .report import COOLDOWN, Gate, dst_of, src_of, times, top
 from .table import Column, KeyTable, Schema
 from .window_util import unique_first_last
@@ -360,16 +360,16 @@ class WindowCounter(Keys):
         t = self.table
         order, starts, ends, inverse = grouped if grouped is not None else group(keys, inverse=True)
         kfirst, kidx = order[starts], order[ends - 1]
-        matrix = np.empty((len(keys), len(self.metrics)), np.int64)  # each column written once
-        for i, name in enumerate(self.metrics):
-            matrix[:, i] = values.get(name, 0)
-
         def worth() -> np.ndarray:  # in the priority's units: this batch's totals; only when new keys fill the table
+            matrix = np.empty((len(keys), len(self.metrics)), np.int64)  # each column written once
+            for i, name in enumerate(self.metrics):
+                matrix[:, i] = values.get(name, 0)
             return self._worth(np.add.reduceat(matrix[order], starts, axis=0))
 
         slots, new, _ = t.upsert(keys[kfirst], ts[kidx], worth)
         fill_new(t, slots, new, kfirst, labels, ts)
-        window_add(t.cols["epoch"], t.cols["counts"], slots[inverse], np.floor(ts / self.width).astype(np.int64), matrix)
+        window_add_rows(t.cols["epoch"], t.cols["counts"], slots, inverse, ts, self.width,
+                        [values.get(name) for name in self.metrics])
         return slots[slots >= 0]
 
     def _worth(self, sums: np.ndarray) -> np.ndarray:
