@@ -75,10 +75,40 @@ static inline uint64_t u8(const reader *r, int64_t pos)
         return 0;
     return r->buf[pos < r->last ? pos : r->last];
 }
-static inline uint64_t u16(const reader *r, int64_t pos) { return (u8(r, pos) << 8) | u8(r, pos + 1); }
+/* Wider reads: one load when every byte lies inside the buffer (nearly always), else byte by byte
+ * with u8's clamp; the same value either way. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define BE32(x) (x)
+#define BE64(x) (x)
+#else
+#define BE32(x) __builtin_bswap32(x)
+#define BE64(x) __builtin_bswap64(x)
+#endif
+static inline uint64_t u16(const reader *r, int64_t pos)
+{
+    if (pos >= 0 && pos < r->last)
+        return ((uint64_t)r->buf[pos] << 8) | r->buf[pos + 1];
+    return (u8(r, pos) << 8) | u8(r, pos + 1);
+}
 static inline uint64_t u16le(const reader *r, int64_t pos) { return u8(r, pos) | (u8(r, pos + 1) << 8); }
-static inline uint64_t u32(const reader *r, int64_t pos) { return (u16(r, pos) << 16) | u16(r, pos + 2); }
-static inline uint64_t u64(const reader *r, int64_t pos) { return (u32(r, pos) << 32) | u32(r, pos + 4); }
+static inline uint64_t u32(const reader *r, int64_t pos)
+{
+    if (pos >= 0 && pos + 3 <= r->last) {
+        uint32_t x;
+        memcpy(&x, r->buf + pos, 4);
+        return BE32(x);
+    }
+    return (u16(r, pos) << 16) | u16(r, pos + 2);
+}
+static inline uint64_t u64(const reader *r, int64_t pos)
+{
+    if (pos >= 0 && pos + 7 <= r->last) {
+        uint64_t x;
+        memcpy(&x, r->buf + pos, 8);
+        return BE64(x);
+    }
+    return (u32(r, pos) << 32) | u32(r, pos + 4);
+}
 
 static inline int ipv6_ext(uint64_t nh) { return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60; }
 static inline int vlan_tpid(uint64_t t) { return t == 0x8100 || t == 0x88A8 || t == 0x9100; }
