@@ -91,6 +91,26 @@ def test_hash_cols_matches_reference(numpy_only, dtype):
     assert compiled.min() > kernels.TOMBSTONE
 
 
+@pytest.mark.parametrize("types", ["Q", "QQ", "qQq", "QQQQ", "QQQQQ", "HQQQH", "QQQbQQQQ", "BQ", "QqH", "IQQQQQQQ",
+                                   "?QQ", "hiQQQ", "bBhHiI", "qqqqqqqq"])
+def test_hash_cols_of_mixed_columns_matches_reference(types):
+    """Any sequence of column types (runs of up to four 8-byte columns are mixed in one loop,
+    narrower ones one by one) gives the reference's keys, extreme values included."""
+    rng = np.random.default_rng(len(types))
+    cols = []
+    for code in types:
+        dtype = np.dtype(code)
+        if dtype == np.bool_:
+            cols.append(rng.integers(0, 2, 500).astype(np.bool_))
+        else:
+            info = np.iinfo(dtype)
+            cols.append(rng.integers(info.min, info.max, 500, dtype=dtype, endpoint=True))
+    compiled = kernels.hash_cols(*cols)
+    with kernels_of(False):
+        reference = kernels.hash_cols(*cols)
+    np.testing.assert_array_equal(compiled, reference)
+
+
 def test_hash_cols_takes_strided_columns(numpy_only):
     pairs = np.arange(20000, dtype=np.uint32).reshape(-1, 2)
     compiled, reference = both(numpy_only, kernels.hash_cols, pairs[:, 0], pairs[:, 1])
