@@ -593,10 +593,13 @@ static PyObject *k_window_add_rows(PyObject *self, PyObject *args)
             int64_t k = inverse[i];
             if (k < 0 || k >= g)
                 continue;
-            int64_t s = slots[k], b = (int64_t)floor(ts[i] / width);
+            double q = ts[i] / width;
+            int64_t s = slots[k], b = (int64_t)q;
+            b -= q < (double)b; /* floor: truncation moved down for a negative fraction */
             if (s < 0 || s >= nslots)
                 continue;
-            Py_ssize_t ring = (Py_ssize_t)(((b % nb) + nb) % nb); /* b < 0: before 1970 */
+            int64_t ring = b % nb; /* one division: b < 0 (before 1970) gives a negative remainder */
+            ring += ring < 0 ? nb : 0;
             int moved = advance_cell(&epoch[s * nb + ring], b);
             if (moved < 0)
                 continue;

@@ -180,17 +180,17 @@ def test_window_add_matches_reference(rows, wide):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(st.tuples(st.integers(0, 9), st.floats(100.0, 131.0), st.integers(-5, 1000), st.booleans()),
+@given(rows=st.lists(st.tuples(st.integers(0, 9), st.floats(-15.0, 16.0), st.integers(-5, 1000), st.booleans()),
                      max_size=200),
-       slots=st.lists(st.integers(-2, 7), min_size=10, max_size=10), wide=st.booleans())
-def test_window_add_rows_is_window_add_of_the_rows(rows, slots, wide):
+       slots=st.lists(st.integers(-2, 7), min_size=10, max_size=10), wide=st.booleans(), start=st.sampled_from([-5, 44]))
+def test_window_add_rows_is_window_add_of_the_rows(rows, slots, wide, start):
     """window_add_rows (each row through its key's slot, its bucket from its time, a value
     column per metric, None for 0) leaves the rings exactly as window_add of the per-row
     slots, buckets and value matrix does, compiled and numpy: cells cleared for a newer
     bucket, rows older than their cell dropped, keys without a slot skipped."""
     nslots, nb, width = 8, 5, 2.5
     inverse = np.array([r[0] for r in rows], np.int64)
-    ts = np.array([r[1] for r in rows], np.float64)
+    ts = np.array([r[1] for r in rows], np.float64) + (0.0 if start < 0 else 115.0)  # around the cells' buckets
     amount = np.array([r[2] for r in rows], np.int64)
     flag = np.array([r[3] for r in rows], np.bool_)
     key_slots = np.array(slots, np.int64)
@@ -203,7 +203,7 @@ def test_window_add_rows_is_window_add_of_the_rows(rows, slots, wide):
     for compiled in (True, False):
         with kernels_of(compiled):
             for fused in (True, False):
-                epoch = np.tile(44 + np.arange(nb), (nslots, 1))  # cells start holding buckets 44..48 (t 110..122.5)
+                epoch = np.tile(start + np.arange(nb), (nslots, 1))  # cells start holding buckets start..start+4
                 counts = np.ones((nslots, m, nb), np.int64 if wide else np.int32)
                 if fused:
                     kernels.window_add_rows(epoch, counts, key_slots, inverse, ts, width, values)
