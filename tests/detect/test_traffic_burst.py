@@ -140,3 +140,65 @@ def test_icmp_replies_that_answer_no_request_are_a_flood(tmp_path, v):
         pinged += [(T0 + i * 0.0005, Ether(dst="02:00:00:00:00:02") / ip(v, b, a) / req),
                    (T0 + i * 0.0005 + 0.0001, Ether(dst="02:00:00:00:00:02") / ip(v, a, b) / rep)]
     assert [x["src_ip"] for x in types(run_packets(tmp_path, pinged)[0])["traffic_burst"]] == [b]
+
+
+def _data_flood(a, b, n, size=1200):
+    """n TCP data segments with ACK set from a to b:23, nothing acknowledged back (hping3 -A -d
+    1200 --flood; a data stream whose receiver never answers)."""
+    return [(T0 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=a, dst=b) / TCP(sport=40000, dport=23, flags="PA", seq=i * size)
+             / Raw(b"x" * size)) for i in range(n)]
+
+
+def _wire_bytes(pkts) -> int:
+    return sum(len(bytes(p)) for _, p in pkts)
+
+
+def test_a_flood_reports_the_bytes_of_its_packets(tmp_path):
+    """The evidence's bytes are the flood's packets' bytes. A data segment carries ACK and an
+    echo reply answers, which made them "answers" whose bytes were left out: a TCP data flood
+    and an echo reply flood reported bytes 0 (main)."""
+    a, b = "10.1.0.66", "10.1.0.1"
+    replies = [(T0 + i * 0.0005, Ether(dst="02:00:00:00:00:02") / IP(src=a, dst=b) / ICMP(type=0, seq=1) / Raw(b"p" * 56))
+               for i in range(1000)]
+    for flood, proto in ((_data_flood(a, b, 1000), "TCP"), (_ack_flood(a, b, 1000, T0), "TCP"), (replies, "ICMP")):
+        fired = types(run_packets(tmp_path, flood)[0])["traffic_burst"]
+        ev = fired[0]["evidence"]
+        assert (fired[0]["src_ip"], fired[0]["proto"], ev["packets"]) == (a, proto, 1000)
+        assert ev["bytes"] == _wire_bytes(flood) and proto in ev["bytes_note"]
+
+
+def test_bytes_threshold_makes_a_tcp_data_flood_a_burst(tmp_path):
+    """bytes_threshold counts the bytes of the flood's packets, TCP data segments included: 500
+    segments (half the packet threshold) of 1,254 bytes each are a burst over 600,000 bytes (main:
+    none, their bytes counted 0), not over 700,000; acknowledged, the same bytes are a transfer."""
+    a, b = "10.1.0.66", "10.1.0.1"
+    flood = _data_flood(a, b, 500)
+    total = _wire_bytes(flood)
+    assert 600_000 < total < 700_000
+    fired = types(run_packets(tmp_path, flood, {"detect.traffic_burst.bytes_threshold": 600_000})[0])["traffic_burst"]
+    assert [(x["src_ip"], x["proto"], x["evidence"]["packets"], x["evidence"]["bytes"]) for x in fired] == \
+        [(a, "TCP", 500, total)]
+    assert "traffic_burst" not in types(run_packets(tmp_path, flood, {"detect.traffic_burst.bytes_threshold": 700_000})[0])
+    acks = [(t + 0.0005, Ether(dst="02:00:00:00:00:02") / IP(src=b, dst=a) / TCP(sport=23, dport=40000, flags="A"))
+            for t, _ in flood[::10]]
+    transfer = sorted(flood + acks, key=lambda p: p[0])
+    assert "traffic_burst" not in types(run_packets(tmp_path, transfer, {"detect.traffic_burst.bytes_threshold": 600_000})[0])
+
+
+def test_bytes_threshold_is_a_burst_of_the_pairs_main_kind(tmp_path):
+    """A pair's heavy answered UDP (a query/response exchange) and one ping are no ICMP flood: the
+    bytes make a burst of the kind that sent most packets, which the answers then clear (main:
+    an "ICMP request flood" of 1 packet, the UDP bytes counted towards it)."""
+    a, b = "10.1.0.66", "10.1.0.1"
+    e = Ether(dst="02:00:00:00:00:02")
+    exchange = []
+    for i in range(600):
+        t = T0 + i * 0.001
+        exchange += [(t, e / IP(src=a, dst=b) / UDP(sport=5000, dport=9000) / Raw(b"q" * 1000)),
+                     (t + 0.0002, e / IP(src=b, dst=a) / UDP(sport=9000, dport=5000) / Raw(b"r" * 20))]
+    ping = [(T0 + 0.3, e / IP(src=a, dst=b) / ICMP(type=8, seq=1))]
+    overrides = {"detect.traffic_burst.bytes_threshold": 500_000}
+    assert "traffic_burst" not in types(run_packets(tmp_path, sorted(exchange + ping, key=lambda p: p[0]), overrides)[0])
+    unanswered = [p for p in exchange if p[1][IP].src == a]  # the same datagrams, nothing back: a UDP burst by bytes
+    fired = types(run_packets(tmp_path, sorted(unanswered + ping, key=lambda p: p[0]), overrides)[0])["traffic_burst"]
+    assert [(x["proto"], x["evidence"]["packets"]) for x in fired] == [("UDP", 600)]

@@ -21,7 +21,10 @@ looks at what comes back on the same pair of hosts within the window:
   non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
   is answered by RSTs or not at all. SYN floods are syn_flood's.
 
-"Almost nothing" is `min_reply_ratio` (replies per packet sent).
+"Almost nothing" is `min_reply_ratio` (replies per packet sent). An alert's `bytes`, and what
+`bytes_threshold` counts, are the bytes of the packets these kinds count (a TCP data segment's
+too: it carries ACK, yet it is what the source sends); over `bytes_threshold`, the pair's kind
+with the most packets is a burst, answered or not as above.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new
 PAIR_KINDS = (*KINDS, "icmp_reply")  # the per-pair view also knows replies that answer no request
 PEAK_MIN_S = 0.001  # a rate over a shorter span than this is reported over this span
 BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
+BYTES_NOTE = ("bytes of this pair's ICMP requests and replies, UDP and TCP without SYN in the window "
+              "(the packets the flood kinds count)")
 NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)",
          "icmp_reply": "ICMP reply flood (answering no request)"}
 UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection",
@@ -58,7 +63,9 @@ UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets with
 class TrafficBurstConfig:
     enabled: bool = setting(True, "Detect packet floods (ICMP, UDP, ACK/RST) from one source to one host.")
     threshold: int = setting(1000, "Packets from one source to one host within the window (--traffic-threshold).", 1)
-    bytes_threshold: int = setting(50_000_000, "Bytes within the window that also make a burst (0 = off).", 0)
+    bytes_threshold: int = setting(50_000_000, "Bytes of flood packets (ICMP requests and replies, UDP, TCP without SYN) "
+                                               "from one source to one host within the window that also make a burst "
+                                               "of its main kind (0 = off).", 0)
     min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
                                             "fewer packets than this share of those sent.", 0, 1)
     window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
@@ -101,8 +108,10 @@ class TrafficBurst(Reconfigurable):
         p = b.select(rows)
         answers, refused, replied = answer[rows], refusal[rows], reply[rows]
         values = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answers,
-                  "bytes": p.length * ~(answers | refused | replied), "refused": refused,  # bytes: not answers
-                  "icmp_reply": replied}
+                  "refused": refused, "icmp_reply": replied}
+        # bytes: of the packets the kinds count (a TCP data segment acknowledges as it goes, so
+        # it is both a flood kind's packet and an answer: counted by what it sends)
+        values["bytes"] = p.length * (values["icmp"] | values["udp"] | values["tcp"] | replied)
         # the rows grouped by (source, destination) once: this per-pair count and the
         # many-sources view (per destination, derived from the pairs) share it
         keys = pair_key(p)
@@ -116,11 +125,14 @@ class TrafficBurst(Reconfigurable):
         touched = self.counter.add(keys, p.ts, values, addr_labels(p), grouped=pairs)
         now = float(p.ts.max())
         sums = self.counter.all_totals(touched, now)
+        # bytes_threshold makes a burst of the pair's main kind (its most packets): a pair's
+        # heavy answered UDP or TCP does not make its one ping an ICMP flood
         heavy = sums["bytes"] >= self.cfg.bytes_threshold if self.cfg.bytes_threshold > 0 else False
+        main = np.max([sums[k] for k in PAIR_KINDS], axis=0)
         out = []
         for kind in PAIR_KINDS:
             sent = sums[kind]
-            big = (sent >= self.cfg.threshold) | ((sent > 0) & heavy)
+            big = (sent >= self.cfg.threshold) | ((sent > 0) & (sent == main) & heavy)
             cand = touched[big]
             if kind != "icmp" and cand.size:
                 cand = cand[self._flood(cand, sums, big, kind, now)]
@@ -207,7 +219,7 @@ class TrafficBurst(Reconfigurable):
             src_ip=src, dest_ip=dst, proto={"udp": "UDP", "tcp": "TCP"}.get(kind, "ICMP"),
             evidence={"kind": NAMES[kind], "packets": packets, "bytes": nbytes, "window_s": self.window,
                       "threshold": self.cfg.threshold, "bytes_threshold": self.cfg.bytes_threshold,
-                      "bytes_note": "bytes of all non-answer packets on this pair in the window",
+                      "bytes_note": BYTES_NOTE,
                       "peak_pps": round(peak, 1), "replies": replies, "min_reply_ratio": self.cfg.min_reply_ratio,
                       **c.seen(slot)},
         )
