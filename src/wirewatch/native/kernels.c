@@ -585,33 +585,46 @@ static PyObject *k_window_add_rows(PyObject *self, PyObject *args)
         int64_t *epoch = v[0].buf;
         const int64_t *slots = v[2].buf, *inverse = v[3].buf;
         const double *ts = v[4].buf;
+        /* only the metrics given are added: their columns and where they go in a cell's row */
         const int64_t *values[MAX_METRICS];
-        for (Py_ssize_t j = 0; j < m; j++)
-            values[j] = v[5 + j].buf;
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t k = inverse[i];
-            if (k < 0 || k >= g)
-                continue;
-            double q = ts[i] / width;
-            int64_t s = slots[k], b = (int64_t)q;
-            b -= q < (double)b; /* floor: truncation moved down for a negative fraction */
-            if (s < 0 || s >= nslots)
-                continue;
-            int64_t ring = b % nb; /* one division: b < 0 (before 1970) gives a negative remainder */
-            ring += ring < 0 ? nb : 0;
-            int moved = advance_cell(&epoch[s * nb + ring], b);
-            if (moved < 0)
-                continue;
-            for (Py_ssize_t j = 0; moved && j < m; j++)
-                count_set(&v[1], (s * m + j) * nb + ring, 0);
-            for (Py_ssize_t j = 0; j < m; j++) {
-                if (!values[j])
-                    continue;
-                Py_ssize_t at = (s * m + j) * nb + ring;
-                count_set(&v[1], at, count_at(&v[1], at) + values[j][i]);
+        Py_ssize_t metric[MAX_METRICS], given = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            if (v[5 + j].buf) {
+                values[given] = v[5 + j].buf;
+                metric[given++] = j;
             }
         }
+        Py_BEGIN_ALLOW_THREADS
+        /* one loop per count type, so the cell's width is not decided per value */
+#define ADD_ROWS(T)                                                                           \
+    {                                                                                         \
+        T *counts = v[1].buf;                                                                 \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                  \
+            int64_t k = inverse[i];                                                           \
+            if (k < 0 || k >= g)                                                              \
+                continue;                                                                     \
+            double q = ts[i] / width;                                                         \
+            int64_t s = slots[k], b = (int64_t)q;                                             \
+            b -= q < (double)b; /* floor: truncation moved down for a negative fraction */    \
+            if (s < 0 || s >= nslots)                                                         \
+                continue;                                                                     \
+            int64_t ring = b % nb; /* one division: b < 0 (before 1970) gives a negative rest */ \
+            ring += ring < 0 ? nb : 0;                                                        \
+            int moved = advance_cell(&epoch[s * nb + ring], b);                               \
+            if (moved < 0)                                                                    \
+                continue;                                                                     \
+            T *cell = counts + s * m * nb + ring; /* metric j at cell[j * nb] */              \
+            for (Py_ssize_t j = 0; moved && j < m; j++)                                       \
+                cell[j * nb] = 0;                                                             \
+            for (Py_ssize_t x = 0; x < given; x++)                                            \
+                cell[metric[x] * nb] = (T)((int64_t)cell[metric[x] * nb] + values[x][i]);     \
+        }                                                                                     \
+    }
+        if (v[1].itemsize == 8)
+            ADD_ROWS(int64_t)
+        else
+            ADD_ROWS(int32_t)
+#undef ADD_ROWS
         Py_END_ALLOW_THREADS
     }
     return finish(v, nbuf, bad, "window_add_rows: shapes do not match (counts[slots, m, nb], epoch[slots, nb], "

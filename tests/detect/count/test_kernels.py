@@ -194,7 +194,7 @@ def test_window_add_rows_is_window_add_of_the_rows(rows, slots, wide, start):
     amount = np.array([r[2] for r in rows], np.int64)
     flag = np.array([r[3] for r in rows], np.bool_)
     key_slots = np.array(slots, np.int64)
-    values = [amount, flag, None]  # int64, bool, and a metric the rows do not give
+    values = [amount, None, flag]  # int64, a metric the rows do not give, bool
     m = len(values)
     matrix = np.zeros((len(rows), m), np.int64)
     for j, v in enumerate(values):
