@@ -6,6 +6,11 @@ A service is (protocol, port) for TCP SYNs, ACK pings and UDP, or the ICMP reque
 Busy or hostile: a host that *uses* the service of each host it reaches (a user behind a
 NAT address browsing many sites: every handshake completes and carries data) is not
 sweeping. Hosts it held a conversation with (classify/conversations.py) do not count.
+Host discovery on the local segment (nmap -6 -sn on a LAN) sends only neighbour
+solicitations: the service is ICMPv6 type 135 and the host the target's solicited-node group.
+Every host resolves its neighbours, so an address counts only if no packet is then sent
+to it (a resolution is made to deliver one, which a router forwards from other sources; a
+sweep asks and moves on).
 Two windows, as in port_scan: `threshold` hosts within `window`, and `slow_threshold`
 hosts within `slow_window` for slow sweeps (one new host every few seconds).
 """
@@ -19,19 +24,24 @@ from typing import Any
 import numpy as np
 
 from ..addr import addr_str
-from ..decode import PacketBatch
+from ..decode import PROTO_ICMPV6, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import (
     ADDR_LABELS,
+    ND_SOLICITATION,
+    ND_TYPES,
     addr_labels,
     answered_ack_probes,
     bare_ack,
     icmp_request,
+    nd_solicitation,
     proto_name,
     service,
+    solicited_group,
     syn_only,
+    to_group,
     towards_service,
     udp_initiator,
 )
@@ -41,6 +51,7 @@ from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
+ND_SERVICE = PROTO_ICMPV6 * 65536 + ND_SOLICITATION
 
 
 @dataclass(frozen=True)
@@ -67,13 +78,17 @@ class HostSweep(Reconfigurable):
         self.counter = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_targets, labels,
                                        {"host_hi": np.uint64, "host_lo": np.uint64, "talked": np.uint8},
                                        doorkeeper_bits=16, inner_window=self.window, gate=gate)
+        self.nd_until = -np.inf  # packet time until which a neighbour solicitation is remembered
+        # solicited-node groups of IPv6 addresses sent unicast traffic while solicitations are about
+        self.used = WindowCounter(max(cfg.slow_window, self.window), cfg.max_targets, ("used",))
         self.answers = WindowCounter(max(cfg.slow_window, self.window), cfg.max_sources, ("replied", "unreachable"))
 
     def configure(self) -> None:
         self.slow_threshold = self.cfg.slow_threshold or self.cfg.threshold
 
     def observe(self, b: PacketBatch) -> list[Finding]:
-        probe = syn_only(b) | udp_initiator(b) | icmp_request(b) | (bare_ack(b) & towards_service(b))
+        nd = nd_solicitation(b)
+        probe = syn_only(b) | udp_initiator(b) | icmp_request(b) | nd | (bare_ack(b) & towards_service(b))
         probe[answered_ack_probes(b)[0]] = True  # nmap -PA: ACKs that live hosts refuse with a bare RST
         rows = np.flatnonzero(probe)
         touched = np.zeros(0, np.int64)
@@ -84,7 +99,10 @@ class HostSweep(Reconfigurable):
             host = hash_cols(p.dst_hi, p.dst_lo)
             touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
                                            {"host_hi": p.dst_hi, "host_lo": p.dst_lo})  # talked: 0 in a new row
+        if nd.any():
+            self.nd_until = max(self.nd_until, float(b.ts[nd].max()) + max(self.cfg.slow_window, self.window))
         self._mark_conversations(b)
+        self._record_used(b)
         if not touched.size:
             return []
         self._count_answers(b)
@@ -93,6 +111,7 @@ class HostSweep(Reconfigurable):
         out, fired = [], set()
         for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
             hot = c.over(touched, limit, inner)
+            self._mark_used(hot)
             hot = hot[self._swept(hot, inner) >= limit]
             for slot in c.due(hot, now, window, inner):
                 if int(slot) not in fired:
@@ -108,6 +127,25 @@ class HostSweep(Reconfigurable):
         c = conversations(b)
         if len(c.service):
             self.counter.mark(hash_cols(c.prober_hi, c.prober_lo, c.service), hash_cols(c.target_hi, c.target_lo), "talked")
+
+    def _record_used(self, b: PacketBatch) -> None:
+        """Unicast IPv6 packets other than neighbour discovery, by their destination's
+        solicited-node group (while a solicitation is within the long window)."""
+        if not len(b) or float(b.ts[0]) > self.nd_until:
+            return
+        nd = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type >= ND_TYPES[0]) & (b.icmp_type <= ND_TYPES[-1])
+        rows = np.flatnonzero((b.ipver == 6) & ~to_group(b) & ~nd)
+        if rows.size:
+            self.used.add(hash_cols(*solicited_group(b.dst_lo[rows])), b.ts[rows], {"used": np.ones(rows.size, np.int64)})
+
+    def _mark_used(self, slots: np.ndarray) -> None:
+        """Solicited addresses that were then sent a packet were resolved to be used: talked."""
+        c = self.counter
+        for slot in slots[c.label(slots, "service") == ND_SERVICE].tolist():
+            items = c.members(slot)
+            hosts = hash_cols(c.item(items, "host_hi"), c.item(items, "host_lo"))
+            used = hosts[self.used.table.find(hosts) >= 0]
+            c.mark(np.full(used.size, c.key(slot), np.uint64), used, "talked")
 
     def _count_answers(self, b: PacketBatch) -> None:
         """Answers to a sweeper, keyed back onto its (source, service): see replies.py."""
@@ -128,6 +166,9 @@ class HostSweep(Reconfigurable):
         src = c.src(slot)
         is_icmp = proto in (1, 58)
         what = f"ICMP type {port}" if is_icmp else f"{proto_name(proto)} port {port}"
+        method = {}
+        if svc == ND_SERVICE:  # hosts are the targets' solicited-node groups
+            what, method = "neighbour solicitation", {"method": "ND"}
         return Finding(
             type=self.name, identifier=(src, svc), ts=c.last_seen(slot),
             message=f"Possible host sweep from {src} ({what})",
@@ -136,7 +177,7 @@ class HostSweep(Reconfigurable):
                       "mode": "short window" if inner else "long window (slow sweep)", "service": what,
                       "probes": c.item_hits(swept), "conversations": int(len(items) - len(swept)),
                       **c.seen(slot), "sample_hosts": hosts[:SAMPLE],
-                      "answers": self._answers(c.key(slot), c.last_seen(slot))},
+                      "answers": self._answers(c.key(slot), c.last_seen(slot)), **method},
         )
 
     def near_misses(self, now: float) -> list[dict[str, Any]]:
@@ -163,10 +204,11 @@ class HostSweep(Reconfigurable):
 
     def expire(self, now: float) -> None:
         self.counter.expire(now)
+        self.used.expire(now)
         self.answers.expire(now)
 
     def stats(self) -> dict[str, int]:
-        return {**self.counter.stats("host_sweep"), **self.answers.stats("host_sweep_answers")}
+        return {**self.counter.stats("host_sweep"), **self.used.stats("host_sweep_used"), **self.answers.stats("host_sweep_answers")}
 
 
 def _one_per_source(found: list[Finding]) -> list[Finding]:

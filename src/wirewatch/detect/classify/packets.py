@@ -208,6 +208,26 @@ def icmp_request(b: PacketBatch) -> np.ndarray:
     return v4 | v6
 
 
+ND_SOLICITATION, ND_TYPES = 135, (133, 134, 135, 136, 137)  # ICMPv6 neighbour solicitation; RS..redirect
+SOLICITED_HI = np.uint64(0xFF02 << 48)  # ff02::1:ffXX:XXXX (RFC 4291 2.7.1): the NS target's low 24 bits
+SOLICITED_LO = np.uint64(0x1FF000000)
+LOW24 = np.uint64(0xFFFFFF)
+
+
+def nd_solicitation(b: PacketBatch) -> np.ndarray:
+    """Neighbour solicitations that resolve an address (to its solicited-node group, from an
+    address: not duplicate address detection's ::, not a unicast reachability check). The
+    group names the target's low 24 bits, so it stands for the target."""
+    ns = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type == ND_SOLICITATION)
+    ns &= (b.dst_hi == SOLICITED_HI) & ((b.dst_lo & ~LOW24) == SOLICITED_LO)
+    return ns & ((b.src_hi | b.src_lo) != 0)
+
+
+def solicited_group(lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hi, lo) of the solicited-node group of IPv6 addresses with these low 64 bits."""
+    return np.full(len(lo), SOLICITED_HI, np.uint64), SOLICITED_LO | (lo & LOW24)
+
+
 def icmp_unreachable(b: PacketBatch) -> np.ndarray:
     """ICMP destination unreachable quoting a packet (v4 type 3, v6 type 1)."""
     v4 = (b.proto == PROTO_ICMP) & (b.icmp_type == 3)
