@@ -64,3 +64,14 @@ def test_a_million_prefixes_load_and_match_fast(tmp_path):
     expect = np.array([(int(a) >> 8) in listed for a in probe])
     assert ((idx >= 0) == expect).all()
     print(f"matched 200k addresses against 1M prefixes in {elapsed * 1000:.1f} ms")
+
+
+def test_matches_v4_at_the_edges_of_the_listed_range(tmp_path):
+    bl = load([write(tmp_path, "e.txt", "10.0.0.0/24\n10.0.2.7\n")])
+    first, last = 0x0A000000, 0x0A000207
+    probe = np.array([first - 1, last, 0x0A000100, first, last + 1, 0x0A0000FF], np.uint64)
+    pos, entry = bl.matches_v4(probe)
+    assert pos.tolist() == [1, 3, 5]
+    assert [bl.v4_entry[i] for i in entry] == ["10.0.2.7", "10.0.0.0/24", "10.0.0.0/24"]
+    assert bl.matches_v4(np.zeros(0, np.uint64))[0].size == 0
+    assert load([]).matches_v4(probe)[0].size == 0

@@ -42,11 +42,23 @@ class Blocklist:
 
     def match_v4(self, addr: np.ndarray) -> np.ndarray:
         """Index into v4_entry of the prefix holding each IPv4 address (uint32 values), -1 if none."""
+        out = np.full(len(addr), -1, np.int64)
+        pos, entry = self.matches_v4(addr)
+        out[pos] = entry
+        return out
+
+    def matches_v4(self, addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The positions in `addr` (uint32 values) of the addresses inside a listed prefix, in
+        order, and each one's index into v4_entry. Only addresses between the first prefix's
+        start and the last one's end are searched: with a short list, the few that match."""
         if not len(self.v4_start):
-            return np.full(len(addr), -1, np.int64)
-        i = np.searchsorted(self.v4_start, addr, side="right") - 1
-        ok = (i >= 0) & (addr <= self.v4_end[np.maximum(i, 0)])
-        return np.where(ok, i, -1)
+            none = np.zeros(0, np.int64)
+            return none, none
+        pos = np.flatnonzero((addr >= self.v4_start[0]) & (addr <= self.v4_end[-1]))
+        near = addr[pos]
+        i = np.searchsorted(self.v4_start, near, side="right") - 1  # >= 0: near >= v4_start[0]
+        ok = near <= self.v4_end[i]
+        return pos[ok], i[ok]
 
     def match_v6(self, value: int) -> int:
         """Index into v6_entry of the prefix holding this 128-bit address, -1 if none."""

@@ -80,9 +80,9 @@ class Blacklist(Reconfigurable):
         v6 = np.flatnonzero(b.ipver == 6) if blocklist.v6_entry else idx[:0]
         for side, hi, lo in (("src", b.src_hi, b.src_lo), ("dst", b.dst_hi, b.dst_lo)):
             if idx.size:
-                m = blocklist.match_v4((lo if every else lo[idx]) & np.uint64(0xFFFFFFFF))
-                for entry_i in sorted_unique(m[m >= 0]):
-                    rows = idx[m == entry_i]
+                pos, m = blocklist.matches_v4((lo if every else lo[idx]) & np.uint64(0xFFFFFFFF))
+                for entry_i in sorted_unique(m):
+                    rows = idx[pos[m == entry_i]]
                     self._collect(hits, side, blocklist.v4_source(int(entry_i)), rows, b)
             if v6.size:
                 values = (hi[v6].astype(object) << 64) | lo[v6].astype(object)
