@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import numpy as np
 import pytest
 from conftest import PURE_NUMPY, built, decode_file, native_paths
@@ -229,7 +231,26 @@ SAMPLES = [
     Ether() / IP() / ICMP(type=8), Ether() / IPv6() / ICMPv6EchoRequest(),
     Ether() / IPv6() / ICMPv6DestUnreach() / IPv6(src="fd00::2", dst="fd00::1") / TCP(sport=80, dport=1234),
     Ether() / IP(proto=47) / Raw(b"gre!"), Ether() / ARP(), Ether(type=0x88CC) / Raw(b"lldp"),
+    Ether() / Dot1Q(vlan=7) / ARP(op=2, psrc="10.0.0.5", pdst="10.0.0.6"),
 ]
+
+
+def test_arp_addresses():
+    """ARP for IPv4 (Ethernet, under a VLAN tag) gives its opcode and protocol addresses; a
+    truncated one, another protocol's ARP or an IP packet gives none."""
+    frames = [Ether() / ARP(op=1, psrc="10.0.0.5", pdst="10.0.0.77"),
+              Ether() / Dot1Q(vlan=7) / ARP(op=2, psrc="10.0.0.77", pdst="10.0.0.5"),
+              Ether(bytes(Ether() / ARP(psrc="10.0.0.5", pdst="10.0.0.77"))[:14 + 27]),
+              Ether() / ARP(ptype=0x86DD, plen=16, psrc="::1", pdst="::2"), Ether() / IP() / ICMP()]
+    datas = [bytes(f) for f in frames]
+    offs = np.cumsum([0] + [len(d) for d in datas[:-1]])
+    buf, meta = b"".join(datas), np.array([[1, 0, o, len(d)] for o, d in zip(offs, datas)], np.uint32)
+    b = decode(buf, meta, 1)
+    assert b.arp_op.tolist() == [1, 2, 0, 0, 0]
+    assert [str(ipaddress.ip_address(int(a))) for a in b.arp_spa[:2]] == ["10.0.0.5", "10.0.0.77"]
+    assert [str(ipaddress.ip_address(int(a))) for a in b.arp_tpa[:2]] == ["10.0.0.77", "10.0.0.5"]
+    assert b.arp_spa[2:].tolist() == [0, 0, 0] and b.ipver[:4].tolist() == [0, 0, 0, 0]
+    assert_same_as_reference(buf, meta, 1)
 LINK = {1: lambda p: bytes(p), 101: lambda p: bytes(p.payload), 0: lambda p: b"\x02\x00\x00\x00" + bytes(p.payload),
         113: lambda p: bytes(CookedLinux(proto=p.type) / p.payload),
         276: lambda p: bytes(CookedLinuxV2(proto=p.type) / p.payload)}

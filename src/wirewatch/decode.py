@@ -69,6 +69,8 @@ SUPPORTED_LINKTYPES = {
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
+ETH_ARP = 0x0806
+ARP_REQUEST, ARP_REPLY = 1, 2
 ETH_MPLS = 0x8847
 ETH_MPLS_MULTICAST = 0x8848
 ETH_PPPOE_SESSION = 0x8864
@@ -166,6 +168,9 @@ class PacketBatch:
     has_inner: np.ndarray = field(metadata=_column(np.bool_, "ICMP error with a quoted packet"))
     tunnel: np.ndarray = field(metadata=_column(np.uint32, "outer layers, 4 bits each (tunnel_names)"))
     ttl: np.ndarray = field(metadata=_column(np.uint8, "IPv4 TTL or IPv6 hop limit of the (innermost) IP header, 0 if not IP"))
+    arp_op: np.ndarray = field(metadata=_column(np.uint8, "ARP for IPv4: ARP_REQUEST or ARP_REPLY, 0 otherwise"))
+    arp_spa: np.ndarray = field(metadata=_column(np.uint32, "ARP: sender protocol (IPv4) address, valid where arp_op"))
+    arp_tpa: np.ndarray = field(metadata=_column(np.uint32, "ARP: target protocol (IPv4) address, valid where arp_op"))
     errors: dict[str, int] = field(default_factory=dict)
     non_ip: int = 0
     seq: int = -1  # set by the engine: identifies this slice for per-batch caches
@@ -723,6 +728,13 @@ def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
     valid = ip["valid"]
     non_ip_mask = ~valid & (l3 <= end) & (ethertype != ETH_IPV4) & (ethertype != ETH_IPV6)
     non_ip = int(np.count_nonzero(non_ip_mask)) if linktype in SUPPORTED_LINKTYPES else 0
+    # ARP for IPv4 (RFC 826): the addresses follow the hardware ones, hlen bytes each
+    hlen = r.u8(l3 + 4).astype(np.int64)
+    arp = ~valid & (ethertype == ETH_ARP) & r.has(l3, 8 + 2 * hlen + 8) & (r.u16(l3 + 2) == ETH_IPV4) & (r.u8(l3 + 5) == 4)
+    op = np.where(arp, r.u16(l3 + 6), 0)
+    arp_op = np.where((op == ARP_REQUEST) | (op == ARP_REPLY), op, 0).astype(np.uint8)
+    arp_spa = np.where(arp, r.u32_pairs(l3 + 8 + hlen)[:, 0], 0).astype(np.uint32)
+    arp_tpa = np.where(arp, r.u32_pairs(l3 + 8 + 2 * hlen + 4)[:, 0], 0).astype(np.uint32)
     first = valid & (frag != FRAG_LATER)
     is_tcp = first & (proto == PROTO_TCP)
     is_udp = first & (proto == PROTO_UDP)
@@ -782,5 +794,6 @@ def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
         flags_ok=flags_ok, icmp_type=icmp_type, icmp_code=icmp_code, has_icmp=has_icmp,
         length=length, payload=payload, frag=frag, inner_proto=inner_proto,
         inner_dst_hi=inner_dst_hi, inner_dst_lo=inner_dst_lo, inner_sport=inner_sport,
-        inner_dport=inner_dport, has_inner=has_inner, tunnel=tunnel, ttl=ip["ttl"], errors=errors, non_ip=non_ip,
+        inner_dport=inner_dport, has_inner=has_inner, tunnel=tunnel, ttl=ip["ttl"],
+        arp_op=arp_op, arp_spa=arp_spa, arp_tpa=arp_tpa, errors=errors, non_ip=non_ip,
     )

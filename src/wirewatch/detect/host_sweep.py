@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..addr import addr_str
-from ..decode import PROTO_ICMPV6, PacketBatch
+from ..decode import IPV4_MAPPED, PROTO_ICMPV6, PacketBatch
 from ..settings import cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.conversations import conversations
@@ -34,6 +34,7 @@ from .classify.packets import (
     ND_TYPES,
     addr_labels,
     answered_ack_probes,
+    arp_request,
     bare_ack,
     icmp_request,
     nd_solicitation,
@@ -52,6 +53,7 @@ from .count.window import DistinctCounter, WindowCounter
 
 SAMPLE = 20
 ND_SERVICE = PROTO_ICMPV6 * 65536 + ND_SOLICITATION
+ARP_SERVICE = 256 * 65536  # beyond IP protocol numbers
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class HostSweep(Reconfigurable):
         self.counter = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_targets, labels,
                                        {"host_hi": np.uint64, "host_lo": np.uint64, "talked": np.uint8},
                                        doorkeeper_bits=16, inner_window=self.window, gate=gate)
-        self.nd_until = -np.inf  # packet time until which a neighbour solicitation is remembered
+        self.resolve_until = -np.inf  # packet time until which an ARP request or solicitation is remembered
         # solicited-node groups of IPv6 addresses sent unicast traffic while solicitations are about
         self.used = WindowCounter(max(cfg.slow_window, self.window), cfg.max_targets, ("used",))
         self.answers = WindowCounter(max(cfg.slow_window, self.window), cfg.max_sources, ("replied", "unreachable"))
@@ -94,19 +96,22 @@ class HostSweep(Reconfigurable):
         touched = np.zeros(0, np.int64)
         if rows.size:
             p = b.select(rows)
-            svc = service(p)
-            keys = hash_cols(p.src_hi, p.src_lo, svc)
-            host = hash_cols(p.dst_hi, p.dst_lo)
-            touched = self.counter.observe(keys, host, p.ts, {**addr_labels(p), "service": svc},
-                                           {"host_hi": p.dst_hi, "host_lo": p.dst_lo})  # talked: 0 in a new row
-        if nd.any():
-            self.nd_until = max(self.nd_until, float(b.ts[nd].max()) + max(self.cfg.slow_window, self.window))
+            touched = self._observe(p.ts, addr_labels(p), service(p))
+        arp = np.flatnonzero(arp_request(b))
+        if arp.size:  # ARP rows carry no IP addresses: the sender asks for the target
+            zero = np.zeros(arp.size, np.uint64)
+            spa, tpa = IPV4_MAPPED | b.arp_spa[arp].astype(np.uint64), IPV4_MAPPED | b.arp_tpa[arp].astype(np.uint64)
+            addrs = {"src_hi": zero, "src_lo": spa, "dst_hi": zero, "dst_lo": tpa}
+            touched = np.union1d(touched, self._observe(b.ts[arp], addrs, np.full(arp.size, ARP_SERVICE, np.int64)))
+        resolving = np.concatenate([b.ts[nd], b.ts[arp]])
+        if resolving.size:
+            self.resolve_until = max(self.resolve_until, float(resolving.max()) + max(self.cfg.slow_window, self.window))
         self._mark_conversations(b)
         self._record_used(b)
         if not touched.size:
             return []
         self._count_answers(b)
-        now = float(b.ts[rows].max())
+        now = float(np.concatenate([b.ts[rows], b.ts[arp]]).max())
         c = self.counter
         out, fired = [], set()
         for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
@@ -119,6 +124,13 @@ class HostSweep(Reconfigurable):
                     fired.add(int(slot))
         return _one_per_source(out)
 
+    def _observe(self, ts: np.ndarray, addrs: dict[str, np.ndarray], svc: np.ndarray) -> np.ndarray:
+        """Count probes (source and host addresses, service); the group slots touched."""
+        keys = hash_cols(addrs["src_hi"], addrs["src_lo"], svc)
+        host = hash_cols(addrs["dst_hi"], addrs["dst_lo"])
+        return self.counter.observe(keys, host, ts, {**addrs, "service": svc},
+                                    {"host_hi": addrs["dst_hi"], "host_lo": addrs["dst_lo"]})  # talked: 0 in a new row
+
     def _swept(self, slots: np.ndarray, inner: bool) -> np.ndarray:
         """Distinct hosts per group that were probed and never talked with."""
         return self.counter.distinct(slots, inner) - self.counter.marked(slots, "talked", inner)
@@ -129,19 +141,22 @@ class HostSweep(Reconfigurable):
             self.counter.mark(hash_cols(c.prober_hi, c.prober_lo, c.service), hash_cols(c.target_hi, c.target_lo), "talked")
 
     def _record_used(self, b: PacketBatch) -> None:
-        """Unicast IPv6 packets other than neighbour discovery, by their destination's
-        solicited-node group (while a solicitation is within the long window)."""
-        if not len(b) or float(b.ts[0]) > self.nd_until:
+        """Unicast packets, by destination (IPv4) or its solicited-node group (IPv6, not neighbour
+        discovery), while an ARP request or a solicitation is within the long window."""
+        if not len(b) or float(b.ts[0]) > self.resolve_until:
             return
         nd = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type >= ND_TYPES[0]) & (b.icmp_type <= ND_TYPES[-1])
-        rows = np.flatnonzero((b.ipver == 6) & ~to_group(b) & ~nd)
-        if rows.size:
-            self.used.add(hash_cols(*solicited_group(b.dst_lo[rows])), b.ts[rows], {"used": np.ones(rows.size, np.int64)})
+        unicast = ~to_group(b)
+        v6 = np.flatnonzero((b.ipver == 6) & unicast & ~nd)
+        v4 = np.flatnonzero((b.ipver == 4) & unicast)
+        keys = np.concatenate([hash_cols(*solicited_group(b.dst_lo[v6])), hash_cols(b.dst_hi[v4], b.dst_lo[v4])])
+        if keys.size:
+            self.used.add(keys, np.concatenate([b.ts[v6], b.ts[v4]]), {"used": np.ones(keys.size, np.int64)})
 
     def _mark_used(self, slots: np.ndarray) -> None:
         """Solicited addresses that were then sent a packet were resolved to be used: talked."""
         c = self.counter
-        for slot in slots[c.label(slots, "service") == ND_SERVICE].tolist():
+        for slot in slots[np.isin(c.label(slots, "service"), (ND_SERVICE, ARP_SERVICE))].tolist():
             items = c.members(slot)
             hosts = hash_cols(c.item(items, "host_hi"), c.item(items, "host_lo"))
             used = hosts[self.used.table.find(hosts) >= 0]
@@ -164,15 +179,17 @@ class HostSweep(Reconfigurable):
         swept = items[c.item(items, "talked") == 0]
         hosts = sorted((addr_str(h, lo) for h, lo in zip(c.item(swept, "host_hi"), c.item(swept, "host_lo"))), key=_addr_sort)
         src = c.src(slot)
-        is_icmp = proto in (1, 58)
+        is_icmp = proto in (1, 58) or svc == ARP_SERVICE  # no port
         what = f"ICMP type {port}" if is_icmp else f"{proto_name(proto)} port {port}"
         method = {}
         if svc == ND_SERVICE:  # hosts are the targets' solicited-node groups
             what, method = "neighbour solicitation", {"method": "ND"}
+        elif svc == ARP_SERVICE:
+            what, method = "ARP request", {"method": "ARP"}
         return Finding(
             type=self.name, identifier=(src, svc), ts=c.last_seen(slot),
             message=f"Possible host sweep from {src} ({what})",
-            src_ip=src, dest_port=None if is_icmp else port, proto=proto_name(proto),
+            src_ip=src, dest_port=None if is_icmp else port, proto="ARP" if svc == ARP_SERVICE else proto_name(proto),
             evidence={"distinct_hosts": len(swept), "window_s": window, "threshold": threshold,
                       "mode": "short window" if inner else "long window (slow sweep)", "service": what,
                       "probes": c.item_hits(swept), "conversations": int(len(items) - len(swept)),
@@ -192,7 +209,7 @@ class HostSweep(Reconfigurable):
             slots, figure = near(occ[keep], swept[inner][keep], limit)
             for s, n in zip(slots.tolist(), figure.tolist()):
                 svc = int(c.label(s, "service"))
-                port = None if svc // 65536 in (1, 58) else svc % 65536
+                port = None if svc // 65536 in (1, 58) or svc == ARP_SERVICE else svc % 65536
                 out.append(near_miss(self.name, c.src(s), n, limit, "hosts", window, dest_port=port))
         return best_near_misses(out)
 

@@ -23,7 +23,7 @@
     X(has_icmp, uint8_t) X(length, uint32_t) X(payload, int32_t) X(frag, uint8_t)                       \
     X(inner_proto, uint8_t) X(inner_dst_hi, uint64_t) X(inner_dst_lo, uint64_t)                         \
     X(inner_sport, uint16_t) X(inner_dport, uint16_t) X(has_inner, uint8_t) X(tunnel, uint32_t)        \
-    X(ttl, uint8_t)
+    X(ttl, uint8_t) X(arp_op, uint8_t) X(arp_spa, uint32_t) X(arp_tpa, uint32_t)
 #define DECODE_ERRORS(X)                                                                                \
     X(truncated_link_header) X(truncated_ip_header) X(bad_ip_version) X(bad_ip_header_length)           \
     X(truncated_ipv6_extension) X(truncated_l4_header) X(malformed_inner_packet)
@@ -50,6 +50,7 @@ enum { HDR_NONE, HDR_SHORT, HDR_OK };
 
 #define ETH_IPV4 0x0800
 #define ETH_IPV6 0x86DD
+#define ETH_ARP 0x0806
 #define ETH_MPLS 0x8847
 #define ETH_MPLS_MC 0x8848
 #define ETH_PPPOE 0x8864
@@ -574,6 +575,14 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
             /* L4 */
             if (!ip.valid && l3 <= end && !is_ip(et))
                 non_ip++;
+            /* ARP for IPv4 (RFC 826): addresses after the hardware ones, hlen bytes each */
+            int64_t hlen = (int64_t)u8(&r, l3 + 4);
+            int arp = !ip.valid && et == ETH_ARP && l3 + 8 + 2 * hlen + 8 <= end && u16(&r, l3 + 2) == ETH_IPV4 &&
+                      u8(&r, l3 + 5) == 4;
+            uint64_t op = arp ? u16(&r, l3 + 6) : 0;
+            arp_op[i] = (uint8_t)(op == 1 || op == 2 ? op : 0);
+            arp_spa[i] = arp ? (uint32_t)u32(&r, l3 + 8 + hlen) : 0;
+            arp_tpa[i] = arp ? (uint32_t)u32(&r, l3 + 8 + 2 * hlen + 4) : 0;
             int first = ip.valid && fr != FRAG_LATER;
             int is_tcp = first && prot == 6, is_udp = first && prot == 17;
             int is_icmp = first && (prot == 1 || prot == 58);

@@ -12,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 
 from ...decode import (
+    ARP_REQUEST,
     BATCH_FIELDS,
     FRAG_FIRST,
     PROTO_ICMP,
@@ -221,6 +222,12 @@ def nd_solicitation(b: PacketBatch) -> np.ndarray:
     ns = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type == ND_SOLICITATION)
     ns &= (b.dst_hi == SOLICITED_HI) & ((b.dst_lo & ~LOW24) == SOLICITED_LO)
     return ns & ((b.src_hi | b.src_lo) != 0)
+
+
+def arp_request(b: PacketBatch) -> np.ndarray:
+    """ARP requests that resolve another address (not an ARP probe from 0.0.0.0, RFC 5227, nor
+    a gratuitous announcement of the sender's own)."""
+    return (b.arp_op == ARP_REQUEST) & (b.arp_spa != 0) & (b.arp_spa != b.arp_tpa)
 
 
 def solicited_group(lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
