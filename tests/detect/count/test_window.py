@@ -42,6 +42,36 @@ def test_distinct_items_per_group_within_the_window(events, now):
         assert len(c.items_of(g)) == len(live)
 
 
+
+@settings(max_examples=60, deadline=None)
+@given(events_st, st.sets(st.integers(0, 12)), st.floats(0, 60), st.lists(st.tuples(st.integers(2, 6), st.integers(0, 12)),
+                                                                        max_size=20))
+def test_marked_counts_the_live_marked_items_of_each_group(events, talked, now, later):
+    """Items marked, then expired (their rows freed with the label still set) and rows reused
+    by new unmarked items: marked() counts only live marked items."""
+    window, inner = 30.0, 8.0
+    c = DistinctCounter(window, 64, 1024, item_labels={"talked": np.uint8}, inner_window=inner)
+    replay(c, events)
+    groups = np.array([g for g, i, _ in events if i in talked], np.uint64)
+    c.mark(groups, np.array([i for g, i, _ in events if i in talked], np.int64), "talked")
+    end = max(e[2] for e in events) + now
+    c.expire(end)
+    if later:  # new items after the expiry take freed rows; they come unmarked
+        g, i = (np.array([p[j] for p in later]) for j in range(2))
+        c.observe(g.astype(np.uint64), i.astype(np.int64), np.full(len(later), end))
+    last: dict[tuple[int, int], float] = {}
+    for g, i, t in events:
+        last[g, i] = max(last.get((g, i), -1.0), t)
+    fresh = {(g, i) for g, i in later}
+    slots = c.occupied()
+    gkeys = c.groups.keys[slots].tolist()
+    # a marked item keeps its label while it lives; seen again at `end` it is in the inner window
+    kept = {(g, i): end if (g, i) in fresh else t for (g, i), t in last.items() if i in talked and t >= end - window}
+    for inner_only, span in ((False, window), (True, inner)):
+        want = [sum(t >= end - span for (g, _), t in kept.items() if g == k) for k in gkeys]
+        assert c.marked(slots, "talked", inner_only).tolist() == want
+
+
 def test_distinct_counter_bounded_under_ten_times_its_caps():
     c = DistinctCounter(60.0, 32, 128)
     scanner = np.full(40, 7, np.uint64)

@@ -231,9 +231,10 @@ class DistinctCounter(Keys):
             return out
         gkeys = self.groups.keys[gslots]
         order = np.argsort(gkeys)
-        occ = self.items.occupied()
         ic = self.items.cols
-        occ = occ[ic[column][occ] != 0]
+        # the marked rows (usually few) from one pass over the column, not a gather of it at
+        # every live row: a freed row's columns are zeroed (KeyTable.remove)
+        occ = np.flatnonzero(ic[column][:self.items.used] != 0)
         if inner:
             occ = occ[ic["inner"][occ] == 1]
         pos = np.searchsorted(gkeys[order], ic["group"][occ])
