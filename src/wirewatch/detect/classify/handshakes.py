@@ -136,14 +136,17 @@ class HandshakeTracker:
     def _sweep(self, now: float) -> np.ndarray:
         """Attempts with no answer after `timeout` fail; finished and stale entries go."""
         t = self.table
-        occ = t.occupied()
-        state = t.cols["state"][occ]
-        age = now - t.cols["syn_ts"][occ]
-        timed_out = occ[(state == SYN_SENT) & (age > self.timeout)]
+        # the columns up to the high-water mark, not gathered at the live rows: a free row's
+        # state is 0 (KeyTable.remove zeroes it), which no test below selects
+        state = t.cols["state"][:t.used]
+        age = now - t.cols["syn_ts"][:t.used]
+        timed_out = np.flatnonzero((state == SYN_SENT) & (age > self.timeout))
+        # keep answered-but-unfinished (half-open) attempts a while; drop everything done
+        # before this sweep (`state` is a view: read it before the timed-out rows turn DONE,
+        # they leave at the next sweep)
+        self._pending_removal = np.flatnonzero((state == DONE) | ((state == ANSWERED) & (age > self.timeout)))
         t.cols["state"][timed_out] = DONE
         t.last_seen[timed_out] = t.cols["syn_ts"][timed_out] + self.timeout
-        # keep answered-but-unfinished (half-open) attempts a while; drop everything done
-        self._pending_removal = occ[(state == DONE) | ((state == ANSWERED) & (age > self.timeout))]
         return timed_out
 
     def _events(self, parts: list[tuple[np.ndarray, int]]) -> HandshakeEvents:
