@@ -26,14 +26,18 @@ class TopTalkers:
         counts = ends - starts
         last = order[ends - 1]
         slots, new, _ = self.table.upsert(keys[last], b.ts[last], counts)
-        ok = slots >= 0
+        # index arrays, not masks: each selects from several columns, and a flood's new
+        # sources make `new` a random mask (about 13x slower to apply than an index)
+        ok = np.flatnonzero(slots >= 0)
+        held = slots[ok]
         c = self.table.cols
-        c["packets"][slots[ok]] += counts[ok]
+        c["packets"][held] += counts[ok]
         nbytes = np.add.reduceat(b.length[order].astype(np.int64), starts)
-        c["bytes"][slots[ok]] += nbytes[ok]
-        fresh = ok & new
-        c["src_hi"][slots[fresh]] = b.src_hi[last[fresh]]
-        c["src_lo"][slots[fresh]] = b.src_lo[last[fresh]]
+        c["bytes"][held] += nbytes[ok]
+        fresh = ok[new[ok]]
+        fresh_slots, fresh_rows = slots[fresh], last[fresh]
+        c["src_hi"][fresh_slots] = b.src_hi[fresh_rows]
+        c["src_lo"][fresh_slots] = b.src_lo[fresh_rows]
 
     def top(self, n: int = 10) -> list[dict[str, object]]:
         occ = self.table.occupied()

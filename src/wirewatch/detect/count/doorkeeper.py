@@ -55,6 +55,7 @@ class Doorkeeper:
         mrows = first[multi]
         mslot = (uk[multi] & np.uint64(len(self.key) - 1)).astype(np.int64)
         mback = (self.key[mslot] == uk[multi]) & (ts[mrows] - self.ts[mslot] <= self.window)
+        mback = np.flatnonzero(mback)  # index arrays, not masks, where one selects from several columns
         mrows, mslot = mrows[mback], mslot[mback]
         mreplay = {k: self.parked[k][mslot] for k in parked}
         mts = self.ts[mslot]
@@ -62,8 +63,9 @@ class Doorkeeper:
         # single rows: the compiled direct-mapped memory parks them or brings them back
         rows = first[single]
         slot, again, back_ts = door_admit(self.key, self.ts, keys[rows], ts[rows], self.window)
+        again, stay = np.flatnonzero(again), np.flatnonzero(~again)
         sback, bslot = rows[again], slot[again]
-        park, pslot = rows[~again], slot[~again]
+        park, pslot = rows[stay], slot[stay]
         sreplay = {k: self.parked[k][bslot] for k in parked}  # read before parking overwrites
         for name, col in parked.items():
             self.parked[name][pslot] = col[park]
@@ -73,8 +75,9 @@ class Doorkeeper:
         back = np.concatenate([sback, mrows])[order]
         replay_ts = np.concatenate([back_ts[again], mts])[order]
         replay = {k: np.concatenate([sreplay[k], mreplay[k]])[order] for k in parked}
-        keep = np.ones(len(keys), bool)
-        keep[park] = False
+        kept = np.ones(len(keys), bool)
+        kept[park] = False
+        keep = np.flatnonzero(kept)
         return (np.concatenate([keys[back], keys[keep]]), np.concatenate([replay_ts, ts[keep]]),
                 {k: np.concatenate([replay[k].astype(v.dtype), v[keep]]) for k, v in parked.items()},
                 {k: np.concatenate([v[back], v[keep]]) for k, v in same.items()})
