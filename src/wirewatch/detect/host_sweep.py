@@ -50,6 +50,7 @@ from .classify.replies import UNREACHABLE, replies
 from .count.kernels import hash_cols
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
+from .count.window_util import sorted_unique
 
 SAMPLE = 20
 ND_SERVICE = PROTO_ICMPV6 * 65536 + ND_SOLICITATION
@@ -102,7 +103,8 @@ class HostSweep(Reconfigurable):
             zero = np.zeros(arp.size, np.uint64)
             spa, tpa = IPV4_MAPPED | b.arp_spa[arp].astype(np.uint64), IPV4_MAPPED | b.arp_tpa[arp].astype(np.uint64)
             addrs = {"src_hi": zero, "src_lo": spa, "dst_hi": zero, "dst_lo": tpa}
-            touched = np.union1d(touched, self._observe(b.ts[arp], addrs, np.full(arp.size, ARP_SERVICE, np.int64)))
+            found = self._observe(b.ts[arp], addrs, np.full(arp.size, ARP_SERVICE, np.int64))
+            touched = sorted_unique(np.concatenate([touched, found]))
         resolving = np.concatenate([b.ts[nd], b.ts[arp]])
         if resolving.size:
             self.resolve_until = max(self.resolve_until, float(resolving.max()) + max(self.cfg.slow_window, self.window))
@@ -156,7 +158,8 @@ class HostSweep(Reconfigurable):
     def _mark_used(self, slots: np.ndarray) -> None:
         """Solicited addresses that were then sent a packet were resolved to be used: talked."""
         c = self.counter
-        for slot in slots[np.isin(c.label(slots, "service"), (ND_SERVICE, ARP_SERVICE))].tolist():
+        svc = c.label(slots, "service")
+        for slot in slots[(svc == ND_SERVICE) | (svc == ARP_SERVICE)].tolist():  # (np.isin imports numpy.ma)
             items = c.members(slot)
             hosts = hash_cols(c.item(items, "host_hi"), c.item(items, "host_lo"))
             used = hosts[self.used.table.find(hosts) >= 0]
@@ -187,7 +190,7 @@ class HostSweep(Reconfigurable):
         elif svc == ARP_SERVICE:
             what, method = "ARP request", {"method": "ARP"}
         return Finding(
-            type=self.name, identifier=(src, svc), ts=c.last_seen(slot),
+            type=self.name, identifier=(src,), ts=c.last_seen(slot),  # one sweep per source, as port_scan's
             message=f"Possible host sweep from {src} ({what})",
             src_ip=src, dest_port=None if is_icmp else port, proto="ARP" if svc == ARP_SERVICE else proto_name(proto),
             evidence={"distinct_hosts": len(swept), "window_s": window, "threshold": threshold,
