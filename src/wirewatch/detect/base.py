@@ -36,6 +36,23 @@ class Finding:
     severity: int | None = None  # None = the detector's signature severity
 
 
+def one_per_source(found: list[Finding], figure: str, listing: str,
+                   entry: Callable[[Finding], dict[str, Any]]) -> list[Finding]:
+    """One finding per source and slice, for a detector whose identifier is the source (its
+    other findings would only be suppressed repeats of it): the one with the largest `figure`
+    speaks, and where there were several its evidence[`listing`] gives `entry` of each."""
+    by: dict[str, list[Finding]] = {}
+    for f in found:
+        by.setdefault(f.src_ip or "", []).append(f)
+    out = []
+    for fs in by.values():
+        fs.sort(key=lambda f: -int(f.evidence[figure]))
+        if len(fs) > 1:
+            fs[0].evidence[listing] = [entry(f) for f in fs]
+        out.append(fs[0])
+    return out
+
+
 class Detector(Protocol):
     """What the engine calls on every detector (Reconfigurable gives tick and reconfigure
     their defaults)."""

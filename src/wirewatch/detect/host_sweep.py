@@ -26,7 +26,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import IPV4_MAPPED, PROTO_ICMPV6, PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable, one_per_source
 from .classify.conversations import conversations
 from .classify.packets import (
     ADDR_LABELS,
@@ -232,20 +232,10 @@ class HostSweep(Reconfigurable):
 
 
 def _one_per_source(found: list[Finding]) -> list[Finding]:
-    """One finding per source and slice: a sweep of several services at once (nmap -p 22,80,443
-    over a subnet) is one sweep, spoken for by the service with the most hosts; `services` lists
-    each service swept in this slice with its distinct hosts."""
-    by: dict[str, list[Finding]] = {}
-    for f in found:
-        by.setdefault(f.src_ip or "", []).append(f)
-    out = []
-    for fs in by.values():
-        fs.sort(key=lambda f: -int(f.evidence["distinct_hosts"]))
-        if len(fs) > 1:
-            fs[0].evidence["services"] = [{"service": f.evidence["service"], "distinct_hosts": f.evidence["distinct_hosts"],
-                                           "mode": f.evidence["mode"]} for f in fs]
-        out.append(fs[0])
-    return out
+    """A sweep of several services at once (nmap -p 22,80,443 over a subnet) is one sweep, spoken
+    for by the service with the most hosts; `services` lists each service swept in this slice."""
+    return one_per_source(found, "distinct_hosts", "services", lambda f: {
+        "service": f.evidence["service"], "distinct_hosts": f.evidence["distinct_hosts"], "mode": f.evidence["mode"]})
 
 
 def _addr_sort(text: str) -> tuple[int, str]:

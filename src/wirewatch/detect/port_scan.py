@@ -18,7 +18,7 @@ import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_SYN, PacketBatch
 from ..settings import cap, setting
-from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
+from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable, one_per_source
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes, proto_name
 from .classify.replies import CLOSED, OPEN, REPLIED, UNFILTERED, UNREACHABLE, replies
@@ -195,21 +195,11 @@ class PortScan(Reconfigurable):
 
 
 def _one_per_source(found: list[Finding]) -> list[Finding]:
-    """One finding per source: a scanner of several hosts at once (nmap host1 host2 host3) is one
-    scan alert (the identifier is the source), so its other targets' findings would only be
-    suppressed repeats of it. The one with the most ports speaks; `targets` lists every host it
-    scanned in this slice with its distinct ports (and mode)."""
-    by: dict[str, list[Finding]] = {}
-    for f in found:
-        by.setdefault(f.src_ip or "", []).append(f)
-    out = []
-    for fs in by.values():
-        fs.sort(key=lambda f: -int(f.evidence["distinct_ports"]))
-        if len(fs) > 1:
-            fs[0].evidence["targets"] = [{"target": f.dest_ip, "distinct_ports": f.evidence["distinct_ports"],
-                                          "mode": f.evidence["mode"]} for f in fs]
-        out.append(fs[0])
-    return out
+    """A scanner of several hosts at once (nmap host1 host2 host3) is one scan alert (the
+    identifier is the source): the target with the most ports speaks; `targets` lists every
+    host it scanned in this slice with its distinct ports (and mode)."""
+    return one_per_source(found, "distinct_ports", "targets", lambda f: {
+        "target": f.dest_ip, "distinct_ports": f.evidence["distinct_ports"], "mode": f.evidence["mode"]})
 
 
 def _answered(answers: dict[str, int]) -> bool:
