@@ -103,8 +103,8 @@ def test_fin_and_udp_scans_are_no_traffic_bursts(tmp_path):
 
 
 def test_a_udp_flood_of_one_port_is_still_a_traffic_burst(tmp_path):
-    pkts = [(T0 + i * 0.0001, eth(IP(src=SCANNER, dst=TARGET) / UDP(sport=40000, dport=9999) / (b"x" * 32)))
-            for i in range(1200)]
+    pkts = [(T0 + i * 0.0001, eth(IP(src=SCANNER, dst=TARGET) / UDP(sport=20000 + i, dport=9999) / (b"x" * 32)))
+            for i in range(1200)]  # hping3 --udp: a source port each
     alerts, _ = run_packets(tmp_path, pkts)
     (burst,) = types(alerts)["traffic_burst"]
     assert burst["evidence"]["packets"] == 1200

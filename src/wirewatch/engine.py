@@ -151,9 +151,16 @@ class Engine:
         return alerts
 
     def flush(self) -> list[dict[str, Any]]:
-        """Analyse the packets waiting for their time slice to end, and let the alert
-        manager decide the probes it holds back for a scan alert of the next slice."""
+        """Analyse the packets waiting for their time slice to end, let the detectors decide
+        what they hold back (`finish`: host_sweep's crossings waiting to tell a monitor from a
+        sweep), and let the alert manager decide the probes it holds back for a scan alert of
+        the next slice."""
         alerts = self._analyse_pending()
+        if self.stats.last_ts is not None:
+            decided = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("finish", self.stats.last_ts)),
+                                         self.stats.last_ts)
+            self._emit(decided)
+            alerts += decided
         held = self.alerts.release()
         self._emit(held)
         return alerts + held

@@ -278,6 +278,11 @@ class PeakRecorder:
             self.record(f, self.fixed)
         return []
 
+    def finish(self, now: float) -> list[Finding]:
+        for f in self.inner.finish(now):
+            self.record(f, self.fixed)
+        return []
+
     def expire(self, now: float) -> None:
         self.inner.expire(now)
 

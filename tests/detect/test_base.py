@@ -13,7 +13,7 @@ CALLED = [name for name, _ in inspect.getmembers(Detector, inspect.isfunction) i
 
 
 def test_every_built_detector_has_every_method_the_engine_calls():
-    assert sorted(CALLED) == ["expire", "near_misses", "observe", "reconfigure", "stats", "tick"]
+    assert sorted(CALLED) == ["expire", "finish", "near_misses", "observe", "reconfigure", "stats", "tick"]
     for det in registry.default_detectors(config.build()):
         assert isinstance(det.name, str) and det.name in registry.names()
         assert [m for m in CALLED if not callable(getattr(det, m, None))] == [], det.name
@@ -28,6 +28,7 @@ def test_defaults_no_clock_findings_and_reconfigure_applies_the_section():
 
     q = Quiet()
     assert q.tick(123.0) == []
+    assert q.finish(123.0) == []  # nothing held back to decide at the end of input
     assert q.near_misses(123.0) == []  # a detector without a figure growing towards a threshold
     section = config.build().detect.port_scan
     q.reconfigure(section)

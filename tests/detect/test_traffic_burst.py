@@ -32,17 +32,20 @@ def test_traffic_burst_icmp_threshold(tmp_path, v):
 
 
 def test_traffic_burst_udp_one_way_vs_answered(tmp_path):
-    one_way = [(T0 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.66", dst="10.1.0.1") / UDP(sport=5000, dport=9000)) for i in range(1000)]
+    # a flood tool's source port moves on per datagram (hping3 --udp); one socket's stream: test_traffic_burst_stream.py
+    one_way = [(T0 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.66", dst="10.1.0.1") / UDP(sport=5000 + i, dport=9000)) for i in range(1000)]
     assert types(run_packets(tmp_path, one_way)[0])["traffic_burst"][0]["proto"] == "UDP"
     answered = []
     for i in range(1000):
-        answered += [one_way[i], (one_way[i][0] + 0.0001, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.1.0.66") / UDP(sport=9000, dport=5000))]
+        answered += [one_way[i], (one_way[i][0] + 0.0001, Ether(dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.1.0.66") / UDP(sport=9000, dport=5000 + i))]
     assert "traffic_burst" not in types(run_packets(tmp_path, answered)[0])
 
 
 def _udp_stream(a, b, n=2000):
-    """iperf3 -u: n datagrams of 1,400 bytes, one every 1 ms, from a to b's port 5201."""
-    return [(T0 + 0.01 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=a, dst=b) / UDP(sport=40001, dport=5201)
+    """n datagrams of 1,400 bytes, one every 1 ms, from a to b's port 5201, each from a source port of
+    its own (iperf3 -u sends from one socket, which alone is a stream already: test_traffic_burst_stream.py;
+    here the TCP connection is what tells it from a flood)."""
+    return [(T0 + 0.01 + i * 0.001, Ether(dst="02:00:00:00:00:02") / IP(src=a, dst=b) / UDP(sport=20000 + i, dport=5201)
              / Raw(b"u" * 1400)) for i in range(n)]
 
 
@@ -200,5 +203,7 @@ def test_bytes_threshold_is_a_burst_of_the_pairs_main_kind(tmp_path):
     overrides = {"detect.traffic_burst.bytes_threshold": 500_000}
     assert "traffic_burst" not in types(run_packets(tmp_path, sorted(exchange + ping, key=lambda p: p[0]), overrides)[0])
     unanswered = [p for p in exchange if p[1][IP].src == a]  # the same datagrams, nothing back: a UDP burst by bytes
+    for i, p in enumerate(unanswered):  # from a source port each, as a flood tool sends (one socket: a stream)
+        p[1][UDP].sport = 20000 + i
     fired = types(run_packets(tmp_path, sorted(unanswered + ping, key=lambda p: p[0]), overrides)[0])["traffic_burst"]
     assert [(x["proto"], x["evidence"]["packets"]) for x in fired] == [("UDP", 600)]

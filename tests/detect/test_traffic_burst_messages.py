@@ -23,14 +23,16 @@ def log_line(i: int, varying: bool) -> bytes:
     return b"<134>Dec  3 10:00:00 web01 app[812]: " + b" ".join(b"word%d" % (w % 10) for w in range(words))
 
 
-def log_stream(v: int, src: str, n: int, varying: bool, t0: float = T0, gap: float = 0.002, refuse_every: int = 0):
+def log_stream(v: int, src: str, n: int, varying: bool, t0: float = T0, gap: float = 0.002, refuse_every: int = 0,
+               moving: bool = False):
     """n datagrams from src to the collector's port 514; every `refuse_every`th draws an ICMP port
-    unreachable (the port is closed) quoting it."""
+    unreachable (the port is closed) quoting it; `moving`: a source port of its own each, as a
+    flood tool sends (one socket's copies of one datagram are a stream: test_traffic_burst_stream.py)."""
     dst = host(v, COLLECTOR)
     out = []
     for i in range(n):
         t = t0 + i * gap
-        dgram = ip(v, src, dst) / UDP(sport=41000, dport=514) / Raw(log_line(i, varying))
+        dgram = ip(v, src, dst) / UDP(sport=20000 + i if moving else 41000, dport=514) / Raw(log_line(i, varying))
         out.append((t, Ether(dst="02:00:00:00:00:02") / dgram))
         if refuse_every and i % refuse_every == 0:
             err = ICMP(type=3, code=3) if v == 4 else ICMPv6DestUnreach(code=4)
@@ -40,11 +42,13 @@ def log_stream(v: int, src: str, n: int, varying: bool, t0: float = T0, gap: flo
 
 @pytest.mark.parametrize("v", [4, 6])
 def test_log_messages_to_a_collector_are_not_a_flood(tmp_path, v):
-    """2,000 messages in 4 s from one host: varying sizes are silent, one size repeated is a UDP flood
-    of the sender, and varying sizes the destination refuses (no listener) are one too."""
+    """2,000 messages in 4 s from one host: varying sizes are silent, one size repeated from a new
+    source port each is a UDP flood of the sender, and varying sizes the destination refuses (no
+    listener) are one too."""
     src = ADDRS[v][0]
     assert "traffic_burst" not in types(run_packets(tmp_path, log_stream(v, src, 2000, varying=True))[0])
-    for packets in (log_stream(v, src, 2000, varying=False), log_stream(v, src, 2000, varying=True, refuse_every=200)):
+    for packets in (log_stream(v, src, 2000, varying=False, moving=True),
+                    log_stream(v, src, 2000, varying=True, refuse_every=200)):
         fired = types(run_packets(tmp_path, packets)[0])["traffic_burst"]
         assert [(a["src_ip"], a["dest_ip"], a["evidence"]["kind"]) for a in fired] == [(src, host(v, COLLECTOR), "UDP flood")]
         assert fired[0]["evidence"]["packets"] >= 1000  # the threshold
@@ -67,12 +71,13 @@ def test_many_hosts_logging_to_one_collector_are_not_a_flood(tmp_path):
 def test_a_stream_to_a_group_is_not_a_flood(tmp_path, v, group):
     """2,000 datagrams of 1,316 bytes (MPEG-TS over UDP) at 400/s to a group: silent, from one
     sender and from 12 (recorded: a video stream to 239.1.1.1:5004 was a UDP flood of the
-    sender); the same stream to one host is a flood."""
-    def stream(src: str, dst: str, n: int, t0: float = T0):
-        return [(t0 + i * 0.0025, Ether(dst="01:00:5e:01:01:01") / ip(v, src, dst) / UDP(sport=40000, dport=5004)
+    sender); the same datagrams to one host from a new source port each are a flood (from one
+    socket, a stream: test_traffic_burst_stream.py)."""
+    def stream(src: str, dst: str, n: int, t0: float = T0, moving: bool = False):
+        return [(t0 + i * 0.0025, Ether(dst="01:00:5e:01:01:01") / ip(v, src, dst) / UDP(sport=20000 + i if moving else 40000, dport=5004)
                  / Raw(b"\x47" + bytes(1315))) for i in range(n)]
     assert "traffic_burst" not in types(run_packets(tmp_path, stream(ADDRS[v][0], group, 2000))[0])
     many = sorted((p for k in range(12) for p in stream(host(v, 20 + k), group, 100, T0 + k * 0.0001)), key=lambda p: p[0])
     assert "traffic_burst" not in types(run_packets(tmp_path, many)[0])
-    fired = types(run_packets(tmp_path, stream(ADDRS[v][0], host(v, COLLECTOR), 2000))[0])["traffic_burst"]
+    fired = types(run_packets(tmp_path, stream(ADDRS[v][0], host(v, COLLECTOR), 2000, moving=True))[0])["traffic_burst"]
     assert [(a["src_ip"], a["dest_ip"]) for a in fired] == [(ADDRS[v][0], host(v, COLLECTOR))]

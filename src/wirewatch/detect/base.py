@@ -66,6 +66,10 @@ class Detector(Protocol):
         """A live sensor's quiet wire: what the clock alone decides (failed_handshake:
         attempts nobody answered in time)."""
 
+    def finish(self, now: float) -> list[Finding]:
+        """The input ended (`now`: its last packet time): findings a detector held back to
+        decide later (host_sweep: a crossing waiting to see whether it is a monitor)."""
+
     def expire(self, now: float) -> None:
         """Forget state older than the window (packet time)."""
 
@@ -100,6 +104,9 @@ class Reconfigurable:
         """Recompute anything derived from self.cfg (called at start and on reload)."""
 
     def tick(self, now: float) -> list[Finding]:
+        return []
+
+    def finish(self, now: float) -> list[Finding]:
         return []
 
     def near_misses(self, now: float) -> list[dict[str, Any]]:

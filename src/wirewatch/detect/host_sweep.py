@@ -13,6 +13,19 @@ to it (a resolution is made to deliver one, which a router forwards from other s
 sweep asks and moves on).
 Two windows, as in port_scan: `threshold` hosts within `window`, and `slow_threshold`
 hosts within `slow_window` for slow sweeps (one new host every few seconds).
+
+Monitoring or sweeping: a sweep discovers, so it asks each host once and moves on (nmap and
+fping retry only the hosts that stayed silent); a monitor (fping or ping every second or two,
+Nagios-style TCP checks, a load balancer's health checks) asks the same hosts again, round
+after round, after they answered. A host that answered a source's probe and is probed again
+by it on the same service is monitored (`monitored` in the evidence); a source that comes back
+to most of the hosts it swept is a monitor, while a sweep retries a few now and then (nmap
+pings one host twice in dev07, nping re-sends to the host before each address that does not
+resolve). A monitor's first round looks exactly like a sweep, so a source that crosses a
+threshold is held for one `window` of packet time (its evidence as it stood) and reported
+unless, by then, most of the hosts it swept were monitored (or fewer than the threshold are
+left unconversed); input that ends first decides what is held (`finish`), a live sensor's
+quiet wire too (`tick`).
 """
 
 from __future__ import annotations
@@ -79,12 +92,16 @@ class HostSweep(Reconfigurable):
         labels = {**ADDR_LABELS, "service": np.int64}
         # one table, two windows: distinct_inner counts the short window, distinct the long one
         self.counter = DistinctCounter(max(cfg.slow_window, self.window), cfg.max_sources, cfg.max_targets, labels,
-                                       {"host_hi": np.uint64, "host_lo": np.uint64, "talked": np.uint8},
+                                       {"host_hi": np.uint64, "host_lo": np.uint64, "talked": np.uint8,
+                                        "answered": np.uint8, "monitored": np.uint8},
                                        doorkeeper_bits=16, inner_window=self.window, gate=gate)
         self.resolve_until = -np.inf  # packet time until which an ARP request or solicitation is remembered
         # solicited-node groups of IPv6 addresses sent unicast traffic while solicitations are about
         self.used = WindowCounter(max(cfg.slow_window, self.window), cfg.max_targets, ("used",))
         self.answers = WindowCounter(max(cfg.slow_window, self.window), cfg.max_sources, ("replied", "unreachable"))
+        # crossings held for a window: (source, service) key -> when to decide, the finding as
+        # it stood, the hash of each host it counted, its threshold (bounded by max_sources)
+        self.held: dict[int, tuple[float, Finding, np.ndarray, int]] = {}
 
     def configure(self) -> None:
         self.slow_threshold = self.cfg.slow_threshold or self.cfg.threshold
@@ -97,7 +114,9 @@ class HostSweep(Reconfigurable):
         touched = np.zeros(0, np.int64)
         if rows.size:
             p = b.select(rows)
-            touched = self._observe(p.ts, addr_labels(p), service(p))
+            addrs, svc = addr_labels(p), service(p)
+            self._mark_monitored(addrs, svc)
+            touched = self._observe(p.ts, addrs, svc)
         arp = np.flatnonzero(arp_request(b))
         if arp.size:  # ARP rows carry no IP addresses: the sender asks for the target
             zero = np.zeros(arp.size, np.uint64)
@@ -110,21 +129,93 @@ class HostSweep(Reconfigurable):
             self.resolve_until = max(self.resolve_until, float(resolving.max()) + max(self.cfg.slow_window, self.window))
         self._mark_conversations(b)
         self._record_used(b)
+        self._mark_answered(b)
+        now = float(b.ts.max()) if len(b) else -np.inf
         if not touched.size:
-            return []
+            return self._decide(now)
         self._count_answers(b)
-        now = float(np.concatenate([b.ts[rows], b.ts[arp]]).max())
         c = self.counter
-        out, fired = [], set()
+        fired = set()
         for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
             hot = c.over(touched, limit, inner)
             self._mark_used(hot)
             hot = hot[self._swept(hot, inner) >= limit]
             for slot in c.due(hot, now, window, inner):
-                if int(slot) not in fired:
-                    out.append(self._finding(int(slot), limit, window, inner))
+                key = int(c.key(int(slot)))
+                if int(slot) not in fired and key not in self.held:
+                    self._hold(int(slot), key, limit, window, inner, now)
                     fired.add(int(slot))
+        return self._decide(now)
+
+    def tick(self, now: float) -> list[Finding]:
+        """A live sensor's quiet wire: decide the crossings whose window has passed."""
+        return self._decide(now)
+
+    def finish(self, now: float) -> list[Finding]:
+        """The input ended: decide every crossing still held, on the evidence there is."""
+        return self._decide(np.inf)
+
+    def _hold(self, slot: int, key: int, limit: int, window: float, inner: bool, now: float) -> None:
+        """Keep a crossing for one window: a monitor comes back to the hosts in that time."""
+        c = self.counter
+        items = c.members(slot, inner)
+        swept = items[c.item(items, "talked") == 0]
+        hosts = hash_cols(c.item(swept, "host_hi"), c.item(swept, "host_lo"))
+        finding = self._finding(slot, limit, window, inner)
+        if len(self.held) >= self.cfg.max_sources:  # full: the oldest crossing is decided now
+            oldest = min(self.held, key=lambda k: self.held[k][0])
+            self.held[oldest] = (-np.inf, *self.held[oldest][1:])
+        self.held[key] = (now + self.window, finding, hosts, limit)
+
+    def _decide(self, now: float) -> list[Finding]:
+        """The held crossings whose window has passed: reported when at least their threshold
+        of the hosts they counted were still not talked with, unless most of those hosts were
+        probed again after answering (monitored): a monitor's rounds."""
+        due = [k for k, (until, *_) in self.held.items() if until <= now]
+        if not due:
+            return []
+        c = self.counter
+        out = []
+        for key in due:
+            _, f, hosts, limit = self.held.pop(key)
+            slot = int(c.groups.find(np.array([key], np.uint64))[0])
+            if slot >= 0:
+                self._mark_used(np.array([slot]))
+            items = c.find_items(np.full(hosts.size, key, np.uint64), hosts)
+            known = items >= 0
+            talked = np.zeros(hosts.size, bool)
+            monitored = np.zeros(hosts.size, bool)
+            talked[known] = c.item(items[known], "talked") != 0
+            monitored[known] = c.item(items[known], "monitored") != 0
+            still = int(hosts.size - talked.sum())
+            if still < limit or 2 * int(monitored.sum()) > hosts.size:
+                continue
+            ev = f.evidence
+            ev["distinct_hosts"] = still
+            ev["conversations"] += int(talked.sum())
+            ev["monitored"] = int(monitored.sum())
+            if talked.any():
+                gone = {addr_str(h, lo) for h, lo in zip(c.item(items[talked], "host_hi"), c.item(items[talked], "host_lo"))}
+                ev["sample_hosts"] = [h for h in ev["sample_hosts"] if h not in gone]
+            out.append(f)
         return _one_per_source(out)
+
+    def _mark_monitored(self, addrs: dict[str, np.ndarray], svc: np.ndarray) -> None:
+        """Probes of hosts that already answered this source on this service: monitoring (a
+        sweep asks a host once, retrying now and then): marked `monitored`."""
+        c = self.counter
+        keys = hash_cols(addrs["src_hi"], addrs["src_lo"], svc)
+        items = c.find_items(keys, hash_cols(addrs["dst_hi"], addrs["dst_lo"]))
+        known = items[items >= 0]
+        again = known[c.item(known, "answered") != 0]
+        if again.size:
+            c.items.cols["monitored"][again] = 1
+
+    def _mark_answered(self, b: PacketBatch) -> None:
+        """Hosts that answered a probe (SYN-ACK, RST, an ICMP or UDP reply, an unreachable)."""
+        r = replies(b)
+        if len(r.rows):
+            self.counter.mark(hash_cols(r.prober_hi, r.prober_lo, r.service), hash_cols(r.target_hi, r.target_lo), "answered")
 
     def _observe(self, ts: np.ndarray, addrs: dict[str, np.ndarray], svc: np.ndarray) -> np.ndarray:
         """Count probes (source and host addresses, service); the group slots touched."""
@@ -196,6 +287,7 @@ class HostSweep(Reconfigurable):
             evidence={"distinct_hosts": len(swept), "window_s": window, "threshold": threshold,
                       "mode": "short window" if inner else "long window (slow sweep)", "service": what,
                       "probes": c.item_hits(swept), "conversations": int(len(items) - len(swept)),
+                      "monitored": int((c.item(items, "monitored") != 0).sum()),
                       **c.seen(slot), "sample_hosts": hosts[:SAMPLE],
                       "answers": self._answers(c.key(slot), c.last_seen(slot)), **method},
         )
@@ -223,7 +315,7 @@ class HostSweep(Reconfigurable):
         return {m: int(self.answers.totals(slot, now, m)[0]) for m in ("replied", "unreachable")}
 
     def expire(self, now: float) -> None:
-        self.counter.expire(now)
+        self.counter.expire(now)  # a held crossing keeps its hosts' hashes; expired hosts count as swept
         self.used.expire(now)
         self.answers.expire(now)
 

@@ -13,8 +13,13 @@ looks at what comes back on the same pair of hosts within the window:
   RTP, is one-way by design), unless the datagrams vary in size and the destination
   refused none of them: a flood tool sends copies of one datagram (hping3, nping, a
   bot's flood loop), while an application's messages differ in length as their
-  content does (syslog, metrics and telemetry to a collector, which never answers);
-  an ICMP error back (no listener) makes it a flood whatever the sizes; UDP to a multicast
+  content does (syslog, metrics and telemetry to a collector, which never answers),
+  or unless they are one stream: most datagrams continue a flow (the same source and
+  destination ports) the pair already sent in its time slice, to a destination that refused
+  none of them: an application sends from its socket (a video or TS-over-UDP stream of
+  fixed-size datagrams, with no TCP control connection and no answer), while flood tools
+  change the source port from datagram to datagram (hping3 --udp, forged floods);
+  an ICMP error back (no listener) makes it a flood whatever the sizes or ports; UDP to a multicast
   group or the broadcast address never counts: it goes to whoever joined (IPTV, market data,
   service discovery), one-way by design, and floods no host;
 * TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
@@ -47,7 +52,7 @@ from .count.window_util import unique_first_last
 from .traffic_burst_spread import KINDS, Pairs, VictimFlood
 
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused",
-           "icmp_reply")
+           "icmp_reply", "udp_new_flow")
 PAIR_KINDS = (*KINDS, "icmp_reply")  # the per-pair view also knows replies that answer no request
 PEAK_MIN_S = 0.001  # a rate over a shorter span than this is reported over this span
 BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
@@ -122,6 +127,11 @@ class TrafficBurst(Reconfigurable):
         new_port = np.zeros(len(p), bool)
         new_port[unique_first_last(hash_cols(keys, p.proto, p.dport))[1]] = True
         values["udp_new_port"], values["tcp_new_port"] = values["udp"] & new_port, values["tcp"] & new_port
+        # first datagram of each (pair, source port, destination port): a stream continues one
+        # flow, a flood tool moves its source port on with every datagram
+        new_flow = np.zeros(len(p), bool)
+        new_flow[unique_first_last(hash_cols(keys, p.proto, p.sport, p.dport))[1]] = True
+        values["udp_new_flow"] = values["udp"] & new_flow
         touched = self.counter.add(keys, p.ts, values, addr_labels(p), grouped=pairs)
         now = float(p.ts.max())
         sums = self.counter.all_totals(touched, now)
@@ -179,13 +189,17 @@ class TrafficBurst(Reconfigurable):
         own business (iperf3 -u and its control connection, RTP media after RTSP), while a
         flood has no connection behind it. And where the datagrams varied in size while the
         destination refused none (no ICMP unreachable back): an application's messages to a
-        listener, not copies of one flood datagram."""
+        listener, not copies of one flood datagram. And where most datagrams continued a flow
+        the pair had already sent in their slice (one socket's stream: video, TS over UDP) while
+        the destination refused none: flood tools move the source port on per datagram."""
         quiet = self._replies(slots, now, "udp" if kind == "udp" else "tcp_answer") < \
             self.cfg.min_reply_ratio * np.maximum(sent, 1)
         if kind == "udp":
             connected = (self._replies(slots, now, "tcp_answer") > 0) & (self.counter.totals(slots, now, "tcp_answer") > 0)
-            messages = (self.counter.totals(slots, now, "udp_resized") > 0) & (self._replies(slots, now, "refused") == 0)
-            quiet &= ~(connected | messages)
+            accepted = self._replies(slots, now, "refused") == 0
+            messages = (self.counter.totals(slots, now, "udp_resized") > 0) & accepted
+            stream = (2 * self.counter.totals(slots, now, "udp_new_flow") < sent) & accepted
+            quiet &= ~(connected | messages | stream)
         return quiet
 
     def _replies(self, slots: np.ndarray, now: float, metric: str) -> np.ndarray:
