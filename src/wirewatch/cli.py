@@ -151,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         if args.command == "config":
-            print(describe(cfg))
+            from .store.postgres_schema import shown  # a store's password, as every command masks it
+
+            print(describe(cfg, {"output.db": shown}))
             return 0
         slow = native.warning() if args.command in ("read", "monitor", "run", "tune") else None
         if slow:

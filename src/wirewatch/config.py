@@ -12,7 +12,7 @@ import os
 import socket
 import tomllib
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,8 +337,10 @@ def load(config_file: str | None = None, cli: Iterable[Override] = (),
     return build(layers)
 
 
-def describe(cfg: Config) -> str:
-    """The values in effect, as TOML with each key's help as a comment."""
+def describe(cfg: Config, masks: Mapping[str, Callable[[str], str]] | None = None) -> str:
+    """The values in effect, as TOML with each key's help as a comment. masks: a dotted key
+    ("output.db") -> what its value is shown as (a secret left out); a value it changes gets a
+    comment saying so."""
     lines: list[str] = []
     for name in sections():
         obj: Any = cfg
@@ -347,7 +349,12 @@ def describe(cfg: Config) -> str:
         lines.append(f"[{name}]")
         for f in dataclasses.fields(obj):
             lines.append(f"# {f.metadata.get('help', '')}")
-            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
+            value = getattr(obj, f.name)
+            mask = (masks or {}).get(f"{name}.{f.name}")
+            if mask is not None and (masked := mask(value)) != value:
+                lines.append(f"{f.name} = {_toml_value(masked)}  # without its password, as every command names the store")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
 

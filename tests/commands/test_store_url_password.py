@@ -4,6 +4,10 @@ whether the store is unreachable, refused or lacks the alert."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from conftest import CORPUS, cli
 from ports import free_port
@@ -48,3 +52,33 @@ def test_extract_names_a_store_without_its_password(tmp_path, pg_url):
     assert "no alert 999999" in _failed_without_password(r, "dbname=" + pg_url.rsplit("/", 1)[1])
     r = cli("tune", CAPTURE, "--db", url, env=env)
     assert r.returncode == 0 and "tune run 1 saved to" in r.stderr and SECRET not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("source", ["--db", "env", "file"])
+def test_config_prints_the_store_without_its_password(tmp_path, source):
+    """wirewatch config prints the settings in effect; output.db's password stays off the terminal
+    (main printed `db = "postgresql://ww:s3cr3t-pw@127.0.0.1:1/alerts"`)."""
+    args, env = ["config"], {}
+    if source == "--db":
+        args += ["--db", UNREACHABLE]
+    elif source == "env":
+        env["WIREWATCH_OUTPUT__DB"] = UNREACHABLE
+    else:
+        (tmp_path / "site.toml").write_text(f'[output]\ndb = "{UNREACHABLE}"\n')
+        args += ["--config", str(tmp_path / "site.toml")]
+    if source == "file":  # cli() empties WIREWATCH_OUTPUT__DB, which would win over the file
+        env = {k: v for k, v in os.environ.items() if k != "WIREWATCH_OUTPUT__DB"}
+        r = subprocess.run([sys.executable, "-m", "wirewatch", *args], capture_output=True, text=True,
+                           env=env, timeout=60)
+    else:
+        r = cli(*args, env=env)
+    assert r.returncode == 0, r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    (line,) = [ln for ln in r.stdout.splitlines() if ln.startswith("db = ")]
+    assert line == ('db = "user=ww dbname=alerts host=127.0.0.1 port=1"'
+                    "  # without its password, as every command names the store")
+
+
+def test_config_prints_a_sqlite_store_as_it_is(tmp_path):
+    r = cli("config", "--db", str(tmp_path / "a.db"))
+    assert r.returncode == 0 and f'db = "{tmp_path / "a.db"}"' in r.stdout.splitlines()
