@@ -75,3 +75,32 @@ def test_matches_v4_at_the_edges_of_the_listed_range(tmp_path):
     assert [bl.v4_entry[i] for i in entry] == ["10.0.2.7", "10.0.0.0/24", "10.0.0.0/24"]
     assert bl.matches_v4(np.zeros(0, np.uint64))[0].size == 0
     assert load([]).matches_v4(probe)[0].size == 0
+
+
+def _read_with_list(tmp_path, data: bytes):
+    from conftest import CORPUS, cli
+    p = tmp_path / "list.txt"
+    p.write_bytes(data)
+    return cli("read", str(CORPUS / "dev18_blacklist_src.pcap"), "--blacklist", str(p), "--logfile", "",
+               "--quiet", "--no-progress", "--format", "json"), str(p)
+
+
+def test_a_list_saved_with_a_byte_order_mark_and_crlf_lines_is_read(tmp_path):
+    """Windows Notepad's list: a UTF-8 BOM and CRLF line ends (main: `list.txt:1: not an IP address
+    or CIDR prefix: '\\ufeff10.10.0.99'`, exit 2)."""
+    import json
+    r, _ = _read_with_list(tmp_path, b"\xef\xbb\xbf10.10.0.99\r\n# lab\r\n198.51.100.7 ; x\r\n")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["alerts"] == {"blacklist": 1} and summary["blacklists"] == [{"list": "list.txt", "entries": 2}]
+    r, p = _read_with_list(tmp_path, b"10.10.0.99\n\xef\xbb\xbf1.2.3.4\n")  # only a file starts with one
+    assert r.returncode == 2 and r.stderr.splitlines() == [f"wirewatch: {p}:2: not an IP address or CIDR "
+                                                           "prefix: '\\ufeff1.2.3.4'"]
+
+
+def test_an_ipv6_zone_is_refused_not_dropped(tmp_path):
+    """fe80::1%eth0: ipaddress took it as fe80::1 and the zone was dropped unsaid (main: exit 0)."""
+    r, p = _read_with_list(tmp_path, b"10.10.0.99\nfe80::1%eth0 # the router\n")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [f"wirewatch: {p}:2: an IPv6 zone (%eth0) has no meaning in a blocklist "
+                                     "(packets carry none): 'fe80::1%eth0'"]

@@ -155,6 +155,8 @@ def parse_lines(fh: TextIO, where: str, name: str) -> ParsedList:
     naming `where` (file or URL) and the line."""
     out = ParsedList(name)
     for lineno, raw in _lines(fh, where):
+        if lineno == 1:
+            raw = raw.removeprefix("\ufeff")  # a byte order mark (a list saved by Windows Notepad)
         try:
             entry = parse_line(raw)
         except ValueError as exc:
@@ -165,6 +167,9 @@ def parse_lines(fh: TextIO, where: str, name: str) -> ParsedList:
         if fast is not None:
             out.v4.append((fast[0], fast[1], entry))
             continue
+        if "%" in entry:  # ipaddress takes fe80::1%eth0 as fe80::1: a zone no packet carries, dropped unsaid
+            raise BlocklistError(f"{where}:{lineno}: an IPv6 zone ({entry[entry.index('%'):]}) has no meaning "
+                                 f"in a blocklist (packets carry none): {entry!r}")
         try:
             net = ipaddress.ip_network(entry, strict=False)
         except ValueError:
