@@ -4,9 +4,11 @@ only; what each command does lives in commands/ (and tune_report.py for tune).""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from . import __version__, native
 from .blocklist import BlocklistError
@@ -23,6 +25,33 @@ from .config import (
 from .privileges import PrivilegeError
 
 EXIT_USAGE = 2
+MAX_SNAPLEN = 262144  # libpcap's largest snapshot (capture/walk.MAX_CAPLEN)
+MAX_BUFFER_MB = 2047  # pcap_set_buffer_size takes an int of bytes
+MAX_STATS_INTERVAL = 86400.0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A bad command line is one line naming the option and the value, exit status 2, as every
+    other bad input (argparse prints its whole usage first). Subcommands' parsers are of this class."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            message += " (a value that starts with '-' is written --option=VALUE)"
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
+    """An argparse type for an option that is no config key: a finite number from lo to hi."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be from {lo:g} to {hi:g}")
+        return value
+    return parse
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,33 +62,35 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("-i", "--interface", help="interface name (recorded as in_iface)")
     g.add_argument("--sensor", metavar="NAME", help="this sensor's name on alerts, stats and stored rows "
                                                      "(EVE host; default the host name)")
-    g.add_argument("--time-window", type=float, metavar="SECONDS", help="default detection window")
-    g.add_argument("--scan-threshold", type=int, metavar="N", help="distinct ports that make a port scan")
-    g.add_argument("--traffic-threshold", type=int, metavar="N", help="packets per window that make a traffic burst")
-    g.add_argument("--cooldown", type=float, metavar="SECONDS", help="suppress repeats of an alert for this long")
+    # The flags that set a config key take its text: config validates it as it validates --set, in
+    # one line naming flag, key and value (an argparse type= would print its usage instead).
+    g.add_argument("--time-window", metavar="SECONDS", help="default detection window")
+    g.add_argument("--scan-threshold", metavar="N", help="distinct ports that make a port scan")
+    g.add_argument("--traffic-threshold", metavar="N", help="packets per window that make a traffic burst")
+    g.add_argument("--cooldown", metavar="SECONDS", help="suppress repeats of an alert for this long")
     g.add_argument("--logfile", metavar="FILE", help="JSON-lines alert log (default alerts.json)")
-    g.add_argument("--db", metavar="FILE", help="alert store: a SQLite file (default var/wirewatch.db) or postgresql://USER@HOST/DB")
+    g.add_argument("--db", metavar="FILE|URL", help="alert store: a SQLite file (default var/wirewatch.db) or postgresql://USER@HOST/DB")
     g.add_argument("--syslog", metavar="ADDR", help="also send alerts to syslog: udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
     g.add_argument("--webhook", metavar="URL", help="also post alerts as JSON with a text field (Slack, Mattermost, Teams)")
     g.add_argument("--blacklist", action="append", default=[], metavar="FILE", help="blocklist file (repeatable)")
     g.add_argument("--blacklist-url", action="append", default=[], metavar="URL",
                    help="blocklist feed, fetched at start and every detect.blacklist.refresh s (repeatable)")
     g.add_argument("--suspicious-ports", metavar="P,P,...", help="replace the watched port list")
-    g.add_argument("--alert-frames", type=int, metavar="N",
+    g.add_argument("--alert-frames", metavar="N",
                    help="keep an alert's first N packets with it (frame numbers, live a pcap; 0 = off)")
 
 
 def _live(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("live capture")
     g.add_argument("--bpf", metavar="FILTER", help="BPF capture filter, e.g. 'not port 22'")
-    g.add_argument("--snaplen", type=int, default=262144, metavar="BYTES",
+    g.add_argument("--snaplen", type=_number(int, 1, MAX_SNAPLEN), default=262144, metavar="BYTES",
                    help="bytes captured per packet (default 262144; 832 captures the headers decoded, see README)")
     g.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
-    g.add_argument("--buffer-size", type=int, default=64, metavar="MB", help="kernel capture buffer (default 64 MB)")
+    g.add_argument("--buffer-size", type=_number(int, 1, MAX_BUFFER_MB), default=64, metavar="MB", help="kernel capture buffer (default 64 MB)")
     g.add_argument("--user", metavar="NAME", help="user to become after opening the capture (default nobody when root)")
     g.add_argument("--capture", choices=("pcap", "scapy"), default="pcap",
                    help="capture backend: libpcap (default; a compiled read loop, else pcapy-ng) or Scapy (portable, slower)")
-    g.add_argument("--stats-interval", type=float, default=30.0, metavar="SECONDS",
+    g.add_argument("--stats-interval", type=_number(float, 1, MAX_STATS_INTERVAL), default=30.0, metavar="SECONDS",
                    help="seconds between EVE stats events (default 30)")
     g.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
 
@@ -67,7 +98,7 @@ def _live(p: argparse.ArgumentParser) -> None:
 def _web(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dashboard")
     g.add_argument("--host", metavar="ADDR", help="bind address (default 127.0.0.1)")
-    g.add_argument("--port", type=int, metavar="PORT", help="port (default 8080)")
+    g.add_argument("--port", metavar="PORT", help="port (default 8080)")
 
 
 FLAG_KEYS = {
@@ -89,7 +120,7 @@ FLAG_KEYS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wirewatch", description="Network intrusion detection on packet time.")
+    parser = OneLineParser(prog="wirewatch", description="Network intrusion detection on packet time.")
     parser.add_argument("--version", action="version", version=f"wirewatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     read = sub.add_parser("read", help="analyse pcap/pcapng files")

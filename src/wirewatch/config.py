@@ -19,7 +19,7 @@ from typing import Any
 from .decode import DecodeConfig
 from .detect import registry
 from .enrich import EnrichConfig
-from .settings import cap, setting
+from .settings import cap, seconds, setting
 
 ENV_PREFIX = "WIREWATCH_"
 DEFAULT_DB = "var/wirewatch.db"
@@ -33,12 +33,12 @@ class ConfigError(Exception):
 class GeneralConfig:
     sensor: str = setting("", "This sensor's name, on every alert and stats event (EVE `host`) and stored row; "
                               "empty = the host name.")
-    time_window: float = setting(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
+    time_window: float = seconds(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
     interface: str = setting("", "Interface name reported as in_iface (-i/--interface).")
     batch_size: int = setting(16384, "Most packets per capture read. Reads within one expire_interval are "
                                      "analysed together, up to 65,536 packets per detector pass; alerts never "
                                      "depend on it (nor on the reader or compression).", 1, 1_000_000)
-    expire_interval: float = setting(1.0, "Seconds of packet time per time slice: state expires between slices, "
+    expire_interval: float = seconds(1.0, "Seconds of packet time per time slice: state expires between slices, "
                                           "and a slice's packets are analysed when it ends.", 0.01)
 
 
@@ -49,7 +49,7 @@ def sensor_name(general: GeneralConfig) -> str:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    cooldown: float = setting(30.0, "Seconds of packet time during which a repeat of the same alert "
+    cooldown: float = seconds(30.0, "Seconds of packet time during which a repeat of the same alert "
                                     "is suppressed and counted (--cooldown).", 0)
     max_identifiers: int = cap(100_000, "Cap on distinct alert identifiers remembered for dedup; `wirewatch "
                                         "tune` keeps at most this many alert keys per threshold (the lowest "

@@ -14,6 +14,15 @@ def cap(default: int, help: str) -> Any:
     return setting(default, help, 16, MAX_CAP)
 
 
+MAX_SECONDS = 31_536_000  # a year: the longest window, cooldown, timeout or interval (a window of 1e18 s put
+# its start before year 1, and syn_flood's evidence failed to name it; no detection needs more)
+
+
+def seconds(default: float, help: str, minimum: float) -> Any:
+    """A duration in seconds: at least minimum, at most MAX_SECONDS."""
+    return setting(default, help, minimum, MAX_SECONDS)
+
+
 def setting(default: Any, help: str, minimum: float | None = None, maximum: float | None = None) -> Any:
     """A dataclass field carrying help text and bounds for config validation and `wirewatch config`."""
     meta = {"help": help, "min": minimum, "max": maximum}

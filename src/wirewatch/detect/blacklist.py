@@ -11,7 +11,7 @@ import numpy as np
 from ..addr import addr_str
 from ..blocklist import Blocklist, ParsedList, combine, read_file
 from ..decode import PacketBatch
-from ..settings import setting
+from ..settings import seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import proto_name
 from .count.report import times
@@ -28,7 +28,7 @@ class BlacklistConfig:
     urls: list[str] = setting([], "Blocklist feeds (--blacklist-url): fetched at start and every `refresh` "
                                   "seconds in the background, same formats as files; the last good copy "
                                   "is kept in `cache_dir`.")
-    refresh: float = setting(3600.0, "Seconds between feed refreshes (conditional requests: ETag, "
+    refresh: float = seconds(3600.0, "Seconds between feed refreshes (conditional requests: ETag, "
                                      "If-Modified-Since).", 1)
     max_shrink: float = setting(0.5, "A new copy of a feed with fewer than (1 - max_shrink) x the entries "
                                      "of the previous one is rejected and the previous list kept.", 0, 1)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, probe_port, probes
@@ -37,7 +37,7 @@ class DistributedScanConfig:
     min_sources: int = setting(2, "Fewest sources that make it distributed.", 2)
     member_threshold: int = setting(0, "A member probing this many ports alone is a plain port scan "
                                        "(0 = detect.port_scan.threshold).", 0)
-    window: float = setting(30.0, "Window in seconds.", 1)
+    window: float = seconds(30.0, "Window in seconds.", 1)
     max_targets: int = cap(8_192, "Cap on victims tracked.")
     max_probes: int = cap(131_072, "Cap on (victim, port), (victim, source) and (source, victim, port) entries.")
 

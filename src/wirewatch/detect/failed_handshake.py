@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import PacketBatch
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
@@ -28,8 +28,8 @@ class FailedHandshakeConfig:
     enabled: bool = setting(True, "Detect repeated failed TCP handshakes from one source.")
     threshold: int = setting(8, "Failed handshakes from one source to one host within the window.", 1)
     max_ports: int = setting(5, "Fire only if the failures hit at most this many ports (else it is a scan).", 1)
-    window: float = setting(60.0, "Window in seconds.", 1)
-    timeout: float = setting(3.0, "Seconds without an answer after which an attempt has failed.", 0.1)
+    window: float = seconds(60.0, "Window in seconds.", 1)
+    timeout: float = seconds(3.0, "Seconds without an answer after which an attempt has failed.", 0.1)
     max_attempts: int = cap(262_144, "Cap on handshakes in progress tracked.")
     max_sources: int = cap(32_768, "Cap on (source, host) pairs tracked (x4 failed ports).")
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import IPV4_MAPPED, PROTO_ICMPV6, PacketBatch
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable, one_per_source
 from .classify.conversations import conversations
 from .classify.packets import (
@@ -74,10 +74,10 @@ ARP_SERVICE = 256 * 65536  # beyond IP protocol numbers
 class HostSweepConfig:
     enabled: bool = setting(True, "Detect one source probing many hosts on one service.")
     threshold: int = setting(15, "Distinct hosts probed on one service within the window.", 2)
-    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    window: float = seconds(0.0, "Window in seconds; 0 = general.time_window.", 0)
     slow_threshold: int = setting(0, "Distinct hosts within slow_window that make a slow sweep "
                                      "(0 = the same as threshold).", 0)
-    slow_window: float = setting(120.0, "Long window (seconds) for slow sweeps.", 1)
+    slow_window: float = seconds(120.0, "Long window (seconds) for slow sweeps.", 1)
     max_sources: int = cap(32_768, "Cap on (source, service) pairs tracked.")
     max_targets: int = cap(131_072, "Cap on (source, service, host) triples tracked.")
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_SYN, PacketBatch
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable, one_per_source
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes, proto_name
@@ -35,10 +35,10 @@ DOOR_BITS = 16  # (source, host) pairs must probe twice before they get state: s
 class PortScanConfig:
     enabled: bool = setting(True, "Detect one source probing many ports of one host.")
     threshold: int = setting(20, "Distinct destination ports within the window that make a scan (--scan-threshold).", 2)
-    window: float = setting(0.0, "Window in seconds; 0 = general.time_window (--time-window).", 0)
+    window: float = seconds(0.0, "Window in seconds; 0 = general.time_window (--time-window).", 0)
     slow_threshold: int = setting(0, "Distinct ports within slow_window that make a slow scan "
                                      "(0 = 1.25 x threshold, i.e. 25 by default).", 0)
-    slow_window: float = setting(120.0, "Long window (seconds) for slow scans.", 1)
+    slow_window: float = seconds(120.0, "Long window (seconds) for slow scans.", 1)
     max_sources: int = cap(32_768, "Cap on (source, host) pairs tracked.")
     max_probes: int = cap(131_072, "Cap on (source, host, port) probes tracked.")
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..schema import format_ts
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
@@ -44,7 +44,7 @@ class SynFloodConfig:
     threshold: int = setting(400, "SYNs to one destination (host, or host and port) within the window that did "
                                   "not complete a handshake.", 1)
     max_completion: float = setting(0.5, "Fire only if at most this share of its SYNs completed a handshake.", 0, 1)
-    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    window: float = seconds(0.0, "Window in seconds; 0 = general.time_window.", 0)
     max_targets: int = cap(8_192, "Cap on destinations tracked (~2 KB each).")
     max_sources: int = cap(262_144, "Cap on (destination, source) pairs tracked.")
 

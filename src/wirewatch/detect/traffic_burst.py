@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, pair_key, to_group
 from .classify.replies import ICMP_REPLIES
@@ -73,7 +73,7 @@ class TrafficBurstConfig:
                                                "of its main kind (0 = off).", 0)
     min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
                                             "fewer packets than this share of those sent.", 0, 1)
-    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    window: float = seconds(0.0, "Window in seconds; 0 = general.time_window.", 0)
     max_pairs: int = cap(65_536, "Cap on (source, destination) pairs tracked.")
     min_sources: int = setting(10, "A flood against one host from at least this many sources (each below the "
                                    "threshold, e.g. forged) is reported per destination.", 2)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
 from ..lut import member_table
-from ..settings import cap, setting
+from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
@@ -44,7 +44,7 @@ class UnusualProtocolConfig:
     threshold: int = setting(3, "Packets of one kind from one source within the window.", 1)
     scan_threshold: int = setting(8, "Distinct protocols outside allowed_protocols from one source within the "
                                      "window that make an IP protocol scan (nmap -sO; 0 = off).", 0)
-    window: float = setting(0.0, "Window in seconds; 0 = general.time_window.", 0)
+    window: float = seconds(0.0, "Window in seconds; 0 = general.time_window.", 0)
     max_sources: int = cap(16_384, "Cap on (source, kind) pairs tracked.")
 
 
