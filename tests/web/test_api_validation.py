@@ -94,3 +94,36 @@ def test_an_incident_of_a_real_address_is_served(client):
     src = fake_alert(0)["src_ip"]
     assert client.get(f"/api/incidents/{src}").get_json()["src_ip"] == src
     assert client.get(f"/incidents/{src}").status_code == 200
+
+
+KNOWN = ("blacklist, distributed_scan, failed_handshake, host_sweep, port_scan, suspicious_port, syn_flood, "
+         "traffic_burst, unusual_protocol")
+
+
+@pytest.mark.parametrize("query, error", [
+    # an unknown type matched nothing, 200 and an empty page (a typo looked like "no such alerts")
+    ("type=nosuchtype", f"type: no alert type 'nosuchtype' (one of {KNOWN})"),
+    ("type=PORT_SCAN", f"type: no alert type 'PORT_SCAN' (one of {KNOWN})"),
+    ("type=%27%3B%20DROP%20TABLE%20alerts%3B--", f"type: no alert type \"'; DROP TABLE alerts;--\" (one of {KNOWN})"),
+    # ipaddress kept the zone: the filter matched nothing, 200
+    ("src=fe80::1%25eth0", "src: an IPv6 zone (%eth0) has no meaning here: 'fe80::1%eth0'"),
+    ("dest=fe80::%25lo/64", "dest: an IPv6 zone (%lo/64) has no meaning here: 'fe80::%lo/64'"),
+    # float() reads other scripts' digits: since=٣ was the time 3, 200
+    ("since=%D9%A3", "since: not a number: '٣'"),
+    ("src=%ff", "src: not an address or CIDR: '%FF'"),
+])
+def test_more_bad_alert_filters_are_400_with_the_value(client, query, error):
+    r = client.get(f"/api/alerts?{query}")
+    assert (r.status_code, r.get_json()) == (400, {"error": error})
+
+
+def test_a_known_type_and_an_address_still_filter(client):
+    r = client.get("/api/alerts?type=port_scan&src=10.0.0.0/8")
+    assert r.status_code == 200 and all(a["type"] == "port_scan" for a in r.get_json()["alerts"])
+
+
+def test_an_incident_of_an_address_with_a_zone_is_a_400(client):
+    """/api/incidents/fe80::1%eth0 answered 200 for src_ip 'fe80::1%eth0', no alert ever matching."""
+    r = client.get("/api/incidents/fe80::1%25eth0")
+    assert (r.status_code, r.get_json()) == (400, {"error": "src: an IPv6 zone (%eth0) has no meaning here: "
+                                                            "'fe80::1%eth0'"})

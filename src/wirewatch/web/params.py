@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..detect import registry
 from ..store.queries import AlertFilter, QueryError
 
 INT64_MAX = 2**63 - 1
@@ -41,6 +42,8 @@ def number(name: str, raw: Any, lo: float, hi: float) -> float:
     """A finite number within [lo, hi] ("nan", "inf" and 1e308 are refused)."""
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise QueryError(f"{name}: expected a number, got {_show(raw)}")
+    if isinstance(raw, str) and not raw.isascii():  # float() reads other scripts' digits: '٣' was 3
+        raise QueryError(f"{name}: not a number: {_show(raw)}")
     try:
         value = float(raw.strip()) if isinstance(raw, str) and len(raw) <= 40 else float(raw)
     except (ValueError, OverflowError):
@@ -64,11 +67,28 @@ def text(name: str, raw: Any, limit: int) -> str:
 
 def address(name: str, raw: Any) -> str:
     """One IPv4 or IPv6 address, in its normal spelling."""
-    value = text(name, raw, MAX_TEXT)
+    value = no_zone(name, text(name, raw, MAX_TEXT))
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise QueryError(f"{name}: not an IP address: {_show(raw)}") from None
+
+
+def no_zone(name: str, value: str) -> str:
+    """An address or prefix without an IPv6 zone (fe80::1%eth0): ipaddress keeps the zone, so
+    the filter matched nothing, and no stored address has one."""
+    if ":" in value.split("%", 1)[0] and "%" in value:
+        raise QueryError(f"{name}: an IPv6 zone ({value[value.index('%'):][:20]}) has no meaning here: {_show(value)}")
+    return value
+
+
+def alert_type(raw: Any) -> str:
+    """A detector's name (the alert types), or empty for any."""
+    value = text("type", raw, MAX_TEXT)
+    known = registry.names()
+    if value and value not in known:
+        raise QueryError(f"type: no alert type {_show(value)} (one of {', '.join(sorted(known))})")
+    return value
 
 
 def boolean(name: str, raw: Any) -> bool | None:
@@ -98,8 +118,9 @@ def alert_filter(args: Mapping[str, Any]) -> AlertFilter:
 
     limit = opt("limit", integer, 1, INT64_MAX)
     return AlertFilter(
-        type=text("type", args.get("type"), MAX_TEXT), severity=opt("severity", integer, 0, 255),
-        src=text("src", args.get("src"), MAX_TEXT), dest=text("dest", args.get("dest"), MAX_TEXT),
+        type=alert_type(args.get("type")), severity=opt("severity", integer, 0, 255),
+        src=no_zone("src", text("src", args.get("src"), MAX_TEXT)),
+        dest=no_zone("dest", text("dest", args.get("dest"), MAX_TEXT)),
         port=opt("port", integer, 0, 65535), since=opt("since", number, 0, MAX_EPOCH),
         until=opt("until", number, 0, MAX_EPOCH), q=text("q", args.get("q"), MAX_Q),
         acknowledged=boolean("acknowledged", args.get("acknowledged")), before=opt("before", integer, 0, INT64_MAX),
