@@ -152,7 +152,7 @@ def warm_up(app, token: str) -> None:
     client = app.test_client()
     auth = {"Authorization": f"Bearer {token}"}
     for url in ("/login", "/login?token=wrong", "/", "/alerts", "/alerts/1", "/mutes", "/metrics", "/api/alerts",
-                "/api/alerts?type=x&src=10.0.0.0/8&q=a&since=1&port=1", "/api/overview", "/api/mutes",
+                "/api/alerts?type=port_scan&src=10.0.0.0/8&q=a&since=1&port=1", "/api/overview", "/api/mutes",
                 "/api/alerts/1", "/vendor/chart.umd.js", "/static/app.css", "/nope"):
         client.get(url, headers=auth)
     client.post("/api/alerts/ack", json={"ids": []}, headers=auth)
