@@ -203,6 +203,66 @@ static PyObject *k_upsert(PyObject *self, PyObject *args)
     return Py_BuildValue("nnnn", absent, reused, nfree, used);
 }
 
+/* The hash set group and unique build over a batch's keys: one 16-byte slot per key (the key,
+ * its group number and the call that wrote it), so a probe touches one cache line, and at
+ * least 2n slots for n rows (probe runs stay short). The slots are kept from call to call (one
+ * set per thread, grown to the largest batch seen): a slot written by an earlier call counts as
+ * empty, so no call clears them (zeroing 2n slots cost more than the probes of a batch with
+ * few distinct keys). */
+typedef struct {
+    uint64_t key;
+    uint32_t call; /* the call that wrote the slot: other calls see it empty */
+    uint32_t gid;
+} group_slot;
+
+typedef struct {
+    group_slot *slots;
+    Py_ssize_t nslots;
+    uint32_t call;
+} group_set;
+
+static _Thread_local group_set group_sets;
+
+/* The slots for a call over n rows (2^bits of them, bits >= 4), this call's number in *call;
+ * NULL when out of memory or n >= 2^31. */
+static group_slot *group_slots(Py_ssize_t n, int *bits_out, uint32_t *call)
+{
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * n)
+        bits++;
+    if (n >= ((Py_ssize_t)1 << 31))
+        return NULL;
+    group_set *gs = &group_sets;
+    Py_ssize_t need = (Py_ssize_t)1 << bits;
+    if (gs->nslots < need || ++gs->call == 0) { /* larger, or the call numbers wrapped round */
+        Py_ssize_t size = gs->nslots > need ? gs->nslots : need;
+        PyMem_RawFree(gs->slots);
+        gs->slots = PyMem_RawCalloc((size_t)size, sizeof(group_slot));
+        gs->nslots = gs->slots ? size : 0;
+        gs->call = 1;
+    }
+    *bits_out = bits;
+    *call = gs->call;
+    return gs->slots;
+}
+
+/* The group number of `key` (new ones numbered from *g on, *g incremented), and whether it is new. */
+static inline int64_t group_of(group_slot *slots, int bits, uint32_t call, uint64_t key, Py_ssize_t *g, int *is_new)
+{
+    uint64_t mask = ((uint64_t)1 << bits) - 1, p = (key * K3) >> (64 - bits);
+    while (slots[p].call == call && slots[p].key != key)
+        p = (p + 1) & mask;
+    if (slots[p].call != call) {
+        slots[p].key = key;
+        slots[p].call = call;
+        slots[p].gid = (uint32_t)(*g)++;
+        *is_new = 1;
+    } else {
+        *is_new = 0;
+    }
+    return slots[p].gid;
+}
+
 /* group(keys u64[n], order i64[n], starts i64[n+1], inverse i64[n] or None) -> groups g.
  * Groups equal keys in order of first occurrence, rows stable within a group:
  * rows of group j are order[starts[j]:starts[j+1]]; inverse[i] is row i's group.
@@ -222,19 +282,11 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     Py_ssize_t n = length(&v[0]), g = 0;
     if (length(&v[1]) < n || length(&v[2]) < n + 1 || (inverse && length(&v[3]) < n))
         return finish(v, 4, 1, "group: output buffers too short");
-    int bits = 4;
-    while (((Py_ssize_t)1 << bits) < 2 * n)
-        bits++;
-    Py_ssize_t nslots = (Py_ssize_t)1 << bits;
-    uint64_t mask = (uint64_t)nslots - 1;
-    uint64_t *slot_key = PyMem_RawMalloc(nslots * sizeof(uint64_t));
-    int64_t *slot_gid = PyMem_RawMalloc(nslots * sizeof(int64_t));
-    uint8_t *used = PyMem_RawCalloc(nslots, 1);
+    int bits;
+    uint32_t call;
+    group_slot *slots = group_slots(n, &bits, &call);
     int64_t *row_gid = inverse ? inverse : PyMem_RawMalloc((n + 1) * sizeof(int64_t));
-    if (!slot_key || !slot_gid || !used || !row_gid) {
-        PyMem_RawFree(slot_key);
-        PyMem_RawFree(slot_gid);
-        PyMem_RawFree(used);
+    if (!slots || !row_gid) {
         if (!inverse)
             PyMem_RawFree(row_gid);
         release_buffers(v, 4);
@@ -242,32 +294,73 @@ static PyObject *k_group(PyObject *self, PyObject *args)
     }
     Py_BEGIN_ALLOW_THREADS
     starts[0] = 0;
+    int64_t gid = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t key = keys[i], p = (key * K3) >> (64 - bits);
-        while (used[p] && slot_key[p] != key)
-            p = (p + 1) & mask;
-        if (!used[p]) {
-            used[p] = 1;
-            slot_key[p] = key;
-            starts[g + 1] = 0;
-            slot_gid[p] = g++;
+        if (!i || keys[i] != keys[i - 1]) { /* a run of one key (a flood's packets) is looked up once */
+            int is_new;
+            gid = group_of(slots, bits, call, keys[i], &g, &is_new);
+            if (is_new)
+                starts[gid + 1] = 0;
         }
-        row_gid[i] = slot_gid[p];
-        starts[slot_gid[p] + 1]++;
+        row_gid[i] = gid;
+        starts[gid + 1]++;
     }
     for (Py_ssize_t j = 0; j < g; j++)
-        starts[j + 1] += starts[j];
-    int64_t *fill = slot_gid; /* free again: each group's next position */
-    memcpy(fill, starts, g * sizeof(int64_t));
-    for (Py_ssize_t i = 0; i < n; i++)
-        order[fill[row_gid[i]]++] = i;
+        starts[j + 1] += starts[j]; /* starts[j + 1]: the end of group j */
+    for (Py_ssize_t i = n - 1; i >= 0; i--) /* backwards from each group's end: rows stay in order */
+        order[--starts[row_gid[i] + 1]] = i;
+    memmove(starts, starts + 1, g * sizeof(int64_t)); /* starts[j + 1] was group j's start */
+    starts[g] = n;
     Py_END_ALLOW_THREADS
-    PyMem_RawFree(slot_key);
-    PyMem_RawFree(slot_gid);
-    PyMem_RawFree(used);
     if (!inverse)
         PyMem_RawFree(row_gid);
     release_buffers(v, 4);
+    return PyLong_FromSsize_t(g);
+}
+
+/* unique(keys u64[n], uk u64[n], first i64[n], last i64[n], counts i64[n]) -> groups g.
+ * The distinct keys in order of first occurrence (uk[:g]), each one's first and last row and
+ * how many rows hold it: group's answer without the rows' order (one hash pass). */
+static PyObject *k_unique(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    static const buffer_spec specs[5] = {{8, 0, 0, "keys"}, {8, 1, 0, "uk"}, {8, 1, 0, "first"},
+                                         {8, 1, 0, "last"}, {8, 1, 0, "counts"}};
+    Py_buffer v[5];
+    if (get_buffers(o, v, specs, 5) < 0)
+        return NULL;
+    const uint64_t *keys = v[0].buf;
+    uint64_t *uk = v[1].buf;
+    int64_t *first = v[2].buf, *last = v[3].buf, *counts = v[4].buf;
+    Py_ssize_t n = length(&v[0]), g = 0;
+    if (length(&v[1]) < n || length(&v[2]) < n || length(&v[3]) < n || length(&v[4]) < n)
+        return finish(v, 5, 1, "unique: output buffers too short");
+    int bits;
+    uint32_t call;
+    group_slot *slots = group_slots(n, &bits, &call);
+    if (!slots) {
+        release_buffers(v, 5);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    int64_t gid = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!i || keys[i] != keys[i - 1]) { /* a run of one key is looked up once */
+            int is_new;
+            gid = group_of(slots, bits, call, keys[i], &g, &is_new);
+            if (is_new) {
+                uk[gid] = keys[i];
+                first[gid] = i;
+                counts[gid] = 0;
+            }
+        }
+        last[gid] = i;
+        counts[gid]++;
+    }
+    Py_END_ALLOW_THREADS
+    release_buffers(v, 5);
     return PyLong_FromSsize_t(g);
 }
 
@@ -752,6 +845,7 @@ static PyMethodDef methods[] = {
     {"upsert", k_upsert, METH_VARARGS, "upsert(index_keys, index_rows, row_keys, slot_of, free, last_seen, keys, ts, "
                                        "out, is_new, nfree, used, max_new) -> (new, reused, nfree, used) or None"},
     {"group", k_group, METH_VARARGS, "group(keys, order, starts, inverse=None) -> number of groups"},
+    {"unique", k_unique, METH_VARARGS, "unique(keys, uk, first, last, counts) -> number of distinct keys"},
     {"isin", k_isin, METH_VARARGS, "isin(keys, of, out): whether each key is among `of`"},
     {"hash_cols", k_hash_cols, METH_VARARGS, "hash_cols(out, *cols): mixed uint64 key per row"},
     {"door_admit", k_door_admit, METH_VARARGS, "door_admit(door_key, door_ts, keys, ts, window, slot, back, back_ts)"},

@@ -17,6 +17,7 @@ from wirewatch.detect.count import kernels
 
 KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 2**64 - 1))
 SMALL_KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 60))  # many repeats
+RUNS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 5)).map(np.sort)  # runs of one key
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_extension_is_built():
 
 
 @settings(max_examples=60, deadline=None)
-@given(keys=st.one_of(KEYS, SMALL_KEYS))
+@given(keys=st.one_of(KEYS, SMALL_KEYS, RUNS))
 def test_group_matches_reference(keys):
     with kernels_of(compiled=True):
         compiled = kernels.group(keys)
@@ -64,6 +65,28 @@ def test_group_matches_reference(keys):
         rows = order[s:e]
         assert np.all(keys[rows] == keys[rows[0]]) and np.all(np.diff(rows) > 0)
     assert len(set(keys.tolist())) == len(starts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.one_of(KEYS, SMALL_KEYS, RUNS))
+def test_unique_matches_reference_and_group(keys):
+    """unique: group's groups (first occurrence order) with each one's first and last row and
+    count, compiled and numpy; calls of different sizes after one another (the compiled
+    slots are kept from call to call) give the same as fresh ones."""
+    with kernels_of(compiled=True):
+        big = kernels.unique(np.arange(2, 5000, dtype=np.uint64))  # leaves larger, written slots behind
+        compiled = kernels.unique(keys)
+        order, starts, ends = kernels.group(keys)
+    with kernels_of(compiled=False):
+        reference = kernels.unique(keys)
+    assert len(big[0]) == 4998
+    for c, r in zip(compiled, reference):
+        np.testing.assert_array_equal(c, r)
+    uk, first, last, counts = compiled
+    np.testing.assert_array_equal(uk, keys[order[starts]])
+    np.testing.assert_array_equal(first, order[starts])
+    np.testing.assert_array_equal(last, order[ends - 1])
+    np.testing.assert_array_equal(counts, ends - starts)
 
 
 @settings(max_examples=60, deadline=None)

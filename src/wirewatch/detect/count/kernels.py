@@ -82,6 +82,20 @@ def group(keys: np.ndarray, inverse: bool = False) -> tuple[np.ndarray, ...]:
     return order, new_starts, new_ends
 
 
+def unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct keys in order of first occurrence, each one's first and last row, and how
+    many rows hold it: group's groups without the rows' order (compiled: one hash pass, no
+    counting sort and no gathers through the order)."""
+    keys = np.ascontiguousarray(keys, np.uint64)
+    if _compiled is not None:
+        n = len(keys)
+        uk, first, last, counts = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        g = _compiled.unique(keys, uk, first, last, counts)
+        return uk[:g], first[:g], last[:g], counts[:g]
+    order, starts, ends = group(keys)
+    return keys[order[starts]], order[starts], order[ends - 1], ends - starts
+
+
 def isin(keys: np.ndarray, of: np.ndarray) -> np.ndarray:
     """np.isin(keys, of) for uint64 keys: one hash-set pass compiled (numpy sorts both)."""
     keys = np.ascontiguousarray(keys, np.uint64)

@@ -1,10 +1,10 @@
-"""Grouping helpers over uint64 key columns (one `kernels.group` pass each)."""
+"""Grouping helpers over uint64 key columns (one `kernels.group` or `kernels.unique` pass each)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .kernels import group
+from .kernels import unique
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -23,5 +23,4 @@ def unique_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def unique_first_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distinct keys (in order of first occurrence), index of first and last occurrence,
     and counts."""
-    order, starts, ends = group(keys)
-    return keys[order[starts]], order[starts], order[ends - 1], ends - starts
+    return unique(keys)
