@@ -115,3 +115,30 @@ def test_every_page_fits_a_phone_screen(dashboard):
         assert wide == {}, wide
         assert errors == []
         browser.close()
+
+
+def test_alerts_per_minute_draws_every_minute_of_its_hour(dashboard):
+    """The store lists only minutes that had alerts; the chart joined them up as if adjacent (on
+    the corpus read: 22:25, 22:26, 22:27 and 22:28 as four neighbouring points of a 71-minute capture's
+    last hour). Now every minute of the hour up to the newest alert is a point, 0 where none came."""
+    import sqlite3
+
+    from playwright.sync_api import sync_playwright
+
+    base, db, proc = dashboard
+    with sqlite3.connect(db) as conn:
+        per = dict(conn.execute("SELECT minute, sum(count) FROM alert_minutes GROUP BY minute").fetchall())
+    last = max(per)
+    hour = [per.get(m, 0) for m in range(last - 59, last + 1)]
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page, errors = open_page(browser, 1400, 1000)
+        page.goto(base + "/login?token=browser-test-token")
+        page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+        drawn = page.evaluate("() => { const c = Chart.getChart('chart-apm'); "
+                              "return {labels: c.data.labels, values: c.data.datasets[0].data}; }")
+        assert drawn["values"] == hour and len(drawn["labels"]) == 60
+        assert len(set(drawn["labels"])) == 60 and sum(hour) > 0 and hour.count(0) > 0
+        assert "(last hour)" in page.inner_text("#chart-apm >> xpath=../..")
+        assert errors == []
+        browser.close()

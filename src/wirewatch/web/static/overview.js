@@ -17,6 +17,16 @@
     if (!c) return;
     c.data.labels = labels; c.data.datasets[0].data = values; c.update();
   }
+  // The store lists only the minutes that had alerts: every minute of the hour up to the newest one,
+  // 0 where none came, so a quiet stretch is a flat line at 0 and not two busy minutes joined up.
+  function perMinute(rows) {
+    if (!rows.length) return [];
+    const count = new Map(rows.map(r => [r.t, r.alerts]));
+    const last = rows[rows.length - 1].t;
+    const out = [];
+    for (let t = last - 59 * 60; t <= last; t += 60) out.push({t: t, alerts: count.get(t) || 0});
+    return out;
+  }
   function fmtUptime(s) {
     if (s === undefined || s === null) return "–";
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
@@ -62,8 +72,9 @@
     });
     set(chart("chart-pps", "line", {label: "packets/s", bg: "#4e79a7"}),
         o.packets_per_s.map(p => WW.time(p.t).slice(11)), o.packets_per_s.map(p => Math.round(p.pps)));
+    const apm = perMinute(o.alerts_per_minute);
     set(chart("chart-apm", "line", {label: "alerts/min", bg: "#e15759"}),
-        o.alerts_per_minute.map(p => WW.time(p.t).slice(11, 16)), o.alerts_per_minute.map(p => p.alerts));
+        apm.map(p => WW.time(p.t).slice(11, 16)), apm.map(p => p.alerts));
     const types = Object.keys(o.alerts_by_type);
     set(chart("chart-types", "doughnut", {label: "alerts"}), types, types.map(t => o.alerts_by_type[t]));
     set(chart("chart-sources", "bar", {label: "alerts", indexAxis: "y"}),
