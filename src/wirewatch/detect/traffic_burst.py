@@ -213,7 +213,8 @@ class TrafficBurst(Reconfigurable):
         destination refused none (no ICMP unreachable back): an application's messages to a
         listener, not copies of one flood datagram. And where most datagrams continued a flow
         the pair had already sent in their slice (one socket's stream: video, TS over UDP) while
-        the destination refused none: flood tools move the source port on per datagram."""
+        the destination refused none: flood tools move the source port on per datagram. Those
+        two reasons end at bytes_threshold bytes in the window."""
         quiet = self._replies(slots, now, "udp" if kind == "udp" else "tcp_answer") < \
             self.cfg.min_reply_ratio * np.maximum(sent, 1)
         if kind == "udp":
@@ -221,6 +222,11 @@ class TrafficBurst(Reconfigurable):
             accepted = self._replies(slots, now, "refused") == 0
             messages = (self.counter.totals(slots, now, "udp_resized") > 0) & accepted
             stream = (2 * self.counter.totals(slots, now, "udp_new_flow") < sent) & accepted
+            # neither holds at bytes_threshold: a one-socket or varied-size flood that fills the
+            # link is a flood whatever its ports and sizes (a video stream is a few Mbit/s)
+            if self.cfg.bytes_threshold > 0:
+                volume = self.counter.totals(slots, now, "bytes") >= self.cfg.bytes_threshold
+                messages, stream = messages & ~volume, stream & ~volume
             quiet &= ~(connected | messages | stream)
         return quiet
 
