@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,15 +43,28 @@ def wait_listening(port: int, proc: subprocess.Popen, seconds: float = 30.0) -> 
             time.sleep(0.2)
 
 
+def wait_answering(url: str, seconds: float) -> None:
+    """Until `url` gives an HTTP answer, whatever its status (a server that accepted already)."""
+    try:
+        urllib.request.urlopen(url, timeout=seconds).close()
+    except urllib.error.HTTPError:
+        pass  # an answer all the same (401, 404)
+
+
 @contextmanager
 def start_dashboard(env: dict, *args: str, seconds: float = 30.0) -> Iterator[tuple[str, subprocess.Popen]]:
     """A `wirewatch dashboard` process on a free port (its store from `args` or `env`): yields
-    (its base URL, the process) once it accepts connections; terminated on the way out."""
+    (its base URL, the process) once it has answered a request; terminated on the way out.
+
+    Answered, not only accepting: the dashboard listens before its warm-up and its drop from
+    root, and serves nothing until both are done (a test that checks its uid on the first
+    connection could otherwise see root)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wirewatch", "dashboard", *args, "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_listening(port, proc, seconds)
+        wait_answering(f"http://127.0.0.1:{port}/login", seconds)
         yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()

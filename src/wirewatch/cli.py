@@ -177,14 +177,29 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load(args.config, cli)
 
 
+def secrets_left_out() -> dict[str, tuple[Callable[[str], str], str]]:
+    """What `wirewatch config` prints in place of the settings that hold a secret: a store's
+    password (as every command names the store), the dashboard's token, and a webhook's path
+    (Slack, Mattermost and Teams put the hook's secret there). Output gets pasted into
+    tickets and chats; the config file or web-token holds the real values."""
+    from .store.postgres_schema import shown
+
+    def webhook_origin(url: str) -> str:
+        scheme, _, rest = url.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]  # nor a user:password@ before the host
+        return f"{scheme}://{host}/..." if url else url
+
+    return {"output.db": (shown, "without its password, as every command names the store"),
+            "web.token": (lambda token: "..." if token else token, "set; not printed (it is a secret)"),
+            "output.webhook": (webhook_origin, "its path not printed (a webhook's path is its secret)")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
         if args.command == "config":
-            from .store.postgres_schema import shown  # a store's password, as every command masks it
-
-            print(describe(cfg, {"output.db": shown}))
+            print(describe(cfg, secrets_left_out()))
             return 0
         slow = native.warning() if args.command in ("read", "monitor", "run", "tune") else None
         if slow:

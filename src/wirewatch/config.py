@@ -337,10 +337,10 @@ def load(config_file: str | None = None, cli: Iterable[Override] = (),
     return build(layers)
 
 
-def describe(cfg: Config, masks: Mapping[str, Callable[[str], str]] | None = None) -> str:
+def describe(cfg: Config, masks: Mapping[str, tuple[Callable[[str], str], str]] | None = None) -> str:
     """The values in effect, as TOML with each key's help as a comment. masks: a dotted key
-    ("output.db") -> what its value is shown as (a secret left out); a value it changes gets a
-    comment saying so."""
+    ("output.db") -> (what its value is shown as, a secret left out; the comment a value it
+    changes gets, saying what was left out)."""
     lines: list[str] = []
     for name in sections():
         obj: Any = cfg
@@ -350,9 +350,9 @@ def describe(cfg: Config, masks: Mapping[str, Callable[[str], str]] | None = Non
         for f in dataclasses.fields(obj):
             lines.append(f"# {f.metadata.get('help', '')}")
             value = getattr(obj, f.name)
-            mask = (masks or {}).get(f"{name}.{f.name}")
+            mask, note = (masks or {}).get(f"{name}.{f.name}", (None, ""))
             if mask is not None and (masked := mask(value)) != value:
-                lines.append(f"{f.name} = {_toml_value(masked)}  # without its password, as every command names the store")
+                lines.append(f"{f.name} = {_toml_value(masked)}  # {note}")
             else:
                 lines.append(f"{f.name} = {_toml_value(value)}")
         lines.append("")

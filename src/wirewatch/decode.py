@@ -84,7 +84,15 @@ MAX_IPV6_EXT = 8
 MAX_MPLS_LABELS = 8
 MAX_GTP_EXTENSIONS = 4
 MAX_NFLOG_TLVS = 16
-ICMP_ERRORS_V4 = member_table((3, 11, 12))  # unreachable, time exceeded, parameter problem
+# ICMP errors, which quote the packet that caused them (RFC 792, 4443): unreachable, source quench,
+# redirect, time exceeded, parameter problem; ICMPv6 unreachable, too big, time exceeded, parameter problem
+ICMP_ERRORS_V4 = member_table((3, 4, 5, 11, 12))
+ICMP_ERRORS_V6 = member_table((1, 2, 3, 4))
+# the `quote` column: what an ICMP error's quoted packet is (native/decode.c uses the same numbers)
+QUOTE_NONE = 0  # not an ICMP error (or its own header is cut)
+QUOTE_CUT = 1  # an ICMP error whose quoted IP header the capture cut (snaplen): unknown
+QUOTE_BAD = 2  # an ICMP error quoting no IP header: no room for one in the packet, or not one of its version
+QUOTE_IP = 3  # the quoted IP header is there: inner_src, inner_dst and inner_proto hold it
 
 PROTO_ICMP = 1
 PROTO_IPIP = 4
@@ -160,12 +168,15 @@ class PacketBatch:
     length: np.ndarray = field(metadata=_column(np.uint32, "wire length: link header + the outermost IP length"))
     payload: np.ndarray = field(metadata=_column(np.int32, "L4 payload bytes (TCP/UDP), 0 otherwise"))
     frag: np.ndarray = field(metadata=_column(np.uint8, "FRAG_NONE / FRAG_FIRST / FRAG_LATER"))
-    inner_proto: np.ndarray = field(metadata=_column(np.uint8, "ICMP error: protocol of the packet it quotes"))
-    inner_dst_hi: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: destination of the quoted packet"))
-    inner_dst_lo: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: destination of the quoted packet"))
-    inner_sport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet"))
-    inner_dport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet"))
-    has_inner: np.ndarray = field(metadata=_column(np.bool_, "ICMP error with a quoted packet"))
+    quote: np.ndarray = field(metadata=_column(np.uint8, "ICMP error: QUOTE_CUT / QUOTE_BAD / QUOTE_IP, QUOTE_NONE otherwise"))
+    inner_src_hi: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: source of the quoted packet (QUOTE_IP)"))
+    inner_src_lo: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: source of the quoted packet (QUOTE_IP)"))
+    inner_proto: np.ndarray = field(metadata=_column(np.uint8, "ICMP error: protocol of the packet it quotes (QUOTE_IP)"))
+    inner_dst_hi: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: destination of the quoted packet (QUOTE_IP)"))
+    inner_dst_lo: np.ndarray = field(metadata=_column(np.uint64, "ICMP error: destination of the quoted packet (QUOTE_IP)"))
+    inner_sport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet (has_inner)"))
+    inner_dport: np.ndarray = field(metadata=_column(np.uint16, "ICMP error: ports of the quoted packet (has_inner)"))
+    has_inner: np.ndarray = field(metadata=_column(np.bool_, "ICMP error quoting an IP header and the 4 bytes after it"))
     tunnel: np.ndarray = field(metadata=_column(np.uint32, "outer layers, 4 bits each (tunnel_names)"))
     ttl: np.ndarray = field(metadata=_column(np.uint8, "IPv4 TTL or IPv6 hop limit of the (innermost) IP header, 0 if not IP"))
     arp_op: np.ndarray = field(metadata=_column(np.uint8, "ARP for IPv4: ARP_REQUEST or ARP_REPLY, 0 otherwise"))
@@ -756,43 +767,49 @@ def decode_numpy(buf: bytes | memoryview, meta: np.ndarray, linktype: int,
     icmp_type = np.where(has_icmp, r.u8(l4), 0).astype(np.uint8)
     icmp_code = np.where(has_icmp, r.u8(l4 + 1), 0).astype(np.uint8)
 
-    # ICMP errors quote the offending packet: keep its destination and ports (for
-    # "answered by ICMP unreachable" and closed-port accounting).
+    # ICMP errors quote the offending packet: keep its addresses, protocol and ports (who
+    # really sent it: "answered by ICMP unreachable", closed-port accounting, forged errors).
+    # Bounded by the packet's IP length and the capture: a quote the packet has no room for
+    # is QUOTE_BAD, one the capture cut is QUOTE_CUT (unknown), never read past either.
     inner_proto = np.zeros(n, np.uint8)
+    inner_src_hi, inner_src_lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
     inner_dst_hi, inner_dst_lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
     inner_sport = np.zeros(n, np.uint16)
     inner_dport = np.zeros(n, np.uint16)
     has_inner = np.zeros(n, bool)
+    quote = np.zeros(n, np.uint8)
     q = l4 + 8
-    err4 = has_icmp & (proto == PROTO_ICMP) & ICMP_ERRORS_V4[icmp_type] & r.has(q, 20, end)
-    err4 &= (r.u8(q) >> 4) == 4
-    if err4.any():
-        i = np.flatnonzero(err4)
-        qi = q[i]
-        qihl = (r.u8(qi) & 0x0F).astype(np.int64) * 4
-        inner_proto[i] = r.u8(qi + 9)
-        inner_dst_lo[i] = IPV4_MAPPED | r.u32_pairs(qi + 12)[:, 1]
-        ok = r.has(qi + qihl, 4, end[i]) & (qihl >= 20)
-        inner_sport[i] = np.where(ok, r.u16(qi + qihl), 0)
-        inner_dport[i] = np.where(ok, r.u16(qi + qihl + 2), 0)
-        has_inner[i] = ok
-    err6 = has_icmp & (proto == PROTO_ICMPV6) & (icmp_type >= 1) & (icmp_type <= 4) & r.has(q, 44, end)
-    err6 &= (r.u8(q) >> 4) == 6
-    if err6.any():
-        i = np.flatnonzero(err6)
-        qi = q[i]
-        inner_proto[i] = r.u8(qi + 6)
-        w = r.bytes_be(qi + 24, 16)
-        inner_dst_hi[i], inner_dst_lo[i] = w[:, 0], w[:, 1]
-        inner_sport[i] = r.u16(qi + 40)
-        inner_dport[i] = r.u16(qi + 42)
-        has_inner[i] = True
+    v4 = proto == PROTO_ICMP
+    err = has_icmp & np.where(v4, ICMP_ERRORS_V4[icmp_type], ICMP_ERRORS_V6[icmp_type])
+    if err.any():
+        i = np.flatnonzero(err)
+        qi, e4 = q[i], v4[i]
+        need = np.where(e4, 20, 40)
+        head = r.u8(qi)
+        ok = ((head >> 4) == np.where(e4, 4, 6)) & (~e4 | ((head & 0x0F) >= 5))
+        fits, captured = claimed_end[i] - qi >= need, ip_end[i] - qi >= need
+        quote[i] = np.where(fits & captured, np.where(ok, QUOTE_IP, QUOTE_BAD), np.where(fits, QUOTE_CUT, QUOTE_BAD))
+        j = i[quote[i] == QUOTE_IP]
+        qj, j4 = q[j], v4[j]
+        src6, dst6 = r.bytes_be(qj + 8, 16), r.bytes_be(qj + 24, 16)
+        a4 = r.u32_pairs(qj + 12)
+        inner_src_hi[j] = np.where(j4, 0, src6[:, 0])
+        inner_src_lo[j] = np.where(j4, IPV4_MAPPED | a4[:, 0], src6[:, 1])
+        inner_dst_hi[j] = np.where(j4, 0, dst6[:, 0])
+        inner_dst_lo[j] = np.where(j4, IPV4_MAPPED | a4[:, 1], dst6[:, 1])
+        inner_proto[j] = np.where(j4, r.u8(qj + 9), r.u8(qj + 6))
+        ports = qj + np.where(j4, (r.u8(qj) & 0x0F).astype(np.int64) * 4, 40)
+        pok = ports + 4 <= ip_end[j]
+        inner_sport[j] = np.where(pok, r.u16(ports), 0)
+        inner_dport[j] = np.where(pok, r.u16(ports + 2), 0)
+        has_inner[j] = pok
 
     return PacketBatch(
         ts=ts, src_hi=src_hi, src_lo=src_lo, dst_hi=dst_hi, dst_lo=dst_lo, ipver=ipver,
         proto=proto, sport=sport, dport=dport, has_ports=has_ports, tcp_flags=tcp_flags,
         flags_ok=flags_ok, icmp_type=icmp_type, icmp_code=icmp_code, has_icmp=has_icmp,
-        length=length, payload=payload, frag=frag, inner_proto=inner_proto,
+        length=length, payload=payload, frag=frag, quote=quote, inner_src_hi=inner_src_hi,
+        inner_src_lo=inner_src_lo, inner_proto=inner_proto,
         inner_dst_hi=inner_dst_hi, inner_dst_lo=inner_dst_lo, inner_sport=inner_sport,
         inner_dport=inner_dport, has_inner=has_inner, tunnel=tunnel, ttl=ip["ttl"],
         arp_op=arp_op, arp_spa=arp_spa, arp_tpa=arp_tpa, errors=errors, non_ip=non_ip,

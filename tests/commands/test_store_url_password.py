@@ -82,3 +82,18 @@ def test_config_prints_the_store_without_its_password(tmp_path, source):
 def test_config_prints_a_sqlite_store_as_it_is(tmp_path):
     r = cli("config", "--db", str(tmp_path / "a.db"))
     assert r.returncode == 0 and f'db = "{tmp_path / "a.db"}"' in r.stdout.splitlines()
+
+
+def test_config_prints_no_dashboard_token_nor_webhook_path(tmp_path):
+    """The dashboard's token and a webhook's path (where Slack and Teams keep the hook's secret)
+    are secrets too: config names them as set, not their values (main printed both)."""
+    hook = f"https://hook-user:{SECRET}@hooks.example/services/T000/B000/{SECRET}"
+    (tmp_path / "site.toml").write_text(f'[web]\ntoken = "{SECRET}"\n[output]\nwebhook = "{hook}"\n')
+    r = cli("config", "--config", str(tmp_path / "site.toml"))
+    assert r.returncode == 0, r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert 'token = "..."  # set; not printed (it is a secret)' in lines
+    assert 'webhook = "https://hooks.example/..."  # its path not printed (a webhook\'s path is its secret)' in lines
+    unset = cli("config").stdout.splitlines()  # nothing set: shown as it is, empty
+    assert 'token = ""' in unset and 'webhook = ""' in unset

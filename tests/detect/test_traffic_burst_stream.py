@@ -35,6 +35,16 @@ def test_a_fixed_size_stream_to_a_listener_is_not_a_flood():
     assert alerts == []  # before: traffic_burst UDP flood 172.31.60.61 -> 172.31.60.62 (1212 packets)
 
 
+def test_a_one_socket_stream_at_bytes_threshold_is_a_flood():
+    """A flood from one socket to a listening port is a stream by its ports; its volume tells:
+    at bytes_threshold bytes in the window it is a flood all the same (the video's 3 s carry
+    1.6 MB of datagrams; 1 MB here stands for the default 50 MB in 10 s, 40 Mbit/s)."""
+    found = floods(run_file(str(VIDEO), {"detect.traffic_burst.bytes_threshold": 1_000_000})[0])
+    assert [(a["src_ip"], a["dest_ip"], a["evidence"]["kind"]) for a in found][:1] == \
+        [("172.31.60.61", "172.31.60.62", "UDP flood")]
+    assert found[0]["evidence"]["bytes"] >= 1_000_000
+
+
 def test_the_same_datagrams_from_a_new_port_each_are_a_flood(tmp_path):
     out = []
     for i, p in enumerate(rdpcap(str(VIDEO))):

@@ -26,7 +26,14 @@ looks at what comes back on the same pair of hosts within the window:
   service discovery), one-way by design, and floods no host;
 * TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
   non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
-  is answered by RSTs or not at all. SYN floods are syn_flood's.
+  is answered by RSTs or not at all. SYN floods are syn_flood's;
+* ICMP errors (unreachable, time exceeded, ...) count on their own when they are forged:
+  they quote a packet the destination never sent (its quoted source is another address) or
+  no IP header at all (classify.packets.forged_error). BlackNurse floods a host with port
+  unreachables (hping3 --icmp -C 3 -K 3 quotes 1.2.3.4 -> 5.6.7.8; nping quotes nothing),
+  which a firewall processes at a cost; a real error quotes its receiver's own packet
+  (traceroute's time exceeded, a UDP scan's port unreachables, a router's), answers it and
+  is never counted. A quote the capture cut (snaplen) is unknown: not counted either.
 
 "Almost nothing" is `min_reply_ratio` (replies per packet sent). An alert's `bytes`, and what
 `bytes_threshold` counts, are the bytes of the packets these kinds count (a TCP data segment's
@@ -45,35 +52,46 @@ import numpy as np
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
 from ..settings import cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
-from .classify.packets import ADDR_LABELS, addr_labels, icmp_request, icmp_unreachable, pair_key, to_group
+from .classify.packets import (
+    ADDR_LABELS,
+    addr_labels,
+    forged_error,
+    icmp_request,
+    icmp_unreachable,
+    pair_key,
+    to_group,
+)
 from .classify.replies import ICMP_REPLIES
 from .count.kernels import group, hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
 from .count.window_util import unique_first_last
-from .traffic_burst_spread import KINDS, Pairs, VictimFlood
+from .traffic_burst_spread import KINDS, QUOTE_NOTE, Pairs, VictimFlood
 
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused",
-           "icmp_reply", "udp_new_flow", "udp_data")
+           "icmp_reply", "udp_new_flow", "icmp_error", "udp_data")
+ALONE = ("icmp", "icmp_error")  # kinds that count on their own: no answer makes them legitimate
 PAIR_KINDS = (*KINDS, "icmp_reply")  # the per-pair view also knows replies that answer no request
 # A stream's datagrams carry its data: at least the 512 data octets of the 576-octet datagram every
 # IPv4 host accepts (RFC 791, and DNS's classic UDP limit); a packet flood sends less per datagram.
 STREAM_DATA = 512
 PEAK_MIN_S = 0.001  # a rate over a shorter span than this is reported over this span
 BUCKETS = 5  # 2 s resolution on the default 10 s window: 5 x 5 counters per pair
-BYTES_NOTE = ("bytes of this pair's ICMP requests and replies, UDP and TCP without SYN in the window "
-              "(the packets the flood kinds count)")
+BYTES_NOTE = ("bytes of this pair's ICMP requests and replies, forged ICMP errors, UDP and TCP without SYN in "
+              "the window (the packets the flood kinds count)")
 NAMES = {"icmp": "ICMP request flood", "udp": "UDP flood", "tcp": "TCP flood without a connection (ACK/RST/data)",
-         "icmp_reply": "ICMP reply flood (answering no request)"}
+         "icmp_reply": "ICMP reply flood (answering no request)",
+         "icmp_error": "ICMP error flood (forged: quoting no packet of the destination)"}
 UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection",
-         "icmp_reply": "ICMP replies to no request"}
+         "icmp_reply": "ICMP replies to no request", "icmp_error": "forged ICMP errors"}
 
 
 @dataclass(frozen=True)
 class TrafficBurstConfig:
-    enabled: bool = setting(True, "Detect packet floods (ICMP, UDP, ACK/RST) from one source to one host.")
+    enabled: bool = setting(True, "Detect packet floods (ICMP, UDP, ACK/RST, forged ICMP errors) from one source to one host.")
     threshold: int = setting(1000, "Packets from one source to one host within the window (--traffic-threshold).", 1)
-    bytes_threshold: int = setting(50_000_000, "Bytes of flood packets (ICMP requests and replies, UDP, TCP without SYN) "
+    bytes_threshold: int = setting(50_000_000, "Bytes of flood packets (ICMP requests, replies and forged errors, UDP, "
+                                               "TCP without SYN) "
                                                "from one source to one host within the window that also make a burst "
                                                "of its main kind (0 = off).", 0)
     min_reply_ratio: float = setting(0.005, "UDP/TCP only count as a flood when the destination answered "
@@ -112,16 +130,20 @@ class TrafficBurst(Reconfigurable):
         answer = tcp & ((b.tcp_flags & (TCP_RST | TCP_ACK)) == TCP_ACK)  # acknowledging, not resetting
         refusal = icmp_unreachable(b)  # counted on the refusing host's pair, read back as _replies
         reply = ip & b.has_icmp & ICMP_REPLIES[b.icmp_type]  # echo / timestamp replies: a flood if they answer nothing
-        rows = np.flatnonzero(icmp | udp | tcp_flow | answer | refusal | reply)
+        forged = forged_error(b)  # ICMP errors about packets the destination never sent: they answer nothing
+        rows = np.flatnonzero(icmp | udp | tcp_flow | answer | refusal | reply | forged)
         if not rows.size:
             return []
         p = b.select(rows)
         answers, refused, replied = answer[rows], refusal[rows], reply[rows]
         values = {"icmp": icmp[rows], "udp": udp[rows], "tcp": tcp_flow[rows], "tcp_answer": answers,
                   "refused": refused, "icmp_reply": replied}
+        errors = forged[rows]
+        if errors.any():  # a metric not given adds nothing: most batches hold no forged error
+            values["icmp_error"] = errors
         # bytes: of the packets the kinds count (a TCP data segment acknowledges as it goes, so
         # it is both a flood kind's packet and an answer: counted by what it sends)
-        values["bytes"] = p.length * (values["icmp"] | values["udp"] | values["tcp"] | replied)
+        values["bytes"] = p.length * (values["icmp"] | values["udp"] | values["tcp"] | replied | errors)
         # the rows grouped by (source, destination) once: this per-pair count and the
         # many-sources view (per destination, derived from the pairs) share it
         keys = pair_key(p)
@@ -150,13 +172,13 @@ class TrafficBurst(Reconfigurable):
             sent = sums[kind]
             big = (sent >= self.cfg.threshold) | ((sent > 0) & (sent == main) & heavy)
             cand = touched[big]
-            if kind != "icmp" and cand.size:
+            if kind not in ALONE and cand.size:
                 cand = cand[self._flood(cand, sums, big, kind, now)]
             for slot in self.counter.due(cand, now, self.window):
                 out.append(self._finding(int(slot), now, kind))
         for f in out:
             self.pair_alerted[(f.dest_ip or "", f.evidence["kind"])] = f.ts
-        kinds = {k: values[k] for k in KINDS}
+        kinds = {k: values.get(k, errors) for k in KINDS}  # (errors: icmp_error's, all False when not given)
         return out + self.victims.observe(Pairs(p, pairs, float(b.ts.max() - b.ts.min())), kinds, answers,
                                           self._explained, messages(p, values["udp_resized"], refused, keys, pairs))
 
@@ -176,7 +198,7 @@ class TrafficBurst(Reconfigurable):
     def _flood(self, slots: np.ndarray, sums: Mapping[str, np.ndarray], rows: np.ndarray, kind: str,
                now: float) -> np.ndarray:
         """Which of these pairs (`rows` of `sums`, the pairs' totals) over a threshold of `kind` (not
-        ICMP requests, which count on their own) are a flood of it: UDP or TCP the destination left
+        ICMP requests or forged errors, which count on their own: ALONE) are a flood of it: UDP or TCP the destination left
         (almost) unanswered and that mostly did not go to a new port each (a FIN/Xmas/ACK/UDP port
         scan, port_scan's); ICMP replies for which the destination sent (almost) no request (a
         ping flood's replies answer its requests, and never count against its victim)."""
@@ -198,7 +220,8 @@ class TrafficBurst(Reconfigurable):
         listener, not copies of one flood datagram. And where most datagrams continued a flow
         the pair had already sent in their slice, most carrying STREAM_DATA bytes or more (one
         socket's stream of data: video, TS over UDP), while the destination refused none: flood
-        tools move the source port on per datagram, or send small datagrams for the rate."""
+        tools move the source port on per datagram, or send small datagrams for the rate.
+        Those two reasons end at bytes_threshold bytes in the window."""
         quiet = self._replies(slots, now, "udp" if kind == "udp" else "tcp_answer") < \
             self.cfg.min_reply_ratio * np.maximum(sent, 1)
         if kind == "udp":
@@ -207,6 +230,11 @@ class TrafficBurst(Reconfigurable):
             messages = (self.counter.totals(slots, now, "udp_resized") > 0) & accepted
             stream = (2 * self.counter.totals(slots, now, "udp_new_flow") < sent) & \
                 (2 * self.counter.totals(slots, now, "udp_data") > sent) & accepted
+            # neither holds at bytes_threshold: a one-socket or varied-size flood that fills the
+            # link is a flood whatever its ports and sizes (a video stream is a few Mbit/s)
+            if self.cfg.bytes_threshold > 0:
+                volume = self.counter.totals(slots, now, "bytes") >= self.cfg.bytes_threshold
+                messages, stream = messages & ~volume, stream & ~volume
             quiet &= ~(connected | messages | stream)
         return quiet
 
@@ -233,7 +261,7 @@ class TrafficBurst(Reconfigurable):
         else:
             peak = int(c.peak(s, now, kind)[0]) / c.width
         src, dst = c.src(slot), c.dst(slot)
-        reply_metric = {"icmp": None, "udp": "udp", "tcp": "tcp_answer", "icmp_reply": "icmp"}[kind]
+        reply_metric = {"udp": "udp", "tcp": "tcp_answer", "icmp_reply": "icmp"}.get(kind)
         replies = int(self._replies(s, now, reply_metric)[0]) if reply_metric else None
         return Finding(
             type=self.name, identifier=(src, dst, kind), ts=c.last_seen(slot),
@@ -243,7 +271,7 @@ class TrafficBurst(Reconfigurable):
                       "threshold": self.cfg.threshold, "bytes_threshold": self.cfg.bytes_threshold,
                       "bytes_note": BYTES_NOTE,
                       "peak_pps": round(peak, 1), "replies": replies, "min_reply_ratio": self.cfg.min_reply_ratio,
-                      **c.seen(slot)},
+                      **({"quote_note": QUOTE_NOTE} if kind == "icmp_error" else {}), **c.seen(slot)},
         )
 
     def near_misses(self, now: float) -> list[dict[str, Any]]:
@@ -258,7 +286,7 @@ class TrafficBurst(Reconfigurable):
         for kind in PAIR_KINDS:
             sent = sums[kind]
             keep = (sent >= 0.5 * self.cfg.threshold) & (sent < self.cfg.threshold)
-            if kind != "icmp" and keep.any():
+            if kind not in ALONE and keep.any():
                 keep[np.flatnonzero(keep)[~self._flood(occ[keep], sums, keep, kind, now)]] = False
             slots, figure = near(occ[keep], sent[keep], self.cfg.threshold)
             out += [near_miss(self.name, c.src(s), n, self.cfg.threshold, UNITS[kind], self.window, dest_ip=c.dst(s))

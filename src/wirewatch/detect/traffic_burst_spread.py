@@ -2,7 +2,7 @@
 
 Per-pair counting cannot see a flood whose every packet has a new random source. This
 aggregate counts, per destination, the same kinds of traffic as traffic_burst (ICMP
-requests, UDP, TCP without a connection) and what the destination sends back, and fires
+requests, UDP, TCP without a connection, forged ICMP errors) and what the destination sends back, and fires
 when the destination gets more than the threshold from at least `min_sources` distinct
 sources while answering almost nothing. Only destinations busy enough in the current
 slice to reach the threshold at that rate get state, so ordinary traffic costs one sort.
@@ -24,16 +24,19 @@ from .count.kernels import group, hash_cols
 from .count.report import COOLDOWN, NEAR, Gate, near, near_miss
 from .count.window import WindowCounter
 
-KINDS = ("icmp", "udp", "tcp")  # the traffic kinds both halves of traffic_burst count
+KINDS = ("icmp", "udp", "tcp", "icmp_error")  # the traffic kinds both halves of traffic_burst count
 REPLY = {"udp": "udp_out", "tcp": "answer_out"}
-METRICS = ("icmp", "udp", "tcp", "udp_out", "answer_out")
+METRICS = ("icmp", "udp", "tcp", "icmp_error", "udp_out", "answer_out")
+QUOTE_NOTE = ("ICMP errors quoting a packet the destination never sent (the quoted source is another "
+              "address) or no IP header at all: they answer nothing (BlackNurse)")
 LABELS = {"host_hi": np.uint64, "host_lo": np.uint64}
-UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection"}  # near misses
+UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets without a connection",
+         "icmp_error": "forged ICMP errors"}  # near misses
 
 
 @dataclass
 class Pairs:
-    """traffic_burst's rows (ICMP requests, UDP, TCP without SYN) grouped by (source,
+    """traffic_burst's rows (ICMP requests, UDP, TCP without SYN, ICMP errors...) grouped by (source,
     destination) once per batch: `group(pair keys, inverse=True)` of `rows`. The
     many-sources view works per destination, and every row of a pair has that pair's
     destination (and source), so it hashes and looks up one key per pair, not per row."""
@@ -72,7 +75,10 @@ class VictimFlood:
         application's messages (traffic_burst.messages), not counted as flood traffic."""
         p, pair_of = pairs.rows, pairs.pair_of
         udp_in = kinds["udp"] & ~messages
-        inbound = kinds["icmp"] | udp_in | kinds["tcp"]
+        inbound = udp_in.copy()
+        for kind in KINDS:
+            if kind != "udp":
+                inbound |= kinds[kind]
         n_inbound = int(np.count_nonzero(inbound))
         if n_inbound < 8:
             return []
@@ -92,7 +98,7 @@ class VictimFlood:
         rpair = pair_of[rows]
         keys = pdst[rpair]
         ts = p.ts[rows]
-        values = {k: (udp_in if k == "udp" else kinds[k])[rows] for k in KINDS}
+        values = {k: (udp_in if k == "udp" else kinds[k])[rows] for k in KINDS if k != "icmp_error" or kinds[k].any()}
         touched = self.counter.add(keys, ts, values, {"host_hi": p.dst_hi[rows], "host_lo": p.dst_lo[rows]})
         self.sources.add(self.counter.table.cols, self.counter.table.find(pdst)[rpair], psrc[rpair], ts)
         self._count_replies(p, pair_of, psrc, kinds["udp"], answer)
@@ -131,11 +137,12 @@ class VictimFlood:
         return Finding(
             type="traffic_burst", identifier=(victim, kind, "many sources"), ts=c.last_seen(slot),
             message=f"Traffic flood against {victim} from {sources} sources: {self.names[kind]}",
-            dest_ip=victim, proto={"icmp": "ICMP", "udp": "UDP", "tcp": "TCP"}[kind],
+            dest_ip=victim, proto={"udp": "UDP", "tcp": "TCP"}.get(kind, "ICMP"),
             evidence={"kind": self.names[kind], "packets": packets, "window_s": self.window, "threshold": self.threshold,
                       "distinct_sources": sources, "distinct_sources_note": "HyperLogLog estimate",
                       "min_sources": self.min_sources, "replies": replies, "min_reply_ratio": self.min_reply_ratio,
-                      "peak_pps": round(int(c.peak(s, now, kind)[0]) / c.width, 1), **c.seen(slot)},
+                      "peak_pps": round(int(c.peak(s, now, kind)[0]) / c.width, 1),
+                      **({"quote_note": QUOTE_NOTE} if kind == "icmp_error" else {}), **c.seen(slot)},
         )
 
     def near_misses(self, now: float) -> list[dict[str, Any]]:

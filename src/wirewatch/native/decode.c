@@ -21,6 +21,7 @@
     X(ipver, uint8_t) X(proto, uint8_t) X(sport, uint16_t) X(dport, uint16_t) X(has_ports, uint8_t)     \
     X(tcp_flags, uint8_t) X(flags_ok, uint8_t) X(icmp_type, uint8_t) X(icmp_code, uint8_t)              \
     X(has_icmp, uint8_t) X(length, uint32_t) X(payload, int32_t) X(frag, uint8_t)                       \
+    X(quote, uint8_t) X(inner_src_hi, uint64_t) X(inner_src_lo, uint64_t)                               \
     X(inner_proto, uint8_t) X(inner_dst_hi, uint64_t) X(inner_dst_lo, uint64_t)                         \
     X(inner_sport, uint16_t) X(inner_dport, uint16_t) X(has_inner, uint8_t) X(tunnel, uint32_t)        \
     X(ttl, uint8_t) X(arp_op, uint8_t) X(arp_spa, uint32_t) X(arp_tpa, uint32_t)
@@ -113,7 +114,13 @@ static inline uint64_t u64(const reader *r, int64_t pos)
 
 static inline int ipv6_ext(uint64_t nh) { return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60; }
 static inline int vlan_tpid(uint64_t t) { return t == 0x8100 || t == 0x88A8 || t == 0x9100; }
-static inline int icmp4_error(uint64_t t) { return t == 3 || t == 11 || t == 12; }
+/* ICMP errors (decode.ICMP_ERRORS_V4 / _V6): they quote the packet that caused them */
+static inline int icmp_error(uint64_t prot, uint64_t t)
+{
+    return prot == 1 ? (t == 3 || t == 4 || t == 5 || t == 11 || t == 12) : (t >= 1 && t <= 4);
+}
+/* the quote column: decode.QUOTE_* */
+enum { QUOTE_NONE, QUOTE_CUT, QUOTE_BAD, QUOTE_IP };
 static inline int is_ip(uint64_t et) { return et == ETH_IPV4 || et == ETH_IPV6; }
 static inline uint64_t by_version(const reader *r, int64_t l3)
 {
@@ -609,28 +616,53 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
             uint64_t itype = icmp ? u8(&r, l4) : 0;
             icmp_code[i] = icmp ? (uint8_t)u8(&r, l4 + 1) : 0;
 
-            /* ICMP errors quote the offending packet */
+            /* ICMP errors quote the offending packet: its header, within the IP length and the capture
+             * (no room for it: QUOTE_BAD; cut by the capture: QUOTE_CUT, unknown) */
             int64_t q = l4 + 8;
-            inner_proto[i] = 0;
-            inner_dst_hi[i] = inner_dst_lo[i] = 0;
-            inner_sport[i] = inner_dport[i] = 0;
-            has_inner[i] = 0;
-            if (icmp && prot == 1 && icmp4_error(itype) && q + 20 <= end && (u8(&r, q) >> 4) == 4) {
-                int64_t qihl = (int64_t)(u8(&r, q) & 0x0F) * 4;
-                inner_proto[i] = (uint8_t)u8(&r, q + 9);
-                inner_dst_lo[i] = MAPPED | u32(&r, q + 16);
-                int okq = q + qihl + 4 <= end && qihl >= 20;
-                inner_sport[i] = okq ? (uint16_t)u16(&r, q + qihl) : 0;
-                inner_dport[i] = okq ? (uint16_t)u16(&r, q + qihl + 2) : 0;
-                has_inner[i] = (uint8_t)okq;
-            } else if (icmp && prot == 58 && itype >= 1 && itype <= 4 && q + 44 <= end && (u8(&r, q) >> 4) == 6) {
-                inner_proto[i] = (uint8_t)u8(&r, q + 6);
-                inner_dst_hi[i] = u64(&r, q + 24);
-                inner_dst_lo[i] = u64(&r, q + 32);
-                inner_sport[i] = (uint16_t)u16(&r, q + 40);
-                inner_dport[i] = (uint16_t)u16(&r, q + 42);
-                has_inner[i] = 1;
+            uint64_t qs_hi = 0, qs_lo = 0, qd_hi = 0, qd_lo = 0, qp = 0, qsp = 0, qdp = 0;
+            int qst = QUOTE_NONE, okq = 0;
+            if (icmp && icmp_error(prot, itype)) {
+                int v4 = prot == 1;
+                int64_t need = v4 ? 20 : 40;
+                uint64_t head = u8(&r, q);
+                if (claimed_end - q < need)
+                    qst = QUOTE_BAD;
+                else if (ip_end - q < need)
+                    qst = QUOTE_CUT;
+                else if (v4 ? (head >> 4) != 4 || (head & 0x0F) < 5 : (head >> 4) != 6)
+                    qst = QUOTE_BAD;
+                else {
+                    qst = QUOTE_IP;
+                    int64_t ports;
+                    if (v4) {
+                        qs_lo = MAPPED | u32(&r, q + 12);
+                        qd_lo = MAPPED | u32(&r, q + 16);
+                        qp = u8(&r, q + 9);
+                        ports = q + (int64_t)(head & 0x0F) * 4;
+                    } else {
+                        qs_hi = u64(&r, q + 8);
+                        qs_lo = u64(&r, q + 16);
+                        qd_hi = u64(&r, q + 24);
+                        qd_lo = u64(&r, q + 32);
+                        qp = u8(&r, q + 6);
+                        ports = q + 40;
+                    }
+                    okq = ports + 4 <= ip_end;
+                    if (okq) {
+                        qsp = u16(&r, ports);
+                        qdp = u16(&r, ports + 2);
+                    }
+                }
             }
+            quote[i] = (uint8_t)qst;
+            inner_src_hi[i] = qs_hi;
+            inner_src_lo[i] = qs_lo;
+            inner_dst_hi[i] = qd_hi;
+            inner_dst_lo[i] = qd_lo;
+            inner_proto[i] = (uint8_t)qp;
+            inner_sport[i] = (uint16_t)qsp;
+            inner_dport[i] = (uint16_t)qdp;
+            has_inner[i] = (uint8_t)okq;
             ipver[i] = (uint8_t)ip.ver;
             ttl[i] = (uint8_t)ip.ttl;
             proto[i] = (uint8_t)prot;

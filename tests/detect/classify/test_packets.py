@@ -15,10 +15,12 @@ from scapy.packet import Raw
 from wirewatch.craft import write_pcap
 from wirewatch.detect.classify.packets import (
     answered_ack_probes,
+    forged_error,
     icmp_request,
     icmp_unreachable,
     port_probe,
     proto_name,
+    quotes_receiver,
     syn_only,
     udp_initiator,
 )
@@ -64,6 +66,18 @@ def test_icmp_requests_and_unreachables(tmp_path):
                          IP(src=B, dst=A) / ICMP(type=3, code=3) / quoted])
     assert icmp_request(b).tolist() == [True, False, True, True, False]
     assert icmp_unreachable(b).tolist() == [False, False, False, False, True]
+
+
+def test_an_error_answers_its_receiver_only_when_it_quotes_the_receivers_own_packet(tmp_path):
+    mine, theirs = IP(src=A, dst=B) / UDP(sport=40000, dport=9), IP(src="1.2.3.4", dst="5.6.7.8") / UDP(sport=1, dport=2)
+    b = batch(tmp_path, [IP(src=B, dst=A) / ICMP(type=3, code=3) / mine,  # a real port unreachable
+                         IP(src=B, dst=A) / ICMP(type=3, code=3) / theirs,  # hping3 --icmp -C 3's forged quote
+                         IP(src=B, dst=A) / ICMP(type=3, code=3),  # nping's: nothing quoted
+                         IP(src="10.3.0.254", dst=A) / ICMP(type=11) / mine,  # traceroute's time exceeded
+                         IP(src=B, dst=A) / ICMP(type=8) / Raw(bytes(theirs))])  # an echo request is no error
+    assert quotes_receiver(b).tolist() == [True, False, False, True, False]
+    assert forged_error(b).tolist() == [False, True, True, False, False]
+    assert icmp_unreachable(b).tolist() == [True, False, False, False, False]  # only the real one answers a probe
 
 
 def test_protocol_names():

@@ -20,6 +20,8 @@ from ...decode import (
     PROTO_SCTP,
     PROTO_TCP,
     PROTO_UDP,
+    QUOTE_BAD,
+    QUOTE_IP,
     TCP_ACK,
     TCP_FIN,
     TCP_RST,
@@ -235,11 +237,46 @@ def solicited_group(lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.full(len(lo), SOLICITED_HI, np.uint64), SOLICITED_LO | (lo & LOW24)
 
 
+def _quoted_source_is_receiver(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+    """(rows quoting an IP header, whether each quotes its receiver's own packet); compared
+    on those rows only, once per batch (ICMP errors are a few rows of most batches)."""
+    def compute(b: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(b.quote == QUOTE_IP)
+        return rows, (b.inner_src_lo[rows] == b.dst_lo[rows]) & (b.inner_src_hi[rows] == b.dst_hi[rows])
+    return once(b, "quoted_source", compute)
+
+
+def quotes_receiver(b: PacketBatch) -> np.ndarray:
+    """ICMP errors whose quoted packet was sent by the host that receives the error: an error
+    goes back to the source of the packet that caused it (RFC 792, 4443), so only these can
+    answer anything the receiver did. Once per batch."""
+    def compute(b: PacketBatch) -> np.ndarray:
+        rows, mine = _quoted_source_is_receiver(b)
+        out = np.zeros(len(b), bool)
+        out[rows[mine]] = True
+        return out
+    return once(b, "quotes_receiver", compute)
+
+
+def forged_error(b: PacketBatch) -> np.ndarray:
+    """ICMP errors that answer nothing their receiver sent: they quote a packet from another
+    source, or no IP header at all (BlackNurse's port unreachables, hping3 --icmp -C 3 and
+    nping --icmp-type 3 alike). An error whose quote the capture cut (QUOTE_CUT) is neither:
+    unknown. Once per batch."""
+    def compute(b: PacketBatch) -> np.ndarray:
+        rows, mine = _quoted_source_is_receiver(b)
+        out = b.quote == QUOTE_BAD
+        out[rows[~mine]] = True
+        return out
+    return once(b, "forged_error", compute)
+
+
 def icmp_unreachable(b: PacketBatch) -> np.ndarray:
-    """ICMP destination unreachable quoting a packet (v4 type 3, v6 type 1)."""
+    """ICMP destination unreachable quoting a packet of its receiver, with its ports (v4 type 3,
+    v6 type 1): one quoting somebody else's packet answers nothing the receiver sent."""
     v4 = (b.proto == PROTO_ICMP) & (b.icmp_type == 3)
     v6 = (b.proto == PROTO_ICMPV6) & (b.icmp_type == 1)
-    return b.has_icmp & b.has_inner & (v4 | v6)
+    return b.has_icmp & b.has_inner & (v4 | v6) & quotes_receiver(b)
 
 
 def service(b: PacketBatch) -> np.ndarray:
