@@ -1,5 +1,10 @@
 """Correlation: a watched-port probe by a source already alerted for a scan or sweep (or by one
 of that scan's decoys, port_scan's `decoys`) is one of that scan's probes, not an alert of its own.
+So is a single packet to a watched port of a host alerted for a flood from many (often forged)
+sources (syn_flood, traffic_burst's many-sources view, which name the victim, no source): a
+forged source sends one SYN or datagram, and `hping3 -S --rand-source -p ++1` reaches every
+watched port of its victim from another random address; that packet is the flood's, it goes into
+the flood alert's evidence the same way.
 
 The probe goes into the scan alert's evidence (`watched_ports_touched`): into the alert
 itself when both come from the same time slice (the alert manager handles scans before
@@ -22,6 +27,7 @@ from .detect.base import Finding
 from .schema import format_ts
 
 SCANS = ("port_scan", "host_sweep")  # findings that explain one source's probes
+FLOODS = ("syn_flood", "traffic_burst")  # without a source (many sources): explain one-packet probes of the victim
 PROBES = ("suspicious_port",)  # findings that are one probe of a source
 
 
@@ -60,6 +66,8 @@ class Correlator:
         if not self.is_probe(f) or f.src_ip is None:
             return False
         s = self.scanners.get(self.decoys.get(f.src_ip, f.src_ip))
+        if (s is None or f.ts - s.ts >= self.cooldown) and f.evidence.get("attempts") == 1:
+            s = self.scanners.get(_flood_key(f.dest_ip, f.proto))  # one packet: a forged source's
         if s is None or f.ts - s.ts >= self.cooldown:
             return False
         self.absorbed += 1
@@ -75,10 +83,11 @@ class Correlator:
     def noted(self, f: Finding, record: dict[str, Any], update: bool = False) -> None:
         """`record` became an alert; a scan alert collects its source's pending probes. An
         update of a scan alert takes them too, but starts no cooldown of its own."""
-        if f.type not in SCANS or f.src_ip is None:
+        key = _key(f)
+        if key is None:
             return
         if update:
-            s0 = self.scanners.get(f.src_ip)
+            s0 = self.scanners.get(key)
             if s0 is not None:
                 if s0.ports:
                     _add(record["evidence"], s0.ports, s0.probes)
@@ -86,15 +95,15 @@ class Correlator:
                 # what the scan's alert says now: later probes update this, not the first alert's figures
                 s0.sent, s0.record = record, None
             return
-        s = self.scanners.pop(f.src_ip, None) or _Scanner(f.ts, None)
+        s = self.scanners.pop(key, None) or _Scanner(f.ts, None)
         s.ts, s.record, s.sent = f.ts, record, None
         if s.ports:
             _add(record["evidence"], s.ports, s.probes)
             s.ports, s.probes = set(), 0
-        self.scanners[f.src_ip] = s
+        self.scanners[key] = s
         for decoy in f.evidence.get("decoys", ()):  # nmap -D: the forged sources' probes are the scan's
             self.decoys.pop(decoy, None)
-            self.decoys[decoy] = f.src_ip
+            self.decoys[decoy] = key
         for table in (self.scanners, self.decoys):
             while len(table) > self.max_scanners:
                 table.popitem(last=False)
@@ -115,6 +124,20 @@ class Correlator:
 
     def stats(self) -> dict[str, int]:
         return {"correlated_probes": self.absorbed, "correlation_scanners_evicted": self.evicted}
+
+
+def _key(f: Finding) -> str | None:
+    """Whose probes an alert explains: a scanner's (its source), or a many-sources flood's (its
+    victim and protocol); None for any other alert."""
+    if f.type in SCANS and f.src_ip is not None:
+        return f.src_ip
+    if f.type in FLOODS and f.src_ip is None and f.dest_ip is not None:
+        return _flood_key(f.dest_ip, f.proto)
+    return None
+
+
+def _flood_key(victim: str | None, proto: str | None) -> str:
+    return f"flood of {victim} ({proto})"  # never an address: no source's key
 
 
 def _add(evidence: dict[str, Any], ports: set[int], probes: int) -> None:

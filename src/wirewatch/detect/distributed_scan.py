@@ -54,7 +54,9 @@ class DistributedScan(Reconfigurable):
         self.configure()
         w = cfg.window
         talked = {"talked": np.uint8}
-        self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, ADDR_LABELS, {"port": np.int64, **talked}, gate=gate)
+        # told: the ports the victim's last report said (see due_or_grown)
+        self.ports = DistinctCounter(w, cfg.max_targets, cfg.max_probes, {**ADDR_LABELS, "told": np.int64},
+                                     {"port": np.int64, **talked}, gate=gate)
         self.members = DistinctCounter(w, cfg.max_probes, cfg.max_probes,
                                        {"src_hi": np.uint64, "src_lo": np.uint64, "victim": np.uint64},
                                        talked, doorkeeper_bits=16)
@@ -80,9 +82,13 @@ class DistributedScan(Reconfigurable):
             return []
         c = self.ports
         hot = c.over(touched, self.cfg.threshold)
-        hot = hot[c.distinct(hot) - c.marked(hot, "talked") >= self.cfg.threshold]
+        probed = c.distinct(hot) - c.marked(hot, "talked")
+        hot, probed = hot[probed >= self.cfg.threshold], probed[probed >= self.cfg.threshold]
         now = float(p.ts.max())
-        found = (self._finding(int(s)) for s in c.due(hot, now, min(CHECK_INTERVAL, self.cfg.window)))
+        # every CHECK_INTERVAL, and at once when the victim's probed ports grew by 10 % since the last
+        # report: the last sources of a scan that ends between two checks are still told
+        due = c.due_or_grown(hot, probed, now, min(CHECK_INTERVAL, self.cfg.window), "told")
+        found = (self._finding(int(s)) for s in due)
         return [f for f in found if f is not None]
 
     def _mark_conversations(self, b: PacketBatch) -> None:

@@ -11,6 +11,9 @@ solicitations: the service is ICMPv6 type 135 and the host the target's solicite
 Every host resolves its neighbours, so an address counts only if no packet is then sent
 to it (a resolution is made to deliver one, which a router forwards from other sources; a
 sweep asks and moves on).
+An echo request to a multicast group or the broadcast address (ping6 ff02::1%eth0, THC's alive6,
+ping -b) probes every host that answers it: each echo reply to that requester, within the
+window, counts as a host it probed on that service (the reply names the host).
 Two windows, as in port_scan: `threshold` hosts within `window`, and `slow_threshold`
 hosts within `slow_window` for slow sweeps (one new host every few seconds).
 
@@ -59,8 +62,8 @@ from .classify.packets import (
     towards_service,
     udp_initiator,
 )
-from .classify.replies import UNREACHABLE, replies
-from .count.kernels import hash_cols
+from .classify.replies import ICMP_REPLIES, REQUEST_OF, UNREACHABLE, replies
+from .count.kernels import hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
 from .count.window_util import sorted_unique
@@ -102,13 +105,15 @@ class HostSweep(Reconfigurable):
         # crossings held for a window: (source, service) key -> when to decide, the finding as
         # it stood, the hash of each host it counted, its threshold (bounded by max_sources)
         self.held: dict[int, tuple[float, Finding, np.ndarray, int]] = {}
+        self.group_pingers: dict[int, float] = {}  # requester key -> its last echo request to a group (packet time)
 
     def configure(self) -> None:
         self.slow_threshold = self.cfg.slow_threshold or self.cfg.threshold
 
     def observe(self, b: PacketBatch) -> list[Finding]:
         nd = nd_solicitation(b)
-        probe = syn_only(b) | udp_initiator(b) | icmp_request(b) | nd | (bare_ack(b) & towards_service(b))
+        # a ping of a group probes the hosts that answer it (_group_ping_answers), not the group
+        probe = syn_only(b) | udp_initiator(b) | (icmp_request(b) & ~to_group(b)) | nd | (bare_ack(b) & towards_service(b))
         probe[answered_ack_probes(b)[0]] = True  # nmap -PA: ACKs that live hosts refuse with a bare RST
         rows = np.flatnonzero(probe)
         touched = np.zeros(0, np.int64)
@@ -124,6 +129,11 @@ class HostSweep(Reconfigurable):
             addrs = {"src_hi": zero, "src_lo": spa, "dst_hi": zero, "dst_lo": tpa}
             found = self._observe(b.ts[arp], addrs, np.full(arp.size, ARP_SERVICE, np.int64))
             touched = sorted_unique(np.concatenate([touched, found]))
+        echo = self._group_ping_answers(b)
+        if echo.size:  # the hosts that answered a group ping: the requester probed each
+            addrs = {"src_hi": b.dst_hi[echo], "src_lo": b.dst_lo[echo], "dst_hi": b.src_hi[echo], "dst_lo": b.src_lo[echo]}
+            svc = b.proto[echo].astype(np.int64) * 65536 + REQUEST_OF[b.icmp_type[echo]]
+            touched = sorted_unique(np.concatenate([touched, self._observe(b.ts[echo], addrs, svc)]))
         resolving = np.concatenate([b.ts[nd], b.ts[arp]])
         if resolving.size:
             self.resolve_until = max(self.resolve_until, float(resolving.max()) + max(self.cfg.slow_window, self.window))
@@ -216,6 +226,29 @@ class HostSweep(Reconfigurable):
         r = replies(b)
         if len(r.rows):
             self.counter.mark(hash_cols(r.prober_hi, r.prober_lo, r.service), hash_cols(r.target_hi, r.target_lo), "answered")
+
+    def _group_ping_answers(self, b: PacketBatch) -> np.ndarray:
+        """Rows of unicast ICMP replies to a source that sent an ICMP request to a multicast group
+        or the broadcast address within the window (this batch's requests included)."""
+        ask = np.flatnonzero(icmp_request(b) & to_group(b))
+        if ask.size:
+            for k, t in zip(hash_cols(b.src_hi[ask], b.src_lo[ask]).tolist(), b.ts[ask].tolist()):
+                self.group_pingers[k] = max(t, self.group_pingers.get(k, t))
+            while len(self.group_pingers) > self.cfg.max_sources:  # oldest requester first
+                del self.group_pingers[min(self.group_pingers, key=self.group_pingers.__getitem__)]
+        if not self.group_pingers:
+            return np.zeros(0, np.int64)
+        rows = np.flatnonzero(b.has_icmp & ICMP_REPLIES[b.icmp_type] & ~to_group(b))
+        if not rows.size:
+            return rows
+        asked = np.fromiter(self.group_pingers, np.uint64, len(self.group_pingers))
+        to = hash_cols(b.dst_hi[rows], b.dst_lo[rows])
+        mine = isin(to, asked)
+        rows, to = rows[mine], to[mine]
+        if not rows.size:
+            return rows
+        since = np.array([self.group_pingers[int(k)] for k in to.tolist()])
+        return rows[(b.ts[rows] >= since) & (b.ts[rows] - since <= self.window)]
 
     def _observe(self, ts: np.ndarray, addrs: dict[str, np.ndarray], svc: np.ndarray) -> np.ndarray:
         """Count probes (source and host addresses, service); the group slots touched."""
@@ -315,6 +348,7 @@ class HostSweep(Reconfigurable):
         return {m: int(self.answers.totals(slot, now, m)[0]) for m in ("replied", "unreachable")}
 
     def expire(self, now: float) -> None:
+        self.group_pingers = {k: t for k, t in self.group_pingers.items() if now - t <= self.window}
         self.counter.expire(now)  # a held crossing keeps its hosts' hashes; expired hosts count as swept
         self.used.expire(now)
         self.answers.expire(now)

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .doorkeeper import Doorkeeper
-from .kernels import group, hash_cols, window_add_rows, window_totals
+from .kernels import group, hash_cols, isin, window_add_rows, window_totals
 from .report import COOLDOWN, Gate, dst_of, src_of, times, top
 from .table import Column, KeyTable, Schema
 from .window_util import unique_first_last
@@ -28,6 +28,7 @@ EXPIRE_STEPS = 10  # a window's state is swept every window/10 of packet time
 ITEM = "_item"  # the doorkeeper's name for a DistinctCounter row's item
 Labels = Mapping[str, np.ndarray]
 LabelSchema = Mapping[str, DTypeLike]  # column name -> dtype (np.uint64 or np.dtype(...))
+REPORT_GROWTH = 1.1  # a reported key is reported again within its interval once its figure grew by 10 %
 Rank = Callable[[Mapping[str, np.ndarray]], "np.ndarray | float"]  # WindowCounter: metric totals -> worth per key
 
 
@@ -55,6 +56,23 @@ class Keys:
         """Of these slots over their threshold, those due for reporting (at most once per
         `interval` of packet time, per window: `inner` is a DistinctCounter's short one)."""
         return self.gate.due(self.table, slots, now, interval, "reported_inner" if inner else "reported")
+
+    def due_or_grown(self, slots: np.ndarray, figure: np.ndarray, now: float, interval: float, told: str,
+                     inner: bool = False) -> np.ndarray:
+        """`due`, and the keys reported within their interval whose `figure` (one per slot) has
+        grown by REPORT_GROWTH since their last report: the alert manager then tells the growth
+        (an update of the alert, the tally when its cooldown ends) instead of the figures of the
+        scan's first second. `told` names the label column remembering the figure last reported
+        (declared by the detector, 0 in a new key); set here for every slot returned."""
+        if not slots.size:
+            return slots
+        ready = self.due(slots, now, interval, inner)
+        col = self.table.cols[told]
+        was = col[slots]
+        grown = (was > 0) & (figure >= REPORT_GROWTH * was)
+        out = np.flatnonzero(isin(slots, ready) | grown)
+        col[slots[out]] = figure[out]
+        return slots[out]
 
     def key(self, slot: int) -> int:
         return int(self.table.keys[slot])
