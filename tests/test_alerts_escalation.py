@@ -74,11 +74,11 @@ def test_a_forged_source_flood_inside_the_cooldown_of_a_one_source_flood_escalat
     assert abs(g["distinct_sources"] - len(np.unique(src2[upto]))) <= 0.05 * len(np.unique(src2[upto]))
 
 
-def fifty_source_flood(path: str, t0: float) -> str:
+def fifty_source_flood(path: str, t0: float, sources: int = 50) -> str:
     """600 SYNs to port 80 within a second from 50 sources (12 each): more sources, but fewer than
     the 100 that raise syn_flood's severity, so only the figure can escalate it."""
     from scapy.layers.inet import IP, TCP
-    pkts = [(t0 + i / 600, eth(IP(src=f"10.1.1.{1 + i % 50}", dst=VICTIM) / TCP(sport=1024 + i, dport=80, flags="S")))
+    pkts = [(t0 + i / 600, eth(IP(src=f"10.1.1.{1 + i % sources}", dst=VICTIM) / TCP(sport=1024 + i, dport=80, flags="S")))
             for i in range(600)]
     return write_pcap(path, pkts)
 
@@ -93,6 +93,20 @@ def test_without_escalation_the_bigger_flood_is_the_alerts_update_not_a_new_aler
     assert "escalated_from" not in update and update["update_of"]["timestamp"] == small["timestamp"]
     assert abs(update["evidence"]["distinct_sources"] - 50) <= 2 and update["flow_id"] == small["flow_id"]  # HyperLogLog
     assert small["alert"]["severity"] == update["alert"]["severity"] == 2
+
+
+def test_a_repeat_that_grew_less_than_the_update_growth_is_told_when_the_run_ends(tmp_path):
+    """While the cooldown runs an update waits for UPDATE_GROWTH (1.5x); when the run ends, any
+    growth is told: a repeat from 50 sources after an alert from 40 (1.25x) is the alert's update
+    (main: the run ended with the alert's 40; a 12-source distributed scan was told with 8)."""
+    first = fifty_source_flood(str(tmp_path / "forty.pcap"), BASE_TS, sources=40)
+    second = fifty_source_flood(str(tmp_path / "fifty.pcap"), BASE_TS + 12)
+    floods = run(tmp_path, first, second)
+    assert len(floods) == 2
+    alert, update = floods
+    assert abs(alert["evidence"]["distinct_sources"] - 40) <= 2 and "update_of" not in alert  # HyperLogLog
+    assert update["update_of"]["timestamp"] == alert["timestamp"] and update["flow_id"] == alert["flow_id"]
+    assert abs(update["evidence"]["distinct_sources"] - 50) <= 2 and "[update: distinct_sources " in update["message"]
 
 
 def test_a_rise_in_severity_escalates_whatever_the_factor(tmp_path):

@@ -15,7 +15,9 @@ from .schema import alert_record, flow_id, severity_of
 from .storm import StormControl
 
 STORM_FIGURE = "distinct_sources"  # an aggregate's main figure, whatever its type
-UPDATE_GROWTH = 1.5  # suppressed repeats whose figure reached this multiple of the last told make an update
+# suppressed repeats whose figure reached this multiple of the last told make an update while the
+# cooldown runs (once); when it ends, or the run does, any growth since last told is told
+UPDATE_GROWTH = 1.5
 
 
 @dataclass
@@ -186,11 +188,12 @@ class AlertManager:
         return figure is not None and prior.told is not None and figure >= UPDATE_GROWTH * prior.told
 
     def _update(self, key: tuple[Any, ...], prior: _Seen) -> dict[str, Any] | None:
-        """The update of `prior`'s alert from its largest suppressed repeat, if that grew enough."""
+        """The update of `prior`'s alert from its largest suppressed repeat (kept only when it grew
+        past the figure last told: _grew; while the cooldown runs, _updates asks UPDATE_GROWTH)."""
         f = prior.grown
         self.growing.pop(key, None)
         prior.grown = None
-        if f is None or not self._grew_enough(prior, f):
+        if f is None:
             return None
         figure = self._figure(f)
         prior.told = figure
