@@ -136,10 +136,10 @@ def test_stats_events_carry_the_webhook_counters(receiver):
     assert record["stats"]["webhook"]["below_severity"] == 1 and problems(record, STATS_SCHEMA) == []
 
 
-def test_a_storm_is_posted_as_its_aggregates_not_one_post_per_source(receiver, tmp_path):
-    """20,000 forged sources against one watched port: the receiver gets the storm's few
-    aggregate alerts (each naming the destination and the number of sources), exactly what
-    the log holds, in a few posts."""
+def test_a_forged_source_flood_is_posted_as_its_few_alerts_not_one_post_per_source(receiver, tmp_path):
+    """20,000 forged sources against one watched port: the receiver gets the flood's few alerts
+    (each naming the destination and the number of sources), exactly what the log holds, in a
+    few posts; the forged sources' SYNs to the watched port are the flood's, not 20,000 alerts."""
     from wirewatch.craft import write_syn_storm
 
     pcap = write_syn_storm(str(tmp_path / "storm.pcap"), 20_000, "10.0.0.2", 4444, duration=5.0)
@@ -149,7 +149,6 @@ def test_a_storm_is_posted_as_its_aggregates_not_one_post_per_source(receiver, t
     got = [a for post in receiver.posts for a in post["alerts"]]
     assert sorted(map(key, got)) == sorted(map(key, read_alerts(log)))
     assert 1 <= len(got) <= 20 and len(receiver.posts) <= len(got)
-    storm = [a for a in got if a["evidence"].get("storm")]
-    assert storm and storm[-1]["evidence"]["distinct_sources"] == 20_000
-    assert "10.0.0.2:4444 from 20,000 sources" in storm[-1]["message"]
-    assert any("20,000 sources" in post["text"] for post in receiver.posts)
+    assert got[-1]["type"] == "syn_flood" and got[-1]["evidence"]["distinct_sources"] == 20_000
+    assert got[-1]["evidence"]["watched_ports_touched"] == [4444]
+    assert any("10.0.0.2 port 4444 (20000 sources)" in post["text"] for post in receiver.posts)
