@@ -49,3 +49,18 @@ def test_replies_to_unicast_pings_are_no_group_answers(tmp_path):
     # echo replies with no group request before them (e.g. answers to someone else) sweep nothing
     lone = [(T0 + 0.001 * i, eth(IP(src=f"10.6.2.{i + 1}", dst="10.6.0.77") / ICMP(type=0, id=1, seq=i))) for i in range(20)]
     assert "host_sweep" not in types(run_packets(tmp_path, lone)[0])
+
+
+def test_forged_group_pingers_beyond_the_cap_are_evicted_in_bulk_and_counted(tmp_path):
+    """Who pinged a group is remembered per requester, an address a forger chooses: over
+    max_sources (64 here) the oldest go, counted, and a real requester after 500 forged ones is
+    still told from the hosts that answer it (main removed them one table scan each, uncounted)."""
+    forged = [(T0 + 0.0001 * i, eth(IP(src=f"10.{7 + i // 250}.{i % 250}.9", dst="255.255.255.255") / ICMP(type=8)))
+              for i in range(500)]
+    real = [(t + 0.1, p) for t, p in broadcast_ping(16)]
+    alerts, engine = run_packets(tmp_path, forged + real, {"detect.host_sweep.max_sources": 64})
+    (sweep,) = types(alerts)["host_sweep"]
+    assert sweep["src_ip"] == "10.6.0.66" and sweep["evidence"]["distinct_hosts"] == 16
+    sweeper = next(d for d in engine.detectors if d.name == "host_sweep")
+    assert len(sweeper.group_pingers) <= 64
+    assert sweeper.stats()["host_sweep_group_pingers_evicted"] >= 500 + 1 - 64
