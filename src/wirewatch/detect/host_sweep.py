@@ -63,7 +63,7 @@ from .classify.packets import (
     towards_service,
     udp_initiator,
 )
-from .classify.replies import ICMP_REPLIES, REQUEST_OF, UNREACHABLE, replies
+from .classify.replies import ICMP_REPLIES, REQUEST_OF, UNREACHABLE, Replies, replies
 from .count.kernels import hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import DistinctCounter, WindowCounter
@@ -115,7 +115,8 @@ class HostSweep(Reconfigurable):
     def observe(self, b: PacketBatch) -> list[Finding]:
         nd = nd_solicitation(b)
         # a ping of a group probes the hosts that answer it (_group_ping_answers), not the group
-        probe = syn_only(b) | udp_initiator(b) | (icmp_request(b) & ~to_group(b)) | nd | (bare_ack(b) & towards_service(b))
+        group = to_group(b)  # once a batch: the probes, the group pings and the used bookkeeping read it
+        probe = syn_only(b) | udp_initiator(b) | (icmp_request(b) & ~group) | nd | (bare_ack(b) & towards_service(b))
         probe[answered_ack_probes(b)[0]] = True  # nmap -PA: ACKs that live hosts refuse with a bare RST
         rows = np.flatnonzero(probe)
         touched = np.zeros(0, np.int64)
@@ -131,7 +132,7 @@ class HostSweep(Reconfigurable):
             addrs = {"src_hi": zero, "src_lo": spa, "dst_hi": zero, "dst_lo": tpa}
             found = self._observe(b.ts[arp], addrs, np.full(arp.size, ARP_SERVICE, np.int64))
             touched = sorted_unique(np.concatenate([touched, found]))
-        echo = self._group_ping_answers(b)
+        echo = self._group_ping_answers(b, group)
         if echo.size:  # the hosts that answered a group ping: the requester probed each
             addrs = {"src_hi": b.dst_hi[echo], "src_lo": b.dst_lo[echo], "dst_hi": b.src_hi[echo], "dst_lo": b.src_lo[echo]}
             svc = b.proto[echo].astype(np.int64) * 65536 + REQUEST_OF[b.icmp_type[echo]]
@@ -140,12 +141,13 @@ class HostSweep(Reconfigurable):
         if resolving.size:
             self.resolve_until = max(self.resolve_until, float(resolving.max()) + max(self.cfg.slow_window, self.window))
         self._mark_conversations(b)
-        self._record_used(b)
-        self._mark_answered(b)
+        self._record_used(b, group)
+        answers = replies(b)  # once a batch: who answered, and the answers counted below
+        self._mark_answered(answers)
         now = float(b.ts.max()) if len(b) else -np.inf
         if not touched.size:
             return self._decide(now)
-        self._count_answers(b)
+        self._count_answers(b, answers)
         c = self.counter
         fired = set()
         for inner, limit, window in ((True, self.cfg.threshold, self.window), (False, self.slow_threshold, self.cfg.slow_window)):
@@ -223,23 +225,22 @@ class HostSweep(Reconfigurable):
         if again.size:
             c.items.cols["monitored"][again] = 1
 
-    def _mark_answered(self, b: PacketBatch) -> None:
+    def _mark_answered(self, r: Replies) -> None:
         """Hosts that answered a probe (SYN-ACK, RST, an ICMP or UDP reply, an unreachable)."""
-        r = replies(b)
         if len(r.rows):
             self.counter.mark(hash_cols(r.prober_hi, r.prober_lo, r.service), hash_cols(r.target_hi, r.target_lo), "answered")
 
-    def _group_ping_answers(self, b: PacketBatch) -> np.ndarray:
+    def _group_ping_answers(self, b: PacketBatch, group: np.ndarray) -> np.ndarray:
         """Rows of unicast ICMP replies to a source that sent an ICMP request to a multicast group
         or the broadcast address within the window (this batch's requests included)."""
-        ask = np.flatnonzero(icmp_request(b) & to_group(b))
+        ask = np.flatnonzero(icmp_request(b) & group)
         if ask.size:
             for k, t in zip(hash_cols(b.src_hi[ask], b.src_lo[ask]).tolist(), b.ts[ask].tolist()):
                 self.group_pingers[k] = max(t, self.group_pingers.get(k, t))
             self._cap_group_pingers()
         if not self.group_pingers:
             return np.zeros(0, np.int64)
-        rows = np.flatnonzero(b.has_icmp & ICMP_REPLIES[b.icmp_type] & ~to_group(b))
+        rows = np.flatnonzero(b.has_icmp & ICMP_REPLIES[b.icmp_type] & ~group)
         if not rows.size:
             return rows
         asked = np.fromiter(self.group_pingers, np.uint64, len(self.group_pingers))
@@ -280,13 +281,13 @@ class HostSweep(Reconfigurable):
         if len(c.service):
             self.counter.mark(hash_cols(c.prober_hi, c.prober_lo, c.service), hash_cols(c.target_hi, c.target_lo), "talked")
 
-    def _record_used(self, b: PacketBatch) -> None:
+    def _record_used(self, b: PacketBatch, group: np.ndarray) -> None:
         """Unicast packets, by destination (IPv4) or its solicited-node group (IPv6, not neighbour
         discovery), while an ARP request or a solicitation is within the long window."""
         if not len(b) or float(b.ts[0]) > self.resolve_until:
             return
         nd = b.has_icmp & (b.proto == PROTO_ICMPV6) & (b.icmp_type >= ND_TYPES[0]) & (b.icmp_type <= ND_TYPES[-1])
-        unicast = ~to_group(b)
+        unicast = ~group
         v6 = np.flatnonzero((b.ipver == 6) & unicast & ~nd)
         v4 = np.flatnonzero((b.ipver == 4) & unicast)
         keys = np.concatenate([hash_cols(*solicited_group(b.dst_lo[v6])), hash_cols(b.dst_hi[v4], b.dst_lo[v4])])
@@ -303,9 +304,8 @@ class HostSweep(Reconfigurable):
             used = hosts[self.used.table.find(hosts) >= 0]
             c.mark(np.full(used.size, c.key(slot), np.uint64), used, "talked")
 
-    def _count_answers(self, b: PacketBatch) -> None:
+    def _count_answers(self, b: PacketBatch, r: Replies) -> None:
         """Answers to a sweeper, keyed back onto its (source, service): see replies.py."""
-        r = replies(b)
         keys = hash_cols(r.prober_hi, r.prober_lo, r.service)
         known = self.counter.groups.find(keys) >= 0
         if known.any():

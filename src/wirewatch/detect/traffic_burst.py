@@ -65,7 +65,7 @@ from .classify.replies import ICMP_REPLIES
 from .count.kernels import group, hash_cols, isin
 from .count.report import COOLDOWN, Gate, best_near_misses, near, near_miss
 from .count.window import WindowCounter
-from .count.window_util import unique_first_last
+from .count.window_util import first_rows
 from .traffic_burst_spread import KINDS, QUOTE_NOTE, Pairs, VictimFlood
 
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused",
@@ -151,14 +151,11 @@ class TrafficBurst(Reconfigurable):
         values["udp_resized"] = resized(p.length, udp[rows] & p.has_ports, pairs[3])
         # first packet of each (pair, protocol, port) in this batch: a flood hammers a few
         # ports, a FIN/Xmas/ACK/UDP port scan sends one or two packets to each (port_scan's)
-        new_port = np.zeros(len(p), bool)
-        new_port[unique_first_last(hash_cols(keys, p.proto, p.dport))[1]] = True
+        new_port = first_rows(hash_cols(keys, p.proto, p.dport))
         values["udp_new_port"], values["tcp_new_port"] = values["udp"] & new_port, values["tcp"] & new_port
         # first datagram of each (pair, source port, destination port): a stream continues one
         # flow, a flood tool moves its source port on with every datagram
-        new_flow = np.zeros(len(p), bool)
-        new_flow[unique_first_last(hash_cols(keys, p.proto, p.sport, p.dport))[1]] = True
-        values["udp_new_flow"] = values["udp"] & new_flow
+        values["udp_new_flow"] = values["udp"] & first_rows(hash_cols(keys, p.proto, p.sport, p.dport))
         values["udp_data"] = values["udp"] & (p.payload >= STREAM_DATA)
         touched = self.counter.add(keys, p.ts, values, addr_labels(p), grouped=pairs)
         now = float(p.ts.max())

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wirewatch.detect.count.window_util import sorted_unique, unique_first_last, unique_last
+from wirewatch.detect.count.window_util import first_rows, sorted_unique, unique_first_last, unique_last
 
 
 @given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 5), max_size=300))
@@ -29,3 +29,9 @@ def test_sorted_unique_is_np_unique(values, dtype):
     keys = np.array([v if dtype is np.uint64 else v % 2**62 for v in values], dtype)
     got = sorted_unique(keys)
     assert got.dtype == keys.dtype and got.tolist() == np.unique(keys).tolist()
+
+
+def test_first_rows_marks_each_keys_first_occurrence():
+    keys = np.array([7, 3, 7, 7, 9, 3], np.uint64)
+    assert first_rows(keys).tolist() == [True, True, False, False, True, False]
+    assert first_rows(np.zeros(0, np.uint64)).tolist() == []

@@ -24,3 +24,10 @@ def unique_first_last(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     """Distinct keys (in order of first occurrence), index of first and last occurrence,
     and counts."""
     return unique(keys)
+
+
+def first_rows(keys: np.ndarray) -> np.ndarray:
+    """A mask of the rows that hold their key's first occurrence."""
+    first = np.zeros(len(keys), bool)
+    first[unique(keys)[1]] = True
+    return first
