@@ -43,6 +43,8 @@ def test_dashboard_in_a_real_browser(dashboard):
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page, errors = open_page(browser, 1400, 1000)
+        answers: list[tuple[int, str]] = []
+        page.on("response", lambda r: answers.append((r.status, r.url.removeprefix(base))))
         page.goto(base + "/")
         assert "/login" in page.url
         page.fill("#token", "browser-test-token")
@@ -55,6 +57,8 @@ def test_dashboard_in_a_real_browser(dashboard):
         assert stored >= 5 and page.locator("#latest tbody tr").count() == min(10, stored)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+        # the icon the pages link, fetched by the browser itself (main: /favicon.ico, a 404 on every page)
+        assert (200, "/static/favicon.svg") in answers and [a for a in answers if a[0] >= 400] == []
 
         page.goto(base + "/alerts")
         page.wait_for_selector("#alert-table tbody tr")

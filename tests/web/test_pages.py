@@ -97,3 +97,19 @@ def test_chart_js_is_served_from_node_modules_or_is_a_404(db):
     assert r.status_code == 200 and r.mimetype == "text/javascript" and b"Chart" in r.data[:4000]
     app.config["VENDOR"] = None
     assert c.get("/vendor/chart.umd.js").status_code == 404
+
+
+def test_the_favicon_is_our_svg_linked_from_every_page_and_at_favicon_ico(db):
+    """Browsers ask for /favicon.ico on every page (main: 404 each time); it answers, without a
+    login as static/ does, the SVG icon that the pages and the login page link."""
+    anonymous = create_app(db, TOKEN).test_client()
+    icon = anonymous.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.data.startswith(b"<svg ") and b"<script" not in icon.data
+    linked = anonymous.get("/static/favicon.svg")
+    assert linked.status_code == 200 and linked.data == icon.data
+    link = '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">'
+    assert link in anonymous.get("/login").get_data(as_text=True)
+    client = login(create_app(db, TOKEN).test_client())
+    for url in ("/", "/alerts", "/sensors", "/incidents", "/tune", "/mutes", "/alerts/1"):
+        assert link in client.get(url).get_data(as_text=True), url

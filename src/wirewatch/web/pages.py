@@ -113,6 +113,13 @@ def mutes() -> Any:
     return render_template("mutes.html", mutes=g.store.mutes())
 
 
+@pages.route("/favicon.ico")
+def favicon() -> Any:
+    """What browsers ask for on every page whatever the page links (a 404 each time before):
+    the SVG icon of static/, which the templates link too. No login, as static/."""
+    return send_from_directory(current_app.static_folder or "", "favicon.svg", mimetype="image/svg+xml")
+
+
 @pages.route("/vendor/chart.umd.js")
 @login_required
 def chartjs() -> Any:
