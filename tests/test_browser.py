@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,9 @@ def test_dashboard_in_a_real_browser(dashboard):
             const c = Chart.getChart(id); return c ? c.data.datasets[0].data.reduce((a, b) => a + b, 0) : -1; })""")
         assert all(v > 0 for v in drawn), drawn
         stored = int(page.inner_text("[data-k=total_alerts]"))
+        # a read has no uptime (main: "0h 0m"): the stats event is offline, its uptime the read's wall time
+        assert page.text_content("#health [data-k=uptime_s] >> xpath=../h3") == "Offline read"
+        assert re.fullmatch(r"< 1 s|\d+ s", page.inner_text("[data-k=uptime_s]"))
         assert stored >= 5 and page.locator("#latest tbody tr").count() == min(10, stored)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)

@@ -83,6 +83,7 @@ def test_overview_sensors_and_incidents_from_the_roll_ups(store):
     assert {s["src_ip"]: s["count"] for s in o["top_sources"]} == {SCANNER: 2, SWEEPER: 2, SCANNER6: 2}
     one = store.overview(sensor="edge-a")
     assert one["total_alerts"] == 3 and one["sensor"] == "edge-a" and one["health"]["sensor"] == "edge-a"
+    assert one["health"]["offline"] is False and one["health"]["uptime_s"] == 1  # a sensor's stats (no timeline)
     assert store.sensor_names() == ["edge-a", "edge-b"]
     health = {s["sensor"]: s for s in store.sensors()}
     assert health["edge-a"]["packets"] == 130 and health["edge-a"]["alerts"] == 3 and health["edge-b"]["final"]

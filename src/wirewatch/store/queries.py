@@ -856,11 +856,14 @@ def _rates(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _health(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The overview's cards from the latest stats event. `offline`: a `wirewatch read`'s event (it
+    carries a packet-time timeline, as _rates says), whose uptime is the read's wall time."""
     if not stats:
         return {}
     s = stats[-1]
     st = s["stats"]
-    return {"interface": s.get("in_iface"), "uptime_s": st.get("uptime"), "updated": s.get("timestamp"),
+    return {"interface": s.get("in_iface"), "uptime_s": st.get("uptime"), "offline": "timeline" in st,
+            "updated": s.get("timestamp"),
             "packets": st["decoder"]["pkts"], "kernel_packets": st["capture"]["kernel_packets"],
             "kernel_drops": st["capture"]["kernel_drops"], "decode_errors": st["decoder"]["invalid"],
             "sensor": s.get("host")}

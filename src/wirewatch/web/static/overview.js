@@ -27,10 +27,19 @@
     for (let t = last - 59 * 60; t <= last; t += 60) out.push({t: t, alerts: count.get(t) || 0});
     return out;
   }
-  function fmtUptime(s) {
+  function hoursMinutes(s) {
+    return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+  }
+  // a sensor's uptime; a `wirewatch read` has none (its stats event is offline): the card says
+  // so in its heading and shows how long the read took
+  function fmtUptime(h) {
+    const s = h.uptime_s;
+    const card = document.querySelector("#health [data-k=uptime_s]").parentElement;
+    card.querySelector("h3").textContent = h.offline ? "Offline read" : "Uptime";
+    card.title = h.offline ? "a capture file analysed by wirewatch read: how long the read took" : "";
     if (s === undefined || s === null) return "–";
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-    return h + "h " + m + "m";
+    if (!h.offline) return hoursMinutes(s);
+    return s < 1 ? "< 1 s" : s < 60 ? s + " s" : hoursMinutes(s);
   }
   // near misses per sensor: "10.0.0.9: 14 of 20 ports in 10 s" with a bar (all text via textContent)
   function nearMisses(sensors) {
@@ -65,7 +74,7 @@
     const q = scope();
     const o = await WW.get("/api/overview?" + q);
     const h = o.health || {};
-    const values = {sensor: o.sensor || h.sensor || "all", interface: h.interface, uptime_s: fmtUptime(h.uptime_s), packets: h.packets,
+    const values = {sensor: o.sensor || h.sensor || "all", interface: h.interface, uptime_s: fmtUptime(h), packets: h.packets,
                     kernel_drops: h.kernel_drops, decode_errors: h.decode_errors, total_alerts: o.total_alerts};
     document.querySelectorAll("#health [data-k]").forEach(function (p) {
       const v = values[p.dataset.k]; p.textContent = (v === undefined || v === null) ? "–" : String(v);
