@@ -104,3 +104,18 @@ def test_an_ipv6_zone_is_refused_not_dropped(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines() == [f"wirewatch: {p}:2: an IPv6 zone (%eth0) has no meaning in a blocklist "
                                      "(packets carry none): 'fe80::1%eth0'"]
+
+
+def test_a_prefix_with_host_bits_set_is_refused_naming_file_line_and_value(tmp_path):
+    """10.0.0.1/8 was taken as 10.0.0.0/8 unsaid (main: exit 0, every 10/8 packet an alert): a
+    typo of 10.0.0.1/32 or of 10.0.0.0/8, so it is refused, IPv4 (the fast path) and IPv6 alike."""
+    for entry, network, one in (("10.0.0.1/8", "10.0.0.0/8", "10.0.0.1"), ("2001:db8::1/32", "2001:db8::/32",
+                                                                            "2001:db8::1")):
+        r, p = _read_with_list(tmp_path, f"10.10.0.99\n# lab\n{entry} ; x\n".encode())
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        bits = entry.split("/")[1]
+        assert r.stderr.splitlines() == [f"wirewatch: {p}:3: {entry!r} has host bits set (a prefix is written with "
+                                         f"its network address): {network} for the /{bits}, or {one} for the one "
+                                         "address"]
+    r, _ = _read_with_list(tmp_path, b"10.10.0.99\n10.0.0.0/8\n2001:db8::/32\n10.10.0.99/32\n")  # as written: taken
+    assert r.returncode == 0, r.stderr

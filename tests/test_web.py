@@ -124,6 +124,9 @@ def test_mutes_silence_a_running_engine_but_count(tmp_path, client, db):
     assert r.status_code == 201
     assert client.post("/api/mutes", json={"type": "port_scan", "cidr": "nope"},
                        headers={"X-CSRF-Token": csrf(client)}).status_code == 400
+    host_bits = client.post("/api/mutes", json={"type": "port_scan", "cidr": "10.10.0.66/24"},
+                            headers={"X-CSRF-Token": csrf(client)})
+    assert host_bits.status_code == 400 and "10.10.0.0/24 for the /24" in host_bits.get_data(as_text=True)
     sink = SqliteSink(db)
     log = tmp_path / "a.json"
     from wirewatch.capture.pcapfile import read_batches

@@ -1,4 +1,5 @@
-"""128-bit address columns (hi, lo) <-> text. IPv4 lives as IPv4-mapped IPv6 (::ffff:a.b.c.d)."""
+"""128-bit address columns (hi, lo) <-> text. IPv4 lives as IPv4-mapped IPv6 (::ffff:a.b.c.d).
+Also what a prefix a user wrote must be: its network address (host_bits)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,31 @@ def addr_strs(hi: np.ndarray, lo: np.ndarray) -> list[str]:
         out[i] = addr_str(hi[i], lo[i])
     return out
 
+
+
+def host_bits(entry: str, value: int, bits: int, width: int) -> str | None:
+    """Why `entry` (`value`/`bits` in an address space of `width` bits) is refused as a prefix, or
+    None: 10.0.0.1/8 has host bits set, and ipaddress's strict=False would take it as 10.0.0.0/8
+    unsaid; a typo there (10.0.0.1/8 for 10.0.0.1/32) covers 16 million addresses."""
+    host = (1 << (width - bits)) - 1
+    if not value & host:
+        return None
+    network = ipaddress.ip_network(entry, strict=False)
+    one = ipaddress.IPv4Address(value) if width == 32 else ipaddress.IPv6Address(value)
+    return (f"{entry!r} has host bits set (a prefix is written with its network address): "
+            f"{network} for the /{bits}, or {one} for the one address")
+
+
+class HostBits(ValueError):
+    """A prefix written with bits set past its length; the message says what to write."""
+
+
+def written_prefix(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The network an address or CIDR prefix names, exactly as written: ValueError when it is
+    neither, HostBits when it has host bits set."""
+    given = ipaddress.ip_interface(entry)  # the address as written, and the prefix it names
+    net = given.network
+    refused = host_bits(entry, int(given.ip), net.prefixlen, net.max_prefixlen)
+    if refused:
+        raise HostBits(refused)
+    return net

@@ -9,7 +9,6 @@ matched per distinct address (IPv6 blocklists are short in practice).
 from __future__ import annotations
 
 import bisect
-import ipaddress
 import os
 import re
 import socket
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import numpy as np
+
+from .addr import HostBits, host_bits, written_prefix
 
 
 class BlocklistError(Exception):
@@ -118,7 +119,8 @@ _V4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?$")
 
 
 def _v4_range(entry: str) -> tuple[int, int] | None:
-    """Fast path for dotted-quad IPv4 (the bulk of real lists); None = let ipaddress decide."""
+    """Fast path for dotted-quad IPv4 (the bulk of real lists); None = let ipaddress decide.
+    ValueError for a prefix with host bits set (addr.host_bits)."""
     m = _V4.match(entry)
     if not m:
         return None
@@ -131,8 +133,10 @@ def _v4_range(entry: str) -> tuple[int, int] | None:
     bits = int(m.group(2)) if m.group(2) is not None else 32
     if bits > 32:
         return None
-    host = (1 << (32 - bits)) - 1
-    return value & ~host & 0xFFFFFFFF, (value & ~host & 0xFFFFFFFF) | host
+    refused = host_bits(entry, value, bits, 32)
+    if refused:
+        raise ValueError(refused)
+    return value, value | (1 << (32 - bits)) - 1
 
 
 Prefix = tuple[int, int, str]  # first address, last address, the entry as written
@@ -163,7 +167,10 @@ def parse_lines(fh: TextIO, where: str, name: str) -> ParsedList:
             raise BlocklistError(f"{where}:{lineno}: {exc}") from None
         if entry is None:
             continue
-        fast = _v4_range(entry)
+        try:
+            fast = _v4_range(entry)
+        except ValueError as exc:
+            raise BlocklistError(f"{where}:{lineno}: {exc}") from None
         if fast is not None:
             out.v4.append((fast[0], fast[1], entry))
             continue
@@ -171,7 +178,9 @@ def parse_lines(fh: TextIO, where: str, name: str) -> ParsedList:
             raise BlocklistError(f"{where}:{lineno}: an IPv6 zone ({entry[entry.index('%'):]}) has no meaning "
                                  f"in a blocklist (packets carry none): {entry!r}")
         try:
-            net = ipaddress.ip_network(entry, strict=False)
+            net = written_prefix(entry)
+        except HostBits as exc:
+            raise BlocklistError(f"{where}:{lineno}: {exc}") from None
         except ValueError:
             raise BlocklistError(f"{where}:{lineno}: not an IP address or CIDR prefix: {entry!r}") from None
         (out.v4 if net.version == 4 else out.v6).append((int(net.network_address), int(net.broadcast_address), entry))

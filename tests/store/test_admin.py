@@ -55,6 +55,9 @@ def test_a_mute_is_stored_and_reaches_the_sensors_sink(triage, store_url, tmp_pa
 
 @pytest.mark.parametrize("args, message", [
     (("port_scan", "10.0.0.300", 60), "cidr: not an address or CIDR: '10.0.0.300'"),
+    (("port_scan", "10.10.0.66/24", 60), "cidr: '10.10.0.66/24' has host bits set (a prefix is written with its "
+                                          "network address): 10.10.0.0/24 for the /24, or 10.10.0.66 for the one "
+                                          "address"),  # main: stored as written, muting 10.10.0.0/24
     (("port_scan", "10.0.0.0/8", -60), "until: must be in the future"),
     (("", "10.0.0.0/8", 60), "type: required"),
 ])

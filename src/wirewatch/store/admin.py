@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..addr import HostBits, written_prefix
 from .postgres_schema import MIGRATION_LOCK
 from .queries import QueryError
 from .schema import cidr_range, migrate_known
@@ -53,6 +54,9 @@ class Triage:
     def mute(self, alert_type: str, cidr: str, until: float, dest_port: int | None = None, reason: str = "") -> int:
         try:
             cidr_range(cidr)
+            written_prefix(cidr.strip())  # 10.0.0.1/8 would mute 10.0.0.0/8 and be listed as 10.0.0.1/8
+        except HostBits as exc:
+            raise QueryError(f"cidr: {exc}") from None
         except ValueError:
             raise QueryError(f"cidr: not an address or CIDR: {cidr!r}") from None
         if until <= time.time():
