@@ -253,3 +253,23 @@ def test_a_start_outside_the_buffer_is_refused_not_read(compiled):
     n, end, status, _ = kernels.walk_pcap(data, 0, 0, 0, 65535, meta, sub)  # the same buffer walked from 0
     assert (n, end, status) == (1, len(data), walk.END)
     assert kernels.walk_pcap(data, len(data), 0, 0, 65535, meta, sub)[:3] == (0, len(data), walk.END)
+
+
+@pytest.mark.parametrize("block", ["section header", "interface description"])
+def test_a_header_block_longer_than_the_file_is_named_with_its_offset(tmp_path, block):
+    """A section header (or interface description) whose length runs past the end of the file
+    (main: 'pcapng without an interface description block', which it has): damage at the block's
+    byte, what it claims and where the file ends, from every reader variant alike."""
+    import struct
+
+    data = bytearray(_pcapng(False, [Interface()], frames(3)))
+    at = 0 if block == "section header" else len(shb())
+    struct.pack_into("<I", data, at + 4, 4096)
+    path = tmp_path / "long.pcapng"
+    path.write_bytes(bytes(data))
+    assert libpcap_packets(str(path))[1] is not None  # libpcap refuses it too
+    for chunk, compiled in VARIANTS:
+        got, _, error = walked(str(path), chunk, compiled, data=bytes(data))
+        assert got == [] and error == (f"{path}: damaged capture at byte {at}, before the first packet: {block} "
+                                       f"block of 4096 bytes is longer than the file, which ends "
+                                       f"{len(data) - at} bytes into it"), (chunk, compiled)

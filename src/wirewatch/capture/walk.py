@@ -219,6 +219,7 @@ class Walker:
         self.uncounted = 0  # bytes walked (file header, blocks without packets) not yet in a batch's `consumed`
         self.described = False  # an interface description was seen (pcapng)
         self.damage = ""  # why the last status was damage, when it was found in a header
+        self.cut_block = False  # the last step stopped inside a section header or interface description
 
     # ---- file and block headers -------------------------------------------------------
     def _file_header(self, view: memoryview) -> int | None:
@@ -263,7 +264,11 @@ class Walker:
         if total % 4 or total > MAX_BLOCK or total < (28 if btype == PCAPNG_SHB else 20):
             self.damage = DAMAGE[BAD_BLOCK_LENGTH]
             return pos, BAD_BLOCK_LENGTH
-        if pos + total > len(view):
+        if pos + total > len(view):  # the data read so far ends inside it: a stream reads more
+            kind = "section header" if btype == PCAPNG_SHB else "interface description"
+            self.damage = (f"{kind} block of {total} bytes is longer than the file, which ends "
+                           f"{len(view) - pos} bytes into it")
+            self.cut_block = True
             return pos, INCOMPLETE
         if struct.unpack_from(o + "I", view, pos + total - 4)[0] != total:
             self.damage = DAMAGE[BAD_BLOCK_LENGTH]
@@ -302,7 +307,7 @@ class Walker:
         """At the end of the data: why it is not a complete capture, or None."""
         if self.format is None:
             return "not a pcap/pcapng capture (truncated file header)"
-        if self.format == "pcapng" and not self.described:
+        if self.format == "pcapng" and not self.described and not self.cut_block:  # (a cut one: damage, there)
             return "not a pcap/pcapng capture (pcapng without an interface description block)"
         return None
 
@@ -310,7 +315,7 @@ class Walker:
     def step(self, buf, pos: int) -> tuple[RawBatch | None, int, int]:
         """One batch (or none) from `buf` at `pos`: (batch, next position, status)."""
         view = memoryview(buf).cast("B")
-        self.damage = ""
+        self.damage, self.cut_block = "", False
         if self.format is None:
             header = self._file_header(view)
             if header is None:
