@@ -27,8 +27,9 @@ from wirewatch import config
 from wirewatch.capture.pcapfile import DEFAULT_BATCH, RawBatch, read_batches
 from wirewatch.capture.sources import decompressed, stream_batches
 from wirewatch.craft import BASE_TS, eth, write_pcap
-from wirewatch.engine import SLICE_PACKETS, Engine
+from wirewatch.engine import Engine
 from wirewatch.sinks import SinkBase
+from wirewatch.slices import SLICE_PACKETS
 
 BUSY = CORPUS.parent / "corpus-busy"
 SMALL_CHUNK = 64 * 1024  # bytes per refill of the chunked stream: its chunk ends cut batches

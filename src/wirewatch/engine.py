@@ -18,7 +18,7 @@ from . import native
 from .alerts import AlertManager
 from .capture.pcapfile import RawBatch
 from .config import Config, sensor_name
-from .decode import PacketBatch, decode
+from .decode import PacketBatch
 from .detect import Detector, Finding, default_detectors
 from .detect.blacklist import Blacklist
 from .detect.registry import DETECTORS
@@ -27,11 +27,10 @@ from .layer_counts import LayerCounts
 from .packet_ring import PacketRing
 from .reload import restart_only_changes, running
 from .sinks import Sink
+from .slices import ExpiryClock, TimeSlicer, decode_raw
 from .talkers import TopTalkers
 from .timeline import Timeline
 from .tunnel_evidence import TunnelEvidence
-
-SLICE_PACKETS = 65_536  # a time slice is analysed at most this many packets at a time, counted from its start
 
 
 @dataclass
@@ -68,15 +67,12 @@ class Engine:
         self.tunnels = TunnelEvidence(cfg.decode.tunnel_addresses)
         self.log = log or sys.stderr
         self.enricher = Enricher(cfg.enrich, self.log, cache_root(cfg)) if cfg.enrich.enabled else None
-        self.next_expire: float | None = None
+        self.expiry = ExpiryClock(cfg.general.expire_interval)
         self.started = time.perf_counter()
         self._finished = False
         self._seq = 0
-        self._pending: list[PacketBatch] = []  # the current time slice, not yet analysed
-        self._pending_tick = 0.0
-        self._pending_rows = 0
+        self.slicer = TimeSlicer(cfg.general.expire_interval)
         self._fed = 0  # rows fed so far (the ring's frame numbers count them; it adds them as slices are analysed)
-        self.slice_packets = SLICE_PACKETS
         self.packets: PacketRing | None = None  # an alert's packets: begin_file() or keep_packets()
         self.spool: Any = None  # live: alert_pcap.PcapSpool, where those packets are written
 
@@ -102,53 +98,29 @@ class Engine:
         self.spool = PcapSpool(o.pcap_dir, o.pcap_max_files, int(o.pcap_max_mb * 1e6))
 
     def feed(self, raw: RawBatch) -> list[dict[str, Any]]:
-        batch = decode(raw.buf, raw.meta, raw.linktype, self.cfg.decode.max_tunnel_depth)
-        if raw.intact is not None and (intact := raw.intact()) < len(raw.meta):
-            # the mapped file was truncated under the decoder: only the rows before its new end were read
-            return self.feed(raw.prefix(intact))
-        if raw.sub_usec is not None:  # a nanosecond capture: the decoder's meta rows carry microseconds
-            batch.ts += raw.sub_usec * 1e-9
+        batch = decode_raw(raw, self.cfg.decode.max_tunnel_depth)
         if self.spool is not None and self.packets is not None:  # live: the rows with their read's bytes
             self.packets.add(batch, (raw.buf, raw.meta, raw.sub_usec, raw.linktype, raw.wire_len))
         self._fed += len(batch)
         return self.process(batch)
 
     def process(self, batch: PacketBatch) -> list[dict[str, Any]]:
-        """Run one decoded batch through the detectors, in time slices of expire_interval.
-
-        A batch of sparse traffic can span minutes of packet time; slicing it keeps
-        every window exact to within expire_interval, since state expires between slices.
-        The other way round, consecutive batches within one slice are coalesced and analysed
-        together when the slice ends: per-call costs are paid per slice, not per batch. A
-        slice of more than `slice_packets` packets (a flood) is analysed in pieces of exactly
-        that many, counted from the slice's first packet. So where the detectors decide is a
-        function of packet times and order alone, never of where the reader cut its batches
-        (batch_size, a stream's chunk ends, compression): the same packets give the same
-        alerts. The last slice waits for the next packet in a later slice, `idle()` or `flush()`.
-        """
+        """Run one decoded batch through the detectors, in time slices of expire_interval
+        (slices.TimeSlicer: where the detectors decide depends on packet times and order
+        alone). The last slice waits for the next packet in a later slice, `idle()` or `flush()`."""
         alerts: list[dict[str, Any]] = []
-        step = self.cfg.general.expire_interval
-        limit = self.slice_packets
-        for part in self._slices(batch):
-            if not len(part):
-                alerts += self._process_slice(part)
-                continue
-            tick = float(np.floor(part.ts[0] / step))
-            if self._pending and tick != self._pending_tick:
-                alerts += self._analyse_pending()
-            self._pending_tick = tick
-            while self._pending_rows + len(part) >= limit:  # a piece of exactly `limit` packets is complete
-                take = limit - self._pending_rows
-                head = part.select(slice(0, take))
-                head.errors, head.non_ip = part.errors, part.non_ip
-                part = part.select(slice(take, None))
-                self._pending.append(head)
-                self._pending_rows = limit
-                alerts += self._analyse_pending()
-            if len(part):
-                self._pending.append(part)
-                self._pending_rows += len(part)
+        for part in self.slicer.add(batch):
+            alerts += self._process_slice(part)
         return alerts
+
+    @property
+    def slice_packets(self) -> int:
+        """A time slice is analysed at most this many packets at a time (tests lower it)."""
+        return self.slicer.limit
+
+    @slice_packets.setter
+    def slice_packets(self, limit: int) -> None:
+        self.slicer.limit = limit
 
     def flush(self) -> list[dict[str, Any]]:
         """Analyse the packets waiting for their time slice to end, let the detectors decide
@@ -166,23 +138,8 @@ class Engine:
         return alerts + held
 
     def _analyse_pending(self) -> list[dict[str, Any]]:
-        if not self._pending:
-            return []
-        parts, self._pending, self._pending_rows = self._pending, [], 0
-        return self._process_slice(parts[0] if len(parts) == 1 else PacketBatch.concat(parts))
-
-    def _slices(self, batch: PacketBatch) -> list[PacketBatch]:
-        if len(batch) < 2:
-            return [batch]
-        step = self.cfg.general.expire_interval
-        tick = np.floor(batch.ts / step)
-        if tick[0] == tick[-1] and (tick[0] == tick).all():
-            return [batch]
-        cuts = np.flatnonzero(tick[1:] != tick[:-1]) + 1
-        bounds = np.r_[0, cuts, len(batch)]
-        parts = [batch.select(slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        parts[0].errors, parts[0].non_ip = batch.errors, batch.non_ip
-        return parts
+        part = self.slicer.take()
+        return [] if part is None else self._process_slice(part)
 
     def _process_slice(self, batch: PacketBatch) -> list[dict[str, Any]]:
         s = self.stats
@@ -214,12 +171,8 @@ class Engine:
         return alerts
 
     def _maybe_expire(self, now: float) -> None:
-        if self.next_expire is None:
-            self.next_expire = now + self.cfg.general.expire_interval
-        if now < self.next_expire:
-            return
-        self.next_expire = now + self.cfg.general.expire_interval
-        self._call_detectors("expire", now)
+        if self.expiry.due(now):
+            self._call_detectors("expire", now)
 
     def _emit(self, alerts: list[dict[str, Any]]) -> None:
         """Hand alerts to the sinks. Every sink's `filter` (the store's mutes) marks muted
@@ -296,11 +249,11 @@ class Engine:
         stops at the first packet of a slice still waiting: its packets came before `now`, and
         an attempt they answer has not timed out, nor has a cooldown they extend ended."""
         clock = float(np.floor(now / self.cfg.general.expire_interval))
-        if self._pending and clock != self._pending_tick:
+        if self.slicer.pending and clock != self.slicer.pending_tick:
             self._analyse_pending()
         self._emit(self.alerts.release(clock))
-        if self._pending:
-            now = min(now, float(self._pending[0].ts.min()))
+        if self.slicer.pending:
+            now = min(now, float(self.slicer.pending[0].ts.min()))
         if self.stats.last_ts is None or now <= self.stats.last_ts:
             return
         self._emit(self.alerts.ingest(self.tunnels.annotate(self._call_detectors("tick", now)), now))

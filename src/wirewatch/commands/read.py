@@ -15,6 +15,7 @@ from ..progress import Progress
 from ..schema import stats_record
 from ..sinks.console import ConsoleSink
 from ..sinks.jsonl import JsonlSink
+from ..worker import split, wanted
 from .outputs import output_sinks
 
 EXIT_USAGE = 2
@@ -39,6 +40,43 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
         if feeds is not None:
             feeds.fetch_all()
             feeds.stop()
+    link = split(engine, args.files) if wanted(cfg, args.files) else None
+    try:
+        status, files = _read_files(args, cfg, engine)
+        engine.finish()  # the run-end updates before the final stats record, which counts them
+    finally:
+        if link is not None:
+            link.close()
+    if link is not None:
+        for what, n in link.component_errors().items():
+            engine.stats.component_errors[what] = engine.stats.component_errors.get(what, 0) + n
+    store = [x for x in sinks if getattr(x, "name", "") in ("sqlite", "postgresql")]
+    log = [x for x in sinks if isinstance(x, JsonlSink)]
+    if store or log:  # the dashboard's health panel and charts for an offline analysis; the log's final stats event
+        names = [os.path.basename(f) for f in args.files]
+        label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")
+        record = stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True)
+        for sink in log:
+            sink.write_event(record)
+        if store:
+            store[0].write_event({**record, "stats": {**record["stats"], "timeline": engine.timeline.rates()}})
+    engine.close()
+    summary = {"files": files, **engine.summary()}
+    if link is not None:
+        summary["worker"] = link.report()
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render_summary(summary), file=sys.stderr if not args.quiet else sys.stdout)
+    halted = engine.halted()  # the store's schema moved ahead while we wrote: the rest is spooled
+    if halted:
+        print(f"wirewatch: {halted}", file=sys.stderr)
+        return EXIT_USAGE
+    return status
+
+
+def _read_files(args: argparse.Namespace, cfg: Config, engine: Engine) -> tuple[int, list[dict[str, Any]]]:
+    """Feed every file to the engine; a damaged one is reported and the next one read."""
     status = 0
     files = []
     for path in args.files:
@@ -55,28 +93,7 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
             status = EXIT_USAGE
         finally:
             progress.close()
-    engine.finish()  # the run-end updates before the final stats record, which counts them
-    store = [x for x in sinks if getattr(x, "name", "") in ("sqlite", "postgresql")]
-    log = [x for x in sinks if isinstance(x, JsonlSink)]
-    if store or log:  # the dashboard's health panel and charts for an offline analysis; the log's final stats event
-        names = [os.path.basename(f) for f in args.files]
-        label = names[0] + (f" (+{len(names) - 1} files)" if len(names) > 1 else "")
-        record = stats_record(engine, label, (engine.stats.packets, 0, 0), engine.summary()["wall_s"], True)
-        for sink in log:
-            sink.write_event(record)
-        if store:
-            store[0].write_event({**record, "stats": {**record["stats"], "timeline": engine.timeline.rates()}})
-    engine.close()
-    summary = {"files": files, **engine.summary()}
-    if args.format == "json":
-        print(json.dumps(summary, indent=2))
-    else:
-        print(render_summary(summary), file=sys.stderr if not args.quiet else sys.stdout)
-    halted = engine.halted()  # the store's schema moved ahead while we wrote: the rest is spooled
-    if halted:
-        print(f"wirewatch: {halted}", file=sys.stderr)
-        return EXIT_USAGE
-    return status
+    return status, files
 
 
 def render_summary(s: dict[str, Any]) -> str:
