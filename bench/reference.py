@@ -116,28 +116,43 @@ def compare(label: str, path: str, blocklist: str | None) -> dict:
     tcpdump = _tool("tcpdump")
     ww = [sys.executable, "-m", "wirewatch", "read", path, "--quiet", "--logfile", "", "--db", "", "--format",
           "json", "--no-progress"] + (["--blacklist", blocklist] if blocklist else [])
-    rows = []
-    packets = 0
     expected = _packet_count(path)
-    for _ in range(RUNS):
-        w_wall, w_rss, out, w_cpu = _timed(ww)
-        summary = json.loads(out)
-        packets = summary["packets"]
-        if expected is not None and packets != expected:  # the run must have done the whole file's work
-            raise SystemExit(f"bench: wirewatch analysed {packets:,} packets of {path}, capinfos counts {expected:,}")
-        if summary.get("component_errors"):
-            raise SystemExit(f"bench: a detector raised: {summary['component_errors']}")
+    rows: list[tuple[float, ...]] = []
+    single: list[tuple[float, ...]] = []
+    for _ in range(RUNS):  # the default (two processes on two CPUs), general.workers=1, tcpdump, alternating
         t_wall, t_rss, _, t_cpu = _timed([tcpdump, "-r", path, "-w", "/dev/null"])
-        rows.append((packets / w_wall, w_rss, packets / t_wall, t_rss, t_wall / w_wall, w_cpu, t_cpu))
+        for variant, out_rows in (([], rows), (["--set", "general.workers=1"], single)):
+            packets, w_wall, w_rss, w_cpu = _wirewatch(ww + variant, path, expected)
+            out_rows.append((packets / w_wall, w_rss, packets / t_wall, t_rss, t_wall / w_wall, w_cpu, t_cpu))
     med = [statistics.median(col) for col in zip(*rows)]
+    one = [statistics.median(col) for col in zip(*single)]
     ratios = sorted(r[4] for r in rows)
     print(f"  {label:<10} {packets:>10,} packets  wirewatch {med[0]:>11,.0f} packets/s, peak RSS {med[1]:5.0f} MiB"
           f"  |  tcpdump {med[2]:>11,.0f} packets/s, peak RSS {med[3]:4.0f} MiB  |  ratio {med[4]:.3f}x"
           f" (runs {ratios[0]:.3f}-{ratios[-1]:.3f})  |  CPU s wirewatch {med[5]:.2f}, tcpdump {med[6]:.2f}"
           f"  |  load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"  {'':<10} {'':>10}          one process (general.workers=1): {one[0]:>11,.0f} packets/s, "
+          f"peak RSS {one[1]:5.0f} MiB, ratio {one[4]:.3f}x, CPU s {one[5]:.2f}", flush=True)
     return {"capture": label, "packets": packets, "wirewatch_pps": med[0], "wirewatch_rss_mib": med[1],
             "tcpdump_pps": med[2], "tcpdump_rss_mib": med[3], "ratio": med[4],
-            "wirewatch_cpu_s": med[5], "tcpdump_cpu_s": med[6]}
+            "wirewatch_cpu_s": med[5], "tcpdump_cpu_s": med[6], "one_process_ratio": one[4],
+            "one_process_rss_mib": one[1], "one_process_cpu_s": one[5]}
+
+
+def _wirewatch(cmd: list[str], path: str, expected: int | None) -> tuple[int, float, float, float]:
+    """Packets, wall seconds, peak RSS in MiB (with a worker: the engine's and the worker's summed)
+    and CPU seconds (the worker's included: it is reaped before the engine ends) of one read."""
+    wall, rss, out, cpu = _timed(cmd)
+    summary = json.loads(out)
+    packets = summary["packets"]
+    if expected is not None and packets != expected:  # the run must have done the whole file's work
+        raise SystemExit(f"bench: wirewatch analysed {packets:,} packets of {path}, capinfos counts {expected:,}")
+    if summary.get("component_errors"):
+        raise SystemExit(f"bench: a detector raised: {summary['component_errors']}")
+    worker = summary.get("worker")
+    if worker is not None:
+        rss = (worker["engine_peak_rss_kib"] + worker["peak_rss_kib"]) / 1024
+    return packets, wall, rss, cpu
 
 
 def main(generated: str) -> list[dict]:

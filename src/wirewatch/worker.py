@@ -193,8 +193,10 @@ class WorkerLink:
         return default if self.end is None else self.end[key].get(index, default)
 
     def report(self) -> dict[str, Any]:
-        """The worker in the run summary: its pid, exit status, CPU seconds and peak RSS."""
-        out: dict[str, Any] = {"pid": self.pid, "status": self.status}
+        """The worker in the run summary: its pid, exit status, CPU seconds and peak RSS, and the
+        engine's own peak RSS beside it (the two processes' memory is their sum)."""
+        out: dict[str, Any] = {"pid": self.pid, "status": self.status,
+                               "engine_peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
         if self.end is not None:
             out |= {"cpu_s": round(self.end["cpu_s"], 3), "peak_rss_kib": self.end["peak_rss_kib"]}
         return out
