@@ -91,21 +91,22 @@ def test_truncated_between_two_walks(capture, record):
 
 STOP_AT_SECOND_DECODE = """
 import os, signal, sys
-from wirewatch import cli, engine
-real, calls = engine.decode, [0]
+from wirewatch import cli, slices
+real, calls = slices.decode, [0]
 def decode(*args, **kwargs):
     calls[0] += 1
     if calls[0] == 2:  # the second batch is walked: let the test truncate the file now
         os.kill(os.getpid(), signal.SIGSTOP)
     return real(*args, **kwargs)
-engine.decode = decode
+slices.decode = decode
 sys.exit(cli.main(sys.argv[1:]))
 """
 
 
 def test_wirewatch_read_survives_another_process_truncating_the_file(capture):
     proc = subprocess.Popen([sys.executable, "-c", STOP_AT_SECOND_DECODE, "read", capture, "--logfile", "", "--db", "",
-                             "--quiet", "--format", "json", "--no-progress", "--set", f"general.batch_size={BATCH}"],
+                             "--quiet", "--format", "json", "--no-progress", "--set", f"general.batch_size={BATCH}",
+                             "--set", "general.workers=1"],  # one process to stop (a worker would stop itself too)
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _, status = os.waitpid(proc.pid, os.WUNTRACED)
