@@ -24,6 +24,10 @@ looks at what comes back on the same pair of hosts within the window:
   an ICMP error back (no listener) makes it a flood whatever the sizes or ports; UDP to a multicast
   group or the broadcast address never counts: it goes to whoever joined (IPTV, market data,
   service discovery), one-way by design, and floods no host;
+* UDP or TCP that mostly went to a new port each is a scan's (port_scan's), not a flood, unless it
+  is a flood tool's datagrams to port after port: most carry data, each from a source port the pair
+  had not used yet, and most are one size (hping3 --udp -p ++N -d 64); a scanner sends from the one
+  port it reads its answers on (nmap -sU, masscan), or bare headers (traceroute-style probes);
 * TCP without SYN (ACK, RST, data) counts when the destination sent back (almost) no
   non-RST TCP: a real transfer is acknowledged, a flood with no connection behind it
   is answered by RSTs or not at all. SYN floods are syn_flood's;
@@ -69,7 +73,7 @@ from .count.window_util import first_rows
 from .traffic_burst_spread import KINDS, QUOTE_NOTE, Pairs, VictimFlood
 
 METRICS = ("icmp", "udp", "tcp", "tcp_answer", "bytes", "udp_new_port", "tcp_new_port", "udp_resized", "refused",
-           "icmp_reply", "udp_new_flow", "icmp_error", "udp_data")
+           "icmp_reply", "udp_new_flow", "icmp_error", "udp_data", "udp_fresh_data")
 ALONE = ("icmp", "icmp_error")  # kinds that count on their own: no answer makes them legitimate
 PAIR_KINDS = (*KINDS, "icmp_reply")  # the per-pair view also knows replies that answer no request
 # A stream's datagrams carry its data: at least the 512 data octets of the 576-octet datagram every
@@ -157,6 +161,9 @@ class TrafficBurst(Reconfigurable):
         # flow, a flood tool moves its source port on with every datagram
         values["udp_new_flow"] = values["udp"] & first_rows(hash_cols(keys, p.proto, p.sport, p.dport))
         values["udp_data"] = values["udp"] & (p.payload >= STREAM_DATA)
+        # datagrams that carry data from a source port the pair had not used yet in this batch: a
+        # flood tool's new datagram per port; a scanner asks from one socket, or sends bare headers
+        values["udp_fresh_data"] = values["udp"] & (p.payload > 0) & first_rows(hash_cols(keys, p.proto, p.sport))
         touched = self.counter.add(keys, p.ts, values, addr_labels(p), grouped=pairs)
         now = float(p.ts.max())
         sums = self.counter.all_totals(touched, now)
@@ -197,12 +204,14 @@ class TrafficBurst(Reconfigurable):
         """Which of these pairs (`rows` of `sums`, the pairs' totals) over a threshold of `kind` (not
         ICMP requests or forged errors, which count on their own: ALONE) are a flood of it: UDP or TCP the destination left
         (almost) unanswered and that mostly did not go to a new port each (a FIN/Xmas/ACK/UDP port
-        scan, port_scan's); ICMP replies for which the destination sent (almost) no request (a
+        scan, port_scan's), or did as a flood tool's copies of one datagram (flood_tool); ICMP replies for which the destination sent (almost) no request (a
         ping flood's replies answer its requests, and never count against its victim)."""
         sent = sums[kind][rows]
         if kind == "icmp_reply":
             return self._replies(slots, now, "icmp") < self.cfg.min_reply_ratio * np.maximum(sent, 1)
         spread = 2 * sums[f"{kind}_new_port"][rows] >= sent  # most packets went to a new port
+        if kind == "udp":  # ... as a scan's probes, not copies of one datagram from a new socket each
+            spread &= ~flood_tool(sent, sums["udp_fresh_data"][rows], sums["udp_resized"][rows])
         return self._unanswered(slots, sent, kind, now) & ~spread
 
     def _unanswered(self, slots: np.ndarray, sent: np.ndarray, kind: str, now: float) -> np.ndarray:
@@ -297,6 +306,17 @@ class TrafficBurst(Reconfigurable):
 
     def stats(self) -> dict[str, int]:
         return {**self.counter.stats("traffic_burst"), **self.victims.stats()}
+
+
+def flood_tool(sent: np.ndarray, fresh_data: np.ndarray, resized: np.ndarray) -> np.ndarray:
+    """Pairs whose datagrams to port after port are a flood tool's, not a scanner's probes: most
+    carry data, each from a source port the pair had not used yet (`fresh_data`), and most are the
+    size of the pair's first datagram (fewer than half `resized`): the same datagram sent from a
+    new port to a new port (hping3 --udp -p ++N -d 64). A scanner reads its answers on one socket,
+    so it sends from one source port (nmap -sU, two with retries; masscan) whatever it sends, even
+    one padded datagram to every port (nmap --data-length); a prober that moves its source port
+    on to match each answer sends bare headers (traceroute, hping3 --udp --ttl)."""
+    return (2 * fresh_data > sent) & (2 * resized < sent)
 
 
 def messages(p: PacketBatch, resized: np.ndarray, refused: np.ndarray, keys: np.ndarray,
