@@ -224,15 +224,18 @@ class Engine:
 
     def _call_detectors(self, method: str, *args: Any) -> list[Finding]:
         """Call `method` (observe, tick or expire: see detect.base.Detector) on every detector
-        and collect the findings it returns; a detector that raises is logged and counted,
-        not fatal."""
-        found: list[Finding] = []
-        for det in self.detectors:
+        and collect the findings it returns, in registry order; a detector that raises is
+        logged and counted, not fatal. Detectors that run in the worker (`deferred`: their
+        findings come down a pipe) are asked last, so this process's own detectors work
+        while the worker finishes the same slice."""
+        found: dict[int, list[Finding]] = {}
+        for i in sorted(range(len(self.detectors)), key=lambda i: getattr(self.detectors[i], "deferred", False)):
+            det = self.detectors[i]
             try:
-                found.extend(getattr(det, method)(*args) or [])
+                found[i] = getattr(det, method)(*args) or []
             except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
                 self._failed(f"detector {det.name}", exc)
-        return found
+        return [f for i in sorted(found) for f in found[i]]
 
     def _failed(self, what: str, exc: BaseException) -> None:
         errs = self.stats.component_errors

@@ -233,6 +233,8 @@ class WorkerLink:
 class RemoteDetector:
     """The engine's stand-in for a detector that runs in the worker."""
 
+    deferred = True  # the engine asks it after its own detectors (Engine._call_detectors)
+
     def __init__(self, name: str, index: int, link: WorkerLink):
         self.name = name
         self.index = index
