@@ -139,7 +139,7 @@ class _Worker:
             try:
                 got = getattr(det, method)(*args)
             except Exception as exc:  # noqa: BLE001 - as the engine: logged once, counted, not fatal
-                what = f"detector {det.name}" + ("" if method in ("observe", "finish", "expire") else f" {method}")
+                what = f"detector {det.name}" + ("" if method in ("observe", "finish", "expire") else f" {method.replace('_', ' ')}")  # as the engine names it
                 if what not in self.errors:
                     print(f"wirewatch: {what} failed: {type(exc).__name__}: {exc} (continuing)",
                           file=sys.stderr, flush=True)
