@@ -87,8 +87,7 @@ class FailedHandshake(Reconfigurable):
         c = self.failures
         hot = touched[(c.hits(touched) >= self.cfg.threshold) & (c.distinct(touched) <= self.cfg.max_ports)]
         now = float(ev.ts[fail].max())
-        rep = c.table.cols["reported"][hot]
-        hot = hot[((rep == 0) | (now - rep >= self.cfg.window)) | c.gate.every_evaluation]  # those due() would pass
+        hot = c.would_pass(hot, now, self.cfg.window)  # the pool test, a loop per key, only for those
         hot = hot[np.array([not self._pool_member(int(s)) for s in hot.tolist()], bool)]
         return [self._finding(int(s)) for s in c.due(hot, now, self.cfg.window)]
 

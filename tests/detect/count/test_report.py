@@ -36,6 +36,20 @@ def test_every_evaluation_gate_passes_every_key_and_still_marks_them():
     assert COOLDOWN.due(t, slots, 120.0, 30.0).tolist() == []
 
 
+def test_would_pass_is_what_due_returns_and_marks_nothing():
+    t = KeyTable(8, {"reported": (np.float64, 1)})
+    slots, _, _ = t.upsert(np.array([10, 11], np.uint64), np.array([0.0, 0.0]))
+    COOLDOWN.due(t, slots[:1], 100.0, 30.0)
+    for now in (110.0, 130.0):
+        for gate in (COOLDOWN, EVERY_EVALUATION):
+            before = t.cols["reported"].copy()
+            passed = gate.would_pass(t, slots, now, 30.0)
+            assert (t.cols["reported"] == before).all()  # nothing marked
+            assert passed.tolist() == gate.due(t, slots, now, 30.0).tolist()
+            t.cols["reported"][:] = before
+    assert COOLDOWN.would_pass(t, slots, 110.0, 30.0).tolist() == [slots[1]]  # the unreported key only
+
+
 def test_near_keeps_half_to_below_one_highest_first_at_most_five():
     slots = np.arange(10)
     figure = np.array([9, 10, 14, 19, 20, 25, 12, 12, 16, 11])

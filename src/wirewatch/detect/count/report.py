@@ -33,10 +33,20 @@ class Gate:
     def due(self, table: KeyTable, slots: np.ndarray, now: float, interval: float,
             col: str = "reported") -> np.ndarray:
         """The slots that may report now; marks them reported."""
-        rep = table.cols[col][slots]
-        ok = (rep == 0) | (now - rep >= interval)
+        ok = self._unreported(table, slots, now, interval, col)
         table.cols[col][slots[ok]] = now
         return slots if self.every_evaluation else slots[ok]
+
+    def would_pass(self, table: KeyTable, slots: np.ndarray, now: float, interval: float,
+                   col: str = "reported") -> np.ndarray:
+        """The slots `due` would return now, marking nothing: a detector with a costlier test
+        of its own runs it on these only, then asks `due`."""
+        return slots if self.every_evaluation else slots[self._unreported(table, slots, now, interval, col)]
+
+    @staticmethod
+    def _unreported(table: KeyTable, slots: np.ndarray, now: float, interval: float, col: str) -> np.ndarray:
+        rep = table.cols[col][slots]
+        return (rep == 0) | (now - rep >= interval)
 
 
 COOLDOWN = Gate()  # what read and monitor use

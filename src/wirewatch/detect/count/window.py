@@ -57,6 +57,10 @@ class Keys:
         `interval` of packet time, per window: `inner` is a DistinctCounter's short one)."""
         return self.gate.due(self.table, slots, now, interval, "reported_inner" if inner else "reported")
 
+    def would_pass(self, slots: np.ndarray, now: float, interval: float) -> np.ndarray:
+        """The slots `due` would return now, none marked reported (Gate.would_pass)."""
+        return self.gate.would_pass(self.table, slots, now, interval)
+
     def due_or_grown(self, slots: np.ndarray, figure: np.ndarray, now: float, interval: float, told: str,
                      inner: bool = False) -> np.ndarray:
         """`due`, and the keys reported within their interval whose `figure` (one per slot) has
