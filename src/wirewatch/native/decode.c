@@ -65,6 +65,7 @@ enum { HDR_NONE, HDR_SHORT, HDR_OK };
 #define MAX_GTP_EXTENSIONS 4
 #define MAX_NFLOG_TLVS 16
 #define MAX_TUNNEL_DEPTH 8
+#define PREFETCH_PACKETS 16 /* how many packets ahead the decoder asks for headers (measured: 8-32 alike) */
 
 typedef struct {
     const uint8_t *buf;
@@ -532,6 +533,11 @@ static PyObject *k_decode_batch(PyObject *self, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
             const uint32_t *m = meta + 4 * i;
+            if (i + PREFETCH_PACKETS < n) { /* the headers of a packet ahead: its misses overlap this one */
+                const uint8_t *ahead = r.buf + meta[4 * (i + PREFETCH_PACKETS) + 2];
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + 64);
+            }
             int64_t off = m[2], cap = m[3], end = off + cap;
             ts[i] = (double)m[0] + (double)m[1] * 1e-6;
             uint64_t et;

@@ -28,6 +28,7 @@ enum {
 #define MAX_CAPLEN 262144u           /* libpcap's largest snapshot for the usual link types */
 #define MAX_BLOCK (16u * 1024 * 1024) /* libpcap's largest pcapng block */
 #define WINDOW_MAX 0xFFFFFFFFull     /* offsets in meta are uint32 */
+#define PREFETCH_RECORDS 16 /* how many records ahead the walk asks for headers (measured: 8-32 alike) */
 #define BT_SHB 0x0A0D0D0Au
 #define BT_IDB 1u
 #define BT_PB 2u
@@ -42,6 +43,13 @@ static inline uint32_t rd32(const uint8_t *p, int big)
 static inline uint16_t rd16(const uint8_t *p, int big)
 {
     return big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+}
+
+/* A hint, never a read: the cache line at p + at, when it lies inside the buffer. */
+static inline void prefetch_ahead(const uint8_t *p, int64_t at, int64_t end)
+{
+    if (at < end)
+        __builtin_prefetch(p + at);
 }
 
 typedef struct {
@@ -131,6 +139,9 @@ static PyObject *k_walk_pcap(PyObject *self, PyObject *args)
             status = ST_INCOMPLETE;
             break;
         }
+        /* the records ahead are likely the same size as this one (bulk transfers): ask for their
+         * headers now, so that their cache misses overlap this walk instead of following it */
+        prefetch_ahead(p, pos + (int64_t)PREFETCH_RECORDS * (16 + caplen), end);
         uint64_t nsec = nano ? frac : (uint64_t)frac * 1000;
         if (!add_row(&r, sec, nsec, pos + 16, caplen < snapshot ? caplen : snapshot))
             break;
@@ -219,6 +230,8 @@ static PyObject *k_walk_pcapng(PyObject *self, PyObject *args)
             status = ST_INCOMPLETE;
             break;
         }
+        prefetch_ahead(p, pos + (int64_t)PREFETCH_RECORDS * total, end); /* as in walk_pcap */
+        prefetch_ahead(p, pos + (int64_t)(PREFETCH_RECORDS + 1) * total - 4, end); /* its trailer */
         if (rd32(h + total - 4, big) != total) {
             status = ST_BAD_BLOCK_LENGTH;
             break;
