@@ -157,14 +157,11 @@ class TrafficBurst(Reconfigurable):
         # ports, a FIN/Xmas/ACK/UDP port scan sends one or two packets to each (port_scan's)
         new_port = first_rows(hash_cols(keys, p.proto, p.dport))
         values["udp_new_port"], values["tcp_new_port"] = values["udp"] & new_port, values["tcp"] & new_port
-        # first datagram of each (pair, source port, destination port): a stream continues one
-        # flow, a flood tool moves its source port on with every datagram
-        values["udp_new_flow"] = values["udp"] & first_rows(hash_cols(keys, p.proto, p.sport, p.dport))
-        values["udp_data"] = values["udp"] & (p.payload >= STREAM_DATA)
-        # datagrams that carry data from a source port the pair had not used yet in this batch: a
-        # flood tool's new datagram per port; a scanner asks from one socket, or sends bare headers
-        values["udp_fresh_data"] = values["udp"] & (p.payload > 0) & first_rows(hash_cols(keys, p.proto, p.sport))
-        touched = self.counter.add(keys, p.ts, values, addr_labels(p), grouped=pairs)
+        if values["udp"].any():
+            values.update(datagram_metrics(keys, p, values["udp"]))
+        # a metric not given adds nothing: on bulk TCP, no UDP or ICMP row
+        given = {name: v for name, v in values.items() if v.any()}
+        touched = self.counter.add(keys, p.ts, given, addr_labels(p), grouped=pairs)
         now = float(p.ts.max())
         sums = self.counter.all_totals(touched, now)
         # bytes_threshold makes a burst of the pair's main kind (its most packets): a pair's
@@ -317,6 +314,24 @@ def flood_tool(sent: np.ndarray, fresh_data: np.ndarray, resized: np.ndarray) ->
     one padded datagram to every port (nmap --data-length); a prober that moves its source port
     on to match each answer sends bare headers (traceroute, hping3 --udp --ttl)."""
     return (2 * fresh_data > sent) & (2 * resized < sent)
+
+
+def datagram_metrics(keys: np.ndarray, p: PacketBatch, udp: np.ndarray) -> dict[str, np.ndarray]:
+    """The UDP rows' stream and flood-tool metrics (masks over `p`'s rows), found among the UDP
+    rows alone (every other row has another protocol, so it never shares their keys)."""
+    rows = np.flatnonzero(udp)
+    pair, sport, payload = keys[rows], p.sport[rows], p.payload[rows]
+    # first datagram of each (pair, source port, destination port): a stream continues one
+    # flow, a flood tool moves its source port on with every datagram
+    new_flow = first_rows(hash_cols(pair, sport, p.dport[rows]))
+    # datagrams that carry data from a source port the pair had not used yet in this batch: a
+    # flood tool's new datagram per port; a scanner asks from one socket, or sends bare headers
+    fresh_data = first_rows(hash_cols(pair, sport)) & (payload > 0)
+    out = {}
+    for name, mask in (("udp_new_flow", new_flow), ("udp_data", payload >= STREAM_DATA), ("udp_fresh_data", fresh_data)):
+        out[name] = np.zeros(len(udp), bool)
+        out[name][rows] = mask
+    return out
 
 
 def messages(p: PacketBatch, resized: np.ndarray, refused: np.ndarray, keys: np.ndarray,
