@@ -111,6 +111,7 @@ class Engine:
         alerts: list[dict[str, Any]] = []
         for part in self.slicer.add(batch):
             alerts += self._process_slice(part)
+            del part  # else the slice analysed stays while the slicer builds the next one
         return alerts
 
     @property

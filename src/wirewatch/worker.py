@@ -108,6 +108,7 @@ class _Worker:
                 for raw in read_batches(path, self.cfg.general.batch_size):
                     for part in self.slicer.add(decode_raw(raw, depth)):
                         self._analyse(part)
+                        del part  # as Engine.process: not kept while the next slice is built
             except CaptureError:
                 pass  # the engine reads the same file and says so
         last = self.slicer.take()
