@@ -23,7 +23,7 @@ from capfiles import (
     unknown_block,
     walked,
 )
-from conftest import CORPUS, PURE_NUMPY, built
+from conftest import CORPUS, PURE_NUMPY, built, native_paths
 
 from wirewatch.capture import walk
 from wirewatch.capture.pcapfile import libpcap_batches, read_batches
@@ -273,3 +273,37 @@ def test_a_header_block_longer_than_the_file_is_named_with_its_offset(tmp_path, 
         assert got == [] and error == (f"{path}: damaged capture at byte {at}, before the first packet: {block} "
                                        f"block of 4096 bytes is longer than the file, which ends "
                                        f"{len(data) - at} bytes into it"), (chunk, compiled)
+
+
+@pytest.mark.parametrize("kind", ["pcap-le", "pcap-be-ns", "pcapng-le", "pcapng-be"])
+def test_a_batch_spans_at_most_batch_bytes_and_the_cap_changes_no_packet(tmp_path, monkeypatch, kind):
+    """walk.BATCH_BYTES (a mapped file's pages of a batch are resident while it is decoded) cuts
+    batches by bytes as well as by count: libpcap's packets still, in batches of at most that many
+    bytes, a record longer than the cap in a batch of its own; cut at any byte, the same packets
+    and errors as libpcap's, as without the cap."""
+    fr = frames(9)
+    fr[4] = fr[4] + b"L" * 700  # longer than the cap below
+    big = kind.endswith(("be", "be-ns"))
+    if kind.startswith("pcapng"):
+        data = _pcapng(big, [Interface(tsresol=9), Interface()], fr)
+    else:
+        data = pcap([(BASE_TS + i, i * 1000, f) for i, f in enumerate(fr)], big=big, nano=kind.endswith("ns"))
+    cap = 300
+    monkeypatch.setattr(walk, "BATCH_BYTES", cap)
+    path = tmp_path / "capped"
+    path.write_bytes(data)
+    assert_like_libpcap(path)
+    for compiled in (True, False):
+        with native_paths(compiled):
+            batches = list(read_batches(str(path), 64, compiled))
+        assert sum(len(r.meta) for r in batches) == len(fr)
+        assert len(batches) >= 3  # by count alone (64 a batch): one
+        for r in batches:
+            assert len(r.buf) <= cap or len(r.meta) == 1, (compiled, len(r.buf), len(r.meta))
+    for cut in range(0, len(data) + 1, 7):
+        path.write_bytes(data[:cut])
+        expected, error = libpcap_packets(str(path))
+        for chunk, compiled in ((None, True), (None, False), (5, True)):
+            got, _, got_error = walked(str(path), chunk, compiled, batch_size=64, data=data[:cut])
+            assert got == expected, (cut, chunk, compiled)
+            assert (got_error is None) == (error is None), (cut, chunk, compiled, got_error, error)
