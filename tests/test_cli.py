@@ -134,3 +134,26 @@ def test_a_duration_beyond_a_year_is_refused(tmp_path):
     r = cli("read", flood, "--logfile", str(log), "--quiet", "--set", "general.time_window=31536000")
     assert r.returncode == 0 and "failed" not in r.stderr, r.stderr
     assert [a["type"] for a in read_alerts(log)] == ["syn_flood"]
+
+
+def test_a_command_line_parses_as_with_every_command_s_parser():
+    """main builds only the parser of the command the line starts with (start-up): each
+    command's line gives the namespace the whole parser gives; a line that starts with
+    anything else (--help, --version, a mistake) gets every command's parser."""
+    from wirewatch.cli import COMMANDS, build_parser, command_of
+
+    lines = [["read", "a.pcap", "b.pcap", "--format", "json", "--quiet", "--set", "general.workers=1"],
+             ["monitor", "-i", "eth0", "--bpf", "tcp", "--snaplen", "832"],
+             ["run", "-i", "lo", "--port", "9000", "--buffer-size", "8"],
+             ["dashboard", "--host", "127.0.0.1", "--db", "x.db"],
+             ["tune", "a.pcap", "--grid", "port_scan.threshold=5:50:5", "--margin", "2"],
+             ["extract", "12", "-o", "-"],
+             ["config", "--db", ""]]
+    assert [line[0] for line in lines] == list(COMMANDS)
+    for argv in lines:
+        assert command_of(argv) == argv[0]
+        assert build_parser(command_of(argv)).parse_args(argv) == build_parser().parse_args(argv)
+    assert [command_of(x) for x in (["--help", "read"], ["--version"], ["reed", "a.pcap"], [])] == [None] * 4
+    r = cli("read")  # a read without a file: read's own one-line usage error
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "wirewatch read: the following arguments are required: FILE (see wirewatch read --help)"]

@@ -32,7 +32,9 @@ class _Seen:
     early: bool = False  # an update was given while this cooldown runs (at most one)
 
 
-@dataclass
+# eq=False, repr=False: running state, compared and shown by identity (each method dataclass makes is
+# compiled at import: start-up)
+@dataclass(eq=False, repr=False)
 class AlertManager:
     """Decides whether a finding is a new alert or a suppressed duplicate.
 

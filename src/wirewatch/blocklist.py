@@ -26,7 +26,9 @@ class BlocklistError(Exception):
     """A blocklist that cannot be used; the message names file and line."""
 
 
-@dataclass
+# eq=False, repr=False: running state, compared and shown by identity (each method dataclass makes is
+# compiled at import: start-up)
+@dataclass(eq=False, repr=False)
 class Blocklist:
     v4_start: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     v4_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))

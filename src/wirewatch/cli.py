@@ -120,48 +120,82 @@ FLAG_KEYS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _read(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="summary format (default text)")
+    p.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _common(p)
+
+
+def _monitor(p: argparse.ArgumentParser) -> None:
+    _live(p)
+    _common(p)
+
+
+def _run(p: argparse.ArgumentParser) -> None:
+    _live(p)
+    _web(p)
+    _common(p)
+
+
+def _dashboard(p: argparse.ArgumentParser) -> None:
+    _web(p)
+    _common(p)
+
+
+def _tune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="CAPTURE")
+    p.add_argument("--detector", metavar="NAME", help="only this detector")
+    p.add_argument("--grid", action="append", default=[], metavar="DETECTOR.KEY=LO:HI:STEP",
+                   help="threshold values to try, e.g. port_scan.threshold=5:50:5 (repeatable; "
+                        "default a range around each detector's default)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    p.add_argument("--baseline", action="append", default=[], metavar="CAPTURE",
+                   help="traffic you call normal: suggest thresholds that keep it silent (repeatable)")
+    p.add_argument("--margin", type=float, default=1.25, metavar="FACTOR",
+                   help="suggested threshold = baseline peak x FACTOR, rounded up (default 1.25)")
+    p.add_argument("--png", metavar="FILE", help="also draw alerts against threshold into a PNG file "
+                                                 "(needs matplotlib: the chart extra)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _common(p)
+
+
+def _extract(p: argparse.ArgumentParser) -> None:
+    p.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id in the store (the dashboard's /alerts/ID)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.pcap", help="pcap file to write; - for standard output (e.g. | tcpdump -r -)")
+    _common(p)
+
+
+# command -> (its line in `wirewatch --help`, what adds its arguments)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "read": ("analyse pcap/pcapng files", _read),
+    "monitor": ("watch a live interface (needs root or CAP_NET_RAW)", _monitor),
+    "run": ("live sensor and dashboard together (needs root)", _run),
+    "dashboard": ("serve the dashboard over an alert store", _dashboard),
+    "tune": ("alerts against threshold on your own captures, in one pass", _tune),
+    "extract": ("write a stored alert's packets to a pcap file", _extract),
+    "config": ("print the configuration in effect, with help", _common),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with `only` (a command) only that command's parser, which is all a
+    command line that starts with it needs (start-up: argparse builds a help formatter for
+    every option it adds, and every command takes some 25)."""
     parser = OneLineParser(prog="wirewatch", description="Network intrusion detection on packet time.")
     parser.add_argument("--version", action="version", version=f"wirewatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    read = sub.add_parser("read", help="analyse pcap/pcapng files")
-    read.add_argument("files", nargs="+", metavar="FILE")
-    read.add_argument("--format", choices=("text", "json"), default="text", help="summary format (default text)")
-    read.add_argument("--quiet", action="store_true", help="no [ALERT] lines on the console")
-    read.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    _common(read)
-    mon = sub.add_parser("monitor", help="watch a live interface (needs root or CAP_NET_RAW)")
-    _live(mon)
-    _common(mon)
-    run = sub.add_parser("run", help="live sensor and dashboard together (needs root)")
-    _live(run)
-    _web(run)
-    _common(run)
-    dash = sub.add_parser("dashboard", help="serve the dashboard over an alert store")
-    _web(dash)
-    _common(dash)
-    tune = sub.add_parser("tune", help="alerts against threshold on your own captures, in one pass")
-    tune.add_argument("files", nargs="*", metavar="CAPTURE")
-    tune.add_argument("--detector", metavar="NAME", help="only this detector")
-    tune.add_argument("--grid", action="append", default=[], metavar="DETECTOR.KEY=LO:HI:STEP",
-                      help="threshold values to try, e.g. port_scan.threshold=5:50:5 (repeatable; "
-                           "default a range around each detector's default)")
-    tune.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
-    tune.add_argument("--baseline", action="append", default=[], metavar="CAPTURE",
-                      help="traffic you call normal: suggest thresholds that keep it silent (repeatable)")
-    tune.add_argument("--margin", type=float, default=1.25, metavar="FACTOR",
-                      help="suggested threshold = baseline peak x FACTOR, rounded up (default 1.25)")
-    tune.add_argument("--png", metavar="FILE", help="also draw alerts against threshold into a PNG file "
-                                                    "(needs matplotlib: the chart extra)")
-    tune.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    _common(tune)
-    ext = sub.add_parser("extract", help="write a stored alert's packets to a pcap file")
-    ext.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id in the store (the dashboard's /alerts/ID)")
-    ext.add_argument("-o", "--output", required=True, metavar="OUT.pcap", help="pcap file to write; - for standard output (e.g. | tcpdump -r -)")
-    _common(ext)
-    cfg = sub.add_parser("config", help="print the configuration in effect, with help")
-    _common(cfg)
+    for name, (text, add_arguments) in COMMANDS.items():
+        if only is None or only == name:
+            add_arguments(sub.add_parser(name, help=text))
     return parser
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command a command line starts with; None when it starts with anything else
+    (--help, --version, a mistake: those need every command's parser, to list them)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -196,7 +230,8 @@ def secrets_left_out() -> dict[str, tuple[Callable[[str], str], str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(command_of(argv)).parse_args(argv)
     try:
         cfg = config_from_args(args)
         if args.command == "config":

@@ -10,7 +10,6 @@ import dataclasses
 import math
 import os
 import socket
-import tomllib
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 from .decode import DecodeConfig
 from .detect import registry
 from .enrich import EnrichConfig
-from .settings import cap, seconds, setting
+from .settings import Frozen, cap, seconds, setting
 
 ENV_PREFIX = "WIREWATCH_"
 DEFAULT_DB = "var/wirewatch.db"
@@ -29,8 +28,8 @@ class ConfigError(Exception):
     """A configuration problem; the message is one line naming key, value and source."""
 
 
-@dataclass(frozen=True)
-class GeneralConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class GeneralConfig(Frozen):
     sensor: str = setting("", "This sensor's name, on every alert and stats event (EVE `host`) and stored row; "
                               "empty = the host name.")
     time_window: float = seconds(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
@@ -51,8 +50,8 @@ def sensor_name(general: GeneralConfig) -> str:
     return general.sensor or socket.gethostname()
 
 
-@dataclass(frozen=True)
-class AlertsConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class AlertsConfig(Frozen):
     cooldown: float = seconds(30.0, "Seconds of packet time during which a repeat of the same alert "
                                     "is suppressed and counted (--cooldown).", 0)
     max_identifiers: int = cap(100_000, "Cap on distinct alert identifiers remembered for dedup; `wirewatch "
@@ -69,8 +68,8 @@ class AlertsConfig:
                                             "(beyond it the least recent storm is forgotten).")
 
 
-@dataclass(frozen=True)
-class OutputConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class OutputConfig(Frozen):
     logfile: str = setting("alerts.json", "JSON-lines alert log, EVE field names; appended to (--logfile). "
                                           "Empty = no log.")
     console: bool = setting(True, "Print [ALERT] lines on stdout.")
@@ -104,8 +103,8 @@ class OutputConfig:
                                         "together keep up to the sum.", 1)
 
 
-@dataclass(frozen=True)
-class StoreConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class StoreConfig(Frozen):
     retention_days: float = setting(30.0, "Delete alerts and stats stored more than this many days ago "
                                           "(insertion time, not packet time).", 0.01)
     max_db_mb: float = setting(1024.0, "Delete the oldest alerts when the store grows beyond this size.", 1)
@@ -118,8 +117,8 @@ class StoreConfig:
                                     "the dashboard's web-token.")
 
 
-@dataclass(frozen=True)
-class WebConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class WebConfig(Frozen):
     host: str = setting("127.0.0.1", "Dashboard bind address (--host). Anything but loopback needs web.token set.")
     port: int = setting(8080, "Dashboard port (--port).", 1, 65535)
     token: str = setting("", "Access token for the dashboard and API; empty = generate one at first start and "
@@ -164,8 +163,8 @@ class DetectConfig:
         return "DetectConfig(" + ", ".join(f"{k}={v!r}" for k, v in self._sections.items()) + ")"
 
 
-@dataclass(frozen=True)
-class Config:
+@dataclass(frozen=True, eq=False, repr=False)
+class Config(Frozen):
     general: GeneralConfig = dataclasses.field(default_factory=GeneralConfig)
     decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
     alerts: AlertsConfig = dataclasses.field(default_factory=AlertsConfig)
@@ -179,13 +178,13 @@ class Config:
 def sections() -> dict[str, type]:
     """Dotted section name -> its dataclass, e.g. 'detect.port_scan' -> PortScanConfig."""
     out: dict[str, type] = {}
+    hints = typing.get_type_hints(Config)  # evaluates every field's annotation: once, not once a field
     for f in dataclasses.fields(Config):
-        cls = typing.get_type_hints(Config)[f.name]
         if f.name == "detect":
             for spec in registry.DETECTORS:
                 out[f"detect.{spec.name}"] = spec.config
         else:
-            out[f.name] = cls
+            out[f.name] = hints[f.name]
     return out
 
 
@@ -231,6 +230,8 @@ def _parse_text(text: str, kind: Any) -> Any:
         return [t.strip() for t in text.split(",") if t.strip()]
     if kind is bool and text.lower() in ("yes", "on", "1", "no", "off", "0"):
         return text.lower() in ("yes", "on", "1")
+    import tomllib  # only for a config file or a value given as text: a plain `read` needs neither
+
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -272,6 +273,8 @@ def _flatten_toml(data: Mapping[str, Any], source: str) -> list[Override]:
 
 
 def load_file(path: str) -> list[Override]:
+    import tomllib
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

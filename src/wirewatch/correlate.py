@@ -41,7 +41,9 @@ class _Scanner:
     late: float = 0.0  # packet time of the last probe not yet in any alert
 
 
-@dataclass
+# eq=False, repr=False: running state, compared and shown by identity (each method dataclass makes is
+# compiled at import: start-up)
+@dataclass(eq=False, repr=False)
 class Correlator:
     cooldown: float
     max_scanners: int = 100_000

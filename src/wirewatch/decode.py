@@ -25,7 +25,7 @@ import numpy as np
 
 from . import native
 from .lut import member_table
-from .settings import cap, setting
+from .settings import Frozen, cap, setting
 
 _compiled = native.load("_decode")
 
@@ -122,8 +122,8 @@ DEFAULT_TUNNEL_DEPTH = 4
 _NONE, _SHORT, _OK = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class DecodeConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class DecodeConfig(Frozen):
     max_tunnel_depth: int = setting(
         DEFAULT_TUNNEL_DEPTH, "Encapsulation layers (GRE, VXLAN, Geneve, IP-in-IP, Teredo, GTP-U, MPLS, PPPoE) the decoder "
            "looks through to reach the inner packet; 0 = analyse the outermost packet.", 0, MAX_TUNNEL_DEPTH)
@@ -146,7 +146,9 @@ def _column(dtype: type, doc: str) -> dict[str, Any]:
     return {"dtype": np.dtype(dtype), "doc": doc}
 
 
-@dataclass
+# eq=False, repr=False: a whole batch's columns, compared and shown by identity (each method dataclass
+# makes is compiled at import: start-up)
+@dataclass(eq=False, repr=False)
 class PacketBatch:
     """Decoded columns for one batch; row i of every array describes packet i."""
 

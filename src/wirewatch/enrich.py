@@ -30,7 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from .settings import cap, setting
+from .settings import Frozen, cap, setting
 
 if TYPE_CHECKING:
     from .enrich_data import ChildBuild
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 
 
-@dataclass(frozen=True)
-class EnrichConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class EnrichConfig(Frozen):
     enabled: bool = setting(True, "Add enrichment.src / enrichment.dest (country, AS, or private/reserved "
                                   "label) to each alert.")
     mmdb: list[str] = setting([], "MaxMind-format databases (GeoLite2/GeoIP2 Country, City, ASN; DB-IP lite) to "

@@ -27,6 +27,7 @@ import numpy as np
 
 from .decode import PROTO_ICMP, PROTO_ICMPV6, PacketBatch
 from .detect.classify.packets import PROTO_NAMES
+from .detect.count.table import lazy_zeros
 
 COLUMNS = {"ts": np.float64, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64,
            "proto": np.uint8, "sport": np.uint16, "dport": np.uint16, "has_ports": np.bool_}
@@ -43,11 +44,13 @@ class PacketRing:
 
     def __init__(self, max_packets: int, max_bytes: int, keep_bytes: bool = False, max_raw_bytes: int = 0):
         self.capacity = c = max(1, min(max_packets, max_bytes // ROW_BYTES))
-        self.ts = np.zeros(c, np.float64)
-        self.src_hi, self.src_lo = np.zeros(c, np.uint64), np.zeros(c, np.uint64)
-        self.dst_hi, self.dst_lo = np.zeros(c, np.uint64), np.zeros(c, np.uint64)
-        self.proto, self.has_ports = np.zeros(c, np.uint8), np.zeros(c, np.bool_)
-        self.sport, self.dport = np.zeros(c, np.uint16), np.zeros(c, np.uint16)
+        # lazy_zeros: pages are mapped as the ring fills, so a small capture does not pay for
+        # (zero, fault in, keep resident) the whole ring at start (12 MB by default)
+        self.ts = lazy_zeros(c, np.float64)
+        self.src_hi, self.src_lo = lazy_zeros(c, np.uint64), lazy_zeros(c, np.uint64)
+        self.dst_hi, self.dst_lo = lazy_zeros(c, np.uint64), lazy_zeros(c, np.uint64)
+        self.proto, self.has_ports = lazy_zeros(c, np.uint8), lazy_zeros(c, np.bool_)
+        self.sport, self.dport = lazy_zeros(c, np.uint16), lazy_zeros(c, np.uint16)
         self.total = 0  # rows ever added: row t (0-based over the run) lives at position t % capacity
         self.evicted = 0  # rows overwritten
         self.files: list[str] = []

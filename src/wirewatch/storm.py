@@ -49,7 +49,9 @@ def eligible(f: Finding) -> bool:
     return bool(f.src_ip and f.dest_ip and f.src_ip in f.identifier)
 
 
-@dataclass
+# eq=False, repr=False: running state, compared and shown by identity (each method dataclass makes is
+# compiled at import: start-up)
+@dataclass(eq=False, repr=False)
 class StormControl:
     threshold: int  # fold once a group has more than this many distinct sources; 0 = off
     cooldown: float

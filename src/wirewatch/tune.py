@@ -47,13 +47,14 @@ from .detect.count.report import EVERY_EVALUATION
 from .detect.registry import DETECTORS, Shared
 from .engine import Engine
 from .progress import Progress
+from .settings import Frozen
 
 MAX_POINTS = 1000  # grid values per threshold: a typo such as 1:1e9:1 is refused, not computed
 EPSILON = 1e-9
 
 
-@dataclass(frozen=True)
-class Grid:
+@dataclass(frozen=True, eq=False, repr=False)
+class Grid(Frozen):
     """The threshold values swept for one (detector, setting)."""
 
     detector: str

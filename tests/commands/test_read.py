@@ -140,8 +140,9 @@ def test_the_final_stats_event_comes_last_and_counts_the_run_end_updates(tmp_pat
 
 def test_read_loads_neither_the_dashboard_nor_the_store_nor_numpy_ma_and_one_blas_thread(tmp_path):
     """Start-up (README "Start-up"): `read` without a store imports only what it needs (no
-    Flask, waitress, Scapy, SQLite, libpcap, dashboard or store modules, syslog or webhook sink,
-    live sensor, gzip or zstandard decompressor, no numpy.ma), and numpy's
+    Flask, waitress, Scapy, SQLite, psycopg, libpcap, dashboard or store modules, syslog or webhook
+    sink, live sensor, gzip or zstandard decompressor, no numpy.ma, no TOML parser without a config
+    file), and numpy's
     OpenBLAS is told to start one thread, not one per core."""
     import os
     import subprocess
@@ -153,10 +154,45 @@ def test_read_loads_neither_the_dashboard_nor_the_store_nor_numpy_ma_and_one_bla
              "try:\n    runpy.run_module('wirewatch', run_name='__main__')\n"
              "except SystemExit as e:\n    code = e.code\n"
              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'waitress', 'scapy', 'sqlite3',"
-             " 'pcapy', 'gzip', 'zstandard') or m == 'numpy.ma' or m.startswith(('wirewatch.web', 'wirewatch.store',"
+             " 'pcapy', 'gzip', 'zstandard', 'psycopg', 'tomllib', 'secrets') or m == 'numpy.ma'"
+             " or m.startswith(('wirewatch.web', 'wirewatch.store',"
              " 'numpy.ma.', 'wirewatch.sinks.syslog', 'wirewatch.sinks.webhook', 'wirewatch.capture.live',"
              " 'wirewatch.sensor')))\n"
              "print(code, os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules, heavy)\n")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     r = subprocess.run([sys.executable, "-c", probe, SCAN], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.stdout.splitlines()[-1] == "0 1 True []", r.stdout + r.stderr
+
+
+def test_read_with_its_default_store_loads_the_sqlite_store_and_no_other_command_s_modules(tmp_path):
+    """Start-up (README "Start-up"): `read` as most run it, with the SQLite store and the log,
+    stores the scan's alerts and loads neither PostgreSQL (psycopg, its sink), the dashboard
+    (Flask, waitress, wirewatch.web), Scapy, the live sensor, tune, the feeds' HTTP client,
+    the TOML parser nor secrets (hmac and OpenSSL); and its command line builds only `read`'s
+    parser."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    probe = ("import argparse, runpy, sys\n"
+             "sys.argv = ['wirewatch', 'read', sys.argv[1], '--quiet', '--db', 'w.db', '--logfile', 'a.json']\n"
+             "built = []\n"
+             "add = argparse._SubParsersAction.add_parser\n"
+             "def counted(self, name, **kw):\n    built.append(name)\n    return add(self, name, **kw)\n"
+             "argparse._SubParsersAction.add_parser = counted\n"
+             "code = None\n"
+             "try:\n    runpy.run_module('wirewatch', run_name='__main__')\n"
+             "except SystemExit as e:\n    code = e.code\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'waitress', 'scapy', 'psycopg',"
+             " 'pcapy', 'tomllib', 'secrets', 'urllib3', 'requests') or m.startswith(('wirewatch.web',"
+             " 'wirewatch.store.postgres_sink', 'wirewatch.sensor', 'wirewatch.capture.live', 'wirewatch.tune',"
+             " 'wirewatch.feeds')))\n"
+             "print(code, built, 'wirewatch.store.sqlite_sink' in sys.modules, heavy)\n")
+    r = subprocess.run([sys.executable, "-c", probe, SCAN], capture_output=True, text=True, env=dict(os.environ),
+                       cwd=tmp_path)
+    assert r.stdout.splitlines()[-1] == "0 ['read'] True []", r.stdout + r.stderr
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        stored = {t for (t,) in db.execute("SELECT DISTINCT type FROM alerts")}
+    logged = {a["alert"]["signature"] for a in read_alerts(tmp_path / "a.json")}
+    assert "port_scan" in stored and logged

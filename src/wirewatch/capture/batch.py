@@ -12,7 +12,9 @@ class CaptureError(Exception):
     """A capture file or interface that cannot be read; the message is one line for the user."""
 
 
-@dataclass
+# eq=False, repr=False: megabytes of buffers, compared and shown by identity (each method dataclass makes
+# is compiled at import: start-up)
+@dataclass(eq=False, repr=False)
 class RawBatch:
     buf: bytes | memoryview  # the packets' bytes: a copy (libpcap) or a window of a mapped file
     meta: np.ndarray  # (n, 4) uint32: sec, usec, offset into buf, caplen

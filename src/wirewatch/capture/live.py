@@ -24,6 +24,7 @@ import numpy as np
 import pcapy
 
 from .. import native
+from ..settings import Frozen
 from .pcapfile import CaptureError, RawBatch
 
 POLL_S = 0.2
@@ -37,8 +38,8 @@ def compiled_loop() -> bool:
             and os.environ.get("WIREWATCH_LIVE_READER") != "pcapy")
 
 
-@dataclass(frozen=True)
-class LiveOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class LiveOptions(Frozen):
     interface: str
     bpf: str = ""
     snaplen: int = 262144

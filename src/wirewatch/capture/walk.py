@@ -184,7 +184,8 @@ def _empty_arrays() -> tuple[np.ndarray, ...]:
     return (np.zeros(0, np.int32), np.zeros(0, np.uint32), np.zeros(0, np.uint64), np.zeros(0, np.int64))
 
 
-@dataclass
+# eq=False: numpy columns have no value ==, and each method dataclass makes is compiled at import (start-up)
+@dataclass(eq=False)
 class _Interfaces:
     """The interface description blocks of the current pcapng section."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..decode import PacketBatch
+from ..settings import Frozen
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -114,8 +115,8 @@ class Reconfigurable:
         return []
 
 
-@dataclass(frozen=True)
-class Signature:
+@dataclass(frozen=True, eq=False, repr=False)
+class Signature(Frozen):
     """The alert's EVE `alert` block: signature_id, signature, category, severity (1=high..3=low)."""
 
     signature_id: int
@@ -124,8 +125,8 @@ class Signature:
     severity: int
 
 
-@dataclass(frozen=True)
-class Rise:
+@dataclass(frozen=True, eq=False, repr=False)
+class Rise(Frozen):
     """The alert's severity rises to `severity` (1 = high .. 3 = low) when the evidence value
     at `key` (a dot reaches into a dict: "answers.open"; true counts as 1) is at least `at_least`.
     A repeat inside the cooldown whose severity rose is an escalation (alerts.py)."""
@@ -142,8 +143,8 @@ class Rise:
         return isinstance(v, (int, float)) and v >= self.at_least
 
 
-@dataclass(frozen=True)
-class Tunable:
+@dataclass(frozen=True, eq=False, repr=False)
+class Tunable(Frozen):
     """A threshold `wirewatch tune` can sweep (see tune.py).
 
     `key` is the setting in the detector's section, `figure` the evidence key of the number
@@ -162,8 +163,8 @@ class Tunable:
     slow_factor: float = 1.0
 
 
-@dataclass(frozen=True)
-class DetectorSpec:
+@dataclass(frozen=True, eq=False, repr=False)
+class DetectorSpec(Frozen):
     """Everything the rest of wirewatch needs to know about one detector.
 
     `config` is its settings dataclass: the [detect.<name>] section (it must have `enabled`).

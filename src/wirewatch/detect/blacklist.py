@@ -11,7 +11,7 @@ import numpy as np
 from ..addr import addr_str
 from ..blocklist import Blocklist, ParsedList, combine, read_file
 from ..decode import PacketBatch
-from ..settings import seconds, setting
+from ..settings import Frozen, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature
 from .classify.packets import proto_name
 from .count.report import times
@@ -20,8 +20,8 @@ from .count.window_util import sorted_unique
 MAX_PEERS = 10
 
 
-@dataclass(frozen=True)
-class BlacklistConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class BlacklistConfig(Frozen):
     enabled: bool = setting(True, "Alert on traffic to or from blocklisted addresses.")
     files: list[str] = setting([], "Blocklist files: one IP or CIDR per line; # and ; comments; "
                                    "Spamhaus DROP, FireHOL netset and abuse.ch CSV layouts work as-is.")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import PacketBatch
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, probe_port, probes
@@ -30,8 +30,8 @@ from .count.window import DistinctCounter
 SAMPLE = 20
 
 
-@dataclass(frozen=True)
-class DistributedScanConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class DistributedScanConfig(Frozen):
     enabled: bool = setting(True, "Detect several sources together scanning one host.")
     threshold: int = setting(30, "Distinct ports of one host probed by all sources together.", 2)
     min_sources: int = setting(2, "Fewest sources that make it distributed.", 2)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import PacketBatch
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.handshakes import COMPLETED, FAILED_ICMP, FAILED_RST, FAILED_TIMEOUT, HandshakeEvents, HandshakeTracker
 from .count.kernels import hash_cols
@@ -34,8 +34,8 @@ from .count.window import DistinctCounter
 SAMPLE = 10
 
 
-@dataclass(frozen=True)
-class FailedHandshakeConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class FailedHandshakeConfig(Frozen):
     enabled: bool = setting(True, "Detect repeated failed TCP handshakes from one source.")
     threshold: int = setting(8, "Failed handshakes from one source to one host within the window.", 1)
     max_ports: int = setting(5, "Fire only if the failures hit at most this many ports (else it is a scan).", 1)

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..addr import addr_str
 from ..decode import IPV4_MAPPED, PROTO_ICMPV6, PacketBatch
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable, one_per_source
 from .classify.conversations import conversations
 from .classify.packets import (
@@ -74,8 +74,8 @@ ND_SERVICE = PROTO_ICMPV6 * 65536 + ND_SOLICITATION
 ARP_SERVICE = 256 * 65536  # beyond IP protocol numbers
 
 
-@dataclass(frozen=True)
-class HostSweepConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class HostSweepConfig(Frozen):
     enabled: bool = setting(True, "Detect one source probing many hosts on one service.")
     threshold: int = setting(15, "Distinct hosts probed on one service within the window.", 2)
     window: float = seconds(0.0, "Window in seconds; 0 = general.time_window.", 0)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_SYN, PacketBatch
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable, one_per_source
 from .classify.conversations import conversations
 from .classify.packets import ADDR_LABELS, addr_labels, pair_key, probe_port, probes, proto_name
@@ -31,8 +31,8 @@ ANSWERS = {"open": OPEN, "closed": CLOSED, "unfiltered": UNFILTERED, "unreachabl
 DOOR_BITS = 16  # (source, host) pairs must probe twice before they get state: see doorkeeper.py
 
 
-@dataclass(frozen=True)
-class PortScanConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class PortScanConfig(Frozen):
     enabled: bool = setting(True, "Detect one source probing many ports of one host.")
     threshold: int = setting(20, "Distinct destination ports within the window that make a scan (--scan-threshold).", 2)
     window: float = seconds(0.0, "Window in seconds; 0 = general.time_window (--time-window).", 0)

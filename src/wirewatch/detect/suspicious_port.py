@@ -16,7 +16,7 @@ from ..addr import addr_str, addr_strs
 from ..decode import TCP_RST, TCP_SYN, PacketBatch
 from ..lut import member_table
 from ..schema import format_ts_many
-from ..settings import cap, setting
+from ..settings import Frozen, cap, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import flow_keys, proto_name, syn_only, tcp_rows, udp_initiator
@@ -29,8 +29,8 @@ SESSION_IDLE = 300.0  # seconds of packet time after which a quiet known connect
 DEFAULT_PORTS = [23, 1337, 2323, 4444, 5554, 6666, 6667, 6668, 6669, 12345, 27374, 31337, 54321]
 
 
-@dataclass(frozen=True)
-class SuspiciousPortConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class SuspiciousPortConfig(Frozen):
     enabled: bool = setting(True, "Alert on connection attempts to ports on the watch list.")
     ports: list[int] = setting(DEFAULT_PORTS, "Watched destination ports (telnet, IRC, well-known backdoors "
                                               "and shells); --suspicious-ports replaces the list.", 0, 65535)

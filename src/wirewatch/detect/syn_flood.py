@@ -21,7 +21,7 @@ import numpy as np
 from ..addr import addr_str
 from ..decode import PacketBatch
 from ..schema import format_ts
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
@@ -38,8 +38,8 @@ REPORT_GROWTH = 1.1  # reported again within its interval when its distinct sour
                      # its last report (the alert manager makes the largest repeat the alert's update)
 
 
-@dataclass(frozen=True)
-class SynFloodConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class SynFloodConfig(Frozen):
     enabled: bool = setting(True, "Detect SYN floods against one destination.")
     threshold: int = setting(400, "SYNs to one destination (host, or host and port) within the window that did "
                                   "not complete a handshake.", 1)

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, PacketBatch
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunable
 from .classify.packets import (
     ADDR_LABELS,
@@ -90,8 +90,8 @@ UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets with
          "icmp_reply": "ICMP replies to no request", "icmp_error": "forged ICMP errors"}
 
 
-@dataclass(frozen=True)
-class TrafficBurstConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class TrafficBurstConfig(Frozen):
     enabled: bool = setting(True, "Detect packet floods (ICMP, UDP, ACK/RST, forged ICMP errors) from one source to one host.")
     threshold: int = setting(1000, "Packets from one source to one host within the window (--traffic-threshold).", 1)
     bytes_threshold: int = setting(50_000_000, "Bytes of flood packets (ICMP requests, replies and forged errors, UDP, "

@@ -34,7 +34,8 @@ UNITS = {"icmp": "ICMP requests", "udp": "UDP packets", "tcp": "TCP packets with
          "icmp_error": "forged ICMP errors"}  # near misses
 
 
-@dataclass
+# eq=False: numpy columns have no value ==, and each method dataclass makes is compiled at import (start-up)
+@dataclass(eq=False)
 class Pairs:
     """traffic_burst's rows (ICMP requests, UDP, TCP without SYN, ICMP errors...) grouped by (source,
     destination) once per batch: `group(pair keys, inverse=True)` of `rows`. The

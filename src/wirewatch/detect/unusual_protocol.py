@@ -16,7 +16,7 @@ import numpy as np
 
 from ..decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, PacketBatch
 from ..lut import member_table
-from ..settings import cap, seconds, setting
+from ..settings import Frozen, cap, seconds, setting
 from .base import DetectorSpec, Finding, Reconfigurable, Signature, Tunable
 from .classify.packets import ADDR_LABELS, addr_labels, proto_name, tcp_rows
 from .count.kernels import hash_cols
@@ -30,8 +30,8 @@ PROTO_SCAN = 2000  # the kind of an IP protocol scan (many distinct unusual prot
 SAMPLE = 20
 
 
-@dataclass(frozen=True)
-class UnusualProtocolConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class UnusualProtocolConfig(Frozen):
     enabled: bool = setting(True, "Detect unusual IP protocols and impossible TCP flag combinations.")
     allowed_protocols: list[int] = setting([1, 2, 6, 17, 58], "IP protocol numbers that are normal here "
                                                               "(default ICMP, IGMP, TCP, UDP, ICMPv6).", 0, 255)

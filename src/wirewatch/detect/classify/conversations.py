@@ -29,7 +29,8 @@ from ..count.kernels import group, hash_cols, isin
 from .packets import flow_keys, tcp_rows
 
 
-@dataclass(frozen=True)
+# eq=False: numpy columns have no value ==, and each method dataclass makes is compiled at import (start-up)
+@dataclass(frozen=True, eq=False)
 class Conversations:
     prober_hi: np.ndarray  # the side that would have probed (the initiator)
     prober_lo: np.ndarray

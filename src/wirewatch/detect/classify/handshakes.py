@@ -27,7 +27,8 @@ OUTCOMES = ("completed", "rst", "icmp_unreachable", "timeout")
 SWEEP_INTERVAL = 1.0
 
 
-@dataclass
+# eq=False: numpy columns have no value ==, and each method dataclass makes is compiled at import (start-up)
+@dataclass(eq=False)
 class HandshakeEvents:
     """Outcomes decided in one batch (or sweep); rows are attempts."""
 

@@ -23,7 +23,8 @@ REQUEST_OF = np.zeros(256, np.int64)
 REQUEST_OF[list(REPLY_OF)] = list(REPLY_OF.values())
 
 
-@dataclass(frozen=True)
+# eq=False: numpy columns have no value ==, and each method dataclass makes is compiled at import (start-up)
+@dataclass(frozen=True, eq=False)
 class Replies:
     rows: np.ndarray  # rows of the batch that answer a probe
     kind: np.ndarray  # OPEN, CLOSED, UNFILTERED, UNREACHABLE or REPLIED
