@@ -12,9 +12,11 @@ from conftest import cli
 
 from wirewatch.capture.pcapfile import read_batches
 from wirewatch.config import Config
+from wirewatch.decode import COLUMN_DTYPES
 from wirewatch.detect.registry import default_detectors
 from wirewatch.engine import Engine
-from wirewatch.worker import WORKER_SHARE, RemoteDetector, split
+from wirewatch.slices import decode_raw
+from wirewatch.worker import WORKER_SHARE, RemoteDetector, SliceSlot, split
 
 HERE = Path(__file__).resolve().parent
 CORPUS = sorted((HERE / "corpus").glob("*.pcap"))
@@ -81,11 +83,12 @@ def test_a_damaged_file_is_reported_once_and_the_next_file_read_in_both(tmp_path
     assert_alike(one, two)
 
 
-def test_standard_input_is_read_by_one_process(tmp_path):
+def test_standard_input_is_split_too(tmp_path):
+    """The engine alone reads: a pipe, read once, feeds both processes."""
     scan = str(HERE / "corpus" / "dev01_nmap_syn_top100.pcap")
     alone = read(tmp_path, 1, scan)
     piped = read(tmp_path, 2, "-", stdin=scan)
-    assert "worker" not in piped[1]
+    assert piped[1]["worker"]["status"] == 0
     assert piped[0] and [a["alert"] for a in piped[0]] == [a["alert"] for a in alone[0]]
 
 
@@ -125,7 +128,7 @@ class Dying(Failing):
 
 def run_split(detectors, path: Path) -> tuple[list[dict], Engine, dict]:
     engine = Engine(Config(), (), detectors)
-    link = split(engine, [str(path)])
+    link = split(engine)
     assert [type(d) for d in engine.detectors].count(RemoteDetector) == len(
         [d for d in detectors if d.name in WORKER_SHARE])
     alerts: list[dict] = []
@@ -158,11 +161,11 @@ def test_a_detector_failing_in_the_worker_is_counted_and_the_others_go_on(tmp_pa
 
 
 def test_a_lost_worker_is_reported_and_the_engine_goes_on(tmp_path, capfd):
-    path = HERE / "corpus" / "dev04_nmap_xmas.pcap"
-    alerts, engine, report = run_split(real("unusual_protocol", Dying()), path)
+    path = HERE / "corpus" / "dev10_hping3_syn_flood.pcap"
+    alerts, engine, report = run_split(real("syn_flood", Dying()), path)
     assert report["status"] == 3
     assert engine.stats.component_errors["detector traffic_burst"] >= 1
-    assert any(a["type"] == "unusual_protocol" for a in alerts)  # the engine's own detector went on
+    assert any(a["type"] == "syn_flood" for a in alerts)  # the engine's own detector went on
     err = capfd.readouterr().err
     assert err.count("detector traffic_burst failed: WorkerLost: the detector worker ended early (exit status 3)") == 1
 
@@ -177,3 +180,47 @@ def test_without_two_cpus_or_a_share_one_process(tmp_path):
     one_cpu = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "wirewatch", *auto], capture_output=True,
                              text=True, env={**os.environ, "WIREWATCH_OUTPUT__DB": ""}, timeout=300)
     assert one_cpu.returncode == 0 and "worker" not in json.loads(one_cpu.stdout)
+
+
+def test_the_slot_gives_the_worker_the_slice_read_only():
+    engine = Engine(Config(), (), [])
+    batches = [b for raw in read_batches(str(CORPUS[0]), 4096) for b in engine.slicer.add(decode_raw(raw, 8))]
+    batch = batches[0]
+    slot = SliceSlot(len(batch) + 3)
+    slot.put(batch)
+    seen = slot.batch(len(batch), 7)
+    assert seen.seq == 7 and len(seen) == len(batch) > 0
+    for name in COLUMN_DTYPES:
+        assert (getattr(seen, name) == getattr(batch, name)).all(), name
+        assert not getattr(seen, name).flags.writeable  # a detector cannot change what the engine wrote
+    assert seen.select(seen.proto == 6).src_lo.tolist() == batch.select(batch.proto == 6).src_lo.tolist()
+
+
+def test_slices_longer_than_the_slot_go_down_the_pipe(tmp_path):
+    """A slice limit raised after the fork: the columns travel in the message; same alerts."""
+    path = HERE / "corpus" / "dev01_nmap_syn_top100.pcap"
+    small = Config()
+    engine = Engine(small, (), default_detectors(small))
+    engine.slice_packets = 16
+    link = split(engine)
+    engine.slice_packets = 4096  # slices of up to 4096 packets, a slot of 16
+    alerts: list[dict] = []
+    try:
+        for raw in read_batches(str(path), 4096):
+            alerts += engine.feed(raw)
+        alerts += engine.flush()
+    finally:
+        link.close()
+    one = Engine(small, (), default_detectors(small))
+    alone = [a for raw in read_batches(str(path), 4096) for a in one.feed(raw)] + one.flush()
+    assert link.report()["status"] == 0 and not engine.stats.component_errors
+    assert any(a["alert"]["signature"].startswith("WIREWATCH port scan") for a in alerts)
+    assert [a["alert"] for a in alerts] == [a["alert"] for a in alone]
+
+
+def test_a_read_without_packets_ends_the_worker_cleanly(tmp_path):
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes((HERE / "corpus" / "dev01_nmap_syn_top100.pcap").read_bytes()[:24])  # the file header alone
+    _, summary, err = read(tmp_path, 2, str(empty))
+    assert summary["packets"] == 0 and summary["worker"]["status"] == 0, err
+    assert summary["worker"]["cpu_s"] >= 0 and summary["worker"]["peak_rss_kib"] > 0

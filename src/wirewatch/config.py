@@ -37,10 +37,10 @@ class GeneralConfig(Frozen):
     batch_size: int = setting(16384, "Most packets per capture read (and at most 8 MiB of the capture). Reads within one expire_interval are "
                                      "analysed together, up to 65,536 packets per detector pass; alerts never "
                                      "depend on it (nor on the reader or compression).", 1, 1_000_000)
-    workers: int = setting(0, "Processes that analyse a capture file (`wirewatch read`): 2 = a forked worker reads "
-                              "the file too and runs port_scan, host_sweep, distributed_scan and traffic_burst, "
-                              "the same alerts in about the time of the slower half; 1 = one process; 0 = 2 when "
-                              "this process may use two CPUs, else 1. Standard input and pipes: always 1.", 0, 2)
+    workers: int = setting(0, "Processes that analyse a capture (`wirewatch read`): 2 = a forked worker runs "
+                              "port_scan, host_sweep, distributed_scan, traffic_burst and unusual_protocol on the "
+                              "slices the engine reads, the same alerts in about the time of the slower half; "
+                              "1 = one process; 0 = 2 when this process may use two CPUs, else 1.", 0, 2)
     expire_interval: float = seconds(1.0, "Seconds of packet time per time slice: state expires between slices, "
                                           "and a slice's packets are analysed when it ends.", 0.01)
 

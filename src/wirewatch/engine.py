@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class Engine:
         self.started = time.perf_counter()
         self._finished = False
         self._seq = 0
+        self._open: tuple[Callable[[], list[Finding]], float, float] | None = None  # a slice not settled yet
         self.slicer = TimeSlicer(cfg.general.expire_interval)
         self._fed = 0  # rows fed so far (the ring's frame numbers count them; it adds them as slices are analysed)
         self.packets: PacketRing | None = None  # an alert's packets: begin_file() or keep_packets()
@@ -139,17 +140,24 @@ class Engine:
         return alerts + held
 
     def _analyse_pending(self) -> list[dict[str, Any]]:
+        """The waiting slice, analysed and settled."""
         part = self.slicer.take()
-        return [] if part is None else self._process_slice(part)
+        return ([] if part is None else self._process_slice(part)) + self.settle()
 
     def _process_slice(self, batch: PacketBatch) -> list[dict[str, Any]]:
+        alerts = self.settle()  # the slice before, first: nothing of this one may come before it
         s = self.stats
         n = len(batch)
         for k, v in batch.errors.items():
             s.decode_errors[k] = s.decode_errors.get(k, 0) + v
         s.non_ip += batch.non_ip
         if not n:
-            return []
+            return alerts
+        batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
+        self._seq += 1
+        later = self._deferred
+        for i in later:  # the worker starts on this slice while this process does its share
+            cast(Any, self.detectors[i]).submit(batch)  # RemoteDetector's: not part of the Detector protocol
         s.packets += n
         s.bytes += int(batch.length.sum(dtype=np.int64))
         lo, hi = float(batch.ts.min()), float(batch.ts.max())
@@ -162,11 +170,22 @@ class Engine:
         self.talkers.add(batch)
         self.layers.add(batch)
         self.timeline.add(batch.ts)
-        batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
-        self._seq += 1
         self.tunnels.observe(batch)
         tick = float(np.floor(batch.ts[0] / self.cfg.general.expire_interval))  # the slice's, all its rows'
-        alerts = self.alerts.ingest(self.tunnels.annotate(self._call_detectors("observe", batch)), hi, tick)
+        self._open = (self._observe(batch, later), hi, tick)
+        return alerts if later else alerts + self.settle()
+
+    def settle(self) -> list[dict[str, Any]]:
+        """The open slice's end: its findings (the worker's too) to the alert manager and the sinks,
+        then expiry. A slice with detectors in the worker stays open until the next slice starts
+        or the input ends, so the worker's half overlaps the reading of what follows; nothing but
+        reading happens in between, so the alerts are those of one process. A reader that may
+        wait for input (a pipe) settles after each read."""
+        if self._open is None:
+            return []
+        collect, hi, tick = self._open
+        self._open = None
+        alerts = self.alerts.ingest(self.tunnels.annotate(collect()), hi, tick)
         self._emit(alerts)
         self._maybe_expire(hi)
         return alerts
@@ -223,19 +242,40 @@ class Engine:
                     self.spool.failed += 1
                 self._failed("alert packets", exc)
 
+    @property
+    def _deferred(self) -> list[int]:
+        return [i for i, det in enumerate(self.detectors) if getattr(det, "deferred", False)]
+
+    def _observe(self, batch: PacketBatch, later: list[int]) -> Callable[[], list[Finding]]:
+        """`observe` of one slice by this process's own detectors; the worker's (`later`, given the
+        slice already) are asked by what this returns, which gives all the findings in registry
+        order once the worker's have come (Engine.settle)."""
+        found: dict[int, list[Finding]] = {}
+        for i in range(len(self.detectors)):
+            if i not in later:
+                self._ask(i, "observe", (batch,), found)
+
+        def collect() -> list[Finding]:
+            for i in later:
+                self._ask(i, "observe", (batch,), found)
+            return [f for i in sorted(found) for f in found[i]]
+        return collect
+
+    def _ask(self, i: int, method: str, args: tuple[Any, ...], found: dict[int, list[Finding]]) -> None:
+        det = self.detectors[i]
+        try:
+            found[i] = getattr(det, method)(*args) or []
+        except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
+            self._failed(f"detector {det.name}", exc)
+
     def _call_detectors(self, method: str, *args: Any) -> list[Finding]:
         """Call `method` (observe, tick or expire: see detect.base.Detector) on every detector
         and collect the findings it returns, in registry order; a detector that raises is
         logged and counted, not fatal. Detectors that run in the worker (`deferred`: their
-        findings come down a pipe) are asked last, so this process's own detectors work
-        while the worker finishes the same slice."""
+        findings come down a pipe) are asked last (`observe` goes through _observe)."""
         found: dict[int, list[Finding]] = {}
         for i in sorted(range(len(self.detectors)), key=lambda i: getattr(self.detectors[i], "deferred", False)):
-            det = self.detectors[i]
-            try:
-                found[i] = getattr(det, method)(*args) or []
-            except Exception as exc:  # noqa: BLE001 - a broken detector is logged, not fatal
-                self._failed(f"detector {det.name}", exc)
+            self._ask(i, method, args, found)
         return [f for i in sorted(found) for f in found[i]]
 
     def _failed(self, what: str, exc: BaseException) -> None:

@@ -1,8 +1,7 @@
 """Raw reads -> decoded batches -> the time slices the detectors see.
 
-One place for the cut, because two processes must make it alike: the engine, and the worker
-that runs a share of the detectors on the same file (worker.py). Where the detectors decide is
-a function of packet times and order alone, never of where the reader cut its batches.
+Where the detectors decide is a function of packet times and order alone, never of where the
+reader cut its batches. The engine makes the cut, and hands the worker (worker.py) the same slices.
 """
 
 from __future__ import annotations
@@ -97,7 +96,7 @@ class TimeSlicer:
 
 class ExpiryClock:
     """When detector state expires: every `step` seconds of packet time, counted from the
-    first slice analysed (the engine's and the worker's clocks tick alike)."""
+    first slice analysed."""
 
     def __init__(self, step: float):
         self.step = step

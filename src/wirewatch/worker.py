@@ -1,20 +1,26 @@
-"""A share of the detectors in a second process, for `wirewatch read` of capture files.
+"""A share of the detectors in a second process, for `wirewatch read`.
 
-A machine with two cores reads a file in about the time the slower half of the work takes:
-the worker is forked before the first packet, reads the same files itself, decodes them and
-cuts the same time slices (slices.py), runs its share of the detectors on each slice and sends
-back that slice's findings. In the engine a RemoteDetector stands in for each of those
-detectors, in registry order, and answers with the findings its detector made on the same
-slice. So everything after the detectors (alert manager, sinks) sees what one process would
-have given it, in the same order: the same alerts. The price is a second decode of the file
-(~10 % of the CPU time) and the worker's own memory.
+A machine with two cores reads a capture in about the time the slower half of the work
+takes. The worker is forked before the first packet with the engine's still-fresh detectors
+of WORKER_SHARE. The engine alone reads and decodes the input and cuts the time slices; it
+copies each slice's columns into a shared mapping (`SliceSlot`, one slice large) and tells the
+worker, which runs its share of the detectors on that slice while the engine runs its own
+and then reads on, and sends back the slice's findings. The engine takes them just before
+it starts the next slice (Engine._process_slice), so the worker's half overlaps the engine's
+detectors and its reading of what follows. In the engine a RemoteDetector stands in for each
+of the worker's detectors, in registry order, and answers with the findings its detector
+made on the same slice; expiry and the end of input are passed on in order. So everything
+after the detectors (alert manager, sinks) sees what one process would have given it, in the
+same order: the same alerts. The price is a copy of each slice (114 bytes a packet) and the
+worker's own memory.
 
 WORKER_SHARE is the split: the detectors that read the per-batch conversation and reply
 classifiers (classify/conversations.py, classify/replies.py) go to the worker, so each
-classifier runs in one process only; the handshake tracker's readers (suspicious_port,
-syn_flood, failed_handshake), blacklist and unusual_protocol stay with the engine, which also
-keeps the packet ring, the top talkers and the timeline. On the mixed reference capture the
-two halves cost about the same.
+classifier runs in one process only, and unusual_protocol; the handshake tracker's readers
+(suspicious_port, syn_flood, failed_handshake) and blacklist stay with the engine, which also
+reads and decodes, and keeps the packet ring, the top talkers and the timeline. On the mixed
+reference capture the two halves cost about the same; on bulk transfers the engine's reading
+is the longer half.
 
 The worker never writes anything but its pipe (and a detector's failure line on stderr); it
 leaves with os._exit, so no buffer or handler it inherited runs twice.
@@ -22,21 +28,23 @@ leaves with os._exit, so no buffer or handler it inherited runs twice.
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import resource
 import signal
 import sys
-from collections.abc import Sequence
 from typing import IO, Any
 
-from .capture.pcapfile import CaptureError, read_batches
+import numpy as np
+
 from .config import Config
+from .decode import COLUMN_DTYPES, PacketBatch
 from .detect import Finding
 from .engine import Engine
-from .slices import ExpiryClock, TimeSlicer, decode_raw
 
-WORKER_SHARE = frozenset({"port_scan", "host_sweep", "distributed_scan", "traffic_burst"})
+WORKER_SHARE = frozenset({"port_scan", "host_sweep", "distributed_scan", "traffic_burst", "unusual_protocol"})
+ALIGN = 64  # each column of the slot starts on its own cache line
 
 
 class WorkerLost(RuntimeError):
@@ -50,93 +58,117 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def wanted(cfg: Config, files: Sequence[str]) -> bool:
-    """Whether to split: general.workers (0 = two processes when two CPUs are ours), only
-    regular files (standard input and pipes can be read once), and a share to split off."""
+def wanted(cfg: Config) -> bool:
+    """Whether to split: general.workers (0 = two processes when two CPUs are ours) and a
+    share to split off."""
     workers = cfg.general.workers or (2 if usable_cpus() >= 2 else 1)
-    if workers < 2 or not files or not all(f != "-" and os.path.isfile(f) for f in files):
-        return False
-    return any(getattr(cfg.detect, name).enabled for name in WORKER_SHARE)
+    return workers >= 2 and any(getattr(cfg.detect, name).enabled for name in WORKER_SHARE)
 
 
-def split(engine: Engine, files: Sequence[str]) -> WorkerLink:
+class SliceSlot:
+    """One slice's columns in a mapping the engine and the worker share (made before the fork):
+    the engine writes a slice, the worker reads it in place, and the engine writes the next only
+    after the worker sent the findings of this one."""
+
+    def __init__(self, rows: int):
+        self.rows = rows
+        self.offsets: dict[str, int] = {}
+        size = 0
+        for name, dtype in COLUMN_DTYPES.items():
+            self.offsets[name] = size
+            size += -(-rows * np.dtype(dtype).itemsize // ALIGN) * ALIGN
+        self.mapping = mmap.mmap(-1, max(size, 1))  # anonymous and shared: the child sees the parent's writes
+
+    def column(self, name: str, n: int) -> np.ndarray:
+        return np.frombuffer(self.mapping, COLUMN_DTYPES[name], n, self.offsets[name])
+
+    def put(self, batch: PacketBatch) -> None:
+        n = len(batch)
+        for name in COLUMN_DTYPES:
+            self.column(name, n)[:] = getattr(batch, name)
+
+    def batch(self, n: int, seq: int) -> PacketBatch:
+        """The slice as the worker's detectors see it: read-only views of the slot."""
+        cols: dict[str, Any] = {}
+        for name in COLUMN_DTYPES:
+            col = self.column(name, n)
+            col.flags.writeable = False
+            cols[name] = col
+        return PacketBatch(**cols, seq=seq)
+
+
+def split(engine: Engine) -> WorkerLink:
     """Fork the worker with the engine's detectors of WORKER_SHARE (still fresh: call before
     the first packet) and put RemoteDetectors in their place."""
     share = [i for i, det in enumerate(engine.detectors) if det.name in WORKER_SHARE]
+    slot = SliceSlot(engine.slice_packets)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # else the child's copy of a buffer could come out twice
-    rfd, wfd = os.pipe()
+    down_r, down_w = os.pipe()  # engine -> worker: slices, expiry, the end
+    up_r, up_w = os.pipe()  # worker -> engine: findings
     pid = os.fork()
     if pid == 0:  # the worker
-        os.close(rfd)
+        os.close(down_w)
+        os.close(up_r)
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the engine reports, the worker just ends
-            with os.fdopen(wfd, "wb", buffering=1 << 16) as out:
-                code = _Worker(engine, share, files, out).run()
+            with os.fdopen(down_r, "rb", buffering=1 << 16) as inp, os.fdopen(up_w, "wb", buffering=1 << 16) as out:
+                code = _Worker(engine, share, slot, inp, out).run()
         except BrokenPipeError:  # the engine stopped reading: it ended first
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported by the engine as lost detectors
             print(f"wirewatch: detector worker failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
             os._exit(code)
-    os.close(wfd)
-    link = WorkerLink(pid, os.fdopen(rfd, "rb", buffering=1 << 16), share)
+    os.close(down_r)
+    os.close(up_w)
+    link = WorkerLink(pid, os.fdopen(up_r, "rb", buffering=1 << 16), os.fdopen(down_w, "wb", buffering=1 << 16),
+                      share, slot)
     for i in share:
         engine.detectors[i] = RemoteDetector(engine.detectors[i].name, i, link)
     return link
 
 
 class _Worker:
-    """The worker's loop: the engine's slices, its share's detectors, a message per slice."""
+    """The worker's loop: the engine's messages in order, its share's detectors, a message back
+    per slice and at the end."""
 
-    def __init__(self, engine: Engine, share: list[int], files: Sequence[str], out: IO[bytes]):
-        self.cfg = engine.cfg
+    def __init__(self, engine: Engine, share: list[int], slot: SliceSlot, inp: IO[bytes], out: IO[bytes]):
         self.detectors = {i: engine.detectors[i] for i in share}
-        self.files = files
+        self.slot = slot
+        self.inp = inp
         self.out = out
-        self.slicer = TimeSlicer(self.cfg.general.expire_interval, engine.slice_packets)
-        self.clock = ExpiryClock(self.cfg.general.expire_interval)
-        self.seq = 0
-        self.last_ts: float | None = None
         self.errors: dict[str, int] = {}
 
     def run(self) -> int:
-        depth = self.cfg.decode.max_tunnel_depth
-        for path in self.files:
+        while True:
             try:
-                for raw in read_batches(path, self.cfg.general.batch_size):
-                    for part in self.slicer.add(decode_raw(raw, depth)):
-                        self._analyse(part)
-                        del part  # as Engine.process: not kept while the next slice is built
-            except CaptureError:
-                pass  # the engine reads the same file and says so
-        last = self.slicer.take()
-        if last is not None:
-            self._analyse(last)
-        self._send(("finish", self._call("finish", self.last_ts) if self.last_ts is not None else {}))
-        near = self._call("near_misses", self.last_ts) if self.last_ts is not None else {}
-        stats = {i: det.stats() for i, det in self.detectors.items()}
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        self._send(("end", {"near_misses": near, "stats": stats, "component_errors": self.errors,
-                            "peak_rss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}))
-        return 0
+                kind, *args = pickle.load(self.inp)
+            except EOFError:  # the engine ended without an end of input (an error, Ctrl-C)
+                return 0
+            if kind == "slice":
+                seq, n, columns = args
+                batch = self.slot.batch(n, seq) if columns is None else PacketBatch(**columns, seq=seq)
+                self._send(("slice", seq, self._call("observe", batch)))
+            elif kind == "expire":
+                index, now = args
+                self._call("expire", now, only=index)
+            else:  # "finish": the end of input, at the engine's last packet time (None: no packet)
+                now = args[0]
+                self._send(("finish", self._call("finish", now) if now is not None else {}))
+                near = self._call("near_misses", now) if now is not None else {}
+                stats = {i: det.stats() for i, det in self.detectors.items()}
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                self._send(("end", {"near_misses": near, "stats": stats, "component_errors": self.errors,
+                                    "peak_rss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}))
+                return 0
 
-    def _analyse(self, batch: Any) -> None:
-        """Engine._process_slice for this share: the same slice numbers and expiry times."""
-        if not len(batch):
-            return
-        hi = float(batch.ts.max())
-        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
-        batch.seq = self.seq
-        self._send(("slice", self.seq, self._call("observe", batch)))
-        self.seq += 1
-        if self.clock.due(hi):
-            self._call("expire", hi)
-
-    def _call(self, method: str, *args: Any) -> dict[int, Any]:
+    def _call(self, method: str, *args: Any, only: int | None = None) -> dict[int, Any]:
         out: dict[int, Any] = {}
         for i, det in self.detectors.items():
+            if only is not None and i != only:
+                continue
             try:
                 got = getattr(det, method)(*args)
             except Exception as exc:  # noqa: BLE001 - as the engine: logged once, counted, not fatal
@@ -156,36 +188,63 @@ class _Worker:
 
 
 class WorkerLink:
-    """The engine's end of the pipe: each slice's findings as the worker sends them."""
+    """The engine's end of the two pipes: slices, expiry and the end of input down, each
+    slice's findings up."""
 
-    def __init__(self, pid: int, pipe: IO[bytes], share: list[int]):
+    def __init__(self, pid: int, pipe: IO[bytes], down: IO[bytes], share: list[int], slot: SliceSlot):
         self.pid = pid
         self.pipe: IO[bytes] | None = pipe
+        self.down: IO[bytes] | None = down
         self.share = share
-        self.seq = -1
+        self.slot = slot
+        self.submitted = -1  # the last slice given to the worker
+        self.seq = -1  # the last slice whose findings came back
         self.found: dict[int, list[Finding]] = {}
         self.finished: dict[int, list[Finding]] | None = None
         self.end: dict[str, Any] | None = None
         self.status: int | None = None
         self.lost = ""
 
+    def submit(self, batch: PacketBatch) -> None:
+        """Give the worker slice `batch.seq` (once, whichever stand-in asks first). The slot is
+        written only once the worker has answered the slice before: it reads it in place."""
+        if batch.seq <= self.submitted or self.down is None:
+            return
+        try:
+            while self.seq < self.submitted:
+                self._take_slice()
+            n = len(batch)
+            columns = None
+            if n <= self.slot.rows:
+                self.slot.put(batch)
+            else:  # a slice longer than the slot was made for (the slice limit raised after the fork)
+                columns = {name: np.ascontiguousarray(getattr(batch, name)) for name in COLUMN_DTYPES}
+            self._send(("slice", batch.seq, n, columns))
+        except WorkerLost:
+            pass  # each stand-in says so when it asks for its findings
+        self.submitted = batch.seq
+
     def observed(self, seq: int, index: int) -> list[Finding]:
         """What detector `index` found in slice `seq` (the engine asks in slice order)."""
         while self.seq < seq:
-            kind, *rest = self._receive()
-            if kind != "slice":
-                raise WorkerLost(f"the detector worker ended at slice {self.seq + 1}, the engine is at {seq}")
-            self.seq, self.found = rest
+            self._take_slice()
         return list(self.found.get(index, ()))
 
-    def finish(self, index: int) -> list[Finding]:
+    def expire(self, index: int, now: float) -> None:
+        if self.down is not None:
+            self._send(("expire", index, now))
+
+    def finish(self, index: int, now: float | None) -> list[Finding]:
+        """The end of input: what detector `index` held back, and the worker's last report."""
         if self.finished is None:
+            while self.seq < self.submitted:  # the engine stopped before it asked for them
+                self._take_slice()
+            self._send(("finish", now))
             kind, found = self._receive()
             if kind != "finish":
                 raise WorkerLost(f"the detector worker sent {kind!r} where the engine expected the end of input")
             self.finished = found
             self.end = self._receive()[1]
-            self.close()
         return list(self.finished.pop(index, ()))  # once: the engine may flush again (close after finish)
 
     def ended(self, key: str, index: int, default: Any) -> Any:
@@ -205,28 +264,55 @@ class WorkerLink:
     def component_errors(self) -> dict[str, int]:
         return dict(self.end["component_errors"]) if self.end is not None else {}
 
+    def _take_slice(self) -> None:
+        kind, *rest = self._receive()
+        if kind != "slice":
+            raise WorkerLost(f"the detector worker sent {kind!r} where the engine expected slice {self.seq + 1}")
+        self.seq, self.found = rest
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self.down is None:
+            raise WorkerLost(self.lost or "the detector worker has ended")
+        try:
+            pickle.dump(message, self.down, protocol=pickle.HIGHEST_PROTOCOL)
+            self.down.flush()
+        except OSError as exc:  # BrokenPipeError: it ended
+            raise self._lose() from exc
+
     def _receive(self) -> tuple[Any, ...]:
         if self.pipe is None:
             raise WorkerLost(self.lost or "the detector worker has ended")
         try:
             message: tuple[Any, ...] = pickle.load(self.pipe)
         except (EOFError, pickle.UnpicklingError, OSError) as exc:
-            self.close()
-            self.lost = f"the detector worker ended early (exit status {self.status}); its detectors saw no more"
-            raise WorkerLost(self.lost) from exc
+            raise self._lose() from exc
         return message
 
+    def _lose(self) -> WorkerLost:
+        self._reap()
+        self.lost = f"the detector worker ended early (exit status {self.status}); its detectors saw no more"
+        return WorkerLost(self.lost)
+
     def close(self) -> None:
-        """Stop listening and reap the worker (ended, or told to end: the engine stopped first)."""
-        if self.pipe is None:
-            return
-        self.pipe.close()
-        self.pipe = None
-        if self.end is None:
+        """Let the worker end and reap it. Before the end of input (no packet, or the engine
+        stopped first) it is told the input ended, so its last report is there all the same."""
+        if self.end is None and self.down is not None:
             try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                self.finish(-1, None)
+            except WorkerLost:
+                pass  # reaped on the way
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.pipe is None and self.down is None:
+            return
+        for pipe in (self.down, self.pipe):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:  # the worker is gone: what was buffered for it cannot go
+                    pass
+        self.down = self.pipe = None
         _, status = os.waitpid(self.pid, 0)
         self.status = os.waitstatus_to_exitcode(status)
 
@@ -234,24 +320,28 @@ class WorkerLink:
 class RemoteDetector:
     """The engine's stand-in for a detector that runs in the worker."""
 
-    deferred = True  # the engine asks it after its own detectors (Engine._call_detectors)
+    deferred = True  # given each slice first, asked for its findings last (Engine._observe)
 
     def __init__(self, name: str, index: int, link: WorkerLink):
         self.name = name
         self.index = index
         self.link = link
 
+    def submit(self, batch: PacketBatch) -> None:
+        self.link.submit(batch)
+
     def observe(self, batch: Any) -> list[Finding]:
         return self.link.observed(batch.seq, self.index)
 
     def finish(self, now: float) -> list[Finding]:
-        return self.link.finish(self.index)
+        return self.link.finish(self.index, now)
 
     def tick(self, now: float) -> list[Finding]:
         return []  # files only: no clock
 
     def expire(self, now: float) -> None:
-        """The worker expires its detectors' state at the same packet times."""
+        """The worker expires its detector's state at the same packet time, in the same order."""
+        self.link.expire(self.index, now)
 
     def reconfigure(self, cfg: Any, root: Any = None) -> None:
         """Files only: no SIGHUP reload."""
@@ -261,4 +351,3 @@ class RemoteDetector:
 
     def near_misses(self, now: float) -> list[dict[str, Any]]:
         return list(self.link.ended("near_misses", self.index, []))
-

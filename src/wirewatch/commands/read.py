@@ -40,7 +40,7 @@ def cmd_read(args: argparse.Namespace, cfg: Config) -> int:
         if feeds is not None:
             feeds.fetch_all()
             feeds.stop()
-    link = split(engine, args.files) if wanted(cfg, args.files) else None
+    link = split(engine) if wanted(cfg) else None
     try:
         status, files = _read_files(args, cfg, engine)
         engine.finish()  # the run-end updates before the final stats record, which counts them
@@ -82,9 +82,12 @@ def _read_files(args: argparse.Namespace, cfg: Config, engine: Engine) -> tuple[
     for path in args.files:
         progress = Progress(path, enabled=not args.no_progress)
         engine.begin_file(path)
+        steady = path != "-" and os.path.isfile(path)  # never waits for more input
         try:
             for raw in read_batches(path, cfg.general.batch_size):
                 engine.feed(raw)
+                if not steady:  # a pipe may pause: what its packets showed must not wait for the next ones
+                    engine.settle()
                 progress.update(raw)
             files.append({"file": path, "ok": True})
         except CaptureError as exc:
