@@ -131,6 +131,11 @@ def run_split(detectors, path: Path) -> tuple[list[dict], Engine, dict]:
     link = split(engine)
     assert [type(d) for d in engine.detectors].count(RemoteDetector) == len(
         [d for d in detectors if d.name in WORKER_SHARE])
+    return feed_split(engine, link, path), engine, link.report()
+
+
+def feed_split(engine: Engine, link, path: Path) -> list[dict]:
+    """The alerts of `path` read through a split engine; the worker reaped after."""
     alerts: list[dict] = []
     try:
         for raw in read_batches(str(path), 4096):
@@ -138,7 +143,7 @@ def run_split(detectors, path: Path) -> tuple[list[dict], Engine, dict]:
         alerts += engine.flush()
     finally:
         link.close()
-    return alerts, engine, link.report()
+    return alerts
 
 
 def real(name: str, extra) -> list:
@@ -204,13 +209,7 @@ def test_slices_longer_than_the_slot_go_down_the_pipe(tmp_path):
     engine.slice_packets = 16
     link = split(engine)
     engine.slice_packets = 4096  # slices of up to 4096 packets, a slot of 16
-    alerts: list[dict] = []
-    try:
-        for raw in read_batches(str(path), 4096):
-            alerts += engine.feed(raw)
-        alerts += engine.flush()
-    finally:
-        link.close()
+    alerts = feed_split(engine, link, path)
     one = Engine(small, (), default_detectors(small))
     alone = [a for raw in read_batches(str(path), 4096) for a in one.feed(raw)] + one.flush()
     assert link.report()["status"] == 0 and not engine.stats.component_errors

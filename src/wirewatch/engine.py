@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
@@ -31,6 +32,8 @@ from .slices import ExpiryClock, TimeSlicer, decode_raw
 from .talkers import TopTalkers
 from .timeline import Timeline
 from .tunnel_evidence import TunnelEvidence
+
+OPEN_SLICES = 2  # with detectors in the worker: slices analysed here and not yet settled, at most
 
 
 @dataclass
@@ -71,7 +74,8 @@ class Engine:
         self.started = time.perf_counter()
         self._finished = False
         self._seq = 0
-        self._open: tuple[Callable[[], list[Finding]], float, float] | None = None  # a slice not settled yet
+        # slices analysed by this process's detectors, not yet settled (their findings, packet time, tick)
+        self._open: deque[tuple[Callable[[], list[Finding]], float, float, PacketBatch]] = deque()
         self.slicer = TimeSlicer(cfg.general.expire_interval)
         self._fed = 0  # rows fed so far (the ring's frame numbers count them; it adds them as slices are analysed)
         self.packets: PacketRing | None = None  # an alert's packets: begin_file() or keep_packets()
@@ -145,24 +149,50 @@ class Engine:
         return ([] if part is None else self._process_slice(part)) + self.settle()
 
     def _process_slice(self, batch: PacketBatch) -> list[dict[str, Any]]:
-        alerts = self.settle()  # the slice before, first: nothing of this one may come before it
         s = self.stats
         n = len(batch)
         for k, v in batch.errors.items():
             s.decode_errors[k] = s.decode_errors.get(k, 0) + v
         s.non_ip += batch.non_ip
         if not n:
-            return alerts
+            return []
         batch.seq = self._seq  # per-batch caches (the shared handshake tracker) key on this
         self._seq += 1
         later = self._deferred
         for i in later:  # the worker starts on this slice while this process does its share
-            cast(Any, self.detectors[i]).submit(batch)  # RemoteDetector's: not part of the Detector protocol
+            # RemoteDetector's (not part of the Detector protocol): the slice as the worker reads it,
+            # in shared memory, which this process reads too instead of keeping its own copy open
+            batch = cast(Any, self.detectors[i]).submit(batch)
         s.packets += n
         s.bytes += int(batch.length.sum(dtype=np.int64))
         lo, hi = float(batch.ts.min()), float(batch.ts.max())
         s.first_ts = lo if s.first_ts is None else min(s.first_ts, lo)
         s.last_ts = hi if s.last_ts is None else max(s.last_ts, hi)
+        tick = float(np.floor(batch.ts[0] / self.cfg.general.expire_interval))  # the slice's, all its rows'
+        collect = self._observe(batch, later)
+        self._maybe_expire(hi)  # the detectors' state, in slice order (the worker's: down its pipe)
+        self._open.append((collect, hi, tick, batch))
+        alerts: list[dict[str, Any]] = []
+        while len(self._open) > (OPEN_SLICES - 1 if later else 0):
+            alerts += self._settle_oldest()
+        return alerts
+
+    def settle(self) -> list[dict[str, Any]]:
+        """Settle every open slice (the end of input; a reader that may wait for input, a pipe,
+        after each read)."""
+        alerts: list[dict[str, Any]] = []
+        while self._open:
+            alerts += self._settle_oldest()
+        return alerts
+
+    def _settle_oldest(self) -> list[dict[str, Any]]:
+        """The oldest open slice's end: its packets to the ring, the talkers, the timeline and the
+        tunnel evidence, its findings (the worker's too) to the alert manager and the sinks. With
+        detectors in the worker, up to OPEN_SLICES slices stay open, so the worker's half overlaps
+        the engine's own detectors and its reading of what follows. What a slice's settling
+        reads (the ring, the tunnel evidence, the alert manager) sees exactly the slices before
+        it, and the detectors saw the slices in order, expiry included: the alerts of one process."""
+        collect, hi, tick, batch = self._open.popleft()
         if self.packets is not None and self.spool is None:
             # a capture file: the ring takes a slice's rows when it is analysed, so an alert finds
             # (and misses, once evicted) the same packets wherever the reader cut its batches
@@ -171,23 +201,8 @@ class Engine:
         self.layers.add(batch)
         self.timeline.add(batch.ts)
         self.tunnels.observe(batch)
-        tick = float(np.floor(batch.ts[0] / self.cfg.general.expire_interval))  # the slice's, all its rows'
-        self._open = (self._observe(batch, later), hi, tick)
-        return alerts if later else alerts + self.settle()
-
-    def settle(self) -> list[dict[str, Any]]:
-        """The open slice's end: its findings (the worker's too) to the alert manager and the sinks,
-        then expiry. A slice with detectors in the worker stays open until the next slice starts
-        or the input ends, so the worker's half overlaps the reading of what follows; nothing but
-        reading happens in between, so the alerts are those of one process. A reader that may
-        wait for input (a pipe) settles after each read."""
-        if self._open is None:
-            return []
-        collect, hi, tick = self._open
-        self._open = None
         alerts = self.alerts.ingest(self.tunnels.annotate(collect()), hi, tick)
         self._emit(alerts)
-        self._maybe_expire(hi)
         return alerts
 
     def _maybe_expire(self, now: float) -> None:

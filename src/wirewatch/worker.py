@@ -3,16 +3,18 @@
 A machine with two cores reads a capture in about the time the slower half of the work
 takes. The worker is forked before the first packet with the engine's still-fresh detectors
 of WORKER_SHARE. The engine alone reads and decodes the input and cuts the time slices; it
-copies each slice's columns into a shared mapping (`SliceSlot`, one slice large) and tells the
-worker, which runs its share of the detectors on that slice while the engine runs its own
-and then reads on, and sends back the slice's findings. The engine takes them just before
-it starts the next slice (Engine._process_slice), so the worker's half overlaps the engine's
-detectors and its reading of what follows. In the engine a RemoteDetector stands in for each
-of the worker's detectors, in registry order, and answers with the findings its detector
-made on the same slice; expiry and the end of input are passed on in order. So everything
-after the detectors (alert manager, sinks) sees what one process would have given it, in the
-same order: the same alerts. The price is a copy of each slice (114 bytes a packet) and the
-worker's own memory.
+copies each slice's columns into one of OPEN_SLICES shared mappings (`SliceSlot`, one slice
+large each) and tells the worker, which runs its share of the detectors on that slice in
+place and sends back the slice's findings. The engine's own detectors read the same shared
+copy. A slice is settled (Engine._settle_oldest: ring, talkers, alert manager, sinks) once the
+engine has run its own detectors on the slice after it, so the worker can be a slice behind
+and its half overlaps the engine's detectors and reading. In the engine a RemoteDetector
+stands in for each of the worker's detectors, in registry order, and answers with the
+findings its detector made on the same slice; expiry and the end of input are passed on in
+order. So everything after the detectors (alert manager, sinks) sees what one process would
+have given it, in the same order: the same alerts. The price is a copy of each slice (114
+bytes a packet) and the worker's own memory; the slots' pages count in both processes'
+resident sets.
 
 WORKER_SHARE is the split: the detectors that read the per-batch conversation and reply
 classifiers (classify/conversations.py, classify/replies.py) go to the worker, so each
@@ -41,7 +43,7 @@ import numpy as np
 from .config import Config
 from .decode import COLUMN_DTYPES, PacketBatch
 from .detect import Finding
-from .engine import Engine
+from .engine import OPEN_SLICES, Engine
 
 WORKER_SHARE = frozenset({"port_scan", "host_sweep", "distributed_scan", "traffic_burst", "unusual_protocol"})
 ALIGN = 64  # each column of the slot starts on its own cache line
@@ -67,8 +69,8 @@ def wanted(cfg: Config) -> bool:
 
 class SliceSlot:
     """One slice's columns in a mapping the engine and the worker share (made before the fork):
-    the engine writes a slice, the worker reads it in place, and the engine writes the next only
-    after the worker sent the findings of this one."""
+    the engine writes a slice, both read it in place, and the engine writes the slot again only
+    after the worker sent the findings of the slice in it and the engine settled it."""
 
     def __init__(self, rows: int):
         self.rows = rows
@@ -101,7 +103,7 @@ def split(engine: Engine) -> WorkerLink:
     """Fork the worker with the engine's detectors of WORKER_SHARE (still fresh: call before
     the first packet) and put RemoteDetectors in their place."""
     share = [i for i, det in enumerate(engine.detectors) if det.name in WORKER_SHARE]
-    slot = SliceSlot(engine.slice_packets)
+    slots = [SliceSlot(engine.slice_packets) for _ in range(OPEN_SLICES)]  # a slice open in the engine keeps its slot
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # else the child's copy of a buffer could come out twice
     down_r, down_w = os.pipe()  # engine -> worker: slices, expiry, the end
@@ -114,7 +116,7 @@ def split(engine: Engine) -> WorkerLink:
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the engine reports, the worker just ends
             with os.fdopen(down_r, "rb", buffering=1 << 16) as inp, os.fdopen(up_w, "wb", buffering=1 << 16) as out:
-                code = _Worker(engine, share, slot, inp, out).run()
+                code = _Worker(engine, share, slots, inp, out).run()
         except BrokenPipeError:  # the engine stopped reading: it ended first
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported by the engine as lost detectors
@@ -124,7 +126,7 @@ def split(engine: Engine) -> WorkerLink:
     os.close(down_r)
     os.close(up_w)
     link = WorkerLink(pid, os.fdopen(up_r, "rb", buffering=1 << 16), os.fdopen(down_w, "wb", buffering=1 << 16),
-                      share, slot)
+                      share, slots)
     for i in share:
         engine.detectors[i] = RemoteDetector(engine.detectors[i].name, i, link)
     return link
@@ -134,9 +136,9 @@ class _Worker:
     """The worker's loop: the engine's messages in order, its share's detectors, a message back
     per slice and at the end."""
 
-    def __init__(self, engine: Engine, share: list[int], slot: SliceSlot, inp: IO[bytes], out: IO[bytes]):
+    def __init__(self, engine: Engine, share: list[int], slots: list[SliceSlot], inp: IO[bytes], out: IO[bytes]):
         self.detectors = {i: engine.detectors[i] for i in share}
-        self.slot = slot
+        self.slots = slots
         self.inp = inp
         self.out = out
         self.errors: dict[str, int] = {}
@@ -149,7 +151,7 @@ class _Worker:
                 return 0
             if kind == "slice":
                 seq, n, columns = args
-                batch = self.slot.batch(n, seq) if columns is None else PacketBatch(**columns, seq=seq)
+                batch = self.slots[seq % len(self.slots)].batch(n, seq) if columns is None else PacketBatch(**columns, seq=seq)
                 self._send(("slice", seq, self._call("observe", batch)))
             elif kind == "expire":
                 index, now = args
@@ -191,44 +193,51 @@ class WorkerLink:
     """The engine's end of the two pipes: slices, expiry and the end of input down, each
     slice's findings up."""
 
-    def __init__(self, pid: int, pipe: IO[bytes], down: IO[bytes], share: list[int], slot: SliceSlot):
+    def __init__(self, pid: int, pipe: IO[bytes], down: IO[bytes], share: list[int], slots: list[SliceSlot]):
         self.pid = pid
         self.pipe: IO[bytes] | None = pipe
         self.down: IO[bytes] | None = down
         self.share = share
-        self.slot = slot
+        self.slots = slots  # slice seq goes to slot seq % len(slots)
         self.submitted = -1  # the last slice given to the worker
         self.seq = -1  # the last slice whose findings came back
-        self.found: dict[int, list[Finding]] = {}
+        self.found: dict[int, dict[int, list[Finding]]] = {}  # per slice not yet asked for: per detector
         self.finished: dict[int, list[Finding]] | None = None
         self.end: dict[str, Any] | None = None
         self.status: int | None = None
         self.lost = ""
 
-    def submit(self, batch: PacketBatch) -> None:
-        """Give the worker slice `batch.seq` (once, whichever stand-in asks first). The slot is
-        written only once the worker has answered the slice before: it reads it in place."""
+    def submit(self, batch: PacketBatch) -> PacketBatch:
+        """Give the worker slice `batch.seq` (once, whichever stand-in asks first); returns the
+        slice as the worker reads it (read-only views of its slot, or `batch` itself). Its slot is
+        written only once the worker has answered the slice that used it before: it reads it in
+        place."""
         if batch.seq <= self.submitted or self.down is None:
-            return
-        try:
-            while self.seq < self.submitted:
-                self._take_slice()
-            n = len(batch)
-            columns = None
-            if n <= self.slot.rows:
-                self.slot.put(batch)
-            else:  # a slice longer than the slot was made for (the slice limit raised after the fork)
-                columns = {name: np.ascontiguousarray(getattr(batch, name)) for name in COLUMN_DTYPES}
-            self._send(("slice", batch.seq, n, columns))
-        except WorkerLost:
-            pass  # each stand-in says so when it asks for its findings
+            return batch
         self.submitted = batch.seq
+        try:
+            while self.seq < batch.seq - len(self.slots):
+                self._take_slice()
+            slot = self.slots[batch.seq % len(self.slots)]
+            if len(batch) > slot.rows:  # a slice longer than the slot was made for (the limit raised after the fork)
+                self._send(("slice", batch.seq, len(batch),
+                            {name: np.ascontiguousarray(getattr(batch, name)) for name in COLUMN_DTYPES}))
+                return batch
+            slot.put(batch)
+            self._send(("slice", batch.seq, len(batch), None))
+        except WorkerLost:
+            return batch  # each stand-in says so when it asks for its findings
+        shared = slot.batch(len(batch), batch.seq)
+        shared.errors, shared.non_ip = batch.errors, batch.non_ip
+        return shared
 
     def observed(self, seq: int, index: int) -> list[Finding]:
         """What detector `index` found in slice `seq` (the engine asks in slice order)."""
         while self.seq < seq:
             self._take_slice()
-        return list(self.found.get(index, ()))
+        for old in [k for k in self.found if k < seq]:  # the engine asks in slice order: done with
+            del self.found[old]
+        return list(self.found.get(seq, {}).get(index, ()))
 
     def expire(self, index: int, now: float) -> None:
         if self.down is not None:
@@ -268,7 +277,9 @@ class WorkerLink:
         kind, *rest = self._receive()
         if kind != "slice":
             raise WorkerLost(f"the detector worker sent {kind!r} where the engine expected slice {self.seq + 1}")
-        self.seq, self.found = rest
+        seq, found = rest
+        self.found[seq] = found
+        self.seq = seq
 
     def _send(self, message: tuple[Any, ...]) -> None:
         if self.down is None:
@@ -327,8 +338,8 @@ class RemoteDetector:
         self.index = index
         self.link = link
 
-    def submit(self, batch: PacketBatch) -> None:
-        self.link.submit(batch)
+    def submit(self, batch: PacketBatch) -> PacketBatch:
+        return self.link.submit(batch)
 
     def observe(self, batch: Any) -> list[Finding]:
         return self.link.observed(batch.seq, self.index)
