@@ -90,7 +90,8 @@ class SliceSlot:
             self.column(name, n)[:] = getattr(batch, name)
 
     def batch(self, n: int, seq: int) -> PacketBatch:
-        """The slice as the worker's detectors see it: read-only views of the slot."""
+        """The slice as the detectors see it, the worker's and the engine's own: read-only views
+        of the slot."""
         cols: dict[str, Any] = {}
         for name in COLUMN_DTYPES:
             col = self.column(name, n)
@@ -126,7 +127,7 @@ def split(engine: Engine) -> WorkerLink:
     os.close(down_r)
     os.close(up_w)
     link = WorkerLink(pid, os.fdopen(up_r, "rb", buffering=1 << 16), os.fdopen(down_w, "wb", buffering=1 << 16),
-                      share, slots)
+                      slots)
     for i in share:
         engine.detectors[i] = RemoteDetector(engine.detectors[i].name, i, link)
     return link
@@ -193,11 +194,10 @@ class WorkerLink:
     """The engine's end of the two pipes: slices, expiry and the end of input down, each
     slice's findings up."""
 
-    def __init__(self, pid: int, pipe: IO[bytes], down: IO[bytes], share: list[int], slots: list[SliceSlot]):
+    def __init__(self, pid: int, pipe: IO[bytes], down: IO[bytes], slots: list[SliceSlot]):
         self.pid = pid
         self.pipe: IO[bytes] | None = pipe
         self.down: IO[bytes] | None = down
-        self.share = share
         self.slots = slots  # slice seq goes to slot seq % len(slots)
         self.submitted = -1  # the last slice given to the worker
         self.seq = -1  # the last slice whose findings came back
