@@ -35,7 +35,7 @@ class GeneralConfig(Frozen):
     time_window: float = seconds(10.0, "Default rolling window in seconds of packet time (--time-window).", 0.1)
     interface: str = setting("", "Interface name reported as in_iface (-i/--interface).")
     batch_size: int = setting(16384, "Most packets per capture read (and at most 8 MiB of the capture). Reads within one expire_interval are "
-                                     "analysed together, up to 65,536 packets per detector pass; alerts never "
+                                     "analysed together, up to 32,768 packets per detector pass; alerts never "
                                      "depend on it (nor on the reader or compression).", 1, 1_000_000)
     workers: int = setting(0, "Processes that analyse a capture (`wirewatch read`): 2 = a forked worker runs "
                               "port_scan, host_sweep, distributed_scan, traffic_burst and unusual_protocol on the "
