@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from conftest import cli
 
 from wirewatch.capture.pcapfile import read_batches
@@ -199,6 +200,37 @@ def test_the_slot_gives_the_worker_the_slice_read_only():
         assert (getattr(seen, name) == getattr(batch, name)).all(), name
         assert not getattr(seen, name).flags.writeable  # a detector cannot change what the engine wrote
     assert seen.select(seen.proto == 6).src_lo.tolist() == batch.select(batch.proto == 6).src_lo.tolist()
+
+
+def test_the_reads_of_a_slice_are_joined_straight_into_the_slot():
+    """Many small reads per slice: the engine writes them into the worker's slot (no
+    concatenated copy first); the alerts are those of one process."""
+    path = HERE / "corpus" / "dev01_nmap_syn_top100.pcap"
+    cfg = Config()
+    engine = Engine(cfg, (), default_detectors(cfg))
+    link = split(engine)
+    placed: list[bool] = []
+    join = engine.slicer.join
+
+    def watched(parts):
+        batch = join(parts)
+        slot = link.slots[(link.submitted + 1) % len(link.slots)]
+        placed.append(len(parts) > 1 and np.shares_memory(batch.ts, np.frombuffer(slot.mapping, np.uint8)))
+        return batch
+
+    engine.slicer.join = watched
+    alerts: list[dict] = []
+    try:
+        for raw in read_batches(str(path), 64):
+            alerts += engine.feed(raw)
+        alerts += engine.flush()
+    finally:
+        link.close()
+    one = Engine(cfg, (), default_detectors(cfg))
+    alone = [a for raw in read_batches(str(path), 64) for a in one.feed(raw)] + one.flush()
+    assert any(placed) and link.report()["status"] == 0
+    assert any(a["alert"]["signature"].startswith("WIREWATCH port scan") for a in alerts)
+    assert [a["alert"] for a in alerts] == [a["alert"] for a in alone]
 
 
 def test_slices_longer_than_the_slot_go_down_the_pipe(tmp_path):

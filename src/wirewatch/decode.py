@@ -18,6 +18,7 @@ outer packet and is counted as `malformed_inner_packet`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,8 +204,14 @@ class PacketBatch:
         return _SelectedRows(self, mask)
 
     @classmethod
-    def concat(cls, batches: list[PacketBatch]) -> PacketBatch:
-        cols: dict[str, Any] = {name: np.concatenate([getattr(b, name) for b in batches]) for name in BATCH_FIELDS}
+    def concat(cls, batches: list[PacketBatch],
+               into: Callable[[str, int], np.ndarray] | None = None) -> PacketBatch:
+        """The batches one after the other; with `into` (column name, rows -> array), each column
+        is written into the array it gives (a worker's slot) instead of a new one."""
+        n = sum(len(b) for b in batches)
+        cols: dict[str, Any] = {name: np.concatenate([getattr(b, name) for b in batches],
+                                                     out=None if into is None else into(name, n))
+                                for name in BATCH_FIELDS}
         out = cls(**cols)
         for b in batches:
             for k, v in b.errors.items():

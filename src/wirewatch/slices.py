@@ -6,7 +6,7 @@ reader cut its batches. The engine makes the cut, and hands the worker (worker.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -27,6 +27,11 @@ def decode_raw(raw: RawBatch, max_tunnel_depth: int) -> PacketBatch:
     return batch
 
 
+def join(parts: list[PacketBatch]) -> PacketBatch:
+    """The reads of one slice as one batch (the one read itself when there is only one)."""
+    return parts[0] if len(parts) == 1 else PacketBatch.concat(parts)
+
+
 class TimeSlicer:
     """Cuts decoded batches into slices of `step` seconds of packet time.
 
@@ -45,6 +50,8 @@ class TimeSlicer:
         self.pending: list[PacketBatch] = []  # the current time slice, not yet analysed
         self.pending_tick = 0.0
         self.pending_rows = 0
+        # the reads of one slice -> the slice; a worker's link (worker.py) writes them into its slot
+        self.join: Callable[[list[PacketBatch]], PacketBatch] = join
 
     def add(self, batch: PacketBatch) -> Iterator[PacketBatch]:
         """The slices this batch completes, in order; an empty one only carries a read's
@@ -77,7 +84,7 @@ class TimeSlicer:
         if not self.pending:
             return
         parts, self.pending, self.pending_rows = self.pending, [], 0
-        batch = parts[0] if len(parts) == 1 else PacketBatch.concat(parts)
+        batch = self.join(parts)
         del parts  # while the slice is analysed, the reads it was cut from need not stay (3.5 MiB a slice)
         yield batch
 

@@ -44,6 +44,7 @@ from .config import Config
 from .decode import COLUMN_DTYPES, PacketBatch
 from .detect import Finding
 from .engine import OPEN_SLICES, Engine
+from .slices import join
 
 WORKER_SHARE = frozenset({"port_scan", "host_sweep", "distributed_scan", "traffic_burst", "unusual_protocol"})
 ALIGN = 64  # each column of the slot starts on its own cache line
@@ -130,6 +131,7 @@ def split(engine: Engine) -> WorkerLink:
                       slots)
     for i in share:
         engine.detectors[i] = RemoteDetector(engine.detectors[i].name, i, link)
+    engine.slicer.join = link.join
     return link
 
 
@@ -206,6 +208,7 @@ class WorkerLink:
         self.end: dict[str, Any] | None = None
         self.status: int | None = None
         self.lost = ""
+        self.placed: PacketBatch | None = None  # the slice join wrote into its slot, not yet submitted
 
     def submit(self, batch: PacketBatch) -> PacketBatch:
         """Give the worker slice `batch.seq` (once, whichever stand-in asks first); returns the
@@ -215,21 +218,44 @@ class WorkerLink:
         if batch.seq <= self.submitted or self.down is None:
             return batch
         self.submitted = batch.seq
+        placed, self.placed = self.placed, None
         try:
-            while self.seq < batch.seq - len(self.slots):
-                self._take_slice()
+            self._free_slot(batch.seq)
             slot = self.slots[batch.seq % len(self.slots)]
             if len(batch) > slot.rows:  # a slice longer than the slot was made for (the limit raised after the fork)
                 self._send(("slice", batch.seq, len(batch),
                             {name: np.ascontiguousarray(getattr(batch, name)) for name in COLUMN_DTYPES}))
                 return batch
-            slot.put(batch)
+            if batch is not placed:
+                slot.put(batch)
             self._send(("slice", batch.seq, len(batch), None))
         except WorkerLost:
             return batch  # each stand-in says so when it asks for its findings
         shared = slot.batch(len(batch), batch.seq)
         shared.errors, shared.non_ip = batch.errors, batch.non_ip
         return shared
+
+    def join(self, parts: list[PacketBatch]) -> PacketBatch:
+        """The reads of the next slice written straight into the slot the worker will read it
+        from (the engine's TimeSlicer.join), instead of concatenated first and then copied:
+        `submit` then only tells the worker. The slot is free once the worker answered the
+        slice before it there and the engine settled that one, which it did before cutting
+        this slice."""
+        seq = self.submitted + 1
+        slot = self.slots[seq % len(self.slots)]
+        if self.down is None or sum(len(p) for p in parts) > slot.rows:
+            return join(parts)
+        try:
+            self._free_slot(seq)
+        except WorkerLost:
+            return join(parts)  # submit finds it lost too
+        self.placed = PacketBatch.concat(parts, into=slot.column)
+        return self.placed
+
+    def _free_slot(self, seq: int) -> None:
+        """Wait until the worker has answered the slice that used slice `seq`'s slot before."""
+        while self.seq < seq - len(self.slots):
+            self._take_slice()
 
     def observed(self, seq: int, index: int) -> list[Finding]:
         """What detector `index` found in slice `seq` (the engine asks in slice order)."""
