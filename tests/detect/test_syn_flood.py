@@ -9,6 +9,8 @@ from crafted import ADDRS, T0, host, many, syn, types
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from wirewatch.schema import format_ts
+
 
 def flood(v, n, random_sources=True):
     return [syn(v, many(v, i) if random_sources else ADDRS[v][0], host(v, 0), 1024 + i % 60000, 80, T0 + i * 0.001)
@@ -73,20 +75,40 @@ def test_near_miss_names_the_victim_without_a_source(tmp_path):
 def test_host_count_survives_a_scan_that_fills_the_victims_table(tmp_path, v):
     """A port scan, then a flood of one port of the same host, as on the benchmark's mixed capture:
     each second's scan brings more new (host, port) keys than the victims' table holds
-    (max_targets 64). The host's key, the heaviest entry, stays and keeps counting: host_syns
-    holds every SYN the top source sent within the window, other_sources_syns is 0. Before, a
-    batch of new keys that alone filled 3/4 of the table evicted the whole table, the host's
-    key with it: host_syns counted from the flood's slice (500) while the top source had 900."""
+    (max_targets 64; every port probed twice, so each key passes the doorkeeper). The host's key,
+    the heaviest entry, stays and keeps counting: host_syns holds every SYN the top source sent
+    within the window, other_sources_syns is 0. Before, a batch of new keys that alone filled 3/4
+    of the table evicted the whole table, the host's key with it: host_syns counted from the
+    flood's slice (500) while the top source had all of them."""
     scanner, victim = ADDRS[v][0], host(v, 0)
-    pkts = [syn(v, scanner, victim, 40000, 1000 + i, T0 + i * 0.004) for i in range(200)]  # second 0
-    pkts += [syn(v, scanner, victim, 40000, 2000 + i, T0 + 1 + i * 0.004) for i in range(200)]  # second 1
+    pkts = []
+    for second, base in ((0, 1000), (1, 2000)):  # a probe and its retransmission per port
+        pkts += [syn(v, scanner, victim, 40000, base + i, T0 + second + i * 0.004 + k * 0.001)
+                 for i in range(200) for k in (0, 1)]
     pkts += [syn(v, scanner, victim, 30000 + i, 80, T0 + 2 + i * 0.001) for i in range(500)]  # second 2
     alerts, engine = run_packets(tmp_path, pkts, {"detect.syn_flood.max_targets": 64})
     ev = types(alerts)["syn_flood"][0]["evidence"]
     assert ev["scope"] == "host and port" and ev["syns"] == 500
-    assert ev["top_sources"] == [{"src_ip": scanner, "syns": 900}]
-    assert ev["host_syns"] == 900 and ev["other_sources_syns"] == 0
+    assert ev["top_sources"] == [{"src_ip": scanner, "syns": 1300}]
+    assert ev["host_syns"] == 1300 and ev["other_sources_syns"] == 0
     assert engine.summary()["detector_state"]["syn_flood_targets_evicted"] > 0  # the table was full
+
+
+def test_a_scans_one_syn_per_port_leaves_no_victim_state_and_a_flood_counts_every_syn(tmp_path):
+    """The doorkeeper in front of the victims' table: 2000 ports probed once each take no entry
+    (each would cost ~1.5 KB: the distinct-source registers), and a flood's key enters at its
+    second SYN with its first: the alert counts all 500 SYNs, all 500 sources, and its first SYN."""
+    scanner, victim = ADDRS[4][0], host(4, 0)
+    pkts = [syn(4, scanner, victim, 40000, 1000 + i, T0 + i * 0.0005) for i in range(2000)]
+    pkts += [syn(4, many(4, i), victim, 30000 + i, 80, T0 + 2 + i * 0.001) for i in range(500)]
+    alerts, engine = run_packets(tmp_path, pkts)
+    state = engine.summary()["detector_state"]
+    assert state["syn_flood_targets_seen_once"] >= 2000 and state["syn_flood_targets_keys"] <= 3
+    assert state["syn_flood_targets_evicted"] == 0
+    ev = types(alerts)["syn_flood"][0]["evidence"]
+    assert ev["scope"] == "host and port" and ev["syns"] == 500
+    assert abs(ev["distinct_sources"] - 500) <= 0.1 * 500
+    assert ev["first_seen"] == format_ts(T0 + 2)
 
 
 def test_a_host_entry_evicted_within_the_window_says_since_when_it_counts(tmp_path):

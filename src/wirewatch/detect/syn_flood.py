@@ -26,6 +26,7 @@ from .base import DetectorSpec, Finding, Reconfigurable, Rise, Signature, Tunabl
 from .classify.handshakes import COMPLETED, HandshakeTracker
 from .classify.packets import ADDR_LABELS, addr_labels, dst_key, syn_only
 from .count import hll
+from .count.doorkeeper import Doorkeeper
 from .count.kernels import group, hash_cols
 from .count.report import COOLDOWN, NEAR, NEAR_MISSES, Gate, near_miss, times
 from .count.table import Schema
@@ -33,6 +34,7 @@ from .count.window import WindowCounter
 from .count.window_util import sorted_unique
 
 TOP = 10
+TARGET_DOOR_BITS = 16  # destinations seen once remembered (32 bytes each) until seen again
 BUCKETS = 10  # ring cells per window
 REPORT_GROWTH = 1.1  # reported again within its interval when its distinct sources grew by 10 % since
                      # its last report (the alert manager makes the largest repeat the alert's update)
@@ -45,7 +47,7 @@ class SynFloodConfig(Frozen):
                                   "not complete a handshake.", 1)
     max_completion: float = setting(0.5, "Fire only if at most this share of its SYNs completed a handshake.", 0, 1)
     window: float = seconds(0.0, "Window in seconds; 0 = general.time_window.", 0)
-    max_targets: int = cap(8_192, "Cap on destinations tracked (~2 KB each).")
+    max_targets: int = cap(8_192, "Cap on destinations tracked (~1.5 KB each; a destination takes one at its second SYN).")
     max_sources: int = cap(262_144, "Cap on (destination, source) pairs tracked.")
 
 
@@ -63,6 +65,7 @@ class SynFlood(Reconfigurable):
                                          "reported_sources": (np.int64, 1)}, gate=gate,
                                   rank=lambda t: t["syn"])  # a victim's SYNs, completed or not: both make its ratio
         self.syn_times = SynTimes(self.rate)  # first and last SYN counted (not completions)
+        self.door = Doorkeeper(self.window, TARGET_DOOR_BITS, {"syn": np.int64, "src": np.uint64})
         self._victims: tuple[np.ndarray, np.ndarray] | None = None  # sources sorted by victim (_by_source)
         self.distinct = hll.WindowedHLL(self.window)  # distinct sources per victim
         # exact per-source counts only for sources seen at least twice (the top sources)
@@ -81,10 +84,16 @@ class SynFlood(Reconfigurable):
             ones = np.ones(len(p), np.int64)
             src = hash_cols(p.src_hi, p.src_lo)
             for keys, port in ((host, np.full(len(p), -1, np.int64)), (_port_key(host, p.dport), p.dport.astype(np.int64))):
-                slots = self.rate.add(keys, p.ts, {"syn": ones}, {**addr_labels(p), "port": port})
+                # a destination gets a row (with its distinct-source registers) at its second SYN,
+                # with both SYNs: a scan's one SYN per port or host leaves no state
+                keys, ts, first, labels = self.door.admit(lambda k: self.rate.table.find(k) >= 0, keys, p.ts,
+                                                          {"syn": ones, "src": src}, {**addr_labels(p), "port": port})
+                if not len(keys):
+                    continue
+                slots = self.rate.add(keys, ts, {"syn": first["syn"]}, labels)
                 touched = np.concatenate([touched, slots])
-                rows_slots = self._count_sources(keys, src, p.ts)
-                self.syn_times.add(rows_slots, p.ts)
+                rows_slots = self._count_sources(keys, first["src"], ts)
+                self.syn_times.add(rows_slots, ts)
             self.sources.add(hash_cols(host, src), p.ts, {"syns": ones},
                              {"src_hi": p.src_hi, "src_lo": p.src_lo, "victim": host})
         self._count_completed(events)
@@ -254,7 +263,8 @@ class SynFlood(Reconfigurable):
         self.sources.expire(now)
 
     def stats(self) -> dict[str, int]:
-        return {**self.rate.stats("syn_flood_targets"), **self.sources.stats("syn_flood_sources"),
+        return {**self.rate.stats("syn_flood_targets"), "syn_flood_targets_seen_once": self.door.held,
+                **self.sources.stats("syn_flood_sources"),
                 **self.tracker.stats()}
 
 
