@@ -47,19 +47,19 @@ static inline int64_t probe(const uint64_t *tk, uint64_t mask, Py_ssize_t nslots
     return -1;
 }
 
-/* find(table_keys u64[2^k], keys u64[n], out i64[n], values i64[2^k] or None):
+/* find(table_keys u64[2^k], keys u64[n], out i64[n], values i32[2^k] or None):
  * slot of each key (or values[slot] when values are given), -1 where absent. */
 static PyObject *k_find(PyObject *self, PyObject *args)
 {
     PyObject *o[4] = {NULL, NULL, NULL, Py_None};
     if (!PyArg_ParseTuple(args, "OOO|O", &o[0], &o[1], &o[2], &o[3]))
         return NULL;
-    static const buffer_spec specs[4] = {{8, 0, 0, "table"}, {8, 0, 0, "keys"}, {8, 1, 0, "out"}, {8, 0, 1, "values"}};
+    static const buffer_spec specs[4] = {{8, 0, 0, "table"}, {8, 0, 0, "keys"}, {8, 1, 0, "out"}, {4, 0, 1, "values"}};
     Py_buffer v[4];
     if (get_buffers(o, v, specs, 4) < 0)
         return NULL;
     const uint64_t *tk = v[0].buf, *keys = v[1].buf;
-    const int64_t *values = v[3].buf;
+    const int32_t *values = v[3].buf;
     int64_t *out = v[2].buf;
     Py_ssize_t nslots = length(&v[0]), n = length(&v[1]);
     int bad = length(&v[2]) < n || (values && length(&v[3]) < nslots);
@@ -117,7 +117,7 @@ static PyObject *k_insert(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(reused);
 }
 
-/* upsert(index_keys u64[N], index_rows i64[N], row_keys u64[C], slot_of i64[C], free i64[C],
+/* upsert(index_keys u64[N], index_rows i32[N], row_keys u64[C], slot_of i32[C], free i32[C],
  *        last_seen f64[C], keys u64[n], ts f64[n], out i64[n], is_new u8[n], nfree, used, max_new)
  * -> (new, tombstones reused, nfree, used), or None when more than max_new keys are absent.
  * KeyTable.upsert's find-or-insert in one call (detect/count/table.py): the row of each
@@ -132,8 +132,8 @@ static PyObject *k_upsert(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOOOOOOnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
                           &o[9], &nfree, &used, &max_new))
         return NULL;
-    static const buffer_spec specs[10] = {{8, 1, 0, "index_keys"}, {8, 1, 0, "index_rows"}, {8, 1, 0, "row_keys"},
-                                          {8, 1, 0, "slot_of"}, {8, 0, 0, "free"}, {8, 1, 0, "last_seen"},
+    static const buffer_spec specs[10] = {{8, 1, 0, "index_keys"}, {4, 1, 0, "index_rows"}, {8, 1, 0, "row_keys"},
+                                          {4, 1, 0, "slot_of"}, {4, 0, 0, "free"}, {8, 1, 0, "last_seen"},
                                           {8, 0, 0, "keys"}, {8, 0, 0, "ts"}, {8, 1, 0, "out"}, {1, 1, 0, "is_new"}};
     Py_buffer v[10];
     if (get_buffers(o, v, specs, 10) < 0)
@@ -141,12 +141,14 @@ static PyObject *k_upsert(PyObject *self, PyObject *args)
     Py_ssize_t nslots = length(&v[0]), cap = length(&v[2]), n = length(&v[6]);
     int bad = length(&v[1]) != nslots || nslots == 0 || (nslots & (nslots - 1)) != 0 || length(&v[3]) != cap ||
               length(&v[4]) != cap || length(&v[5]) != cap || length(&v[7]) != n || length(&v[8]) != n ||
-              length(&v[9]) != n || nfree < 0 || nfree > cap || used < 0 || used > cap;
+              length(&v[9]) != n || nfree < 0 || nfree > cap || used < 0 || used > cap ||
+              cap > INT32_MAX || nslots > ((Py_ssize_t)1 << 31); /* rows and slots are int32 */
     if (bad)
         return finish(v, 10, 1, "upsert: array lengths do not match");
     uint64_t *tk = v[0].buf, *row_keys = v[2].buf;
-    int64_t *trow = v[1].buf, *slot_of = v[3].buf, *out = v[8].buf;
-    const int64_t *freed = v[4].buf;
+    int32_t *trow = v[1].buf, *slot_of = v[3].buf;
+    int64_t *out = v[8].buf;
+    const int32_t *freed = v[4].buf;
     double *last_seen = v[5].buf;
     const uint64_t *keys = v[6].buf;
     const double *ts = v[7].buf;
@@ -184,8 +186,8 @@ static PyObject *k_upsert(PyObject *self, PyObject *args)
             row = nfree > 0 ? freed[--nfree] : (int64_t)used++;
             reused += tk[p] == TOMBSTONE;
             tk[p] = key;
-            trow[p] = row;
-            slot_of[row] = (int64_t)p;
+            trow[p] = (int32_t)row;
+            slot_of[row] = (int32_t)p;
             row_keys[row] = key;
             last_seen[row] = ts[i];
             is_new[i] = 1;

@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 from wirewatch import decode as decode_module
 from wirewatch import native
 from wirewatch.detect.count import kernels
+from wirewatch.detect.count.table import ROW
 
 KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 2**64 - 1))
 SMALL_KEYS = arrays(np.uint64, st.integers(0, 3000), elements=st.integers(2, 60))  # many repeats
@@ -405,13 +406,13 @@ def test_upsert_matches_reference(present, asked, nfree, max_new, seed):
     states = []
     for compiled in (True, False):
         with kernels_of(compiled):
-            index_keys, index_rows = np.zeros(nslots, np.uint64), np.zeros(nslots, np.int64)
-            row_keys, slot_of, last_seen = np.zeros(cap, np.uint64), np.zeros(cap, np.int64), np.full(cap, np.inf)
+            index_keys, index_rows = np.zeros(nslots, np.uint64), np.zeros(nslots, ROW)
+            row_keys, slot_of, last_seen = np.zeros(cap, np.uint64), np.zeros(cap, ROW), np.full(cap, np.inf)
             slots, _ = kernels.insert(index_keys, present_keys)
             index_rows[slots] = rows_held
             row_keys[rows_held], slot_of[rows_held] = present_keys, slots
             last_seen[rows_held] = seen
-            free = np.zeros(cap, np.int64)
+            free = np.zeros(cap, ROW)
             free[:nfree] = np.setdiff1d(np.arange(used), rows_held)[:nfree]
             before = (index_keys.copy(), row_keys.copy(), last_seen.copy())
             rows, is_new, done = kernels.upsert(index_keys, index_rows, row_keys, slot_of, free, last_seen,

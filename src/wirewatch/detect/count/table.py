@@ -10,8 +10,8 @@ Keys are 64-bit hashes of the fields that make the key; the fields themselves ar
 "label" columns so alerts can name the addresses. Entries live in dense rows (the
 "slots" callers index columns with; at most `capacity`, freed rows reused), and a
 separate linear-probing index maps key -> row. Keeping the index apart
-means its spare room (it stays under half full for short probe runs) costs 16 bytes a
-slot instead of a whole row of columns, and re-indexing never moves the columns.
+means its spare room (it stays under half full for short probe runs) costs 12 bytes a
+slot (the key and a 32-bit row) instead of a whole row of columns, and re-indexing never moves the columns.
 Removal (expiry, eviction) leaves tombstones in the index that lookups skip and inserts
 reuse; the index is rebuilt only when live entries plus tombstones pass three quarters.
 """
@@ -29,6 +29,8 @@ from .kernels import EMPTY, TOMBSTONE
 
 INITIAL_SLOTS = 1024  # index slots at first; the index grows by doubling up to max_slots
 EVICT_FRACTION = 4  # when full, free a quarter of the table at once: eviction is O(n), so do it rarely
+ROW = np.int32  # row numbers and index slots: half the bytes of int64 per row and per slot
+MAX_ROWS = 1 << 30  # so that the index (twice the capacity, a power of two) numbers its slots in an int32
 Column = tuple[DTypeLike, "int | tuple[int, ...]"]  # (dtype, width per row: 1, w or (w1, w2))
 Schema = Mapping[str, Column]
 
@@ -72,6 +74,8 @@ class KeyTable:
                  priority: Callable[[np.ndarray], np.ndarray] | None = None, reports: tuple[str, ...] | None = None):
         """`reports`: the columns removal (expiry, eviction) hands back; None = all of them."""
         self.capacity = max(1, int(capacity))
+        if self.capacity > MAX_ROWS:
+            raise ValueError(f"KeyTable: capacity {self.capacity} above {MAX_ROWS} (rows and index slots are int32)")
         self.priority = priority
         self.reports = reports
         self.max_slots = _next_pow2(self.capacity * 2)
@@ -84,9 +88,9 @@ class KeyTable:
         self.used = 0
         self.keys = lazy_zeros(self.capacity, np.uint64)  # per row; EMPTY on free rows
         self.last_seen = lazy_zeros(self.capacity, np.float64)  # per row; inf on freed rows: expiry never picks them
-        self.slot_of = lazy_zeros(self.capacity, np.int64)  # each row's index slot
+        self.slot_of = lazy_zeros(self.capacity, ROW)  # each row's index slot
         self.cols: dict[str, np.ndarray] = {name: self._alloc(self.capacity, dt, w) for name, (dt, w) in self.schema.items()}
-        self.free = lazy_zeros(self.capacity, np.int64)  # stack of freed rows below `used`, popped from the end
+        self.free = lazy_zeros(self.capacity, ROW)  # stack of freed rows below `used`, popped from the end
         self.nfree = 0
         self._reindex(min(self.max_slots, INITIAL_SLOTS))
 
@@ -109,7 +113,7 @@ class KeyTable:
         """A fresh index of `nslots` slots holding every live row (sweeps out tombstones)."""
         self.nslots = nslots
         self.index_keys = np.zeros(nslots, np.uint64)
-        self.index_rows = np.zeros(nslots, np.int64)
+        self.index_rows = np.zeros(nslots, ROW)
         self.tombs = 0
         occ = self.occupied()
         slots, _ = kernels.insert(self.index_keys, self.keys[occ])
