@@ -135,11 +135,12 @@ def run_split(detectors, path: Path) -> tuple[list[dict], Engine, dict]:
     return feed_split(engine, link, path), engine, link.report()
 
 
-def feed_split(engine: Engine, link, path: Path) -> list[dict]:
-    """The alerts of `path` read through a split engine; the worker reaped after."""
+def feed_split(engine: Engine, link, path: Path, size: int = 4096) -> list[dict]:
+    """The alerts of `path` read `size` packets at a time through a split engine; the worker
+    reaped after."""
     alerts: list[dict] = []
     try:
-        for raw in read_batches(str(path), 4096):
+        for raw in read_batches(str(path), size):
             alerts += engine.feed(raw)
         alerts += engine.flush()
     finally:
@@ -219,13 +220,7 @@ def test_the_reads_of_a_slice_are_joined_straight_into_the_slot():
         return batch
 
     engine.slicer.join = watched
-    alerts: list[dict] = []
-    try:
-        for raw in read_batches(str(path), 64):
-            alerts += engine.feed(raw)
-        alerts += engine.flush()
-    finally:
-        link.close()
+    alerts = feed_split(engine, link, path, 64)
     one = Engine(cfg, (), default_detectors(cfg))
     alone = [a for raw in read_batches(str(path), 64) for a in one.feed(raw)] + one.flush()
     assert any(placed) and link.report()["status"] == 0
