@@ -69,3 +69,22 @@ def test_a_pool_mostly_down_still_alerts(tmp_path):
         pkts += tcp_handshake(t + 0.02, lb, members[2], 32000 + i, 80)
     fired = types(run_packets(tmp_path, sorted(pkts, key=lambda p: p[0]))[0])["failed_handshake"]
     assert sorted(a["dest_ip"] for a in fired) == members[:2]
+
+
+def test_a_scanned_hosts_failures_take_no_room_in_the_pool(tmp_path):
+    """A port scan refused on 300 ports: its (source, host) pair hits more than max_ports ports, so
+    it can never alert and its failures take no pool group (one per port before); a retrying
+    client's pair, on one port, still has its pool group."""
+    scanner, client, server = "10.1.0.99", "10.1.0.66", "10.1.0.1"
+    pkts = []
+    for i in range(300):
+        pkts += refused(scanner, server, 1000 + i, T0 + i * 0.002, 40000)
+    for i in range(8):
+        pkts += refused(client, server, 8081, T0 + 1 + i * 0.5, 30000 + i)
+    alerts, engine = run_packets(tmp_path, sorted(pkts, key=lambda p: p[0]))
+    fired = types(alerts)["failed_handshake"]
+    assert [(a["src_ip"], a["dest_ip"]) for a in fired] == [(client, server)]
+    state = engine.summary()["detector_state"]
+    assert state["failed_handshake_items"] >= 300  # the scan's failures are counted ...
+    assert 1 <= state["failed_handshake_pool_groups"] <= 1 + 5  # ... but not pooled: the client's, and the
+    # scan's first ports (before its pair passed max_ports)

@@ -11,9 +11,10 @@ of the pool: a source whose connections to that port completed, within the windo
 other hosts than it failed with (those hosts included) is finding members down, not failing at
 one host; the failing host's own completions do not count (a flaky or overloaded server that
 takes some connections is still one host failing). Failures of (source, host) pairs the
-doorkeeper admitted, and the completions of the (source, port) they failed on, are counted per
-(source, port) in a second table (`pool`), so a retrying client, which connects to that port of
-no other host, alerts as before.
+doorkeeper admitted while they hit at most `max_ports` ports (the pairs that can alert; a scan's
+pair takes none of the pool's room), and the completions of the (source, port) they failed on, are
+counted per (source, port) in a second table (`pool`), so a retrying client, which connects to
+that port of no other host, alerts as before.
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ class FailedHandshake(Reconfigurable):
         labels = {"src_hi": ev.src_hi[fail], "src_lo": ev.src_lo[fail], "dst_hi": ev.dst_hi[fail], "dst_lo": ev.dst_lo[fail]}
         touched = self.failures.observe(keys, ports, ev.ts[fail], labels, {"port": ports})
         self._count_reasons(keys, ports, ev.outcome[fail])
-        admitted = fail[self.failures.groups.find(keys) >= 0]  # a forged SYN's one timeout stays out
+        # the pool counts the failures of pairs that can alert: admitted (a forged SYN's one timeout
+        # stays out) and on at most max_ports ports (a scanned host's pair cannot: one pool group
+        # per port scanned would only take room)
+        pair = self.failures.groups.find(keys)
+        can = pair >= 0
+        can[can] = self.failures.distinct(pair[can]) <= self.cfg.max_ports
+        admitted = fail[can]
         self._pool_add(ev, admitted, completed=False)
         self._pool_completions(ev, failed)
         c = self.failures
@@ -171,7 +178,8 @@ class FailedHandshake(Reconfigurable):
         self.pool.expire(now)
 
     def stats(self) -> dict[str, int]:
-        return {**self.failures.stats("failed_handshake"), **self.tracker.stats()}
+        return {**self.failures.stats("failed_handshake"), **self.pool.stats("failed_handshake_pool"),
+                **self.tracker.stats()}
 
 
 SPEC = DetectorSpec(
