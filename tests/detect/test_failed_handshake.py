@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_packets
+from conftest import run_file, run_packets
 from crafted import ADDRS, T0, host, ip, many, syn, types
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
+
+from wirewatch.craft import write_pcap
+from wirewatch.schema import format_ts
 
 
 def failures(v, n, answer="RA", gap=0.3):
@@ -57,3 +60,25 @@ def test_failed_handshake_state_bounded_under_source_flood(tmp_path):
     st = engine.summary()["detector_state"]
     assert st["failed_handshake_groups"] <= cap and st["failed_handshake_items"] <= 4 * cap
     assert st["failed_handshake_evicted"] > 0  # (the handshake tracker's own cap: test_syn_flood)
+
+
+def test_failed_handshake_times_run_from_the_first_failure_when_rows_are_reused(tmp_path):
+    """Timeouts found by one sweep come in table-row order; a freed row is reused by a later
+    SYN before an earlier one (the free rows are a stack), yet the alert's first_seen is the
+    earliest failure and comes before its last_seen."""
+    wire = Ether(dst="02:00:00:00:00:02")
+    good = []
+    for port in (3000, 3001):  # two handshakes completed in one batch free two rows
+        good += [syn(4, "10.1.0.70", "10.1.0.9", port, 443, T0),
+                 (T0 + 0.01, wire / IP(src="10.1.0.9", dst="10.1.0.70") / TCP(sport=443, dport=port, flags="SA")),
+                 (T0 + 0.02, wire / IP(src="10.1.0.70", dst="10.1.0.9") / TCP(sport=port, dport=443, flags="A"))]
+    good.sort(key=lambda p: p[0])
+    pkts = good + failures(4, 8, answer=None, gap=0.3)
+    pkts = [(t + (0.5 if i >= len(good) else 0), p) for i, (t, p) in enumerate(pkts)]
+    pkts.append((T0 + 20, wire / IP(src="10.1.0.9", dst="10.1.0.8") / UDP(sport=1, dport=2)))
+    path = write_pcap(str(tmp_path / "reuse.pcap"), pkts)
+    alerts, _ = run_file(path, batch_size=len(good))
+    ev = types(alerts)["failed_handshake"][0]["evidence"]
+    assert ev["unanswered"] == 8
+    assert ev["first_seen"] == format_ts(T0 + 0.5 + 3.0)  # the first SYN's timeout
+    assert ev["first_seen"] <= ev["last_seen"]

@@ -91,18 +91,19 @@ def test_each_completed_handshake_carries_its_own_time_not_the_batchs_latest(tmp
         assert alerts[port]["packets"]["matched"] >= 1
 
 
-def test_finished_attempts_leave_at_a_sweep_and_their_rows_time_out_only_when_reused(tmp_path):
-    """Sweeps read the table's columns up to its high-water mark: a row freed by a sweep
-    (completed, refused, timed out) times nothing out until a new attempt takes it."""
+def test_finished_attempts_leave_with_their_batch_and_their_rows_time_out_only_when_reused(tmp_path):
+    """An attempt leaves the table with the batch that decided it (completed, refused, timed
+    out); sweeps read the columns up to the high-water mark, and a freed row times nothing
+    out until a new attempt takes it."""
     batches = [
         [syn(4, C, S, 3000, 80, T0), pkt(T0 + 0.01, IP(src=S, dst=C) / TCP(sport=80, dport=3000, flags="SA")),
          pkt(T0 + 0.02, IP(src=C, dst=S) / TCP(sport=3000, dport=80, flags="A")),
          syn(4, C, S, 3001, 81, T0 + 0.1), pkt(T0 + 0.11, IP(src=S, dst=C) / TCP(sport=81, dport=3001, flags="RA")),
          syn(4, C, S, 3002, 82, T0 + 0.2)],
-        [syn(4, C, S, 3003, 83, T0 + 1.5)],  # into a row the first sweep freed (80 or 81)
+        [syn(4, C, S, 3003, 83, T0 + 1.5)],  # into a row the first batch freed (80 or 81)
         [syn(4, C, S, 3004, 84, T0 + 2.0), syn(4, C, S, 3005, 85, T0 + 2.1)],
         [syn(4, C, S, 3006, 86, T0 + 10.0)],  # sweep: 82-85 time out
-        [syn(4, C, S, 3007, 87, T0 + 20.0)],  # sweep: 82-85 leave, 86 times out
+        [syn(4, C, S, 3007, 87, T0 + 20.0)],  # sweep: 86 times out
         [syn(4, C, S, 3008, 88, T0 + 30.0)],  # sweep over 82-85's free rows: 87 only
     ]
     tracker = HandshakeTracker(timeout=3.0, capacity=64)
@@ -112,5 +113,5 @@ def test_finished_attempts_leave_at_a_sweep_and_their_rows_time_out_only_when_re
         timed_out.append(sorted(ev.dport[ev.outcome == FAILED_TIMEOUT].tolist()))
     assert timed_out == [[], [], [], [82, 83, 84, 85], [86], [87]]
     assert tracker.stats()["handshakes_timeout"] == 6
-    # 86 left at the last sweep; 87, timed out by it, leaves at the next one
-    assert tracker.stats()["handshakes_tracked"] == 2
+    # 87 left with the sweep that timed it out: 88 alone is still undecided
+    assert tracker.stats()["handshakes_tracked"] == 1

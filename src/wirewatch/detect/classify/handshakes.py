@@ -4,6 +4,8 @@ One entry per attempted connection (initiator src, dst, sport, dport), in a boun
 KeyTable. Per batch, in order: SYNs open entries, SYN-ACKs mark them answered, the
 initiator's ACK completes them (seen or not seen answered), a responder's RST or an ICMP unreachable fails them;
 once a second (packet time) attempts older than `timeout` with no answer fail by timeout.
+An attempt leaves the table with the batch that decided its outcome (a SYN after it opens a
+new attempt), so the table holds only attempts still undecided.
 Each batch's outcomes come back as events; the tracker caches them so two detectors can
 share one pass.
 """
@@ -45,7 +47,7 @@ class HandshakeEvents:
 
 
 _EMPTY = {"state": (np.int8, 1), "syn_ts": (np.float64, 1), "src_hi": (np.uint64, 1), "src_lo": (np.uint64, 1),
-          "dst_hi": (np.uint64, 1), "dst_lo": (np.uint64, 1), "dport": (np.int64, 1)}
+          "dst_hi": (np.uint64, 1), "dst_lo": (np.uint64, 1), "dport": (np.uint16, 1)}
 
 
 class HandshakeTracker:
@@ -83,9 +85,7 @@ class HandshakeTracker:
             uk, last, _ = unique_last(keys)
             rows = syn[last]
             slots, new, _ = t.upsert(uk, b.ts[rows])
-            ok = slots >= 0
-            restart = ok & (new | (t.cols["state"][np.maximum(slots, 0)] == DONE))
-            s, r = slots[restart], rows[restart]
+            s, r = slots[new & (slots >= 0)], rows[new & (slots >= 0)]
             t.cols["state"][s] = SYN_SENT
             t.cols["syn_ts"][s] = b.ts[r]
             for name, col in (("src_hi", b.src_hi), ("src_lo", b.src_lo), ("dst_hi", b.dst_hi),
@@ -142,10 +142,8 @@ class HandshakeTracker:
         state = t.cols["state"][:t.used]
         age = now - t.cols["syn_ts"][:t.used]
         timed_out = np.flatnonzero((state == SYN_SENT) & (age > self.timeout))
-        # keep answered-but-unfinished (half-open) attempts a while; drop everything done
-        # before this sweep (`state` is a view: read it before the timed-out rows turn DONE,
-        # they leave at the next sweep)
-        self._pending_removal = np.flatnonzero((state == DONE) | ((state == ANSWERED) & (age > self.timeout)))
+        # answered-but-unfinished (half-open) attempts stay a while, then go without an outcome
+        self._pending_removal = np.flatnonzero((state == ANSWERED) & (age > self.timeout))
         t.cols["state"][timed_out] = DONE
         t.last_seen[timed_out] = t.cols["syn_ts"][timed_out] + self.timeout
         return timed_out
@@ -156,12 +154,19 @@ class HandshakeTracker:
         outcome = np.concatenate([np.full(len(s), o, np.int8) for s, o in parts]) if parts else np.zeros(0, np.int8)
         for o, name in enumerate(OUTCOMES):
             self.counts[name] += int(np.count_nonzero(outcome == o))
+        ts = t.last_seen[slots]
+        if len(ts) > 1 and not (ts[1:] >= ts[:-1]).all():
+            # in packet-time order, as a batch's rows are (the windows take a group's first
+            # row as its first_seen): the parts come by outcome, a sweep's by row
+            order = np.argsort(ts, kind="stable")
+            slots, outcome, ts = slots[order], outcome[order], ts[order]
         # gathers by slot are copies already: the events keep their values when the rows go
-        ev = HandshakeEvents(outcome, t.last_seen[slots], *(t.cols[c][slots] for c in
-                             ("src_hi", "src_lo", "dst_hi", "dst_lo", "dport")))
-        ev.ts[outcome == FAILED_TIMEOUT] = t.last_seen[slots[outcome == FAILED_TIMEOUT]]
-        removal = self._pending_removal
-        if removal is not None and len(removal):
+        ev = HandshakeEvents(outcome, ts, *(t.cols[c][slots] for c in ("src_hi", "src_lo", "dst_hi", "dst_lo", "dport")))
+        # an attempt with an outcome goes now: a late packet of it would find nothing to move
+        # in a DONE row either, and a new SYN restarts a DONE row as it opens a new one, so
+        # keeping it would only hold its room (a forged-SYN flood's timeouts for another second)
+        removal = slots if self._pending_removal is None else np.concatenate([slots, self._pending_removal])
+        if len(removal):
             t.remove(removal, report=False)
         self._pending_removal = None
         return ev
