@@ -447,6 +447,7 @@ static struct {
     int (*stats)(void *, pcap_stat_t *);
     void (*close)(void *);
     int (*dispatch)(void *, int, handler_fn, unsigned char *);
+    void (*breakloop)(void *);
 } lp;
 
 static int load_libpcap(void)
@@ -479,6 +480,7 @@ static int load_libpcap(void)
     SYM(stats, "pcap_stats")
     SYM(close, "pcap_close")
     SYM(dispatch, "pcap_dispatch")
+    SYM(breakloop, "pcap_breakloop")
 #undef SYM
     lp.loaded = 1;
     return 1;
@@ -566,6 +568,8 @@ typedef struct {
     uint32_t *meta;
     Py_ssize_t n, max;
     uint32_t *wire; /* each packet's length on the wire (h->len), beside meta's caplen */
+    int64_t snaplen;
+    void *handle;
 } live_rows;
 
 static void on_packet(unsigned char *user, const pkthdr *h, const unsigned char *bytes)
@@ -583,11 +587,18 @@ static void on_packet(unsigned char *user, const pkthdr *h, const unsigned char 
     r->wire[r->n] = h->len;
     r->used += caplen;
     r->n++;
+    /* the next packet may not fit: libpcap stops before it (it stays in the ring for the next
+     * call) and pcap_dispatch returns PCAP_ERROR_BREAK */
+    if (r->cap - r->used < r->snaplen)
+        lp.breakloop(r->handle);
 }
 
 /* live_dispatch(handle, buf, meta, wire, snaplen) -> (packets, bytes): what one pcap_dispatch gives
- * now, up to len(meta) / 4 packets (and len(wire)) and as many as fit len(buf) at `snaplen` bytes
- * each; wire[i] is packet i's length on the wire, meta[i][3] what was captured of it */
+ * now, up to len(meta) / 4 packets (and len(wire)), until len(buf) has less than `snaplen` bytes
+ * left (len(buf) >= snaplen); wire[i] is packet i's length on the wire, meta[i][3] what was
+ * captured of it. The room is checked after each packet, not reserved at `snaplen` bytes a
+ * packet up front: with whole packets (snaplen 262144) a 16 MB buffer would take 64 packets a
+ * call, and each call's batch costs the detectors a pass however small it is */
 static PyObject *k_live_dispatch(PyObject *self, PyObject *args)
 {
     PyObject *capsule, *obuf, *ometa, *owire;
@@ -603,15 +614,14 @@ static PyObject *k_live_dispatch(PyObject *self, PyObject *args)
     if (get_buffers(o, v, specs, 3) < 0)
         return NULL;
     Py_ssize_t rows = length(&v[1]) / 4 < length(&v[2]) ? length(&v[1]) / 4 : length(&v[2]);
-    live_rows r = {v[0].buf, v[0].len, 0, v[1].buf, 0, rows, v[2].buf};
-    int failed = 0;
     if (snaplen < 1)
         snaplen = 1;
+    live_rows r = {v[0].buf, v[0].len, 0, v[1].buf, 0, rows, v[2].buf, snaplen, p};
+    int failed = 0;
     /* one pcap_dispatch call, as pcapy-ng's next_batch: at most what the ring holds now (a
      * storm then hands over ring blocks, not a full batch each time, and a stop signal is
      * seen between them) */
-    int64_t room = (r.cap - r.used) / snaplen;
-    Py_ssize_t count = r.max < room ? r.max : (Py_ssize_t)room;
+    Py_ssize_t count = r.cap >= snaplen ? r.max : 0;
     Py_BEGIN_ALLOW_THREADS
     if (count > 0) {
         int got = lp.dispatch(p, (int)(count > 1 << 30 ? 1 << 30 : count), on_packet, (unsigned char *)&r);
