@@ -84,8 +84,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _live(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("live capture")
     g.add_argument("--bpf", metavar="FILTER", help="BPF capture filter, e.g. 'not port 22'")
-    g.add_argument("--snaplen", type=_number(int, 1, MAX_SNAPLEN), default=262144, metavar="BYTES",
-                   help="bytes captured per packet (default 262144; 832 captures the headers decoded, see README)")
+    g.add_argument("--snaplen", type=_number(int, 1, MAX_SNAPLEN), metavar="BYTES",
+                   help="bytes captured per packet (default: the headers the decoder reads, 832 at "
+                        "decode.max_tunnel_depth 4; 262144 whole packets)")
     g.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     g.add_argument("--buffer-size", type=_number(int, 1, MAX_BUFFER_MB), default=64, metavar="MB", help="kernel capture buffer (default 64 MB)")
     g.add_argument("--user", metavar="NAME", help="user to become after opening the capture (default nobody when root)")

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from .capture.live import LiveOptions, LiveSource, ScapySource
 from .config import Config
+from .decode import headers_snaplen
 from .engine import Engine
 from .enrich import Enricher, cache_root
 from .privileges import drop_to, make_dirs, prepare_dir, prepare_path, resolve_user
@@ -113,7 +114,8 @@ class Sensor:
 
     def run(self) -> int:
         install_handlers(self.flags)
-        print(f"wirewatch: monitoring {self.opts.interface} ({self.capture}); Ctrl-C to stop", file=self.log)
+        print(f"wirewatch: monitoring {self.opts.interface} ({self.capture}, snaplen {self.opts.snaplen}); "
+              "Ctrl-C to stop", file=self.log)
         if self.feeds is not None:
             self.feeds.start()
         next_stats = time.monotonic() + self.stats_interval
@@ -215,5 +217,8 @@ class Sensor:
 
 
 def live_options(args: Any, cfg: Config, interface: str) -> LiveOptions:
-    return LiveOptions(interface=interface, bpf=args.bpf or "", snaplen=args.snaplen, promisc=not args.no_promisc,
+    """Capture options; without --snaplen the kernel copies only the headers the decoder reads at the
+    configured tunnel depth (decode.headers_snaplen), never payload no detector looks at."""
+    snaplen = args.snaplen if args.snaplen is not None else headers_snaplen(cfg.decode.max_tunnel_depth)
+    return LiveOptions(interface=interface, bpf=args.bpf or "", snaplen=snaplen, promisc=not args.no_promisc,
                        buffer_mb=args.buffer_size, batch_size=cfg.general.batch_size)

@@ -1,6 +1,6 @@
 """Live capture sees every packet of a bounded replay (issue 11): tcpreplay sends a known
 capture onto a veth in namespaces this test creates, the sensor on the peer captures with
-the headers-only snapshot (--snaplen 832), through the compiled dispatch loop and through pcapy-ng.
+its default snapshot, headers only (decode.headers_snaplen, 832 bytes), through the compiled dispatch loop and through pcapy-ng.
 Every packet is analysed, none dropped, and the wire lengths come from the IP headers, so
 the byte count is the whole packets' although only their headers were captured."""
 
@@ -61,7 +61,8 @@ def test_every_packet_of_a_replay_is_analysed(reader, tmp_path):
     try:
         with lab() as L:
             mon = L.popen(L.sensor, sys.executable, "-m", "wirewatch", "monitor", "-i", L.sensor_if, "--quiet",
-                          "--logfile", str(log), "--stats-interval", "0.5", "--buffer-size", "256", "--bpf", "net 10.77.0.0/16", "--snaplen", str(headers_snaplen()),
+                          "--logfile", str(log), "--stats-interval", "0.5", "--buffer-size", "256",
+                          "--bpf", "net 10.77.0.0/16",
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(workdir), env=env)
             deadline = time.time() + 20
             while not (log.exists() and log.stat().st_size) and time.time() < deadline:
@@ -74,6 +75,7 @@ def test_every_packet_of_a_replay_is_analysed(reader, tmp_path):
             mon.send_signal(signal.SIGTERM)
             _, err = mon.communicate(timeout=30)
         assert mon.returncode == 0, err
+        assert f"(pcap, snaplen {headers_snaplen()})" in err, err  # the default: headers only
         stats = [json.loads(line) for line in log.read_text().splitlines() if '"stats"' in line][-1]["stats"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

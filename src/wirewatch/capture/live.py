@@ -10,20 +10,21 @@ a meta row per packet and no Python object per packet. pcapy-ng's next_batch (a 
 object per batch) serves when the compiled module or libpcap is missing, or with
 WIREWATCH_LIVE_READER=pcapy.
 
-`--snaplen` of `decode.headers_snaplen` bytes (832 at the default tunnel depth) captures only
-the headers: enough for the deepest header chain the decoder reads (README: not yet the default).
+The default snapshot is headers only: `decode.headers_snaplen` bytes (832 at the default tunnel
+depth), enough for the deepest header chain the decoder reads; `--snaplen` overrides it.
 """
 
 from __future__ import annotations
 
 import os
 import select
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pcapy
 
 from .. import native
+from ..decode import headers_snaplen
 from ..settings import Frozen
 from .pcapfile import CaptureError, RawBatch
 
@@ -42,7 +43,7 @@ def compiled_loop() -> bool:
 class LiveOptions(Frozen):
     interface: str
     bpf: str = ""
-    snaplen: int = 262144
+    snaplen: int = field(default_factory=headers_snaplen)
     promisc: bool = True
     buffer_mb: int = 64
     timeout_ms: int = 100
