@@ -342,10 +342,13 @@ def test_monitor_takes_the_headers_snaplen():
     from wirewatch.decode import headers_snaplen
     from wirewatch.sensor import live_options
 
-    def snaplen(*argv: str) -> int:
-        return live_options(cli.build_parser().parse_args(["monitor", "-i", "eth0", *argv]), config.build(), "eth0").snaplen
+    def snaplen(*argv: str, depth: int | None = None) -> int:
+        cfg = config.build([("decode", "max_tunnel_depth", depth, "test")] if depth is not None else [])
+        return live_options(cli.build_parser().parse_args(["monitor", "-i", "eth0", *argv]), cfg, "eth0").snaplen
 
-    assert snaplen() == 262144 and snaplen("--snaplen", str(headers_snaplen())) == 832
+    # by default headers only, at the configured tunnel depth; --snaplen overrides it
+    assert snaplen() == headers_snaplen() == 832 and snaplen(depth=0) == headers_snaplen(0) == 320
+    assert snaplen("--snaplen", "262144") == snaplen("--snaplen", "262144", depth=0) == 262144
 
 
 @pytest.mark.parametrize("pkt,ttl", [

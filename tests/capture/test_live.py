@@ -151,7 +151,7 @@ def test_scapy_capture_fallback(net, world):
     net.run(net.attacker, "nmap", "-sS", "-Pn", "-n", "-p", "1-60", "--max-retries", "0", net.sensor_ip, timeout=60)
     assert m.wait_for("port_scan", time.time()) <= 2.0
     rc, _, err = m.stop()
-    assert rc == 0 and "(scapy)" in err
+    assert rc == 0 and "(scapy, snaplen 832)" in err
     assert m.events("stats")[-1]["stats"]["decoder"]["pkts"] >= 100
 
 
