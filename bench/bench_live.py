@@ -6,7 +6,8 @@ each reader (the compiled dispatch loop, and pcapy-ng's next_batch) and each rat
 or "topspeed") it prints packets/s captured, kernel drop percentage and the sensor's CPU use,
 then the highest rate with zero drops and the sensor's CPU share at it. BENCH_LIVE_CAPTURE
 replays another capture (e.g. var/bench/bulk.pcap, MTU frames) instead of the generated one;
-BENCH_LIVE_READERS=compiled or =pcapy runs one reader only.
+BENCH_LIVE_READERS=compiled or =pcapy runs one reader only; BENCH_LIVE_SNAPLEN=262144 captures
+whole packets instead of the default headers-only snapshot.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ STATS_INTERVAL = 0.1  # seconds between the sensor's stats events: the resolutio
 RATES = os.environ.get("BENCH_LIVE_RATES", "50000,100000,200000,400000,topspeed").split(",")
 READERS = {"compiled": {}, "pcapy": {"WIREWATCH_LIVE_READER": "pcapy"}}
 CHOSEN = os.environ.get("BENCH_LIVE_READERS", "compiled,pcapy").split(",")
+SNAPLEN = os.environ.get("BENCH_LIVE_SNAPLEN", "")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,14 +89,15 @@ def main() -> int:
         print("bench-live needs root (network namespaces and capture)", file=sys.stderr)
         return 2
     capture = os.environ.get("BENCH_LIVE_CAPTURE") or make_capture.ensure(os.path.join(ROOT, "var", "bench", "bench.pcap"))
+    extra = ["--snaplen", SNAPLEN] if SNAPLEN else []
     for reader in CHOSEN:
         env = READERS[reader]
-        print(f"[all detectors, {reader} reader] replaying {PACKETS:,} packets of {capture} (load {os.getloadavg()[0]:.1f})")
+        print(f"[all detectors, {reader} reader, snaplen {SNAPLEN or 'default'}] replaying {PACKETS:,} packets of {capture} (load {os.getloadavg()[0]:.1f})")
         print(f"{'rate':>10} {'sent in':>8} {'analysed':>10} {'sent pps':>10} {'done in':>8} {'sustained':>10} "
               f"{'drops':>8} {'drop %':>7} {'CPU %':>6}")
         best = None
         for rate in RATES:
-            r = one_rate(capture, rate, [], env)
+            r = one_rate(capture, rate, extra, env)
             print(f"{r['rate']:>10} {r['sent_s']:>7.2f}s {r['analysed']:>10,} {r['pps']:>10,.0f} {r['done_s']:>7.2f}s "
                   f"{r['sustained']:>10,.0f} {r['drops']:>8,} {r['drop_pct']:>6.2f}% {r['cpu_pct']:>5.0f}%", flush=True)
             if r["drops"] == 0:
